@@ -1,0 +1,178 @@
+//! The TOML configuration file. Every field is optional: a flag or environment variable beats
+//! the file, and the file beats the built-in default. `osprey.example.toml` at the repository
+//! root documents every key.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[cluster]`: shared by coordinator and executors.
+    #[serde(default)]
+    pub cluster: ClusterSection,
+    /// `[coordinator]`.
+    #[serde(default)]
+    pub coordinator: CoordinatorSection,
+    /// `[executor]`.
+    #[serde(default)]
+    pub executor: ExecutorSection,
+    /// `[[users]]`: who may log in.
+    #[serde(default)]
+    pub users: Vec<UserEntry>,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// The cluster secret itself.
+    pub secret: Option<String>,
+    /// A file holding the cluster secret (a Kubernetes Secret mount, say).
+    pub secret_file: Option<PathBuf>,
+}
+
+/// `[coordinator]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorSection {
+    pub flight_listen: Option<SocketAddr>,
+    pub executors: Option<Vec<String>>,
+    pub executor_dns: Option<Vec<String>>,
+    pub discovery_interval_ms: Option<u64>,
+    pub data_dir: Option<PathBuf>,
+    pub tpch_scale_factor: Option<f64>,
+    pub default_schema: Option<String>,
+    pub memory_limit: Option<ByteSize>,
+    pub target_partitions: Option<usize>,
+    pub bytes_per_task: Option<ByteSize>,
+    pub token_ttl_secs: Option<u64>,
+}
+
+/// `[executor]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSection {
+    pub listen: Option<SocketAddr>,
+    pub memory_limit: Option<ByteSize>,
+    pub spill_dir: Option<PathBuf>,
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// `[[users]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for UserEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UserEntry {{ name: {:?}, password: <redacted> }}", self.name)
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// A `RUST_LOG`-style filter such as `info` or `osprey=debug,info`.
+    pub level: Option<String>,
+    /// `text` or `json`.
+    pub format: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads `path`, or returns an empty configuration when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))
+    }
+}
+
+/// A size in bytes, written as a number or a string such as `"512MiB"` or `"4GiB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl std::str::FromStr for ByteSize {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number
+            .parse()
+            .with_context(|| format!("invalid size {text:?}: expected e.g. 512MiB or 4GiB"))?;
+        let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => 1 << 10,
+            "m" | "mb" | "mib" => 1 << 20,
+            "g" | "gb" | "gib" => 1 << 30,
+            "t" | "tb" | "tib" => 1 << 40,
+            other => bail!("invalid size unit {other:?} in {text:?}: use B, KiB, MiB, GiB or TiB"),
+        };
+        if number < 0.0 || !number.is_finite() {
+            bail!("invalid size {text:?}: must be a positive number");
+        }
+        Ok(ByteSize((number * multiplier as f64) as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!("4GiB".parse::<ByteSize>().unwrap(), ByteSize(4 << 30));
+        assert_eq!("512 MiB".parse::<ByteSize>().unwrap(), ByteSize(512 << 20));
+        assert_eq!("1.5k".parse::<ByteSize>().unwrap(), ByteSize(1536));
+        assert_eq!("100".parse::<ByteSize>().unwrap(), ByteSize(100));
+        assert!("4 parsecs".parse::<ByteSize>().is_err());
+        assert!("lots".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let text = include_str!("../../osprey.example.toml");
+        let config: FileConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.users.len(), 1);
+        assert!(config.coordinator.flight_listen.is_some());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<FileConfig>("[coordinator]\nflight_lisen = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("flight_lisen"), "{err}");
+    }
+}

@@ -1,0 +1,231 @@
+//! `osprey local`: a coordinator (in this process) and N executor processes on loopback.
+
+use crate::config_file::FileConfig;
+use crate::{EXECUTOR_READY_PREFIX, LocalArgs, coordinator_config, write_private_file};
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use osprey_coordinator::auth::UserCredential;
+use osprey_proto::ClusterSecret;
+use rand::RngCore;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use url::Url;
+
+/// How long an executor may take to start listening.
+const EXECUTOR_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long executors get to exit after SIGTERM before they are killed.
+const EXECUTOR_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default memory per executor in `local` mode: modest, since they share one machine.
+const DEFAULT_EXECUTOR_MEMORY: u64 = 2 << 30;
+/// The default TPC-H scale factor generated on first start.
+const DEFAULT_TPCH_SCALE: f64 = 0.1;
+
+pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
+    if args.executors == 0 {
+        bail!("--executors must be at least 1");
+    }
+    let mut common = args.common.clone();
+    if common.tpch_scale.is_none() && file.coordinator.tpch_scale_factor.is_none() {
+        common.tpch_scale = Some(DEFAULT_TPCH_SCALE);
+    }
+    // A fresh cluster secret each run: only processes started here ever know it.
+    let secret = ClusterSecret::new(random_token())?;
+    let mut config = coordinator_config(&common, &file, secret.clone())?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let admin_password = admin_password(&config.data_dir)?;
+    config.auth.users.retain(|u| u.name != "admin");
+    config.auth.users.push(UserCredential {
+        name: "admin".into(),
+        password: admin_password.password.clone(),
+    });
+
+    let executor_memory = args
+        .executor_memory
+        .or(file.executor.memory_limit)
+        .map(|s| s.0)
+        .unwrap_or(DEFAULT_EXECUTOR_MEMORY);
+    let mut executors = Vec::with_capacity(args.executors);
+    for index in 0..args.executors {
+        let spill_dir = config.data_dir.join("spill").join(format!("executor-{index}"));
+        match start_executor(&secret, executor_memory, &spill_dir).await {
+            Ok(executor) => executors.push(executor),
+            Err(err) => {
+                stop_executors(&mut executors).await;
+                return Err(err.context(format!("cannot start executor {index}")));
+            }
+        }
+    }
+    config.discovery.static_executors = executors.iter().map(|e| e.url.clone()).collect();
+    let urls: Vec<String> = executors.iter().map(|e| e.url.to_string()).collect();
+    tracing::info!(executors = ?urls, "executors started");
+
+    let banner = Banner {
+        password: admin_password,
+    };
+    let result = osprey_coordinator::run_coordinator(
+        config,
+        |addr| banner.print(addr),
+        osprey_executor::shutdown_signal(),
+    )
+    .await;
+    stop_executors(&mut executors).await;
+    result?;
+    Ok(())
+}
+
+struct LocalExecutor {
+    child: Child,
+    url: Url,
+}
+
+async fn start_executor(
+    secret: &ClusterSecret,
+    memory: u64,
+    spill_dir: &Path,
+) -> Result<LocalExecutor> {
+    let exe = std::env::current_exe().context("cannot find the osprey executable")?;
+    let mut command = Command::new(exe);
+    command
+        .arg("executor")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--memory")
+        .arg(memory.to_string())
+        .arg("--spill-dir")
+        .arg(spill_dir)
+        // The secret goes through the environment, never the command line (visible in `ps`).
+        .env("OSPREY_CLUSTER_SECRET", secret.expose())
+        .env_remove("OSPREY_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            // If this process dies, even by SIGKILL, the kernel sends the executor SIGTERM,
+            // so no executor outlives `osprey local`.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().context("cannot start executor process")?;
+    let stdout = child.stdout.take().context("executor stdout is not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(EXECUTOR_START_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(addr) = line.strip_prefix(EXECUTOR_READY_PREFIX) {
+                return Ok::<_, anyhow::Error>(addr.trim().parse::<SocketAddr>()?);
+            }
+        }
+        bail!("executor exited before it started listening (see its log above)")
+    })
+    .await
+    .context("executor did not start listening in time")??;
+    // Keep draining the pipe so the executor never blocks writing to it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(LocalExecutor {
+        child,
+        url: Url::parse(&format!("http://{addr}"))?,
+    })
+}
+
+async fn stop_executors(executors: &mut [LocalExecutor]) {
+    for executor in executors.iter() {
+        if let Some(pid) = executor.child.id() {
+            // SAFETY: sending a signal to a child we started and have not yet reaped.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+    }
+    for executor in executors.iter_mut() {
+        match tokio::time::timeout(EXECUTOR_STOP_TIMEOUT, executor.child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(url = %executor.url, "executor did not stop in time; killing it");
+                let _ = executor.child.kill().await;
+            }
+        }
+    }
+}
+
+struct AdminPassword {
+    password: String,
+    /// Where it is stored, when generated (None when it came from OSPREY_ADMIN_PASSWORD).
+    stored_in: Option<std::path::PathBuf>,
+    /// Whether it was generated by this run (then it is printed once).
+    generated_now: bool,
+}
+
+/// OSPREY_ADMIN_PASSWORD, else the stored password, else a new one stored with mode 0600.
+fn admin_password(data_dir: &Path) -> Result<AdminPassword> {
+    if let Ok(password) = std::env::var("OSPREY_ADMIN_PASSWORD")
+        && !password.is_empty()
+    {
+        return Ok(AdminPassword {
+            password,
+            stored_in: None,
+            generated_now: false,
+        });
+    }
+    let path = data_dir.join("admin-password");
+    if path.exists() {
+        let password = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .trim()
+            .to_string();
+        if password.is_empty() {
+            bail!("{} is empty: delete it to generate a new password", path.display());
+        }
+        return Ok(AdminPassword {
+            password,
+            stored_in: Some(path),
+            generated_now: false,
+        });
+    }
+    let password = random_token();
+    write_private_file(&path, &format!("{password}\n"))?;
+    Ok(AdminPassword {
+        password,
+        stored_in: Some(path),
+        generated_now: true,
+    })
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+struct Banner {
+    password: AdminPassword,
+}
+
+impl Banner {
+    fn print(&self, addr: SocketAddr) {
+        crate::announce(crate::COORDINATOR_READY_PREFIX, addr);
+        let password_line = match (&self.password.stored_in, self.password.generated_now) {
+            (Some(path), true) => format!(
+                "password {} (generated; shown only now, kept in {})",
+                self.password.password,
+                path.display()
+            ),
+            (Some(path), false) => format!("password in {}", path.display()),
+            (None, _) => "password from OSPREY_ADMIN_PASSWORD".to_string(),
+        };
+        eprintln!(
+            "\nOsprey is running.\n  Flight SQL: grpc://{addr}\n  User:       admin, {password_line}\n  \
+             Try:        SELECT count(*) FROM tpch.lineitem\n  Stop:       Ctrl-C\n"
+        );
+    }
+}

@@ -1,0 +1,381 @@
+//! `osprey`: the one binary. `osprey local` runs a whole cluster on this machine;
+//! `osprey coordinator` and `osprey executor` run the two halves separately.
+
+mod config_file;
+mod local;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use config_file::{ByteSize, FileConfig};
+use osprey_coordinator::CoordinatorConfig;
+use osprey_coordinator::auth::UserCredential;
+use osprey_executor::ExecutorConfig;
+use osprey_proto::ClusterSecret;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// The line an executor prints on standard output once it listens, for supervisors
+/// (`osprey local`, tests) that start it on port 0.
+pub const EXECUTOR_READY_PREFIX: &str = "OSPREY_EXECUTOR_LISTENING ";
+/// The line a coordinator prints on standard output once Flight SQL accepts connections.
+pub const COORDINATOR_READY_PREFIX: &str = "OSPREY_FLIGHT_SQL_LISTENING ";
+
+const AFTER_HELP: &str = "\
+Quick start:
+  osprey local                      # coordinator + 2 executors, TPC-H SF0.1 in schema tpch
+  # then connect any Flight SQL client to grpc://127.0.0.1:50051 as user `admin`
+
+Configuration: each setting comes from, in order of precedence, a command-line flag, an
+OSPREY_* environment variable, the TOML file given with --config, and the built-in default.
+osprey.example.toml documents every key. Logs go to standard error; set the level with
+RUST_LOG (for example RUST_LOG=debug) or [log] level.";
+
+/// Osprey: a distributed SQL query engine for the lakehouse.
+#[derive(Parser, Debug)]
+#[command(name = "osprey", version, about, after_help = AFTER_HELP)]
+struct Cli {
+    /// TOML configuration file (see osprey.example.toml).
+    #[arg(long, short = 'c', global = true, env = "OSPREY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, global = true, env = "OSPREY_LOG_FORMAT", value_name = "FORMAT")]
+    log_format: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a coordinator and N executor processes on this machine (loopback only).
+    ///
+    /// Creates the user `admin` (password from OSPREY_ADMIN_PASSWORD, or generated on first
+    /// start and kept in DATA_DIR/admin-password with mode 0600) and, on first start,
+    /// generates TPC-H data registered as schema `tpch`. Ctrl-C stops every process it started.
+    Local(LocalArgs),
+    /// Run a coordinator: the Flight SQL front door, catalog and planner.
+    Coordinator(CoordinatorArgs),
+    /// Run an executor: a stateless worker that runs query stages for its coordinator.
+    Executor(ExecutorArgs),
+}
+
+/// Settings shared by `coordinator` and `local`.
+#[derive(Args, Debug, Clone)]
+struct CoordinatorCommon {
+    /// Address for Flight SQL clients. Use 0.0.0.0:PORT to accept remote clients.
+    #[arg(long, env = "OSPREY_FLIGHT_LISTEN", value_name = "ADDR")]
+    flight_listen: Option<SocketAddr>,
+
+    /// Directory for data the coordinator keeps: built-in datasets, spill files.
+    #[arg(long, env = "OSPREY_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Generate (once) and register TPC-H at this scale factor as schema `tpch`; 0 turns it off.
+    #[arg(long, env = "OSPREY_TPCH_SCALE", value_name = "SF")]
+    tpch_scale: Option<f64>,
+
+    /// Schema that unqualified table names resolve in.
+    #[arg(long, env = "OSPREY_DEFAULT_SCHEMA", value_name = "NAME")]
+    default_schema: Option<String>,
+
+    /// Memory for the coordinator's share of queries, e.g. 2GiB.
+    #[arg(long, env = "OSPREY_COORDINATOR_MEMORY", value_name = "SIZE")]
+    coordinator_memory: Option<ByteSize>,
+
+    /// Input bytes per scan task; smaller spreads scans over more tasks, e.g. 16MiB.
+    #[arg(long, env = "OSPREY_BYTES_PER_TASK", value_name = "SIZE")]
+    bytes_per_task: Option<ByteSize>,
+
+    /// Partitions per task (parallelism within one process); defaults to the core count.
+    #[arg(long, env = "OSPREY_TARGET_PARTITIONS", value_name = "N")]
+    target_partitions: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct LocalArgs {
+    /// Number of executor processes to start.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    executors: usize,
+
+    /// Memory per executor, e.g. 4GiB.
+    #[arg(long, env = "OSPREY_EXECUTOR_MEMORY", value_name = "SIZE")]
+    executor_memory: Option<ByteSize>,
+
+    #[command(flatten)]
+    common: CoordinatorCommon,
+}
+
+#[derive(Args, Debug)]
+struct CoordinatorArgs {
+    /// Executor URL, e.g. http://10.0.0.5:50061. Repeat the flag or separate with commas.
+    #[arg(long = "executor", env = "OSPREY_EXECUTORS", value_delimiter = ',', value_name = "URL")]
+    executors: Vec<String>,
+
+    /// A host:port whose every DNS address is an executor (a Kubernetes headless Service).
+    #[arg(long = "executor-dns", env = "OSPREY_EXECUTOR_DNS", value_delimiter = ',', value_name = "HOST:PORT")]
+    executor_dns: Vec<String>,
+
+    #[command(flatten)]
+    common: CoordinatorCommon,
+}
+
+#[derive(Args, Debug)]
+struct ExecutorArgs {
+    /// Address for the executor's gRPC service; port 0 picks a free one. Bind a non-loopback
+    /// address only behind TLS (see the README's security section).
+    #[arg(long, env = "OSPREY_EXECUTOR_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+
+    /// Memory query operators may use before they spill, e.g. 4GiB.
+    #[arg(long, env = "OSPREY_EXECUTOR_MEMORY", value_name = "SIZE")]
+    memory: Option<ByteSize>,
+
+    /// Directory for spill files (the only state an executor keeps).
+    #[arg(long, env = "OSPREY_SPILL_DIR", value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
+
+    /// Seconds running tasks may take to finish after SIGTERM.
+    #[arg(long, env = "OSPREY_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
+    shutdown_grace_secs: Option<u64>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let file = match FileConfig::load(cli.config.as_deref()) {
+        Ok(file) => file,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(&file, cli.log_format.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Local(args) => local::run(args, file).await,
+            Command::Coordinator(args) => run_coordinator(args, file).await,
+            Command::Executor(args) => run_executor(args, file).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(file: &FileConfig, format_flag: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .or_else(|| file.log.level.clone())
+        .unwrap_or_else(|| "info".to_string());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|err| {
+        eprintln!("warning: invalid log filter {filter:?} ({err}); using `info`");
+        EnvFilter::new("info")
+    });
+    let json = format_flag.or(file.log.format.as_deref()) == Some("json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The cluster secret: OSPREY_CLUSTER_SECRET, else `[cluster] secret`, else `secret_file`.
+fn cluster_secret(file: &FileConfig) -> Result<ClusterSecret> {
+    let value = if let Ok(value) = std::env::var("OSPREY_CLUSTER_SECRET") {
+        value
+    } else if let Some(value) = &file.cluster.secret {
+        value.clone()
+    } else if let Some(path) = &file.cluster.secret_file {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read cluster secret file {}", path.display()))?
+            .trim()
+            .to_string()
+    } else {
+        bail!(
+            "no cluster secret: set OSPREY_CLUSTER_SECRET (the same value on the coordinator and \
+             every executor), or `[cluster] secret` / `secret_file` in the configuration file. \
+             Generate one with `openssl rand -hex 32`"
+        );
+    };
+    ClusterSecret::new(value).context("invalid cluster secret")
+}
+
+/// Users from `[[users]]`, plus `admin` when OSPREY_ADMIN_PASSWORD is set.
+fn configured_users(file: &FileConfig) -> Vec<UserCredential> {
+    let mut users: Vec<UserCredential> = file
+        .users
+        .iter()
+        .map(|u| UserCredential {
+            name: u.name.clone(),
+            password: u.password.clone(),
+        })
+        .collect();
+    if let Ok(password) = std::env::var("OSPREY_ADMIN_PASSWORD")
+        && !password.is_empty()
+    {
+        users.retain(|u| u.name != "admin");
+        users.push(UserCredential {
+            name: "admin".into(),
+            password,
+        });
+    }
+    users
+}
+
+/// Builds a coordinator configuration from flags, environment and file.
+fn coordinator_config(
+    common: &CoordinatorCommon,
+    file: &FileConfig,
+    secret: ClusterSecret,
+) -> Result<CoordinatorConfig> {
+    let section = &file.coordinator;
+    let mut config = CoordinatorConfig::new(secret);
+    if let Some(addr) = common.flight_listen.or(section.flight_listen) {
+        config.flight_listen = addr;
+    }
+    if let Some(dir) = common.data_dir.clone().or(section.data_dir.clone()) {
+        config.data_dir = dir;
+    }
+    config.tpch_scale_factor = common
+        .tpch_scale
+        .or(section.tpch_scale_factor)
+        .filter(|sf| *sf > 0.0);
+    if let Some(schema) = common.default_schema.clone().or(section.default_schema.clone()) {
+        config.default_schema = schema;
+    }
+    if let Some(size) = common.coordinator_memory.or(section.memory_limit) {
+        config.memory_limit_bytes = size.0 as usize;
+    }
+    if let Some(size) = common.bytes_per_task.or(section.bytes_per_task) {
+        config.bytes_per_task = size.0 as usize;
+    }
+    config.target_partitions = common.target_partitions.or(section.target_partitions);
+    if let Some(ms) = section.discovery_interval_ms {
+        config.discovery.refresh_interval = Duration::from_millis(ms.max(100));
+    }
+    if let Some(secs) = section.token_ttl_secs {
+        config.auth.token_ttl = Duration::from_secs(secs);
+    }
+    config.auth.users = configured_users(file);
+    Ok(config)
+}
+
+fn parse_executor_urls(values: &[String]) -> Result<Vec<Url>> {
+    values
+        .iter()
+        .filter(|v| !v.trim().is_empty())
+        .map(|value| {
+            let value = value.trim();
+            let with_scheme = if value.contains("://") {
+                value.to_string()
+            } else {
+                format!("http://{value}")
+            };
+            Url::parse(&with_scheme)
+                .with_context(|| format!("invalid executor URL {value:?}: expected http://HOST:PORT"))
+        })
+        .collect()
+}
+
+async fn run_coordinator(args: CoordinatorArgs, file: FileConfig) -> Result<()> {
+    let secret = cluster_secret(&file)?;
+    let mut config = coordinator_config(&args.common, &file, secret)?;
+    let executors = if args.executors.is_empty() {
+        file.coordinator.executors.clone().unwrap_or_default()
+    } else {
+        args.executors.clone()
+    };
+    config.discovery.static_executors = parse_executor_urls(&executors)?;
+    config.discovery.dns_names = if args.executor_dns.is_empty() {
+        file.coordinator.executor_dns.clone().unwrap_or_default()
+    } else {
+        args.executor_dns.clone()
+    };
+    if config.discovery.static_executors.is_empty() && config.discovery.dns_names.is_empty() {
+        bail!(
+            "no executors configured: pass --executor http://HOST:PORT (repeatable) or \
+             --executor-dns HOST:PORT, or set `executors` under [coordinator]"
+        );
+    }
+    if config.auth.users.is_empty() {
+        bail!(
+            "no users configured: add a [[users]] entry to the configuration file or set \
+             OSPREY_ADMIN_PASSWORD to create the user `admin`"
+        );
+    }
+    osprey_coordinator::run_coordinator(
+        config,
+        |addr| announce(COORDINATOR_READY_PREFIX, addr),
+        osprey_executor::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn run_executor(args: ExecutorArgs, file: FileConfig) -> Result<()> {
+    let section = &file.executor;
+    let mut config = ExecutorConfig {
+        cluster_secret: cluster_secret(&file)?,
+        ..ExecutorConfig::default()
+    };
+    if let Some(addr) = args.listen.or(section.listen) {
+        config.listen = addr;
+    }
+    if let Some(size) = args.memory.or(section.memory_limit) {
+        config.memory_limit_bytes = size.0 as usize;
+    }
+    config.spill_dir = args.spill_dir.clone().or(section.spill_dir.clone());
+    if let Some(secs) = args.shutdown_grace_secs.or(section.shutdown_grace_secs) {
+        config.shutdown_grace = Duration::from_secs(secs);
+    }
+    osprey_executor::run_executor(
+        config,
+        |addr| announce(EXECUTOR_READY_PREFIX, addr),
+        osprey_executor::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Prints the machine-readable "ready" line on standard output.
+fn announce(prefix: &str, addr: SocketAddr) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{prefix}{addr}");
+    let _ = stdout.flush();
+}
+
+/// Writes `contents` to `path` readable by the owner only.
+fn write_private_file(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! Executor discovery: which executors exist, and which of them are alive.
+//!
+//! Candidates come from a static list of URLs and from DNS names that resolve to many addresses
+//! (a Kubernetes headless Service). A background task re-resolves the names and health-checks
+//! every candidate each [`DiscoveryConfig::refresh_interval`]; the planner only sees executors
+//! that answered their last check. A dead executor therefore drops out within about one interval
+//! plus the probe timeout, and a new or restarted one is used from its first good check.
+
+use osprey_engine::{ClusterChannels, ExecutorDispatchCounter, ExecutorResolver, probe_executor};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::task::JoinHandle;
+use url::Url;
+
+/// Where executors are found and how often they are checked.
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    /// Executor URLs such as `http://10.0.0.5:50061`.
+    pub static_executors: Vec<Url>,
+    /// `host:port` names whose every DNS address is an executor (a headless Service).
+    pub dns_names: Vec<String>,
+    /// How often names are re-resolved and executors health-checked.
+    pub refresh_interval: Duration,
+    /// How long one health check may take.
+    pub probe_timeout: Duration,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            static_executors: Vec::new(),
+            dns_names: Vec::new(),
+            refresh_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The health of one executor, as of its last check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutorHealth {
+    /// Answered its last health check.
+    Up,
+    /// Did not answer, or refused the cluster credential; the text says which.
+    Down(String),
+}
+
+/// One known executor.
+#[derive(Debug, Clone)]
+pub struct ExecutorStatus {
+    /// Its base URL.
+    pub url: Url,
+    /// Health as of the last check.
+    pub health: ExecutorHealth,
+    /// The version it reported, when it last answered.
+    pub version: Option<String>,
+    /// When it last answered a health check.
+    pub last_seen: Option<SystemTime>,
+    /// Tasks the coordinator handed it since the coordinator started.
+    pub tasks_dispatched: u64,
+}
+
+#[derive(Default)]
+struct Snapshot {
+    live: Vec<Url>,
+    statuses: BTreeMap<Url, ExecutorStatus>,
+}
+
+/// The coordinator's view of its executors, kept fresh by a background task.
+#[derive(Clone)]
+pub struct ExecutorRegistry {
+    snapshot: Arc<RwLock<Snapshot>>,
+    dispatch: ExecutorDispatchCounter,
+}
+
+impl std::fmt::Debug for ExecutorRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutorRegistry")
+            .field("live", &self.read().live)
+            .finish()
+    }
+}
+
+impl ExecutorResolver for ExecutorRegistry {
+    fn live_executors(&self) -> Vec<Url> {
+        self.read().live.clone()
+    }
+}
+
+impl ExecutorRegistry {
+    /// Starts discovery: checks every candidate once before returning (so the first query sees
+    /// the executors that are already up), then keeps refreshing in the background until the
+    /// returned handle is aborted or dropped with the runtime.
+    pub async fn start(
+        config: DiscoveryConfig,
+        channels: ClusterChannels,
+        dispatch: ExecutorDispatchCounter,
+    ) -> (Self, JoinHandle<()>) {
+        let registry = Self {
+            snapshot: Arc::default(),
+            dispatch,
+        };
+        registry.refresh(&config, &channels).await;
+        let background = registry.clone();
+        let handle = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(config.refresh_interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                background.refresh(&config, &channels).await;
+            }
+        });
+        (registry, handle)
+    }
+
+    /// Every executor known so far, live or not, ordered by URL.
+    pub fn statuses(&self) -> Vec<ExecutorStatus> {
+        let snapshot = self.read();
+        snapshot
+            .statuses
+            .values()
+            .cloned()
+            .map(|mut status| {
+                status.tasks_dispatched = self.dispatch.tasks_dispatched(&status.url);
+                status
+            })
+            .collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
+        self.snapshot.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn refresh(&self, config: &DiscoveryConfig, channels: &ClusterChannels) {
+        let candidates = resolve_candidates(config).await;
+        let probes = candidates.iter().map(|url| async move {
+            (
+                url.clone(),
+                probe_executor(channels, url, config.probe_timeout).await,
+            )
+        });
+        let results = futures::future::join_all(probes).await;
+
+        let mut snapshot = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+        let mut live = Vec::new();
+        for (url, result) in results {
+            let previous = snapshot.statuses.get(&url).cloned();
+            let was_up = previous
+                .as_ref()
+                .is_some_and(|s| s.health == ExecutorHealth::Up);
+            let status = match result {
+                Ok(version) => {
+                    if !was_up {
+                        tracing::info!(%url, %version, "executor is up");
+                    }
+                    live.push(url.clone());
+                    ExecutorStatus {
+                        url: url.clone(),
+                        health: ExecutorHealth::Up,
+                        version: Some(version),
+                        last_seen: Some(SystemTime::now()),
+                        tasks_dispatched: 0,
+                    }
+                }
+                Err(err) => {
+                    let reason = err.to_string();
+                    let changed = previous
+                        .as_ref()
+                        .is_none_or(|s| s.health != ExecutorHealth::Down(reason.clone()));
+                    if changed {
+                        tracing::warn!(%url, %reason, "executor is down");
+                    }
+                    ExecutorStatus {
+                        url: url.clone(),
+                        health: ExecutorHealth::Down(reason),
+                        version: previous.as_ref().and_then(|s| s.version.clone()),
+                        last_seen: previous.as_ref().and_then(|s| s.last_seen),
+                        tasks_dispatched: 0,
+                    }
+                }
+            };
+            snapshot.statuses.insert(url, status);
+        }
+        // Executors that vanished from DNS are forgotten.
+        snapshot.statuses.retain(|url, _| candidates.contains(url));
+        live.sort();
+        snapshot.live = live;
+    }
+}
+
+/// The static URLs plus every address each DNS name resolves to, without duplicates.
+async fn resolve_candidates(config: &DiscoveryConfig) -> Vec<Url> {
+    let mut candidates: Vec<Url> = config.static_executors.clone();
+    for name in &config.dns_names {
+        match tokio::net::lookup_host(name.as_str()).await {
+            Ok(addrs) => {
+                for addr in addrs {
+                    match Url::parse(&format!("http://{addr}")) {
+                        Ok(url) => candidates.push(url),
+                        Err(err) => tracing::warn!(%name, %addr, %err, "unusable executor address"),
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(%name, %err, "cannot resolve executor DNS name"),
+        }
+    }
+    candidates.sort();
+    candidates.dedup();
+    candidates
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dns_names_expand_to_every_address() {
+        let config = DiscoveryConfig {
+            static_executors: vec![Url::parse("http://127.0.0.1:1").unwrap()],
+            dns_names: vec!["localhost:7000".to_string()],
+            ..DiscoveryConfig::default()
+        };
+        let candidates = resolve_candidates(&config).await;
+        assert!(candidates.contains(&Url::parse("http://127.0.0.1:1").unwrap()));
+        assert!(
+            candidates
+                .iter()
+                .any(|url| url.port() == Some(7000) && url.host_str().is_some()),
+            "{candidates:?}"
+        );
+    }
+}

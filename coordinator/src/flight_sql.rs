@@ -1,0 +1,427 @@
+//! The Flight SQL front door.
+//!
+//! Supported so far: username/password Handshake returning a bearer token; statement queries
+//! (GetFlightInfo on `CommandStatementQuery`, then DoGet); prepared statements without
+//! parameters (the ADBC and JDBC drivers prepare every statement); statement updates through
+//! DoPut; and GetSqlInfo. Every call but Handshake requires the bearer token (or Basic
+//! credentials).
+//!
+//! Results are streamed: DoGet encodes record batches as they come off the executors.
+//! Tickets and prepared-statement handles are opaque random handles bound to the user who
+//! created them, and they expire.
+
+use crate::auth::{AuthError, Authenticator, Principal, decode_basic};
+use crate::expiring::ExpiringStore;
+use crate::query::{PreparedStatement, QueryEngine, QueryError};
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetSqlInfo, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate, ProstMessageExt,
+    SqlInfo, SqlSupportedTransaction, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
+};
+use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message as _;
+use std::pin::Pin;
+use std::time::Duration;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Limits on what clients may leave open on the server.
+#[derive(Debug, Clone)]
+pub struct FlightSqlLimits {
+    /// How long a result ticket stays valid after GetFlightInfo.
+    pub ticket_ttl: Duration,
+    /// How long a prepared statement stays valid after it was created.
+    pub prepared_statement_ttl: Duration,
+    /// The most tickets and prepared statements held at once (each).
+    pub max_open_handles: usize,
+}
+
+impl Default for FlightSqlLimits {
+    fn default() -> Self {
+        Self {
+            ticket_ttl: Duration::from_secs(15 * 60),
+            prepared_statement_ttl: Duration::from_secs(3600),
+            max_open_handles: 10_000,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct TicketEntry {
+    user: String,
+    statement: PreparedStatement,
+}
+
+#[derive(Clone)]
+struct PreparedEntry {
+    user: String,
+    sql: String,
+}
+
+/// The Flight SQL service; mount it with
+/// `arrow_flight::flight_service_server::FlightServiceServer::new(front_door)`.
+#[derive(Clone)]
+pub struct FlightSqlFrontDoor {
+    engine: QueryEngine,
+    auth: Authenticator,
+    tickets: ExpiringStore<TicketEntry>,
+    prepared: ExpiringStore<PreparedEntry>,
+    sql_info: std::sync::Arc<SqlInfoData>,
+}
+
+impl FlightSqlFrontDoor {
+    /// A front door running statements on `engine` for users `auth` accepts.
+    pub fn new(engine: QueryEngine, auth: Authenticator, limits: &FlightSqlLimits) -> Self {
+        Self {
+            engine,
+            auth,
+            tickets: ExpiringStore::new(limits.ticket_ttl, limits.max_open_handles),
+            prepared: ExpiringStore::new(limits.prepared_statement_ttl, limits.max_open_handles),
+            sql_info: std::sync::Arc::new(build_sql_info()),
+        }
+    }
+
+    fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
+        let header = metadata
+            .get("authorization")
+            .map(|value| value.to_str())
+            .transpose()
+            .map_err(|_| auth_status(AuthError::Malformed))?;
+        self.auth.check_authorization(header).map_err(auth_status)
+    }
+
+    /// Plans `sql` (running DDL), and returns a FlightInfo whose single ticket fetches the result.
+    async fn flight_info_for(
+        &self,
+        user: &Principal,
+        sql: &str,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let started = std::time::Instant::now();
+        let statement = self.engine.prepare(sql).await.map_err(|err| {
+            tracing::info!(user = %user.user, error = %err, "statement rejected");
+            query_status(err)
+        })?;
+        let schema = statement.schema();
+        let handle = self.tickets.insert(TicketEntry {
+            user: user.user.clone(),
+            statement,
+        });
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into(),
+        };
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|err| Status::internal(format!("cannot encode result schema: {err}")))?
+            .with_endpoint(endpoint)
+            .with_descriptor(descriptor)
+            .with_ordered(true);
+        tracing::debug!(user = %user.user, elapsed = ?started.elapsed(), "statement planned");
+        Ok(Response::new(info))
+    }
+
+    /// Runs `sql` to completion and returns the number of rows it changed (-1 when unknown).
+    async fn run_update(&self, sql: &str) -> Result<i64, Status> {
+        let statement = self.engine.prepare(sql).await.map_err(query_status)?;
+        if let PreparedStatement::Done(_) = statement {
+            return Ok(0);
+        }
+        let mut stream = self.engine.execute(statement).await.map_err(query_status)?;
+        let mut count: Option<i64> = None;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|err| query_status(QueryError::from(err)))?;
+            // DML reports a single `count` column.
+            if batch.num_columns() == 1
+                && let Some(rows) = batch.column(0).as_any().downcast_ref::<UInt64Array>()
+            {
+                let sum: u64 = rows.iter().flatten().sum();
+                count = Some(count.unwrap_or(0) + sum as i64);
+            }
+        }
+        Ok(count.unwrap_or(-1))
+    }
+}
+
+type FlightDataStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl FlightSqlService for FlightSqlFrontDoor {
+    type FlightService = FlightSqlFrontDoor;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| auth_status(AuthError::Missing))?
+            .to_str()
+            .map_err(|_| auth_status(AuthError::Malformed))?;
+        let encoded = header
+            .get(..6)
+            .filter(|prefix| prefix.eq_ignore_ascii_case("basic "))
+            .map(|_| &header[6..])
+            .ok_or_else(|| auth_status(AuthError::Malformed))?;
+        let (user, password) = decode_basic(encoded.trim()).map_err(auth_status)?;
+        let token = self.auth.login(&user, &password).map_err(|err| {
+            tracing::info!(%user, "login refused");
+            auth_status(err)
+        })?;
+        tracing::info!(%user, "login");
+        let response = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into(),
+        };
+        let output: Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>> =
+            Box::pin(futures::stream::iter([Ok(response)]));
+        let mut response = Response::new(output);
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Status::internal("cannot encode bearer token"))?;
+        response.metadata_mut().insert("authorization", value);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let user = self.authenticate(request.metadata())?;
+        self.flight_info_for(&user, &query.query, request.into_inner())
+            .await
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let user = self.authenticate(request.metadata())?;
+        let entry = self.prepared_for(&user, &query.prepared_statement_handle)?;
+        self.flight_info_for(&user, &entry.sql, request.into_inner())
+            .await
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let user = self.authenticate(request.metadata())?;
+        let handle = String::from_utf8_lossy(&ticket.statement_handle).to_string();
+        let entry = self
+            .tickets
+            .get(&handle)
+            .filter(|entry| entry.user == user.user)
+            .ok_or_else(|| {
+                Status::not_found(
+                    "unknown or expired ticket: call GetFlightInfo again to get a fresh one",
+                )
+            })?;
+        let schema: SchemaRef = entry.statement.schema();
+        let stream = self
+            .engine
+            .execute(entry.statement)
+            .await
+            .map_err(query_status)?;
+        let batches = stream.map_err(|err| FlightError::ExternalError(Box::new(err)));
+        let encoded = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(flight_error_status);
+        let output: FlightDataStream = Box::pin(encoded);
+        Ok(Response::new(output))
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let user = self.authenticate(request.metadata())?;
+        // Planning only: DDL runs when the prepared statement is executed.
+        let schema = self
+            .engine
+            .describe(&query.query)
+            .await
+            .map_err(query_status)?;
+        let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
+            .try_into()
+            .map_err(|err| Status::internal(format!("cannot encode result schema: {err}")))?;
+        let handle = self.prepared.insert(PreparedEntry {
+            user: user.user,
+            sql: query.query,
+        });
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into(),
+            dataset_schema,
+            parameter_schema: Default::default(),
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let user = self.authenticate(request.metadata())?;
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
+        if self.prepared.get(&handle).is_some_and(|e| e.user == user.user) {
+            self.prepared.remove(&handle);
+        }
+        Ok(())
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.authenticate(request.metadata())?;
+        self.run_update(&command.query).await
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        command: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let user = self.authenticate(request.metadata())?;
+        let entry = self.prepared_for(&user, &command.prepared_statement_handle)?;
+        self.run_update(&entry.sql).await
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(request.metadata())?;
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(query.as_any().encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|err| Status::internal(format!("cannot encode schema: {err}")))?
+            .with_endpoint(endpoint)
+            .with_descriptor(request.into_inner());
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authenticate(request.metadata())?;
+        let builder = query.into_builder(&self.sql_info);
+        let schema = builder.schema();
+        let batch = builder.build();
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(futures::stream::once(async { batch }))
+            .map_err(flight_error_status);
+        let output: FlightDataStream = Box::pin(stream);
+        Ok(Response::new(output))
+    }
+
+    async fn do_get_fallback(
+        &self,
+        request: Request<Ticket>,
+        message: Any,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authenticate(request.metadata())?;
+        Err(Status::unimplemented(format!(
+            "DoGet for {} is not supported yet",
+            message.type_url
+        )))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+impl FlightSqlFrontDoor {
+    fn prepared_for(&self, user: &Principal, handle: &[u8]) -> Result<PreparedEntry, Status> {
+        let handle = String::from_utf8_lossy(handle).to_string();
+        self.prepared
+            .get(&handle)
+            .filter(|entry| entry.user == user.user)
+            .ok_or_else(|| {
+                Status::not_found(
+                    "unknown or expired prepared statement: create it again",
+                )
+            })
+    }
+}
+
+fn build_sql_info() -> SqlInfoData {
+    let mut builder = SqlInfoDataBuilder::new();
+    builder.append(SqlInfo::FlightSqlServerName, "Osprey");
+    builder.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    // The Arrow IPC format version (Schema.fbs MetadataVersion V5 is format 1.5).
+    builder.append(SqlInfo::FlightSqlServerArrowVersion, "1.5");
+    builder.append(SqlInfo::FlightSqlServerReadOnly, false);
+    builder.append(SqlInfo::FlightSqlServerSql, true);
+    builder.append(SqlInfo::FlightSqlServerSubstrait, false);
+    builder.append(
+        SqlInfo::FlightSqlServerTransaction,
+        SqlSupportedTransaction::None as i32,
+    );
+    builder.append(SqlInfo::FlightSqlServerCancel, false);
+    builder.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    builder.append(SqlInfo::SqlDdlCatalog, false);
+    builder.append(SqlInfo::SqlDdlSchema, false);
+    builder.append(SqlInfo::SqlDdlTable, true);
+    // Static, well-formed values: building cannot fail.
+    builder
+        .build()
+        .expect("static SqlInfo values have consistent types")
+}
+
+fn auth_status(err: AuthError) -> Status {
+    Status::unauthenticated(err.to_string())
+}
+
+/// Maps a query failure to the gRPC status a client can act on.
+pub fn query_status(err: QueryError) -> Status {
+    let message = err.to_string();
+    match err {
+        QueryError::InvalidStatement(_) => Status::invalid_argument(message),
+        QueryError::NotSupported(_) => Status::unimplemented(message),
+        QueryError::NoExecutors(_) => Status::unavailable(message),
+        QueryError::ResourcesExhausted(_) => Status::resource_exhausted(message),
+        QueryError::Execution(_) => Status::internal(message),
+    }
+}
+
+fn flight_error_status(err: FlightError) -> Status {
+    match err {
+        FlightError::ExternalError(inner) => {
+            match inner.downcast::<datafusion::error::DataFusionError>() {
+                Ok(df) => query_status(QueryError::from(*df)),
+                Err(other) => Status::internal(other.to_string()),
+            }
+        }
+        other => Status::from(other),
+    }
+}

@@ -1,0 +1,232 @@
+//! The Osprey coordinator: owns the catalog, authenticates clients, plans SQL with DataFusion's
+//! distributed planner and runs it on the executors that discovery reports live.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), osprey_coordinator::CoordinatorError> {
+//! use osprey_coordinator::{CoordinatorConfig, run_coordinator};
+//! use osprey_coordinator::auth::UserCredential;
+//! use osprey_proto::ClusterSecret;
+//!
+//! let mut config = CoordinatorConfig::new(ClusterSecret::new("an example secret, 16+ chars").unwrap());
+//! config.discovery.static_executors = vec!["http://127.0.0.1:50061".parse().unwrap()];
+//! config.auth.users.push(UserCredential { name: "admin".into(), password: "pw".into() });
+//! run_coordinator(config, |addr| println!("Flight SQL on {addr}"), std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod discovery;
+pub mod expiring;
+pub mod flight_sql;
+pub mod query;
+pub mod tpch;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use auth::{AuthConfig, Authenticator};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use discovery::{DiscoveryConfig, ExecutorRegistry};
+use flight_sql::{FlightSqlFrontDoor, FlightSqlLimits};
+use osprey_engine::{
+    ClusterChannels, DistributedPlannerOptions, ExecutorDispatchCounter, RuntimeLimits,
+    build_runtime_env, coordinator_session_state,
+};
+use osprey_proto::ClusterSecret;
+use query::QueryEngine;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The catalog name SQL sees by default.
+pub const DEFAULT_CATALOG: &str = "osprey";
+
+/// Everything the coordinator needs to run.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Address of the Flight SQL front door.
+    pub flight_listen: SocketAddr,
+    /// Where executors are found.
+    pub discovery: DiscoveryConfig,
+    /// The secret presented to executors.
+    pub cluster_secret: ClusterSecret,
+    /// Users and token lifetimes.
+    pub auth: AuthConfig,
+    /// Limits on open tickets and prepared statements.
+    pub flight_limits: FlightSqlLimits,
+    /// Directory for the coordinator's files (the built-in TPC-H data, spill files).
+    pub data_dir: PathBuf,
+    /// When set, the TPC-H dataset at this scale factor is generated (once) and registered as
+    /// schema `tpch`.
+    pub tpch_scale_factor: Option<f64>,
+    /// The schema unqualified table names resolve in.
+    pub default_schema: String,
+    /// Memory the coordinator's share of each query (the final stage) may use.
+    pub memory_limit_bytes: usize,
+    /// Partitions per stage task; defaults to the number of cores.
+    pub target_partitions: Option<usize>,
+    /// Input bytes one scan task reads; smaller values spread scans over more tasks.
+    pub bytes_per_task: usize,
+}
+
+impl CoordinatorConfig {
+    /// Defaults for everything but the secret: loopback, no executors, no users.
+    pub fn new(cluster_secret: ClusterSecret) -> Self {
+        Self {
+            flight_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            discovery: DiscoveryConfig::default(),
+            cluster_secret,
+            auth: AuthConfig::default(),
+            flight_limits: FlightSqlLimits::default(),
+            data_dir: PathBuf::from("osprey-data"),
+            tpch_scale_factor: None,
+            default_schema: "public".to_string(),
+            memory_limit_bytes: RuntimeLimits::default().memory_limit_bytes,
+            target_partitions: None,
+            bytes_per_task: DistributedPlannerOptions::default().bytes_per_task,
+        }
+    }
+}
+
+/// Why the coordinator could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// Setting up DataFusion failed.
+    #[error("cannot set up the query engine: {0}")]
+    Engine(#[from] datafusion::error::DataFusionError),
+    /// Setting up the catalog failed.
+    #[error("cannot set up the catalog: {0}")]
+    Catalog(#[from] query::QueryError),
+    /// The built-in TPC-H dataset could not be generated or registered.
+    #[error(transparent)]
+    Tpch(#[from] tpch::TpchError),
+    /// The gRPC server failed.
+    #[error("Flight SQL server failed: {0}")]
+    Server(#[from] tonic::transport::Error),
+    /// No user is configured, so nobody could log in.
+    #[error("no users configured: add at least one `[[users]]` entry to the configuration")]
+    NoUsers,
+}
+
+/// The coordinator's query engine and discovery, ready to serve front doors.
+pub struct Coordinator {
+    /// Plans and runs SQL.
+    pub engine: QueryEngine,
+    /// Live executors.
+    pub registry: ExecutorRegistry,
+    discovery_task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        self.discovery_task.abort();
+    }
+}
+
+impl Coordinator {
+    /// Starts discovery, builds the session and registers the built-in datasets.
+    pub async fn start(config: &CoordinatorConfig) -> Result<Self, CoordinatorError> {
+        let dispatch = ExecutorDispatchCounter::default();
+        let channels =
+            ClusterChannels::new(config.cluster_secret.clone()).with_dispatch_counter(dispatch.clone());
+        let (registry, discovery_task) =
+            ExecutorRegistry::start(config.discovery.clone(), channels.clone(), dispatch).await;
+
+        let runtime = build_runtime_env(&RuntimeLimits {
+            memory_limit_bytes: config.memory_limit_bytes,
+            spill_dir: Some(config.data_dir.join("spill")),
+            ..RuntimeLimits::default()
+        })?;
+        let mut session_config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(DEFAULT_CATALOG, &config.default_schema)
+            .with_create_default_catalog_and_schema(true);
+        if let Some(partitions) = config.target_partitions {
+            session_config = session_config.with_target_partitions(partitions.max(1));
+        }
+        let state = coordinator_session_state(
+            session_config,
+            runtime,
+            Arc::new(registry.clone()),
+            channels,
+            &DistributedPlannerOptions {
+                bytes_per_task: config.bytes_per_task,
+            },
+        )?;
+        let ctx = SessionContext::new_with_state(state);
+        let engine = QueryEngine::new(ctx, registry.clone())?;
+
+        if let Some(scale_factor) = config.tpch_scale_factor {
+            let dir = tpch::ensure_dataset(&config.data_dir, scale_factor, 4).await?;
+            tpch::register_dataset(engine.session(), &dir, "tpch").await?;
+        }
+        // The default schema must exist so unqualified CREATE TABLE has somewhere to go.
+        ensure_schema(engine.session(), &config.default_schema)?;
+        Ok(Self {
+            engine,
+            registry,
+            discovery_task,
+        })
+    }
+}
+
+fn ensure_schema(ctx: &SessionContext, schema: &str) -> Result<(), CoordinatorError> {
+    if let Some(catalog) = ctx.catalog(DEFAULT_CATALOG)
+        && catalog.schema(schema).is_none()
+    {
+        catalog.register_schema(
+            schema,
+            Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs the coordinator until `shutdown` completes. `on_ready` is called once with the bound
+/// Flight SQL address, after the catalog is ready.
+pub async fn run_coordinator(
+    config: CoordinatorConfig,
+    on_ready: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), CoordinatorError> {
+    if config.auth.users.is_empty() {
+        return Err(CoordinatorError::NoUsers);
+    }
+    let listener = tokio::net::TcpListener::bind(config.flight_listen)
+        .await
+        .map_err(|source| CoordinatorError::Bind {
+            addr: config.flight_listen,
+            source,
+        })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| CoordinatorError::Bind {
+            addr: config.flight_listen,
+            source,
+        })?;
+    let coordinator = Coordinator::start(&config).await?;
+    let front_door = FlightSqlFrontDoor::new(
+        coordinator.engine.clone(),
+        Authenticator::new(config.auth.clone()),
+        &config.flight_limits,
+    );
+    tracing::info!(%local_addr, "Flight SQL listening");
+    on_ready(local_addr);
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(FlightServiceServer::new(front_door))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await?;
+    tracing::info!("coordinator stopped");
+    Ok(())
+}

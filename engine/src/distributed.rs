@@ -1,0 +1,345 @@
+//! Osprey's wrapper around `datafusion-distributed` (pinned `=4.0.0`).
+//!
+//! Everything Osprey needs from the library goes through here:
+//!
+//! - [`coordinator_session_state`]: a DataFusion session whose physical planner splits plans into
+//!   stages and runs them on executors;
+//! - [`executor_grpc_service`]: the gRPC service an executor serves, with the cluster credential
+//!   checked on every request;
+//! - [`ClusterChannels`]: outgoing gRPC channels that carry the cluster credential, shared by the
+//!   coordinator and by executors (which fetch shuffle data from each other);
+//! - [`probe_executor`]: the health check discovery uses;
+//! - [`render_distributed_plan`]: EXPLAIN output with stages and tasks.
+
+use async_trait::async_trait;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::DataFusionError;
+use datafusion::error::Result;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::{SessionStateBuilder, TaskContext};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::prelude::SessionConfig;
+use datafusion_distributed::grpc::{BoxCloneSyncChannel, create_worker_client};
+use datafusion_distributed::{
+    ChannelResolver, CoordinatorToWorkerMsg, DistributedExt, ExecuteTaskRequest,
+    GetWorkerInfoRequest, GetWorkerInfoResponse, SessionStateBuilderExt, SetPlanRequest, Worker,
+    WorkerChannel, WorkerQueryContext, WorkerResolver, WorkerToCoordinatorMsg, display_plan_ascii,
+};
+use futures::stream::BoxStream;
+use http::HeaderMap;
+use osprey_proto::{CLUSTER_SECRET_HEADER, ClusterSecret};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use url::Url;
+
+/// How long a new connection to an executor may take before the attempt fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Keep-alive pings detect an executor that vanished without closing its connections.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The live executors, as the coordinator's discovery sees them right now.
+///
+/// The distributed planner asks for this list synchronously while it plans, so implementations
+/// keep a snapshot that a background task refreshes.
+pub trait ExecutorResolver: Send + Sync + 'static {
+    /// The base URLs (`http://host:port`) of executors that answered their last health check.
+    fn live_executors(&self) -> Vec<Url>;
+}
+
+/// Returned when a query needs executors and none is alive.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no live executor: none of the configured executors answered its last health check. \
+     Start `osprey executor` processes with the same cluster secret, or check `executors` \
+     in the coordinator configuration"
+)]
+pub struct NoLiveExecutors;
+
+/// Adapts an [`ExecutorResolver`] to the library's `WorkerResolver`.
+struct ResolverAdapter(Arc<dyn ExecutorResolver>);
+
+impl WorkerResolver for ResolverAdapter {
+    fn get_urls(&self) -> Result<Vec<Url>, DataFusionError> {
+        let urls = self.0.live_executors();
+        if urls.is_empty() {
+            return Err(DataFusionError::External(Box::new(NoLiveExecutors)));
+        }
+        Ok(urls)
+    }
+}
+
+/// Counts the tasks the coordinator has handed to each executor since it started.
+///
+/// One task is one stage fragment sent to one executor; the counts show where work ran.
+#[derive(Clone, Default, Debug)]
+pub struct ExecutorDispatchCounter {
+    counts: Arc<Mutex<HashMap<Url, Arc<AtomicU64>>>>,
+}
+
+impl ExecutorDispatchCounter {
+    fn counter_for(&self, url: &Url) -> Arc<AtomicU64> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(counts.entry(url.clone()).or_default())
+    }
+
+    /// Tasks dispatched to `url` so far.
+    pub fn tasks_dispatched(&self, url: &Url) -> u64 {
+        self.counter_for(url).load(Ordering::Relaxed)
+    }
+}
+
+/// Outgoing gRPC channels to executors. Every request carries the cluster credential.
+///
+/// Channels are created lazily, cached per URL and reconnect on their own, so an executor that
+/// restarts on the same address is used again without any action here.
+#[derive(Clone)]
+pub struct ClusterChannels {
+    secret: ClusterSecret,
+    channels: Arc<Mutex<HashMap<Url, BoxCloneSyncChannel>>>,
+    dispatch: Option<ExecutorDispatchCounter>,
+}
+
+impl ClusterChannels {
+    /// Channels that present `secret` to executors.
+    pub fn new(secret: ClusterSecret) -> Self {
+        Self {
+            secret,
+            channels: Arc::default(),
+            dispatch: None,
+        }
+    }
+
+    /// Counts the tasks sent through these channels in `counter`.
+    pub fn with_dispatch_counter(mut self, counter: ExecutorDispatchCounter) -> Self {
+        self.dispatch = Some(counter);
+        self
+    }
+
+    fn channel(&self, url: &Url) -> Result<BoxCloneSyncChannel> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(channel) = channels.get(url) {
+            return Ok(channel.clone());
+        }
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|err| {
+                DataFusionError::Configuration(format!("invalid executor URL '{url}': {err}"))
+            })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_INTERVAL)
+            .keep_alive_while_idle(true);
+        let channel: Channel = endpoint.connect_lazy();
+        let header_value = self.secret.header_value();
+        let with_secret = tower::ServiceBuilder::new()
+            .map_request(move |mut request: http::Request<tonic::body::Body>| {
+                request
+                    .headers_mut()
+                    .insert(CLUSTER_SECRET_HEADER, header_value.clone());
+                request
+            })
+            .service(channel);
+        let boxed = BoxCloneSyncChannel::new(with_secret);
+        channels.insert(url.clone(), boxed.clone());
+        Ok(boxed)
+    }
+}
+
+#[async_trait]
+impl ChannelResolver for ClusterChannels {
+    async fn get_worker_client_for_url(&self, url: &Url) -> Result<Box<dyn WorkerChannel>> {
+        let client = create_worker_client(self.channel(url)?);
+        Ok(match &self.dispatch {
+            Some(counter) => Box::new(CountingWorkerChannel {
+                inner: client,
+                tasks: counter.counter_for(url),
+            }),
+            None => client,
+        })
+    }
+}
+
+/// A worker client that counts the tasks (coordinator channels) opened through it.
+struct CountingWorkerChannel {
+    inner: Box<dyn WorkerChannel>,
+    tasks: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl WorkerChannel for CountingWorkerChannel {
+    async fn coordinator_channel(
+        &mut self,
+        headers: HeaderMap,
+        set_plan_request: SetPlanRequest,
+        c2w_stream: BoxStream<'static, CoordinatorToWorkerMsg>,
+        metrics: ExecutionPlanMetricsSet,
+        task_ctx: &Arc<TaskContext>,
+    ) -> Result<BoxStream<'static, Result<WorkerToCoordinatorMsg>>> {
+        let stream = self
+            .inner
+            .coordinator_channel(headers, set_plan_request, c2w_stream, metrics, task_ctx)
+            .await?;
+        self.tasks.fetch_add(1, Ordering::Relaxed);
+        Ok(stream)
+    }
+
+    async fn execute_task(
+        &mut self,
+        headers: HeaderMap,
+        request: ExecuteTaskRequest,
+        metrics: ExecutionPlanMetricsSet,
+        task_ctx: &Arc<TaskContext>,
+    ) -> Result<Vec<BoxStream<'static, Result<RecordBatch>>>> {
+        self.inner
+            .execute_task(headers, request, metrics, task_ctx)
+            .await
+    }
+
+    async fn get_worker_info(
+        &mut self,
+        request: GetWorkerInfoRequest,
+    ) -> Result<GetWorkerInfoResponse> {
+        self.inner.get_worker_info(request).await
+    }
+}
+
+/// Why a health check of an executor failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorProbeError {
+    /// Nothing answered at the address, or the connection broke.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The executor answered but refused our cluster credential.
+    #[error(
+        "refused our cluster credential: the coordinator and the executor must be started \
+         with the same cluster secret"
+    )]
+    Rejected,
+    /// No answer within the deadline.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Asks the executor at `url` for its version, within `timeout`. Used as the health check.
+pub async fn probe_executor(
+    channels: &ClusterChannels,
+    url: &Url,
+    timeout: Duration,
+) -> Result<String, ExecutorProbeError> {
+    let channel = channels
+        .channel(url)
+        .map_err(|err| ExecutorProbeError::Unreachable(err.to_string()))?;
+    let mut client = create_worker_client(channel);
+    match tokio::time::timeout(timeout, client.get_worker_info(GetWorkerInfoRequest {})).await {
+        Err(_) => Err(ExecutorProbeError::Timeout(timeout)),
+        Ok(Ok(info)) => Ok(info.version),
+        Ok(Err(err)) => {
+            let message = err.to_string();
+            if message.contains("cluster credential") {
+                Err(ExecutorProbeError::Rejected)
+            } else {
+                Err(ExecutorProbeError::Unreachable(first_line(&message)))
+            }
+        }
+    }
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or_default().to_string()
+}
+
+/// Planner settings for the coordinator's distributed session.
+#[derive(Debug, Clone)]
+pub struct DistributedPlannerOptions {
+    /// Bytes of input files that one scan task reads; smaller values make more tasks.
+    pub bytes_per_task: usize,
+}
+
+impl Default for DistributedPlannerOptions {
+    fn default() -> Self {
+        Self {
+            bytes_per_task: 16 << 20,
+        }
+    }
+}
+
+/// Builds the coordinator's session: DataFusion's defaults plus the distributed planner, which
+/// turns every physical plan into stages run on the executors `resolver` reports live.
+///
+/// Metrics collection from executors is off; turn it on per query with
+/// [`with_metrics_collection`] (EXPLAIN ANALYZE does).
+pub fn coordinator_session_state(
+    config: SessionConfig,
+    runtime: Arc<RuntimeEnv>,
+    resolver: Arc<dyn ExecutorResolver>,
+    channels: ClusterChannels,
+    options: &DistributedPlannerOptions,
+) -> Result<SessionState> {
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_distributed_worker_resolver(ResolverAdapter(resolver))
+        .with_distributed_channel_resolver(channels)
+        .with_distributed_planner()
+        .with_distributed_file_scan_config_bytes_per_partition(options.bytes_per_task.max(1))?
+        .with_distributed_metrics_collection(false)?
+        .build();
+    Ok(state)
+}
+
+/// Turns collection of per-task metrics from executors on or off for one query's session.
+pub fn with_metrics_collection(state: &mut SessionState, enabled: bool) -> Result<()> {
+    state.set_distributed_metrics_collection(enabled)
+}
+
+/// Renders a physical plan with its stages and tasks, and with per-task metrics when
+/// `with_metrics` is set and the plan has run.
+pub fn render_distributed_plan(plan: &dyn ExecutionPlan, with_metrics: bool) -> String {
+    display_plan_ascii(plan, with_metrics)
+}
+
+/// Serves the executor's gRPC service on `listener` until `shutdown` completes: the library's
+/// worker service, behind a check of the cluster credential on every request.
+///
+/// When `shutdown` completes the listener closes (new connections are refused), running
+/// requests finish, and then this returns. The executor's own outgoing calls (shuffle reads from
+/// peer executors) present the same secret through [`ClusterChannels`].
+pub async fn serve_executor(
+    listener: tokio::net::TcpListener,
+    secret: &ClusterSecret,
+    runtime: Arc<RuntimeEnv>,
+    version: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let channels = ClusterChannels::new(secret.clone());
+    let worker = Worker::from_session_builder(move |ctx: WorkerQueryContext| {
+        let channels = channels.clone();
+        async move {
+            Ok(ctx
+                .builder
+                .with_distributed_channel_resolver(channels)
+                .build())
+        }
+    })
+    .with_runtime_env(runtime)
+    .with_version(version.to_string());
+    let service = tonic::service::interceptor::InterceptedService::new(
+        worker.into_worker_server(),
+        secret.interceptor(),
+    );
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+}

@@ -1,0 +1,15 @@
+//! DataFusion plumbing shared by the Osprey coordinator and executors.
+//!
+//! - [`runtime`]: the bounded memory pool and spill directory every process runs with.
+//! - [`distributed`]: the one module in Osprey that touches `datafusion-distributed`. The library
+//!   changes its API often; keeping every call behind this module keeps an upgrade to one file.
+
+pub mod distributed;
+pub mod runtime;
+
+pub use distributed::{
+    ClusterChannels, DistributedPlannerOptions, ExecutorDispatchCounter, ExecutorProbeError,
+    ExecutorResolver, NoLiveExecutors, coordinator_session_state, probe_executor,
+    render_distributed_plan, serve_executor, with_metrics_collection,
+};
+pub use runtime::{RuntimeLimits, build_runtime_env};

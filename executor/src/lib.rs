@@ -1,0 +1,159 @@
+//! The Osprey executor: a stateless worker that runs plan fragments (tasks) sent by its
+//! coordinator and streams Arrow record batches to the coordinator and to peer executors.
+//!
+//! It keeps no state beyond its spill directory; any executor can be killed and replaced. Every
+//! request must carry the cluster credential (see [`osprey_proto::cluster_auth`]).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), osprey_executor::ExecutorError> {
+//! use osprey_executor::{ExecutorConfig, run_executor};
+//! use osprey_proto::ClusterSecret;
+//!
+//! let config = ExecutorConfig {
+//!     listen: "127.0.0.1:50061".parse().unwrap(),
+//!     cluster_secret: ClusterSecret::new("an example secret, 16+ chars").unwrap(),
+//!     ..ExecutorConfig::default()
+//! };
+//! // Runs until Ctrl-C / SIGTERM, then drains running tasks.
+//! run_executor(config, |addr| println!("listening on {addr}"), osprey_executor::shutdown_signal())
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+use osprey_engine::{RuntimeLimits, build_runtime_env, serve_executor};
+use osprey_proto::ClusterSecret;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything an executor needs to run.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Address for the gRPC service. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The secret every request must present.
+    pub cluster_secret: ClusterSecret,
+    /// Bytes of memory query operators may use before they spill or fail.
+    pub memory_limit_bytes: usize,
+    /// Directory for spill files; the operating system's temporary directory when unset.
+    pub spill_dir: Option<PathBuf>,
+    /// How long running tasks may take to finish after a shutdown request.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50061)),
+            // Never used as is: callers must supply a real secret.
+            cluster_secret: ClusterSecret::new("unset-cluster-secret-replace-me")
+                .expect("static secret is valid"),
+            memory_limit_bytes: RuntimeLimits::default().memory_limit_bytes,
+            spill_dir: None,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why an executor could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The runtime (memory pool, spill directory) could not be set up.
+    #[error("cannot set up the executor runtime: {0}")]
+    Runtime(#[from] datafusion::error::DataFusionError),
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Server(#[from] tonic::transport::Error),
+    /// Running tasks did not finish within the grace period after shutdown was requested.
+    #[error("running tasks did not finish within {0:?} of the shutdown request")]
+    ShutdownTimedOut(Duration),
+}
+
+/// Runs an executor until `shutdown` completes, then stops accepting work, lets running tasks
+/// finish (up to [`ExecutorConfig::shutdown_grace`]) and returns.
+///
+/// `on_listening` is called once with the bound address, which differs from the configured one
+/// when the configured port is 0.
+pub async fn run_executor(
+    config: ExecutorConfig,
+    on_listening: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ExecutorError> {
+    let runtime = build_runtime_env(&RuntimeLimits {
+        memory_limit_bytes: config.memory_limit_bytes,
+        spill_dir: config.spill_dir.clone(),
+        ..RuntimeLimits::default()
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ExecutorError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| ExecutorError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    on_listening(local_addr);
+    tracing::info!(%local_addr, memory_limit_bytes = config.memory_limit_bytes, "executor listening");
+
+    // Once shutdown is requested, the server stops accepting and drains; bound the drain.
+    let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: refusing new work, finishing running tasks");
+        let _ = drain_started_tx.send(());
+    };
+    let server = serve_executor(
+        listener,
+        &config.cluster_secret,
+        runtime,
+        env!("CARGO_PKG_VERSION"),
+        shutdown,
+    );
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.map_err(ExecutorError::from),
+        _ = drain_started_rx => {}
+    }
+    match tokio::time::timeout(config.shutdown_grace, server).await {
+        Ok(result) => {
+            tracing::info!("executor stopped");
+            result.map_err(ExecutorError::from)
+        }
+        Err(_) => Err(ExecutorError::ShutdownTimedOut(config.shutdown_grace)),
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
