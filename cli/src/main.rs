@@ -189,6 +189,7 @@ fn init_logging(file: &FileConfig, format_flag: Option<&str>) {
     let json = format_flag.or(file.log.format.as_deref()) == Some("json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

@@ -147,8 +147,15 @@ impl Authenticator {
 }
 
 /// Decodes the payload of a `Basic` authorization header into user and password.
+///
+/// Padding is optional: the Go Flight client (used by the ADBC driver) sends it unpadded.
 pub fn decode_basic(encoded: &str) -> Result<(String, String), AuthError> {
-    let decoded = base64::engine::general_purpose::STANDARD
+    const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let decoded = LENIENT
         .decode(encoded)
         .map_err(|_| AuthError::Malformed)?;
     let text = String::from_utf8(decoded).map_err(|_| AuthError::Malformed)?;
@@ -192,6 +199,11 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode("admin:pw")
         );
         assert_eq!(auth.check_authorization(Some(&basic)).unwrap().user, "admin");
+        let unpadded = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode("admin:pw")
+        );
+        assert_eq!(auth.check_authorization(Some(&unpadded)).unwrap().user, "admin");
         let token = auth.login("admin", "pw").unwrap();
         let bearer = format!("bearer {token}");
         assert_eq!(auth.check_authorization(Some(&bearer)).unwrap().user, "admin");

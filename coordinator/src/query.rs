@@ -161,9 +161,6 @@ impl QueryEngine {
         };
         let mut state = self.ctx.state();
         match &plan {
-            LogicalPlan::Explain(explain) if !explain.logical_optimization_succeeded => {
-                // Let DataFusion report the optimizer failure the usual way.
-            }
             LogicalPlan::Explain(explain) => {
                 return self.explain_distributed(&state, explain).await;
             }
@@ -186,8 +183,13 @@ impl QueryEngine {
         state: &SessionState,
         explain: &datafusion::logical_expr::Explain,
     ) -> Result<SendableRecordBatchStream, QueryError> {
-        let physical: Arc<dyn ExecutionPlan> = state.create_physical_plan(&explain.plan).await?;
-        let logical = explain.plan.display_indent().to_string();
+        let optimized = state.optimize(&explain.plan)?;
+        // Plan the already-optimized plan directly rather than optimizing it a second time.
+        let physical: Arc<dyn ExecutionPlan> = state
+            .query_planner()
+            .create_physical_plan(&optimized, state)
+            .await?;
+        let logical = optimized.display_indent().to_string();
         let distributed = render_distributed_plan(physical.as_ref(), false);
         let schema = Arc::new(Schema::new(vec![
             Field::new("plan_type", DataType::Utf8, false),
