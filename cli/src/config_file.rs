@@ -75,7 +75,11 @@ pub struct UserEntry {
 
 impl std::fmt::Debug for UserEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "UserEntry {{ name: {:?}, password: <redacted> }}", self.name)
+        write!(
+            f,
+            "UserEntry {{ name: {:?}, password: <redacted> }}",
+            self.name
+        )
     }
 }
 
@@ -172,7 +176,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let err = toml::from_str::<FileConfig>("[coordinator]\nflight_lisen = \"x\"\n").unwrap_err();
+        let err =
+            toml::from_str::<FileConfig>("[coordinator]\nflight_lisen = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("flight_lisen"), "{err}");
     }
 }

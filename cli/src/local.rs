@@ -28,6 +28,8 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
     if args.executors == 0 {
         bail!("--executors must be at least 1");
     }
+    // Installed first, so Ctrl-C during start-up still stops the executors cleanly.
+    let shutdown = osprey_executor::shutdown_signal();
     let mut common = args.common.clone();
     if common.tpch_scale.is_none() && file.coordinator.tpch_scale_factor.is_none() {
         common.tpch_scale = Some(DEFAULT_TPCH_SCALE);
@@ -51,7 +53,10 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
         .unwrap_or(DEFAULT_EXECUTOR_MEMORY);
     let mut executors = Vec::with_capacity(args.executors);
     for index in 0..args.executors {
-        let spill_dir = config.data_dir.join("spill").join(format!("executor-{index}"));
+        let spill_dir = config
+            .data_dir
+            .join("spill")
+            .join(format!("executor-{index}"));
         match start_executor(&secret, executor_memory, &spill_dir).await {
             Ok(executor) => executors.push(executor),
             Err(err) => {
@@ -67,12 +72,8 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
     let banner = Banner {
         password: admin_password,
     };
-    let result = osprey_coordinator::run_coordinator(
-        config,
-        |addr| banner.print(addr),
-        osprey_executor::shutdown_signal(),
-    )
-    .await;
+    let result =
+        osprey_coordinator::run_coordinator(config, |addr| banner.print(addr), shutdown).await;
     stop_executors(&mut executors).await;
     result?;
     Ok(())
@@ -118,7 +119,10 @@ async fn start_executor(
         });
     }
     let mut child = command.spawn().context("cannot start executor process")?;
-    let stdout = child.stdout.take().context("executor stdout is not piped")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("executor stdout is not piped")?;
     let mut lines = BufReader::new(stdout).lines();
     let addr = tokio::time::timeout(EXECUTOR_START_TIMEOUT, async {
         while let Some(line) = lines.next_line().await? {
@@ -184,7 +188,10 @@ fn admin_password(data_dir: &Path) -> Result<AdminPassword> {
             .trim()
             .to_string();
         if password.is_empty() {
-            bail!("{} is empty: delete it to generate a new password", path.display());
+            bail!(
+                "{} is empty: delete it to generate a new password",
+                path.display()
+            );
         }
         return Ok(AdminPassword {
             password,

@@ -37,7 +37,13 @@ RUST_LOG (for example RUST_LOG=debug) or [log] level.";
 #[command(name = "osprey", version, about, after_help = AFTER_HELP)]
 struct Cli {
     /// TOML configuration file (see osprey.example.toml).
-    #[arg(long, short = 'c', global = true, env = "OSPREY_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "OSPREY_CONFIG",
+        value_name = "FILE"
+    )]
     config: Option<PathBuf>,
 
     /// Log format: `text` for people, `json` for log collectors.
@@ -111,11 +117,21 @@ struct LocalArgs {
 #[derive(Args, Debug)]
 struct CoordinatorArgs {
     /// Executor URL, e.g. http://10.0.0.5:50061. Repeat the flag or separate with commas.
-    #[arg(long = "executor", env = "OSPREY_EXECUTORS", value_delimiter = ',', value_name = "URL")]
+    #[arg(
+        long = "executor",
+        env = "OSPREY_EXECUTORS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
     executors: Vec<String>,
 
     /// A host:port whose every DNS address is an executor (a Kubernetes headless Service).
-    #[arg(long = "executor-dns", env = "OSPREY_EXECUTOR_DNS", value_delimiter = ',', value_name = "HOST:PORT")]
+    #[arg(
+        long = "executor-dns",
+        env = "OSPREY_EXECUTOR_DNS",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
     executor_dns: Vec<String>,
 
     #[command(flatten)]
@@ -152,7 +168,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(&file, cli.log_format.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -259,7 +278,11 @@ fn coordinator_config(
         .tpch_scale
         .or(section.tpch_scale_factor)
         .filter(|sf| *sf > 0.0);
-    if let Some(schema) = common.default_schema.clone().or(section.default_schema.clone()) {
+    if let Some(schema) = common
+        .default_schema
+        .clone()
+        .or(section.default_schema.clone())
+    {
         config.default_schema = schema;
     }
     if let Some(size) = common.coordinator_memory.or(section.memory_limit) {
@@ -290,8 +313,9 @@ fn parse_executor_urls(values: &[String]) -> Result<Vec<Url>> {
             } else {
                 format!("http://{value}")
             };
-            Url::parse(&with_scheme)
-                .with_context(|| format!("invalid executor URL {value:?}: expected http://HOST:PORT"))
+            Url::parse(&with_scheme).with_context(|| {
+                format!("invalid executor URL {value:?}: expected http://HOST:PORT")
+            })
         })
         .collect()
 }

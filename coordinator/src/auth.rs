@@ -155,9 +155,7 @@ pub fn decode_basic(encoded: &str) -> Result<(String, String), AuthError> {
         base64::engine::GeneralPurposeConfig::new()
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
-    let decoded = LENIENT
-        .decode(encoded)
-        .map_err(|_| AuthError::Malformed)?;
+    let decoded = LENIENT.decode(encoded).map_err(|_| AuthError::Malformed)?;
     let text = String::from_utf8(decoded).map_err(|_| AuthError::Malformed)?;
     let (user, password) = text.split_once(':').ok_or(AuthError::Malformed)?;
     Ok((user.to_string(), password.to_string()))
@@ -198,15 +196,24 @@ mod tests {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode("admin:pw")
         );
-        assert_eq!(auth.check_authorization(Some(&basic)).unwrap().user, "admin");
+        assert_eq!(
+            auth.check_authorization(Some(&basic)).unwrap().user,
+            "admin"
+        );
         let unpadded = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD_NO_PAD.encode("admin:pw")
         );
-        assert_eq!(auth.check_authorization(Some(&unpadded)).unwrap().user, "admin");
+        assert_eq!(
+            auth.check_authorization(Some(&unpadded)).unwrap().user,
+            "admin"
+        );
         let token = auth.login("admin", "pw").unwrap();
         let bearer = format!("bearer {token}");
-        assert_eq!(auth.check_authorization(Some(&bearer)).unwrap().user, "admin");
+        assert_eq!(
+            auth.check_authorization(Some(&bearer)).unwrap().user,
+            "admin"
+        );
         assert_eq!(auth.check_authorization(None), Err(AuthError::Missing));
         assert_eq!(
             auth.check_authorization(Some("Digest x")),

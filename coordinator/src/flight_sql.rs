@@ -157,7 +157,8 @@ impl FlightSqlFrontDoor {
     }
 }
 
-type FlightDataStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
+type FlightDataStream =
+    Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl FlightSqlService for FlightSqlFrontDoor {
@@ -286,7 +287,11 @@ impl FlightSqlService for FlightSqlFrontDoor {
     ) -> Result<(), Status> {
         let user = self.authenticate(request.metadata())?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
-        if self.prepared.get(&handle).is_some_and(|e| e.user == user.user) {
+        if self
+            .prepared
+            .get(&handle)
+            .is_some_and(|e| e.user == user.user)
+        {
             self.prepared.remove(&handle);
         }
         Ok(())
@@ -367,9 +372,7 @@ impl FlightSqlFrontDoor {
             .get(&handle)
             .filter(|entry| entry.user == user.user)
             .ok_or_else(|| {
-                Status::not_found(
-                    "unknown or expired prepared statement: create it again",
-                )
+                Status::not_found("unknown or expired prepared statement: create it again")
             })
     }
 }

@@ -134,8 +134,8 @@ impl Coordinator {
     /// Starts discovery, builds the session and registers the built-in datasets.
     pub async fn start(config: &CoordinatorConfig) -> Result<Self, CoordinatorError> {
         let dispatch = ExecutorDispatchCounter::default();
-        let channels =
-            ClusterChannels::new(config.cluster_secret.clone()).with_dispatch_counter(dispatch.clone());
+        let channels = ClusterChannels::new(config.cluster_secret.clone())
+            .with_dispatch_counter(dispatch.clone());
         let (registry, discovery_task) =
             ExecutorRegistry::start(config.discovery.clone(), channels.clone(), dispatch).await;
 

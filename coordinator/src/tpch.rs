@@ -128,7 +128,10 @@ fn write_part(
     let tmp_path = table_dir.join(format!(".part-{part}.parquet.tmp"));
     let (p, n) = (part as i32, part_count as i32);
     let sf = scale_factor;
-    let (schema, batches): (SchemaRef, Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>>) = match table {
+    let (schema, batches): (
+        SchemaRef,
+        Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>>,
+    ) = match table {
         "region" => (
             RegionArrow::schema_ref(),
             Box::new(RegionArrow::new(RegionGenerator::new(sf, p, n))),

@@ -66,11 +66,19 @@ struct ResolverAdapter(Arc<dyn ExecutorResolver>);
 
 impl WorkerResolver for ResolverAdapter {
     fn get_urls(&self) -> Result<Vec<Url>, DataFusionError> {
-        let urls = self.0.live_executors();
-        if urls.is_empty() {
-            return Err(DataFusionError::External(Box::new(NoLiveExecutors)));
+        let mut urls = self.0.live_executors();
+        match urls.len() {
+            0 => Err(DataFusionError::External(Box::new(NoLiveExecutors))),
+            // The planner caps each stage at one task per URL and removes stage boundaries
+            // between one-task stages, so a lone executor would leave every plan on the
+            // coordinator. Listing it twice gives stages two tasks, both on that executor, so
+            // table data is still read by executors.
+            1 => {
+                urls.push(urls[0].clone());
+                Ok(urls)
+            }
+            _ => Ok(urls),
         }
-        Ok(urls)
     }
 }
 
@@ -244,14 +252,20 @@ pub async fn probe_executor(
             if message.contains("cluster credential") {
                 Err(ExecutorProbeError::Rejected)
             } else {
-                Err(ExecutorProbeError::Unreachable(first_line(&message)))
+                Err(ExecutorProbeError::Unreachable(root_cause(&err)))
             }
         }
     }
 }
 
-fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or_default().to_string()
+/// The innermost error's message: "Connection refused (os error 111)" rather than four layers
+/// of wrapping.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
 }
 
 /// Planner settings for the coordinator's distributed session.

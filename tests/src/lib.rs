@@ -1,1 +1,387 @@
-//! End-to-end test helpers.
+//! Helpers for Osprey's end-to-end tests: start real `osprey` processes on loopback and talk to
+//! them with the arrow-flight Flight SQL client.
+//!
+//! The tests run the `osprey` binary from the same target directory as the test executable
+//! (build it first with `cargo build --bin osprey`; `OSPREY_BIN` overrides the path).
+
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use futures::TryStreamExt;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// The cluster secret the tests' processes share.
+pub const TEST_SECRET: &str = "osprey-test-cluster-secret-0123456789";
+/// The admin password the tests' coordinators accept.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
+/// Path of the `osprey` binary under test.
+pub fn osprey_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("OSPREY_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/osprey
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("osprey"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --bin osprey` before the tests, or set OSPREY_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A child process that is killed when dropped, so a failing test leaves no orphans.
+pub struct Process {
+    /// The child.
+    pub child: Child,
+    /// The address it announced.
+    pub addr: SocketAddr,
+}
+
+impl Process {
+    /// The operating-system process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGKILL`) to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain kill(2) on a child we own and have not reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, signal);
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit, returning its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `osprey <args>` and waits for the line `<ready_prefix><addr>` on its stdout.
+pub fn spawn_osprey(args: &[&str], envs: &[(&str, &str)], ready_prefix: &str) -> Process {
+    let mut command = Command::new(osprey_bin());
+    command
+        .args(args)
+        .env_remove("OSPREY_CONFIG")
+        .env_remove("OSPREY_ADMIN_PASSWORD")
+        .env(
+            "RUST_LOG",
+            std::env::var("OSPREY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("spawn osprey");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = ready_prefix.to_string();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && let Some(addr) = line.strip_prefix(&prefix) {
+                let _ = tx.send(addr.trim().to_string());
+                sent = true;
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("osprey {args:?} did not announce `{ready_prefix}` in time"));
+    Process {
+        child,
+        addr: addr.parse().expect("announced address"),
+    }
+}
+
+/// Starts an executor on `listen` (use port 0 for any free port).
+pub fn spawn_executor(listen: &str, secret: &str) -> Process {
+    spawn_osprey(
+        &["executor", "--listen", listen, "--memory", "1GiB"],
+        &[("OSPREY_CLUSTER_SECRET", secret)],
+        "OSPREY_EXECUTOR_LISTENING ",
+    )
+}
+
+/// Options for [`spawn_coordinator`].
+pub struct CoordinatorOptions<'a> {
+    /// Executor URLs.
+    pub executors: Vec<String>,
+    /// Data directory.
+    pub data_dir: &'a Path,
+    /// TPC-H scale factor to generate, if any.
+    pub tpch_scale: Option<&'a str>,
+    /// Default schema.
+    pub default_schema: &'a str,
+}
+
+/// Starts a coordinator with the test secret and admin password.
+pub fn spawn_coordinator(options: CoordinatorOptions<'_>) -> Process {
+    let data_dir = options.data_dir.display().to_string();
+    let executors = options.executors.join(",");
+    let mut args = vec![
+        "coordinator",
+        "--flight-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_dir,
+        "--default-schema",
+        options.default_schema,
+        // Small scan tasks so SF0.1 tables split across both executors.
+        "--bytes-per-task",
+        "1MiB",
+        "--executor",
+        &executors,
+    ];
+    if let Some(scale) = options.tpch_scale {
+        args.extend(["--tpch-scale", scale]);
+    }
+    spawn_osprey(
+        &args,
+        &[
+            ("OSPREY_CLUSTER_SECRET", TEST_SECRET),
+            ("OSPREY_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ],
+        "OSPREY_FLIGHT_SQL_LISTENING ",
+    )
+}
+
+/// A coordinator and executors started for one test, with their data directory.
+pub struct TestCluster {
+    /// The coordinator.
+    pub coordinator: Process,
+    /// The executors, in start order.
+    pub executors: Vec<Process>,
+    /// Holds the data directory for the cluster's lifetime.
+    pub data_dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// `n` executors and a coordinator with TPC-H SF0.1 in schema `tpch` (the default schema).
+    pub fn start_tpch(n: usize) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let executors: Vec<Process> = (0..n)
+            .map(|_| spawn_executor("127.0.0.1:0", TEST_SECRET))
+            .collect();
+        let coordinator = spawn_coordinator(CoordinatorOptions {
+            executors: executors
+                .iter()
+                .map(|e| format!("http://{}", e.addr))
+                .collect(),
+            data_dir: data_dir.path(),
+            tpch_scale: Some("0.1"),
+            default_schema: "tpch",
+        });
+        Self {
+            coordinator,
+            executors,
+            data_dir,
+        }
+    }
+
+    /// Where the coordinator wrote TPC-H SF0.1.
+    pub fn tpch_dir(&self) -> PathBuf {
+        self.data_dir.path().join("tpch").join("sf0.1")
+    }
+
+    /// A logged-in Flight SQL client.
+    pub async fn client(&self) -> SqlClient {
+        SqlClient::connect(self.coordinator.addr, "admin", ADMIN_PASSWORD)
+            .await
+            .expect("login")
+    }
+}
+
+/// A Flight SQL client logged in as one user.
+pub struct SqlClient {
+    /// The underlying arrow-flight client.
+    pub inner: FlightSqlServiceClient<Channel>,
+}
+
+impl SqlClient {
+    /// Connects and logs in with the Flight SQL Handshake.
+    pub async fn connect(
+        addr: SocketAddr,
+        user: &str,
+        password: &str,
+    ) -> Result<Self, FlightError> {
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("valid URL")
+            .connect()
+            .await
+            .map_err(|e| FlightError::ExternalError(Box::new(e)))?;
+        let mut inner = FlightSqlServiceClient::new(channel);
+        inner.handshake(user, password).await?;
+        Ok(Self { inner })
+    }
+
+    /// Runs one statement (GetFlightInfo, then DoGet on every endpoint) and collects the result.
+    pub async fn query(&mut self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), FlightError> {
+        let info = self.inner.execute(sql.to_string(), None).await?;
+        let schema = info.clone().try_decode_schema()?;
+        let mut batches = Vec::new();
+        for endpoint in info.endpoint {
+            let ticket = endpoint.ticket.expect("endpoint has a ticket");
+            let stream = self.inner.do_get(ticket).await?;
+            let mut part: Vec<RecordBatch> = stream.try_collect().await?;
+            batches.append(&mut part);
+        }
+        Ok((std::sync::Arc::new(schema), batches))
+    }
+
+    /// Tasks dispatched so far per executor URL, from `system.executors`, with its state.
+    pub async fn executor_status(&mut self) -> Vec<(String, String, u64)> {
+        let (_, batches) = self
+            .query("SELECT url, state, tasks_dispatched FROM system.executors ORDER BY url")
+            .await
+            .expect("system.executors");
+        let mut rows = Vec::new();
+        for batch in batches {
+            let urls = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            let states = batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            let tasks = batch
+                .column(2)
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .unwrap();
+            for i in 0..batch.num_rows() {
+                rows.push((
+                    urls.value(i).to_string(),
+                    states.value(i).to_string(),
+                    tasks.value(i),
+                ));
+            }
+        }
+        rows
+    }
+
+    /// Polls `system.executors` until `url`'s state is `state`, for at most `timeout`.
+    /// Returns how long it took, or `None` if it never happened.
+    pub async fn wait_for_executor_state(
+        &mut self,
+        url: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            let status = self.executor_status().await;
+            if status.iter().any(|(u, s, _)| u == url && s == state) {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+}
+
+/// The gRPC status code of a failed call, when the server answered with one.
+pub fn status_code(err: &FlightError) -> Option<tonic::Code> {
+    match err {
+        FlightError::Tonic(status) => Some(status.code()),
+        _ => None,
+    }
+}
+
+/// Rows of a result as strings, sorted, with floats rounded to 2 decimals: a canonical form
+/// for comparing results of two engines.
+pub fn canonical_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|column| {
+                (
+                    column.data_type().clone(),
+                    ArrayFormatter::try_new(column.as_ref(), &options).expect("formatter"),
+                    column.clone(),
+                )
+            })
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|(data_type, formatter, column)| {
+                    if column.is_null(row) {
+                        return "NULL".to_string();
+                    }
+                    let text = formatter.value(row).to_string();
+                    match data_type {
+                        DataType::Float16 | DataType::Float32 | DataType::Float64 => text
+                            .parse::<f64>()
+                            .map(|v| format!("{v:.2}"))
+                            .unwrap_or(text),
+                        _ => text,
+                    }
+                })
+                .collect();
+            rows.push(cells.join(" | "));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// The SQL statements of a TPC-H query file, in order (q15 has three).
+pub fn tpch_statements(query: usize) -> Vec<String> {
+    let path = queries_dir().join("tpch").join(format!("q{query}.sql"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.split(';')
+        .map(|statement| {
+            statement
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .filter(|statement| !statement.trim().is_empty())
+        .collect()
+}
+
+/// `../shared/bench/queries` relative to the repository root (or `OSPREY_QUERIES_DIR`).
+pub fn queries_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("OSPREY_QUERIES_DIR") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/queries")
+}
