@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: Rust unit, doc and end-to-end tests, then the Python client tests.
+# Works on a fresh machine: it creates the Python environment it needs (pinned, from PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/osprey/target}"
+venv="${OSPREY_VENV:-$HOME/.cache/osprey/venv}"
+
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
+# The end-to-end tests start the real `osprey` binary; build it with the workspace.
+cargo build --workspace --locked
+cargo test --workspace --locked
+OSPREY_BIN="$CARGO_TARGET_DIR/debug/osprey" "$venv/bin/python" -m pytest -q tests/python

@@ -1,0 +1,49 @@
+"""Starts a real `osprey local` cluster (coordinator + 2 executors) for the client tests."""
+
+import os
+import pathlib
+import subprocess
+import threading
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PASSWORD = "python-test-password"
+
+
+def osprey_bin() -> str:
+    if os.environ.get("OSPREY_BIN"):
+        return os.environ["OSPREY_BIN"]
+    target = os.environ.get("CARGO_TARGET_DIR", str(REPO / "target"))
+    path = pathlib.Path(target) / "debug" / "osprey"
+    if not path.exists():
+        raise RuntimeError(f"{path} not found: run `cargo build --bin osprey` or set OSPREY_BIN")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("osprey-data")
+    env = dict(os.environ, OSPREY_ADMIN_PASSWORD=PASSWORD, RUST_LOG="warn")
+    env.pop("OSPREY_CONFIG", None)
+    proc = subprocess.Popen(
+        [osprey_bin(), "local", "--executors", "2", "--flight-listen", "127.0.0.1:0",
+         "--data-dir", str(data_dir), "--bytes-per-task", "1MiB"],
+        stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL, env=env, text=True,
+    )
+    ready = threading.Event()
+    address = {}
+
+    def read_stdout():
+        for line in proc.stdout:
+            if line.startswith("OSPREY_FLIGHT_SQL_LISTENING "):
+                address["uri"] = "grpc://" + line.split()[1]
+                ready.set()
+
+    threading.Thread(target=read_stdout, daemon=True).start()
+    if not ready.wait(120):
+        proc.kill()
+        raise RuntimeError("osprey local did not start within 120 s")
+    yield {"uri": address["uri"], "data_dir": data_dir, "password": PASSWORD}
+    proc.send_signal(2)  # Ctrl-C
+    assert proc.wait(30) == 0
