@@ -63,6 +63,7 @@ pub struct ExecutorSection {
     pub memory_limit: Option<ByteSize>,
     pub spill_dir: Option<PathBuf>,
     pub shutdown_grace_secs: Option<u64>,
+    pub threads: Option<usize>,
 }
 
 /// `[[users]]`.

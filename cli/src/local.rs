@@ -51,13 +51,20 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
         .or(file.executor.memory_limit)
         .map(|s| s.0)
         .unwrap_or(DEFAULT_EXECUTOR_MEMORY);
+    let executor_threads = args.executor_threads.or(file.executor.threads);
+    if let Some(threads) = executor_threads
+        && config.target_partitions.is_none()
+    {
+        // Plans are cut into partitions on the coordinator: match the executors' threads.
+        config.target_partitions = Some(threads);
+    }
     let mut executors = Vec::with_capacity(args.executors);
     for index in 0..args.executors {
         let spill_dir = config
             .data_dir
             .join("spill")
             .join(format!("executor-{index}"));
-        match start_executor(&secret, executor_memory, &spill_dir).await {
+        match start_executor(&secret, executor_memory, executor_threads, &spill_dir).await {
             Ok(executor) => executors.push(executor),
             Err(err) => {
                 stop_executors(&mut executors).await;
@@ -87,6 +94,7 @@ struct LocalExecutor {
 async fn start_executor(
     secret: &ClusterSecret,
     memory: u64,
+    threads: Option<usize>,
     spill_dir: &Path,
 ) -> Result<LocalExecutor> {
     let exe = std::env::current_exe().context("cannot find the osprey executable")?;
@@ -102,10 +110,14 @@ async fn start_executor(
         // The secret goes through the environment, never the command line (visible in `ps`).
         .env("OSPREY_CLUSTER_SECRET", secret.expose())
         .env_remove("OSPREY_CONFIG")
+        .env_remove("OSPREY_EXECUTOR_THREADS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
+    if let Some(threads) = threads {
+        command.arg("--threads").arg(threads.to_string());
+    }
     #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec.
     unsafe {

@@ -110,6 +110,10 @@ struct LocalArgs {
     #[arg(long, env = "OSPREY_EXECUTOR_MEMORY", value_name = "SIZE")]
     executor_memory: Option<ByteSize>,
 
+    /// Worker threads per executor; defaults to the number of cores.
+    #[arg(long, env = "OSPREY_EXECUTOR_THREADS", value_name = "N")]
+    executor_threads: Option<usize>,
+
     #[command(flatten)]
     common: CoordinatorCommon,
 }
@@ -156,6 +160,10 @@ struct ExecutorArgs {
     /// Seconds running tasks may take to finish after SIGTERM.
     #[arg(long, env = "OSPREY_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
     shutdown_grace_secs: Option<u64>,
+
+    /// Worker threads; defaults to the number of cores.
+    #[arg(long, env = "OSPREY_EXECUTOR_THREADS", value_name = "N")]
+    threads: Option<usize>,
 }
 
 fn main() -> std::process::ExitCode {

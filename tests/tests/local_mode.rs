@@ -39,7 +39,13 @@ fn alive(pid: u32) -> bool {
 async fn local_starts_a_cluster_with_tpch_and_ctrl_c_stops_everything() {
     let data_dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(osprey_bin())
-        .args(["local", "--executors", "2", "--flight-listen", "127.0.0.1:0"])
+        .args([
+            "local",
+            "--executors",
+            "2",
+            "--flight-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(data_dir.path())
         .env_remove("OSPREY_ADMIN_PASSWORD")
@@ -74,9 +80,16 @@ async fn local_starts_a_cluster_with_tpch_and_ctrl_c_stops_everything() {
 
     // The generated password is printed once and stored with mode 0600.
     let password_file = data_dir.path().join("admin-password");
-    let mode = std::fs::metadata(&password_file).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&password_file)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600, "admin-password mode is {mode:o}");
-    let password = std::fs::read_to_string(&password_file).unwrap().trim().to_string();
+    let password = std::fs::read_to_string(&password_file)
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(password.len() >= 24, "weak generated password");
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut banner = String::new();
@@ -86,13 +99,23 @@ async fn local_starts_a_cluster_with_tpch_and_ctrl_c_stops_everything() {
             banner.push('\n');
         }
     }
-    assert!(banner.contains(&password), "password not shown on first start:\n{banner}");
+    assert!(
+        banner.contains(&password),
+        "password not shown on first start:\n{banner}"
+    );
 
     let executors = children_of(child.id());
-    assert_eq!(executors.len(), 2, "expected 2 executor processes: {executors:?}");
+    assert_eq!(
+        executors.len(),
+        2,
+        "expected 2 executor processes: {executors:?}"
+    );
 
     let mut client = SqlClient::connect(addr, "admin", &password).await.unwrap();
-    let (_, batches) = client.query("SELECT count(*) FROM tpch.lineitem").await.unwrap();
+    let (_, batches) = client
+        .query("SELECT count(*) FROM tpch.lineitem")
+        .await
+        .unwrap();
     assert_eq!(canonical_rows(&batches), vec!["600572".to_string()]);
     let (_, batches) = client
         .query("SELECT count(*) FROM tpch.orders WHERE o_orderstatus = 'F'")
@@ -109,7 +132,10 @@ async fn local_starts_a_cluster_with_tpch_and_ctrl_c_stops_everything() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "osprey local did not exit after Ctrl-C");
+        assert!(
+            Instant::now() < deadline,
+            "osprey local did not exit after Ctrl-C"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
@@ -122,7 +148,15 @@ async fn local_starts_a_cluster_with_tpch_and_ctrl_c_stops_everything() {
 async fn executors_die_with_a_killed_local_supervisor() {
     let data_dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(osprey_bin())
-        .args(["local", "--executors", "1", "--tpch-scale", "0", "--flight-listen", "127.0.0.1:0"])
+        .args([
+            "local",
+            "--executors",
+            "1",
+            "--tpch-scale",
+            "0",
+            "--flight-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(data_dir.path())
         .env("OSPREY_ADMIN_PASSWORD", "pw")
@@ -136,7 +170,10 @@ async fn executors_die_with_a_killed_local_supervisor() {
     let mut lines = BufReader::new(stdout).lines();
     let ready = lines.next().expect("a line").unwrap();
     assert!(ready.starts_with("OSPREY_FLIGHT_SQL_LISTENING "), "{ready}");
-    assert!(!data_dir.path().join("admin-password").exists(), "password from env is not stored");
+    assert!(
+        !data_dir.path().join("admin-password").exists(),
+        "password from env is not stored"
+    );
     let executors = children_of(child.id());
     assert_eq!(executors.len(), 1);
 
@@ -144,7 +181,10 @@ async fn executors_die_with_a_killed_local_supervisor() {
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while executors.iter().any(|pid| alive(*pid)) {
-        assert!(Instant::now() < deadline, "executor outlived its killed supervisor");
+        assert!(
+            Instant::now() < deadline,
+            "executor outlived its killed supervisor"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
