@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
     about,
     after_help = "\
 Example (TPC-H SF1, 2 executors with 1 thread each vs DataFusion with 2 threads):
-  cargo run --release -p osprey-benches -- tpch --scale 1 --executors 2 --threads-per-executor 1"
+  cargo build --release --workspace --bins
+  target/release/osprey-benches tpch --scale 1 --executors 2 --threads-per-executor 1"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -318,7 +319,7 @@ impl LocalCluster {
         let osprey = exe.with_file_name("osprey");
         if !osprey.exists() {
             bail!(
-                "{} not found: build it with the same profile first (cargo build --release --bin osprey)",
+                "{} not found: build it with the same profile first (cargo build --release --workspace --bins)",
                 osprey.display()
             );
         }

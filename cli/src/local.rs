@@ -52,12 +52,6 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
         .map(|s| s.0)
         .unwrap_or(DEFAULT_EXECUTOR_MEMORY);
     let executor_threads = args.executor_threads.or(file.executor.threads);
-    if let Some(threads) = executor_threads
-        && config.target_partitions.is_none()
-    {
-        // Plans are cut into partitions on the coordinator: match the executors' threads.
-        config.target_partitions = Some(threads);
-    }
     let mut executors = Vec::with_capacity(args.executors);
     for index in 0..args.executors {
         let spill_dir = config

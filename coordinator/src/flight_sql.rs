@@ -28,12 +28,13 @@ use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
     IpcMessage, SchemaAsIpc, Ticket,
 };
-use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message as _;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
@@ -47,6 +48,8 @@ pub struct FlightSqlLimits {
     pub prepared_statement_ttl: Duration,
     /// The most tickets and prepared statements held at once (each).
     pub max_open_handles: usize,
+    /// The largest request message accepted (a statement's SQL text, a DoPut batch).
+    pub max_request_bytes: usize,
 }
 
 impl Default for FlightSqlLimits {
@@ -55,6 +58,7 @@ impl Default for FlightSqlLimits {
             ticket_ttl: Duration::from_secs(15 * 60),
             prepared_statement_ttl: Duration::from_secs(3600),
             max_open_handles: 10_000,
+            max_request_bytes: 16 << 20,
         }
     }
 }
@@ -245,7 +249,9 @@ impl FlightSqlService for FlightSqlFrontDoor {
             .execute(entry.statement)
             .await
             .map_err(query_status)?;
-        let batches = stream.map_err(|err| FlightError::ExternalError(Box::new(err)));
+        let batches = stream
+            .map_ok(compact_view_arrays)
+            .map_err(|err| FlightError::ExternalError(Box::new(err)));
         let encoded = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)
@@ -377,6 +383,45 @@ impl FlightSqlFrontDoor {
     }
 }
 
+/// Copies string and binary view columns whose buffers are mostly unreferenced.
+///
+/// A view array sliced or filtered from a larger one (a LIMIT, a selective filter) still points
+/// at the original data buffers, and Arrow IPC sends every buffer it points at: twenty rows can
+/// cost tens of megabytes on the wire, past clients' message limits. Compacting bounds each
+/// message by the data it actually carries.
+fn compact_view_arrays(batch: RecordBatch) -> RecordBatch {
+    fn wasteful(referenced: usize, buffers: &[datafusion::arrow::buffer::Buffer]) -> bool {
+        let held: usize = buffers.iter().map(|b| b.len()).sum();
+        held > 2 * referenced + 64 * 1024
+    }
+    let needs_compaction = batch.columns().iter().any(|column| {
+        if let Some(views) = column.as_string_view_opt() {
+            wasteful(views.total_buffer_bytes_used(), views.data_buffers())
+        } else if let Some(views) = column.as_binary_view_opt() {
+            wasteful(views.total_buffer_bytes_used(), views.data_buffers())
+        } else {
+            false
+        }
+    });
+    if !needs_compaction {
+        return batch;
+    }
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|column| -> ArrayRef {
+            if let Some(views) = column.as_string_view_opt() {
+                Arc::new(views.gc())
+            } else if let Some(views) = column.as_binary_view_opt() {
+                Arc::new(views.gc())
+            } else {
+                Arc::clone(column)
+            }
+        })
+        .collect();
+    RecordBatch::try_new(batch.schema(), columns).unwrap_or(batch)
+}
+
 fn build_sql_info() -> SqlInfoData {
     let mut builder = SqlInfoDataBuilder::new();
     builder.append(SqlInfo::FlightSqlServerName, "Osprey");
@@ -426,5 +471,49 @@ fn flight_error_status(err: FlightError) -> Status {
             }
         }
         other => Status::from(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::StringViewArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn sliced_view_arrays_are_compacted() {
+        let long: Vec<String> = (0..10_000).map(|i| format!("{i:0>100}")).collect();
+        let array = StringViewArray::from_iter_values(long.iter());
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "s",
+            DataType::Utf8View,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(array)]).unwrap();
+        let slice = batch.slice(10, 2);
+        let held = |b: &RecordBatch| -> usize {
+            b.column(0)
+                .as_string_view()
+                .data_buffers()
+                .iter()
+                .map(|b| b.len())
+                .sum()
+        };
+        assert!(held(&slice) > 900_000);
+        let compacted = compact_view_arrays(slice.clone());
+        assert!(held(&compacted) < 1_000, "{}", held(&compacted));
+        assert_eq!(compacted, slice);
+    }
+
+    #[test]
+    fn small_batches_are_left_alone() {
+        let array = StringViewArray::from_iter_values(["a", "b"]);
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "s",
+            DataType::Utf8View,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(array)]).unwrap();
+        assert_eq!(compact_view_arrays(batch.clone()), batch);
     }
 }

@@ -220,12 +220,11 @@ pub async fn run_coordinator(
     tracing::info!(%local_addr, "Flight SQL listening");
     on_ready(local_addr);
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .add_service(FlightServiceServer::new(front_door))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
+        .add_service(
+            FlightServiceServer::new(front_door)
+                .max_decoding_message_size(config.flight_limits.max_request_bytes),
         )
+        .serve_with_incoming_shutdown(osprey_engine::tcp_incoming(listener), shutdown)
         .await?;
     tracing::info!("coordinator stopped");
     Ok(())

@@ -349,11 +349,17 @@ pub async fn serve_executor(
         secret.interceptor(),
     );
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(tcp_incoming(listener), shutdown)
         .await
+}
+
+/// Accepted connections from `listener`, with Nagle's algorithm off and TCP keep-alive on.
+///
+/// Tonic applies its own `tcp_nodelay` setting only to listeners it binds itself; without this,
+/// small gRPC messages wait for delayed ACKs (about 40 ms per round trip on Linux).
+pub fn tcp_incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(KEEPALIVE_INTERVAL))
 }

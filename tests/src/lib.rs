@@ -91,6 +91,7 @@ pub fn spawn_osprey(args: &[&str], envs: &[(&str, &str)], ready_prefix: &str) ->
         .args(args)
         .env_remove("OSPREY_CONFIG")
         .env_remove("OSPREY_ADMIN_PASSWORD")
+        .env_remove("OSPREY_CLUSTER_SECRET")
         .env(
             "RUST_LOG",
             std::env::var("OSPREY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
