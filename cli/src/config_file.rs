@@ -53,6 +53,19 @@ pub struct CoordinatorSection {
     pub target_partitions: Option<usize>,
     pub bytes_per_task: Option<ByteSize>,
     pub token_ttl_secs: Option<u64>,
+    #[serde(default, deserialize_with = "parse_optional")]
+    pub exchange_compression: Option<osprey_engine::ExchangeCompression>,
+}
+
+/// Deserializes an optional value through its `FromStr`.
+fn parse_optional<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    text.map(|t| t.parse().map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 /// `[executor]`.

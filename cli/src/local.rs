@@ -31,6 +31,10 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
     // Installed first, so Ctrl-C during start-up still stops the executors cleanly.
     let shutdown = osprey_executor::shutdown_signal();
     let mut common = args.common.clone();
+    if common.exchange_compression.is_none() && file.coordinator.exchange_compression.is_none() {
+        // Every exchange stays on loopback, where compressing costs more than it saves.
+        common.exchange_compression = Some(osprey_engine::ExchangeCompression::None);
+    }
     if common.tpch_scale.is_none() && file.coordinator.tpch_scale_factor.is_none() {
         common.tpch_scale = Some(DEFAULT_TPCH_SCALE);
     }

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use config_file::{ByteSize, FileConfig};
 use osprey_coordinator::CoordinatorConfig;
 use osprey_coordinator::auth::UserCredential;
+use osprey_engine::ExchangeCompression;
 use osprey_executor::ExecutorConfig;
 use osprey_proto::ClusterSecret;
 use std::net::SocketAddr;
@@ -94,6 +95,11 @@ struct CoordinatorCommon {
     /// Input bytes per scan task; smaller spreads scans over more tasks, e.g. 16MiB.
     #[arg(long, env = "OSPREY_BYTES_PER_TASK", value_name = "SIZE")]
     bytes_per_task: Option<ByteSize>,
+
+    /// Compression of data exchanged between executors: none, lz4 or zstd. Default lz4
+    /// (`local`: none, since its traffic stays on loopback).
+    #[arg(long, env = "OSPREY_EXCHANGE_COMPRESSION", value_name = "CODEC")]
+    exchange_compression: Option<ExchangeCompression>,
 
     /// Partitions per task (parallelism within one process); defaults to the core count.
     #[arg(long, env = "OSPREY_TARGET_PARTITIONS", value_name = "N")]
@@ -300,6 +306,9 @@ fn coordinator_config(
         config.bytes_per_task = size.0 as usize;
     }
     config.target_partitions = common.target_partitions.or(section.target_partitions);
+    if let Some(codec) = common.exchange_compression.or(section.exchange_compression) {
+        config.exchange_compression = codec;
+    }
     if let Some(ms) = section.discovery_interval_ms {
         config.discovery.refresh_interval = Duration::from_millis(ms.max(100));
     }

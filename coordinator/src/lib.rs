@@ -27,8 +27,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use discovery::{DiscoveryConfig, ExecutorRegistry};
 use flight_sql::{FlightSqlFrontDoor, FlightSqlLimits};
 use osprey_engine::{
-    ClusterChannels, DistributedPlannerOptions, ExecutorDispatchCounter, RuntimeLimits,
-    build_runtime_env, coordinator_session_state,
+    ClusterChannels, DistributedPlannerOptions, ExchangeCompression, ExecutorDispatchCounter,
+    RuntimeLimits, build_runtime_env, coordinator_session_state,
 };
 use osprey_proto::ClusterSecret;
 use query::QueryEngine;
@@ -66,6 +66,8 @@ pub struct CoordinatorConfig {
     pub target_partitions: Option<usize>,
     /// Input bytes one scan task reads; smaller values spread scans over more tasks.
     pub bytes_per_task: usize,
+    /// Compression of data exchanged between stages.
+    pub exchange_compression: ExchangeCompression,
 }
 
 impl CoordinatorConfig {
@@ -83,6 +85,7 @@ impl CoordinatorConfig {
             memory_limit_bytes: RuntimeLimits::default().memory_limit_bytes,
             target_partitions: None,
             bytes_per_task: DistributedPlannerOptions::default().bytes_per_task,
+            exchange_compression: ExchangeCompression::default(),
         }
     }
 }
@@ -158,6 +161,7 @@ impl Coordinator {
             channels,
             &DistributedPlannerOptions {
                 bytes_per_task: config.bytes_per_task,
+                exchange_compression: config.exchange_compression,
             },
         )?;
         let ctx = SessionContext::new_with_state(state);

@@ -268,17 +268,47 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
+/// How record batches are compressed between stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExchangeCompression {
+    /// No compression: fastest where the network is not the bottleneck (loopback, fast LANs).
+    None,
+    /// LZ4 frames: cheap, for ordinary networks.
+    #[default]
+    Lz4,
+    /// Zstandard: smallest, for slow links.
+    Zstd,
+}
+
+impl std::str::FromStr for ExchangeCompression {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "lz4" => Ok(Self::Lz4),
+            "zstd" => Ok(Self::Zstd),
+            other => Err(format!(
+                "unknown exchange compression {other:?}: use none, lz4 or zstd"
+            )),
+        }
+    }
+}
+
 /// Planner settings for the coordinator's distributed session.
 #[derive(Debug, Clone)]
 pub struct DistributedPlannerOptions {
     /// Bytes of input files that one scan task reads; smaller values make more tasks.
     pub bytes_per_task: usize,
+    /// Compression of data exchanged between stages.
+    pub exchange_compression: ExchangeCompression,
 }
 
 impl Default for DistributedPlannerOptions {
     fn default() -> Self {
         Self {
             bytes_per_task: 16 << 20,
+            exchange_compression: ExchangeCompression::default(),
         }
     }
 }
@@ -304,6 +334,11 @@ pub fn coordinator_session_state(
         .with_distributed_planner()
         .with_distributed_file_scan_config_bytes_per_partition(options.bytes_per_task.max(1))?
         .with_distributed_metrics_collection(false)?
+        .with_distributed_compression(match options.exchange_compression {
+            ExchangeCompression::None => None,
+            ExchangeCompression::Lz4 => Some(datafusion_distributed::CompressionType::LZ4_FRAME),
+            ExchangeCompression::Zstd => Some(datafusion_distributed::CompressionType::ZSTD),
+        })?
         .build();
     Ok(state)
 }

@@ -8,8 +8,8 @@ pub mod distributed;
 pub mod runtime;
 
 pub use distributed::{
-    ClusterChannels, DistributedPlannerOptions, ExecutorDispatchCounter, ExecutorProbeError,
-    ExecutorResolver, NoLiveExecutors, coordinator_session_state, probe_executor,
-    render_distributed_plan, serve_executor, tcp_incoming, with_metrics_collection,
+    ClusterChannels, DistributedPlannerOptions, ExchangeCompression, ExecutorDispatchCounter,
+    ExecutorProbeError, ExecutorResolver, NoLiveExecutors, coordinator_session_state,
+    probe_executor, render_distributed_plan, serve_executor, tcp_incoming, with_metrics_collection,
 };
 pub use runtime::{RuntimeLimits, build_runtime_env};
