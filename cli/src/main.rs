@@ -35,7 +35,7 @@ RUST_LOG (for example RUST_LOG=debug) or [log] level.";
 
 /// Osprey: a distributed SQL query engine for the lakehouse.
 #[derive(Parser, Debug)]
-#[command(name = "osprey", version, about, after_help = AFTER_HELP)]
+#[command(name = "osprey", version, after_help = AFTER_HELP)]
 struct Cli {
     /// TOML configuration file (see osprey.example.toml).
     #[arg(

@@ -134,6 +134,7 @@ impl QueryEngine {
     pub async fn prepare(&self, sql: &str) -> Result<PreparedStatement, QueryError> {
         let state = self.ctx.state();
         let plan = state.create_logical_plan(sql).await?;
+        refuse_session_statements(&plan)?;
         if runs_while_planning(&plan) {
             let schema = Arc::new(plan.schema().as_arrow().clone());
             // Runs the DDL against the shared catalog. Its (empty) output is not needed.
@@ -173,12 +174,6 @@ impl QueryEngine {
         Ok(execute_stream(physical, state.task_ctx())?)
     }
 
-    /// Plans `sql` and runs it: [`prepare`](Self::prepare) then [`execute`](Self::execute).
-    pub async fn sql(&self, sql: &str) -> Result<SendableRecordBatchStream, QueryError> {
-        let prepared = self.prepare(sql).await?;
-        self.execute(prepared).await
-    }
-
     /// EXPLAIN: the logical plan, and the physical plan split into stages and tasks.
     async fn explain_distributed(
         &self,
@@ -209,9 +204,22 @@ impl QueryEngine {
     }
 }
 
-/// Statements that change the catalog or session run while being prepared, exactly once.
+/// Statements that change the catalog run while being prepared, exactly once.
 fn runs_while_planning(plan: &LogicalPlan) -> bool {
-    matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_))
+    matches!(plan, LogicalPlan::Ddl(_))
+}
+
+/// `SET`, `RESET`, `PREPARE`, transactions: these act on a client session, and the coordinator
+/// has no per-client sessions yet. Running them on the shared context would change settings
+/// for every user, so they are refused.
+fn refuse_session_statements(plan: &LogicalPlan) -> Result<(), QueryError> {
+    if let LogicalPlan::Statement(statement) = plan {
+        return Err(QueryError::NotSupported(format!(
+            "{} acts on a client session, and Osprey has no per-client sessions yet;              the statement was not run",
+            statement.name()
+        )));
+    }
+    Ok(())
 }
 
 /// `system.executors`: every executor the coordinator knows, its health and its work so far.

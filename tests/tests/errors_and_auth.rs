@@ -1,7 +1,8 @@
 //! Clear errors for bad queries and bad logins, and the service keeps answering afterwards.
 
 use osprey_tests::{
-    ADMIN_PASSWORD, CoordinatorOptions, SqlClient, TestCluster, spawn_coordinator, status_code,
+    ADMIN_PASSWORD, CoordinatorOptions, SqlClient, TestCluster, canonical_rows, spawn_coordinator,
+    status_code,
 };
 use std::time::{Duration, Instant};
 
@@ -32,11 +33,22 @@ async fn bad_queries_get_clear_errors_and_the_service_stays_up() {
         );
         // The next query is answered.
         let (_, batches) = client.query("SELECT count(*) FROM region").await.unwrap();
-        assert_eq!(
-            osprey_tests::canonical_rows(&batches),
-            vec!["5".to_string()]
-        );
+        assert_eq!(canonical_rows(&batches), vec!["5".to_string()]);
     }
+
+    // Session statements are refused rather than applied to every user.
+    let setting = "SELECT value FROM information_schema.df_settings \
+                   WHERE name = 'datafusion.execution.target_partitions'";
+    let (_, before) = client.query(setting).await.unwrap();
+    let err = client
+        .query("SET datafusion.execution.target_partitions = 7")
+        .await
+        .expect_err("SET is refused");
+    assert_eq!(status_code(&err), Some(tonic::Code::Unimplemented), "{err}");
+    assert!(err.to_string().contains("no per-client sessions"), "{err}");
+    let (_, after) = client.query(setting).await.unwrap();
+    assert_eq!(canonical_rows(&after), canonical_rows(&before));
+    assert_ne!(canonical_rows(&after), vec!["7".to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
