@@ -374,10 +374,7 @@ async fn run_coordinator(args: CoordinatorArgs, file: FileConfig) -> Result<()> 
 
 async fn run_executor(args: ExecutorArgs, file: FileConfig) -> Result<()> {
     let section = &file.executor;
-    let mut config = ExecutorConfig {
-        cluster_secret: cluster_secret(&file)?,
-        ..ExecutorConfig::default()
-    };
+    let mut config = ExecutorConfig::new(cluster_secret(&file)?);
     if let Some(addr) = args.listen.or(section.listen) {
         config.listen = addr;
     }

@@ -8,7 +8,7 @@
 //!
 //! Results are streamed: DoGet encodes record batches as they come off the executors.
 //! Tickets and prepared-statement handles are opaque random handles bound to the user who
-//! created them, and they expire.
+//! created them, and they expire; a ticket is good for one DoGet.
 
 use crate::auth::{AuthError, Authenticator, Principal, decode_basic};
 use crate::expiring::ExpiringStore;
@@ -42,7 +42,7 @@ use tonic::{Request, Response, Status, Streaming};
 /// Limits on what clients may leave open on the server.
 #[derive(Debug, Clone)]
 pub struct FlightSqlLimits {
-    /// How long a result ticket stays valid after GetFlightInfo.
+    /// How long a result ticket stays valid after GetFlightInfo (it is used up by one DoGet).
     pub ticket_ttl: Duration,
     /// How long a prepared statement stays valid after it was created.
     pub prepared_statement_ttl: Duration,
@@ -234,15 +234,16 @@ impl FlightSqlService for FlightSqlFrontDoor {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let user = self.authenticate(request.metadata())?;
         let handle = String::from_utf8_lossy(&ticket.statement_handle).to_string();
-        let entry = self
+        // Another user's ticket is treated as unknown and left in place for its owner.
+        if self
             .tickets
             .get(&handle)
-            .filter(|entry| entry.user == user.user)
-            .ok_or_else(|| {
-                Status::not_found(
-                    "unknown or expired ticket: call GetFlightInfo again to get a fresh one",
-                )
-            })?;
+            .is_some_and(|entry| entry.user != user.user)
+        {
+            return Err(unknown_ticket());
+        }
+        // Tickets are single use: the plan is released as soon as its result is fetched.
+        let entry = self.tickets.remove(&handle).ok_or_else(unknown_ticket)?;
         let schema: SchemaRef = entry.statement.schema();
         let stream = self
             .engine
@@ -444,6 +445,12 @@ fn build_sql_info() -> SqlInfoData {
     builder
         .build()
         .expect("static SqlInfo values have consistent types")
+}
+
+fn unknown_ticket() -> Status {
+    Status::not_found(
+        "unknown, expired or already used ticket: call GetFlightInfo again to get a fresh one",
+    )
 }
 
 fn auth_status(err: AuthError) -> Status {

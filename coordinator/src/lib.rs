@@ -7,7 +7,7 @@
 //! use osprey_coordinator::auth::UserCredential;
 //! use osprey_proto::ClusterSecret;
 //!
-//! let mut config = CoordinatorConfig::new(ClusterSecret::new("an example secret, 16+ chars").unwrap());
+//! let mut config = CoordinatorConfig::new(ClusterSecret::new("an-example-secret-16+chars").unwrap());
 //! config.discovery.static_executors = vec!["http://127.0.0.1:50061".parse().unwrap()];
 //! config.auth.users.push(UserCredential { name: "admin".into(), password: "pw".into() });
 //! run_coordinator(config, |addr| println!("Flight SQL on {addr}"), std::future::pending()).await?;

@@ -9,11 +9,8 @@
 //! use osprey_executor::{ExecutorConfig, run_executor};
 //! use osprey_proto::ClusterSecret;
 //!
-//! let config = ExecutorConfig {
-//!     listen: "127.0.0.1:50061".parse().unwrap(),
-//!     cluster_secret: ClusterSecret::new("an example secret, 16+ chars").unwrap(),
-//!     ..ExecutorConfig::default()
-//! };
+//! let mut config = ExecutorConfig::new(ClusterSecret::new("an-example-secret-16+chars").unwrap());
+//! config.listen = "127.0.0.1:50061".parse().unwrap();
 //! // Runs until Ctrl-C / SIGTERM, then drains running tasks.
 //! run_executor(config, |addr| println!("listening on {addr}"), osprey_executor::shutdown_signal())
 //!     .await?;
@@ -42,13 +39,13 @@ pub struct ExecutorConfig {
     pub shutdown_grace: Duration,
 }
 
-impl Default for ExecutorConfig {
-    fn default() -> Self {
+impl ExecutorConfig {
+    /// Defaults for everything but the secret, which has no safe default: loopback port 50061,
+    /// 4 GiB of memory, the OS temporary directory for spills, 30 s to drain on shutdown.
+    pub fn new(cluster_secret: ClusterSecret) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50061)),
-            // Never used as is: callers must supply a real secret.
-            cluster_secret: ClusterSecret::new("unset-cluster-secret-replace-me")
-                .expect("static secret is valid"),
+            cluster_secret,
             memory_limit_bytes: RuntimeLimits::default().memory_limit_bytes,
             spill_dir: None,
             shutdown_grace: Duration::from_secs(30),

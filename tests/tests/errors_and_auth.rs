@@ -1,5 +1,6 @@
 //! Clear errors for bad queries and bad logins, and the service keeps answering afterwards.
 
+use futures::TryStreamExt;
 use osprey_tests::{
     ADMIN_PASSWORD, CoordinatorOptions, SqlClient, TestCluster, canonical_rows, spawn_coordinator,
     status_code,
@@ -105,6 +106,23 @@ async fn logins_and_tokens_are_checked() {
     // And a real login works.
     let mut client = cluster.client().await;
     assert!(client.query("SELECT 1").await.is_ok());
+
+    // A result ticket is good for one DoGet.
+    let info = client.inner.execute("SELECT 1".into(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    let batches: Vec<_> = client
+        .inner
+        .do_get(ticket.clone())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(canonical_rows(&batches), vec!["1".to_string()]);
+    let Err(err) = client.inner.do_get(ticket).await else {
+        panic!("second DoGet with the same ticket was accepted");
+    };
+    assert_eq!(status_code(&err), Some(tonic::Code::NotFound), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
