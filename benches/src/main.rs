@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use osprey_tests::{SqlClient, canonical_rows, tpch_statements};
+use osprey_tests::{SqlClient, datafusion_last_result_rows, tpch_statements};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -149,11 +149,11 @@ async fn tpch(bench: TpchBench) -> Result<()> {
         let statements = tpch_statements(query);
         // Interleave the engines per query so machine noise hits both alike.
         let (df_time, df_rows) = time_runs(bench.iterations, async || {
-            run_datafusion(&datafusion, &statements).await
+            Ok(datafusion_last_result_rows(&datafusion, &statements).await?)
         })
         .await?;
         let (osprey_time, osprey_rows) = time_runs(bench.iterations, async || {
-            run_osprey(&mut client, &statements).await
+            Ok(client.last_result_rows(&statements).await?)
         })
         .await?;
         let same_answer = df_rows == osprey_rows;
@@ -197,30 +197,6 @@ async fn time_runs(
     }
     times.sort();
     Ok((times[times.len() / 2], rows))
-}
-
-async fn run_datafusion(ctx: &SessionContext, statements: &[String]) -> Result<Vec<String>> {
-    let mut rows = Vec::new();
-    for statement in statements {
-        let df = ctx.sql(statement).await?;
-        let has_columns = !df.schema().fields().is_empty();
-        let batches = df.collect().await?;
-        if has_columns {
-            rows = canonical_rows(&batches);
-        }
-    }
-    Ok(rows)
-}
-
-async fn run_osprey(client: &mut SqlClient, statements: &[String]) -> Result<Vec<String>> {
-    let mut rows = Vec::new();
-    for statement in statements {
-        let (schema, batches) = client.query(statement).await?;
-        if !schema.fields().is_empty() {
-            rows = canonical_rows(&batches);
-        }
-    }
-    Ok(rows)
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -259,6 +259,22 @@ impl SqlClient {
         Ok((std::sync::Arc::new(schema), batches))
     }
 
+    /// Runs statements in order (a TPC-H query file may hold several) and returns the canonical
+    /// rows of the last one that produced columns.
+    pub async fn last_result_rows(
+        &mut self,
+        statements: &[String],
+    ) -> Result<Vec<String>, FlightError> {
+        let mut rows = Vec::new();
+        for statement in statements {
+            let (schema, batches) = self.query(statement).await?;
+            if !schema.fields().is_empty() {
+                rows = canonical_rows(&batches);
+            }
+        }
+        Ok(rows)
+    }
+
     /// Tasks dispatched so far per executor URL, from `system.executors`, with its state.
     pub async fn executor_status(&mut self) -> Vec<(String, String, u64)> {
         let (_, batches) = self
@@ -360,6 +376,23 @@ pub fn canonical_rows(batches: &[RecordBatch]) -> Vec<String> {
     }
     rows.sort();
     rows
+}
+
+/// [`SqlClient::last_result_rows`] for single-process DataFusion: the reference answers.
+pub async fn datafusion_last_result_rows(
+    ctx: &datafusion::prelude::SessionContext,
+    statements: &[String],
+) -> datafusion::error::Result<Vec<String>> {
+    let mut rows = Vec::new();
+    for statement in statements {
+        let df = ctx.sql(statement).await?;
+        let has_columns = !df.schema().fields().is_empty();
+        let batches = df.collect().await?;
+        if has_columns {
+            rows = canonical_rows(&batches);
+        }
+    }
+    Ok(rows)
 }
 
 /// The SQL statements of a TPC-H query file, in order (q15 has three).

@@ -2,22 +2,7 @@
 //! with single-process DataFusion over the same Parquet files.
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use osprey_tests::{TestCluster, canonical_rows, tpch_statements};
-
-/// Runs every statement of TPC-H query `n` in single-process DataFusion; returns the rows of
-/// the last statement that produced columns.
-async fn reference_result(ctx: &SessionContext, n: usize) -> Vec<String> {
-    let mut rows = Vec::new();
-    for statement in tpch_statements(n) {
-        let df = ctx.sql(&statement).await.expect("reference plan");
-        let has_columns = !df.schema().fields().is_empty();
-        let batches = df.collect().await.expect("reference run");
-        if has_columns {
-            rows = canonical_rows(&batches);
-        }
-    }
-    rows
-}
+use osprey_tests::{TestCluster, canonical_rows, datafusion_last_result_rows, tpch_statements};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_sf01_matches_single_process_datafusion() {
@@ -44,21 +29,15 @@ async fn tpch_sf01_matches_single_process_datafusion() {
 
     let mut mismatches = Vec::new();
     for n in 1..=22 {
-        let expected = reference_result(&reference, n).await;
-        let mut actual = Vec::new();
-        for statement in tpch_statements(n) {
-            let (schema, batches) = client
-                .query(&statement)
-                .await
-                .unwrap_or_else(|e| panic!("q{n} failed through Osprey: {e}"));
-            if !schema.fields().is_empty() {
-                actual = canonical_rows(&batches);
-            }
-        }
-        assert!(
-            !expected.is_empty() || n == 0,
-            "q{n}: reference returned rows"
-        );
+        let statements = tpch_statements(n);
+        let expected = datafusion_last_result_rows(&reference, &statements)
+            .await
+            .unwrap_or_else(|e| panic!("q{n} failed in DataFusion: {e}"));
+        let actual = client
+            .last_result_rows(&statements)
+            .await
+            .unwrap_or_else(|e| panic!("q{n} failed through Osprey: {e}"));
+        assert!(!expected.is_empty(), "q{n}: reference returned no rows");
         if actual != expected {
             mismatches.push(format!(
                 "q{n}: {} rows from Osprey, {} from DataFusion; first Osprey rows {:?}, first reference rows {:?}",
