@@ -65,6 +65,8 @@ pub struct ExecutorStatus {
 struct Snapshot {
     live: Vec<Url>,
     statuses: BTreeMap<Url, ExecutorStatus>,
+    /// DNS names whose last lookup failed, so a lasting failure is logged once, not every second.
+    failing_names: std::collections::BTreeSet<String>,
 }
 
 /// The coordinator's view of its executors, kept fresh by a background task.
@@ -134,7 +136,8 @@ impl ExecutorRegistry {
     }
 
     async fn refresh(&self, config: &DiscoveryConfig, channels: &ClusterChannels) {
-        let candidates = resolve_candidates(config).await;
+        let (candidates, failed_names) = resolve_candidates(config).await;
+        self.log_dns_changes(failed_names);
         let probes = candidates.iter().map(|url| async move {
             (
                 url.clone(),
@@ -190,25 +193,45 @@ impl ExecutorRegistry {
     }
 }
 
-/// The static URLs plus every address each DNS name resolves to, without duplicates.
-async fn resolve_candidates(config: &DiscoveryConfig) -> Vec<Url> {
+impl ExecutorRegistry {
+    /// Logs DNS names that started or stopped failing since the last refresh.
+    fn log_dns_changes(&self, failed: Vec<(String, String)>) {
+        let mut snapshot = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+        let now_failing: std::collections::BTreeSet<String> =
+            failed.iter().map(|(name, _)| name.clone()).collect();
+        for (name, error) in &failed {
+            if !snapshot.failing_names.contains(name) {
+                tracing::warn!(%name, %error, "cannot resolve executor DNS name");
+            }
+        }
+        for name in snapshot.failing_names.difference(&now_failing) {
+            tracing::info!(%name, "executor DNS name resolves again");
+        }
+        snapshot.failing_names = now_failing;
+    }
+}
+
+/// The static URLs plus every address each DNS name resolves to, without duplicates; and the
+/// names that failed to resolve, with the reason.
+async fn resolve_candidates(config: &DiscoveryConfig) -> (Vec<Url>, Vec<(String, String)>) {
     let mut candidates: Vec<Url> = config.static_executors.clone();
+    let mut failed = Vec::new();
     for name in &config.dns_names {
         match tokio::net::lookup_host(name.as_str()).await {
             Ok(addrs) => {
                 for addr in addrs {
-                    match Url::parse(&format!("http://{addr}")) {
-                        Ok(url) => candidates.push(url),
-                        Err(err) => tracing::warn!(%name, %addr, %err, "unusable executor address"),
+                    // A SocketAddr always formats as a valid URL authority.
+                    if let Ok(url) = Url::parse(&format!("http://{addr}")) {
+                        candidates.push(url);
                     }
                 }
             }
-            Err(err) => tracing::warn!(%name, %err, "cannot resolve executor DNS name"),
+            Err(err) => failed.push((name.clone(), err.to_string())),
         }
     }
     candidates.sort();
     candidates.dedup();
-    candidates
+    (candidates, failed)
 }
 
 #[cfg(test)]
@@ -222,7 +245,8 @@ mod tests {
             dns_names: vec!["localhost:7000".to_string()],
             ..DiscoveryConfig::default()
         };
-        let candidates = resolve_candidates(&config).await;
+        let (candidates, failed) = resolve_candidates(&config).await;
+        assert!(failed.is_empty(), "{failed:?}");
         assert!(candidates.contains(&Url::parse("http://127.0.0.1:1").unwrap()));
         assert!(
             candidates
@@ -230,5 +254,18 @@ mod tests {
                 .any(|url| url.port() == Some(7000) && url.host_str().is_some()),
             "{candidates:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn unresolvable_names_are_reported_not_fatal() {
+        let config = DiscoveryConfig {
+            static_executors: vec![Url::parse("http://127.0.0.1:1").unwrap()],
+            dns_names: vec!["no-such-host.invalid:7000".to_string()],
+            ..DiscoveryConfig::default()
+        };
+        let (candidates, failed) = resolve_candidates(&config).await;
+        assert_eq!(candidates.len(), 1);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, "no-such-host.invalid:7000");
     }
 }
