@@ -138,18 +138,21 @@ impl Authenticator {
         if let Some(token) = strip_prefix_ignore_case(header, "bearer ") {
             return self.check_token(token.trim());
         }
-        if let Some(encoded) = strip_prefix_ignore_case(header, "basic ") {
-            let (user, password) = decode_basic(encoded.trim())?;
-            return self.check_password(&user, &password);
-        }
-        Err(AuthError::Malformed)
+        let (user, password) = basic_credentials(header)?;
+        self.check_password(&user, &password)
     }
+}
+
+/// The user and password of a `Basic <base64>` authorization header.
+pub fn basic_credentials(header: &str) -> Result<(String, String), AuthError> {
+    let encoded = strip_prefix_ignore_case(header, "basic ").ok_or(AuthError::Malformed)?;
+    decode_basic(encoded.trim())
 }
 
 /// Decodes the payload of a `Basic` authorization header into user and password.
 ///
 /// Padding is optional: the Go Flight client (used by the ADBC driver) sends it unpadded.
-pub fn decode_basic(encoded: &str) -> Result<(String, String), AuthError> {
+fn decode_basic(encoded: &str) -> Result<(String, String), AuthError> {
     const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         base64::engine::GeneralPurposeConfig::new()

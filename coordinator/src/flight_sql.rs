@@ -10,7 +10,7 @@
 //! Tickets and prepared-statement handles are opaque random handles bound to the user who
 //! created them, and they expire; a ticket is good for one DoGet.
 
-use crate::auth::{AuthError, Authenticator, Principal, decode_basic};
+use crate::auth::{AuthError, Authenticator, Principal, basic_credentials};
 use crate::expiring::ExpiringStore;
 use crate::query::{PreparedStatement, QueryEngine, QueryError};
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -181,12 +181,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
             .ok_or_else(|| auth_status(AuthError::Missing))?
             .to_str()
             .map_err(|_| auth_status(AuthError::Malformed))?;
-        let encoded = header
-            .get(..6)
-            .filter(|prefix| prefix.eq_ignore_ascii_case("basic "))
-            .map(|_| &header[6..])
-            .ok_or_else(|| auth_status(AuthError::Malformed))?;
-        let (user, password) = decode_basic(encoded.trim()).map_err(auth_status)?;
+        let (user, password) = basic_credentials(header).map_err(auth_status)?;
         let token = self.auth.login(&user, &password).map_err(|err| {
             tracing::info!(%user, "login refused");
             auth_status(err)

@@ -215,7 +215,8 @@ fn runs_while_planning(plan: &LogicalPlan) -> bool {
 fn refuse_session_statements(plan: &LogicalPlan) -> Result<(), QueryError> {
     if let LogicalPlan::Statement(statement) = plan {
         return Err(QueryError::NotSupported(format!(
-            "{} acts on a client session, and Osprey has no per-client sessions yet;              the statement was not run",
+            "{} acts on a client session, and Osprey has no per-client sessions yet; \
+             the statement was not run",
             statement.name()
         )));
     }
