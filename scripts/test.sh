@@ -16,3 +16,9 @@ fi
 cargo build --workspace --locked
 cargo test --workspace --locked
 OSPREY_BIN="$CARGO_TARGET_DIR/debug/osprey" "$venv/bin/python" -m pytest -q tests/python
+
+# Keep the benchmark harness from rotting: a seconds-long run (TPC-H SF0.01, two queries,
+# Osprey checked against DataFusion, short latency and exchange runs). Figures are not judged.
+smoke_dir="$(mktemp -d)"
+trap 'rm -rf "$smoke_dir"' EXIT
+"$CARGO_TARGET_DIR/debug/osprey-benches" smoke --data-dir "$smoke_dir/data" --out-dir "$smoke_dir/out"

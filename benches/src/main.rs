@@ -1,343 +1,503 @@
-//! `osprey-benches`: TPC-H through `osprey local` against single-process DataFusion on the same
-//! Parquet files, side by side in one run. Prints figures; it is not a test and never gates CI.
+//! `osprey-benches`: Osprey side by side with single-process DataFusion, DuckDB and other peers
+//! on TPC-H and TPC-DS, plus latency, exchange and planning micro-benchmarks. Prints figures
+//! and writes JSON, Markdown and SVG; it is not a test and never gates CI (but for `smoke`).
+
+mod answers;
+mod engines;
+mod memory;
+mod micro;
+mod report;
+mod suite;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
-use datafusion::execution::SessionStateBuilder;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use osprey_tests::{SqlClient, datafusion_last_result_rows, tpch_statements};
-use std::io::{BufRead, BufReader, Write};
+use clap::{Args, Parser, Subcommand};
+use engines::{Engine, EngineSetup, EngineSpec};
+use report::{EngineFigures, QueryFigures, Status, SuiteReport};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use suite::Suite;
 
-/// Benchmarks Osprey against single-process DataFusion.
+/// Benchmarks Osprey against the engines a user would otherwise pick, on the same machine, in
+/// the same run.
 #[derive(Parser)]
 #[command(
     name = "osprey-benches",
     about,
     after_help = "\
-Example (TPC-H SF1, 2 executors with 1 thread each vs DataFusion with 2 threads):
+Build first, with the same profile as the osprey binary it starts:
   cargo build --release --workspace --bins
-  target/release/osprey-benches tpch --scale 1 --executors 2 --threads-per-executor 1"
+  benches/setup.sh                      # DuckDB, tpcgen-cli (and optionally PySpark) in a venv
+
+Examples:
+  osprey-benches suite --suite tpch --scale 1       # all engines, TPC-H SF1
+  osprey-benches suite --suite tpch --scale 10 --engines osprey-2,datafusion,duckdb
+  osprey-benches suite --suite tpcds --scale 1 --queries 3,7,19
+  osprey-benches latency                            # SELECT 1 p50/p99 through Flight SQL
+  osprey-benches exchange                           # GB/s of one executor exchange stream
+  osprey-benches planning                           # distributed planner time, TPC-DS
+  osprey-benches smoke                              # seconds-long check that the harness works
+
+Results go to --out-dir (default target/bench-results) as <name>.json, .md and (suites) .svg."
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Bench,
+    command: Command,
 }
 
 #[derive(Subcommand)]
-enum Bench {
-    /// All 22 TPC-H queries: `osprey local` with N executors vs DataFusion in one process with
-    /// the same total thread count.
-    Tpch {
-        /// TPC-H scale factor.
+enum Command {
+    /// A query suite on several engines: per-query median/min/max, answers checked against
+    /// DuckDB, totals, geometric means, ratios, bytes exchanged, peak memory, chart.
+    Suite(SuiteArgs),
+    /// Round-trip latency of `SELECT 1` through Flight SQL: p50 and p99.
+    Latency {
+        /// Measured queries.
+        #[arg(long, default_value_t = 2000)]
+        iterations: usize,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Throughput of one executor-to-consumer exchange stream on loopback, in GB/s.
+    Exchange {
+        /// Rows per stream (4 x 8-byte columns each).
+        #[arg(long, default_value_t = 40_000_000)]
+        rows: u64,
+        /// Measured streams per compression setting, after one warm-up.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Time from SQL to distributed physical plan, per TPC-DS query, against DataFusion's.
+    Planning {
+        /// Suite to plan.
+        #[arg(long, value_enum, default_value_t = Suite::Tpcds)]
+        suite: Suite,
+        /// Scale of the data the tables point at (file listing and statistics are part of
+        /// planning).
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
-        /// Executor processes.
+        /// Executors the plans are split for.
         #[arg(long, default_value_t = 2)]
         executors: usize,
-        /// Worker threads per executor; DataFusion gets executors x this many.
-        #[arg(long, default_value_t = 1)]
-        threads_per_executor: usize,
-        /// Timed runs per query, after one warm-up run; the median is reported.
-        #[arg(long, default_value_t = 3)]
+        /// Measured plannings per query, after one warm-up.
+        #[arg(long, default_value_t = 5)]
         iterations: usize,
-        /// Where generated data is cached between runs.
-        #[arg(long, default_value = "target/bench-data")]
-        data_dir: PathBuf,
-        /// Only these queries (e.g. 1,3,18); all 22 by default.
-        #[arg(long, value_delimiter = ',')]
-        queries: Vec<usize>,
-        /// Write the figures as JSON here too.
-        #[arg(long)]
-        json: Option<PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// A seconds-long run of the harness itself for CI: TPC-H SF0.01 q1 and q6 on Osprey with
+    /// DataFusion's answers as reference, then short latency and exchange runs. Fails on any
+    /// failed query, wrong answer or missing output.
+    Smoke {
+        #[command(flatten)]
+        common: CommonArgs,
     },
 }
 
-const PASSWORD: &str = "osprey-bench-password";
+#[derive(Args, Clone)]
+struct SuiteArgs {
+    /// Which suite.
+    #[arg(long, value_enum, default_value_t = Suite::Tpch)]
+    suite: Suite,
+    /// Scale factor (1 is about 1 GB of raw data).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Engines, in the order they run each query. Engines that cannot start (not installed)
+    /// are reported as skipped, with the reason.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "osprey-1,osprey-2,datafusion,duckdb,spark,ballista"
+    )]
+    engines: Vec<EngineSpec>,
+    /// Timed runs per query, after one warm-up run; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    iterations: usize,
+    /// Only these queries (e.g. 1,3,18); all by default.
+    #[arg(long, value_delimiter = ',')]
+    queries: Vec<usize>,
+    /// A run of one query longer than this counts as failed.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+    /// Skip the extra EXPLAIN ANALYZE run per query that measures Osprey's exchanged bytes.
+    #[arg(long)]
+    no_exchange_bytes: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Clone)]
+struct CommonArgs {
+    /// CPUs to pin every engine to (all processes started inherit it); all by default.
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
+    /// Threads each engine gets in total; the number of pinned CPUs by default.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where generated data is cached between runs.
+    #[arg(long, default_value = "target/bench-data")]
+    data_dir: PathBuf,
+    /// Where results are written.
+    #[arg(long, default_value = "target/bench-results")]
+    out_dir: PathBuf,
+    /// Python of the venv that has DuckDB and tpcgen-cli (benches/setup.sh makes one).
+    /// Default: $OSPREY_BENCH_PYTHON, else ~/.cache/osprey/bench-venv/bin/python, else python3.
+    #[arg(long)]
+    python: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    fn cpus(&self) -> Vec<usize> {
+        if self.cpus.is_empty() {
+            (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+        } else {
+            self.cpus.clone()
+        }
+    }
+
+    fn threads(&self) -> usize {
+        self.threads.unwrap_or(self.cpus().len()).max(1)
+    }
+
+    fn python(&self) -> PathBuf {
+        if let Some(python) = &self.python {
+            return python.clone();
+        }
+        if let Some(python) = std::env::var_os("OSPREY_BENCH_PYTHON") {
+            return PathBuf::from(python);
+        }
+        let venv = std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".cache/osprey/bench-venv/bin/python"));
+        match venv {
+            Some(path) if path.exists() => path,
+            _ => PathBuf::from("python3"),
+        }
+    }
+}
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    match cli.command {
-        Bench::Tpch {
-            scale,
-            executors,
-            threads_per_executor,
-            iterations,
-            data_dir,
-            queries,
-            json,
-        } => {
-            let total_threads = executors * threads_per_executor;
-            // The bench process itself, and DataFusion inside it, use the same total thread count.
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(total_threads.max(1))
-                .enable_all()
-                .build()?;
-            let queries = if queries.is_empty() {
-                (1..=22).collect()
-            } else {
-                queries
-            };
-            runtime.block_on(tpch(TpchBench {
+    let common = match &cli.command {
+        Command::Suite(args) => &args.common,
+        Command::Latency { common, .. }
+        | Command::Exchange { common, .. }
+        | Command::Planning { common, .. }
+        | Command::Smoke { common } => common,
+    };
+    // Before any thread exists, so that every thread and child process inherits it.
+    memory::pin_to_cpus(&common.cpus()).context("cannot pin to the CPUs given")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(common.threads())
+        .enable_all()
+        .build()?;
+    std::fs::create_dir_all(&common.out_dir)?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Suite(args) => {
+                let report = run_suite(&args).await?;
+                write_suite_outputs(&report, &args.common.out_dir)?;
+                Ok(())
+            }
+            Command::Latency { iterations, common } => {
+                let report = micro::select_one_latency(&common.out_dir, iterations, 200).await?;
+                write_outputs(
+                    &common.out_dir,
+                    "latency",
+                    &report.markdown(),
+                    &serde_json::to_string_pretty(&report)?,
+                )
+            }
+            Command::Exchange { rows, runs, common } => {
+                let report = micro::exchange_throughput(rows, runs).await?;
+                write_outputs(
+                    &common.out_dir,
+                    "exchange",
+                    &report.markdown(),
+                    &serde_json::to_string_pretty(&report)?,
+                )
+            }
+            Command::Planning {
+                suite,
                 scale,
                 executors,
-                threads_per_executor,
-                iterations: iterations.max(1),
-                data_dir,
-                queries,
-                json,
-            }))
+                iterations,
+                common,
+            } => {
+                let dataset =
+                    suite::ensure_dataset(suite, &common.data_dir, scale, &common.python()).await?;
+                let queries: Vec<usize> = (1..=suite.query_count()).collect();
+                let report =
+                    micro::planning_time(suite, &dataset, &queries, executors, iterations).await?;
+                write_outputs(
+                    &common.out_dir,
+                    &format!("planning-{}", suite.name()),
+                    &report.markdown(),
+                    &serde_json::to_string_pretty(&report)?,
+                )
+            }
+            Command::Smoke { common } => smoke(common).await,
         }
-    }
+    })
 }
 
-struct TpchBench {
-    scale: f64,
-    executors: usize,
-    threads_per_executor: usize,
-    iterations: usize,
-    data_dir: PathBuf,
-    queries: Vec<usize>,
-    json: Option<PathBuf>,
-}
-
-struct QueryFigures {
-    query: usize,
-    datafusion: Duration,
-    osprey: Duration,
-    same_answer: bool,
-}
-
-async fn tpch(bench: TpchBench) -> Result<()> {
-    let total_threads = bench.executors * bench.threads_per_executor;
-    std::fs::create_dir_all(&bench.data_dir)?;
-    let data_dir = bench.data_dir.canonicalize()?;
-    eprintln!(
-        "Generating TPC-H SF{} (cached in {})...",
-        bench.scale,
-        data_dir.display()
-    );
-    let started = Instant::now();
-    let dataset = osprey_coordinator::tpch::ensure_dataset(&data_dir, bench.scale, 8).await?;
-    eprintln!("  data ready in {:.1?}", started.elapsed());
-
-    // Single-process DataFusion, same version, same files, same total threads.
-    let config = SessionConfig::new().with_target_partitions(total_threads);
-    let state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_default_features()
-        .build();
-    let datafusion = SessionContext::new_with_state(state);
-    for table in osprey_coordinator::tpch::TABLES {
-        let location = format!("{}/", dataset.join(table).display());
-        datafusion
-            .register_parquet(table, &location, ParquetReadOptions::default())
-            .await?;
-    }
-
-    eprintln!(
-        "Starting osprey local: {} executors x {} threads...",
-        bench.executors, bench.threads_per_executor
-    );
-    let cluster = LocalCluster::start(&data_dir, &bench)?;
-    let mut client = SqlClient::connect(cluster.addr, "admin", PASSWORD).await?;
-
-    let mut figures = Vec::new();
-    for &query in &bench.queries {
-        let statements = tpch_statements(query);
-        // Interleave the engines per query so machine noise hits both alike.
-        let (df_time, df_rows) = time_runs(bench.iterations, async || {
-            Ok(datafusion_last_result_rows(&datafusion, &statements).await?)
-        })
-        .await?;
-        let (osprey_time, osprey_rows) = time_runs(bench.iterations, async || {
-            Ok(client.last_result_rows(&statements).await?)
-        })
-        .await?;
-        let same_answer = df_rows == osprey_rows;
-        eprintln!(
-            "  q{query:<2}  datafusion {:>8.1} ms   osprey {:>8.1} ms   ratio {:>5.2}{}",
-            ms(df_time),
-            ms(osprey_time),
-            ms(osprey_time) / ms(df_time),
-            if same_answer { "" } else { "   WRONG ANSWER" }
-        );
-        figures.push(QueryFigures {
-            query,
-            datafusion: df_time,
-            osprey: osprey_time,
-            same_answer,
-        });
-    }
-    drop(client);
-    cluster.stop();
-
-    print_report(&bench, &figures);
-    if let Some(path) = &bench.json {
-        std::fs::write(path, json_report(&bench, &figures))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("JSON written to {}", path.display());
-    }
+fn write_outputs(out_dir: &Path, name: &str, markdown: &str, json: &str) -> Result<()> {
+    println!("{markdown}");
+    let md = out_dir.join(format!("{name}.md"));
+    let js = out_dir.join(format!("{name}.json"));
+    std::fs::write(&md, markdown).with_context(|| format!("cannot write {}", md.display()))?;
+    std::fs::write(&js, json).with_context(|| format!("cannot write {}", js.display()))?;
+    eprintln!("Written: {} {}", md.display(), js.display());
     Ok(())
 }
 
-/// One warm-up run, then `iterations` timed runs; returns the median time and the rows.
-async fn time_runs(
-    iterations: usize,
-    mut run: impl AsyncFnMut() -> Result<Vec<String>>,
-) -> Result<(Duration, Vec<String>)> {
-    let rows = run().await?;
-    let mut times = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let started = Instant::now();
-        run().await?;
-        times.push(started.elapsed());
-    }
-    times.sort();
-    Ok((times[times.len() / 2], rows))
+fn write_suite_outputs(report: &SuiteReport, out_dir: &Path) -> Result<()> {
+    let name = format!("{}-sf{}", report.suite.name(), report.scale);
+    write_outputs(
+        out_dir,
+        &name,
+        &report.markdown(),
+        &serde_json::to_string_pretty(report)?,
+    )?;
+    let svg = out_dir.join(format!("{name}.svg"));
+    std::fs::write(&svg, report.svg()).with_context(|| format!("cannot write {}", svg.display()))?;
+    eprintln!("Chart: {}", svg.display());
+    Ok(())
 }
 
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-fn geometric_mean(values: impl Iterator<Item = f64>) -> f64 {
-    let (sum, count) = values.fold((0.0, 0usize), |(sum, n), v| (sum + v.ln(), n + 1));
-    if count == 0 {
-        0.0
-    } else {
-        (sum / count as f64).exp()
-    }
-}
-
-fn print_report(bench: &TpchBench, figures: &[QueryFigures]) {
-    let total_df: f64 = figures.iter().map(|f| ms(f.datafusion)).sum();
-    let total_osprey: f64 = figures.iter().map(|f| ms(f.osprey)).sum();
-    let geo_ratio = geometric_mean(figures.iter().map(|f| ms(f.osprey) / ms(f.datafusion)));
-    let wrong = figures.iter().filter(|f| !f.same_answer).count();
-    println!(
-        "\n## TPC-H SF{}: osprey local ({} executors x {} threads) vs DataFusion {} (1 process, {} threads)\n",
-        bench.scale,
-        bench.executors,
-        bench.threads_per_executor,
-        datafusion::DATAFUSION_VERSION,
-        bench.executors * bench.threads_per_executor
+async fn run_suite(args: &SuiteArgs) -> Result<SuiteReport> {
+    let common = &args.common;
+    let threads = common.threads();
+    let python = common.python();
+    eprintln!(
+        "{} SF{}: preparing data (cached in {})...",
+        args.suite.title(),
+        args.scale,
+        common.data_dir.display()
     );
-    println!(
-        "Median of {} runs after one warm-up, milliseconds.\n",
-        bench.iterations
-    );
-    println!("| query | DataFusion | Osprey | ratio | same answer |");
-    println!("|---|---:|---:|---:|---|");
-    for f in figures {
-        println!(
-            "| q{} | {:.1} | {:.1} | {:.2} | {} |",
-            f.query,
-            ms(f.datafusion),
-            ms(f.osprey),
-            ms(f.osprey) / ms(f.datafusion),
-            if f.same_answer { "yes" } else { "NO" }
-        );
-    }
-    println!(
-        "| **total** | {:.1} | {:.1} | {:.2} | {} wrong |",
-        total_df,
-        total_osprey,
-        total_osprey / total_df,
-        wrong
-    );
-    println!(
-        "\nGeometric mean of per-query ratios: {geo_ratio:.2}. Goal: total at most 1.15x single \
-         process: {} ({:.2}x).",
-        if total_osprey <= 1.15 * total_df {
-            "met"
-        } else {
-            "MISSED"
-        },
-        total_osprey / total_df
-    );
-}
+    let dataset = suite::ensure_dataset(args.suite, &common.data_dir, args.scale, &python).await?;
+    let work_dir = common
+        .out_dir
+        .join(format!("work-{}-sf{}", args.suite.name(), args.scale))
+        .canonicalize()
+        .or_else(|_| {
+            let dir = common
+                .out_dir
+                .join(format!("work-{}-sf{}", args.suite.name(), args.scale));
+            std::fs::create_dir_all(&dir)?;
+            dir.canonicalize()
+        })?;
+    let setup = EngineSetup {
+        threads,
+        dataset: &dataset,
+        python: &python,
+        work_dir: &work_dir,
+    };
 
-fn json_report(bench: &TpchBench, figures: &[QueryFigures]) -> String {
-    let rows: Vec<String> = figures
-        .iter()
-        .map(|f| {
-            format!(
-                "    {{\"query\": {}, \"datafusion_ms\": {:.3}, \"osprey_ms\": {:.3}, \"same_answer\": {}}}",
-                f.query,
-                ms(f.datafusion),
-                ms(f.osprey),
-                f.same_answer
-            )
-        })
-        .collect();
-    format!(
-        "{{\n  \"suite\": \"tpch\",\n  \"scale\": {},\n  \"executors\": {},\n  \"threads_per_executor\": {},\n  \"iterations\": {},\n  \"queries\": [\n{}\n  ]\n}}\n",
-        bench.scale,
-        bench.executors,
-        bench.threads_per_executor,
-        bench.iterations,
-        rows.join(",\n")
-    )
-}
-
-/// `osprey local`, started from the same target directory as this benchmark.
-struct LocalCluster {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl LocalCluster {
-    fn start(data_dir: &Path, bench: &TpchBench) -> Result<Self> {
-        let exe = std::env::current_exe()?;
-        let osprey = exe.with_file_name("osprey");
-        if !osprey.exists() {
-            bail!(
-                "{} not found: build it with the same profile first (cargo build --release --workspace --bins)",
-                osprey.display()
-            );
-        }
-        let mut child = Command::new(&osprey)
-            .arg("local")
-            .args(["--executors", &bench.executors.to_string()])
-            .args([
-                "--executor-threads",
-                &bench.threads_per_executor.to_string(),
-            ])
-            .args(["--tpch-scale", &bench.scale.to_string()])
-            .args(["--default-schema", "tpch"])
-            .args(["--flight-listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("OSPREY_ADMIN_PASSWORD", PASSWORD)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot start {}", osprey.display()))?;
-        let stdout = child.stdout.take().context("piped stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .context("osprey local exited before it was ready")??;
-            if let Some(addr) = line.strip_prefix("OSPREY_FLIGHT_SQL_LISTENING ") {
-                break addr.trim().parse()?;
+    let sampler = memory::MemorySampler::start();
+    let mut running: Vec<(EngineSpec, Engine)> = Vec::new();
+    let mut figures: Vec<EngineFigures> = Vec::new();
+    for &spec in &args.engines {
+        eprintln!("Starting {spec}...");
+        match Engine::start(spec, &setup).await {
+            Ok((engine, version)) => {
+                eprintln!("  {version}");
+                sampler.watch(&spec.to_string(), engine.pid());
+                figures.push(EngineFigures {
+                    engine: spec.to_string(),
+                    version: Some(version),
+                    skipped: None,
+                    peak_memory_bytes: None,
+                    queries: vec![],
+                });
+                running.push((spec, engine));
             }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        let _ = std::io::stderr().flush();
-        Ok(Self { child, addr })
+            Err(err) => {
+                let reason = format!("{err:#}");
+                eprintln!("  skipped: {reason}");
+                figures.push(EngineFigures {
+                    engine: spec.to_string(),
+                    version: None,
+                    skipped: Some(reason),
+                    peak_memory_bytes: None,
+                    queries: vec![],
+                });
+            }
+        }
+    }
+    let reference = [EngineSpec::DuckDb, EngineSpec::DataFusion]
+        .into_iter()
+        .find(|spec| running.iter().any(|(s, _)| s == spec));
+
+    let queries: Vec<usize> = if args.queries.is_empty() {
+        (1..=args.suite.query_count()).collect()
+    } else {
+        args.queries.clone()
+    };
+    let timeout = Duration::from_secs(args.timeout_secs);
+    for &query in &queries {
+        let statements = suite::statements(args.suite, query)?;
+        let mut answers = Vec::new();
+        let mut line = format!("  q{query:<3}");
+        for (spec, engine) in &mut running {
+            let (mut result, answer) = run_query(engine, query, &statements, args, timeout).await;
+            if result.status != Status::Failed
+                && !args.no_exchange_bytes
+                && let Some(bytes) = engine.exchange_bytes(&statements, timeout).await
+            {
+                match bytes {
+                    Ok(bytes) => result.exchange = Some(bytes),
+                    Err(err) => eprintln!("    {spec} q{query}: EXPLAIN ANALYZE failed: {err:#}"),
+                }
+            }
+            line.push_str(&match result.median_ms {
+                Some(ms) => format!("  {spec} {ms:>9.1} ms"),
+                None => format!("  {spec}    FAILED"),
+            });
+            answers.push((*spec, answer));
+            figures
+                .iter_mut()
+                .find(|f| f.engine == spec.to_string())
+                .expect("figures for every running engine")
+                .queries
+                .push(result);
+        }
+        // Check answers against the reference engine's.
+        let expected = reference.and_then(|r| {
+            answers
+                .iter()
+                .find(|(spec, _)| *spec == r)
+                .and_then(|(_, a)| a.clone())
+        });
+        for (spec, answer) in &answers {
+            let engine = figures
+                .iter_mut()
+                .find(|f| f.engine == spec.to_string())
+                .expect("figures");
+            let result = engine.queries.last_mut().expect("this query");
+            if result.status == Status::Failed {
+                continue;
+            }
+            match (&expected, answer) {
+                (Some(expected), Some(answer)) => {
+                    if let Err(difference) = expected.compare(answer) {
+                        result.status = Status::Wrong;
+                        result.detail = Some(difference);
+                        line.push_str(&format!("  [{spec} WRONG]"));
+                    }
+                }
+                (None, _) if reference.is_some() => {
+                    result.detail = Some("not checked: the reference engine failed".to_string());
+                }
+                _ => {}
+            }
+        }
+        eprintln!("{line}");
     }
 
-    fn stop(mut self) {
-        // SAFETY: kill(2) on our own child.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
+    for (spec, engine) in running {
+        if let Some(f) = figures.iter_mut().find(|f| f.engine == spec.to_string()) {
+            f.peak_memory_bytes = sampler.peak(&spec.to_string());
         }
-        let _ = self.child.wait();
+        engine.stop().await;
     }
+    drop(sampler);
+
+    let mut report = SuiteReport {
+        suite: args.suite,
+        scale: args.scale,
+        threads,
+        cpus: common.cpus(),
+        iterations: args.iterations.max(1),
+        reference: reference.map(|r| r.to_string()),
+        machine: report::machine_description(),
+        started_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        engines: figures,
+        common_queries: vec![],
+        summaries: vec![],
+        goals: vec![],
+    };
+    report.summarize();
+    Ok(report)
+}
+
+/// One warm-up run (whose answer is kept), then the timed runs.
+async fn run_query(
+    engine: &mut Engine,
+    query: usize,
+    statements: &[String],
+    args: &SuiteArgs,
+    timeout: Duration,
+) -> (QueryFigures, Option<answers::Answer>) {
+    let answer = match engine.run(statements, true, timeout).await {
+        Ok(outcome) => outcome.answer,
+        Err(err) => return (QueryFigures::failed(query, format!("{err:#}")), None),
+    };
+    let mut runs = Vec::new();
+    for _ in 0..args.iterations.max(1) {
+        match engine.run(statements, false, timeout).await {
+            Ok(outcome) => runs.push(outcome.elapsed.as_secs_f64() * 1000.0),
+            Err(err) => return (QueryFigures::failed(query, format!("{err:#}")), None),
+        }
+    }
+    (QueryFigures::from_runs(query, runs), answer)
+}
+
+async fn smoke(common: CommonArgs) -> Result<()> {
+    let args = SuiteArgs {
+        suite: Suite::Tpch,
+        scale: 0.01,
+        engines: vec![EngineSpec::Osprey { executors: 2 }, EngineSpec::DataFusion],
+        iterations: 1,
+        queries: vec![1, 6],
+        timeout_secs: 120,
+        no_exchange_bytes: false,
+        common: common.clone(),
+    };
+    let report = run_suite(&args).await?;
+    write_suite_outputs(&report, &common.out_dir)?;
+    let mut problems = Vec::new();
+    for engine in &report.engines {
+        if let Some(reason) = &engine.skipped {
+            problems.push(format!("{} skipped: {reason}", engine.engine));
+        }
+        for q in engine.queries.iter().filter(|q| q.status != Status::Ok) {
+            problems.push(format!(
+                "{} q{}: {:?} {}",
+                engine.engine,
+                q.query,
+                q.status,
+                q.detail.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    let osprey = report.summaries.iter().find(|s| s.engine == "osprey-2");
+    if osprey.and_then(|s| s.peak_memory_bytes).unwrap_or(0) == 0 {
+        problems.push("no peak memory measured for osprey-2".to_string());
+    }
+    let name = format!("tpch-sf{}", args.scale);
+    for ext in ["json", "md", "svg"] {
+        let path = common.out_dir.join(format!("{name}.{ext}"));
+        if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
+            problems.push(format!("{} missing or empty", path.display()));
+        }
+    }
+
+    let latency = micro::select_one_latency(&common.out_dir, 20, 5).await?;
+    println!("{}", latency.markdown());
+    let exchange = micro::exchange_throughput(200_000, 1).await?;
+    println!("{}", exchange.markdown());
+    if exchange.bytes < 200_000 * 32 {
+        problems.push(format!(
+            "the exchange reported {} bytes for 200000 rows of 32 bytes",
+            exchange.bytes
+        ));
+    }
+    if !problems.is_empty() {
+        bail!("smoke run found problems:\n  {}", problems.join("\n  "));
+    }
+    eprintln!("Smoke run OK.");
+    Ok(())
 }

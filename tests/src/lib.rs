@@ -400,6 +400,17 @@ pub fn tpch_statements(query: usize) -> Vec<String> {
     let path = queries_dir().join("tpch").join(format!("q{query}.sql"));
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    split_statements(&text)
+}
+
+/// Splits a SQL script on `;` into statements, dropping `--` comment lines and empty
+/// statements.
+///
+/// ```
+/// let script = "-- a view\ncreate view v as select 1;\nselect * from v;\n";
+/// assert_eq!(osprey_tests::split_statements(script).len(), 2);
+/// ```
+pub fn split_statements(text: &str) -> Vec<String> {
     text.split(';')
         .map(|statement| {
             statement
