@@ -62,6 +62,9 @@ enum Command {
         /// Rows per stream (4 x 8-byte columns each).
         #[arg(long, default_value_t = 40_000_000)]
         rows: u64,
+        /// Rows per record batch, i.e. per exchange message (DataFusion's default is 8192).
+        #[arg(long, default_value_t = 8192)]
+        batch_rows: usize,
         /// Measured streams per compression setting, after one warm-up.
         #[arg(long, default_value_t = 5)]
         runs: usize,
@@ -208,8 +211,13 @@ fn main() -> Result<()> {
                     &serde_json::to_string_pretty(&report)?,
                 )
             }
-            Command::Exchange { rows, runs, common } => {
-                let report = micro::exchange_throughput(rows, runs).await?;
+            Command::Exchange {
+                rows,
+                batch_rows,
+                runs,
+                common,
+            } => {
+                let report = micro::exchange_throughput(rows, batch_rows, runs).await?;
                 write_outputs(
                     &common.out_dir,
                     "exchange",
@@ -487,7 +495,7 @@ async fn smoke(common: CommonArgs) -> Result<()> {
 
     let latency = micro::select_one_latency(&common.out_dir, 20, 5).await?;
     println!("{}", latency.markdown());
-    let exchange = micro::exchange_throughput(200_000, 1).await?;
+    let exchange = micro::exchange_throughput(200_000, 8192, 1).await?;
     println!("{}", exchange.markdown());
     if exchange.bytes < 200_000 * 32 {
         problems.push(format!(

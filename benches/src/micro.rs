@@ -134,6 +134,8 @@ impl LatencyReport {
 pub struct ExchangeReport {
     /// Rows per stream.
     pub rows: u64,
+    /// Rows per record batch (one exchange message each).
+    pub batch_rows: usize,
     /// Bytes per stream as encoded on the wire (with no compression).
     pub bytes: u64,
     /// How fast the producer plan runs in one process, with no exchange: GB/s of Arrow memory.
@@ -161,10 +163,10 @@ pub struct ExchangeFigures {
 
 /// The producer stage: four 8-byte columns computed from `generate_series`, cheap to make and
 /// serializable, so the stream is what gets measured.
-async fn exchange_producer_plan(rows: u64) -> Result<Arc<dyn ExecutionPlan>> {
+async fn exchange_producer_plan(rows: u64, batch_rows: usize) -> Result<Arc<dyn ExecutionPlan>> {
     let config = SessionConfig::new()
         .with_target_partitions(1)
-        .with_batch_size(8192);
+        .with_batch_size(batch_rows);
     let ctx = SessionContext::new_with_config(config);
     let frame = ctx
         .sql(&format!(
@@ -178,13 +180,17 @@ async fn exchange_producer_plan(rows: u64) -> Result<Arc<dyn ExecutionPlan>> {
 /// Measures the executor-to-executor exchange on loopback: a real `osprey executor` process
 /// runs a producer stage and this process pulls its output over the cluster's worker protocol
 /// (one gRPC stream, Arrow IPC), as a consuming stage on another executor does.
-pub async fn exchange_throughput(rows: u64, runs: usize) -> Result<ExchangeReport> {
+pub async fn exchange_throughput(
+    rows: u64,
+    batch_rows: usize,
+    runs: usize,
+) -> Result<ExchangeReport> {
     let (mut executor, addr) = crate::engines::spawn_osprey(
         &["executor", "--listen", "127.0.0.1:0", "--memory", "2GiB"],
         &[("OSPREY_CLUSTER_SECRET", osprey_tests::TEST_SECRET)],
         "OSPREY_EXECUTOR_LISTENING ",
     )?;
-    let result = measure_streams(addr, rows, runs).await;
+    let result = measure_streams(addr, rows, batch_rows, runs).await;
     let _ = executor.kill();
     let _ = executor.wait();
     result
@@ -193,20 +199,21 @@ pub async fn exchange_throughput(rows: u64, runs: usize) -> Result<ExchangeRepor
 async fn measure_streams(
     addr: std::net::SocketAddr,
     rows: u64,
+    batch_rows: usize,
     runs: usize,
 ) -> Result<ExchangeReport> {
     let url = url::Url::parse(&format!("http://{addr}"))?;
     let channels = ClusterChannels::new(ClusterSecret::new(osprey_tests::TEST_SECRET)?);
 
     // Producer alone, in this process: the ceiling the stream is measured against.
-    let plan = exchange_producer_plan(rows).await?;
+    let plan = exchange_producer_plan(rows, batch_rows).await?;
     let started = Instant::now();
-    let local: Vec<_> = execute_stream(plan, SessionContext::new().task_ctx())?
-        .try_collect()
+    let local_bytes = execute_stream(plan, SessionContext::new().task_ctx())?
+        .try_fold(0usize, |sum, batch| async move {
+            Ok(sum + batch.get_array_memory_size())
+        })
         .await?;
-    let local_bytes: usize = local.iter().map(|b| b.get_array_memory_size()).sum();
     let producer_only_gb_per_s = local_bytes as f64 / started.elapsed().as_secs_f64() / 1e9;
-    drop(local);
 
     let mut by_compression = Vec::new();
     let mut uncompressed_bytes = 0;
@@ -216,7 +223,7 @@ async fn measure_streams(
         let mut bytes = 0;
         // One warm-up stream (connection set-up), then the measured ones.
         for run in 0..=runs.max(1) {
-            let plan = exchange_producer_plan(rows).await?;
+            let plan = exchange_producer_plan(rows, batch_rows).await?;
             let figures = measure_exchange_stream(&channels, &url, plan, compression)
                 .await
                 .context("exchange stream failed")?;
@@ -250,6 +257,7 @@ async fn measure_streams(
         .is_some_and(|f| f.median_gb_per_s >= 1.5);
     Ok(ExchangeReport {
         rows,
+        batch_rows,
         bytes: uncompressed_bytes,
         producer_only_gb_per_s,
         by_compression,
@@ -262,11 +270,12 @@ impl ExchangeReport {
     pub fn markdown(&self) -> String {
         let mut out = format!(
             "## Exchange: one stream, executor process -> consumer, loopback\n\n\
-             {} rows of 4 x 8-byte columns per stream ({:.2} GB on the wire uncompressed). \
-             The producer alone, in one process, makes {:.2} GB/s.\n\n\
+             {} rows of 4 x 8-byte columns per stream in batches of {} rows ({:.2} GB on the \
+             wire uncompressed). The producer alone, in one process, makes {:.2} GB/s.\n\n\
              | compression | bytes on the wire | median GB/s | best GB/s | median Mrows/s |\n\
              |---|---:|---:|---:|---:|\n",
             self.rows,
+            self.batch_rows,
             self.bytes as f64 / 1e9,
             self.producer_only_gb_per_s
         );

@@ -43,6 +43,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Keep-alive pings detect an executor that vanished without closing its connections.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
+/// HTTP/2 flow-control windows and frame size for cluster traffic. Exchange streams carry
+/// record batches of hundreds of kilobytes; with HTTP/2's 64 KiB default window and 16 KiB
+/// frames, a stream stalls on window updates and pays per-frame costs many times per batch.
+const EXCHANGE_STREAM_WINDOW: u32 = 8 << 20;
+const EXCHANGE_CONNECTION_WINDOW: u32 = 32 << 20;
+const EXCHANGE_MAX_FRAME: u32 = 1 << 20;
+
 /// The live executors, as the coordinator's discovery sees them right now.
 ///
 /// The distributed planner asks for this list synchronously while it plans, so implementations
@@ -142,7 +149,10 @@ impl ClusterChannels {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
             .keep_alive_timeout(KEEPALIVE_INTERVAL)
-            .keep_alive_while_idle(true);
+            .keep_alive_while_idle(true)
+            .initial_stream_window_size(EXCHANGE_STREAM_WINDOW)
+            .initial_connection_window_size(EXCHANGE_CONNECTION_WINDOW)
+            .max_frame_size(EXCHANGE_MAX_FRAME);
         let channel: Channel = endpoint.connect_lazy();
         let header_value = self.secret.header_value();
         let with_secret = tower::ServiceBuilder::new()
@@ -401,6 +411,9 @@ pub async fn serve_executor(
         secret.interceptor(),
     );
     tonic::transport::Server::builder()
+        .initial_stream_window_size(EXCHANGE_STREAM_WINDOW)
+        .initial_connection_window_size(EXCHANGE_CONNECTION_WINDOW)
+        .max_frame_size(EXCHANGE_MAX_FRAME)
         .add_service(service)
         .serve_with_incoming_shutdown(tcp_incoming(listener), shutdown)
         .await
