@@ -20,6 +20,15 @@ import sys
 import time
 
 
+QUERY_KEYWORDS = ("select", "with", "(", "values", "from")
+
+
+def is_query(statement):
+    """Whether a statement returns rows (the others, like q15's CREATE/DROP VIEW, do not;
+    DuckDB answers those with a one-column "Success" relation that is not a result)."""
+    return statement.lstrip().lower().startswith(QUERY_KEYWORDS)
+
+
 def reply(message):
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
@@ -43,9 +52,10 @@ class DuckDbPeer:
     def run(self, statements):
         table = None
         for statement in statements:
-            relation = self.con.sql(statement)
-            if relation is not None:
-                table = relation.to_arrow_table()
+            if is_query(statement):
+                table = self.con.sql(statement).to_arrow_table()
+            else:
+                self.con.execute(statement)
         return table
 
 
@@ -72,7 +82,7 @@ class SparkPeer:
         table = None
         for statement in statements:
             frame = self.spark.sql(statement)
-            if frame.columns:
+            if is_query(statement):
                 table = frame.toArrow()
         return table
 

@@ -4,7 +4,6 @@
 use crate::answers::Answer;
 use crate::suite::Dataset;
 use anyhow::{Context, Result, anyhow, bail};
-use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use osprey_tests::SqlClient;
@@ -138,8 +137,10 @@ impl Engine {
                         .with_context(|| format!("cannot register {table} in Osprey"))?;
                 }
                 let version = format!(
-                    "Osprey {} ({executors} executors x {threads_per_executor} threads)",
-                    env!("CARGO_PKG_VERSION")
+                    "Osprey {} ({executors} executor{} x {threads_per_executor} thread{})",
+                    env!("CARGO_PKG_VERSION"),
+                    if executors == 1 { "" } else { "s" },
+                    if threads_per_executor == 1 { "" } else { "s" },
                 );
                 Ok((
                     Engine::Osprey {
@@ -177,7 +178,10 @@ impl Engine {
                 let mut peer = PythonPeer::start(setup, kind).await?;
                 let version = peer.hello().await?;
                 peer.register(setup.dataset).await?;
-                Ok((Engine::Peer(peer), format!("{version} ({} threads)", setup.threads)))
+                Ok((
+                    Engine::Peer(peer),
+                    format!("{version} ({} threads)", setup.threads),
+                ))
             }
             EngineSpec::Ballista => Err(anyhow!(ballista_skip_reason())),
         }
@@ -199,31 +203,29 @@ impl Engine {
         want_answer: bool,
         timeout: Duration,
     ) -> Result<RunOutcome> {
-        match self {
+        let started = Instant::now();
+        let batches = match self {
             Engine::Osprey { client, .. } => {
-                let started = Instant::now();
-                let batches = tokio::time::timeout(timeout, osprey_run(client, statements))
-                    .await
-                    .map_err(|_| anyhow!("timed out after {timeout:?}"))??;
-                let elapsed = started.elapsed();
-                Ok(RunOutcome {
-                    elapsed,
-                    answer: want_answer.then(|| Answer::from_batches(&batches)),
+                tokio::time::timeout(timeout, async {
+                    Ok::<_, anyhow::Error>(client.last_result(statements).await?)
                 })
+                .await
             }
             Engine::DataFusion { ctx } => {
-                let started = Instant::now();
-                let batches = tokio::time::timeout(timeout, datafusion_run(ctx, statements))
-                    .await
-                    .map_err(|_| anyhow!("timed out after {timeout:?}"))??;
-                let elapsed = started.elapsed();
-                Ok(RunOutcome {
-                    elapsed,
-                    answer: want_answer.then(|| Answer::from_batches(&batches)),
+                tokio::time::timeout(timeout, async {
+                    Ok::<_, anyhow::Error>(
+                        osprey_tests::datafusion_last_result(ctx, statements).await?,
+                    )
                 })
+                .await
             }
-            Engine::Peer(peer) => peer.run(statements, want_answer, timeout).await,
+            Engine::Peer(peer) => return peer.run(statements, want_answer, timeout).await,
         }
+        .map_err(|_| anyhow!("timed out after {timeout:?}"))??;
+        Ok(RunOutcome {
+            elapsed: started.elapsed(),
+            answer: want_answer.then(|| Answer::from_batches(&batches)),
+        })
     }
 
     /// For Osprey: runs the query once more under EXPLAIN ANALYZE and sums the bytes its
@@ -277,31 +279,6 @@ fn which(binary: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(binary))
             .find(|path| path.is_file())
     })
-}
-
-/// Runs the statements; returns the last result that has columns.
-async fn osprey_run(client: &mut SqlClient, statements: &[String]) -> Result<Vec<RecordBatch>> {
-    let mut last = Vec::new();
-    for statement in statements {
-        let (schema, batches) = client.query(statement).await?;
-        if !schema.fields().is_empty() {
-            last = batches;
-        }
-    }
-    Ok(last)
-}
-
-async fn datafusion_run(ctx: &SessionContext, statements: &[String]) -> Result<Vec<RecordBatch>> {
-    let mut last = Vec::new();
-    for statement in statements {
-        let frame = ctx.sql(statement).await?;
-        let has_columns = !frame.schema().fields().is_empty();
-        let batches = frame.collect().await?;
-        if has_columns {
-            last = batches;
-        }
-    }
-    Ok(last)
 }
 
 async fn osprey_exchange_bytes(
@@ -534,7 +511,10 @@ impl PythonPeer {
         if reply["ok"].as_bool() != Some(true) {
             bail!(
                 "{}",
-                reply["error"].as_str().unwrap_or("unknown error").to_string()
+                reply["error"]
+                    .as_str()
+                    .unwrap_or("unknown error")
+                    .to_string()
             );
         }
         Ok(reply)
@@ -543,10 +523,7 @@ impl PythonPeer {
     async fn hello(&mut self) -> Result<String> {
         // Spark takes a while to start its JVM.
         let reply = self
-            .request(
-                serde_json::json!({"op": "hello"}),
-                Duration::from_secs(180),
-            )
+            .request(serde_json::json!({"op": "hello"}), Duration::from_secs(180))
             .await?;
         Ok(reply["version"].as_str().unwrap_or("?").to_string())
     }
@@ -632,7 +609,14 @@ mod tests {
 
     #[test]
     fn engine_names_round_trip() {
-        for name in ["osprey-1", "osprey-2", "datafusion", "duckdb", "spark", "ballista"] {
+        for name in [
+            "osprey-1",
+            "osprey-2",
+            "datafusion",
+            "duckdb",
+            "spark",
+            "ballista",
+        ] {
             let spec: EngineSpec = name.parse().unwrap();
             assert_eq!(spec.to_string(), name);
         }

@@ -268,7 +268,8 @@ fn write_suite_outputs(report: &SuiteReport, out_dir: &Path) -> Result<()> {
         &serde_json::to_string_pretty(report)?,
     )?;
     let svg = out_dir.join(format!("{name}.svg"));
-    std::fs::write(&svg, report.svg()).with_context(|| format!("cannot write {}", svg.display()))?;
+    std::fs::write(&svg, report.svg())
+        .with_context(|| format!("cannot write {}", svg.display()))?;
     eprintln!("Chart: {}", svg.display());
     Ok(())
 }

@@ -62,11 +62,7 @@ impl MemorySampler {
 
     /// Peak summed RSS in bytes seen so far for `name`.
     pub fn peak(&self, name: &str) -> Option<u64> {
-        self.peaks
-            .lock()
-            .expect("sampler lock")
-            .get(name)
-            .copied()
+        self.peaks.lock().expect("sampler lock").get(name).copied()
     }
 }
 
@@ -94,7 +90,11 @@ impl ProcessTable {
             return Self { children, rss };
         };
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

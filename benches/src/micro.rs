@@ -304,14 +304,27 @@ impl ExchangeReport {
 pub struct PlanningReport {
     /// Suite planned.
     pub suite: Suite,
-    /// Per query: (query, DataFusion ms, distributed ms), medians; `None` when planning failed.
-    pub queries: Vec<(usize, Option<f64>, Option<f64>, Option<String>)>,
+    /// Per query.
+    pub queries: Vec<PlanningQuery>,
     /// Percentiles of the distributed planner's times.
     pub distributed: Option<Percentiles>,
     /// Percentiles of DataFusion's.
     pub datafusion: Option<Percentiles>,
     /// Geometric mean of per-query ratios distributed / DataFusion.
     pub geomean_ratio: Option<f64>,
+}
+
+/// Planning time of one query, medians in milliseconds; `None` where planning failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanningQuery {
+    /// Query number.
+    pub query: usize,
+    /// Single-process DataFusion.
+    pub datafusion_ms: Option<f64>,
+    /// Osprey's distributed planner.
+    pub distributed_ms: Option<f64>,
+    /// Why planning failed.
+    pub error: Option<String>,
 }
 
 /// A fixed set of executor URLs: planning needs their number, not live executors.
@@ -373,12 +386,12 @@ pub async fn planning_time(
             df_all.push(a);
             dist_all.push(b);
         }
-        rows.push((
+        rows.push(PlanningQuery {
             query,
-            df.map(|d| d.as_secs_f64() * 1000.0),
-            dist.map(|d| d.as_secs_f64() * 1000.0),
+            datafusion_ms: df.map(|d| d.as_secs_f64() * 1000.0),
+            distributed_ms: dist.map(|d| d.as_secs_f64() * 1000.0),
             error,
-        ));
+        });
     }
     let geomean_ratio = geometric_mean(
         df_all
@@ -446,18 +459,24 @@ impl PlanningReport {
                 "\nGeometric mean of per-query ratios distributed / DataFusion: {ratio:.2}x."
             );
         }
-        let failures: Vec<_> = self.queries.iter().filter(|q| q.3.is_some()).collect();
+        let failures: Vec<_> = self.queries.iter().filter(|q| q.error.is_some()).collect();
         if !failures.is_empty() {
             let _ = writeln!(out, "\nQueries that did not plan:\n");
-            for (query, _, _, error) in failures {
-                let error: String = error.as_deref().unwrap_or("").chars().take(200).collect();
-                let _ = writeln!(out, "- q{query}: {}", error.replace('\n', " "));
+            for q in failures {
+                let error: String = q.error.as_deref().unwrap_or("").chars().take(200).collect();
+                let _ = writeln!(out, "- q{}: {}", q.query, error.replace('\n', " "));
             }
         }
         out.push_str("\n| query | DataFusion ms | distributed ms |\n|---|---:|---:|\n");
-        for (query, df, dist, _) in &self.queries {
-            let cell = |v: &Option<f64>| v.map_or("failed".to_string(), |v| format!("{v:.2}"));
-            let _ = writeln!(out, "| q{query} | {} | {} |", cell(df), cell(dist));
+        for q in &self.queries {
+            let cell = |v: Option<f64>| v.map_or("failed".to_string(), |v| format!("{v:.2}"));
+            let _ = writeln!(
+                out,
+                "| q{} | {} | {} |",
+                q.query,
+                cell(q.datafusion_ms),
+                cell(q.distributed_ms)
+            );
         }
         out
     }

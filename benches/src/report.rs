@@ -240,8 +240,7 @@ impl SuiteReport {
             .iter()
             .map(|engine| {
                 let mine = medians(engine);
-                let (total_vs_datafusion, geomean_ratio_vs_datafusion) =
-                    ratios(&mine, &datafusion);
+                let (total_vs_datafusion, geomean_ratio_vs_datafusion) = ratios(&mine, &datafusion);
                 let (total_vs_duckdb, geomean_ratio_vs_duckdb) = ratios(&mine, &duckdb);
                 let exchanges: Vec<ExchangeBytes> = self
                     .common_queries
@@ -276,23 +275,25 @@ impl SuiteReport {
         if self.suite == crate::suite::Suite::Tpch {
             let goal = "TPC-H SF10 total with 2 executors at most 1.15x single-process DataFusion"
                 .to_string();
-            goals.push(match summary("osprey-2").and_then(|s| s.total_vs_datafusion) {
-                Some(ratio) if self.scale == 10.0 => Goal {
-                    goal,
-                    measured: format!("{ratio:.2}x at SF10"),
-                    met: Some(ratio <= 1.15),
+            goals.push(
+                match summary("osprey-2").and_then(|s| s.total_vs_datafusion) {
+                    Some(ratio) if self.scale == 10.0 => Goal {
+                        goal,
+                        measured: format!("{ratio:.2}x at SF10"),
+                        met: Some(ratio <= 1.15),
+                    },
+                    Some(ratio) => Goal {
+                        goal,
+                        measured: format!("{ratio:.2}x at SF{} (run SF10 to judge)", self.scale),
+                        met: None,
+                    },
+                    None => Goal {
+                        goal,
+                        measured: "needs engines osprey-2 and datafusion".to_string(),
+                        met: None,
+                    },
                 },
-                Some(ratio) => Goal {
-                    goal,
-                    measured: format!("{ratio:.2}x at SF{} (run SF10 to judge)", self.scale),
-                    met: None,
-                },
-                None => Goal {
-                    goal,
-                    measured: "needs engines osprey-2 and datafusion".to_string(),
-                    met: None,
-                },
-            });
+            );
         }
         let goal = format!("Faster than Ballista 55 on {}", self.suite.title());
         let ballista = self.engines.iter().find(|e| e.engine == "ballista");
@@ -353,7 +354,9 @@ impl SuiteReport {
              checked against {} (rounded, order-insensitive): `WRONG` marks a different answer, \
              `FAILED` an error or timeout.\n",
             self.iterations,
-            self.reference.as_deref().unwrap_or("nothing (no reference engine ran)")
+            self.reference
+                .as_deref()
+                .unwrap_or("nothing (no reference engine ran)")
         );
 
         // Summary.
@@ -368,7 +371,10 @@ impl SuiteReport {
              geomean ratio vs DataFusion | total vs DuckDB | geomean ratio vs DuckDB | \
              exchanged between executors | to coordinator | peak memory |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for s in &self.summaries {
             let _ = writeln!(
                 out,
@@ -480,7 +486,9 @@ impl SuiteReport {
             .iter()
             .filter(|e| e.skipped.is_none() && e.engine != "datafusion")
             .collect();
-        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+        let colors = [
+            "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+        ];
         let queries: Vec<usize> = baseline
             .map(|b| b.queries.iter().map(|q| q.query).collect())
             .unwrap_or_default();
@@ -489,7 +497,8 @@ impl SuiteReport {
         let (left, top, width) = (60.0, 50.0, 600.0);
         let height = top + group * queries.len() as f64 + 40.0;
         // log2 scale from 1/8x to 8x, 1x in the middle.
-        let x = |ratio: f64| left + width / 2.0 + ratio.clamp(0.125, 8.0).log2() / 3.0 * width / 2.0;
+        let x =
+            |ratio: f64| left + width / 2.0 + ratio.clamp(0.125, 8.0).log2() / 3.0 * width / 2.0;
         let mut svg = String::new();
         let _ = writeln!(
             svg,
@@ -529,7 +538,9 @@ impl SuiteReport {
                 left - 6.0,
                 y0 + group / 2.0 + 3.0
             );
-            let base = baseline.and_then(|b| b.query(*query)).and_then(|f| f.median_ms);
+            let base = baseline
+                .and_then(|b| b.query(*query))
+                .and_then(|f| f.median_ms);
             for (i, engine) in others.iter().enumerate() {
                 let mine = engine.query(*query).and_then(|f| f.median_ms);
                 let y = y0 + 3.0 + bar * i as f64;
@@ -596,7 +607,10 @@ pub fn machine_description() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':'])))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']))
+        })
         .unwrap_or("unknown CPU")
         .to_string();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());

@@ -71,7 +71,10 @@ pub async fn ensure_dataset(
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;
         if entry.file_type()?.is_dir() {
-            tables.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
+            tables.push((
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.path(),
+            ));
         }
     }
     tables.sort();
@@ -129,7 +132,7 @@ pub fn statements(suite: Suite, query: usize) -> Result<Vec<String>> {
     let path = osprey_tests::queries_dir()
         .join(suite.name())
         .join(format!("q{query}.sql"));
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(osprey_tests::split_statements(&text))
 }

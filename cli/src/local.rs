@@ -76,6 +76,13 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
 
     let banner = Banner {
         password: admin_password,
+        try_query: match config.tpch_scale_factor {
+            Some(scale) if scale > 0.0 => {
+                format!("SELECT count(*) FROM tpch.lineitem  (TPC-H SF{scale})")
+            }
+            _ => "SELECT 1, or CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/path/'"
+                .to_string(),
+        },
     };
     let result =
         osprey_coordinator::run_coordinator(config, |addr| banner.print(addr), shutdown).await;
@@ -226,6 +233,8 @@ fn random_token() -> String {
 
 struct Banner {
     password: AdminPassword,
+    /// A first statement to suggest: the demo dataset when there is one.
+    try_query: String,
 }
 
 impl Banner {
@@ -242,7 +251,8 @@ impl Banner {
         };
         eprintln!(
             "\nOsprey is running.\n  Flight SQL: grpc://{addr}\n  User:       admin, {password_line}\n  \
-             Try:        SELECT count(*) FROM tpch.lineitem\n  Stop:       Ctrl-C\n"
+             Try:        {}\n  Stop:       Ctrl-C\n",
+            self.try_query
         );
     }
 }

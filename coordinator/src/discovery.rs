@@ -3,15 +3,26 @@
 //! Candidates come from a static list of URLs and from DNS names that resolve to many addresses
 //! (a Kubernetes headless Service). A background task re-resolves the names and health-checks
 //! every candidate each [`DiscoveryConfig::refresh_interval`]; the planner only sees executors
-//! that answered their last check. A dead executor therefore drops out within about one interval
-//! plus the probe timeout, and a new or restarted one is used from its first good check.
+//! that answered their last check. A dead executor (connection refused or reset, or a credential
+//! refused) drops out at its first failed check; one that merely answers late stays in until
+//! [`SLOW_PROBES_BEFORE_DOWN`] checks in a row time out, because an executor whose cores are all
+//! busy with query work can take longer than the timeout to answer. A new or restarted executor
+//! is used from its first good check.
 
-use osprey_engine::{ClusterChannels, ExecutorDispatchCounter, ExecutorResolver, probe_executor};
+use osprey_engine::{
+    ClusterChannels, ExecutorDispatchCounter, ExecutorProbeError, ExecutorResolver, probe_executor,
+};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 use url::Url;
+
+/// Timed-out health checks in a row after which an executor that was up counts as down.
+///
+/// Seen on a 2-core machine running TPC-H SF10: an executor busy on every core answered its
+/// health check after more than a second and was dropped between queries.
+pub const SLOW_PROBES_BEFORE_DOWN: u32 = 3;
 
 /// Where executors are found and how often they are checked.
 #[derive(Debug, Clone)]
@@ -67,6 +78,8 @@ struct Snapshot {
     statuses: BTreeMap<Url, ExecutorStatus>,
     /// DNS names whose last lookup failed, so a lasting failure is logged once, not every second.
     failing_names: std::collections::BTreeSet<String>,
+    /// Health checks in a row that timed out, per executor still counted as up.
+    slow_probes: BTreeMap<Url, u32>,
 }
 
 /// The coordinator's view of its executors, kept fresh by a background task.
@@ -153,6 +166,20 @@ impl ExecutorRegistry {
             let was_up = previous
                 .as_ref()
                 .is_some_and(|s| s.health == ExecutorHealth::Up);
+            let slow_probes = snapshot.slow_probes.get(&url).copied().unwrap_or(0);
+            let result = match result {
+                Err(ExecutorProbeError::Timeout(timeout))
+                    if was_up && slow_probes + 1 < SLOW_PROBES_BEFORE_DOWN =>
+                {
+                    // Busy rather than gone: keep it, unchanged, for now.
+                    tracing::debug!(%url, ?timeout, slow_probes, "executor answered its health check late");
+                    snapshot.slow_probes.insert(url.clone(), slow_probes + 1);
+                    live.push(url.clone());
+                    continue;
+                }
+                other => other,
+            };
+            snapshot.slow_probes.remove(&url);
             let status = match result {
                 Ok(version) => {
                     if !was_up {
@@ -188,6 +215,9 @@ impl ExecutorRegistry {
         }
         // Executors that vanished from DNS are forgotten.
         snapshot.statuses.retain(|url, _| candidates.contains(url));
+        snapshot
+            .slow_probes
+            .retain(|url, _| candidates.contains(url));
         live.sort();
         snapshot.live = live;
     }

@@ -265,14 +265,22 @@ impl SqlClient {
         &mut self,
         statements: &[String],
     ) -> Result<Vec<String>, FlightError> {
-        let mut rows = Vec::new();
+        Ok(canonical_rows(&self.last_result(statements).await?))
+    }
+
+    /// Runs statements in order and returns the result of the last one that produced columns.
+    pub async fn last_result(
+        &mut self,
+        statements: &[String],
+    ) -> Result<Vec<RecordBatch>, FlightError> {
+        let mut last = Vec::new();
         for statement in statements {
             let (schema, batches) = self.query(statement).await?;
             if !schema.fields().is_empty() {
-                rows = canonical_rows(&batches);
+                last = batches;
             }
         }
-        Ok(rows)
+        Ok(last)
     }
 
     /// Tasks dispatched so far per executor URL, from `system.executors`, with its state.
@@ -383,16 +391,27 @@ pub async fn datafusion_last_result_rows(
     ctx: &datafusion::prelude::SessionContext,
     statements: &[String],
 ) -> datafusion::error::Result<Vec<String>> {
-    let mut rows = Vec::new();
+    Ok(canonical_rows(
+        &datafusion_last_result(ctx, statements).await?,
+    ))
+}
+
+/// Runs statements in order in single-process DataFusion and returns the result of the last
+/// one that produced columns (a TPC-H query file may hold a view's CREATE and DROP around it).
+pub async fn datafusion_last_result(
+    ctx: &datafusion::prelude::SessionContext,
+    statements: &[String],
+) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let mut last = Vec::new();
     for statement in statements {
         let df = ctx.sql(statement).await?;
         let has_columns = !df.schema().fields().is_empty();
         let batches = df.collect().await?;
         if has_columns {
-            rows = canonical_rows(&batches);
+            last = batches;
         }
     }
-    Ok(rows)
+    Ok(last)
 }
 
 /// The SQL statements of a TPC-H query file, in order (q15 has three).

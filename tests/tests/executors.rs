@@ -146,3 +146,37 @@ async fn executor_exits_cleanly_on_sigterm() {
         "port still accepting after shutdown"
     );
 }
+
+/// An executor that answers its health checks late (here: stopped with SIGSTOP, as if every core
+/// were busy) is kept for a few checks, then dropped; when it answers again it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_executor_is_kept_for_a_few_checks_then_dropped() {
+    let cluster = TestCluster::start_tpch(2);
+    let mut client = cluster.client().await;
+    let url = format!("http://{}/", cluster.executors[1].addr);
+    assert!(
+        client
+            .wait_for_executor_state(&url, "up", Duration::from_secs(10))
+            .await
+            .is_some()
+    );
+
+    cluster.executors[1].signal(libc::SIGSTOP);
+    let dropped_after = client
+        .wait_for_executor_state(&url, "down", Duration::from_secs(20))
+        .await;
+    cluster.executors[1].signal(libc::SIGCONT);
+    let dropped_after = dropped_after.expect("a hung executor must be dropped within 20 s");
+    // Three health checks in a row must time out (1 s each): a single late answer is not enough.
+    assert!(
+        dropped_after >= Duration::from_millis(2500),
+        "dropped after {dropped_after:?}: one slow health check should not drop an executor"
+    );
+    assert!(
+        client
+            .wait_for_executor_state(&url, "up", Duration::from_secs(10))
+            .await
+            .is_some(),
+        "the executor answers again and must be used again"
+    );
+}
