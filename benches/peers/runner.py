@@ -16,6 +16,7 @@ Usage: python runner.py duckdb|spark THREADS
 """
 
 import json
+import re
 import sys
 import time
 
@@ -81,6 +82,10 @@ class SparkPeer:
     def run(self, statements):
         table = None
         for statement in statements:
+            # The tables are temporary views, and Spark refuses a persistent view over those.
+            statement = re.sub(
+                r"^\s*create\s+view", "CREATE TEMPORARY VIEW", statement, flags=re.IGNORECASE
+            )
             frame = self.spark.sql(statement)
             if is_query(statement):
                 table = frame.toArrow()
