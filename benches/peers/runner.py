@@ -71,6 +71,7 @@ class SparkPeer:
             .appName("osprey-benches")
             .config("spark.sql.shuffle.partitions", str(int(threads)))
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.driver.memory", "8g")
             .getOrCreate()
         )

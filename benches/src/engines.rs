@@ -76,6 +76,9 @@ pub struct EngineSetup<'a> {
     pub python: &'a Path,
     /// Scratch directory of this run (results of peers, Osprey's data directories).
     pub work_dir: &'a Path,
+    /// Memory pool of each Osprey executor (`osprey local --executor-memory`), when not the
+    /// default.
+    pub osprey_executor_memory: Option<&'a str>,
 }
 
 /// One timed run.
@@ -122,7 +125,12 @@ impl Engine {
                 let threads_per_executor = (setup.threads / executors).max(1);
                 let data_dir = setup.work_dir.join(format!("osprey-{executors}"));
                 std::fs::create_dir_all(&data_dir)?;
-                let cluster = LocalCluster::start(&data_dir, executors, threads_per_executor)?;
+                let cluster = LocalCluster::start(
+                    &data_dir,
+                    executors,
+                    threads_per_executor,
+                    setup.osprey_executor_memory,
+                )?;
                 let mut client = SqlClient::connect(cluster.addr, "admin", OSPREY_PASSWORD)
                     .await
                     .context("cannot log in to osprey local")?;
@@ -187,12 +195,14 @@ impl Engine {
         }
     }
 
-    /// The operating-system process whose tree is this engine (this process for DataFusion).
-    pub fn pid(&self) -> u32 {
+    /// The operating-system process this engine runs in, and whether the processes it starts
+    /// (executors, a JVM) count too. DataFusion runs in this process, whose other children are
+    /// the other engines: only the process itself counts.
+    pub fn process(&self) -> (u32, bool) {
         match self {
-            Engine::Osprey { cluster, .. } => cluster.child.id(),
-            Engine::DataFusion { .. } => std::process::id(),
-            Engine::Peer(peer) => peer.child.id().unwrap_or(0),
+            Engine::Osprey { cluster, .. } => (cluster.child.id(), true),
+            Engine::DataFusion { .. } => (std::process::id(), false),
+            Engine::Peer(peer) => (peer.child.id().unwrap_or(0), true),
         }
     }
 
@@ -408,25 +418,34 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     /// Starts `osprey local` with no built-in dataset and waits until it serves Flight SQL.
-    pub fn start(data_dir: &Path, executors: usize, threads_per_executor: usize) -> Result<Self> {
+    pub fn start(
+        data_dir: &Path,
+        executors: usize,
+        threads_per_executor: usize,
+        executor_memory: Option<&str>,
+    ) -> Result<Self> {
         let data_dir = data_dir.display().to_string();
         let (executors, threads) = (executors.to_string(), threads_per_executor.to_string());
+        let mut args = vec![
+            "local",
+            "--executors",
+            &executors,
+            "--executor-threads",
+            &threads,
+            "--tpch-scale",
+            "0",
+            "--default-schema",
+            "bench",
+            "--flight-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_dir,
+        ];
+        if let Some(memory) = executor_memory {
+            args.extend(["--executor-memory", memory]);
+        }
         let (child, addr) = spawn_osprey(
-            &[
-                "local",
-                "--executors",
-                &executors,
-                "--executor-threads",
-                &threads,
-                "--tpch-scale",
-                "0",
-                "--default-schema",
-                "bench",
-                "--flight-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                &data_dir,
-            ],
+            &args,
             &[("OSPREY_ADMIN_PASSWORD", OSPREY_PASSWORD)],
             "OSPREY_FLIGHT_SQL_LISTENING ",
         )?;
@@ -586,6 +605,7 @@ impl PythonPeer {
             dataset: &dataset,
             python: &self.python,
             work_dir: &work_dir,
+            osprey_executor_memory: None,
         };
         let mut fresh = PythonPeer::start(&setup, self.kind).await?;
         fresh.hello().await?;

@@ -123,6 +123,10 @@ struct SuiteArgs {
     /// A run of one query longer than this counts as failed.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
+    /// Memory pool of each Osprey executor (e.g. 8GiB); `osprey local`'s default otherwise.
+    /// DataFusion and DuckDB run with their own defaults (no limit, 80% of RAM).
+    #[arg(long, value_name = "SIZE")]
+    osprey_executor_memory: Option<String>,
     /// Skip the extra EXPLAIN ANALYZE run per query that measures Osprey's exchanged bytes.
     #[arg(long)]
     no_exchange_bytes: bool,
@@ -301,6 +305,7 @@ async fn run_suite(args: &SuiteArgs) -> Result<SuiteReport> {
         dataset: &dataset,
         python: &python,
         work_dir: &work_dir,
+        osprey_executor_memory: args.osprey_executor_memory.as_deref(),
     };
 
     let sampler = memory::MemorySampler::start();
@@ -311,7 +316,8 @@ async fn run_suite(args: &SuiteArgs) -> Result<SuiteReport> {
         match Engine::start(spec, &setup).await {
             Ok((engine, version)) => {
                 eprintln!("  {version}");
-                sampler.watch(&spec.to_string(), engine.pid());
+                let (pid, with_descendants) = engine.process();
+                sampler.watch(&spec.to_string(), pid, with_descendants);
                 figures.push(EngineFigures {
                     engine: spec.to_string(),
                     version: Some(version),
@@ -462,6 +468,7 @@ async fn smoke(common: CommonArgs) -> Result<()> {
         iterations: 1,
         queries: vec![1, 6],
         timeout_secs: 120,
+        osprey_executor_memory: None,
         no_exchange_bytes: false,
         common: common.clone(),
     };

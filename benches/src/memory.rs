@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Samples the summed resident set size of several process trees in a background thread.
 pub struct MemorySampler {
-    roots: Arc<Mutex<Vec<(String, u32)>>>,
+    roots: Arc<Mutex<Vec<Watched>>>,
     peaks: Arc<Mutex<HashMap<String, u64>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -20,7 +20,7 @@ pub struct MemorySampler {
 impl MemorySampler {
     /// Starts sampling (nothing is watched until [`MemorySampler::watch`]).
     pub fn start() -> Self {
-        let roots: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+        let roots: Arc<Mutex<Vec<Watched>>> = Arc::default();
         let peaks: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -31,8 +31,13 @@ impl MemorySampler {
                     if !watched.is_empty() {
                         let tree = ProcessTable::read();
                         let mut sums: HashMap<String, u64> = HashMap::new();
-                        for (name, pid) in &watched {
-                            *sums.entry(name.clone()).or_default() += tree.tree_rss(*pid);
+                        for w in &watched {
+                            let rss = if w.with_descendants {
+                                tree.tree_rss(w.pid)
+                            } else {
+                                tree.rss.get(&w.pid).copied().unwrap_or(0)
+                            };
+                            *sums.entry(w.engine.clone()).or_default() += rss;
                         }
                         let mut peaks = peaks.lock().expect("sampler lock");
                         for (name, sum) in sums {
@@ -52,12 +57,14 @@ impl MemorySampler {
         }
     }
 
-    /// Adds the process tree rooted at `pid` to what `name` is charged with.
-    pub fn watch(&self, name: &str, pid: u32) {
-        self.roots
-            .lock()
-            .expect("sampler lock")
-            .push((name.to_string(), pid));
+    /// Adds process `pid`, and with `with_descendants` every process below it, to what engine
+    /// `name` is charged with.
+    pub fn watch(&self, name: &str, pid: u32, with_descendants: bool) {
+        self.roots.lock().expect("sampler lock").push(Watched {
+            engine: name.to_string(),
+            pid,
+            with_descendants,
+        });
     }
 
     /// Peak summed RSS in bytes seen so far for `name`.
@@ -73,6 +80,14 @@ impl Drop for MemorySampler {
             let _ = thread.join();
         }
     }
+}
+
+/// A process whose memory is charged to an engine.
+#[derive(Clone)]
+struct Watched {
+    engine: String,
+    pid: u32,
+    with_descendants: bool,
 }
 
 /// Parent links and RSS of every process, read once.

@@ -79,7 +79,7 @@ pub async fn select_one_latency(
 ) -> Result<LatencyReport> {
     let data_dir = work_dir.join("latency");
     std::fs::create_dir_all(&data_dir)?;
-    let cluster = LocalCluster::start(&data_dir, 2, 1)?;
+    let cluster = LocalCluster::start(&data_dir, 2, 1, None)?;
     let result = async {
         let mut client = SqlClient::connect(cluster.addr, "admin", OSPREY_PASSWORD).await?;
         for _ in 0..warmup {

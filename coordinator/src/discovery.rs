@@ -5,9 +5,10 @@
 //! every candidate each [`DiscoveryConfig::refresh_interval`]; the planner only sees executors
 //! that answered their last check. A dead executor (connection refused or reset, or a credential
 //! refused) drops out at its first failed check; one that merely answers late stays in until
-//! [`SLOW_PROBES_BEFORE_DOWN`] checks in a row time out, because an executor whose cores are all
-//! busy with query work can take longer than the timeout to answer. A new or restarted executor
-//! is used from its first good check.
+//! its checks have been timing out for [`LATE_ANSWER_GRACE`], because an executor whose cores
+//! are all busy with query work can take seconds to answer. A host that vanished without closing
+//! its connections surfaces sooner, as a transport error, when HTTP/2 keep-alive gives up on the
+//! connection (after about 20 s). A new or restarted executor is used from its first good check.
 
 use osprey_engine::{
     ClusterChannels, ExecutorDispatchCounter, ExecutorProbeError, ExecutorResolver, probe_executor,
@@ -18,11 +19,13 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 use url::Url;
 
-/// Timed-out health checks in a row after which an executor that was up counts as down.
+/// How long an executor that was up may keep answering its health checks too late before it
+/// counts as down.
 ///
-/// Seen on a 2-core machine running TPC-H SF10: an executor busy on every core answered its
-/// health check after more than a second and was dropped between queries.
-pub const SLOW_PROBES_BEFORE_DOWN: u32 = 3;
+/// Seen on a 2-core machine running TPC-H SF10: executors busy on every core (one worker thread
+/// each) went unanswered for up to 20 s, and were dropped between and during queries when three
+/// late answers were the limit.
+pub const LATE_ANSWER_GRACE: Duration = Duration::from_secs(30);
 
 /// Where executors are found and how often they are checked.
 #[derive(Debug, Clone)]
@@ -78,8 +81,8 @@ struct Snapshot {
     statuses: BTreeMap<Url, ExecutorStatus>,
     /// DNS names whose last lookup failed, so a lasting failure is logged once, not every second.
     failing_names: std::collections::BTreeSet<String>,
-    /// Health checks in a row that timed out, per executor still counted as up.
-    slow_probes: BTreeMap<Url, u32>,
+    /// Since when health checks have been timing out, per executor still counted as up.
+    late_since: BTreeMap<Url, std::time::Instant>,
 }
 
 /// The coordinator's view of its executors, kept fresh by a background task.
@@ -166,20 +169,24 @@ impl ExecutorRegistry {
             let was_up = previous
                 .as_ref()
                 .is_some_and(|s| s.health == ExecutorHealth::Up);
-            let slow_probes = snapshot.slow_probes.get(&url).copied().unwrap_or(0);
+            let late_since = snapshot.late_since.get(&url).copied();
             let result = match result {
                 Err(ExecutorProbeError::Timeout(timeout))
-                    if was_up && slow_probes + 1 < SLOW_PROBES_BEFORE_DOWN =>
+                    if was_up
+                        && late_since.is_none_or(|since| since.elapsed() < LATE_ANSWER_GRACE) =>
                 {
                     // Busy rather than gone: keep it, unchanged, for now.
-                    tracing::debug!(%url, ?timeout, slow_probes, "executor answered its health check late");
-                    snapshot.slow_probes.insert(url.clone(), slow_probes + 1);
+                    tracing::debug!(%url, ?timeout, "executor answered its health check late");
+                    snapshot
+                        .late_since
+                        .entry(url.clone())
+                        .or_insert_with(std::time::Instant::now);
                     live.push(url.clone());
                     continue;
                 }
                 other => other,
             };
-            snapshot.slow_probes.remove(&url);
+            snapshot.late_since.remove(&url);
             let status = match result {
                 Ok(version) => {
                     if !was_up {
@@ -216,7 +223,7 @@ impl ExecutorRegistry {
         // Executors that vanished from DNS are forgotten.
         snapshot.statuses.retain(|url, _| candidates.contains(url));
         snapshot
-            .slow_probes
+            .late_since
             .retain(|url, _| candidates.contains(url));
         live.sort();
         snapshot.live = live;

@@ -9,7 +9,8 @@
 //! - [`ClusterChannels`]: outgoing gRPC channels that carry the cluster credential, shared by the
 //!   coordinator and by executors (which fetch shuffle data from each other);
 //! - [`probe_executor`]: the health check discovery uses;
-//! - [`render_distributed_plan`]: EXPLAIN output with stages and tasks.
+//! - [`render_distributed_plan`]: EXPLAIN output with stages and tasks;
+//! - [`measure_exchange_stream`]: one exchange stream from an executor, for the benchmarks.
 
 use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;

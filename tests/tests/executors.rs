@@ -148,9 +148,9 @@ async fn executor_exits_cleanly_on_sigterm() {
 }
 
 /// An executor that answers its health checks late (here: stopped with SIGSTOP, as if every core
-/// were busy) is kept for a few checks, then dropped; when it answers again it is back.
+/// were busy) is kept through the grace period, then dropped; when it answers again it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_executor_is_kept_for_a_few_checks_then_dropped() {
+async fn a_slow_executor_is_kept_through_the_grace_period_then_dropped() {
     let cluster = TestCluster::start_tpch(2);
     let mut client = cluster.client().await;
     let url = format!("http://{}/", cluster.executors[1].addr);
@@ -163,14 +163,16 @@ async fn a_slow_executor_is_kept_for_a_few_checks_then_dropped() {
 
     cluster.executors[1].signal(libc::SIGSTOP);
     let dropped_after = client
-        .wait_for_executor_state(&url, "down", Duration::from_secs(20))
+        .wait_for_executor_state(&url, "down", Duration::from_secs(60))
         .await;
     cluster.executors[1].signal(libc::SIGCONT);
-    let dropped_after = dropped_after.expect("a hung executor must be dropped within 20 s");
-    // Three health checks in a row must time out (1 s each): a single late answer is not enough.
+    let dropped_after = dropped_after.expect("a hung executor must be dropped within 60 s");
+    // A stopped process is dropped when HTTP/2 keep-alive gives up on its connection (about
+    // 20 s) or after 30 s of late answers (LATE_ANSWER_GRACE), whichever comes first; never at
+    // the first late answers, as a busy executor gives them.
     assert!(
-        dropped_after >= Duration::from_millis(2500),
-        "dropped after {dropped_after:?}: one slow health check should not drop an executor"
+        dropped_after >= Duration::from_secs(10),
+        "dropped after {dropped_after:?}: a late answer within the grace period must not drop it"
     );
     assert!(
         client
