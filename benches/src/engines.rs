@@ -104,7 +104,7 @@ pub enum Engine {
         ctx: SessionContext,
     },
     /// A Python-hosted peer.
-    Peer(PythonPeer),
+    Peer(Box<PythonPeer>),
 }
 
 /// Bytes an Osprey query moved across process boundaries, from its EXPLAIN ANALYZE metrics.
@@ -187,7 +187,7 @@ impl Engine {
                 let version = peer.hello().await?;
                 peer.register(setup.dataset).await?;
                 Ok((
-                    Engine::Peer(peer),
+                    Engine::Peer(Box::new(peer)),
                     format!("{version} ({} threads)", setup.threads),
                 ))
             }
@@ -528,13 +528,7 @@ impl PythonPeer {
             .with_context(|| format!("the {} runner exited", self.kind))?;
         let reply: serde_json::Value = serde_json::from_str(&line)?;
         if reply["ok"].as_bool() != Some(true) {
-            bail!(
-                "{}",
-                reply["error"]
-                    .as_str()
-                    .unwrap_or("unknown error")
-                    .to_string()
-            );
+            bail!("{}", reply["error"].as_str().unwrap_or("unknown error"));
         }
         Ok(reply)
     }
