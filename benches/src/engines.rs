@@ -453,8 +453,15 @@ impl LocalCluster {
     }
 
     /// Stops it (SIGINT stops every process it started) and waits.
-    pub fn stop(mut self) {
-        // SAFETY: kill(2) on our own child.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for LocalCluster {
+    /// Also on early returns, so a failed start never leaves a cluster running.
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child, not yet reaped.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
         }

@@ -291,15 +291,10 @@ async fn run_suite(args: &SuiteArgs) -> Result<SuiteReport> {
     let dataset = suite::ensure_dataset(args.suite, &common.data_dir, args.scale, &python).await?;
     let work_dir = common
         .out_dir
-        .join(format!("work-{}-sf{}", args.suite.name(), args.scale))
-        .canonicalize()
-        .or_else(|_| {
-            let dir = common
-                .out_dir
-                .join(format!("work-{}-sf{}", args.suite.name(), args.scale));
-            std::fs::create_dir_all(&dir)?;
-            dir.canonicalize()
-        })?;
+        .join(format!("work-{}-sf{}", args.suite.name(), args.scale));
+    std::fs::create_dir_all(&work_dir)?;
+    // Absolute, because the engines' processes get paths inside it.
+    let work_dir = work_dir.canonicalize()?;
     let setup = EngineSetup {
         threads,
         dataset: &dataset,
