@@ -185,12 +185,18 @@ pub async fn exchange_throughput(
     batch_rows: usize,
     runs: usize,
 ) -> Result<ExchangeReport> {
+    // A fresh secret per run: only this process and its executor know it.
+    let secret = {
+        use std::hash::BuildHasher;
+        let keys = std::collections::hash_map::RandomState::new();
+        format!("bench-{:016x}{:016x}", keys.hash_one(1), keys.hash_one(2))
+    };
     let (mut executor, addr) = crate::engines::spawn_osprey(
         &["executor", "--listen", "127.0.0.1:0", "--memory", "2GiB"],
-        &[("OSPREY_CLUSTER_SECRET", osprey_tests::TEST_SECRET)],
+        &[("OSPREY_CLUSTER_SECRET", secret.as_str())],
         "OSPREY_EXECUTOR_LISTENING ",
     )?;
-    let result = measure_streams(addr, rows, batch_rows, runs).await;
+    let result = measure_streams(addr, &secret, rows, batch_rows, runs).await;
     let _ = executor.kill();
     let _ = executor.wait();
     result
@@ -198,12 +204,13 @@ pub async fn exchange_throughput(
 
 async fn measure_streams(
     addr: std::net::SocketAddr,
+    secret: &str,
     rows: u64,
     batch_rows: usize,
     runs: usize,
 ) -> Result<ExchangeReport> {
     let url = url::Url::parse(&format!("http://{addr}"))?;
-    let channels = ClusterChannels::new(ClusterSecret::new(osprey_tests::TEST_SECRET)?);
+    let channels = ClusterChannels::new(ClusterSecret::new(secret)?);
 
     // Producer alone, in this process: the ceiling the stream is measured against.
     let plan = exchange_producer_plan(rows, batch_rows).await?;
