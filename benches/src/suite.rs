@@ -46,7 +46,8 @@ pub struct Dataset {
     pub tables: Vec<(String, PathBuf)>,
 }
 
-/// Files a complete dataset directory holds; written last, so a half-written one is redone.
+/// The marker file a complete dataset directory holds; written last, so a half-written
+/// directory is regenerated.
 const SUCCESS_MARKER: &str = "_SUCCESS";
 
 /// Generates the suite's data at `scale` under `data_dir` unless a complete copy is there.
