@@ -475,9 +475,11 @@ pub struct PythonPeer {
     stdin: tokio::process::ChildStdin,
     replies: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
     result_path: PathBuf,
+    // What a restart after a timeout needs to start an identical peer.
     kind: &'static str,
     threads: usize,
     python: PathBuf,
+    work_dir: PathBuf,
     tables: Vec<(String, PathBuf)>,
 }
 
@@ -509,6 +511,7 @@ impl PythonPeer {
             kind,
             threads: setup.threads,
             python: setup.python.to_path_buf(),
+            work_dir: setup.work_dir.to_path_buf(),
             tables: vec![],
         })
     }
@@ -569,6 +572,9 @@ impl PythonPeer {
         want_answer: bool,
         timeout: Duration,
     ) -> Result<RunOutcome> {
+        // A query whose last statement returns nothing writes no file: never read the
+        // previous query's result instead.
+        let _ = std::fs::remove_file(&self.result_path);
         let result_path = want_answer.then(|| self.result_path.display().to_string());
         let request = serde_json::json!({
             "op": "run", "statements": statements, "result": result_path,
@@ -593,11 +599,7 @@ impl PythonPeer {
 
     async fn restart(&mut self) -> Result<()> {
         let _ = self.child.kill().await;
-        let work_dir = self
-            .result_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let work_dir = self.work_dir.clone();
         let dataset = Dataset {
             tables: self.tables.clone(),
         };

@@ -41,10 +41,9 @@ pub enum Status {
 
 impl QueryFigures {
     /// Figures from the timed runs.
-    pub fn from_runs(query: usize, mut runs_ms: Vec<f64>) -> Self {
+    pub fn from_runs(query: usize, runs_ms: Vec<f64>) -> Self {
         let mut sorted = runs_ms.clone();
         sorted.sort_by(f64::total_cmp);
-        runs_ms.shrink_to_fit();
         Self {
             query,
             status: Status::Ok,
