@@ -142,8 +142,8 @@ impl FlightSqlFrontDoor {
     /// Runs `sql` to completion and returns the number of rows it changed (-1 when unknown).
     async fn run_update(&self, sql: &str) -> Result<i64, Status> {
         let statement = self.engine.prepare(sql).await.map_err(query_status)?;
-        if let PreparedStatement::Done(_) = statement {
-            return Ok(0);
+        if let PreparedStatement::Done { rows, .. } = statement {
+            return Ok(rows.min(i64::MAX as u64) as i64);
         }
         let mut stream = self.engine.execute(statement).await.map_err(query_status)?;
         let mut count: Option<i64> = None;

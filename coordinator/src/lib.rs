@@ -18,6 +18,7 @@ pub mod auth;
 pub mod discovery;
 pub mod expiring;
 pub mod flight_sql;
+pub mod lakehouse;
 pub mod query;
 pub mod tpch;
 
@@ -26,9 +27,12 @@ use auth::{AuthConfig, Authenticator};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use discovery::{DiscoveryConfig, ExecutorRegistry};
 use flight_sql::{FlightSqlFrontDoor, FlightSqlLimits};
+use lakehouse::Lakehouse;
+use osprey_catalog::CatalogStore;
+use osprey_engine::storage::{StorageLocation, StorageRegistry};
 use osprey_engine::{
     ClusterChannels, DistributedPlannerOptions, ExchangeCompression, ExecutorDispatchCounter,
-    RuntimeLimits, build_runtime_env, coordinator_session_state,
+    RuntimeLimits, build_runtime_env_with_storage, coordinator_session_state,
 };
 use osprey_proto::ClusterSecret;
 use query::QueryEngine;
@@ -68,6 +72,14 @@ pub struct CoordinatorConfig {
     pub bytes_per_task: usize,
     /// Compression of data exchanged between stages.
     pub exchange_compression: ExchangeCompression,
+    /// The catalog database: `sqlite:///path/catalog.db` or `postgres://...`. Defaults to
+    /// `catalog.db` in the data directory.
+    pub catalog_url: Option<String>,
+    /// Where managed tables are created (a URL or an absolute path). Defaults to `warehouse/`
+    /// in the data directory.
+    pub warehouse: Option<String>,
+    /// Object store options and credentials, per bucket.
+    pub storage: Vec<StorageLocation>,
 }
 
 impl CoordinatorConfig {
@@ -86,6 +98,9 @@ impl CoordinatorConfig {
             target_partitions: None,
             bytes_per_task: DistributedPlannerOptions::default().bytes_per_task,
             exchange_compression: ExchangeCompression::default(),
+            catalog_url: None,
+            warehouse: None,
+            storage: Vec::new(),
         }
     }
 }
@@ -107,6 +122,20 @@ pub enum CoordinatorError {
     /// Setting up the catalog failed.
     #[error("cannot set up the catalog: {0}")]
     Catalog(#[from] query::QueryError),
+    /// The catalog database could not be opened.
+    #[error("cannot open the catalog database: {0}")]
+    CatalogStore(#[from] osprey_catalog::CatalogError),
+    /// The storage configuration is invalid.
+    #[error("storage configuration: {0}")]
+    Storage(#[from] osprey_engine::storage::StorageError),
+    /// The data directory is unusable.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
     /// The built-in TPC-H dataset could not be generated or registered.
     #[error(transparent)]
     Tpch(#[from] tpch::TpchError),
@@ -142,11 +171,27 @@ impl Coordinator {
         let (registry, discovery_task) =
             ExecutorRegistry::start(config.discovery.clone(), channels.clone(), dispatch).await;
 
-        let runtime = build_runtime_env(&RuntimeLimits {
-            memory_limit_bytes: config.memory_limit_bytes,
-            spill_dir: Some(config.data_dir.join("spill")),
-            ..RuntimeLimits::default()
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| CoordinatorError::DataDir {
+            path: config.data_dir.clone(),
+            source,
         })?;
+        let data_dir =
+            config
+                .data_dir
+                .canonicalize()
+                .map_err(|source| CoordinatorError::DataDir {
+                    path: config.data_dir.clone(),
+                    source,
+                })?;
+        let storage = Arc::new(StorageRegistry::new(config.storage.clone())?);
+        let runtime = build_runtime_env_with_storage(
+            &RuntimeLimits {
+                memory_limit_bytes: config.memory_limit_bytes,
+                spill_dir: Some(data_dir.join("spill")),
+                ..RuntimeLimits::default()
+            },
+            storage,
+        )?;
         let mut session_config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(DEFAULT_CATALOG, &config.default_schema)
@@ -164,33 +209,46 @@ impl Coordinator {
                 exchange_compression: config.exchange_compression,
             },
         )?;
+        let config_options = state.config_options().as_ref().clone();
         let ctx = SessionContext::new_with_state(state);
-        let engine = QueryEngine::new(ctx, registry.clone())?;
+        let catalog_url = match &config.catalog_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", data_dir.join("catalog.db").display()),
+        };
+        let store = CatalogStore::open(&catalog_url).await?;
+        let warehouse = match &config.warehouse {
+            Some(location) if location.contains("://") => location.clone(),
+            Some(path) => format!("file://{path}"),
+            None => {
+                let dir = data_dir.join("warehouse");
+                std::fs::create_dir_all(&dir).map_err(|source| CoordinatorError::DataDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                format!("file://{}/", dir.display())
+            }
+        };
+        let lakehouse = Lakehouse::load(store, DEFAULT_CATALOG, &warehouse, config_options).await?;
+        lakehouse::writes::clean_abandoned_writes(&lakehouse, ctx.runtime_env().as_ref()).await;
+        let engine = QueryEngine::new(ctx, lakehouse, registry.clone())?;
 
         if let Some(scale_factor) = config.tpch_scale_factor {
             let dir = tpch::ensure_dataset(&config.data_dir, scale_factor, 4).await?;
             tpch::register_dataset(engine.session(), &dir, "tpch").await?;
         }
         // The default schema must exist so unqualified CREATE TABLE has somewhere to go.
-        ensure_schema(engine.session(), &config.default_schema)?;
+        if !engine.lakehouse().schema_exists(&config.default_schema) {
+            engine
+                .lakehouse()
+                .create_schema(&config.default_schema, true)
+                .await?;
+        }
         Ok(Self {
             engine,
             registry,
             discovery_task,
         })
     }
-}
-
-fn ensure_schema(ctx: &SessionContext, schema: &str) -> Result<(), CoordinatorError> {
-    if let Some(catalog) = ctx.catalog(DEFAULT_CATALOG)
-        && catalog.schema(schema).is_none()
-    {
-        catalog.register_schema(
-            schema,
-            Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
-        )?;
-    }
-    Ok(())
 }
 
 /// Runs the coordinator until `shutdown` completes. `on_ready` is called once with the bound

@@ -10,19 +10,25 @@
 //!    coordinator never holds a whole result.
 
 use crate::discovery::{ExecutorHealth, ExecutorRegistry};
+use crate::lakehouse::Lakehouse;
+use crate::lakehouse::ddl::name_parts;
 use datafusion::arrow::array::{
     ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, Session, TableProvider};
 use datafusion::common::DataFusionError;
+use datafusion::common::TableReference;
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{DdlStatement, Expr, LogicalPlan, WriteOp};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast;
 use osprey_engine::NoLiveExecutors;
 use osprey_engine::distributed::{render_distributed_plan, with_metrics_collection};
 use std::sync::Arc;
@@ -87,8 +93,13 @@ fn contains_no_live_executors(err: &DataFusionError) -> bool {
 pub enum PreparedStatement {
     /// A query to run with [`QueryEngine::execute`].
     Query(LogicalPlan),
-    /// A statement that already ran while being prepared; its result is empty.
-    Done(SchemaRef),
+    /// A statement that already ran while being prepared; `rows` is what it wrote (0 for DDL).
+    Done {
+        /// The (empty) result's schema.
+        schema: SchemaRef,
+        /// Rows written by INSERT, CTAS or UNLOAD.
+        rows: u64,
+    },
 }
 
 impl PreparedStatement {
@@ -96,7 +107,18 @@ impl PreparedStatement {
     pub fn schema(&self) -> SchemaRef {
         match self {
             PreparedStatement::Query(plan) => Arc::new(plan.schema().as_arrow().clone()),
-            PreparedStatement::Done(schema) => Arc::clone(schema),
+            PreparedStatement::Done { schema, .. } => Arc::clone(schema),
+        }
+    }
+
+    fn done(rows: u64) -> Self {
+        PreparedStatement::Done {
+            schema: Arc::new(Schema::new(vec![Field::new(
+                "count",
+                DataType::UInt64,
+                false,
+            )])),
+            rows,
         }
     }
 }
@@ -105,24 +127,27 @@ impl PreparedStatement {
 #[derive(Clone)]
 pub struct QueryEngine {
     ctx: SessionContext,
+    lakehouse: Lakehouse,
 }
 
 impl QueryEngine {
-    /// Wraps a session whose state carries the distributed planner, and registers the
-    /// `system` schema (with `system.executors`) in its default catalog.
-    pub fn new(ctx: SessionContext, registry: ExecutorRegistry) -> Result<Self, QueryError> {
-        let state = ctx.state();
-        let catalog_name = &state.config_options().catalog.default_catalog;
-        let catalog = ctx.catalog(catalog_name).ok_or_else(|| {
-            QueryError::Execution(format!("default catalog {catalog_name} is missing"))
-        })?;
+    /// Wraps a session whose state carries the distributed planner, installs the lakehouse
+    /// catalog as its default catalog, and registers the `system` schema (with
+    /// `system.executors`) in it.
+    pub fn new(
+        ctx: SessionContext,
+        lakehouse: Lakehouse,
+        registry: ExecutorRegistry,
+    ) -> Result<Self, QueryError> {
+        let catalog = lakehouse.catalog_provider();
+        ctx.register_catalog(lakehouse.catalog_name(), Arc::clone(&catalog));
         let system = MemorySchemaProvider::new();
         system.register_table(
             "executors".to_string(),
             Arc::new(ExecutorsTable { registry }) as Arc<dyn TableProvider>,
         )?;
         catalog.register_schema("system", Arc::new(system))?;
-        Ok(Self { ctx })
+        Ok(Self { ctx, lakehouse })
     }
 
     /// The session shared by every query (its catalog holds every registered table).
@@ -130,19 +155,188 @@ impl QueryEngine {
         &self.ctx
     }
 
-    /// Parses and plans one SQL statement; runs it now if it changes the catalog.
+    /// The lakehouse catalog.
+    pub fn lakehouse(&self) -> &Lakehouse {
+        &self.lakehouse
+    }
+
+    /// Parses and plans one SQL statement. DDL and writes (INSERT, CTAS) run now, exactly once.
     pub async fn prepare(&self, sql: &str) -> Result<PreparedStatement, QueryError> {
         let state = self.ctx.state();
-        let plan = state.create_logical_plan(sql).await?;
-        refuse_session_statements(&plan)?;
-        if runs_while_planning(&plan) {
-            let schema = Arc::new(plan.schema().as_arrow().clone());
-            // Runs the DDL against the shared catalog. Its (empty) output is not needed.
-            let df = self.ctx.execute_logical_plan(plan).await?;
-            df.collect().await?;
-            return Ok(PreparedStatement::Done(schema));
+        let dialect = state.config_options().sql_parser.dialect;
+        let statement = state.sql_to_statement(sql, &dialect)?;
+        if let Some(prepared) = self.run_catalog_statement(&state, &statement).await? {
+            return Ok(prepared);
         }
-        Ok(PreparedStatement::Query(plan))
+        let create_has_query = matches!(
+            &statement,
+            DFStatement::Statement(s) if matches!(s.as_ref(), ast::Statement::CreateTable(c) if c.query.is_some())
+        );
+        let plan = state.statement_to_plan(statement).await?;
+        refuse_session_statements(&plan)?;
+        let lakehouse = &self.lakehouse;
+        match plan {
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
+                lakehouse.create_external_table(&state, &cmd).await?;
+                Ok(PreparedStatement::done(0))
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
+                if cmd.temporary {
+                    return Err(QueryError::NotSupported("TEMPORARY tables".to_string()));
+                }
+                let schema = cmd.input.schema().as_arrow().clone();
+                let input = create_has_query.then(|| cmd.input.as_ref().clone());
+                let rows = lakehouse
+                    .create_managed_table(
+                        &state,
+                        &cmd.name,
+                        input,
+                        &schema,
+                        cmd.if_not_exists,
+                        cmd.or_replace,
+                    )
+                    .await?;
+                Ok(PreparedStatement::done(rows))
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateView(cmd)) => {
+                if cmd.temporary {
+                    return Err(QueryError::NotSupported("TEMPORARY views".to_string()));
+                }
+                let definition = cmd.definition.as_deref().unwrap_or(sql);
+                let view_sql = view_query_text(definition);
+                lakehouse
+                    .create_view(&state, &cmd.name, &cmd.input, &view_sql, cmd.or_replace)
+                    .await?;
+                Ok(PreparedStatement::done(0))
+            }
+            LogicalPlan::Ddl(DdlStatement::DropTable(cmd)) => {
+                lakehouse
+                    .drop_relation(&state, &cmd.name, cmd.if_exists, false)
+                    .await?;
+                Ok(PreparedStatement::done(0))
+            }
+            LogicalPlan::Ddl(DdlStatement::DropView(cmd)) => {
+                lakehouse
+                    .drop_relation(&state, &cmd.name, cmd.if_exists, true)
+                    .await?;
+                Ok(PreparedStatement::done(0))
+            }
+            LogicalPlan::Ddl(other) => Err(QueryError::NotSupported(format!(
+                "{}: Osprey does not support this statement",
+                other.name()
+            ))),
+            LogicalPlan::Dml(dml) => match dml.op {
+                WriteOp::Insert(InsertOp::Append) => {
+                    let rows = lakehouse
+                        .insert(&state, &dml.table_name, dml.input.as_ref().clone())
+                        .await?;
+                    Ok(PreparedStatement::done(rows))
+                }
+                other => Err(QueryError::NotSupported(format!(
+                    "{other}: managed tables take INSERT INTO ... SELECT / VALUES; \
+                     to rewrite a table use CREATE OR REPLACE TABLE ... AS SELECT"
+                ))),
+            },
+            LogicalPlan::Copy(_) => Err(QueryError::NotSupported(
+                "COPY: export query results with UNLOAD (SELECT ...) TO 'location' WITH (format = 'PARQUET')"
+                    .to_string(),
+            )),
+            plan => Ok(PreparedStatement::Query(plan)),
+        }
+    }
+
+    /// Statements DataFusion does not plan, handled on the AST: schemas, renames, SHOW SCHEMAS.
+    async fn run_catalog_statement(
+        &self,
+        state: &SessionState,
+        statement: &DFStatement,
+    ) -> Result<Option<PreparedStatement>, QueryError> {
+        let DFStatement::Statement(statement) = statement else {
+            return Ok(None);
+        };
+        let lakehouse = &self.lakehouse;
+        match statement.as_ref() {
+            ast::Statement::CreateSchema {
+                schema_name,
+                if_not_exists,
+                ..
+            } => {
+                let ast::SchemaName::Simple(name) = schema_name else {
+                    return Err(QueryError::NotSupported(
+                        "CREATE SCHEMA ... AUTHORIZATION".to_string(),
+                    ));
+                };
+                let schema = lakehouse.resolve_schema(&name_parts(name), state)?;
+                lakehouse.create_schema(&schema, *if_not_exists).await?;
+                Ok(Some(PreparedStatement::done(0)))
+            }
+            ast::Statement::CreateDatabase {
+                db_name,
+                if_not_exists,
+                ..
+            } => {
+                let schema = lakehouse.resolve_schema(&name_parts(db_name), state)?;
+                lakehouse.create_schema(&schema, *if_not_exists).await?;
+                Ok(Some(PreparedStatement::done(0)))
+            }
+            ast::Statement::Drop {
+                object_type: ast::ObjectType::Schema | ast::ObjectType::Database,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => {
+                for name in names {
+                    let schema = lakehouse.resolve_schema(&name_parts(name), state)?;
+                    let dropped = lakehouse.drop_schema(&schema, *if_exists, *cascade).await?;
+                    for entry in dropped {
+                        lakehouse.delete_managed_data(state, &entry).await;
+                    }
+                }
+                Ok(Some(PreparedStatement::done(0)))
+            }
+            ast::Statement::AlterTable(alter) => {
+                let [ast::AlterTableOperation::RenameTable { table_name }] =
+                    alter.operations.as_slice()
+                else {
+                    return Err(QueryError::NotSupported(
+                        "ALTER TABLE supports RENAME TO only".to_string(),
+                    ));
+                };
+                let new_name = match table_name {
+                    ast::RenameTableNameKind::As(name) | ast::RenameTableNameKind::To(name) => name,
+                };
+                let from = lakehouse.resolve(&table_reference(&alter.name)?, state)?;
+                let mut to_parts = name_parts(new_name);
+                // An unqualified new name stays in the table's schema.
+                if to_parts.len() == 1 {
+                    to_parts.insert(0, from.schema.to_string());
+                }
+                let to = lakehouse.resolve(&table_reference_from_parts(&to_parts)?, state)?;
+                if lakehouse.table(&from.schema, &from.table).is_none() {
+                    if alter.if_exists {
+                        return Ok(Some(PreparedStatement::done(0)));
+                    }
+                    return Err(QueryError::InvalidStatement(format!(
+                        "table {from} does not exist"
+                    )));
+                }
+                lakehouse
+                    .rename_table((&from.schema, &from.table), (&to.schema, &to.table))
+                    .await?;
+                Ok(Some(PreparedStatement::done(0)))
+            }
+            ast::Statement::ShowSchemas { .. } | ast::Statement::ShowDatabases { .. } => {
+                let sql = format!(
+                    "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = '{}' \
+                     ORDER BY schema_name",
+                    lakehouse.catalog_name().replace('\'', "''")
+                );
+                let plan = state.create_logical_plan(&sql).await?;
+                Ok(Some(PreparedStatement::Query(plan)))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The schema of the statement's result, without running anything.
@@ -157,8 +351,13 @@ impl QueryEngine {
         statement: PreparedStatement,
     ) -> Result<SendableRecordBatchStream, QueryError> {
         let plan = match statement {
-            PreparedStatement::Done(schema) => {
-                return Ok(Box::pin(MemoryStream::try_new(vec![], schema, None)?));
+            PreparedStatement::Done { schema, rows } => {
+                let batch = RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![Arc::new(UInt64Array::from(vec![rows]))],
+                )
+                .map_err(DataFusionError::from)?;
+                return Ok(Box::pin(MemoryStream::try_new(vec![batch], schema, None)?));
             }
             PreparedStatement::Query(plan) => plan,
         };
@@ -204,9 +403,45 @@ impl QueryEngine {
     }
 }
 
-/// Statements that change the catalog run while being prepared, exactly once.
-fn runs_while_planning(plan: &LogicalPlan) -> bool {
-    matches!(plan, LogicalPlan::Ddl(_))
+/// The query of a `CREATE VIEW ... AS query` statement.
+fn view_query_text(definition: &str) -> String {
+    let upper = definition.to_ascii_uppercase();
+    // The first top-level " AS " after the view name starts the query; column lists and
+    // quoted names before it do not contain the keyword followed by SELECT/WITH/VALUES/(.
+    let mut offset = 0;
+    while let Some(found) = upper[offset..].find(" AS ") {
+        let rest = definition[offset + found + 4..].trim_start();
+        let head = rest.to_ascii_uppercase();
+        if head.starts_with("SELECT")
+            || head.starts_with("WITH")
+            || head.starts_with("VALUES")
+            || head.starts_with('(')
+        {
+            return rest.trim_end().trim_end_matches(';').to_string();
+        }
+        offset += found + 4;
+    }
+    definition.to_string()
+}
+
+fn table_reference(name: &ast::ObjectName) -> Result<TableReference, QueryError> {
+    table_reference_from_parts(&name_parts(name))
+}
+
+fn table_reference_from_parts(parts: &[String]) -> Result<TableReference, QueryError> {
+    Ok(match parts {
+        [table] => TableReference::bare(table.as_str()),
+        [schema, table] => TableReference::partial(schema.as_str(), table.as_str()),
+        [catalog, schema, table] => {
+            TableReference::full(catalog.as_str(), schema.as_str(), table.as_str())
+        }
+        _ => {
+            return Err(QueryError::InvalidStatement(format!(
+                "{} is not a table name: use [catalog.][schema.]table",
+                parts.join(".")
+            )));
+        }
+    })
 }
 
 /// `SET`, `RESET`, `PREPARE`, transactions: these act on a client session, and the coordinator

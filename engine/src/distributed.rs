@@ -357,6 +357,9 @@ pub fn coordinator_session_state(
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
+        // The distributed planner wraps whatever query planner is set before it.
+        .with_query_planner(Arc::new(crate::write::OspreyQueryPlanner))
+        .with_distributed_user_codec(crate::write::WriteCodec)
         .with_distributed_worker_resolver(ResolverAdapter(resolver))
         .with_distributed_channel_resolver(channels)
         .with_distributed_planner()
@@ -401,6 +404,7 @@ pub async fn serve_executor(
         async move {
             Ok(ctx
                 .builder
+                .with_distributed_user_codec(crate::write::WriteCodec)
                 .with_distributed_channel_resolver(channels)
                 .build())
         }

@@ -2,6 +2,7 @@
 //! spill directory, so that sorts, aggregations and repartitions spill to disk rather than grow
 //! without bound.
 
+use crate::storage::StorageRegistry;
 use datafusion::error::Result;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
@@ -40,6 +41,16 @@ impl Default for RuntimeLimits {
 /// assert!(runtime.disk_manager.tmp_files_enabled());
 /// ```
 pub fn build_runtime_env(limits: &RuntimeLimits) -> Result<Arc<RuntimeEnv>> {
+    let storage = StorageRegistry::new(vec![])
+        .map_err(|err| datafusion::error::DataFusionError::External(Box::new(err)))?;
+    build_runtime_env_with_storage(limits, Arc::new(storage))
+}
+
+/// [`build_runtime_env`], with object stores (and their credentials) from `storage`.
+pub fn build_runtime_env_with_storage(
+    limits: &RuntimeLimits,
+    storage: Arc<StorageRegistry>,
+) -> Result<Arc<RuntimeEnv>> {
     let mode = match &limits.spill_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
@@ -53,6 +64,7 @@ pub fn build_runtime_env(limits: &RuntimeLimits) -> Result<Arc<RuntimeEnv>> {
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_limit_bytes)))
         .with_disk_manager_builder(disk)
+        .with_object_store_registry(storage)
         .build()?;
     Ok(Arc::new(runtime))
 }

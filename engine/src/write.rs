@@ -1,0 +1,494 @@
+//! Distributed writes: every task writes its own files, and reports them.
+//!
+//! [`StagedWriteExec`] sits under a `CoalescePartitionsExec`, so the distributed planner puts it
+//! in an executor stage: each executor streams its share of the input straight into files under
+//! the write's staging prefix, then returns one row per file (`path`, `size_bytes`,
+//! `row_count`). The coordinator collects those rows and publishes the files in one catalog
+//! transaction; nothing it has not published is ever read. [`WriteCodec`] carries the node to
+//! executors, which resolve the object store (and its credentials) from their own
+//! configuration: the plan holds only the target URL.
+//!
+//! Why our own node rather than DataFusion's `DataSinkExec`: that node requires a single input
+//! partition, so the planner would funnel every row through one process, and it reports only a
+//! row count, not the files it wrote.
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DFSchema, DFSchemaRef, DataFusionError};
+use datafusion::error::Result;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{
+    Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
+};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    PlanProperties,
+};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use futures::StreamExt;
+use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+/// The file format a write produces.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Hash, Serialize, Deserialize)]
+pub enum WriteFormat {
+    /// Parquet, zstd-compressed.
+    Parquet,
+    /// CSV with the given delimiter, with or without a header line.
+    Csv {
+        /// The field delimiter.
+        delimiter: u8,
+        /// Whether each file starts with a header line.
+        header: bool,
+    },
+    /// Newline-delimited JSON.
+    Json,
+}
+
+impl WriteFormat {
+    /// The file extension, without the dot.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            WriteFormat::Parquet => "parquet",
+            WriteFormat::Csv { .. } => "csv",
+            WriteFormat::Json => "json",
+        }
+    }
+}
+
+/// Where and how a write puts its files.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Hash, Serialize, Deserialize)]
+pub struct WriteTarget {
+    /// The directory URL (ending in `/`) every file goes under, e.g.
+    /// `s3://lake/warehouse/sales/orders/data/<write id>/`.
+    pub prefix: String,
+    /// The format of the files.
+    pub format: WriteFormat,
+    /// A task starts a new file after this many rows.
+    pub max_rows_per_file: usize,
+}
+
+impl WriteTarget {
+    fn store_url_and_prefix(&self) -> Result<(ObjectStoreUrl, Path)> {
+        let url = Url::parse(&self.prefix).map_err(|err| {
+            DataFusionError::Plan(format!("bad write location {}: {err}", self.prefix))
+        })?;
+        let store_url = ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
+        let prefix = Path::from_url_path(url.path())
+            .map_err(|err| DataFusionError::External(Box::new(err)))?;
+        Ok((store_url, prefix))
+    }
+}
+
+/// The schema of what a write reports: one row per file written.
+pub fn written_files_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("path", DataType::Utf8, false),
+        Field::new("size_bytes", DataType::UInt64, false),
+        Field::new("row_count", DataType::UInt64, false),
+    ]))
+}
+
+/// Writes each input partition to its own files under [`WriteTarget::prefix`]; outputs one row
+/// per file written.
+#[derive(Debug)]
+pub struct StagedWriteExec {
+    input: Arc<dyn ExecutionPlan>,
+    target: WriteTarget,
+    properties: Arc<PlanProperties>,
+}
+
+impl StagedWriteExec {
+    /// A write of `input`'s rows to `target`.
+    pub fn new(input: Arc<dyn ExecutionPlan>, target: WriteTarget) -> Self {
+        let partitions = input.output_partitioning().partition_count();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(written_files_schema()),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Self {
+            input,
+            target,
+            properties: Arc::new(properties),
+        }
+    }
+
+    /// Where the files go.
+    pub fn target(&self) -> &WriteTarget {
+        &self.target
+    }
+}
+
+impl DisplayAs for StagedWriteExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "StagedWriteExec: format={}, prefix={}",
+            self.target.format.extension(),
+            self.target.prefix
+        )
+    }
+}
+
+impl ExecutionPlan for StagedWriteExec {
+    fn name(&self) -> &str {
+        "StagedWriteExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return Err(DataFusionError::Internal(
+                "StagedWriteExec takes exactly one input".to_string(),
+            ));
+        }
+        Ok(Arc::new(Self::new(children.remove(0), self.target.clone())))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, Arc::clone(&context))?;
+        let (store_url, prefix) = self.target.store_url_and_prefix()?;
+        let store = context.runtime_env().object_store(&store_url)?;
+        let target = self.target.clone();
+        let written =
+            futures::stream::once(
+                async move { write_partition(input, store, prefix, &target).await },
+            );
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            written_files_schema(),
+            written,
+        )))
+    }
+}
+
+/// One file being written.
+enum OpenFile {
+    Parquet(Box<AsyncArrowWriter<BufWriter>>),
+    Text { writer: BufWriter, bytes: u64 },
+}
+
+async fn write_partition(
+    mut input: SendableRecordBatchStream,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    target: &WriteTarget,
+) -> Result<RecordBatch> {
+    let mut files: Vec<(String, u64, u64)> = Vec::new();
+    let mut open: Option<(Path, OpenFile, u64)> = None;
+    let max_rows = target.max_rows_per_file.max(1) as u64;
+    while let Some(batch) = input.next().await {
+        let mut batch = batch?;
+        while batch.num_rows() > 0 {
+            if open.is_none() {
+                let path = prefix.clone().join(format!(
+                    "part-{}.{}",
+                    uuid::Uuid::new_v4().simple(),
+                    target.format.extension()
+                ));
+                let file = open_file(&store, &path, batch.schema(), &target.format)?;
+                open = Some((path, file, 0));
+            }
+            let Some((_, file, rows)) = open.as_mut() else {
+                continue;
+            };
+            let room = (max_rows - *rows) as usize;
+            let chunk = batch.slice(0, room.min(batch.num_rows()));
+            batch = batch.slice(chunk.num_rows(), batch.num_rows() - chunk.num_rows());
+            append(file, &chunk, &target.format, *rows == 0).await?;
+            *rows += chunk.num_rows() as u64;
+            if *rows >= max_rows
+                && let Some((path, file, rows)) = open.take()
+            {
+                files.push((path.to_string(), close(file).await?, rows));
+            }
+        }
+    }
+    if let Some((path, file, rows)) = open.take() {
+        files.push((path.to_string(), close(file).await?, rows));
+    }
+    let paths: StringArray = files.iter().map(|f| Some(f.0.as_str())).collect();
+    let sizes = UInt64Array::from_iter_values(files.iter().map(|f| f.1));
+    let rows = UInt64Array::from_iter_values(files.iter().map(|f| f.2));
+    let columns: Vec<ArrayRef> = vec![Arc::new(paths), Arc::new(sizes), Arc::new(rows)];
+    Ok(RecordBatch::try_new(written_files_schema(), columns)?)
+}
+
+fn open_file(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    schema: SchemaRef,
+    format: &WriteFormat,
+) -> Result<OpenFile> {
+    Ok(match format {
+        WriteFormat::Parquet => {
+            let properties = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .build();
+            let writer = BufWriter::new(Arc::clone(store), path.clone());
+            OpenFile::Parquet(Box::new(AsyncArrowWriter::try_new(
+                writer,
+                schema,
+                Some(properties),
+            )?))
+        }
+        WriteFormat::Csv { .. } | WriteFormat::Json => OpenFile::Text {
+            writer: BufWriter::new(Arc::clone(store), path.clone()),
+            bytes: 0,
+        },
+    })
+}
+
+async fn append(
+    file: &mut OpenFile,
+    batch: &RecordBatch,
+    format: &WriteFormat,
+    first: bool,
+) -> Result<()> {
+    match file {
+        OpenFile::Parquet(writer) => writer.write(batch).await?,
+        OpenFile::Text { writer, bytes } => {
+            let mut buffer = Vec::new();
+            match format {
+                WriteFormat::Csv { delimiter, header } => {
+                    let mut csv = datafusion::arrow::csv::WriterBuilder::new()
+                        .with_delimiter(*delimiter)
+                        .with_header(*header && first)
+                        .build(&mut buffer);
+                    csv.write(batch)?;
+                }
+                _ => {
+                    let mut json = datafusion::arrow::json::LineDelimitedWriter::new(&mut buffer);
+                    json.write(batch)?;
+                    json.finish()?;
+                }
+            }
+            writer.write_all(&buffer).await?;
+            *bytes += buffer.len() as u64;
+        }
+    }
+    Ok(())
+}
+
+async fn close(file: OpenFile) -> Result<u64> {
+    match file {
+        OpenFile::Parquet(mut writer) => {
+            writer.finish().await?;
+            Ok(writer.bytes_written() as u64)
+        }
+        OpenFile::Text { mut writer, bytes } => {
+            writer.shutdown().await?;
+            Ok(bytes)
+        }
+    }
+}
+
+/// Carries [`StagedWriteExec`] in plans sent to executors. Registered on both sides.
+#[derive(Debug, Default)]
+pub struct WriteCodec;
+
+impl PhysicalExtensionCodec for WriteCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        _ctx: &TaskContext,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let target: WriteTarget = serde_json::from_slice(buf).map_err(|err| {
+            DataFusionError::Internal(format!("undecodable StagedWriteExec: {err}"))
+        })?;
+        let [input] = inputs else {
+            return Err(DataFusionError::Internal(
+                "StagedWriteExec takes exactly one input".to_string(),
+            ));
+        };
+        Ok(Arc::new(StagedWriteExec::new(Arc::clone(input), target)))
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        let Some(write) = node.downcast_ref::<StagedWriteExec>() else {
+            return Err(DataFusionError::NotImplemented(format!(
+                "Osprey cannot send plan node {} to executors",
+                node.name()
+            )));
+        };
+        serde_json::to_writer(buf, &write.target)
+            .map_err(|err| DataFusionError::Internal(format!("cannot encode write: {err}")))
+    }
+}
+
+/// The logical form of a staged write: `input`'s rows written to `target`. The planner turns it
+/// into `CoalescePartitionsExec(StagedWriteExec(input))`, which the distributed planner splits so
+/// that executors run the writes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StagedWriteNode {
+    input: LogicalPlan,
+    target: WriteTarget,
+    schema: DFSchemaRef,
+}
+
+impl StagedWriteNode {
+    /// A write of `input` to `target`.
+    pub fn new(input: LogicalPlan, target: WriteTarget) -> Result<Self> {
+        let schema = Arc::new(DFSchema::try_from(written_files_schema().as_ref().clone())?);
+        Ok(Self {
+            input,
+            target,
+            schema,
+        })
+    }
+
+    /// The node as a logical plan.
+    pub fn into_plan(self) -> LogicalPlan {
+        LogicalPlan::Extension(Extension {
+            node: Arc::new(self),
+        })
+    }
+}
+
+// The schema is derived from nothing but the node kind, so ordering by input and target is total.
+impl PartialOrd for StagedWriteNode {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        match self.input.partial_cmp(&other.input) {
+            Some(std::cmp::Ordering::Equal) => self.target.partial_cmp(&other.target),
+            ordering => ordering,
+        }
+    }
+}
+
+impl UserDefinedLogicalNodeCore for StagedWriteNode {
+    fn name(&self) -> &str {
+        "StagedWrite"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![&self.input]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        vec![]
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "StagedWrite: format={}, prefix={}",
+            self.target.format.extension(),
+            self.target.prefix
+        )
+    }
+
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> Result<Self> {
+        if inputs.len() != 1 {
+            return Err(DataFusionError::Internal(
+                "StagedWrite takes exactly one input".to_string(),
+            ));
+        }
+        Self::new(inputs.remove(0), self.target.clone())
+    }
+}
+
+/// Plans [`StagedWriteNode`]s; part of the coordinator's physical planner.
+#[derive(Debug, Default)]
+pub struct StagedWritePlanner;
+
+#[async_trait::async_trait]
+impl ExtensionPlanner for StagedWritePlanner {
+    async fn plan_extension(
+        &self,
+        _planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        _session: &dyn Session,
+        _context: &PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(write) = node.as_any().downcast_ref::<StagedWriteNode>() else {
+            return Ok(None);
+        };
+        let [input] = physical_inputs else {
+            return Err(DataFusionError::Internal(
+                "StagedWrite takes exactly one input".to_string(),
+            ));
+        };
+        let exec = StagedWriteExec::new(Arc::clone(input), write.target.clone());
+        Ok(Some(Arc::new(CoalescePartitionsExec::new(Arc::new(exec)))))
+    }
+}
+
+/// The coordinator's single-node physical planner: DataFusion's, plus [`StagedWritePlanner`].
+/// The distributed planner wraps it.
+#[derive(Debug, Default)]
+pub struct OspreyQueryPlanner;
+
+#[async_trait::async_trait]
+impl QueryPlanner for OspreyQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session_state: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(StagedWritePlanner)])
+            .create_physical_plan(logical_plan, session_state)
+            .await
+    }
+}
