@@ -26,6 +26,47 @@ pub struct FileConfig {
     /// `[log]`.
     #[serde(default)]
     pub log: LogSection,
+    /// `[[storage]]`: object store options and credentials per bucket, read by the coordinator
+    /// and by executors (each from its own file and environment).
+    #[serde(default)]
+    pub storage: Vec<StorageEntry>,
+}
+
+/// `[[storage]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageEntry {
+    /// `s3://bucket`, `gs://bucket`, `az://container`, or `s3://` for every bucket.
+    pub prefix: String,
+    /// `object_store` configuration keys, e.g. `aws_region`, `aws_endpoint`.
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for StorageEntry {
+    // Option values may be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageEntry")
+            .field("prefix", &self.prefix)
+            .field("option_keys", &self.options.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl FileConfig {
+    /// The `[[storage]]` entries as locations, each checked.
+    pub fn storage_locations(&self) -> Result<Vec<osprey_engine::storage::StorageLocation>> {
+        self.storage
+            .iter()
+            .map(|entry| {
+                let mut location = osprey_engine::storage::StorageLocation::new(&entry.prefix)?;
+                for (key, value) in &entry.options {
+                    location = location.with_option(key, value);
+                }
+                Ok(location)
+            })
+            .collect()
+    }
 }
 
 /// `[cluster]`.
@@ -53,6 +94,8 @@ pub struct CoordinatorSection {
     pub target_partitions: Option<usize>,
     pub bytes_per_task: Option<ByteSize>,
     pub token_ttl_secs: Option<u64>,
+    pub catalog_url: Option<String>,
+    pub warehouse: Option<String>,
     #[serde(default, deserialize_with = "parse_optional")]
     pub exchange_compression: Option<osprey_engine::ExchangeCompression>,
 }

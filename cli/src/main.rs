@@ -104,6 +104,16 @@ struct CoordinatorCommon {
     /// Partitions per task (parallelism within one process); defaults to the core count.
     #[arg(long, env = "OSPREY_TARGET_PARTITIONS", value_name = "N")]
     target_partitions: Option<usize>,
+
+    /// The catalog database: sqlite:///path/catalog.db or postgres://user:pass@host/db.
+    /// Default: catalog.db in the data directory.
+    #[arg(long, env = "OSPREY_CATALOG_URL", value_name = "URL")]
+    catalog_url: Option<String>,
+
+    /// Where managed tables (CREATE TABLE, CTAS) keep their Parquet files: a path or a URL such
+    /// as s3://bucket/warehouse/. Default: warehouse/ in the data directory.
+    #[arg(long, env = "OSPREY_WAREHOUSE", value_name = "LOCATION")]
+    warehouse: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -316,6 +326,9 @@ fn coordinator_config(
         config.auth.token_ttl = Duration::from_secs(secs);
     }
     config.auth.users = configured_users(file);
+    config.catalog_url = common.catalog_url.clone().or(section.catalog_url.clone());
+    config.warehouse = common.warehouse.clone().or(section.warehouse.clone());
+    config.storage = file.storage_locations()?;
     Ok(config)
 }
 
@@ -385,6 +398,7 @@ async fn run_executor(args: ExecutorArgs, file: FileConfig) -> Result<()> {
     if let Some(secs) = args.shutdown_grace_secs.or(section.shutdown_grace_secs) {
         config.shutdown_grace = Duration::from_secs(secs);
     }
+    config.storage = file.storage_locations()?;
     osprey_executor::run_executor(
         config,
         |addr| announce(EXECUTOR_READY_PREFIX, addr),

@@ -17,7 +17,8 @@
 //! # Ok(()) }
 //! ```
 
-use osprey_engine::{RuntimeLimits, build_runtime_env, serve_executor};
+use osprey_engine::storage::StorageRegistry;
+use osprey_engine::{RuntimeLimits, build_runtime_env_with_storage, serve_executor};
 use osprey_proto::ClusterSecret;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub struct ExecutorConfig {
     pub spill_dir: Option<PathBuf>,
     /// How long running tasks may take to finish after a shutdown request.
     pub shutdown_grace: Duration,
+    /// Object store options and credentials, per bucket (resolved here, never sent in plans).
+    pub storage: Vec<osprey_engine::storage::StorageLocation>,
 }
 
 impl ExecutorConfig {
@@ -49,6 +52,7 @@ impl ExecutorConfig {
             memory_limit_bytes: RuntimeLimits::default().memory_limit_bytes,
             spill_dir: None,
             shutdown_grace: Duration::from_secs(30),
+            storage: Vec::new(),
         }
     }
 }
@@ -67,6 +71,9 @@ pub enum ExecutorError {
     /// The runtime (memory pool, spill directory) could not be set up.
     #[error("cannot set up the executor runtime: {0}")]
     Runtime(#[from] datafusion::error::DataFusionError),
+    /// The storage configuration is invalid.
+    #[error("storage configuration: {0}")]
+    Storage(#[from] osprey_engine::storage::StorageError),
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Server(#[from] tonic::transport::Error),
@@ -85,11 +92,15 @@ pub async fn run_executor(
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ExecutorError> {
-    let runtime = build_runtime_env(&RuntimeLimits {
-        memory_limit_bytes: config.memory_limit_bytes,
-        spill_dir: config.spill_dir.clone(),
-        ..RuntimeLimits::default()
-    })?;
+    let storage = StorageRegistry::new(config.storage.clone())?;
+    let runtime = build_runtime_env_with_storage(
+        &RuntimeLimits {
+            memory_limit_bytes: config.memory_limit_bytes,
+            spill_dir: config.spill_dir.clone(),
+            ..RuntimeLimits::default()
+        },
+        std::sync::Arc::new(storage),
+    )?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ExecutorError::Bind {

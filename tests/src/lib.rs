@@ -143,6 +143,8 @@ pub struct CoordinatorOptions<'a> {
     pub tpch_scale: Option<&'a str>,
     /// Default schema.
     pub default_schema: &'a str,
+    /// More flags, e.g. `["--catalog-url", url]`.
+    pub extra_args: &'a [&'a str],
 }
 
 /// Starts a coordinator with the test secret and admin password.
@@ -166,6 +168,7 @@ pub fn spawn_coordinator(options: CoordinatorOptions<'_>) -> Process {
     if let Some(scale) = options.tpch_scale {
         args.extend(["--tpch-scale", scale]);
     }
+    args.extend_from_slice(options.extra_args);
     spawn_osprey(
         &args,
         &[
@@ -201,6 +204,7 @@ impl TestCluster {
             data_dir: data_dir.path(),
             tpch_scale: Some("0.1"),
             default_schema: "tpch",
+            extra_args: &[],
         });
         Self {
             coordinator,

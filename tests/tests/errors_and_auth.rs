@@ -143,6 +143,7 @@ async fn query_without_live_executors_fails_fast_with_a_clear_message() {
         data_dir: data_dir.path(),
         tpch_scale: Some("0.01"),
         default_schema: "tpch",
+        extra_args: &[],
     });
     let mut client = SqlClient::connect(coordinator.addr, "admin", ADMIN_PASSWORD)
         .await
