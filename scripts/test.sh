@@ -14,7 +14,8 @@ fi
 
 # The end-to-end tests start the real `osprey` binary; build it with the workspace.
 cargo build --workspace --locked
-cargo test --workspace --locked
+# The catalog tests run against SQLite and against a throwaway PostgreSQL server.
+scripts/with-postgres.sh cargo test --workspace --locked
 OSPREY_BIN="$CARGO_TARGET_DIR/debug/osprey" "$venv/bin/python" -m pytest -q tests/python
 
 # Keep the benchmark harness from rotting: a seconds-long run (TPC-H SF0.01, two queries,

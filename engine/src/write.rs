@@ -210,7 +210,7 @@ impl ExecutionPlan for StagedWriteExec {
 /// One file being written.
 enum OpenFile {
     Parquet(Box<AsyncArrowWriter<BufWriter>>),
-    Text { writer: BufWriter, bytes: u64 },
+    Text { writer: Box<BufWriter>, bytes: u64 },
 }
 
 async fn write_partition(
@@ -278,7 +278,7 @@ fn open_file(
             )?))
         }
         WriteFormat::Csv { .. } | WriteFormat::Json => OpenFile::Text {
-            writer: BufWriter::new(Arc::clone(store), path.clone()),
+            writer: Box::new(BufWriter::new(Arc::clone(store), path.clone())),
             bytes: 0,
         },
     })
