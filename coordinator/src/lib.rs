@@ -234,7 +234,7 @@ impl Coordinator {
 
         if let Some(scale_factor) = config.tpch_scale_factor {
             let dir = tpch::ensure_dataset(&config.data_dir, scale_factor, 4).await?;
-            tpch::register_dataset(engine.session(), &dir, "tpch").await?;
+            tpch::register_dataset(&engine, &dir, "tpch").await?;
         }
         // The default schema must exist so unqualified CREATE TABLE has somewhere to go.
         if !engine.lakehouse().schema_exists(&config.default_schema) {

@@ -8,13 +8,10 @@
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::MemorySchemaProvider;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tpchgen::generators::{
     CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, PartGenerator,
     PartSuppGenerator, RegionGenerator, SupplierGenerator,
@@ -50,7 +47,7 @@ pub enum TpchError {
     Arrow(#[from] ArrowError),
     /// Registering the tables failed.
     #[error("registering TPC-H tables: {0}")]
-    Register(#[from] datafusion::error::DataFusionError),
+    Register(#[from] crate::query::QueryError),
     /// The scale factor is not positive.
     #[error("TPC-H scale factor must be greater than 0, got {0}")]
     BadScale(f64),
@@ -180,28 +177,25 @@ fn write_part(
     Ok(())
 }
 
-/// Registers the dataset in `dir` as schema `schema` of the session's default catalog.
+/// Registers the dataset in `dir` as schema `schema` of the catalog: ordinary external tables,
+/// created once and kept in the persistent catalog like any other (so users may add views
+/// next to them). Tables that exist already are left alone.
 pub async fn register_dataset(
-    ctx: &SessionContext,
+    engine: &crate::query::QueryEngine,
     dir: &Path,
     schema: &str,
 ) -> Result<(), TpchError> {
-    let state = ctx.state();
-    let catalog_name = state.config_options().catalog.default_catalog.clone();
-    if let Some(catalog) = ctx.catalog(&catalog_name)
-        && catalog.schema(schema).is_none()
-    {
-        catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()))?;
-    }
-    for table in TABLES {
-        let path = dir.join(table);
-        let location = format!("{}/", path.display());
-        ctx.register_parquet(
-            format!("{schema}.{table}"),
-            &location,
-            ParquetReadOptions::default(),
-        )
+    engine
+        .prepare(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
         .await?;
+    for table in TABLES {
+        let location = format!("{}/", dir.join(table).display());
+        engine
+            .prepare(&format!(
+                "CREATE EXTERNAL TABLE IF NOT EXISTS {schema}.{table} STORED AS PARQUET LOCATION '{}'",
+                location.replace('\'', "''")
+            ))
+            .await?;
     }
     Ok(())
 }

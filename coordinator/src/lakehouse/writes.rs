@@ -125,24 +125,42 @@ impl Drop for StagedWrite {
         let lakehouse = self.lakehouse.clone();
         let write_id = self.write_id.clone();
         let prefix = self.prefix.clone();
-        // Cleanup must outlive a cancelled statement, so it runs as its own task.
+        // Cleanup must outlive a cancelled statement, so it runs as its own task. Tasks of a
+        // failed query stop asynchronously and may still create files for a moment: the
+        // prefix is deleted again after a pause, and the write is forgotten only once the last
+        // pass succeeded (otherwise the next start retries).
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                match delete_prefix(&runtime, &prefix).await {
+                let mut last = Ok(());
+                for pause in CLEANUP_PASSES {
+                    tokio::time::sleep(pause).await;
+                    last = delete_prefix(&runtime, &prefix).await;
+                }
+                match last {
                     Ok(()) => {
                         if let Err(err) = lakehouse.store().end_write(&write_id).await {
                             tracing::warn!(%write_id, error = %err, "cannot forget a cleaned-up write");
                         }
                     }
-                    Err(err) => {
-                        // The pending record stays; the next start tries again.
-                        tracing::warn!(%write_id, %prefix, error = %err, "cannot delete an unpublished write's files");
-                    }
+                    Err(err) => tracing::warn!(
+                        %write_id,
+                        %prefix,
+                        error = %err,
+                        "cannot delete an unpublished write's files; the next start retries"
+                    ),
                 }
             });
         }
     }
 }
+
+/// When the files of an unpublished write are deleted: at once, then again after stragglers
+/// (tasks still stopping) had time to finish.
+const CLEANUP_PASSES: [std::time::Duration; 3] = [
+    std::time::Duration::ZERO,
+    std::time::Duration::from_secs(2),
+    std::time::Duration::from_secs(5),
+];
 
 /// Deletes every object under `prefix` (a URL ending in `/`).
 pub async fn delete_prefix(runtime: &RuntimeEnv, prefix: &str) -> Result<(), DataFusionError> {
