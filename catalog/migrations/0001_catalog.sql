@@ -39,18 +39,3 @@ CREATE TABLE osprey_pending_writes (
     staging_prefix TEXT   NOT NULL,
     started_at_ms  BIGINT NOT NULL
 );
-
--- Query history.
-CREATE TABLE osprey_queries (
-    query_id       TEXT   NOT NULL PRIMARY KEY,
-    user_name      TEXT   NOT NULL,
-    sql_text       TEXT   NOT NULL,
-    state          TEXT   NOT NULL,
-    started_at_ms  BIGINT NOT NULL,
-    ended_at_ms    BIGINT,
-    rows_returned  BIGINT NOT NULL,
-    bytes_scanned  BIGINT NOT NULL,
-    error_message  TEXT
-);
-
-CREATE INDEX osprey_queries_started ON osprey_queries (started_at_ms);

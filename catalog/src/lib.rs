@@ -8,9 +8,9 @@
 //!
 //! Migrations are embedded in the binary and run at [`CatalogStore::open`]. The store holds
 //! schemas, tables and views (with their definitions as JSON), the data files of managed tables,
-//! writes in progress (so a restarted coordinator can clean up after a crash) and the query
-//! history. Every change that must be atomic (publishing a write, creating a table with its
-//! data) is one database transaction.
+//! and writes in progress (so a restarted coordinator can clean up after a crash). Every change
+//! that must be atomic (publishing a write, creating a table with its data) is one database
+//! transaction.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), osprey_catalog::CatalogError> {
@@ -82,17 +82,7 @@ pub enum CatalogError {
 }
 
 fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> CatalogError {
-    move |source| {
-        if let sqlx::Error::Database(ref err) = source
-            && err.is_unique_violation()
-        {
-            return CatalogError::AlreadyExists {
-                kind: "object",
-                name: action.to_string(),
-            };
-        }
-        CatalogError::Database { action, source }
-    }
+    move |source| CatalogError::Database { action, source }
 }
 
 /// What kind of relation a table entry is.
@@ -225,54 +215,6 @@ pub struct PendingWrite {
     pub staging_prefix: String,
 }
 
-/// The lifecycle state of a query in the history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryState {
-    /// Running now.
-    Running,
-    /// Finished and every row was delivered.
-    Succeeded,
-    /// Failed with an error.
-    Failed,
-    /// Stopped by the client.
-    Cancelled,
-}
-
-impl QueryState {
-    /// The name stored and shown in `system.queries`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueryState::Running => "RUNNING",
-            QueryState::Succeeded => "SUCCEEDED",
-            QueryState::Failed => "FAILED",
-            QueryState::Cancelled => "CANCELLED",
-        }
-    }
-}
-
-/// One query in the history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryRecord {
-    /// The query's id.
-    pub query_id: String,
-    /// Who ran it.
-    pub user: String,
-    /// The SQL text.
-    pub sql: String,
-    /// Its state (`RUNNING`, `SUCCEEDED`, `FAILED`, `CANCELLED`).
-    pub state: String,
-    /// When it started.
-    pub started_at_ms: i64,
-    /// When it ended, if it has.
-    pub ended_at_ms: Option<i64>,
-    /// Rows delivered to the client (or written, for INSERT/CTAS/UNLOAD).
-    pub rows: u64,
-    /// Bytes read from storage.
-    pub bytes_scanned: u64,
-    /// The error, if it failed.
-    pub error: Option<String>,
-}
-
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -332,15 +274,6 @@ impl CatalogStore {
         }
         migrator().run(&pool).await?;
         Ok(Self { pool })
-    }
-
-    /// Whether the database answers.
-    pub async fn ping(&self) -> Result<(), CatalogError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db("checking the connection"))?;
-        Ok(())
     }
 
     /// Reads every schema, table, view and managed data file.
@@ -409,12 +342,14 @@ impl CatalogStore {
         .bind(now_ms())
         .execute(&self.pool)
         .await
-        .map_err(|err| match db("creating a schema")(err) {
-            CatalogError::AlreadyExists { .. } => CatalogError::AlreadyExists {
-                kind: "schema",
-                name: format!("{catalog}.{schema}"),
-            },
-            other => other,
+        .map_err(|err| match err {
+            sqlx::Error::Database(ref db_err) if db_err.is_unique_violation() => {
+                CatalogError::AlreadyExists {
+                    kind: "schema",
+                    name: format!("{catalog}.{schema}"),
+                }
+            }
+            other => db("creating a schema")(other),
         })?;
         Ok(())
     }
@@ -678,67 +613,6 @@ impl CatalogStore {
             })
             .collect()
     }
-
-    /// Adds a query to the history, or updates it (by id).
-    pub async fn record_query(&self, query: &QueryRecord) -> Result<(), CatalogError> {
-        let mut tx = self.pool.begin().await.map_err(db("recording a query"))?;
-        sqlx::query("DELETE FROM osprey_queries WHERE query_id = $1")
-            .bind(&query.query_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("recording a query"))?;
-        sqlx::query(
-            "INSERT INTO osprey_queries (query_id, user_name, sql_text, state, started_at_ms, \
-             ended_at_ms, rows_returned, bytes_scanned, error_message) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&query.query_id)
-        .bind(&query.user)
-        .bind(&query.sql)
-        .bind(&query.state)
-        .bind(query.started_at_ms)
-        .bind(query.ended_at_ms)
-        .bind(query.rows.min(i64::MAX as u64) as i64)
-        .bind(query.bytes_scanned.min(i64::MAX as u64) as i64)
-        .bind(query.error.as_deref())
-        .execute(&mut *tx)
-        .await
-        .map_err(db("recording a query"))?;
-        tx.commit().await.map_err(db("recording a query"))?;
-        Ok(())
-    }
-
-    /// The most recent `limit` queries, newest first.
-    pub async fn recent_queries(&self, limit: u32) -> Result<Vec<QueryRecord>, CatalogError> {
-        sqlx::query(
-            "SELECT query_id, user_name, sql_text, state, started_at_ms, ended_at_ms, \
-             rows_returned, bytes_scanned, error_message FROM osprey_queries \
-             ORDER BY started_at_ms DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading query history"))?
-        .iter()
-        .map(|row| query_from_row(row).map_err(db("reading query history")))
-        .collect()
-    }
-
-    /// Marks queries left `RUNNING` by a previous coordinator process as failed; returns how many.
-    pub async fn fail_orphaned_queries(&self, reason: &str) -> Result<u64, CatalogError> {
-        let done = sqlx::query(
-            "UPDATE osprey_queries SET state = $1, ended_at_ms = $2, error_message = $3 \
-             WHERE state = $4",
-        )
-        .bind(QueryState::Failed.as_str())
-        .bind(now_ms())
-        .bind(reason)
-        .bind(QueryState::Running.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(db("closing orphaned queries"))?;
-        Ok(done.rows_affected())
-    }
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
@@ -840,20 +714,6 @@ fn table_from_row(row: &AnyRow) -> Result<TableEntry, CatalogError> {
         kind,
         definition,
         created_at_ms,
-    })
-}
-
-fn query_from_row(row: &AnyRow) -> Result<QueryRecord, sqlx::Error> {
-    Ok(QueryRecord {
-        query_id: row.try_get(0)?,
-        user: row.try_get(1)?,
-        sql: row.try_get(2)?,
-        state: row.try_get(3)?,
-        started_at_ms: row.try_get(4)?,
-        ended_at_ms: row.try_get(5)?,
-        rows: row.try_get::<i64, _>(6)?.max(0) as u64,
-        bytes_scanned: row.try_get::<i64, _>(7)?.max(0) as u64,
-        error: row.try_get(8)?,
     })
 }
 

@@ -218,7 +218,14 @@ impl Coordinator {
         let store = CatalogStore::open(&catalog_url).await?;
         let warehouse = match &config.warehouse {
             Some(location) if location.contains("://") => location.clone(),
-            Some(path) => format!("file://{path}"),
+            Some(path) => {
+                let absolute =
+                    std::path::absolute(path).map_err(|source| CoordinatorError::DataDir {
+                        path: PathBuf::from(path),
+                        source,
+                    })?;
+                format!("file://{}/", absolute.display())
+            }
             None => {
                 let dir = data_dir.join("warehouse");
                 std::fs::create_dir_all(&dir).map_err(|source| CoordinatorError::DataDir {

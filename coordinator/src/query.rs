@@ -93,11 +93,12 @@ fn contains_no_live_executors(err: &DataFusionError) -> bool {
 pub enum PreparedStatement {
     /// A query to run with [`QueryEngine::execute`].
     Query(LogicalPlan),
-    /// A statement that already ran while being prepared; `rows` is what it wrote (0 for DDL).
+    /// A statement that already ran while being prepared. Writes (INSERT, CTAS) report the
+    /// rows they wrote in a one-row `count` result; DDL has no result columns.
     Done {
-        /// The (empty) result's schema.
+        /// The result's schema: `count`, or no columns for DDL.
         schema: SchemaRef,
-        /// Rows written by INSERT, CTAS or UNLOAD.
+        /// Rows written (0 for DDL).
         rows: u64,
     },
 }
@@ -108,6 +109,13 @@ impl PreparedStatement {
         match self {
             PreparedStatement::Query(plan) => Arc::new(plan.schema().as_arrow().clone()),
             PreparedStatement::Done { schema, .. } => Arc::clone(schema),
+        }
+    }
+
+    fn ddl_done() -> Self {
+        PreparedStatement::Done {
+            schema: Arc::new(Schema::empty()),
+            rows: 0,
         }
     }
 
@@ -168,17 +176,38 @@ impl QueryEngine {
         if let Some(prepared) = self.run_catalog_statement(&state, &statement).await? {
             return Ok(prepared);
         }
+        let ast_statement = match &statement {
+            DFStatement::Statement(s) => Some(s.as_ref()),
+            _ => None,
+        };
         let create_has_query = matches!(
-            &statement,
-            DFStatement::Statement(s) if matches!(s.as_ref(), ast::Statement::CreateTable(c) if c.query.is_some())
+            ast_statement,
+            Some(ast::Statement::CreateTable(c)) if c.query.is_some()
         );
+        // A view stores its query (re-printed from the parsed statement); a column list
+        // becomes the query's derived column names.
+        let view_query = match ast_statement {
+            Some(ast::Statement::CreateView(view)) if view.columns.is_empty() => {
+                Some(view.query.to_string())
+            }
+            Some(ast::Statement::CreateView(view)) => {
+                let columns: Vec<String> =
+                    view.columns.iter().map(|c| c.name.to_string()).collect();
+                Some(format!(
+                    "SELECT * FROM ({}) AS view_query ({})",
+                    view.query,
+                    columns.join(", ")
+                ))
+            }
+            _ => None,
+        };
         let plan = state.statement_to_plan(statement).await?;
         refuse_session_statements(&plan)?;
         let lakehouse = &self.lakehouse;
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
                 lakehouse.create_external_table(&state, &cmd).await?;
-                Ok(PreparedStatement::done(0))
+                Ok(PreparedStatement::ddl_done())
             }
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
                 if cmd.temporary {
@@ -196,30 +225,33 @@ impl QueryEngine {
                         cmd.or_replace,
                     )
                     .await?;
-                Ok(PreparedStatement::done(rows))
+                Ok(if create_has_query {
+                    PreparedStatement::done(rows)
+                } else {
+                    PreparedStatement::ddl_done()
+                })
             }
             LogicalPlan::Ddl(DdlStatement::CreateView(cmd)) => {
                 if cmd.temporary {
                     return Err(QueryError::NotSupported("TEMPORARY views".to_string()));
                 }
-                let definition = cmd.definition.as_deref().unwrap_or(sql);
-                let view_sql = view_query_text(definition);
+                let view_sql = view_query.unwrap_or_else(|| sql.to_string());
                 lakehouse
                     .create_view(&state, &cmd.name, &cmd.input, &view_sql, cmd.or_replace)
                     .await?;
-                Ok(PreparedStatement::done(0))
+                Ok(PreparedStatement::ddl_done())
             }
             LogicalPlan::Ddl(DdlStatement::DropTable(cmd)) => {
                 lakehouse
                     .drop_relation(&state, &cmd.name, cmd.if_exists, false)
                     .await?;
-                Ok(PreparedStatement::done(0))
+                Ok(PreparedStatement::ddl_done())
             }
             LogicalPlan::Ddl(DdlStatement::DropView(cmd)) => {
                 lakehouse
                     .drop_relation(&state, &cmd.name, cmd.if_exists, true)
                     .await?;
-                Ok(PreparedStatement::done(0))
+                Ok(PreparedStatement::ddl_done())
             }
             LogicalPlan::Ddl(other) => Err(QueryError::NotSupported(format!(
                 "{}: Osprey does not support this statement",
@@ -266,18 +298,18 @@ impl QueryEngine {
                         "CREATE SCHEMA ... AUTHORIZATION".to_string(),
                     ));
                 };
-                let schema = lakehouse.resolve_schema(&name_parts(name), state)?;
+                let schema = lakehouse.resolve_schema(&name_parts(name))?;
                 lakehouse.create_schema(&schema, *if_not_exists).await?;
-                Ok(Some(PreparedStatement::done(0)))
+                Ok(Some(PreparedStatement::ddl_done()))
             }
             ast::Statement::CreateDatabase {
                 db_name,
                 if_not_exists,
                 ..
             } => {
-                let schema = lakehouse.resolve_schema(&name_parts(db_name), state)?;
+                let schema = lakehouse.resolve_schema(&name_parts(db_name))?;
                 lakehouse.create_schema(&schema, *if_not_exists).await?;
-                Ok(Some(PreparedStatement::done(0)))
+                Ok(Some(PreparedStatement::ddl_done()))
             }
             ast::Statement::Drop {
                 object_type: ast::ObjectType::Schema | ast::ObjectType::Database,
@@ -287,13 +319,13 @@ impl QueryEngine {
                 ..
             } => {
                 for name in names {
-                    let schema = lakehouse.resolve_schema(&name_parts(name), state)?;
+                    let schema = lakehouse.resolve_schema(&name_parts(name))?;
                     let dropped = lakehouse.drop_schema(&schema, *if_exists, *cascade).await?;
                     for entry in dropped {
                         lakehouse.delete_managed_data(state, &entry).await;
                     }
                 }
-                Ok(Some(PreparedStatement::done(0)))
+                Ok(Some(PreparedStatement::ddl_done()))
             }
             ast::Statement::AlterTable(alter) => {
                 let [ast::AlterTableOperation::RenameTable { table_name }] =
@@ -315,7 +347,7 @@ impl QueryEngine {
                 let to = lakehouse.resolve(&table_reference_from_parts(&to_parts)?, state)?;
                 if lakehouse.table(&from.schema, &from.table).is_none() {
                     if alter.if_exists {
-                        return Ok(Some(PreparedStatement::done(0)));
+                        return Ok(Some(PreparedStatement::ddl_done()));
                     }
                     return Err(QueryError::InvalidStatement(format!(
                         "table {from} does not exist"
@@ -324,7 +356,7 @@ impl QueryEngine {
                 lakehouse
                     .rename_table((&from.schema, &from.table), (&to.schema, &to.table))
                     .await?;
-                Ok(Some(PreparedStatement::done(0)))
+                Ok(Some(PreparedStatement::ddl_done()))
             }
             ast::Statement::ShowSchemas { .. } | ast::Statement::ShowDatabases { .. } => {
                 let sql = format!(
@@ -351,6 +383,9 @@ impl QueryEngine {
         statement: PreparedStatement,
     ) -> Result<SendableRecordBatchStream, QueryError> {
         let plan = match statement {
+            PreparedStatement::Done { schema, .. } if schema.fields().is_empty() => {
+                return Ok(Box::pin(MemoryStream::try_new(vec![], schema, None)?));
+            }
             PreparedStatement::Done { schema, rows } => {
                 let batch = RecordBatch::try_new(
                     Arc::clone(&schema),
@@ -401,27 +436,6 @@ impl QueryEngine {
         .map_err(DataFusionError::from)?;
         Ok(Box::pin(MemoryStream::try_new(vec![batch], schema, None)?))
     }
-}
-
-/// The query of a `CREATE VIEW ... AS query` statement.
-fn view_query_text(definition: &str) -> String {
-    let upper = definition.to_ascii_uppercase();
-    // The first top-level " AS " after the view name starts the query; column lists and
-    // quoted names before it do not contain the keyword followed by SELECT/WITH/VALUES/(.
-    let mut offset = 0;
-    while let Some(found) = upper[offset..].find(" AS ") {
-        let rest = definition[offset + found + 4..].trim_start();
-        let head = rest.to_ascii_uppercase();
-        if head.starts_with("SELECT")
-            || head.starts_with("WITH")
-            || head.starts_with("VALUES")
-            || head.starts_with('(')
-        {
-            return rest.trim_end().trim_end_matches(';').to_string();
-        }
-        offset += found + 4;
-    }
-    definition.to_string()
 }
 
 fn table_reference(name: &ast::ObjectName) -> Result<TableReference, QueryError> {

@@ -78,11 +78,7 @@ impl Lakehouse {
     }
 
     /// Resolves `[catalog.]schema`.
-    pub fn resolve_schema(
-        &self,
-        parts: &[String],
-        state: &SessionState,
-    ) -> Result<String, QueryError> {
+    pub fn resolve_schema(&self, parts: &[String]) -> Result<String, QueryError> {
         match parts {
             [schema] => Ok(schema.clone()),
             [catalog, schema] if catalog == self.catalog_name() => Ok(schema.clone()),
@@ -90,12 +86,9 @@ impl Lakehouse {
                 "catalog {catalog} does not exist: this cluster's catalog is {}",
                 self.catalog_name()
             ))),
-            _ => {
-                let _ = state;
-                Err(QueryError::InvalidStatement(
-                    "a schema name is [catalog.]schema".to_string(),
-                ))
-            }
+            _ => Err(QueryError::InvalidStatement(
+                "a schema name is [catalog.]schema".to_string(),
+            )),
         }
     }
 
@@ -231,7 +224,7 @@ impl Lakehouse {
             name.table,
             &id[..8]
         );
-        let mut entry = TableEntry {
+        let entry = TableEntry {
             id,
             catalog: name.catalog.to_string(),
             schema: name.schema.to_string(),
@@ -248,20 +241,10 @@ impl Lakehouse {
         let (replaced, rows) = match input {
             None => (self.create_table(entry, vec![], or_replace, None).await?, 0),
             Some(input) => {
-                let write_id = uuid::Uuid::new_v4().to_string();
-                let write = StagedWrite::begin(
-                    self,
-                    Arc::clone(state.runtime_env()),
-                    write_id.clone(),
-                    format!("{location}data/{write_id}/"),
-                )
-                .await?;
-                let files = write.run(state, input, WriteFormat::Parquet).await?;
+                let (write, files) = self.write_parquet(state, &location, input).await?;
                 let rows = files.iter().map(|f| f.row_count).sum();
-                // Nullability as written: a CTAS column is nullable unless its query says not.
-                entry.definition.arrow_schema = encode_schema(schema)?;
                 let replaced = self
-                    .create_table(entry, files, or_replace, Some(&write_id))
+                    .create_table(entry, files, or_replace, Some(&write.write_id))
                     .await?;
                 write.published();
                 (replaced, rows)
@@ -300,19 +283,27 @@ impl Lakehouse {
             }
         }
         let location = entry.definition.location.clone().unwrap_or_default();
-        let write_id = uuid::Uuid::new_v4().to_string();
-        let write = StagedWrite::begin(
-            self,
-            Arc::clone(state.runtime_env()),
-            write_id.clone(),
-            format!("{location}data/{write_id}/"),
-        )
-        .await?;
-        let files = write.run(state, input, WriteFormat::Parquet).await?;
+        let (write, files) = self.write_parquet(state, &location, input).await?;
         let rows = files.iter().map(|f| f.row_count).sum();
-        self.append_files(&entry.id, files, &write_id).await?;
+        self.append_files(&entry.id, files, &write.write_id).await?;
         write.published();
         Ok(rows)
+    }
+
+    /// Writes `input` as Parquet under a new staging prefix of the managed table at `location`.
+    /// The returned write deletes its files when dropped, unless marked published.
+    async fn write_parquet(
+        &self,
+        state: &SessionState,
+        location: &str,
+        input: LogicalPlan,
+    ) -> Result<(StagedWrite, Vec<osprey_catalog::DataFile>), QueryError> {
+        let write_id = uuid::Uuid::new_v4().to_string();
+        let prefix = format!("{location}data/{write_id}/");
+        let write =
+            StagedWrite::begin(self, Arc::clone(state.runtime_env()), write_id, prefix).await?;
+        let files = write.run(state, input, WriteFormat::Parquet).await?;
+        Ok((write, files))
     }
 
     /// CREATE [OR REPLACE] VIEW.

@@ -157,16 +157,6 @@ impl Lakehouse {
             .cloned()
     }
 
-    /// Every table and view entry.
-    pub fn tables(&self) -> Vec<TableEntry> {
-        self.read().tables.values().cloned().collect()
-    }
-
-    /// The committed files of a managed table.
-    pub fn files(&self, table_id: &str) -> Vec<DataFile> {
-        self.read().files.get(table_id).cloned().unwrap_or_default()
-    }
-
     /// CREATE SCHEMA.
     pub async fn create_schema(
         &self,

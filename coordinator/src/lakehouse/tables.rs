@@ -310,8 +310,10 @@ impl TableProvider for SqlView {
         if columns != expected {
             return Err(DataFusionError::Plan(format!(
                 "view {} is out of date: the tables it reads changed, and its query now returns \
-                 different columns. Recreate it with CREATE OR REPLACE VIEW",
-                self.name
+                 {} instead of {}. Recreate it with CREATE OR REPLACE VIEW",
+                self.name,
+                describe_columns(&columns),
+                describe_columns(&expected)
             )));
         }
         let output: Vec<Column> = plan.schema().columns();
@@ -341,6 +343,11 @@ impl TableProvider for SqlView {
             .create_physical_plan(&optimized, &state)
             .await
     }
+}
+
+fn describe_columns(columns: &[(&str, &DataType)]) -> String {
+    let parts: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
+    format!("({})", parts.join(", "))
 }
 
 /// Builds the provider for a catalog entry.
