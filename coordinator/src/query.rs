@@ -12,6 +12,7 @@
 use crate::discovery::{ExecutorHealth, ExecutorRegistry};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::ddl::name_parts;
+use crate::lakehouse::unload::unload_format;
 use datafusion::arrow::array::{
     ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
 };
@@ -358,6 +359,49 @@ impl QueryEngine {
                     .await?;
                 Ok(Some(PreparedStatement::ddl_done()))
             }
+            ast::Statement::Unload {
+                query,
+                query_text,
+                to,
+                auth,
+                with,
+                options,
+            } => {
+                if auth.is_some() || !options.is_empty() {
+                    return Err(QueryError::NotSupported(
+                        "UNLOAD with IAM_ROLE or Redshift-style options: write UNLOAD (SELECT ...) \
+                         TO 'location' WITH (format = 'PARQUET'); credentials come from the \
+                         storage configuration"
+                            .to_string(),
+                    ));
+                }
+                let format = unload_format(with)?;
+                // Redshift's string form, UNLOAD ('SELECT ...'), is parsed here; either way
+                // only a query is accepted.
+                let parsed;
+                let query = match (query, query_text) {
+                    (Some(query), _) => query,
+                    (None, Some(text)) => {
+                        let dialect = state.config_options().sql_parser.dialect;
+                        parsed = state.sql_to_statement(text, &dialect)?;
+                        match &parsed {
+                            DFStatement::Statement(s) => match s.as_ref() {
+                                ast::Statement::Query(query) => query,
+                                _ => return Err(unload_needs_query()),
+                            },
+                            _ => return Err(unload_needs_query()),
+                        }
+                    }
+                    (None, None) => return Err(unload_needs_query()),
+                };
+                let statement = ast::Statement::Query(query.clone());
+                let input = state
+                    .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+                    .await?;
+                let unloaded = lakehouse.unload(state, input, &to.value, format).await?;
+                tracing::info!(rows = unloaded.rows, files = unloaded.files, manifest = %unloaded.manifest, "unloaded");
+                Ok(Some(PreparedStatement::done(unloaded.rows)))
+            }
             ast::Statement::ShowSchemas { .. } | ast::Statement::ShowDatabases { .. } => {
                 let sql = format!(
                     "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = '{}' \
@@ -436,6 +480,12 @@ impl QueryEngine {
         .map_err(DataFusionError::from)?;
         Ok(Box::pin(MemoryStream::try_new(vec![batch], schema, None)?))
     }
+}
+
+fn unload_needs_query() -> QueryError {
+    QueryError::InvalidStatement(
+        "UNLOAD exports the result of a query: UNLOAD (SELECT ...) TO 'location'".to_string(),
+    )
 }
 
 fn table_reference(name: &ast::ObjectName) -> Result<TableReference, QueryError> {

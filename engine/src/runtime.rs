@@ -65,6 +65,10 @@ pub fn build_runtime_env_with_storage(
         .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_limit_bytes)))
         .with_disk_manager_builder(disk)
         .with_object_store_registry(storage)
+        // DataFusion caches directory listings forever by default, which would hide files
+        // added to an external table's location until a restart. Lakes change under us (as
+        // Athena's users expect), so every scan lists afresh.
+        .with_object_list_cache_limit(0)
         .build()?;
     Ok(Arc::new(runtime))
 }

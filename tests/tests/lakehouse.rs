@@ -453,3 +453,182 @@ async fn bad_input_gets_clear_errors_and_the_service_stays_up() {
     // The service answers the next request.
     assert_eq!(rows(&mut c, "SELECT 1 + 1").await, vec!["2"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unload_exports_files_and_a_manifest() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let lake_dir = lake.path().canonicalize().unwrap();
+    let cluster = start(data_dir.path(), None, None);
+    let mut c = client(&cluster).await;
+    let expected = rows(
+        &mut c,
+        "SELECT count(*), sum(l_quantity) FROM tpch.lineitem WHERE l_shipmode = 'AIR'",
+    )
+    .await;
+
+    // Parquet (the default): files written by the executors, then a manifest listing them.
+    let parquet = lake_dir.join("air");
+    let written = rows(
+        &mut c,
+        &format!(
+            "UNLOAD (SELECT * FROM tpch.lineitem WHERE l_shipmode = 'AIR') TO '{}'",
+            parquet.display()
+        ),
+    )
+    .await;
+    assert_eq!(written[0], expected[0].split(" | ").next().unwrap());
+    let manifest = std::fs::read_to_string(parquet.join("_manifest.txt")).unwrap();
+    let mut listed: Vec<String> = manifest.lines().map(str::to_string).collect();
+    listed.sort();
+    let mut on_disk: Vec<String> = std::fs::read_dir(&parquet)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name != "_manifest.txt")
+        .map(|name| format!("file://{}/{name}", parquet.display()))
+        .collect();
+    on_disk.sort();
+    assert!(!listed.is_empty());
+    assert_eq!(listed, on_disk);
+    // Nothing is left beside the target (the staging prefix is gone).
+    let beside: Vec<String> = std::fs::read_dir(&lake_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(beside, vec!["air"]);
+    rows(
+        &mut c,
+        &format!(
+            "CREATE EXTERNAL TABLE air STORED AS PARQUET LOCATION '{}'",
+            parquet.display()
+        ),
+    )
+    .await;
+    assert_eq!(
+        rows(&mut c, "SELECT count(*), sum(l_quantity) FROM air").await,
+        expected
+    );
+
+    // The target must be empty: UNLOAD never overwrites.
+    let (code, message) = error_of(
+        &mut c,
+        &format!("UNLOAD (SELECT 1 AS x) TO '{}'", parquet.display()),
+    )
+    .await;
+    assert_eq!(code, Some(tonic::Code::InvalidArgument), "{message}");
+    assert!(message.contains("not empty"), "{message}");
+
+    // Files added under an external table's location are seen by the next query.
+    let extra = lake_dir.join("extra");
+    rows(
+        &mut c,
+        &format!(
+            "UNLOAD (SELECT * FROM air LIMIT 10) TO '{}'",
+            extra.display()
+        ),
+    )
+    .await;
+    for entry in std::fs::read_dir(&extra).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "parquet") {
+            std::fs::rename(&path, parquet.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(&extra).unwrap();
+    let count: u64 = rows(&mut c, "SELECT count(*) FROM air").await[0]
+        .parse()
+        .unwrap();
+    let before: u64 = expected[0].split(" | ").next().unwrap().parse().unwrap();
+    assert_eq!(count, before + 10);
+
+    // CSV with its options, read back with the same options.
+    let csv = lake_dir.join("nations_csv");
+    rows(
+        &mut c,
+        &format!(
+            "UNLOAD (SELECT n_nationkey, n_name FROM tpch.nation WHERE n_regionkey = 1) TO '{}' \
+             WITH (format = 'CSV', field_delimiter = '|', header = true)",
+            csv.display()
+        ),
+    )
+    .await;
+    rows(
+        &mut c,
+        &format!(
+            "CREATE EXTERNAL TABLE nations_csv STORED AS CSV LOCATION '{}' \
+             OPTIONS ('format.has_header' 'true', 'format.delimiter' '|')",
+            csv.display()
+        ),
+    )
+    .await;
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT n_name FROM nations_csv ORDER BY n_nationkey"
+        )
+        .await,
+        vec!["ARGENTINA", "BRAZIL", "CANADA", "PERU", "UNITED STATES"]
+    );
+
+    // JSON, from Redshift's string form.
+    let json = lake_dir.join("json");
+    rows(
+        &mut c,
+        &format!(
+            "UNLOAD ('SELECT r_name FROM tpch.region') TO '{}' WITH (format = 'JSON')",
+            json.display()
+        ),
+    )
+    .await;
+    let text: String = std::fs::read_dir(&json)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(text.contains(r#"{"r_name":"ASIA"}"#), "{text}");
+
+    // A query that fails midway leaves neither the target nor a staging prefix.
+    let failed = lake_dir.join("failed");
+    let (_, message) = error_of(
+        &mut c,
+        &format!(
+            "UNLOAD (SELECT l_orderkey / (l_linenumber - l_linenumber) FROM tpch.lineitem) TO '{}'",
+            failed.display()
+        ),
+    )
+    .await;
+    assert!(message.contains("Divide by zero"), "{message}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let leftovers: Vec<String> = std::fs::read_dir(&lake_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with(".osprey-staging") || name == "failed")
+            .collect();
+        if leftovers.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {leftovers:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Bad options get clear errors.
+    for (sql, expected) in [
+        (
+            "UNLOAD (SELECT 1) TO '/tmp/x' WITH (format = 'ORC')",
+            "'orc'",
+        ),
+        (
+            "UNLOAD (SELECT 1) TO '/tmp/x' WITH (colour = 'red')",
+            "format",
+        ),
+        ("UNLOAD ('DROP TABLE air') TO '/tmp/x'", "query"),
+    ] {
+        let (code, message) = error_of(&mut c, sql).await;
+        assert_eq!(code, Some(tonic::Code::InvalidArgument), "{sql}: {message}");
+        assert!(message.contains(expected), "{sql}: {message}");
+    }
+    assert_eq!(rows(&mut c, "SELECT count(*) FROM air").await.len(), 1);
+}

@@ -10,6 +10,7 @@
 
 pub mod ddl;
 pub mod tables;
+pub mod unload;
 pub mod writes;
 
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};

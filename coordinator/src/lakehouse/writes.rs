@@ -50,6 +50,9 @@ pub struct StagedWrite {
     pub write_id: String,
     /// The URL (ending in `/`) its files go under.
     pub prefix: String,
+    /// Further locations this write owns until published (write id, URL ending in `/`), such
+    /// as an UNLOAD's target while files are moved into it.
+    claimed: Vec<(String, String)>,
     published: bool,
 }
 
@@ -67,8 +70,31 @@ impl StagedWrite {
             lakehouse: lakehouse.clone(),
             write_id,
             prefix,
+            claimed: Vec::new(),
             published: false,
         })
+    }
+
+    /// Records `prefix` (a URL ending in `/`, known to hold nothing else) as owned by this
+    /// write too: it is deleted with the staging prefix unless the write is published.
+    pub async fn claim(&mut self, prefix: &str) -> Result<(), WriteError> {
+        let write_id = format!("{}.{}", self.write_id, self.claimed.len() + 1);
+        self.lakehouse
+            .store()
+            .begin_write(&write_id, prefix)
+            .await?;
+        self.claimed.push((write_id, prefix.to_string()));
+        Ok(())
+    }
+
+    /// Forgets the pending records of the write and of its claims, for writes that are not
+    /// published by a catalog transaction (UNLOAD). Call [`StagedWrite::published`] after.
+    pub async fn forget(&self) -> Result<(), WriteError> {
+        for (write_id, _) in &self.claimed {
+            self.lakehouse.store().end_write(write_id).await?;
+        }
+        self.lakehouse.store().end_write(&self.write_id).await?;
+        Ok(())
     }
 
     /// Runs `input` on the executors, writing files under the prefix; returns the files.
@@ -123,31 +149,36 @@ impl Drop for StagedWrite {
         }
         let runtime = Arc::clone(&self.runtime);
         let lakehouse = self.lakehouse.clone();
-        let write_id = self.write_id.clone();
-        let prefix = self.prefix.clone();
+        let mut owned = vec![(self.write_id.clone(), self.prefix.clone())];
+        owned.append(&mut self.claimed);
         // Cleanup must outlive a cancelled statement, so it runs as its own task. Tasks of a
         // failed query stop asynchronously and may still create files for a moment: the
         // prefix is deleted again after a pause, and the write is forgotten only once the last
         // pass succeeded (otherwise the next start retries).
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let mut last = Ok(());
+                let mut last: Vec<Result<(), DataFusionError>> =
+                    owned.iter().map(|_| Ok(())).collect();
                 for pause in CLEANUP_PASSES {
                     tokio::time::sleep(pause).await;
-                    last = delete_prefix(&runtime, &prefix).await;
-                }
-                match last {
-                    Ok(()) => {
-                        if let Err(err) = lakehouse.store().end_write(&write_id).await {
-                            tracing::warn!(%write_id, error = %err, "cannot forget a cleaned-up write");
-                        }
+                    for ((_, prefix), result) in owned.iter().zip(last.iter_mut()) {
+                        *result = delete_prefix(&runtime, prefix).await;
                     }
-                    Err(err) => tracing::warn!(
-                        %write_id,
-                        %prefix,
-                        error = %err,
-                        "cannot delete an unpublished write's files; the next start retries"
-                    ),
+                }
+                for ((write_id, prefix), result) in owned.iter().zip(last) {
+                    match result {
+                        Ok(()) => {
+                            if let Err(err) = lakehouse.store().end_write(write_id).await {
+                                tracing::warn!(%write_id, error = %err, "cannot forget a cleaned-up write");
+                            }
+                        }
+                        Err(err) => tracing::warn!(
+                            %write_id,
+                            %prefix,
+                            error = %err,
+                            "cannot delete an unpublished write's files; the next start retries"
+                        ),
+                    }
                 }
             });
         }
