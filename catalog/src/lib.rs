@@ -8,7 +8,8 @@
 //!
 //! Migrations are embedded in the binary and run at [`CatalogStore::open`]. The store holds
 //! schemas, tables and views (with their definitions as JSON), the data files of managed tables,
-//! and writes in progress (so a restarted coordinator can clean up after a crash). Every change
+//! writes in progress (so a restarted coordinator can clean up after a crash), and the query
+//! history ([`QueryRecord`]). Every change
 //! that must be atomic (publishing a write, creating a table with its data) is one database
 //! transaction.
 //!
@@ -23,6 +24,9 @@
 //! # Ok(()) }
 //! ```
 
+mod history;
+
+pub use history::{QueryRecord, QueryState};
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -227,13 +231,22 @@ pub fn now_ms() -> i64 {
 /// no proc-macro build of sqlx; the SQL files are still the single source.
 fn migrator() -> Migrator {
     Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("catalog"),
-            MigrationType::Simple,
-            Cow::Borrowed(include_str!("../migrations/0001_catalog.sql")),
-            false,
-        )]),
+        migrations: Cow::Owned(vec![
+            Migration::new(
+                1,
+                Cow::Borrowed("catalog"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0001_catalog.sql")),
+                false,
+            ),
+            Migration::new(
+                2,
+                Cow::Borrowed("query history"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0002_query_history.sql")),
+                false,
+            ),
+        ]),
         ..Migrator::DEFAULT
     }
 }

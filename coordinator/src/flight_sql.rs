@@ -7,11 +7,18 @@
 //! credentials).
 //!
 //! Results are streamed: DoGet encodes record batches as they come off the executors.
+//!
+//! Every statement is recorded in the query history (`system.queries`). Clients learn its
+//! figures from app metadata, as JSON: GetFlightInfo's `FlightInfo.app_metadata` carries the
+//! query id (and, for statements that already ran, such as INSERT or DDL, their rows and bytes
+//! scanned); the last message of a DoGet stream carries only app metadata with the final
+//! `{"query_id", "rows", "bytes_scanned", "elapsed_ms"}`.
 //! Tickets and prepared-statement handles are opaque random handles bound to the user who
 //! created them, and they expire; a ticket is good for one DoGet.
 
 use crate::auth::{AuthError, Authenticator, Principal, basic_credentials};
 use crate::expiring::ExpiringStore;
+use crate::history::TrackedQuery;
 use crate::query::{PreparedStatement, QueryEngine, QueryError};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -25,8 +32,8 @@ use arrow_flight::sql::{
     SqlInfo, SqlSupportedTransaction, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
-    IpcMessage, SchemaAsIpc, Ticket,
+    Action, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
+    HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
 };
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -67,7 +74,12 @@ impl Default for FlightSqlLimits {
 struct TicketEntry {
     user: String,
     statement: PreparedStatement,
+    /// The statement's history record; dropping an unfetched ticket records it as cancelled.
+    tracked: TrackedQuery,
 }
+
+/// The front door's name in the query history.
+const FRONT_DOOR: &str = "flight_sql";
 
 #[derive(Clone)]
 struct PreparedEntry {
@@ -115,14 +127,32 @@ impl FlightSqlFrontDoor {
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
         let started = std::time::Instant::now();
+        let tracked = self.engine.history().begin(&user.user, FRONT_DOOR, sql);
         let statement = self.engine.prepare(sql).await.map_err(|err| {
             tracing::info!(user = %user.user, error = %err, "statement rejected");
+            tracked.fail(&err);
             query_status(err)
         })?;
+        let app_metadata = match &statement {
+            PreparedStatement::Done {
+                rows,
+                bytes_scanned,
+                ..
+            } => {
+                tracked.add_rows(*rows);
+                tracked.add_bytes_scanned(*bytes_scanned);
+                tracked.succeed();
+                summary_json(&tracked)
+            }
+            PreparedStatement::Query(_) => {
+                serde_json::json!({ "query_id": tracked.id() }).to_string()
+            }
+        };
         let schema = statement.schema();
         let handle = self.tickets.insert(TicketEntry {
             user: user.user.clone(),
             statement,
+            tracked,
         });
         let ticket = TicketStatementQuery {
             statement_handle: handle.into(),
@@ -134,21 +164,45 @@ impl FlightSqlFrontDoor {
             .map_err(|err| Status::internal(format!("cannot encode result schema: {err}")))?
             .with_endpoint(endpoint)
             .with_descriptor(descriptor)
-            .with_ordered(true);
+            .with_ordered(true)
+            .with_app_metadata(app_metadata.into_bytes());
         tracing::debug!(user = %user.user, elapsed = ?started.elapsed(), "statement planned");
         Ok(Response::new(info))
     }
 
     /// Runs `sql` to completion and returns the number of rows it changed (-1 when unknown).
-    async fn run_update(&self, sql: &str) -> Result<i64, Status> {
-        let statement = self.engine.prepare(sql).await.map_err(query_status)?;
-        if let PreparedStatement::Done { rows, .. } = statement {
+    async fn run_update(&self, user: &Principal, sql: &str) -> Result<i64, Status> {
+        let tracked = self.engine.history().begin(&user.user, FRONT_DOOR, sql);
+        let result = self.run_update_tracked(sql, &tracked).await;
+        match &result {
+            Ok(_) => tracked.succeed(),
+            Err(err) => tracked.fail(err),
+        }
+        result.map_err(query_status)
+    }
+
+    async fn run_update_tracked(
+        &self,
+        sql: &str,
+        tracked: &TrackedQuery,
+    ) -> Result<i64, QueryError> {
+        let statement = self.engine.prepare(sql).await?;
+        if let PreparedStatement::Done {
+            rows,
+            bytes_scanned,
+            ..
+        } = statement
+        {
+            tracked.add_rows(rows);
+            tracked.add_bytes_scanned(bytes_scanned);
             return Ok(rows.min(i64::MAX as u64) as i64);
         }
-        let mut stream = self.engine.execute(statement).await.map_err(query_status)?;
+        let execution = self.engine.execute(statement).await?;
+        tracked.add_bytes_scanned(execution.bytes_scanned);
+        let mut stream = execution.stream;
         let mut count: Option<i64> = None;
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|err| query_status(QueryError::from(err)))?;
+            let batch = batch?;
             // DML reports a single `count` column.
             if batch.num_columns() == 1
                 && let Some(rows) = batch.column(0).as_any().downcast_ref::<UInt64Array>()
@@ -157,8 +211,51 @@ impl FlightSqlFrontDoor {
                 count = Some(count.unwrap_or(0) + sum as i64);
             }
         }
+        if let Some(count) = count {
+            tracked.add_rows(count.max(0) as u64);
+        }
         Ok(count.unwrap_or(-1))
     }
+}
+
+/// Passes `messages` through, holding one back, and attaches the query's final figures as app
+/// metadata to the last message (the schema message when there are no rows). A message of
+/// app metadata alone would be simpler, but Arrow Go's reader (under the ADBC drivers) fails on
+/// a message without an IPC header.
+fn with_final_app_metadata(
+    messages: impl Stream<Item = Result<FlightData, Status>> + Send + 'static,
+    tracked: TrackedQuery,
+) -> FlightDataStream {
+    let start = (Box::pin(messages), None::<FlightData>, Some(tracked));
+    Box::pin(futures::stream::unfold(
+        start,
+        |(mut messages, mut held, mut tracked)| async move {
+            loop {
+                match messages.next().await {
+                    Some(Ok(next)) => {
+                        if let Some(previous) = held.replace(next) {
+                            return Some((Ok(previous), (messages, held, tracked)));
+                        }
+                    }
+                    // The failure is what the client needs; the held message goes with it.
+                    Some(Err(status)) => return Some((Err(status), (messages, None, None))),
+                    None => {
+                        let last = held.take()?;
+                        let summary = tracked.take().map(|t| summary_json(&t)).unwrap_or_default();
+                        return Some((
+                            Ok(last.with_app_metadata(summary.into_bytes())),
+                            (messages, None, None),
+                        ));
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// The figures of a statement, as app metadata JSON.
+fn summary_json(tracked: &TrackedQuery) -> String {
+    serde_json::to_string(&tracked.summary()).unwrap_or_default()
 }
 
 type FlightDataStream =
@@ -240,11 +337,19 @@ impl FlightSqlService for FlightSqlFrontDoor {
         // Tickets are single use: the plan is released as soon as its result is fetched.
         let entry = self.tickets.remove(&handle).ok_or_else(unknown_ticket)?;
         let schema: SchemaRef = entry.statement.schema();
-        let stream = self
-            .engine
-            .execute(entry.statement)
-            .await
-            .map_err(query_status)?;
+        let tracked = entry.tracked;
+        let already_ran = matches!(entry.statement, PreparedStatement::Done { .. });
+        let execution = self.engine.execute(entry.statement).await.map_err(|err| {
+            tracked.fail(&err);
+            query_status(err)
+        })?;
+        let stream = if already_ran {
+            // Its rows (written) and bytes were counted when it ran.
+            execution.stream
+        } else {
+            tracked.add_bytes_scanned(execution.bytes_scanned);
+            tracked.track_stream(execution.stream)
+        };
         let batches = stream
             .map_ok(compact_view_arrays)
             .map_err(|err| FlightError::ExternalError(Box::new(err)));
@@ -252,8 +357,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
             .with_schema(schema)
             .build(batches)
             .map_err(flight_error_status);
-        let output: FlightDataStream = Box::pin(encoded);
-        Ok(Response::new(output))
+        Ok(Response::new(with_final_app_metadata(encoded, tracked)))
     }
 
     async fn do_action_create_prepared_statement(
@@ -304,8 +408,8 @@ impl FlightSqlService for FlightSqlFrontDoor {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.authenticate(request.metadata())?;
-        self.run_update(&command.query).await
+        let user = self.authenticate(request.metadata())?;
+        self.run_update(&user, &command.query).await
     }
 
     async fn do_put_prepared_statement_update(
@@ -315,7 +419,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
     ) -> Result<i64, Status> {
         let user = self.authenticate(request.metadata())?;
         let entry = self.prepared_for(&user, &command.prepared_statement_handle)?;
-        self.run_update(&entry.sql).await
+        self.run_update(&user, &entry.sql).await
     }
 
     async fn get_flight_info_sql_info(

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod discovery;
 pub mod expiring;
 pub mod flight_sql;
+pub mod history;
 pub mod lakehouse;
 pub mod query;
 pub mod tpch;
@@ -27,6 +28,7 @@ use auth::{AuthConfig, Authenticator};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use discovery::{DiscoveryConfig, ExecutorRegistry};
 use flight_sql::{FlightSqlFrontDoor, FlightSqlLimits};
+use history::QueryHistory;
 use lakehouse::Lakehouse;
 use osprey_catalog::CatalogStore;
 use osprey_engine::storage::{StorageLocation, StorageRegistry};
@@ -237,7 +239,8 @@ impl Coordinator {
         };
         let lakehouse = Lakehouse::load(store, DEFAULT_CATALOG, &warehouse, config_options).await?;
         lakehouse::writes::clean_abandoned_writes(&lakehouse, ctx.runtime_env().as_ref()).await;
-        let engine = QueryEngine::new(ctx, lakehouse, registry.clone())?;
+        let history = QueryHistory::start(lakehouse.store().clone()).await;
+        let engine = QueryEngine::new(ctx, lakehouse, registry.clone(), history)?;
 
         if let Some(scale_factor) = config.tpch_scale_factor {
             let dir = tpch::ensure_dataset(&config.data_dir, scale_factor, 4).await?;

@@ -10,6 +10,7 @@
 //!    coordinator never holds a whole result.
 
 use crate::discovery::{ExecutorHealth, ExecutorRegistry};
+use crate::history::{QueriesTable, QueryHistory};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::ddl::name_parts;
 use crate::lakehouse::unload::unload_format;
@@ -31,8 +32,11 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
 use osprey_engine::NoLiveExecutors;
-use osprey_engine::distributed::{render_distributed_plan, with_metrics_collection};
+use osprey_engine::distributed::{
+    planned_scan_bytes, render_distributed_plan, with_metrics_collection,
+};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
 /// Why a statement failed, sorted by who can act on it.
@@ -57,7 +61,14 @@ pub enum QueryError {
 
 impl From<DataFusionError> for QueryError {
     fn from(err: DataFusionError) -> Self {
-        if contains_no_live_executors(&err) {
+        QueryError::from_ref(&err)
+    }
+}
+
+impl QueryError {
+    /// Classifies a DataFusion error without consuming it.
+    pub fn from_ref(err: &DataFusionError) -> Self {
+        if contains_no_live_executors(err) {
             return QueryError::NoExecutors(NoLiveExecutors.to_string());
         }
         let message = err.strip_backtrace().to_string();
@@ -69,6 +80,17 @@ impl From<DataFusionError> for QueryError {
             DataFusionError::NotImplemented(_) => QueryError::NotSupported(message),
             DataFusionError::ResourcesExhausted(_) => QueryError::ResourcesExhausted(message),
             _ => QueryError::Execution(message),
+        }
+    }
+
+    /// A stable code for the kind of failure, as the query history stores it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::InvalidStatement(_) => "INVALID_STATEMENT",
+            QueryError::NotSupported(_) => "NOT_SUPPORTED",
+            QueryError::NoExecutors(_) => "NO_EXECUTORS",
+            QueryError::ResourcesExhausted(_) => "RESOURCES_EXHAUSTED",
+            QueryError::Execution(_) => "EXECUTION_FAILED",
         }
     }
 }
@@ -94,14 +116,42 @@ fn contains_no_live_executors(err: &DataFusionError) -> bool {
 pub enum PreparedStatement {
     /// A query to run with [`QueryEngine::execute`].
     Query(LogicalPlan),
-    /// A statement that already ran while being prepared. Writes (INSERT, CTAS) report the
-    /// rows they wrote in a one-row `count` result; DDL has no result columns.
+    /// A statement that already ran while being prepared. Writes (INSERT, CTAS, UNLOAD)
+    /// report the rows they wrote in a one-row `count` result; DDL has no result columns.
     Done {
         /// The result's schema: `count`, or no columns for DDL.
         schema: SchemaRef,
         /// Rows written (0 for DDL).
         rows: u64,
+        /// Bytes of data files the statement read.
+        bytes_scanned: u64,
     },
+}
+
+/// A running query's result, and what it reads.
+pub struct Execution {
+    /// The result, streamed from the executors.
+    pub stream: SendableRecordBatchStream,
+    /// Bytes of data files the plan reads (see [`planned_scan_bytes`]).
+    pub bytes_scanned: u64,
+}
+
+/// Figures collected while one statement is prepared, carried in its session state so that
+/// writes deep in the lakehouse code can report what they read.
+#[derive(Debug, Default)]
+pub struct StatementStats {
+    bytes_scanned: AtomicU64,
+}
+
+impl StatementStats {
+    /// Adds the bytes a plan of this statement reads.
+    pub fn add_plan(state: &SessionState, plan: &dyn ExecutionPlan) {
+        if let Some(stats) = state.config().get_extension::<StatementStats>() {
+            stats
+                .bytes_scanned
+                .fetch_add(planned_scan_bytes(plan), Ordering::Relaxed);
+        }
+    }
 }
 
 impl PreparedStatement {
@@ -117,6 +167,7 @@ impl PreparedStatement {
         PreparedStatement::Done {
             schema: Arc::new(Schema::empty()),
             rows: 0,
+            bytes_scanned: 0,
         }
     }
 
@@ -128,6 +179,7 @@ impl PreparedStatement {
                 false,
             )])),
             rows,
+            bytes_scanned: 0,
         }
     }
 }
@@ -137,16 +189,18 @@ impl PreparedStatement {
 pub struct QueryEngine {
     ctx: SessionContext,
     lakehouse: Lakehouse,
+    history: QueryHistory,
 }
 
 impl QueryEngine {
     /// Wraps a session whose state carries the distributed planner, installs the lakehouse
     /// catalog as its default catalog, and registers the `system` schema (with
-    /// `system.executors`) in it.
+    /// `system.executors` and `system.queries`) in it.
     pub fn new(
         ctx: SessionContext,
         lakehouse: Lakehouse,
         registry: ExecutorRegistry,
+        history: QueryHistory,
     ) -> Result<Self, QueryError> {
         let catalog = lakehouse.catalog_provider();
         ctx.register_catalog(lakehouse.catalog_name(), Arc::clone(&catalog));
@@ -155,8 +209,16 @@ impl QueryEngine {
             "executors".to_string(),
             Arc::new(ExecutorsTable { registry }) as Arc<dyn TableProvider>,
         )?;
+        system.register_table(
+            "queries".to_string(),
+            Arc::new(QueriesTable::new(history.clone())) as Arc<dyn TableProvider>,
+        )?;
         catalog.register_schema("system", Arc::new(system))?;
-        Ok(Self { ctx, lakehouse })
+        Ok(Self {
+            ctx,
+            lakehouse,
+            history,
+        })
     }
 
     /// The session shared by every query (its catalog holds every registered table).
@@ -169,9 +231,29 @@ impl QueryEngine {
         &self.lakehouse
     }
 
-    /// Parses and plans one SQL statement. DDL and writes (INSERT, CTAS) run now, exactly once.
+    /// The query history.
+    pub fn history(&self) -> &QueryHistory {
+        &self.history
+    }
+
+    /// Parses and plans one SQL statement. DDL and writes (INSERT, CTAS, UNLOAD) run now,
+    /// exactly once.
     pub async fn prepare(&self, sql: &str) -> Result<PreparedStatement, QueryError> {
-        let state = self.ctx.state();
+        let mut state = self.ctx.state();
+        let stats = Arc::new(StatementStats::default());
+        state.config_mut().set_extension(Arc::clone(&stats));
+        let mut prepared = self.prepare_in(state, sql).await?;
+        if let PreparedStatement::Done { bytes_scanned, .. } = &mut prepared {
+            *bytes_scanned = stats.bytes_scanned.load(Ordering::Relaxed);
+        }
+        Ok(prepared)
+    }
+
+    async fn prepare_in(
+        &self,
+        state: SessionState,
+        sql: &str,
+    ) -> Result<PreparedStatement, QueryError> {
         let dialect = state.config_options().sql_parser.dialect;
         let statement = state.sql_to_statement(sql, &dialect)?;
         if let Some(prepared) = self.run_catalog_statement(&state, &statement).await? {
@@ -422,34 +504,48 @@ impl QueryEngine {
     }
 
     /// Runs a prepared statement and streams its result.
-    pub async fn execute(
-        &self,
-        statement: PreparedStatement,
-    ) -> Result<SendableRecordBatchStream, QueryError> {
+    pub async fn execute(&self, statement: PreparedStatement) -> Result<Execution, QueryError> {
         let plan = match statement {
-            PreparedStatement::Done { schema, .. } if schema.fields().is_empty() => {
-                return Ok(Box::pin(MemoryStream::try_new(vec![], schema, None)?));
-            }
-            PreparedStatement::Done { schema, rows } => {
-                let batch = RecordBatch::try_new(
-                    Arc::clone(&schema),
-                    vec![Arc::new(UInt64Array::from(vec![rows]))],
-                )
-                .map_err(DataFusionError::from)?;
-                return Ok(Box::pin(MemoryStream::try_new(vec![batch], schema, None)?));
+            PreparedStatement::Done {
+                schema,
+                rows,
+                bytes_scanned,
+            } => {
+                let batches = if schema.fields().is_empty() {
+                    vec![]
+                } else {
+                    vec![
+                        RecordBatch::try_new(
+                            Arc::clone(&schema),
+                            vec![Arc::new(UInt64Array::from(vec![rows]))],
+                        )
+                        .map_err(DataFusionError::from)?,
+                    ]
+                };
+                return Ok(Execution {
+                    stream: Box::pin(MemoryStream::try_new(batches, schema, None)?),
+                    bytes_scanned,
+                });
             }
             PreparedStatement::Query(plan) => plan,
         };
         let mut state = self.ctx.state();
         match &plan {
             LogicalPlan::Explain(explain) => {
-                return self.explain_distributed(&state, explain).await;
+                return Ok(Execution {
+                    stream: self.explain_distributed(&state, explain).await?,
+                    bytes_scanned: 0,
+                });
             }
             LogicalPlan::Analyze(_) => with_metrics_collection(&mut state, true)?,
             _ => {}
         }
         let physical = state.create_physical_plan(&plan).await?;
-        Ok(execute_stream(physical, state.task_ctx())?)
+        let bytes_scanned = planned_scan_bytes(physical.as_ref());
+        Ok(Execution {
+            stream: execute_stream(physical, state.task_ctx())?,
+            bytes_scanned,
+        })
     }
 
     /// EXPLAIN: the logical plan, and the physical plan split into stages and tasks.

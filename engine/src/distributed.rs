@@ -10,6 +10,7 @@
 //!   coordinator and by executors (which fetch shuffle data from each other);
 //! - [`probe_executor`]: the health check discovery uses;
 //! - [`render_distributed_plan`]: EXPLAIN output with stages and tasks;
+//! - [`planned_scan_bytes`]: the bytes of data files a planned query reads;
 //! - [`measure_exchange_stream`]: one exchange stream from an executor, for the benchmarks.
 
 use async_trait::async_trait;
@@ -24,9 +25,10 @@ use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::prelude::SessionConfig;
 use datafusion_distributed::grpc::{BoxCloneSyncChannel, create_worker_client};
 use datafusion_distributed::{
-    ChannelResolver, CoordinatorToWorkerMsg, DistributedExt, ExecuteTaskRequest,
-    GetWorkerInfoRequest, GetWorkerInfoResponse, SessionStateBuilderExt, SetPlanRequest, Worker,
-    WorkerChannel, WorkerQueryContext, WorkerResolver, WorkerToCoordinatorMsg, display_plan_ascii,
+    ChannelResolver, CoordinatorToWorkerMsg, DistributedExt, DistributedLeafExec,
+    ExecuteTaskRequest, GetWorkerInfoRequest, GetWorkerInfoResponse, NetworkBoundaryExt,
+    SessionStateBuilderExt, SetPlanRequest, Worker, WorkerChannel, WorkerQueryContext,
+    WorkerResolver, WorkerToCoordinatorMsg, display_plan_ascii,
 };
 use futures::stream::BoxStream;
 use http::HeaderMap;
@@ -383,6 +385,54 @@ pub fn with_metrics_collection(state: &mut SessionState, enabled: bool) -> Resul
 /// `with_metrics` is set and the plan has run.
 pub fn render_distributed_plan(plan: &dyn ExecutionPlan, with_metrics: bool) -> String {
     display_plan_ascii(plan, with_metrics)
+}
+
+/// The bytes of data files a physical plan reads, across all its stages: the files left after
+/// partition and file pruning, counting a file split between tasks once. Parquet readers may
+/// fetch less (only the projected columns and the row groups statistics cannot rule out), so
+/// this is an upper bound on what is fetched from storage, known before the query runs.
+///
+/// ```
+/// use datafusion::physical_plan::empty::EmptyExec;
+/// use datafusion::arrow::datatypes::Schema;
+/// use std::sync::Arc;
+///
+/// let plan = EmptyExec::new(Arc::new(Schema::empty()));
+/// assert_eq!(osprey_engine::distributed::planned_scan_bytes(&plan), 0);
+/// ```
+pub fn planned_scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    if let Some(leaf) = plan.downcast_ref::<DistributedLeafExec>() {
+        // The per-task variants split the original scan; count it once.
+        return planned_scan_bytes(leaf.original().as_ref());
+    }
+    if let Some(boundary) = plan.as_network_boundary() {
+        return boundary
+            .input_stage()
+            .local_plan()
+            .map_or(0, |input| planned_scan_bytes(input.as_ref()));
+    }
+    if let Some(source) = plan.downcast_ref::<DataSourceExec>() {
+        return source
+            .data_source()
+            .downcast_ref::<FileScanConfig>()
+            .map_or(0, |config| {
+                config
+                    .file_groups
+                    .iter()
+                    .flat_map(|group| group.iter())
+                    .map(|file| match &file.range {
+                        Some(range) => (range.end - range.start).max(0) as u64,
+                        None => file.object_meta.size,
+                    })
+                    .sum()
+            });
+    }
+    plan.children()
+        .iter()
+        .map(|child| planned_scan_bytes(child.as_ref()))
+        .sum()
 }
 
 /// Serves the executor's gRPC service on `listener` until `shutdown` completes: the library's

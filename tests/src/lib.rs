@@ -9,7 +9,7 @@ use arrow_flight::sql::client::FlightSqlServiceClient;
 use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -261,6 +261,36 @@ impl SqlClient {
             batches.append(&mut part);
         }
         Ok((std::sync::Arc::new(schema), batches))
+    }
+
+    /// Runs one statement and returns its result with the JSON app metadata the server sent:
+    /// that of the FlightInfo (the query id) and that of the result stream's last message
+    /// (the query's final figures).
+    pub async fn query_with_metadata(
+        &mut self,
+        sql: &str,
+    ) -> Result<(Vec<RecordBatch>, serde_json::Value, serde_json::Value), FlightError> {
+        let info = self.inner.execute(sql.to_string(), None).await?;
+        let json = |bytes: &[u8]| -> serde_json::Value {
+            serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null)
+        };
+        let info_metadata = json(&info.app_metadata);
+        let mut batches = Vec::new();
+        let mut last_metadata = serde_json::Value::Null;
+        for endpoint in info.endpoint {
+            let ticket = endpoint.ticket.expect("endpoint has a ticket");
+            let mut messages = self.inner.do_get(ticket).await?.into_inner();
+            while let Some(message) = messages.next().await {
+                let message = message?;
+                if !message.inner.app_metadata.is_empty() {
+                    last_metadata = json(&message.inner.app_metadata);
+                }
+                if let arrow_flight::decode::DecodedPayload::RecordBatch(batch) = message.payload {
+                    batches.push(batch);
+                }
+            }
+        }
+        Ok((batches, info_metadata, last_metadata))
     }
 
     /// Runs statements in order (a TPC-H query file may hold several) and returns the canonical

@@ -1,0 +1,420 @@
+//! The persistent query history, and `system.queries` over it.
+//!
+//! Every statement a front door receives becomes a [`TrackedQuery`]: recorded as RUNNING when
+//! it arrives, then SUCCEEDED, FAILED (with the error) or CANCELLED (the client stopped reading,
+//! or never fetched the result) with its rows and bytes scanned. Records go to the catalog
+//! through one background writer, in order, so a slow catalog never slows queries; reads of
+//! `system.queries` first wait for everything recorded so far to be written.
+
+use crate::query::QueryError;
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::DataFusionError;
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use futures::StreamExt;
+use osprey_catalog::{CatalogStore, QueryRecord, QueryState, now_ms};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// How many records may wait for the writer before new ones are dropped (and logged).
+const WRITER_BACKLOG: usize = 10_000;
+
+/// How many of the latest queries `system.queries` shows.
+pub const SYSTEM_QUERIES_ROWS: u32 = 10_000;
+
+enum Event {
+    Record(QueryRecord),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Records statements in the catalog's query history.
+#[derive(Clone, Debug)]
+pub struct QueryHistory {
+    store: CatalogStore,
+    sender: mpsc::Sender<Event>,
+}
+
+impl QueryHistory {
+    /// Starts the background writer. Queries left RUNNING by a previous coordinator are marked
+    /// FAILED first: they can never finish.
+    pub async fn start(store: CatalogStore) -> Self {
+        match store
+            .fail_unfinished_queries("the coordinator stopped while the query ran")
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(queries = n, "marked queries of a previous run as failed"),
+            Err(err) => tracing::warn!(error = %err, "cannot close unfinished queries"),
+        }
+        let (sender, mut receiver) = mpsc::channel(WRITER_BACKLOG);
+        let writer_store = store.clone();
+        tokio::spawn(async move {
+            while let Some(event) = receiver.recv().await {
+                match event {
+                    Event::Record(record) => {
+                        if let Err(err) = writer_store.record_query(&record).await {
+                            tracing::warn!(query_id = %record.query_id, error = %err, "cannot record a query");
+                        }
+                    }
+                    Event::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+        Self { store, sender }
+    }
+
+    /// Starts tracking a statement from `user` through `front_door`.
+    pub fn begin(&self, user: &str, front_door: &str, sql: &str) -> TrackedQuery {
+        let record = QueryRecord {
+            query_id: uuid::Uuid::new_v4().to_string(),
+            user: user.to_string(),
+            front_door: front_door.to_string(),
+            sql: redact_secrets(sql),
+            state: QueryState::Running,
+            error_code: None,
+            error_message: None,
+            submitted_at_ms: now_ms(),
+            finished_at_ms: None,
+            rows: 0,
+            bytes_scanned: 0,
+        };
+        self.send(record.clone());
+        TrackedQuery {
+            inner: Arc::new(Tracked {
+                history: self.clone(),
+                record: Mutex::new(record),
+                finished: AtomicBool::new(false),
+                rows: AtomicU64::new(0),
+                bytes_scanned: AtomicU64::new(0),
+                started: std::time::Instant::now(),
+            }),
+        }
+    }
+
+    /// The latest `limit` queries, newest first, including everything recorded so far.
+    pub async fn recent(&self, limit: u32) -> Result<Vec<QueryRecord>, QueryError> {
+        let (done, flushed) = oneshot::channel();
+        if self.sender.send(Event::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
+        }
+        self.store
+            .recent_queries(limit)
+            .await
+            .map_err(|err| QueryError::Execution(format!("reading the query history: {err}")))
+    }
+
+    fn send(&self, record: QueryRecord) {
+        if let Err(err) = self.sender.try_send(Event::Record(record)) {
+            tracing::warn!(error = %err, "query history backlog full; a record was dropped");
+        }
+    }
+}
+
+/// A statement being tracked. Cheap to clone; when the last clone is dropped before the
+/// statement finished, it is recorded as CANCELLED.
+#[derive(Clone, Debug)]
+pub struct TrackedQuery {
+    inner: Arc<Tracked>,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    history: QueryHistory,
+    record: Mutex<QueryRecord>,
+    finished: AtomicBool,
+    rows: AtomicU64,
+    bytes_scanned: AtomicU64,
+    started: std::time::Instant,
+}
+
+/// What a client is told about its query when it ends (Flight SQL app metadata).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QuerySummary {
+    /// The query's id in `system.queries`.
+    pub query_id: String,
+    /// Rows returned or written so far.
+    pub rows: u64,
+    /// Bytes of data files the query read.
+    pub bytes_scanned: u64,
+    /// Milliseconds since the query arrived.
+    pub elapsed_ms: u64,
+}
+
+impl TrackedQuery {
+    /// The query's id.
+    pub fn id(&self) -> String {
+        self.lock().query_id.clone()
+    }
+
+    /// Counts rows returned or written.
+    pub fn add_rows(&self, rows: u64) {
+        self.inner.rows.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// Counts bytes of data files read.
+    pub fn add_bytes_scanned(&self, bytes: u64) {
+        self.inner.bytes_scanned.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The figures so far.
+    pub fn summary(&self) -> QuerySummary {
+        QuerySummary {
+            query_id: self.id(),
+            rows: self.inner.rows.load(Ordering::Relaxed),
+            bytes_scanned: self.inner.bytes_scanned.load(Ordering::Relaxed),
+            elapsed_ms: self.inner.started.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// Records the statement as finished successfully.
+    pub fn succeed(&self) {
+        self.inner.finish(QueryState::Succeeded, None);
+    }
+
+    /// Records the statement as failed with `err`.
+    pub fn fail(&self, err: &QueryError) {
+        self.inner
+            .finish(QueryState::Failed, Some((err.code(), err.to_string())));
+    }
+
+    /// Wraps a result stream: counts its rows, and records success at its end or failure at
+    /// its first error. Dropping it early leaves the query to be recorded as CANCELLED.
+    pub fn track_stream(&self, stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
+        let schema = stream.schema();
+        let tracked = self.clone();
+        let counted = stream.map(move |item| {
+            match &item {
+                Ok(batch) => tracked.add_rows(batch.num_rows() as u64),
+                Err(err) => tracked.fail(&QueryError::from_ref(err)),
+            }
+            item
+        });
+        let tracked = self.clone();
+        let ended = counted.chain(futures::stream::poll_fn(move |_| {
+            tracked.succeed();
+            std::task::Poll::Ready(None)
+        }));
+        Box::pin(RecordBatchStreamAdapter::new(schema, ended))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueryRecord> {
+        self.inner
+            .record
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Tracked {
+    /// Records the end state once; later calls are ignored (the first outcome wins).
+    fn finish(&self, state: QueryState, error: Option<(&'static str, String)>) {
+        if self.finished.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let record = {
+            let mut record = self
+                .record
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            record.state = state;
+            if let Some((code, message)) = error {
+                record.error_code = Some(code.to_string());
+                record.error_message = Some(message);
+            }
+            record.finished_at_ms = Some(now_ms());
+            record.rows = self.rows.load(Ordering::Relaxed);
+            record.bytes_scanned = self.bytes_scanned.load(Ordering::Relaxed);
+            record.clone()
+        };
+        self.history.send(record);
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.finish(
+            QueryState::Cancelled,
+            Some((
+                "CANCELLED",
+                "the client stopped before the result was complete, or never fetched it"
+                    .to_string(),
+            )),
+        );
+    }
+}
+
+/// Masks secrets in a statement before it is stored: the literal after any word or string that
+/// names a password, secret, token or key (`PASSWORD '...'`, `'aws.secret_access_key' '...'`).
+/// A statement that cannot be tokenized is stored only if it names no secret.
+pub fn redact_secrets(sql: &str) -> String {
+    fn sensitive(text: &str) -> bool {
+        let lower = text.to_lowercase();
+        ["password", "secret", "token", "access_key", "credential"]
+            .iter()
+            .any(|word| lower.contains(word))
+    }
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return if sensitive(sql) {
+            "<not recorded: the statement could not be parsed and may hold a secret>".to_string()
+        } else {
+            sql.to_string()
+        };
+    };
+    let mut out = String::with_capacity(sql.len());
+    let mut mask_next = false;
+    for token in tokens {
+        let is_literal = matches!(
+            token,
+            Token::SingleQuotedString(_) | Token::DoubleQuotedString(_)
+        );
+        if is_literal && mask_next {
+            out.push_str("'***'");
+            mask_next = false;
+            continue;
+        }
+        match &token {
+            Token::Word(word) if sensitive(&word.value) => mask_next = true,
+            Token::SingleQuotedString(text) if sensitive(text) => mask_next = true,
+            Token::Whitespace(_) | Token::Eq => {}
+            _ => mask_next = false,
+        }
+        out.push_str(&token.to_string());
+    }
+    out
+}
+
+/// `system.queries`: the query history, newest first.
+#[derive(Debug)]
+pub struct QueriesTable {
+    history: QueryHistory,
+}
+
+impl QueriesTable {
+    /// The table over `history`.
+    pub fn new(history: QueryHistory) -> Self {
+        Self { history }
+    }
+
+    fn table_schema() -> SchemaRef {
+        let timestamp = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        Arc::new(Schema::new(vec![
+            Field::new("query_id", DataType::Utf8, false),
+            Field::new("user_name", DataType::Utf8, false),
+            Field::new("front_door", DataType::Utf8, false),
+            Field::new("query", DataType::Utf8, false),
+            Field::new("state", DataType::Utf8, false),
+            Field::new("error_code", DataType::Utf8, true),
+            Field::new("error_message", DataType::Utf8, true),
+            Field::new("submitted_at", timestamp.clone(), false),
+            Field::new("finished_at", timestamp, true),
+            Field::new("elapsed_ms", DataType::Int64, true),
+            Field::new("rows", DataType::UInt64, false),
+            Field::new("bytes_scanned", DataType::UInt64, false),
+        ]))
+    }
+
+    fn batch(records: &[QueryRecord]) -> Result<RecordBatch, DataFusionError> {
+        let text = |f: &dyn Fn(&QueryRecord) -> Option<&str>| -> ArrayRef {
+            Arc::new(records.iter().map(f).collect::<StringArray>())
+        };
+        let submitted =
+            TimestampMillisecondArray::from_iter_values(records.iter().map(|r| r.submitted_at_ms))
+                .with_timezone("UTC");
+        let finished = TimestampMillisecondArray::from(
+            records.iter().map(|r| r.finished_at_ms).collect::<Vec<_>>(),
+        )
+        .with_timezone("UTC");
+        let elapsed = Int64Array::from(
+            records
+                .iter()
+                .map(|r| r.finished_at_ms.map(|end| end - r.submitted_at_ms))
+                .collect::<Vec<_>>(),
+        );
+        let columns: Vec<ArrayRef> = vec![
+            text(&|r| Some(&r.query_id)),
+            text(&|r| Some(&r.user)),
+            text(&|r| Some(&r.front_door)),
+            text(&|r| Some(&r.sql)),
+            text(&|r| Some(r.state.as_str())),
+            text(&|r| r.error_code.as_deref()),
+            text(&|r| r.error_message.as_deref()),
+            Arc::new(submitted),
+            Arc::new(finished),
+            Arc::new(elapsed),
+            Arc::new(UInt64Array::from_iter_values(
+                records.iter().map(|r| r.rows),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                records.iter().map(|r| r.bytes_scanned),
+            )),
+        ];
+        Ok(RecordBatch::try_new(Self::table_schema(), columns)?)
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for QueriesTable {
+    fn schema(&self) -> SchemaRef {
+        Self::table_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let records = self
+            .history
+            .recent(SYSTEM_QUERIES_ROWS)
+            .await
+            .map_err(|err| DataFusionError::External(Box::new(err)))?;
+        let table = MemTable::try_new(Self::table_schema(), vec![vec![Self::batch(&records)?]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_secrets;
+
+    #[test]
+    fn secrets_are_masked_and_the_rest_is_kept() {
+        assert_eq!(
+            redact_secrets("CREATE USER ana PASSWORD 'hunter2'"),
+            "CREATE USER ana PASSWORD '***'"
+        );
+        assert_eq!(
+            redact_secrets("ALTER USER ana SET PASSWORD = 'x''y'"),
+            "ALTER USER ana SET PASSWORD = '***'"
+        );
+        assert_eq!(
+            redact_secrets(
+                "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION 's3://b/t' OPTIONS ('aws.secret_access_key' 'abc', 'format.delimiter' ';')"
+            ),
+            "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION 's3://b/t' OPTIONS ('aws.secret_access_key' '***', 'format.delimiter' ';')"
+        );
+        assert_eq!(
+            redact_secrets("SELECT 'a' AS x FROM t WHERE y = 'b'"),
+            "SELECT 'a' AS x FROM t WHERE y = 'b'"
+        );
+        assert!(!redact_secrets("CREATE USER ana PASSWORD 'unterminated").contains("unterm"));
+    }
+}
