@@ -14,7 +14,9 @@ fi
 
 # The end-to-end tests start the real `osprey` binary; build it with the workspace.
 cargo build --workspace --locked
-# The catalog tests run against SQLite and against a throwaway PostgreSQL server.
+# The catalog tests run against SQLite and against a throwaway PostgreSQL server; the S3 tests
+# start moto's S3-compatible server from the virtualenv.
+export OSPREY_TEST_MOTO_SERVER="$venv/bin/moto_server"
 scripts/with-postgres.sh cargo test --workspace --locked
 OSPREY_BIN="$CARGO_TARGET_DIR/debug/osprey" "$venv/bin/python" -m pytest -q tests/python
 
