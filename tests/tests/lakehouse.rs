@@ -430,6 +430,42 @@ async fn bad_input_gets_clear_errors_and_the_service_stays_up() {
     assert_eq!(code, Some(tonic::Code::InvalidArgument), "{message}");
     assert!(message.contains("bogus"), "{message}");
 
+    // A file added later whose column type conflicts with the stored schema: the query that
+    // reads that column is refused, naming the file, the column and both types; other columns
+    // still read.
+    let typed = lake.path().join("typed");
+    let typed_dir = typed.display().to_string();
+    rows(
+        &mut c,
+        &format!("UNLOAD (SELECT 1::BIGINT AS id, 10::INT AS amount) TO '{typed_dir}/a'"),
+    )
+    .await;
+    rows(
+        &mut c,
+        &format!("CREATE EXTERNAL TABLE typed STORED AS PARQUET LOCATION '{typed_dir}/a'"),
+    )
+    .await;
+    rows(
+        &mut c,
+        &format!("UNLOAD (SELECT 2::BIGINT AS id, 'abc' AS amount) TO '{typed_dir}/b'"),
+    )
+    .await;
+    let conflicting = std::fs::read_dir(typed.join("b"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .unwrap();
+    std::fs::copy(&conflicting, typed.join("a/conflicting.parquet")).unwrap();
+    let (code, message) = error_of(&mut c, "SELECT sum(amount) FROM typed").await;
+    assert_eq!(code, Some(tonic::Code::InvalidArgument), "{message}");
+    for expected in ["conflicting.parquet", "column amount", "Utf8", "Int32"] {
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+    assert_eq!(
+        rows(&mut c, "SELECT id FROM typed ORDER BY id").await,
+        vec!["1", "2"]
+    );
+
     // External tables are read-only.
     let csv = lake.path().join("csv");
     std::fs::create_dir_all(&csv).unwrap();

@@ -9,6 +9,7 @@
 //! - [`writes`]: INSERT, CTAS and UNLOAD: distributed, staged, published atomically.
 
 pub mod ddl;
+pub mod schema_check;
 pub mod tables;
 pub mod unload;
 pub mod writes;

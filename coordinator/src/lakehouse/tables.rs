@@ -131,16 +131,26 @@ pub fn external_table(
     let (file_schema, partitions) =
         split_partition_columns(&table_schema, &definition.partition_columns)?;
     let extension = file_extension(format.as_ref())?;
-    let options = ListingOptions::new(format)
+    let options = ListingOptions::new(Arc::clone(&format))
         .with_file_extension(extension)
         .with_table_partition_cols(partitions);
     let location = definition.location.as_deref().unwrap_or_default();
     let url = ListingTableUrl::parse(location)?;
-    let config = ListingTableConfig::new(url)
+    let config = ListingTableConfig::new(url.clone())
         .with_listing_options(options)
-        .with_schema(file_schema);
-    let table = ListingTable::try_new(config)?.with_definition(Some(show_create(entry)));
-    Ok(Arc::new(table))
+        .with_schema(Arc::clone(&file_schema));
+    let table: Arc<dyn TableProvider> =
+        Arc::new(ListingTable::try_new(config)?.with_definition(Some(show_create(entry))));
+    if definition.format.as_deref().unwrap_or("parquet") == "parquet" {
+        return Ok(Arc::new(super::schema_check::CheckedParquetTable::new(
+            table,
+            entry.qualified_name(),
+            url,
+            format,
+            file_schema,
+        )));
+    }
+    Ok(table)
 }
 
 /// A managed table: Parquet files listed by the catalog. Nothing is listed in storage, so a
