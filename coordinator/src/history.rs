@@ -7,16 +7,13 @@
 //! `system.queries` first wait for everything recorded so far to be written.
 
 use crate::query::QueryError;
+use crate::system_tables::SystemTableSource;
 use datafusion::arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::DataFusionError;
-use datafusion::datasource::{MemTable, TableType};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -365,29 +362,18 @@ impl QueriesTable {
 }
 
 #[async_trait::async_trait]
-impl TableProvider for QueriesTable {
+impl SystemTableSource for QueriesTable {
     fn schema(&self) -> SchemaRef {
         Self::table_schema()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+    async fn snapshot(&self) -> Result<RecordBatch, DataFusionError> {
         let records = self
             .history
             .recent(SYSTEM_QUERIES_ROWS)
             .await
             .map_err(|err| DataFusionError::External(Box::new(err)))?;
-        let table = MemTable::try_new(Self::table_schema(), vec![vec![Self::batch(&records)?]])?;
-        table.scan(state, projection, filters, limit).await
+        Self::batch(&records)
     }
 }
 

@@ -21,6 +21,7 @@ pub mod flight_sql;
 pub mod history;
 pub mod lakehouse;
 pub mod query;
+pub mod system_tables;
 pub mod tpch;
 
 use arrow_flight::flight_service_server::FlightServiceServer;

@@ -9,23 +9,21 @@
 //! 2. [`QueryEngine::execute`] runs a planned query on the executors and returns a stream; the
 //!    coordinator never holds a whole result.
 
-use crate::discovery::{ExecutorHealth, ExecutorRegistry};
+use crate::discovery::ExecutorRegistry;
 use crate::history::{QueriesTable, QueryHistory};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::ddl::name_parts;
 use crate::lakehouse::unload::unload_format;
-use datafusion::arrow::array::{
-    ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, Session, TableProvider};
+use crate::system_tables::{ExecutorsTable, SystemTable};
+use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::common::DataFusionError;
 use datafusion::common::TableReference;
-use datafusion::datasource::{MemTable, TableType};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{DdlStatement, Expr, LogicalPlan, WriteOp};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
@@ -37,7 +35,6 @@ use osprey_engine::distributed::{
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::UNIX_EPOCH;
 
 /// Why a statement failed, sorted by who can act on it.
 #[derive(Debug, thiserror::Error)]
@@ -207,11 +204,11 @@ impl QueryEngine {
         let system = MemorySchemaProvider::new();
         system.register_table(
             "executors".to_string(),
-            Arc::new(ExecutorsTable { registry }) as Arc<dyn TableProvider>,
+            Arc::new(SystemTable(ExecutorsTable::new(registry))) as Arc<dyn TableProvider>,
         )?;
         system.register_table(
             "queries".to_string(),
-            Arc::new(QueriesTable::new(history.clone())) as Arc<dyn TableProvider>,
+            Arc::new(SystemTable(QueriesTable::new(history.clone()))) as Arc<dyn TableProvider>,
         )?;
         catalog.register_schema("system", Arc::new(system))?;
         Ok(Self {
@@ -616,93 +613,4 @@ fn refuse_session_statements(plan: &LogicalPlan) -> Result<(), QueryError> {
         )));
     }
     Ok(())
-}
-
-/// `system.executors`: every executor the coordinator knows, its health and its work so far.
-#[derive(Debug)]
-struct ExecutorsTable {
-    registry: ExecutorRegistry,
-}
-
-impl ExecutorsTable {
-    fn table_schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("url", DataType::Utf8, false),
-            Field::new("state", DataType::Utf8, false),
-            Field::new("reason", DataType::Utf8, true),
-            Field::new("version", DataType::Utf8, true),
-            Field::new(
-                "last_seen",
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                true,
-            ),
-            Field::new("tasks_dispatched", DataType::UInt64, false),
-        ]))
-    }
-
-    fn snapshot(&self) -> Result<RecordBatch, DataFusionError> {
-        let statuses = self.registry.statuses();
-        let url: StringArray = statuses.iter().map(|s| Some(s.url.to_string())).collect();
-        let state: StringArray = statuses
-            .iter()
-            .map(|s| {
-                Some(match s.health {
-                    ExecutorHealth::Up => "up",
-                    ExecutorHealth::Down(_) => "down",
-                })
-            })
-            .collect();
-        let reason: StringArray = statuses
-            .iter()
-            .map(|s| match &s.health {
-                ExecutorHealth::Up => None,
-                ExecutorHealth::Down(reason) => Some(reason.clone()),
-            })
-            .collect();
-        let version: StringArray = statuses.iter().map(|s| s.version.clone()).collect();
-        let last_seen = TimestampMillisecondArray::from(
-            statuses
-                .iter()
-                .map(|s| {
-                    s.last_seen
-                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                        .map(|d| d.as_millis() as i64)
-                })
-                .collect::<Vec<_>>(),
-        )
-        .with_timezone("UTC");
-        let tasks = UInt64Array::from_iter_values(statuses.iter().map(|s| s.tasks_dispatched));
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(url),
-            Arc::new(state),
-            Arc::new(reason),
-            Arc::new(version),
-            Arc::new(last_seen),
-            Arc::new(tasks),
-        ];
-        Ok(RecordBatch::try_new(Self::table_schema(), columns)?)
-    }
-}
-
-#[async_trait::async_trait]
-impl TableProvider for ExecutorsTable {
-    fn schema(&self) -> SchemaRef {
-        Self::table_schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        // A fresh snapshot per scan: the table always shows the current state.
-        let table = MemTable::try_new(Self::table_schema(), vec![vec![self.snapshot()?]])?;
-        table.scan(state, projection, filters, limit).await
-    }
 }

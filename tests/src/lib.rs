@@ -226,6 +226,24 @@ impl TestCluster {
     }
 }
 
+/// Runs `sql` and returns its canonical rows; panics (naming the statement) if it fails.
+pub async fn rows(client: &mut SqlClient, sql: &str) -> Vec<String> {
+    let (_, batches) = client
+        .query(sql)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    canonical_rows(&batches)
+}
+
+/// Runs `sql`, which must fail, and returns its gRPC code and message.
+pub async fn error_of(client: &mut SqlClient, sql: &str) -> (Option<tonic::Code>, String) {
+    let err = client
+        .query(sql)
+        .await
+        .expect_err(&format!("{sql} should fail"));
+    (status_code(&err), err.to_string())
+}
+
 /// A Flight SQL client logged in as one user.
 pub struct SqlClient {
     /// The underlying arrow-flight client.

@@ -4,7 +4,7 @@
 //! queries it left running.
 
 use osprey_tests::{
-    CoordinatorOptions, Process, SqlClient, TEST_SECRET, canonical_rows, spawn_coordinator,
+    CoordinatorOptions, Process, SqlClient, TEST_SECRET, canonical_rows, rows, spawn_coordinator,
     spawn_executor,
 };
 use std::path::Path;
@@ -27,14 +27,6 @@ async fn client(coordinator: &Process) -> SqlClient {
     SqlClient::connect(coordinator.addr, "admin", osprey_tests::ADMIN_PASSWORD)
         .await
         .expect("login")
-}
-
-async fn rows(client: &mut SqlClient, sql: &str) -> Vec<String> {
-    let (_, batches) = client
-        .query(sql)
-        .await
-        .unwrap_or_else(|err| panic!("{sql}: {err}"));
-    canonical_rows(&batches)
 }
 
 /// The history row of the query with `id`: state | user | error_code | rows | bytes_scanned.

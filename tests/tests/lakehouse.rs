@@ -7,8 +7,8 @@
 //! server and sets it).
 
 use osprey_tests::{
-    CoordinatorOptions, Process, SqlClient, TEST_SECRET, canonical_rows, spawn_coordinator,
-    spawn_executor, status_code,
+    CoordinatorOptions, Process, SqlClient, TEST_SECRET, error_of, rows, spawn_coordinator,
+    spawn_executor,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -50,22 +50,6 @@ async fn client(cluster: &Cluster) -> SqlClient {
     SqlClient::connect(cluster.coordinator.addr, "admin", ADMIN_PASSWORD)
         .await
         .expect("login")
-}
-
-async fn rows(client: &mut SqlClient, sql: &str) -> Vec<String> {
-    let (_, batches) = client
-        .query(sql)
-        .await
-        .unwrap_or_else(|err| panic!("{sql}: {err}"));
-    canonical_rows(&batches)
-}
-
-async fn error_of(client: &mut SqlClient, sql: &str) -> (Option<tonic::Code>, String) {
-    let err = client
-        .query(sql)
-        .await
-        .expect_err(&format!("{sql} should fail"));
-    (status_code(&err), err.to_string())
 }
 
 /// Writes a Hive-partitioned Parquet dataset (`year=2023/`, `year=2024/`) with DataFusion.

@@ -3,7 +3,8 @@
 //! configuration file that the coordinator and each executor read for themselves.
 //!
 //! Covers external tables with Hive partitions and pruning, UNLOAD with its manifest, CTAS and
-//! INSERT into managed tables whose warehouse is on S3, and DROP deleting managed data.
+//! INSERT into managed tables whose warehouse is on S3, DROP deleting managed data, and a
+//! bucket that refuses our credentials (moto with IAM checks on).
 //!
 //! Needs `OSPREY_TEST_MOTO_SERVER`: the path of moto's `moto_server` (scripts/test.sh installs
 //! it in the test virtualenv from PyPI, pinned in tests/python/requirements.txt).
@@ -13,7 +14,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use osprey_engine::storage::{StorageLocation, StorageRegistry};
 use osprey_tests::{
-    CoordinatorOptions, Process, SqlClient, TEST_SECRET, canonical_rows, spawn_coordinator,
+    CoordinatorOptions, Process, SqlClient, TEST_SECRET, error_of, rows, spawn_coordinator,
     spawn_osprey,
 };
 use std::io::{Read, Write};
@@ -35,7 +36,9 @@ impl Drop for Moto {
     }
 }
 
-fn start_moto() -> Moto {
+/// Starts moto with `bucket` created. With `enforce_auth`, every later request must carry
+/// credentials moto's IAM knows (ours are unknown), as a bucket we may not read.
+fn start_moto(bucket: &str, enforce_auth: bool) -> Moto {
     let binary = std::env::var("OSPREY_TEST_MOTO_SERVER").expect(
         "OSPREY_TEST_MOTO_SERVER must name moto's `moto_server` executable for the S3 tests; \
          scripts/test.sh installs it (pip install -r tests/python/requirements.txt)",
@@ -45,7 +48,13 @@ fn start_moto() -> Moto {
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new(binary)
+    let mut command = std::process::Command::new(binary);
+    if enforce_auth {
+        // moto's switch for IAM checks: the first N requests are free (here: creating the
+        // bucket), every later one is authenticated and authorized.
+        command.env("INITIAL_NO_AUTH_ACTION_COUNT", "1");
+    }
+    let child = command
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -64,7 +73,7 @@ fn start_moto() -> Moto {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         stream,
-        "PUT /{BUCKET} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -85,34 +94,39 @@ fn storage_options(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn write_config(dir: &std::path::Path, endpoint: &str) -> std::path::PathBuf {
-    let options: Vec<String> = storage_options(endpoint)
-        .into_iter()
-        .map(|(k, v)| format!("{k} = \"{v}\""))
-        .collect();
-    let path = dir.join("osprey.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[[storage]]\nprefix = \"s3://{BUCKET}\"\noptions = {{ {} }}\n",
+/// A configuration file with one `[[storage]]` entry per (bucket, endpoint).
+fn write_config(dir: &std::path::Path, buckets: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text = String::new();
+    for (bucket, endpoint) in buckets {
+        let options: Vec<String> = storage_options(endpoint)
+            .into_iter()
+            .map(|(k, v)| format!("{k} = \"{v}\""))
+            .collect();
+        text.push_str(&format!(
+            "[[storage]]\nprefix = \"s3://{bucket}\"\noptions = {{ {} }}\n",
             options.join(", ")
-        ),
-    )
-    .unwrap();
+        ));
+    }
+    let path = dir.join("osprey.toml");
+    std::fs::write(&path, text).unwrap();
     path
 }
 
-/// Lists object keys under `prefix` in the bucket, straight from the S3 API.
-async fn list_keys(endpoint: &str, prefix: &str) -> Vec<String> {
+/// The bucket, straight through the S3 API (with the same options the processes get).
+fn bucket(endpoint: &str) -> std::sync::Arc<dyn object_store::ObjectStore> {
     let mut location = StorageLocation::new(&format!("s3://{BUCKET}")).unwrap();
     for (key, value) in storage_options(endpoint) {
         location = location.with_option(key, value);
     }
     let registry = StorageRegistry::new(vec![location]).unwrap();
-    let store = registry
+    registry
         .get_store(&url::Url::parse(&format!("s3://{BUCKET}/")).unwrap())
-        .unwrap();
-    let mut keys: Vec<String> = store
+        .unwrap()
+}
+
+/// Object keys under `prefix` in the bucket, sorted.
+async fn list_keys(endpoint: &str, prefix: &str) -> Vec<String> {
+    let mut keys: Vec<String> = bucket(endpoint)
         .list(Some(&object_store::path::Path::from(prefix)))
         .map_ok(|meta| meta.location.to_string())
         .try_collect()
@@ -123,15 +137,7 @@ async fn list_keys(endpoint: &str, prefix: &str) -> Vec<String> {
 }
 
 async fn get_text(endpoint: &str, key: &str) -> String {
-    let mut location = StorageLocation::new(&format!("s3://{BUCKET}")).unwrap();
-    for (k, v) in storage_options(endpoint) {
-        location = location.with_option(k, v);
-    }
-    let registry = StorageRegistry::new(vec![location]).unwrap();
-    let store = registry
-        .get_store(&url::Url::parse(&format!("s3://{BUCKET}/")).unwrap())
-        .unwrap();
-    let bytes = store
+    let bytes = bucket(endpoint)
         .get(&object_store::path::Path::from(key))
         .await
         .unwrap()
@@ -141,19 +147,15 @@ async fn get_text(endpoint: &str, key: &str) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-async fn rows(client: &mut SqlClient, sql: &str) -> Vec<String> {
-    let (_, batches) = client
-        .query(sql)
-        .await
-        .unwrap_or_else(|err| panic!("{sql}: {err}"));
-    canonical_rows(&batches)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lakehouse_on_s3() {
-    let moto = start_moto();
+    let moto = start_moto(BUCKET, false);
+    let denied = start_moto("locked", true);
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &moto.endpoint);
+    let config = write_config(
+        dir.path(),
+        &[(BUCKET, &moto.endpoint), ("locked", &denied.endpoint)],
+    );
     let config_arg = config.display().to_string();
     // Each executor reads the storage configuration itself.
     let executors: Vec<Process> = (0..2)
@@ -291,6 +293,25 @@ async fn lakehouse_on_s3() {
         assert!(Instant::now() < deadline, "managed data left: {left:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // Storage that refuses our credentials: clear errors naming the location, and the service
+    // answers the next request.
+    for (sql, expected) in [
+        (
+            "CREATE EXTERNAL TABLE denied STORED AS PARQUET LOCATION 's3://locked/data/'",
+            "s3://locked/data/",
+        ),
+        (
+            "UNLOAD (SELECT 1 AS x) TO 's3://locked/out/'",
+            "s3://locked/out/",
+        ),
+    ] {
+        let (code, message) = error_of(&mut c, sql).await;
+        assert!(code.is_some(), "{sql}: {message}");
+        assert!(message.contains(expected), "{sql}: {message}");
+        assert!(message.contains("403"), "{sql}: {message}");
+    }
+    assert_eq!(rows(&mut c, "SELECT 1").await, vec!["1"]);
 
     // The credentials are not in any plan the coordinator shows.
     let plan = rows(&mut c, "EXPLAIN SELECT * FROM events")
