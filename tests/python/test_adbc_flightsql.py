@@ -65,3 +65,53 @@ def test_bad_sql_is_a_clear_error_and_the_connection_survives(cluster):
 def test_wrong_password_is_refused(cluster):
     with pytest.raises(adbc_driver_manager.Error, match="invalid username or password"):
         connect(cluster, password="not-the-password")
+
+
+def test_metadata_browsing_lists_everything_without_a_catalog(cluster):
+    with connect(cluster) as conn, conn.cursor() as cur:
+        cur.execute("CREATE SCHEMA IF NOT EXISTS browse")
+        cur.execute("CREATE OR REPLACE VIEW browse.big_nations AS SELECT n_name FROM tpch.nation")
+        info = conn.adbc_get_info()
+        assert info["vendor_name"] == "Osprey"
+        assert isinstance(info["vendor_version"], str) and info["vendor_version"]
+        assert info["vendor_arrow_version"] == "1.5"
+
+        # No catalog given: every catalog, schema, table and column is listed.
+        objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
+        catalogs = {c["catalog_name"]: c for c in objects}
+        assert "osprey" in catalogs
+        schemas = {s["db_schema_name"]: s for s in catalogs["osprey"]["catalog_db_schemas"]}
+        assert {"tpch", "system", "browse"} <= set(schemas)
+        tables = {t["table_name"]: t for t in schemas["tpch"]["db_schema_tables"]}
+        assert tables["lineitem"]["table_type"] == "BASE TABLE"
+        columns = [c["column_name"] for c in tables["nation"]["table_columns"]]
+        assert columns == ["n_nationkey", "n_name", "n_regionkey", "n_comment"]
+        views = {t["table_name"]: t for t in schemas["browse"]["db_schema_tables"]}
+        assert views["big_nations"]["table_type"] == "VIEW"
+
+        # Patterns use % and _ (server-side table-type filters are covered by the Rust tests:
+        # this driver filters table types itself).
+        matched = conn.adbc_get_objects(
+            depth="tables", db_schema_filter="tp%", table_name_filter="n_tion"
+        ).read_all().to_pylist()
+        names = [
+            t["table_name"]
+            for c in matched
+            for s in c["catalog_db_schemas"]
+            for t in s["db_schema_tables"]
+        ]
+        assert names == ["nation"]
+        schema = conn.adbc_get_table_schema("region", db_schema_filter="tpch")
+        assert schema.names == ["r_regionkey", "r_name", "r_comment"]
+        assert set(conn.adbc_get_table_types()) == {"BASE TABLE", "VIEW"}
+
+
+def test_execute_update_runs_ddl_and_insert(cluster):
+    with connect(cluster) as conn, conn.cursor() as cur:
+        cur.execute("CREATE SCHEMA IF NOT EXISTS updates")
+        assert cur.adbc_statement.set_sql_query("CREATE TABLE updates.t (id BIGINT)") is None
+        cur.adbc_statement.execute_update()
+        cur.adbc_statement.set_sql_query("INSERT INTO updates.t VALUES (1), (2), (3)")
+        assert cur.adbc_statement.execute_update() == 3
+        cur.execute("SELECT sum(id) FROM updates.t")
+        assert cur.fetchone() == (6,)

@@ -3,8 +3,9 @@
 //! Supported so far: username/password Handshake returning a bearer token; statement queries
 //! (GetFlightInfo on `CommandStatementQuery`, then DoGet); prepared statements without
 //! parameters (the ADBC and JDBC drivers prepare every statement); statement updates through
-//! DoPut; and GetSqlInfo. Every call but Handshake requires the bearer token (or Basic
-//! credentials).
+//! DoPut; GetSqlInfo and the metadata calls (catalogs, schemas, tables with `include_schema`,
+//! table types; keys, cross reference and XdbcTypeInfo answer empty with their schemas; see
+//! [`metadata`]). Every call but Handshake requires the bearer token (or Basic credentials).
 //!
 //! Results are streamed: DoGet encodes record batches as they come off the executors.
 //!
@@ -16,6 +17,8 @@
 //! Tickets and prepared-statement handles are opaque random handles bound to the user who
 //! created them, and they expire; a ticket is good for one DoGet.
 
+pub mod metadata;
+
 use crate::auth::{AuthError, Authenticator, Principal, basic_credentials};
 use crate::expiring::ExpiringStore;
 use crate::history::TrackedQuery;
@@ -23,13 +26,15 @@ use crate::query::{PreparedStatement, QueryEngine, QueryError};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData, XdbcTypeInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, CommandGetSqlInfo, CommandPreparedStatementQuery,
-    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate, ProstMessageExt,
-    SqlInfo, SqlSupportedTransaction, TicketStatementQuery,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
+    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementQuery,
+    CommandStatementUpdate, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
@@ -96,17 +101,23 @@ pub struct FlightSqlFrontDoor {
     tickets: ExpiringStore<TicketEntry>,
     prepared: ExpiringStore<PreparedEntry>,
     sql_info: std::sync::Arc<SqlInfoData>,
+    xdbc_type_info: std::sync::Arc<XdbcTypeInfoData>,
 }
 
 impl FlightSqlFrontDoor {
     /// A front door running statements on `engine` for users `auth` accepts.
     pub fn new(engine: QueryEngine, auth: Authenticator, limits: &FlightSqlLimits) -> Self {
         Self {
-            engine,
+            engine: engine.clone(),
             auth,
             tickets: ExpiringStore::new(limits.ticket_ttl, limits.max_open_handles),
             prepared: ExpiringStore::new(limits.prepared_statement_ttl, limits.max_open_handles),
-            sql_info: std::sync::Arc::new(build_sql_info()),
+            sql_info: std::sync::Arc::new(metadata::build_sql_info(engine.session())),
+            xdbc_type_info: std::sync::Arc::new(
+                XdbcTypeInfoDataBuilder::new()
+                    .build()
+                    .expect("an empty type list is valid"),
+            ),
         }
     }
 
@@ -256,6 +267,35 @@ fn with_final_app_metadata(
 /// The figures of a statement, as app metadata JSON.
 fn summary_json(tracked: &TrackedQuery) -> String {
     serde_json::to_string(&tracked.summary()).unwrap_or_default()
+}
+
+/// A FlightInfo for a metadata command: one endpoint whose ticket is the command itself (it
+/// carries no data, and DoGet authenticates again).
+fn command_flight_info(
+    command: impl ProstMessageExt,
+    schema: &SchemaRef,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(command.as_any().encode_to_vec()));
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|err| Status::internal(format!("cannot encode schema: {err}")))?
+        .with_endpoint(endpoint)
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+/// A one-batch DoGet answer.
+fn batch_response<E: std::fmt::Display>(
+    schema: SchemaRef,
+    batch: Result<RecordBatch, E>,
+) -> Result<Response<FlightDataStream>, Status> {
+    let batch = batch.map_err(|err| Status::internal(format!("building metadata: {err}")))?;
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::once(async { Ok(batch) }))
+        .map_err(flight_error_status);
+    Ok(Response::new(Box::pin(stream)))
 }
 
 type FlightDataStream =
@@ -429,14 +469,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(request.metadata())?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        let endpoint =
-            FlightEndpoint::new().with_ticket(Ticket::new(query.as_any().encode_to_vec()));
-        let info = FlightInfo::new()
-            .try_with_schema(&schema)
-            .map_err(|err| Status::internal(format!("cannot encode schema: {err}")))?
-            .with_endpoint(endpoint)
-            .with_descriptor(request.into_inner());
-        Ok(Response::new(info))
+        command_flight_info(query, &schema, request.into_inner())
     }
 
     async fn do_get_sql_info(
@@ -446,14 +479,209 @@ impl FlightSqlService for FlightSqlFrontDoor {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authenticate(request.metadata())?;
         let builder = query.into_builder(&self.sql_info);
-        let schema = builder.schema();
-        let batch = builder.build();
-        let stream = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(futures::stream::once(async { batch }))
-            .map_err(flight_error_status);
-        let output: FlightDataStream = Box::pin(stream);
-        Ok(Response::new(output))
+        batch_response(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        command_flight_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authenticate(request.metadata())?;
+        let mut builder = query.into_builder();
+        metadata::append_catalogs(self.engine.session(), &mut builder);
+        batch_response(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        command_flight_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authenticate(request.metadata())?;
+        let mut builder = query.into_builder();
+        metadata::append_schemas(self.engine.session(), &mut builder);
+        batch_response(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        command_flight_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authenticate(request.metadata())?;
+        tracing::debug!(?query, "GetTables");
+        let catalog = query.catalog.clone();
+        let mut builder = query.into_builder();
+        metadata::append_tables(self.engine.session(), catalog.as_deref(), &mut builder)
+            .await
+            .map_err(|err| query_status(QueryError::from(err)))?;
+        batch_response(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        command_flight_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authenticate(request.metadata())?;
+        let mut builder = query.into_builder();
+        for table_type in metadata::TABLE_TYPES {
+            builder.append(table_type);
+        }
+        batch_response(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(request.metadata())?;
+        command_flight_info(
+            query,
+            &metadata::primary_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authenticate(request.metadata())?;
+        let schema = metadata::primary_keys_schema();
+        batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(request.metadata())?;
+        command_flight_info(
+            query,
+            &metadata::foreign_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authenticate(request.metadata())?;
+        let schema = metadata::foreign_keys_schema();
+        batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(request.metadata())?;
+        command_flight_info(
+            query,
+            &metadata::foreign_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authenticate(request.metadata())?;
+        let schema = metadata::foreign_keys_schema();
+        batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(request.metadata())?;
+        command_flight_info(
+            query,
+            &metadata::foreign_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authenticate(request.metadata())?;
+        let schema = metadata::foreign_keys_schema();
+        batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(request.metadata())?;
+        let schema = query.clone().into_builder(&self.xdbc_type_info).schema();
+        command_flight_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authenticate(request.metadata())?;
+        let builder = query.into_builder(&self.xdbc_type_info);
+        batch_response(builder.schema(), builder.build())
     }
 
     async fn do_get_fallback(
@@ -520,30 +748,6 @@ fn compact_view_arrays(batch: RecordBatch) -> RecordBatch {
         })
         .collect();
     RecordBatch::try_new(batch.schema(), columns).unwrap_or(batch)
-}
-
-fn build_sql_info() -> SqlInfoData {
-    let mut builder = SqlInfoDataBuilder::new();
-    builder.append(SqlInfo::FlightSqlServerName, "Osprey");
-    builder.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
-    // The Arrow IPC format version (Schema.fbs MetadataVersion V5 is format 1.5).
-    builder.append(SqlInfo::FlightSqlServerArrowVersion, "1.5");
-    builder.append(SqlInfo::FlightSqlServerReadOnly, false);
-    builder.append(SqlInfo::FlightSqlServerSql, true);
-    builder.append(SqlInfo::FlightSqlServerSubstrait, false);
-    builder.append(
-        SqlInfo::FlightSqlServerTransaction,
-        SqlSupportedTransaction::None as i32,
-    );
-    builder.append(SqlInfo::FlightSqlServerCancel, false);
-    builder.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
-    builder.append(SqlInfo::SqlDdlCatalog, false);
-    builder.append(SqlInfo::SqlDdlSchema, false);
-    builder.append(SqlInfo::SqlDdlTable, true);
-    // Static, well-formed values: building cannot fail.
-    builder
-        .build()
-        .expect("static SqlInfo values have consistent types")
 }
 
 fn unknown_ticket() -> Status {
