@@ -488,7 +488,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         command_flight_info(query, &schema, request.into_inner())
     }
 
@@ -555,7 +555,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         command_flight_info(query, &schema, request.into_inner())
     }
 
@@ -670,7 +670,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(request.metadata())?;
-        let schema = query.clone().into_builder(&self.xdbc_type_info).schema();
+        let schema = query.into_builder(&self.xdbc_type_info).schema();
         command_flight_info(query, &schema, request.into_inner())
     }
 
