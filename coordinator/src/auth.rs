@@ -74,6 +74,9 @@ pub enum AuthError {
 pub struct Principal {
     /// The user name.
     pub user: String,
+    /// The client session the request belongs to: its bearer token, for clients that logged in
+    /// (one login, one session). `None` for requests with Basic credentials on every call.
+    pub session_id: Option<String>,
 }
 
 /// Checks passwords and issues and checks bearer tokens.
@@ -122,13 +125,18 @@ impl Authenticator {
             }
         }
         matched
-            .map(|user| Principal { user })
+            .map(|user| Principal {
+                user,
+                session_id: None,
+            })
             .ok_or(AuthError::BadCredentials)
     }
 
     /// Checks a bearer token.
     pub fn check_token(&self, token: &str) -> Result<Principal, AuthError> {
-        self.tokens.get(token).ok_or(AuthError::BadToken)
+        let mut principal = self.tokens.get(token).ok_or(AuthError::BadToken)?;
+        principal.session_id = Some(token.to_string());
+        Ok(principal)
     }
 
     /// Authenticates an `authorization` header value: `Bearer <token>`, or `Basic <base64>` for

@@ -21,6 +21,7 @@ pub mod flight_sql;
 pub mod history;
 pub mod lakehouse;
 pub mod query;
+pub mod session;
 pub mod system_tables;
 pub mod tpch;
 

@@ -14,6 +14,7 @@ use crate::history::{QueriesTable, QueryHistory};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::ddl::name_parts;
 use crate::lakehouse::unload::unload_format;
+use crate::session::SessionSettings;
 use crate::system_tables::{ExecutorsTable, SystemTable};
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -23,7 +24,7 @@ use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement, WriteOp};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
@@ -236,23 +237,48 @@ impl QueryEngine {
     /// Parses and plans one SQL statement. DDL and writes (INSERT, CTAS, UNLOAD) run now,
     /// exactly once.
     pub async fn prepare(&self, sql: &str) -> Result<PreparedStatement, QueryError> {
-        let mut state = self.ctx.state();
+        self.prepare_with(&mut SessionSettings::default(), sql)
+            .await
+    }
+
+    /// [`QueryEngine::prepare`] in a client session: names resolve against its current schema,
+    /// its `SET` options apply, and `USE`, `SET` and `RESET` change `session`.
+    pub async fn prepare_with(
+        &self,
+        session: &mut SessionSettings,
+        sql: &str,
+    ) -> Result<PreparedStatement, QueryError> {
+        let mut state = self.state_for(session)?;
         let stats = Arc::new(StatementStats::default());
         state.config_mut().set_extension(Arc::clone(&stats));
-        let mut prepared = self.prepare_in(state, sql).await?;
+        let mut prepared = self.prepare_in(state, session, sql).await?;
         if let PreparedStatement::Done { bytes_scanned, .. } = &mut prepared {
             *bytes_scanned = stats.bytes_scanned.load(Ordering::Relaxed);
         }
         Ok(prepared)
     }
 
+    /// The shared state with a session's settings applied.
+    fn state_for(&self, session: &SessionSettings) -> Result<SessionState, QueryError> {
+        let mut state = self.ctx.state();
+        session.apply(&mut state)?;
+        Ok(state)
+    }
+
     async fn prepare_in(
         &self,
         state: SessionState,
+        session: &mut SessionSettings,
         sql: &str,
     ) -> Result<PreparedStatement, QueryError> {
         let dialect = state.config_options().sql_parser.dialect;
         let statement = state.sql_to_statement(sql, &dialect)?;
+        if let DFStatement::Statement(ast_statement) = &statement
+            && let ast::Statement::Use(target) = ast_statement.as_ref()
+        {
+            self.use_schema(session, target)?;
+            return Ok(PreparedStatement::ddl_done());
+        }
         if let Some(prepared) = self.run_catalog_statement(&state, &statement).await? {
             return Ok(prepared);
         }
@@ -282,6 +308,17 @@ impl QueryEngine {
             _ => None,
         };
         let plan = state.statement_to_plan(statement).await?;
+        match &plan {
+            LogicalPlan::Statement(Statement::SetVariable(set)) => {
+                session.set(self.ctx.state().config_options(), &set.variable, &set.value)?;
+                return Ok(PreparedStatement::ddl_done());
+            }
+            LogicalPlan::Statement(Statement::ResetVariable(reset)) => {
+                session.reset(&reset.variable);
+                return Ok(PreparedStatement::ddl_done());
+            }
+            _ => {}
+        }
         refuse_session_statements(&plan)?;
         let lakehouse = &self.lakehouse;
         match plan {
@@ -494,14 +531,94 @@ impl QueryEngine {
         }
     }
 
+    /// `USE [SCHEMA|DATABASE] [catalog.]schema` and `USE CATALOG catalog`: changes the
+    /// session's current schema (or catalog), which must exist.
+    fn use_schema(
+        &self,
+        session: &mut SessionSettings,
+        target: &ast::Use,
+    ) -> Result<(), QueryError> {
+        let lakehouse = &self.lakehouse;
+        let (catalog, schema) = match target {
+            ast::Use::Object(name) | ast::Use::Schema(name) | ast::Use::Database(name) => {
+                match name_parts(name).as_slice() {
+                    [schema] => (None, schema.clone()),
+                    [catalog, schema] => (Some(catalog.clone()), schema.clone()),
+                    _ => {
+                        return Err(QueryError::InvalidStatement(format!(
+                            "USE {name}: name a schema, as USE schema or USE catalog.schema"
+                        )));
+                    }
+                }
+            }
+            ast::Use::Catalog(name) => {
+                let catalog = name_parts(name).join(".");
+                if catalog != lakehouse.catalog_name() {
+                    return Err(QueryError::InvalidStatement(format!(
+                        "catalog {catalog} does not exist (the catalog is {})",
+                        lakehouse.catalog_name()
+                    )));
+                }
+                session.catalog = Some(catalog);
+                return Ok(());
+            }
+            ast::Use::Default => {
+                session.catalog = None;
+                session.schema = None;
+                return Ok(());
+            }
+            other => {
+                return Err(QueryError::NotSupported(format!(
+                    "{other}: Osprey switches schemas and catalogs only"
+                )));
+            }
+        };
+        if let Some(catalog) = &catalog
+            && catalog != lakehouse.catalog_name()
+        {
+            return Err(QueryError::InvalidStatement(format!(
+                "catalog {catalog} does not exist (the catalog is {})",
+                lakehouse.catalog_name()
+            )));
+        }
+        if !lakehouse.schema_exists(&schema) {
+            return Err(QueryError::InvalidStatement(format!(
+                "schema {schema} does not exist: SHOW SCHEMAS lists them, CREATE SCHEMA {schema} \
+                 makes it"
+            )));
+        }
+        session.catalog = catalog;
+        session.schema = Some(schema);
+        Ok(())
+    }
+
     /// The schema of the statement's result, without running anything.
-    pub async fn describe(&self, sql: &str) -> Result<SchemaRef, QueryError> {
-        let plan = self.ctx.state().create_logical_plan(sql).await?;
+    pub async fn describe(
+        &self,
+        session: &SessionSettings,
+        sql: &str,
+    ) -> Result<SchemaRef, QueryError> {
+        let state = self.state_for(session)?;
+        let dialect = state.config_options().sql_parser.dialect;
+        let statement = state.sql_to_statement(sql, &dialect)?;
+        // Statements Osprey runs itself, which DataFusion cannot plan.
+        if let DFStatement::Statement(ast_statement) = &statement {
+            match ast_statement.as_ref() {
+                ast::Statement::Use(_) => return Ok(PreparedStatement::ddl_done().schema()),
+                ast::Statement::Unload { .. } => return Ok(PreparedStatement::done(0).schema()),
+                _ => {}
+            }
+        }
+        let plan = state.statement_to_plan(statement).await?;
         Ok(Arc::new(plan.schema().as_arrow().clone()))
     }
 
     /// Runs a prepared statement and streams its result.
-    pub async fn execute(&self, statement: PreparedStatement) -> Result<Execution, QueryError> {
+    pub async fn execute(
+        &self,
+        session: &SessionSettings,
+        statement: PreparedStatement,
+    ) -> Result<Execution, QueryError> {
         let plan = match statement {
             PreparedStatement::Done {
                 schema,
@@ -526,7 +643,7 @@ impl QueryEngine {
             }
             PreparedStatement::Query(plan) => plan,
         };
-        let mut state = self.ctx.state();
+        let mut state = self.state_for(session)?;
         match &plan {
             LogicalPlan::Explain(explain) => {
                 return Ok(Execution {
@@ -601,14 +718,13 @@ fn table_reference_from_parts(parts: &[String]) -> Result<TableReference, QueryE
     })
 }
 
-/// `SET`, `RESET`, `PREPARE`, transactions: these act on a client session, and the coordinator
-/// has no per-client sessions yet. Running them on the shared context would change settings
-/// for every user, so they are refused.
+/// SQL `PREPARE`/`EXECUTE`/`DEALLOCATE` and transactions are refused: clients prepare through
+/// their protocol (Flight SQL prepared statements), and Osprey has no transactions.
 fn refuse_session_statements(plan: &LogicalPlan) -> Result<(), QueryError> {
     if let LogicalPlan::Statement(statement) = plan {
         return Err(QueryError::NotSupported(format!(
-            "{} acts on a client session, and Osprey has no per-client sessions yet; \
-             the statement was not run",
+            "{}: Osprey has no SQL-level prepared statements or transactions; prepare through \
+             the client driver instead. The statement was not run",
             statement.name()
         )));
     }

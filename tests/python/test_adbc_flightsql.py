@@ -115,3 +115,30 @@ def test_execute_update_runs_ddl_and_insert(cluster):
         assert cur.adbc_statement.execute_update() == 3
         cur.execute("SELECT sum(id) FROM updates.t")
         assert cur.fetchone() == (6,)
+
+
+def test_use_and_set_last_for_the_connection_only(cluster):
+    with connect(cluster) as first, connect(cluster) as second:
+        with first.cursor() as cur:
+            cur.execute("USE tpch")
+            cur.execute("SELECT count(*) FROM region")
+            assert cur.fetchone() == (5,)
+            cur.execute("SET TIME ZONE = '+02:00'")
+            cur.execute("SHOW TIME ZONE")
+            assert cur.fetchone() == ("datafusion.execution.time_zone", "+02:00")
+            with pytest.raises(adbc_driver_manager.ProgrammingError, match="does not exist"):
+                cur.execute("USE no_such_schema")
+            with pytest.raises(adbc_driver_manager.ProgrammingError, match="batch_size"):
+                cur.execute("SET datafusion.execution.batch_size = 'many'")
+            # A failed USE leaves the session where it was.
+            cur.execute("SELECT count(*) FROM nation")
+            assert cur.fetchone() == (25,)
+            cur.execute("RESET TIME ZONE")
+            cur.execute("SHOW TIME ZONE")
+            assert cur.fetchone() == ("datafusion.execution.time_zone", None)
+        # Another connection is its own session: the default schema, no SET.
+        with second.cursor() as cur:
+            with pytest.raises(adbc_driver_manager.ProgrammingError, match="not found"):
+                cur.execute("SELECT count(*) FROM region")
+            cur.execute("SELECT count(*) FROM tpch.region")
+            assert cur.fetchone() == (5,)

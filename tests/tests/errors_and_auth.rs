@@ -37,23 +37,23 @@ async fn bad_queries_get_clear_errors_and_the_service_stays_up() {
         assert_eq!(canonical_rows(&batches), vec!["5".to_string()]);
     }
 
-    // Session statements are refused rather than applied to every user.
+    // SET applies to this client's session only, never to every user.
     let setting = "SELECT value FROM information_schema.df_settings \
                    WHERE name = 'datafusion.execution.target_partitions'";
     let (_, before) = client.query(setting).await.unwrap();
-    let err = client
+    assert_ne!(canonical_rows(&before), vec!["7".to_string()]);
+    client
         .query("SET datafusion.execution.target_partitions = 7")
         .await
-        .expect_err("SET is refused");
+        .unwrap();
+    let (_, mine) = client.query(setting).await.unwrap();
+    assert_eq!(canonical_rows(&mine), vec!["7".to_string()]);
+    let mut other = cluster.client().await;
+    let (_, theirs) = other.query(setting).await.unwrap();
+    assert_eq!(canonical_rows(&theirs), canonical_rows(&before));
+    // SQL-level transactions are refused.
+    let err = client.query("BEGIN").await.expect_err("BEGIN is refused");
     assert_eq!(status_code(&err), Some(tonic::Code::Unimplemented), "{err}");
-    assert!(
-        err.to_string()
-            .contains("no per-client sessions yet; the statement was not run"),
-        "{err}"
-    );
-    let (_, after) = client.query(setting).await.unwrap();
-    assert_eq!(canonical_rows(&after), canonical_rows(&before));
-    assert_ne!(canonical_rows(&after), vec!["7".to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@ use crate::auth::{AuthError, Authenticator, Principal, basic_credentials};
 use crate::expiring::ExpiringStore;
 use crate::history::TrackedQuery;
 use crate::query::{PreparedStatement, QueryEngine, QueryError};
+use crate::session::{SessionSettings, SessionStore};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
@@ -79,6 +80,8 @@ impl Default for FlightSqlLimits {
 struct TicketEntry {
     user: String,
     statement: PreparedStatement,
+    /// The session's settings when the statement was planned; it runs with them.
+    session: SessionSettings,
     /// The statement's history record; dropping an unfetched ticket records it as cancelled.
     tracked: TrackedQuery,
 }
@@ -102,6 +105,7 @@ pub struct FlightSqlFrontDoor {
     prepared: ExpiringStore<PreparedEntry>,
     sql_info: std::sync::Arc<SqlInfoData>,
     xdbc_type_info: std::sync::Arc<XdbcTypeInfoData>,
+    sessions: SessionStore,
 }
 
 impl FlightSqlFrontDoor {
@@ -112,6 +116,7 @@ impl FlightSqlFrontDoor {
             auth,
             tickets: ExpiringStore::new(limits.ticket_ttl, limits.max_open_handles),
             prepared: ExpiringStore::new(limits.prepared_statement_ttl, limits.max_open_handles),
+            sessions: SessionStore::default(),
             sql_info: std::sync::Arc::new(metadata::build_sql_info(engine.session())),
             xdbc_type_info: std::sync::Arc::new(
                 XdbcTypeInfoDataBuilder::new()
@@ -130,6 +135,39 @@ impl FlightSqlFrontDoor {
         self.auth.check_authorization(header).map_err(auth_status)
     }
 
+    /// The settings of the session `user`'s request belongs to.
+    fn session_of(&self, user: &Principal) -> SessionSettings {
+        user.session_id
+            .as_deref()
+            .map(|id| self.sessions.get(id))
+            .unwrap_or_default()
+    }
+
+    /// Plans `sql` in the caller's session (running DDL, and `USE`/`SET`, which change the
+    /// session).
+    async fn prepare_in_session(
+        &self,
+        user: &Principal,
+        sql: &str,
+    ) -> Result<(PreparedStatement, SessionSettings), QueryError> {
+        let before = self.session_of(user);
+        let mut session = before.clone();
+        let statement = self.engine.prepare_with(&mut session, sql).await?;
+        if session != before {
+            let Some(id) = &user.session_id else {
+                return Err(QueryError::InvalidStatement(
+                    "USE, SET and RESET change a session, and this request has none: log in \
+                     with the Flight SQL Handshake and send its bearer token"
+                        .to_string(),
+                ));
+            };
+            let auth = self.auth.clone();
+            self.sessions
+                .put(id, session.clone(), |token| auth.check_token(token).is_ok());
+        }
+        Ok((statement, session))
+    }
+
     /// Plans `sql` (running DDL), and returns a FlightInfo whose single ticket fetches the result.
     async fn flight_info_for(
         &self,
@@ -139,7 +177,7 @@ impl FlightSqlFrontDoor {
     ) -> Result<Response<FlightInfo>, Status> {
         let started = std::time::Instant::now();
         let tracked = self.engine.history().begin(&user.user, FRONT_DOOR, sql);
-        let statement = self.engine.prepare(sql).await.map_err(|err| {
+        let (statement, session) = self.prepare_in_session(user, sql).await.map_err(|err| {
             tracing::info!(user = %user.user, error = %err, "statement rejected");
             tracked.fail(&err);
             query_status(err)
@@ -163,6 +201,7 @@ impl FlightSqlFrontDoor {
         let handle = self.tickets.insert(TicketEntry {
             user: user.user.clone(),
             statement,
+            session,
             tracked,
         });
         let ticket = TicketStatementQuery {
@@ -184,7 +223,7 @@ impl FlightSqlFrontDoor {
     /// Runs `sql` to completion and returns the number of rows it changed (-1 when unknown).
     async fn run_update(&self, user: &Principal, sql: &str) -> Result<i64, Status> {
         let tracked = self.engine.history().begin(&user.user, FRONT_DOOR, sql);
-        let result = self.run_update_tracked(sql, &tracked).await;
+        let result = self.run_update_tracked(user, sql, &tracked).await;
         match &result {
             Ok(_) => tracked.succeed(),
             Err(err) => tracked.fail(err),
@@ -194,10 +233,11 @@ impl FlightSqlFrontDoor {
 
     async fn run_update_tracked(
         &self,
+        user: &Principal,
         sql: &str,
         tracked: &TrackedQuery,
     ) -> Result<i64, QueryError> {
-        let statement = self.engine.prepare(sql).await?;
+        let (statement, session) = self.prepare_in_session(user, sql).await?;
         if let PreparedStatement::Done {
             rows,
             bytes_scanned,
@@ -208,7 +248,7 @@ impl FlightSqlFrontDoor {
             tracked.add_bytes_scanned(bytes_scanned);
             return Ok(rows.min(i64::MAX as u64) as i64);
         }
-        let execution = self.engine.execute(statement).await?;
+        let execution = self.engine.execute(&session, statement).await?;
         tracked.add_bytes_scanned(execution.bytes_scanned);
         let mut stream = execution.stream;
         let mut count: Option<i64> = None;
@@ -379,10 +419,14 @@ impl FlightSqlService for FlightSqlFrontDoor {
         let schema: SchemaRef = entry.statement.schema();
         let tracked = entry.tracked;
         let already_ran = matches!(entry.statement, PreparedStatement::Done { .. });
-        let execution = self.engine.execute(entry.statement).await.map_err(|err| {
-            tracked.fail(&err);
-            query_status(err)
-        })?;
+        let execution = self
+            .engine
+            .execute(&entry.session, entry.statement)
+            .await
+            .map_err(|err| {
+                tracked.fail(&err);
+                query_status(err)
+            })?;
         let stream = if already_ran {
             // Its rows (written) and bytes were counted when it ran.
             execution.stream
@@ -409,7 +453,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         // Planning only: DDL runs when the prepared statement is executed.
         let schema = self
             .engine
-            .describe(&query.query)
+            .describe(&self.session_of(&user), &query.query)
             .await
             .map_err(query_status)?;
         let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())

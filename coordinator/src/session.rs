@@ -1,0 +1,160 @@
+//! Per-client session settings: the current catalog and schema (`USE`), and DataFusion options
+//! changed with `SET` (undone with `RESET`).
+//!
+//! The coordinator's shared `SessionContext` is never changed by a client: each statement is
+//! planned and run on a copy of its state with the client's settings applied. Front doors keep
+//! one [`SessionSettings`] per client session in a [`SessionStore`].
+
+use crate::query::QueryError;
+use datafusion::common::config::ConfigOptions;
+use datafusion::execution::context::SessionState;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// What one client session changed from the server's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// The current catalog (`USE catalog.schema`), if changed.
+    pub catalog: Option<String>,
+    /// The current schema (`USE schema`), if changed.
+    pub schema: Option<String>,
+    /// Options changed with `SET`, by their full DataFusion key.
+    pub options: BTreeMap<String, String>,
+}
+
+impl SessionSettings {
+    /// Applies the settings to a copy of the server's state.
+    ///
+    /// ```
+    /// use datafusion::prelude::SessionContext;
+    /// use osprey_coordinator::session::SessionSettings;
+    ///
+    /// let ctx = SessionContext::new();
+    /// let mut settings = SessionSettings::default();
+    /// settings.schema = Some("sales".into());
+    /// settings.set(ctx.state().config_options(), "datafusion.execution.target_partitions", "3").unwrap();
+    /// let mut state = ctx.state();
+    /// settings.apply(&mut state).unwrap();
+    /// assert_eq!(state.config_options().catalog.default_schema, "sales");
+    /// assert_eq!(state.config_options().execution.target_partitions, 3);
+    /// ```
+    pub fn apply(&self, state: &mut SessionState) -> Result<(), QueryError> {
+        let options = state.config_mut().options_mut();
+        for (key, value) in &self.options {
+            options
+                .set(key, value)
+                .map_err(|err| QueryError::InvalidStatement(err.strip_backtrace()))?;
+        }
+        if let Some(catalog) = &self.catalog {
+            options.catalog.default_catalog = catalog.clone();
+        }
+        if let Some(schema) = &self.schema {
+            options.catalog.default_schema = schema.clone();
+        }
+        Ok(())
+    }
+
+    /// `SET variable = value`: checked against `defaults` (unknown keys and bad values are
+    /// refused), then kept. `TIME ZONE`/`timezone` name DataFusion's time zone option.
+    pub fn set(
+        &mut self,
+        defaults: &ConfigOptions,
+        variable: &str,
+        value: &str,
+    ) -> Result<(), QueryError> {
+        let key = option_key(variable);
+        let mut check = defaults.clone();
+        check.set(&key, value).map_err(|err| {
+            QueryError::InvalidStatement(format!(
+                "SET {variable}: {}; SHOW ALL lists the settings",
+                err.strip_backtrace()
+            ))
+        })?;
+        self.options.insert(key, value.to_string());
+        Ok(())
+    }
+
+    /// `RESET variable` (or `RESET ALL`): back to the server's default.
+    pub fn reset(&mut self, variable: &str) {
+        if variable.eq_ignore_ascii_case("all") {
+            self.options.clear();
+        } else {
+            self.options.remove(&option_key(variable));
+        }
+    }
+}
+
+/// The DataFusion key a `SET` names.
+fn option_key(variable: &str) -> String {
+    let lower = variable.trim().to_lowercase();
+    match lower.as_str() {
+        "timezone" | "time zone" | "time_zone" => "datafusion.execution.time_zone".to_string(),
+        _ if lower.starts_with("datafusion.") => lower,
+        // `SET batch_size = ...` is short for the execution option, as in DataFusion's CLI.
+        _ => format!("datafusion.execution.{lower}"),
+    }
+}
+
+/// Session settings by session id (a front door's handle for one client session, such as its
+/// bearer token).
+#[derive(Debug, Clone, Default)]
+pub struct SessionStore {
+    sessions: Arc<Mutex<HashMap<String, SessionSettings>>>,
+}
+
+impl SessionStore {
+    /// The settings of session `id` (defaults if it has none).
+    pub fn get(&self, id: &str) -> SessionSettings {
+        self.lock().get(id).cloned().unwrap_or_default()
+    }
+
+    /// Stores `settings` for session `id`, and forgets sessions `is_live` rejects (their
+    /// client's token expired or was revoked).
+    pub fn put(&self, id: &str, settings: SessionSettings, is_live: impl Fn(&str) -> bool) {
+        let mut sessions = self.lock();
+        sessions.retain(|key, _| is_live(key));
+        if settings == SessionSettings::default() {
+            sessions.remove(id);
+        } else {
+            sessions.insert(id.to_string(), settings);
+        }
+    }
+
+    /// Forgets session `id`.
+    pub fn close(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionSettings>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_checks_keys_and_values_and_reset_undoes() {
+        let defaults = ConfigOptions::default();
+        let mut settings = SessionSettings::default();
+        settings.set(&defaults, "TIME ZONE", "+02:00").unwrap();
+        settings.set(&defaults, "batch_size", "100").unwrap();
+        assert_eq!(
+            settings
+                .options
+                .get("datafusion.execution.time_zone")
+                .unwrap(),
+            "+02:00"
+        );
+        let unknown = settings.set(&defaults, "datafusion.nope", "1").unwrap_err();
+        assert!(unknown.to_string().contains("SHOW ALL"), "{unknown}");
+        assert!(settings.set(&defaults, "batch_size", "many").is_err());
+        settings.reset("batch_size");
+        assert_eq!(settings.options.len(), 1);
+        settings.reset("ALL");
+        assert!(settings.options.is_empty());
+    }
+}
