@@ -83,6 +83,22 @@ impl<V: Clone> ExpiringStore<V> {
             .map(|entry| entry.value.clone())
     }
 
+    /// Changes the value under `handle` in place (its expiry unchanged); false if the handle is
+    /// unknown or expired.
+    pub fn update(&self, handle: &str, change: impl FnOnce(&mut V)) -> bool {
+        let mut entries = self.lock();
+        match entries
+            .get_mut(handle)
+            .filter(|entry| entry.expires > Instant::now())
+        {
+            Some(entry) => {
+                change(&mut entry.value);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Removes and returns the value under `handle`, unless it is unknown or expired.
     pub fn remove(&self, handle: &str) -> Option<V> {
         let mut entries = self.lock();

@@ -19,8 +19,9 @@ use crate::system_tables::{ExecutorsTable, SystemTable};
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
-use datafusion::common::DataFusionError;
 use datafusion::common::TableReference;
+use datafusion::common::metadata::ScalarAndMetadata;
+use datafusion::common::{DataFusionError, ParamValues, ScalarValue};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
@@ -124,6 +125,15 @@ pub enum PreparedStatement {
         /// Bytes of data files the statement read.
         bytes_scanned: u64,
     },
+}
+
+/// What a statement returns and takes, without running it.
+#[derive(Debug, Clone)]
+pub struct Description {
+    /// The result's schema.
+    pub schema: SchemaRef,
+    /// The placeholders' schema: `$1`, `$2`, ... in order (type `Null` where unknown).
+    pub parameters: SchemaRef,
 }
 
 /// A running query's result, and what it reads.
@@ -248,10 +258,21 @@ impl QueryEngine {
         session: &mut SessionSettings,
         sql: &str,
     ) -> Result<PreparedStatement, QueryError> {
+        self.prepare_bound(session, sql, None).await
+    }
+
+    /// [`QueryEngine::prepare_with`], with values for the statement's placeholders (`$1`, `$2`,
+    /// ... or `?` in order).
+    pub async fn prepare_bound(
+        &self,
+        session: &mut SessionSettings,
+        sql: &str,
+        parameters: Option<Vec<ScalarValue>>,
+    ) -> Result<PreparedStatement, QueryError> {
         let mut state = self.state_for(session)?;
         let stats = Arc::new(StatementStats::default());
         state.config_mut().set_extension(Arc::clone(&stats));
-        let mut prepared = self.prepare_in(state, session, sql).await?;
+        let mut prepared = self.prepare_in(state, session, sql, parameters).await?;
         if let PreparedStatement::Done { bytes_scanned, .. } = &mut prepared {
             *bytes_scanned = stats.bytes_scanned.load(Ordering::Relaxed);
         }
@@ -270,9 +291,9 @@ impl QueryEngine {
         state: SessionState,
         session: &mut SessionSettings,
         sql: &str,
+        parameters: Option<Vec<ScalarValue>>,
     ) -> Result<PreparedStatement, QueryError> {
-        let dialect = state.config_options().sql_parser.dialect;
-        let statement = state.sql_to_statement(sql, &dialect)?;
+        let statement = parse(&state, sql)?;
         if let DFStatement::Statement(ast_statement) = &statement
             && let ast::Statement::Use(target) = ast_statement.as_ref()
         {
@@ -308,6 +329,28 @@ impl QueryEngine {
             _ => None,
         };
         let plan = state.statement_to_plan(statement).await?;
+        let plan = match parameters {
+            Some(values) => plan.with_param_values(ParamValues::List(
+                values.into_iter().map(ScalarAndMetadata::from).collect(),
+            ))?,
+            None => {
+                let placeholders = plan.get_parameter_fields()?;
+                if !placeholders.is_empty() {
+                    let mut names: Vec<&String> = placeholders.keys().collect();
+                    names.sort();
+                    return Err(QueryError::InvalidStatement(format!(
+                        "the statement has placeholders ({}) but no parameter values: bind \
+                         them through the driver (a prepared statement with parameters)",
+                        names
+                            .iter()
+                            .map(|n| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                plan
+            }
+        };
         match &plan {
             LogicalPlan::Statement(Statement::SetVariable(set)) => {
                 session.set(self.ctx.state().config_options(), &set.variable, &set.value)?;
@@ -597,20 +640,45 @@ impl QueryEngine {
         &self,
         session: &SessionSettings,
         sql: &str,
-    ) -> Result<SchemaRef, QueryError> {
+    ) -> Result<Description, QueryError> {
         let state = self.state_for(session)?;
-        let dialect = state.config_options().sql_parser.dialect;
-        let statement = state.sql_to_statement(sql, &dialect)?;
+        let statement = parse(&state, sql)?;
+        let no_parameters = Arc::new(Schema::empty());
         // Statements Osprey runs itself, which DataFusion cannot plan.
         if let DFStatement::Statement(ast_statement) = &statement {
-            match ast_statement.as_ref() {
-                ast::Statement::Use(_) => return Ok(PreparedStatement::ddl_done().schema()),
-                ast::Statement::Unload { .. } => return Ok(PreparedStatement::done(0).schema()),
-                _ => {}
+            let schema = match ast_statement.as_ref() {
+                ast::Statement::Use(_) => Some(PreparedStatement::ddl_done().schema()),
+                ast::Statement::Unload { .. } => Some(PreparedStatement::done(0).schema()),
+                _ => None,
+            };
+            if let Some(schema) = schema {
+                return Ok(Description {
+                    schema,
+                    parameters: no_parameters,
+                });
             }
         }
         let plan = state.statement_to_plan(statement).await?;
-        Ok(Arc::new(plan.schema().as_arrow().clone()))
+        let mut fields: Vec<(usize, Field)> = Vec::new();
+        for (name, field) in plan.get_parameter_fields()? {
+            let position = name
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| {
+                    QueryError::InvalidStatement(format!(
+                        "placeholder {name}: use $1, $2, ... or ?"
+                    ))
+                })?;
+            let data_type = field.map_or(DataType::Null, |f| f.data_type().clone());
+            fields.push((position, Field::new(name, data_type, true)));
+        }
+        fields.sort_by_key(|(position, _)| *position);
+        Ok(Description {
+            schema: Arc::new(plan.schema().as_arrow().clone()),
+            parameters: Arc::new(Schema::new(
+                fields.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
+            )),
+        })
     }
 
     /// Runs a prepared statement and streams its result.
@@ -690,6 +758,26 @@ impl QueryEngine {
         .map_err(DataFusionError::from)?;
         Ok(Box::pin(MemoryStream::try_new(vec![batch], schema, None)?))
     }
+}
+
+/// Parses one statement, numbering `?` placeholders as `$1`, `$2`, ... in order (DataFusion
+/// plans numbered placeholders; drivers such as ADBC's send `?`).
+fn parse(state: &SessionState, sql: &str) -> Result<DFStatement, QueryError> {
+    let dialect = state.config_options().sql_parser.dialect;
+    let mut statement = state.sql_to_statement(sql, &dialect)?;
+    if let DFStatement::Statement(ast_statement) = &mut statement {
+        let mut next = 0;
+        let _ = ast::visit_expressions_mut(ast_statement.as_mut(), |expr| {
+            if let ast::Expr::Value(value) = expr
+                && matches!(&value.value, ast::Value::Placeholder(p) if p == "?")
+            {
+                next += 1;
+                value.value = ast::Value::Placeholder(format!("${next}"));
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+    Ok(statement)
 }
 
 fn unload_needs_query() -> QueryError {

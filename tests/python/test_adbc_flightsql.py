@@ -142,3 +142,24 @@ def test_use_and_set_last_for_the_connection_only(cluster):
                 cur.execute("SELECT count(*) FROM region")
             cur.execute("SELECT count(*) FROM tpch.region")
             assert cur.fetchone() == (5,)
+
+
+def test_parameters_bind_for_queries_and_updates(cluster):
+    with connect(cluster) as conn, conn.cursor() as cur:
+        cur.execute("SELECT n_name FROM tpch.nation WHERE n_nationkey = ?", (7,))
+        assert cur.fetchall() == [("GERMANY",)]
+        cur.execute(
+            "SELECT count(*) FROM tpch.nation WHERE n_regionkey = $1 AND n_nationkey > $2",
+            (1, 2),
+        )
+        assert cur.fetchone() == (3,)  # CANADA, PERU, UNITED STATES
+        # Several parameter rows: one result per row, in order.
+        cur.execute("CREATE SCHEMA IF NOT EXISTS params")
+        cur.execute("CREATE TABLE params.t (id BIGINT, name VARCHAR)")
+        cur.executemany("INSERT INTO params.t VALUES (?, ?)", [(1, "ana"), (2, "bo"), (3, "cy")])
+        cur.execute("SELECT id, name FROM params.t ORDER BY id")
+        assert cur.fetchall() == [(1, "ana"), (2, "bo"), (3, "cy")]
+    # A placeholder without a value is a clear error.
+    with connect(cluster) as conn, conn.cursor() as cur:
+        with pytest.raises(adbc_driver_manager.ProgrammingError, match="no parameter values"):
+            cur.execute("SELECT ? + 1")

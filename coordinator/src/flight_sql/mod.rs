@@ -1,9 +1,11 @@
 //! The Flight SQL front door.
 //!
-//! Supported so far: username/password Handshake returning a bearer token; statement queries
-//! (GetFlightInfo on `CommandStatementQuery`, then DoGet); prepared statements without
-//! parameters (the ADBC and JDBC drivers prepare every statement); statement updates through
-//! DoPut; GetSqlInfo and the metadata calls (catalogs, schemas, tables with `include_schema`,
+//! Supported so far: username/password Handshake returning a bearer token (one login, one
+//! session: `USE` and `SET` persist for it); statement queries (GetFlightInfo on
+//! `CommandStatementQuery`, then DoGet); prepared statements for queries and updates, with
+//! their dataset and parameter schemas, parameters (`$1` or `?`) bound with DoPut over one or
+//! more rows (a query gets one endpoint per row; an update runs per row and the counts add
+//! up); statement updates through DoPut; GetSqlInfo and the metadata calls (catalogs, schemas, tables with `include_schema`,
 //! table types; keys, cross reference and XdbcTypeInfo answer empty with their schemas; see
 //! [`metadata`]). Every call but Handshake requires the bearer token (or Basic credentials).
 //!
@@ -24,9 +26,11 @@ use crate::expiring::ExpiringStore;
 use crate::history::TrackedQuery;
 use crate::query::{PreparedStatement, QueryEngine, QueryError};
 use crate::session::{SessionSettings, SessionStore};
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::DoPutPreparedStatementResult;
 use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData, XdbcTypeInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
@@ -44,6 +48,7 @@ use arrow_flight::{
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::common::ScalarValue;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message as _;
 use std::pin::Pin;
@@ -93,7 +98,12 @@ const FRONT_DOOR: &str = "flight_sql";
 struct PreparedEntry {
     user: String,
     sql: String,
+    /// Parameter rows bound with DoPut; each row runs the statement once.
+    parameters: Vec<Vec<ScalarValue>>,
 }
+
+/// The most parameter rows one DoPut may bind.
+const MAX_PARAMETER_ROWS: usize = 10_000;
 
 /// The Flight SQL service; mount it with
 /// `arrow_flight::flight_service_server::FlightServiceServer::new(front_door)`.
@@ -149,10 +159,14 @@ impl FlightSqlFrontDoor {
         &self,
         user: &Principal,
         sql: &str,
+        parameters: Option<Vec<ScalarValue>>,
     ) -> Result<(PreparedStatement, SessionSettings), QueryError> {
         let before = self.session_of(user);
         let mut session = before.clone();
-        let statement = self.engine.prepare_with(&mut session, sql).await?;
+        let statement = self
+            .engine
+            .prepare_bound(&mut session, sql, parameters)
+            .await?;
         if session != before {
             let Some(id) = &user.session_id else {
                 return Err(QueryError::InvalidStatement(
@@ -175,13 +189,62 @@ impl FlightSqlFrontDoor {
         sql: &str,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.flight_info_for_rows(user, sql, vec![None], descriptor)
+            .await
+    }
+
+    /// Plans `sql` once per parameter row (`None`: no parameters), each with its own ticket;
+    /// the FlightInfo lists one endpoint per row, in order.
+    async fn flight_info_for_rows(
+        &self,
+        user: &Principal,
+        sql: &str,
+        rows: Vec<Option<Vec<ScalarValue>>>,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
         let started = std::time::Instant::now();
+        let mut endpoints = Vec::with_capacity(rows.len());
+        let mut schema = None;
+        let mut app_metadata = String::new();
+        for parameters in rows {
+            let (endpoint, row_schema, metadata) = self.plan_ticket(user, sql, parameters).await?;
+            endpoints.push(endpoint);
+            schema.get_or_insert(row_schema);
+            if app_metadata.is_empty() {
+                app_metadata = metadata;
+            }
+        }
+        let schema =
+            schema.unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+        let mut info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|err| Status::internal(format!("cannot encode result schema: {err}")))?
+            .with_descriptor(descriptor)
+            .with_ordered(true)
+            .with_app_metadata(app_metadata.into_bytes());
+        for endpoint in endpoints {
+            info = info.with_endpoint(endpoint);
+        }
+        tracing::debug!(user = %user.user, elapsed = ?started.elapsed(), "statement planned");
+        Ok(Response::new(info))
+    }
+
+    /// Plans one statement (with one parameter row) under a new ticket, tracked in the history.
+    async fn plan_ticket(
+        &self,
+        user: &Principal,
+        sql: &str,
+        parameters: Option<Vec<ScalarValue>>,
+    ) -> Result<(FlightEndpoint, SchemaRef, String), Status> {
         let tracked = self.engine.history().begin(&user.user, FRONT_DOOR, sql);
-        let (statement, session) = self.prepare_in_session(user, sql).await.map_err(|err| {
-            tracing::info!(user = %user.user, error = %err, "statement rejected");
-            tracked.fail(&err);
-            query_status(err)
-        })?;
+        let (statement, session) = self
+            .prepare_in_session(user, sql, parameters)
+            .await
+            .map_err(|err| {
+                tracing::info!(user = %user.user, error = %err, "statement rejected");
+                tracked.fail(&err);
+                query_status(err)
+            })?;
         let app_metadata = match &statement {
             PreparedStatement::Done {
                 rows,
@@ -209,21 +272,56 @@ impl FlightSqlFrontDoor {
         };
         let endpoint =
             FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
-        let info = FlightInfo::new()
-            .try_with_schema(&schema)
-            .map_err(|err| Status::internal(format!("cannot encode result schema: {err}")))?
-            .with_endpoint(endpoint)
-            .with_descriptor(descriptor)
-            .with_ordered(true)
-            .with_app_metadata(app_metadata.into_bytes());
-        tracing::debug!(user = %user.user, elapsed = ?started.elapsed(), "statement planned");
-        Ok(Response::new(info))
+        Ok((endpoint, schema, app_metadata))
+    }
+
+    /// Reads a DoPut stream of parameter rows (bounded in number).
+    async fn read_parameters(
+        &self,
+        stream: PeekableFlightDataStream,
+    ) -> Result<Vec<Vec<ScalarValue>>, Status> {
+        // A message carrying only the command descriptor (as the Rust client's update sends)
+        // holds no IPC data: skip it.
+        let messages = stream
+            .try_filter(|message| futures::future::ready(!message.data_header.is_empty()))
+            .map_err(FlightError::from);
+        let mut batches = FlightRecordBatchStream::new_from_flight_data(messages);
+        let mut rows = Vec::new();
+        while let Some(batch) = batches.next().await {
+            let batch = batch.map_err(|err| {
+                Status::invalid_argument(format!("cannot read the parameter batch: {err}"))
+            })?;
+            if rows.len() + batch.num_rows() > MAX_PARAMETER_ROWS {
+                return Err(Status::invalid_argument(format!(
+                    "too many parameter rows: at most {MAX_PARAMETER_ROWS} per statement"
+                )));
+            }
+            for row in 0..batch.num_rows() {
+                let values = batch
+                    .columns()
+                    .iter()
+                    .map(|column| ScalarValue::try_from_array(column, row))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|err| {
+                        Status::invalid_argument(format!("bad parameter value: {err}"))
+                    })?;
+                rows.push(values);
+            }
+        }
+        Ok(rows)
     }
 
     /// Runs `sql` to completion and returns the number of rows it changed (-1 when unknown).
-    async fn run_update(&self, user: &Principal, sql: &str) -> Result<i64, Status> {
+    async fn run_update(
+        &self,
+        user: &Principal,
+        sql: &str,
+        parameters: Option<Vec<ScalarValue>>,
+    ) -> Result<i64, Status> {
         let tracked = self.engine.history().begin(&user.user, FRONT_DOOR, sql);
-        let result = self.run_update_tracked(user, sql, &tracked).await;
+        let result = self
+            .run_update_tracked(user, sql, parameters, &tracked)
+            .await;
         match &result {
             Ok(_) => tracked.succeed(),
             Err(err) => tracked.fail(err),
@@ -235,9 +333,10 @@ impl FlightSqlFrontDoor {
         &self,
         user: &Principal,
         sql: &str,
+        parameters: Option<Vec<ScalarValue>>,
         tracked: &TrackedQuery,
     ) -> Result<i64, QueryError> {
-        let (statement, session) = self.prepare_in_session(user, sql).await?;
+        let (statement, session) = self.prepare_in_session(user, sql, parameters).await?;
         if let PreparedStatement::Done {
             rows,
             bytes_scanned,
@@ -395,8 +494,35 @@ impl FlightSqlService for FlightSqlFrontDoor {
     ) -> Result<Response<FlightInfo>, Status> {
         let user = self.authenticate(request.metadata())?;
         let entry = self.prepared_for(&user, &query.prepared_statement_handle)?;
-        self.flight_info_for(&user, &entry.sql, request.into_inner())
+        let rows = if entry.parameters.is_empty() {
+            vec![None]
+        } else {
+            entry.parameters.into_iter().map(Some).collect()
+        };
+        self.flight_info_for_rows(&user, &entry.sql, rows, request.into_inner())
             .await
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let user = self.authenticate(request.metadata())?;
+        self.prepared_for(&user, &query.prepared_statement_handle)?;
+        let rows = self.read_parameters(request.into_inner()).await?;
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
+        if !self
+            .prepared
+            .update(&handle, |entry| entry.parameters = rows)
+        {
+            return Err(Status::not_found(
+                "unknown or expired prepared statement: create it again",
+            ));
+        }
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
     }
 
     async fn do_get_statement(
@@ -451,22 +577,32 @@ impl FlightSqlService for FlightSqlFrontDoor {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let user = self.authenticate(request.metadata())?;
         // Planning only: DDL runs when the prepared statement is executed.
-        let schema = self
+        let description = self
             .engine
             .describe(&self.session_of(&user), &query.query)
             .await
             .map_err(query_status)?;
-        let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
-            .try_into()
-            .map_err(|err| Status::internal(format!("cannot encode result schema: {err}")))?;
+        let encode = |schema: &SchemaRef| -> Result<_, Status> {
+            let IpcMessage(bytes) = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+                .try_into()
+                .map_err(|err| Status::internal(format!("cannot encode a schema: {err}")))?;
+            Ok(bytes)
+        };
+        let dataset_schema = encode(&description.schema)?;
+        let parameter_schema = if description.parameters.fields().is_empty() {
+            Default::default()
+        } else {
+            encode(&description.parameters)?
+        };
         let handle = self.prepared.insert(PreparedEntry {
             user: user.user,
             sql: query.query,
+            parameters: Vec::new(),
         });
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
             dataset_schema,
-            parameter_schema: Default::default(),
+            parameter_schema,
         })
     }
 
@@ -493,7 +629,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let user = self.authenticate(request.metadata())?;
-        self.run_update(&user, &command.query).await
+        self.run_update(&user, &command.query, None).await
     }
 
     async fn do_put_prepared_statement_update(
@@ -503,7 +639,21 @@ impl FlightSqlService for FlightSqlFrontDoor {
     ) -> Result<i64, Status> {
         let user = self.authenticate(request.metadata())?;
         let entry = self.prepared_for(&user, &command.prepared_statement_handle)?;
-        self.run_update(&user, &entry.sql).await
+        let mut rows = self.read_parameters(request.into_inner()).await?;
+        // Parameters come with the update, or were bound before with DoPut on the query command.
+        if rows.is_empty() {
+            rows = entry.parameters;
+        }
+        if rows.is_empty() {
+            return self.run_update(&user, &entry.sql, None).await;
+        }
+        // One run per parameter row; the counts add up.
+        let mut total = 0i64;
+        for row in rows {
+            let count = self.run_update(&user, &entry.sql, Some(row)).await?;
+            total = total.saturating_add(count.max(0));
+        }
+        Ok(total)
     }
 
     async fn get_flight_info_sql_info(
