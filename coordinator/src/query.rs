@@ -581,58 +581,83 @@ impl QueryEngine {
         session: &mut SessionSettings,
         target: &ast::Use,
     ) -> Result<(), QueryError> {
-        let lakehouse = &self.lakehouse;
-        let (catalog, schema) = match target {
+        match target {
             ast::Use::Object(name) | ast::Use::Schema(name) | ast::Use::Database(name) => {
                 match name_parts(name).as_slice() {
-                    [schema] => (None, schema.clone()),
-                    [catalog, schema] => (Some(catalog.clone()), schema.clone()),
-                    _ => {
-                        return Err(QueryError::InvalidStatement(format!(
-                            "USE {name}: name a schema, as USE schema or USE catalog.schema"
-                        )));
-                    }
+                    [schema] => self.switch_schema(session, None, schema),
+                    [catalog, schema] => self.switch_schema(session, Some(catalog), schema),
+                    _ => Err(QueryError::InvalidStatement(format!(
+                        "USE {name}: name a schema, as USE schema or USE catalog.schema"
+                    ))),
                 }
             }
-            ast::Use::Catalog(name) => {
-                let catalog = name_parts(name).join(".");
-                if catalog != lakehouse.catalog_name() {
-                    return Err(QueryError::InvalidStatement(format!(
-                        "catalog {catalog} does not exist (the catalog is {})",
-                        lakehouse.catalog_name()
-                    )));
-                }
-                session.catalog = Some(catalog);
-                return Ok(());
-            }
+            ast::Use::Catalog(name) => self.switch_catalog(session, &name_parts(name).join(".")),
             ast::Use::Default => {
                 session.catalog = None;
                 session.schema = None;
-                return Ok(());
+                Ok(())
             }
-            other => {
-                return Err(QueryError::NotSupported(format!(
-                    "{other}: Osprey switches schemas and catalogs only"
-                )));
-            }
-        };
-        if let Some(catalog) = &catalog
-            && catalog != lakehouse.catalog_name()
-        {
-            return Err(QueryError::InvalidStatement(format!(
-                "catalog {catalog} does not exist (the catalog is {})",
-                lakehouse.catalog_name()
-            )));
+            other => Err(QueryError::NotSupported(format!(
+                "{other}: Osprey switches schemas and catalogs only"
+            ))),
         }
-        if !lakehouse.schema_exists(&schema) {
+    }
+
+    /// Makes `[catalog.]schema` the session's current schema; it must exist.
+    pub fn switch_schema(
+        &self,
+        session: &mut SessionSettings,
+        catalog: Option<&str>,
+        schema: &str,
+    ) -> Result<(), QueryError> {
+        if let Some(catalog) = catalog {
+            self.check_catalog(catalog)?;
+        }
+        if !self.lakehouse.schema_exists(schema) {
             return Err(QueryError::InvalidStatement(format!(
                 "schema {schema} does not exist: SHOW SCHEMAS lists them, CREATE SCHEMA {schema} \
                  makes it"
             )));
         }
-        session.catalog = catalog;
-        session.schema = Some(schema);
+        session.catalog = catalog.map(str::to_string);
+        session.schema = Some(schema.to_string());
         Ok(())
+    }
+
+    /// Makes `catalog` the session's current catalog; it must exist.
+    pub fn switch_catalog(
+        &self,
+        session: &mut SessionSettings,
+        catalog: &str,
+    ) -> Result<(), QueryError> {
+        self.check_catalog(catalog)?;
+        session.catalog = Some(catalog.to_string());
+        Ok(())
+    }
+
+    fn check_catalog(&self, catalog: &str) -> Result<(), QueryError> {
+        if catalog != self.lakehouse.catalog_name() {
+            return Err(QueryError::InvalidStatement(format!(
+                "catalog {catalog} does not exist (the catalog is {})",
+                self.lakehouse.catalog_name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The current catalog and schema of `session`.
+    pub fn current_schema(&self, session: &SessionSettings) -> (String, String) {
+        let defaults = &self.ctx.state().config_options().catalog.clone();
+        (
+            session
+                .catalog
+                .clone()
+                .unwrap_or_else(|| defaults.default_catalog.clone()),
+            session
+                .schema
+                .clone()
+                .unwrap_or_else(|| defaults.default_schema.clone()),
+        )
     }
 
     /// The schema of the statement's result, without running anything.

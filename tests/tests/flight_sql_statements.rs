@@ -88,3 +88,98 @@ async fn prepared_statements_bind_parameter_rows() {
         vec!["1 | ana", "2 | bo", "3 | cy"]
     );
 }
+
+/// A `SetSessionOptionsRequest` with string options, encoded by hand from Flight.proto (so the
+/// test does not share the server's message definitions).
+fn set_session_options(options: &[(&str, &str)]) -> Vec<u8> {
+    fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+        assert!(bytes.len() < 128);
+        let mut out = vec![(tag << 3) | 2, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    }
+    let mut request = Vec::new();
+    for (name, value) in options {
+        let value = field(1, value.as_bytes()); // SessionOptionValue.string_value
+        let mut entry = field(1, name.as_bytes());
+        entry.extend(field(2, &value));
+        request.extend(field(1, &entry)); // session_options map entry
+    }
+    request
+}
+
+async fn action(client: &mut osprey_tests::SqlClient, name: &str, body: Vec<u8>) -> Vec<u8> {
+    let mut results = client
+        .inner
+        .do_action(arrow_flight::Action::new(name, body))
+        .await
+        .unwrap();
+    results.message().await.unwrap().unwrap().body.to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_options_set_the_schema_and_settings() {
+    use osprey_coordinator::flight_sql::session_options::{
+        GetSessionOptionsResult, OptionValue, SetSessionOptionsResult,
+    };
+    use prost::Message;
+
+    let cluster = TestCluster::start_tpch(1);
+    let mut c = cluster.client().await;
+    rows(&mut c, "CREATE SCHEMA app").await;
+    rows(&mut c, "CREATE TABLE app.things (id BIGINT)").await;
+
+    let result = action(
+        &mut c,
+        "SetSessionOptions",
+        set_session_options(&[
+            ("catalog", "osprey"),
+            ("schema", "app"),
+            ("datafusion.execution.time_zone", "+03:00"),
+            ("no.such.option", "1"),
+            ("schema_typo", "x"),
+        ]),
+    )
+    .await;
+    let result = SetSessionOptionsResult::decode(result.as_slice()).unwrap();
+    let mut refused: Vec<&String> = result.errors.keys().collect();
+    refused.sort();
+    assert_eq!(refused, vec!["no.such.option", "schema_typo"]);
+    // Unqualified names now resolve in `app`.
+    assert_eq!(rows(&mut c, "SELECT count(*) FROM things").await, vec!["0"]);
+
+    let options = action(&mut c, "GetSessionOptions", vec![]).await;
+    let options = GetSessionOptionsResult::decode(options.as_slice()).unwrap();
+    let value = |name: &str| match options.session_options[name].option_value.clone() {
+        Some(OptionValue::StringValue(s)) => s,
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(value("schema"), "app");
+    assert_eq!(value("catalog"), "osprey");
+    assert_eq!(value("datafusion.execution.time_zone"), "+03:00");
+
+    // A schema that does not exist is refused, and the session keeps its schema.
+    let result = action(
+        &mut c,
+        "SetSessionOptions",
+        set_session_options(&[("schema", "nowhere")]),
+    )
+    .await;
+    let result = SetSessionOptionsResult::decode(result.as_slice()).unwrap();
+    assert!(result.errors.contains_key("schema"));
+    assert_eq!(rows(&mut c, "SELECT count(*) FROM things").await, vec!["0"]);
+
+    // CloseSession forgets it: back to the default schema.
+    action(&mut c, "CloseSession", vec![]).await;
+    let err = c
+        .query("SELECT count(*) FROM things")
+        .await
+        .expect_err("default schema again");
+    assert!(err.to_string().contains("things"), "{err}");
+    let err = c
+        .inner
+        .do_action(arrow_flight::Action::new("NoSuchAction", vec![]))
+        .await
+        .expect_err("unknown action");
+    assert_eq!(status_code(&err), Some(tonic::Code::InvalidArgument));
+}

@@ -20,6 +20,7 @@
 //! created them, and they expire; a ticket is good for one DoGet.
 
 pub mod metadata;
+pub mod session_options;
 
 use crate::auth::{AuthError, Authenticator, Principal, basic_credentials};
 use crate::expiring::ExpiringStore;
@@ -876,6 +877,72 @@ impl FlightSqlService for FlightSqlFrontDoor {
         self.authenticate(request.metadata())?;
         let builder = query.into_builder(&self.xdbc_type_info);
         batch_response(builder.schema(), builder.build())
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let user = self.authenticate(request.metadata())?;
+        let action = request.into_inner();
+        let body = match action.r#type.as_str() {
+            "SetSessionOptions" => {
+                let options = session_options::SetSessionOptionsRequest::decode(action.body)
+                    .map_err(|err| {
+                        Status::invalid_argument(format!("bad SetSessionOptions request: {err}"))
+                    })?;
+                let id = user.session_id.as_deref().ok_or_else(|| {
+                    Status::failed_precondition(
+                        "session options need a session: log in with the Flight SQL Handshake \
+                         and send its bearer token",
+                    )
+                })?;
+                let mut session = self.sessions.get(id);
+                let result = session_options::set_options(&self.engine, &mut session, options);
+                let auth = self.auth.clone();
+                self.sessions
+                    .put(id, session, |token| auth.check_token(token).is_ok());
+                result.encode_to_vec()
+            }
+            "GetSessionOptions" => {
+                session_options::get_options(&self.engine, &self.session_of(&user)).encode_to_vec()
+            }
+            "CloseSession" => {
+                if let Some(id) = &user.session_id {
+                    self.sessions.close(id);
+                }
+                session_options::CloseSessionResult {
+                    status: session_options::CLOSED,
+                }
+                .encode_to_vec()
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown action {other:?}: ListActions lists the supported ones"
+                )));
+            }
+        };
+        let result = arrow_flight::Result { body: body.into() };
+        Ok(Response::new(Box::pin(futures::stream::once(async {
+            Ok(result)
+        }))))
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<arrow_flight::ActionType, Status>>> {
+        let action = |name: &str, description: &str| {
+            Ok(arrow_flight::ActionType {
+                r#type: name.to_string(),
+                description: description.to_string(),
+            })
+        };
+        Some(vec![
+            action(
+                "SetSessionOptions",
+                "Set session options: catalog, schema, or DataFusion settings",
+            ),
+            action("GetSessionOptions", "The session's options"),
+            action("CloseSession", "Forget the session's options"),
+        ])
     }
 
     async fn do_get_fallback(
