@@ -18,6 +18,7 @@ use crate::session::SessionSettings;
 use crate::system_tables::{ExecutorsTable, SystemTable};
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::common::TableReference;
 use datafusion::common::metadata::ScalarAndMetadata;
@@ -53,6 +54,13 @@ pub enum QueryError {
     /// The query hit a memory or disk limit.
     #[error("resources exhausted: {0}")]
     ResourcesExhausted(String),
+    /// The data does not fit the query: division by zero, a value that does not cast,
+    /// an overflow.
+    #[error("{0}")]
+    InvalidData(String),
+    /// Storage refused Osprey's credentials for a location.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The query failed while running.
     #[error("query failed: {0}")]
     Execution(String),
@@ -78,6 +86,23 @@ impl QueryError {
             | DataFusionError::Configuration(_) => QueryError::InvalidStatement(message),
             DataFusionError::NotImplemented(_) => QueryError::NotSupported(message),
             DataFusionError::ResourcesExhausted(_) => QueryError::ResourcesExhausted(message),
+            DataFusionError::ArrowError(arrow, _)
+                if matches!(
+                    arrow.as_ref(),
+                    ArrowError::DivideByZero
+                        | ArrowError::CastError(_)
+                        | ArrowError::ArithmeticOverflow(_)
+                        | ArrowError::ParseError(_)
+                ) =>
+            {
+                QueryError::InvalidData(message)
+            }
+            DataFusionError::ObjectStore(store) if access_denied(store.as_ref()) => {
+                QueryError::PermissionDenied(format!(
+                    "{message}. Check the credentials in [[storage]] for this location (or the \
+                     environment of the coordinator and executors)"
+                ))
+            }
             _ => QueryError::Execution(message),
         }
     }
@@ -89,9 +114,32 @@ impl QueryError {
             QueryError::NotSupported(_) => "NOT_SUPPORTED",
             QueryError::NoExecutors(_) => "NO_EXECUTORS",
             QueryError::ResourcesExhausted(_) => "RESOURCES_EXHAUSTED",
+            QueryError::InvalidData(_) => "INVALID_DATA",
+            QueryError::PermissionDenied(_) => "PERMISSION_DENIED",
             QueryError::Execution(_) => "EXECUTION_FAILED",
         }
     }
+}
+
+/// Whether storage refused the credentials (HTTP 401/403). object_store reports some of these
+/// as `PermissionDenied`/`Unauthenticated`, but an S3 listing wraps them in a generic error
+/// whose status is not public API, so the error chain's text is checked too.
+fn access_denied(err: &object_store::Error) -> bool {
+    if matches!(
+        err,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) {
+        return true;
+    }
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = current {
+        let text = error.to_string();
+        if text.contains("status code: 403") || text.contains("status code: 401") {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 fn contains_no_live_executors(err: &DataFusionError) -> bool {

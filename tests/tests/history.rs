@@ -145,6 +145,26 @@ async fn statements_are_recorded_with_rows_bytes_and_errors() {
         vec!["FAILED | INVALID_STATEMENT | true"]
     );
 
+    // Data errors are the client's: InvalidArgument, recorded as INVALID_DATA.
+    let err = c
+        .query("SELECT l_orderkey / (l_linenumber - l_linenumber) FROM tpch.lineitem")
+        .await
+        .expect_err("division by zero");
+    assert_eq!(
+        osprey_tests::status_code(&err),
+        Some(tonic::Code::InvalidArgument),
+        "{err}"
+    );
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT state, error_code FROM system.queries WHERE query LIKE '%l_linenumber - l_linenumber%' \
+             AND query NOT LIKE '%system.queries%'"
+        )
+        .await,
+        vec!["FAILED | INVALID_DATA"]
+    );
+
     // Secrets never reach the history.
     let _ = c
         .query("CREATE EXTERNAL TABLE s STORED AS CSV LOCATION '/nowhere' OPTIONS ('aws.secret_access_key' 'hunter2')")

@@ -307,7 +307,12 @@ async fn lakehouse_on_s3() {
         ),
     ] {
         let (code, message) = error_of(&mut c, sql).await;
-        assert!(code.is_some(), "{sql}: {message}");
+        assert_eq!(
+            code,
+            Some(tonic::Code::PermissionDenied),
+            "{sql}: {message}"
+        );
+        assert!(message.contains("[[storage]]"), "{sql}: {message}");
         assert!(message.contains(expected), "{sql}: {message}");
         assert!(message.contains("403"), "{sql}: {message}");
     }

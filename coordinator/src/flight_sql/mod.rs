@@ -1029,6 +1029,8 @@ pub fn query_status(err: QueryError) -> Status {
         QueryError::NotSupported(_) => Status::unimplemented(message),
         QueryError::NoExecutors(_) => Status::unavailable(message),
         QueryError::ResourcesExhausted(_) => Status::resource_exhausted(message),
+        QueryError::InvalidData(_) => Status::invalid_argument(message),
+        QueryError::PermissionDenied(_) => Status::permission_denied(message),
         QueryError::Execution(_) => Status::internal(message),
     }
 }

@@ -471,5 +471,11 @@ fn normalize_location(location: &str) -> String {
 /// Storage errors while reading a location, with the location named.
 fn storage_error(location: &str, err: DataFusionError) -> QueryError {
     let message = err.strip_backtrace();
-    QueryError::InvalidStatement(format!("cannot read {location}: {message}"))
+    match QueryError::from_ref(&err) {
+        QueryError::PermissionDenied(_) => QueryError::PermissionDenied(format!(
+            "cannot read {location}: {message}. Check the credentials in [[storage]] for this \
+             location (or the environment of the coordinator and executors)"
+        )),
+        _ => QueryError::InvalidStatement(format!("cannot read {location}: {message}")),
+    }
 }

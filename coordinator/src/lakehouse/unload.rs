@@ -222,10 +222,20 @@ async fn refuse_non_empty(
              choose a new location or delete the old files first",
             object.location
         ))),
-        Some(Err(err)) => Err(QueryError::Execution(format!(
-            "cannot list the UNLOAD target {target}: {}",
-            DataFusionError::External(Box::new(err))
-        ))),
+        Some(Err(err)) => {
+            let err = DataFusionError::ObjectStore(Box::new(err));
+            let message = format!(
+                "cannot list the UNLOAD target {target}: {}",
+                err.strip_backtrace()
+            );
+            Err(match QueryError::from_ref(&err) {
+                QueryError::PermissionDenied(_) => QueryError::PermissionDenied(format!(
+                    "{message}. Check the credentials in [[storage]] for this location (or the \
+                     environment of the coordinator and executors)"
+                )),
+                _ => QueryError::Execution(message),
+            })
+        }
     }
 }
 
