@@ -29,6 +29,7 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use auth::{AuthConfig, Authenticator};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use discovery::{DiscoveryConfig, ExecutorRegistry};
+use flight_sql::client_errors::ClientErrors;
 use flight_sql::{FlightSqlFrontDoor, FlightSqlLimits};
 use history::QueryHistory;
 use lakehouse::Lakehouse;
@@ -295,7 +296,7 @@ pub async fn run_coordinator(
     on_ready(local_addr);
     tonic::transport::Server::builder()
         .add_service(
-            FlightServiceServer::new(front_door)
+            FlightServiceServer::new(ClientErrors(front_door))
                 .max_decoding_message_size(config.flight_limits.max_request_bytes),
         )
         .serve_with_incoming_shutdown(osprey_engine::tcp_incoming(listener), shutdown)

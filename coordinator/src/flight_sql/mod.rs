@@ -19,6 +19,7 @@
 //! Tickets and prepared-statement handles are opaque random handles bound to the user who
 //! created them, and they expire; a ticket is good for one DoGet.
 
+pub mod client_errors;
 pub mod metadata;
 pub mod session_options;
 
