@@ -94,6 +94,7 @@ pub struct CoordinatorSection {
     pub target_partitions: Option<usize>,
     pub bytes_per_task: Option<ByteSize>,
     pub token_ttl_secs: Option<u64>,
+    pub ticket_ttl_secs: Option<u64>,
     pub catalog_url: Option<String>,
     pub warehouse: Option<String>,
     #[serde(default, deserialize_with = "parse_optional")]

@@ -325,6 +325,9 @@ fn coordinator_config(
     if let Some(secs) = section.token_ttl_secs {
         config.auth.token_ttl = Duration::from_secs(secs);
     }
+    if let Some(secs) = section.ticket_ttl_secs {
+        config.flight_limits.ticket_ttl = Duration::from_secs(secs.max(1));
+    }
     config.auth.users = configured_users(file);
     config.catalog_url = common.catalog_url.clone().or(section.catalog_url.clone());
     config.warehouse = common.warehouse.clone().or(section.warehouse.clone());
