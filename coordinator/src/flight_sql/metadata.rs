@@ -171,7 +171,7 @@ pub fn build_sql_info(ctx: &SessionContext) -> SqlInfoData {
         SqlInfo::FlightSqlServerTransaction,
         SqlSupportedTransaction::None as i32,
     );
-    builder.append(SqlInfo::FlightSqlServerCancel, false);
+    builder.append(SqlInfo::FlightSqlServerCancel, true);
     builder.append(SqlInfo::FlightSqlServerBulkIngestion, false);
     builder.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, false);
     builder.append(SqlInfo::FlightSqlServerStatementTimeout, 0i32);

@@ -19,6 +19,7 @@
 //! Tickets and prepared-statement handles are opaque random handles bound to the user who
 //! created them, and they expire; a ticket is good for one DoGet.
 
+pub mod cancel;
 pub mod client_errors;
 pub mod metadata;
 pub mod session_options;
@@ -36,12 +37,13 @@ use arrow_flight::sql::DoPutPreparedStatementResult;
 use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData, XdbcTypeInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
-    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
-    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
-    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementQuery,
-    CommandStatementUpdate, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
+    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate, ProstMessageExt,
+    SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
@@ -118,6 +120,7 @@ pub struct FlightSqlFrontDoor {
     sql_info: std::sync::Arc<SqlInfoData>,
     xdbc_type_info: std::sync::Arc<XdbcTypeInfoData>,
     sessions: SessionStore,
+    running: cancel::RunningResults,
 }
 
 impl FlightSqlFrontDoor {
@@ -129,6 +132,7 @@ impl FlightSqlFrontDoor {
             tickets: ExpiringStore::new(limits.ticket_ttl, limits.max_open_handles),
             prepared: ExpiringStore::new(limits.prepared_statement_ttl, limits.max_open_handles),
             sessions: SessionStore::default(),
+            running: cancel::RunningResults::default(),
             sql_info: std::sync::Arc::new(metadata::build_sql_info(engine.session())),
             xdbc_type_info: std::sync::Arc::new(
                 XdbcTypeInfoDataBuilder::new()
@@ -378,7 +382,8 @@ fn with_final_app_metadata(
     messages: impl Stream<Item = Result<FlightData, Status>> + Send + 'static,
     tracked: TrackedQuery,
 ) -> FlightDataStream {
-    let start = (Box::pin(messages), None::<FlightData>, Some(tracked));
+    // Fused: after the last message the stream is polled once more to find its end.
+    let start = (Box::pin(messages.fuse()), None::<FlightData>, Some(tracked));
     Box::pin(futures::stream::unfold(
         start,
         |(mut messages, mut held, mut tracked)| async move {
@@ -569,6 +574,8 @@ impl FlightSqlService for FlightSqlFrontDoor {
             .with_schema(schema)
             .build(batches)
             .map_err(flight_error_status);
+        let (registration, registered) = self.running.register(&handle, &user.user);
+        let encoded = cancel::cancellable(encoded, registration, registered);
         Ok(Response::new(with_final_app_metadata(encoded, tracked)))
     }
 
@@ -880,6 +887,21 @@ impl FlightSqlService for FlightSqlFrontDoor {
         batch_response(builder.schema(), builder.build())
     }
 
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let user = self.authenticate(request.metadata())?;
+        let info = FlightInfo::decode(query.info)
+            .map_err(|err| Status::invalid_argument(format!("bad CancelQuery request: {err}")))?;
+        self.cancel_flight_info(&user, &info)?;
+        Ok(ActionCancelQueryResult {
+            // ActionCancelQueryResult.CancelResult.CANCELLED (the enum is not re-exported).
+            result: 1,
+        })
+    }
+
     async fn do_action_fallback(
         &self,
         request: Request<Action>,
@@ -904,6 +926,18 @@ impl FlightSqlService for FlightSqlFrontDoor {
                 self.sessions
                     .put(id, session, |token| auth.check_token(token).is_ok());
                 result.encode_to_vec()
+            }
+            "CancelFlightInfo" => {
+                let cancel =
+                    arrow_flight::CancelFlightInfoRequest::decode(action.body).map_err(|err| {
+                        Status::invalid_argument(format!("bad CancelFlightInfo request: {err}"))
+                    })?;
+                let info = cancel.info.unwrap_or_default();
+                self.cancel_flight_info(&user, &info)?;
+                arrow_flight::CancelFlightInfoResult {
+                    status: arrow_flight::CancelStatus::Cancelled as i32,
+                }
+                .encode_to_vec()
             }
             "GetSessionOptions" => {
                 session_options::get_options(&self.engine, &self.session_of(&user)).encode_to_vec()
@@ -942,6 +976,10 @@ impl FlightSqlService for FlightSqlFrontDoor {
                 "Set session options: catalog, schema, or DataFusion settings",
             ),
             action("GetSessionOptions", "The session's options"),
+            action(
+                "CancelFlightInfo",
+                "Cancel the query behind a FlightInfo, fetched or not",
+            ),
             action("CloseSession", "Forget the session's options"),
         ])
     }
@@ -962,6 +1000,41 @@ impl FlightSqlService for FlightSqlFrontDoor {
 }
 
 impl FlightSqlFrontDoor {
+    /// Cancels every statement behind `info`'s tickets that `user` owns: an unfetched ticket
+    /// is dropped (the query is recorded as cancelled), a streaming result is stopped.
+    fn cancel_flight_info(&self, user: &Principal, info: &FlightInfo) -> Result<(), Status> {
+        let mut cancelled = 0;
+        for endpoint in &info.endpoint {
+            let Some(ticket) = &endpoint.ticket else {
+                continue;
+            };
+            let Some(handle) = Any::decode(ticket.ticket.clone())
+                .ok()
+                .and_then(|any| any.unpack::<TicketStatementQuery>().ok().flatten())
+                .map(|t| String::from_utf8_lossy(&t.statement_handle).to_string())
+            else {
+                continue;
+            };
+            let owned = self
+                .tickets
+                .get(&handle)
+                .is_some_and(|entry| entry.user == user.user);
+            if owned && self.tickets.remove(&handle).is_some() {
+                cancelled += 1;
+            } else if self.running.cancel(&handle, &user.user) {
+                cancelled += 1;
+            }
+        }
+        if cancelled == 0 {
+            return Err(Status::not_found(
+                "no query of yours behind this FlightInfo is waiting or running: it finished, \
+                 was cancelled already, or its tickets are unknown",
+            ));
+        }
+        tracing::info!(user = %user.user, cancelled, "queries cancelled");
+        Ok(())
+    }
+
     fn prepared_for(&self, user: &Principal, handle: &[u8]) -> Result<PreparedEntry, Status> {
         let handle = String::from_utf8_lossy(handle).to_string();
         self.prepared

@@ -1,0 +1,96 @@
+//! CancelFlightInfo stops a query whose result is streaming, and drops one whose ticket was not
+//! fetched yet; both are recorded as cancelled, and the cluster serves the next query.
+
+use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
+use futures::TryStreamExt;
+use osprey_tests::{SqlClient, TestCluster, rows, status_code};
+use prost::Message;
+use std::time::{Duration, Instant};
+
+async fn cancel(
+    client: &mut SqlClient,
+    info: arrow_flight::FlightInfo,
+) -> Result<i32, tonic::Status> {
+    let body = CancelFlightInfoRequest { info: Some(info) }.encode_to_vec();
+    let mut results = client
+        .inner
+        .do_action(Action::new("CancelFlightInfo", body))
+        .await
+        .map_err(|err| match err {
+            arrow_flight::error::FlightError::Tonic(status) => *status,
+            other => tonic::Status::unknown(other.to_string()),
+        })?;
+    let result = results.message().await?.expect("a result");
+    Ok(CancelFlightInfoResult::decode(result.body).unwrap().status)
+}
+
+async fn state_of(client: &mut SqlClient, sql: &str) -> Vec<String> {
+    rows(
+        client,
+        &format!(
+            "SELECT state FROM system.queries WHERE query = '{}'",
+            sql.replace('\'', "''")
+        ),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_flight_info_stops_queries() {
+    let cluster = TestCluster::start_tpch(2);
+    let mut c = cluster.client().await;
+
+    // A query that would run for a very long time.
+    let endless =
+        "SELECT count(*) FROM tpch.lineitem a, tpch.lineitem b WHERE a.l_quantity < b.l_quantity";
+    let info = c.inner.execute(endless.to_string(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut reader = cluster.client().await;
+    let fetch = tokio::spawn(async move {
+        let stream = reader.inner.do_get(ticket).await?;
+        stream.try_collect::<Vec<_>>().await
+    });
+    // Wait until it is really running, then cancel it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state_of(&mut c, endless).await != vec!["RUNNING"] {
+        assert!(Instant::now() < deadline, "the query never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        cancel(&mut c, info.clone()).await.unwrap(),
+        CancelStatus::Cancelled as i32
+    );
+    let err = fetch
+        .await
+        .unwrap()
+        .expect_err("the stream ends with an error");
+    assert_eq!(status_code(&err), Some(tonic::Code::Cancelled), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_of(&mut c, endless).await != vec!["CANCELLED"] {
+        assert!(Instant::now() < deadline, "not recorded as cancelled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Cancelling again: nothing left to cancel.
+    let status = cancel(&mut c, info).await.expect_err("already cancelled");
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status}");
+
+    // A ticket cancelled before it is fetched cannot be fetched.
+    let waiting = "SELECT 7 AS waiting";
+    let info = c.inner.execute(waiting.to_string(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    cancel(&mut c, info).await.unwrap();
+    let err = c.inner.do_get(ticket).await.expect_err("cancelled ticket");
+    assert_eq!(status_code(&err), Some(tonic::Code::NotFound), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_of(&mut c, waiting).await != vec!["CANCELLED"] {
+        assert!(Instant::now() < deadline, "not recorded as cancelled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The executors serve the next query.
+    assert_eq!(
+        rows(&mut c, "SELECT count(*) FROM tpch.orders").await,
+        vec!["150000"]
+    );
+}
