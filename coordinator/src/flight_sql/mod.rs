@@ -1019,9 +1019,8 @@ impl FlightSqlFrontDoor {
                 .tickets
                 .get(&handle)
                 .is_some_and(|entry| entry.user == user.user);
-            if owned && self.tickets.remove(&handle).is_some() {
-                cancelled += 1;
-            } else if self.running.cancel(&handle, &user.user) {
+            let dropped = owned && self.tickets.remove(&handle).is_some();
+            if dropped || self.running.cancel(&handle, &user.user) {
                 cancelled += 1;
             }
         }
