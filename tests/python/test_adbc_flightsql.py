@@ -163,3 +163,24 @@ def test_parameters_bind_for_queries_and_updates(cluster):
     with connect(cluster) as conn, conn.cursor() as cur:
         with pytest.raises(adbc_driver_manager.ProgrammingError, match="no parameter values"):
             cur.execute("SELECT ? + 1")
+
+
+def test_bearer_header_instead_of_password(cluster):
+    import pyarrow.flight as flight
+
+    client = flight.FlightClient(cluster["uri"])
+    _, bearer = client.authenticate_basic_token("admin", cluster["password"])
+    with flightsql.connect(
+        cluster["uri"],
+        db_kwargs={"adbc.flight.sql.authorization_header": bearer.decode()},
+        autocommit=True,
+    ) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM tpch.region")
+        assert cur.fetchone() == (5,)
+    with pytest.raises(adbc_driver_manager.Error):
+        with flightsql.connect(
+            cluster["uri"],
+            db_kwargs={"adbc.flight.sql.authorization_header": "Bearer not-a-token"},
+            autocommit=True,
+        ) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")

@@ -99,6 +99,19 @@ async fn malformed_requests_get_clean_errors() {
         );
     }
 
+    // Substrait: refused, saying so.
+    let substrait = arrow_flight::sql::CommandStatementSubstraitPlan::default()
+        .as_any()
+        .encode_to_vec();
+    let request = raw.request(FlightDescriptor::new_cmd(substrait));
+    let status = raw
+        .client
+        .get_flight_info(request)
+        .await
+        .expect_err("substrait");
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status}");
+    assert!(status.message().contains("Substrait"), "{status}");
+
     // DoPut with a garbage descriptor and garbage data.
     let message = FlightData {
         flight_descriptor: Some(FlightDescriptor::new_cmd(b"\x01\x02".to_vec())),

@@ -33,7 +33,6 @@ use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::DoPutPreparedStatementResult;
 use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData, XdbcTypeInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
@@ -45,6 +44,7 @@ use arrow_flight::sql::{
     CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate, ProstMessageExt,
     SqlInfo, TicketStatementQuery,
 };
+use arrow_flight::sql::{CommandStatementSubstraitPlan, DoPutPreparedStatementResult};
 use arrow_flight::{
     Action, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
     HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
@@ -885,6 +885,17 @@ impl FlightSqlService for FlightSqlFrontDoor {
         self.authenticate(request.metadata())?;
         let builder = query.into_builder(&self.xdbc_type_info);
         batch_response(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_substrait_plan(
+        &self,
+        _query: CommandStatementSubstraitPlan,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(request.metadata())?;
+        Err(Status::unimplemented(
+            "Substrait plans are not supported yet: send SQL (CommandStatementQuery)",
+        ))
     }
 
     async fn do_action_cancel_query(
