@@ -1,5 +1,6 @@
 """Starts a real `osprey local` cluster (coordinator + 2 executors) for the client tests."""
 
+import contextlib
 import os
 import pathlib
 import subprocess
@@ -21,14 +22,13 @@ def osprey_bin() -> str:
     return str(path)
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("osprey-data")
+@contextlib.contextmanager
+def osprey_local(*args):
+    """Runs `osprey local ARGS` (admin password PASSWORD) and yields its Flight SQL URI."""
     env = dict(os.environ, OSPREY_ADMIN_PASSWORD=PASSWORD, RUST_LOG="warn")
     env.pop("OSPREY_CONFIG", None)
     proc = subprocess.Popen(
-        [osprey_bin(), "local", "--executors", "2", "--flight-listen", "127.0.0.1:0",
-         "--data-dir", str(data_dir), "--bytes-per-task", "1MiB"],
+        [osprey_bin(), "local", "--flight-listen", "127.0.0.1:0", *args],
         stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL, env=env, text=True,
     )
     ready = threading.Event()
@@ -44,6 +44,14 @@ def cluster(tmp_path_factory):
     if not ready.wait(120):
         proc.kill()
         raise RuntimeError("osprey local did not start within 120 s")
-    yield {"uri": address["uri"], "data_dir": data_dir, "password": PASSWORD}
+    yield address["uri"]
     proc.send_signal(2)  # Ctrl-C
     assert proc.wait(30) == 0
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("osprey-data")
+    with osprey_local("--executors", "2", "--data-dir", str(data_dir),
+                      "--bytes-per-task", "1MiB") as uri:
+        yield {"uri": uri, "data_dir": data_dir, "password": PASSWORD}

@@ -2,16 +2,13 @@
 and expiring, and the query's figures in the last message's app metadata."""
 
 import json
-import os
-import subprocess
-import threading
 import time
 
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from conftest import PASSWORD, osprey_bin
+from conftest import PASSWORD, osprey_local
 
 BOB_PASSWORD = "bob-password-for-tests"
 # pyarrow raises gRPC NOT_FOUND as ArrowKeyError.
@@ -46,28 +43,9 @@ def users_cluster(tmp_path_factory):
         "[coordinator]\nticket_ttl_secs = 2\ntpch_scale_factor = 0.01\n\n"
         f'[[users]]\nname = "bob"\npassword = "{BOB_PASSWORD}"\n'
     )
-    env = dict(os.environ, OSPREY_ADMIN_PASSWORD=PASSWORD, RUST_LOG="warn")
-    proc = subprocess.Popen(
-        [osprey_bin(), "local", "--config", str(config), "--executors", "1",
-         "--flight-listen", "127.0.0.1:0", "--data-dir", str(data_dir / "data")],
-        stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL, env=env, text=True,
-    )
-    ready = threading.Event()
-    address = {}
-
-    def read_stdout():
-        for line in proc.stdout:
-            if line.startswith("OSPREY_FLIGHT_SQL_LISTENING "):
-                address["uri"] = "grpc://" + line.split()[1]
-                ready.set()
-
-    threading.Thread(target=read_stdout, daemon=True).start()
-    if not ready.wait(120):
-        proc.kill()
-        raise RuntimeError("osprey local did not start within 120 s")
-    yield address["uri"]
-    proc.send_signal(2)
-    assert proc.wait(30) == 0
+    with osprey_local("--config", str(config), "--executors", "1",
+                      "--data-dir", str(data_dir / "data")) as uri:
+        yield uri
 
 
 def login(uri, user, password):
