@@ -183,14 +183,4 @@ impl CatalogStore {
         .map_err(db("failing unfinished queries"))?;
         Ok(result.rows_affected())
     }
-
-    /// Deletes queries submitted before `cutoff_ms`; returns how many.
-    pub async fn forget_queries_before(&self, cutoff_ms: i64) -> Result<u64, CatalogError> {
-        let result = sqlx::query("DELETE FROM osprey_queries WHERE submitted_at_ms < $1")
-            .bind(cutoff_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(db("trimming the query history"))?;
-        Ok(result.rows_affected())
-    }
 }

@@ -84,6 +84,12 @@ impl SessionSettings {
     }
 }
 
+/// Whether `variable` names one of DataFusion's settings (as `SET` reads it).
+pub fn is_known_option(defaults: &ConfigOptions, variable: &str) -> bool {
+    let key = option_key(variable);
+    defaults.entries().iter().any(|entry| entry.key == key)
+}
+
 /// The DataFusion key a `SET` names.
 fn option_key(variable: &str) -> String {
     let lower = variable.trim().to_lowercase();

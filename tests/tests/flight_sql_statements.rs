@@ -145,6 +145,8 @@ async fn session_options_set_the_schema_and_settings() {
     let mut refused: Vec<&String> = result.errors.keys().collect();
     refused.sort();
     assert_eq!(refused, vec!["no.such.option", "schema_typo"]);
+    // SetSessionOptionsResult.ErrorValue.INVALID_NAME: neither names a setting.
+    assert!(result.errors.values().all(|e| e.value == 1), "{result:?}");
     // Unqualified names now resolve in `app`.
     assert_eq!(rows(&mut c, "SELECT count(*) FROM things").await, vec!["0"]);
 

@@ -5,7 +5,7 @@
 //! field for field as in Flight.proto.
 
 use crate::query::{QueryEngine, QueryError};
-use crate::session::SessionSettings;
+use crate::session::{SessionSettings, is_known_option};
 use std::collections::HashMap;
 
 /// A session option's value (Flight.proto `SessionOptionValue`).
@@ -120,6 +120,7 @@ pub fn set_options(
     let mut options: Vec<_> = request.session_options.into_iter().collect();
     // The catalog first, so that a schema set in the same request lands in it.
     options.sort_by_key(|(name, _)| name != "catalog");
+    let defaults = engine.session().state().config_options().clone();
     for (name, value) in options {
         let Some(value) = text(&value) else {
             errors.insert(
@@ -136,21 +137,12 @@ pub fn set_options(
                 let catalog = session.catalog.clone();
                 engine.switch_schema(session, catalog.as_deref(), &value)
             }
-            _ => {
-                let defaults = engine.session().state().config_options().clone();
-                session.set(&defaults, &name, &value)
-            }
+            _ => session.set(&defaults, &name, &value),
         };
         if let Err(err) = result {
-            let kind = match name.as_str() {
-                "catalog" | "schema" => INVALID_VALUE,
-                _ if err.to_string().contains("Unrecognized")
-                    || err.to_string().contains("not found") =>
-                {
-                    INVALID_NAME
-                }
-                _ => INVALID_VALUE,
-            };
+            let known =
+                matches!(name.as_str(), "catalog" | "schema") || is_known_option(&defaults, &name);
+            let kind = if known { INVALID_VALUE } else { INVALID_NAME };
             tracing::info!(option = %name, error = %err, "session option refused");
             errors.insert(name, SetSessionOptionError { value: kind });
         }
