@@ -121,7 +121,7 @@ impl CatalogStore {
     /// record.state = QueryState::Succeeded;
     /// record.rows = 1;
     /// store.record_query(&record).await?;
-    /// assert_eq!(store.recent_queries(10).await?[0].rows, 1);
+    /// assert_eq!(store.recent_queries(None, 10).await?[0].rows, 1);
     /// # Ok(()) }
     /// ```
     pub async fn record_query(&self, record: &QueryRecord) -> Result<(), CatalogError> {
@@ -152,18 +152,30 @@ impl CatalogStore {
         tx.commit().await.map_err(db("recording a query"))
     }
 
-    /// The most recent `limit` queries, newest first.
-    pub async fn recent_queries(&self, limit: u32) -> Result<Vec<QueryRecord>, CatalogError> {
-        sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM osprey_queries ORDER BY submitted_at_ms DESC, query_id LIMIT $1"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading the query history"))?
-        .iter()
-        .map(record_from_row)
-        .collect()
+    /// The most recent `limit` queries, newest first; only `user`'s when given.
+    pub async fn recent_queries(
+        &self,
+        user: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<QueryRecord>, CatalogError> {
+        let order = "ORDER BY submitted_at_ms DESC, query_id";
+        let sql = match user {
+            Some(_) => format!(
+                "SELECT {COLUMNS} FROM osprey_queries WHERE user_name = $2 {order} LIMIT $1"
+            ),
+            None => format!("SELECT {COLUMNS} FROM osprey_queries {order} LIMIT $1"),
+        };
+        let mut query = sqlx::query(&sql).bind(i64::from(limit));
+        if let Some(user) = user {
+            query = query.bind(user);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("reading the query history"))?
+            .iter()
+            .map(record_from_row)
+            .collect()
     }
 
     /// Marks every query still RUNNING as FAILED with `reason`; returns how many. A coordinator

@@ -9,7 +9,7 @@
 //! Migrations are embedded in the binary and run at [`CatalogStore::open`]. The store holds
 //! schemas, tables and views (with their definitions as JSON), the data files of managed tables,
 //! writes in progress (so a restarted coordinator can clean up after a crash), and the query
-//! history ([`QueryRecord`]). Every change
+//! history ([`QueryRecord`]) and the users who may log in ([`UserRecord`]). Every change
 //! that must be atomic (publishing a write, creating a table with its data) is one database
 //! transaction.
 //!
@@ -25,6 +25,7 @@
 //! ```
 
 mod history;
+mod users;
 
 pub use history::{QueryRecord, QueryState};
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,7 @@ use sqlx::{AnyPool, Row};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+pub use users::{UserManagedBy, UserRecord};
 
 /// Why a catalog operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +59,7 @@ pub enum CatalogError {
     /// An object with that name exists already.
     #[error("{kind} {name} already exists")]
     AlreadyExists {
-        /// "schema", "table" or "view".
+        /// "schema", "table", "view" or "user".
         kind: &'static str,
         /// The qualified name.
         name: String,
@@ -65,7 +67,7 @@ pub enum CatalogError {
     /// No object with that name exists.
     #[error("{kind} {name} does not exist")]
     NotFound {
-        /// "schema", "table" or "view".
+        /// "schema", "table", "view" or "user".
         kind: &'static str,
         /// The qualified name.
         name: String,
@@ -244,6 +246,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("query history"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../migrations/0002_query_history.sql")),
+                false,
+            ),
+            Migration::new(
+                3,
+                Cow::Borrowed("users"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0003_users.sql")),
                 false,
             ),
         ]),

@@ -95,6 +95,9 @@ pub struct CoordinatorSection {
     pub bytes_per_task: Option<ByteSize>,
     pub token_ttl_secs: Option<u64>,
     pub ticket_ttl_secs: Option<u64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub allow_insecure_remote: Option<bool>,
     pub catalog_url: Option<String>,
     pub warehouse: Option<String>,
     #[serde(default, deserialize_with = "parse_optional")]
@@ -129,14 +132,17 @@ pub struct ExecutorSection {
 pub struct UserEntry {
     pub name: String,
     pub password: String,
+    /// Whether the user administers the service (manages users, sees every query).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl std::fmt::Debug for UserEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "UserEntry {{ name: {:?}, password: <redacted> }}",
-            self.name
+            "UserEntry {{ name: {:?}, password: <redacted>, admin: {} }}",
+            self.name, self.admin
         )
     }
 }

@@ -48,6 +48,7 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
     config.auth.users.push(UserCredential {
         name: "admin".into(),
         password: admin_password.password.clone(),
+        admin: true,
     });
 
     let executor_memory = args

@@ -7,8 +7,8 @@ mod local;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use config_file::{ByteSize, FileConfig};
-use osprey_coordinator::CoordinatorConfig;
 use osprey_coordinator::auth::UserCredential;
+use osprey_coordinator::{CoordinatorConfig, TlsFiles};
 use osprey_engine::ExchangeCompression;
 use osprey_executor::ExecutorConfig;
 use osprey_proto::ClusterSecret;
@@ -114,6 +114,20 @@ struct CoordinatorCommon {
     /// as s3://bucket/warehouse/. Default: warehouse/ in the data directory.
     #[arg(long, env = "OSPREY_WAREHOUSE", value_name = "LOCATION")]
     warehouse: Option<String>,
+
+    /// TLS certificate chain (PEM) for the Flight SQL port; needs --tls-key. TLS is required
+    /// when --flight-listen is not a loopback address.
+    #[arg(long, env = "OSPREY_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "OSPREY_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+
+    /// Serve plaintext on a non-loopback --flight-listen. Only behind a TLS-terminating proxy
+    /// or on a private network you trust: passwords and tokens cross it in the clear.
+    #[arg(long, env = "OSPREY_ALLOW_INSECURE_REMOTE")]
+    allow_insecure_remote: bool,
 }
 
 #[derive(Args, Debug)]
@@ -270,6 +284,7 @@ fn configured_users(file: &FileConfig) -> Vec<UserCredential> {
         .map(|u| UserCredential {
             name: u.name.clone(),
             password: u.password.clone(),
+            admin: u.admin,
         })
         .collect();
     if let Ok(password) = std::env::var("OSPREY_ADMIN_PASSWORD")
@@ -279,6 +294,7 @@ fn configured_users(file: &FileConfig) -> Vec<UserCredential> {
         users.push(UserCredential {
             name: "admin".into(),
             password,
+            admin: true,
         });
     }
     users
@@ -322,6 +338,16 @@ fn coordinator_config(
     if let Some(ms) = section.discovery_interval_ms {
         config.discovery.refresh_interval = Duration::from_millis(ms.max(100));
     }
+    let tls_cert = common.tls_cert.clone().or(section.tls_cert.clone());
+    let tls_key = common.tls_key.clone().or(section.tls_key.clone());
+    config.tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => bail!("--tls-cert needs --tls-key (or OSPREY_TLS_KEY, or tls_key)"),
+        (None, Some(_)) => bail!("--tls-key needs --tls-cert (or OSPREY_TLS_CERT, or tls_cert)"),
+    };
+    config.allow_insecure_remote =
+        common.allow_insecure_remote || section.allow_insecure_remote.unwrap_or(false);
     if let Some(secs) = section.token_ttl_secs {
         config.auth.token_ttl = Duration::from_secs(secs);
     }
@@ -371,12 +397,6 @@ async fn run_coordinator(args: CoordinatorArgs, file: FileConfig) -> Result<()> 
         bail!(
             "no executors configured: pass --executor http://HOST:PORT (repeatable) or \
              --executor-dns HOST:PORT, or set `executors` under [coordinator]"
-        );
-    }
-    if config.auth.users.is_empty() {
-        bail!(
-            "no users configured: add a [[users]] entry to the configuration file or set \
-             OSPREY_ADMIN_PASSWORD to create the user `admin`"
         );
     }
     osprey_coordinator::run_coordinator(

@@ -1,22 +1,34 @@
-//! Client authentication: username/password checks and the bearer tokens handed out for them.
+//! Client authentication: users stored in the catalog with Argon2id password hashes, and the
+//! bearer tokens handed out when they log in.
 //!
-//! Users come from the configuration for now (the catalog will store them later). A successful
-//! login returns a random 256-bit bearer token that expires after [`AuthConfig::token_ttl`];
-//! every later request presents it.
+//! Users come from two places. The configuration (`[[users]]`, `OSPREY_ADMIN_PASSWORD`) defines
+//! *configured* users: at every start [`Authenticator::open`] writes them into the catalog
+//! (creating them, or updating a changed password or admin flag) and removes configured users
+//! that are no longer configured. SQL (`CREATE USER`, see [`crate::users`]) manages the rest.
+//!
+//! A successful login returns a random 256-bit bearer token that expires after
+//! [`AuthConfig::token_ttl`]. Tokens live in the coordinator's memory only: a restart logs
+//! everyone out. Changing a user's password or admin flag, or dropping the user, revokes the
+//! user's tokens; `ALTER USER name REVOKE TOKENS` revokes them on demand.
 
 use crate::expiring::ExpiringStore;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
+use osprey_catalog::{CatalogError, CatalogStore, UserManagedBy, UserRecord, now_ms};
+use rand::RngCore;
 use std::sync::Arc;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 
-/// A user allowed to log in.
+/// A user defined in the configuration.
 #[derive(Clone)]
 pub struct UserCredential {
     /// The login name.
     pub name: String,
     /// The password. Held in memory only; never logged.
     pub password: String,
+    /// Whether the user administers the service (manages users, sees every query).
+    pub admin: bool,
 }
 
 impl std::fmt::Debug for UserCredential {
@@ -24,6 +36,7 @@ impl std::fmt::Debug for UserCredential {
         f.debug_struct("UserCredential")
             .field("name", &self.name)
             .field("password", &"<redacted>")
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -31,7 +44,7 @@ impl std::fmt::Debug for UserCredential {
 /// Authentication settings.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    /// Users who may log in.
+    /// Users the configuration defines (written into the catalog at start).
     pub users: Vec<UserCredential>,
     /// How long a bearer token stays valid after login.
     pub token_ttl: Duration,
@@ -61,12 +74,37 @@ pub enum AuthError {
          and send the returned `authorization: Bearer <token>` header"
     )]
     Missing,
-    /// The bearer token is unknown or expired.
-    #[error("invalid or expired bearer token: log in again")]
+    /// The bearer token is unknown, expired or revoked.
+    #[error("invalid, expired or revoked bearer token: log in again")]
     BadToken,
     /// The authorization header is not `Basic` or `Bearer`.
     #[error("unsupported authorization header: use `Basic` (login) or `Bearer` (token)")]
     Malformed,
+    /// The catalog holding the users could not be read; the login may succeed later.
+    #[error("cannot check credentials now (the catalog is unavailable); try again shortly")]
+    Unavailable,
+}
+
+/// Why the authenticator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    /// The catalog could not be read or written.
+    #[error("cannot store the configured users: {0}")]
+    Catalog(#[from] CatalogError),
+    /// A password could not be hashed.
+    #[error("cannot hash the password of configured user {user}: {reason}")]
+    Hash {
+        /// The user.
+        user: String,
+        /// The hasher's reason.
+        reason: String,
+    },
+    /// Nobody could log in.
+    #[error(
+        "no users: set OSPREY_ADMIN_PASSWORD to create the admin user `admin`, or add a \
+         `[[users]]` entry to the configuration"
+    )]
+    NoUsers,
 }
 
 /// The identity a request was authenticated as.
@@ -74,62 +112,109 @@ pub enum AuthError {
 pub struct Principal {
     /// The user name.
     pub user: String,
+    /// Whether the user was an admin when it authenticated (changing the flag revokes the
+    /// user's tokens, so a token never outlives the flag it was issued with).
+    pub is_admin: bool,
     /// The client session the request belongs to: its bearer token, for clients that logged in
     /// (one login, one session). `None` for requests with Basic credentials on every call.
     pub session_id: Option<String>,
 }
 
-/// Checks passwords and issues and checks bearer tokens.
+/// Checks passwords against the users in the catalog, and issues, checks and revokes bearer
+/// tokens.
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use osprey_catalog::CatalogStore;
 /// use osprey_coordinator::auth::{AuthConfig, Authenticator, UserCredential};
 ///
-/// let auth = Authenticator::new(AuthConfig {
-///     users: vec![UserCredential { name: "ana".into(), password: "s3cret".into() }],
+/// let store = CatalogStore::open("sqlite::memory:").await.unwrap();
+/// let config = AuthConfig {
+///     users: vec![UserCredential { name: "ana".into(), password: "s3cret".into(), admin: true }],
 ///     ..AuthConfig::default()
-/// });
-/// let token = auth.login("ana", "s3cret").unwrap();
+/// };
+/// let auth = Authenticator::open(store, &config).await.unwrap();
+/// let token = auth.login("ana", "s3cret").await.unwrap();
 /// assert_eq!(auth.check_token(&token).unwrap().user, "ana");
-/// assert!(auth.login("ana", "wrong").is_err());
+/// assert!(auth.login("ana", "wrong").await.is_err());
+/// auth.revoke_token(&token);
+/// assert!(auth.check_token(&token).is_err());
+/// # }
 /// ```
 #[derive(Clone)]
 pub struct Authenticator {
-    users: Arc<Vec<UserCredential>>,
+    store: CatalogStore,
     tokens: ExpiringStore<Principal>,
+    /// A hash checked when the user does not exist, so a login takes as long either way.
+    decoy_hash: Arc<str>,
 }
 
 impl Authenticator {
-    /// An authenticator for the configured users.
-    pub fn new(config: AuthConfig) -> Self {
-        Self {
-            users: Arc::new(config.users),
-            tokens: ExpiringStore::new(config.token_ttl, config.max_tokens),
+    /// Writes the configured users into the catalog (see the module documentation) and returns
+    /// an authenticator for every stored user. Fails when nobody could log in.
+    pub async fn open(store: CatalogStore, config: &AuthConfig) -> Result<Self, AuthSetupError> {
+        sync_configured_users(&store, &config.users).await?;
+        let users = store.users().await?;
+        if users.is_empty() {
+            return Err(AuthSetupError::NoUsers);
         }
+        if !users.iter().any(|user| user.is_admin) {
+            tracing::warn!(
+                "no admin user: users can be changed only in the configuration; set \
+                 OSPREY_ADMIN_PASSWORD or `admin = true` on a `[[users]]` entry to manage them \
+                 with SQL"
+            );
+        }
+        let mut decoy = [0u8; 32];
+        rand::rng().fill_bytes(&mut decoy);
+        let decoy_password = base64::engine::general_purpose::STANDARD.encode(decoy);
+        let decoy_hash =
+            hash_blocking(decoy_password)
+                .await
+                .map_err(|reason| AuthSetupError::Hash {
+                    user: "(decoy)".to_string(),
+                    reason,
+                })?;
+        Ok(Self {
+            store,
+            tokens: ExpiringStore::new(config.token_ttl, config.max_tokens),
+            decoy_hash: decoy_hash.into(),
+        })
+    }
+
+    /// The catalog the users are stored in.
+    pub fn store(&self) -> &CatalogStore {
+        &self.store
     }
 
     /// Checks a username and password and returns a fresh bearer token.
-    pub fn login(&self, user: &str, password: &str) -> Result<String, AuthError> {
-        let principal = self.check_password(user, password)?;
+    pub async fn login(&self, user: &str, password: &str) -> Result<String, AuthError> {
+        let principal = self.check_password(user, password).await?;
         Ok(self.tokens.insert(principal))
     }
 
     /// Checks a username and password without issuing a token.
-    pub fn check_password(&self, user: &str, password: &str) -> Result<Principal, AuthError> {
-        // Compare against every user so the time taken does not reveal which names exist.
-        let mut matched = None;
-        for candidate in self.users.iter() {
-            let name_ok = candidate.name.as_bytes().ct_eq(user.as_bytes());
-            let password_ok = candidate.password.as_bytes().ct_eq(password.as_bytes());
-            if bool::from(name_ok & password_ok) {
-                matched = Some(candidate.name.clone());
-            }
-        }
-        matched
-            .map(|user| Principal {
-                user,
+    pub async fn check_password(&self, user: &str, password: &str) -> Result<Principal, AuthError> {
+        let record = self.store.user(user).await.map_err(|err| {
+            tracing::warn!(error = %err, "cannot read users from the catalog");
+            AuthError::Unavailable
+        })?;
+        // An unknown user is checked against the decoy, so the time taken does not reveal
+        // which names exist.
+        let hash = match &record {
+            Some(record) => record.password_hash.clone(),
+            None => self.decoy_hash.to_string(),
+        };
+        let matches = verify_blocking(password.to_string(), hash).await;
+        match record {
+            Some(record) if matches => Ok(Principal {
+                user: record.name,
+                is_admin: record.is_admin,
                 session_id: None,
-            })
-            .ok_or(AuthError::BadCredentials)
+            }),
+            _ => Err(AuthError::BadCredentials),
+        }
     }
 
     /// Checks a bearer token.
@@ -141,14 +226,119 @@ impl Authenticator {
 
     /// Authenticates an `authorization` header value: `Bearer <token>`, or `Basic <base64>` for
     /// clients that send their password on every call.
-    pub fn check_authorization(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+    pub async fn check_authorization(&self, header: Option<&str>) -> Result<Principal, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         if let Some(token) = strip_prefix_ignore_case(header, "bearer ") {
             return self.check_token(token.trim());
         }
         let (user, password) = basic_credentials(header)?;
-        self.check_password(&user, &password)
+        self.check_password(&user, &password).await
     }
+
+    /// Revokes one token (a logout); false if it was unknown or expired already.
+    pub fn revoke_token(&self, token: &str) -> bool {
+        self.tokens.remove(token).is_some()
+    }
+
+    /// Revokes every token of `user` except `keep` (the caller's own session); returns how
+    /// many were revoked.
+    pub fn revoke_tokens_of(&self, user: &str, keep: Option<&str>) -> usize {
+        self.tokens
+            .remove_where(keep, |principal| principal.user == user)
+    }
+
+    /// Marks the token `token` as belonging to an admin or not (after the caller changed its
+    /// own flag, so its session keeps working with the new rights).
+    pub fn set_token_admin(&self, token: &str, is_admin: bool) {
+        self.tokens
+            .update(token, |principal| principal.is_admin = is_admin);
+    }
+}
+
+/// Hashes a password as an Argon2id PHC string with a random salt, the default parameters
+/// (19 MiB, 2 passes) and on a blocking thread, since hashing takes tens of milliseconds.
+pub async fn hash_password(password: &str) -> Result<String, String> {
+    hash_blocking(password.to_string()).await
+}
+
+async fn hash_blocking(password: String) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).map_err(|err| err.to_string())?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|err| err.to_string())
+    })
+    .await
+    .map_err(|err| format!("hashing task failed: {err}"))?
+}
+
+/// Whether `password` matches the PHC string `hash` (false for an unreadable hash).
+async fn verify_blocking(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Brings the configured users into the catalog: creates missing ones, updates a changed
+/// password or admin flag, takes over a SQL user of the same name, and removes configured users
+/// no longer in the configuration.
+async fn sync_configured_users(
+    store: &CatalogStore,
+    configured: &[UserCredential],
+) -> Result<(), AuthSetupError> {
+    for user in configured {
+        let stored = store.user(&user.name).await?;
+        let unchanged = stored.as_ref().is_some_and(|stored| {
+            stored.managed_by == UserManagedBy::Config
+                && stored.is_admin == user.admin
+                && verify_password(&user.password, &stored.password_hash)
+        });
+        if unchanged {
+            continue;
+        }
+        let password_hash = hash_blocking(user.password.clone())
+            .await
+            .map_err(|reason| AuthSetupError::Hash {
+                user: user.name.clone(),
+                reason,
+            })?;
+        let record = UserRecord {
+            name: user.name.clone(),
+            password_hash,
+            is_admin: user.admin,
+            managed_by: UserManagedBy::Config,
+            created_at_ms: now_ms(),
+            updated_at_ms: now_ms(),
+        };
+        if stored.is_some() {
+            store.update_user(&record).await?;
+        } else {
+            store.create_user(&record).await?;
+        }
+        tracing::info!(user = %user.name, admin = user.admin, "configured user stored");
+    }
+    for stored in store.users().await? {
+        if stored.managed_by == UserManagedBy::Config
+            && !configured.iter().any(|user| user.name == stored.name)
+        {
+            store.drop_user(&stored.name).await?;
+            tracing::info!(user = %stored.name, "user removed from the configuration: dropped");
+        }
+    }
+    Ok(())
 }
 
 /// The user and password of a `Basic <base64>` authorization header.
@@ -182,33 +372,90 @@ fn strip_prefix_ignore_case<'a>(value: &'a str, prefix: &str) -> Option<&'a str>
 mod tests {
     use super::*;
 
-    fn authenticator(ttl: Duration) -> Authenticator {
-        Authenticator::new(AuthConfig {
+    async fn authenticator(ttl: Duration) -> Authenticator {
+        let store = CatalogStore::open("sqlite::memory:").await.unwrap();
+        let config = AuthConfig {
             users: vec![UserCredential {
                 name: "admin".into(),
                 password: "pw".into(),
+                admin: true,
             }],
             token_ttl: ttl,
-            max_tokens: 2,
-        })
+            max_tokens: 10,
+        };
+        Authenticator::open(store, &config).await.unwrap()
     }
 
-    #[test]
-    fn expired_tokens_are_refused() {
-        let auth = authenticator(Duration::ZERO);
-        let token = auth.login("admin", "pw").unwrap();
+    #[tokio::test]
+    async fn expired_and_revoked_tokens_are_refused() {
+        let auth = authenticator(Duration::ZERO).await;
+        let token = auth.login("admin", "pw").await.unwrap();
         assert_eq!(auth.check_token(&token), Err(AuthError::BadToken));
+
+        let auth = authenticator(Duration::from_secs(60)).await;
+        let first = auth.login("admin", "pw").await.unwrap();
+        let second = auth.login("admin", "pw").await.unwrap();
+        assert_eq!(auth.revoke_tokens_of("admin", Some(&second)), 1);
+        assert_eq!(auth.check_token(&first), Err(AuthError::BadToken));
+        assert!(auth.check_token(&second).unwrap().is_admin);
     }
 
-    #[test]
-    fn basic_and_bearer_headers() {
-        let auth = authenticator(Duration::from_secs(60));
+    #[tokio::test]
+    async fn unknown_users_and_wrong_passwords_look_the_same() {
+        let auth = authenticator(Duration::from_secs(60)).await;
+        assert_eq!(
+            auth.check_password("nobody", "pw").await,
+            Err(AuthError::BadCredentials)
+        );
+        assert_eq!(
+            auth.check_password("admin", "nope").await,
+            Err(AuthError::BadCredentials)
+        );
+    }
+
+    #[tokio::test]
+    async fn configured_users_follow_the_configuration() {
+        let store = CatalogStore::open("sqlite::memory:").await.unwrap();
+        let user = |name: &str, password: &str, admin| UserCredential {
+            name: name.into(),
+            password: password.into(),
+            admin,
+        };
+        let config = |users| AuthConfig {
+            users,
+            ..AuthConfig::default()
+        };
+        Authenticator::open(
+            store.clone(),
+            &config(vec![user("root", "a", true), user("bob", "b", false)]),
+        )
+        .await
+        .unwrap();
+        let stored = store.user("root").await.unwrap().unwrap();
+        assert!(stored.password_hash.starts_with("$argon2id$"));
+        // A new password takes effect; a user dropped from the configuration is removed.
+        let auth = Authenticator::open(store.clone(), &config(vec![user("root", "c", true)]))
+            .await
+            .unwrap();
+        assert!(auth.check_password("root", "c").await.is_ok());
+        assert!(auth.check_password("root", "a").await.is_err());
+        assert!(store.user("bob").await.unwrap().is_none());
+        // Nobody left to log in: refused.
+        assert!(matches!(
+            Authenticator::open(store, &config(vec![])).await,
+            Err(AuthSetupError::NoUsers)
+        ));
+    }
+
+    #[tokio::test]
+    async fn basic_and_bearer_headers() {
+        let auth = authenticator(Duration::from_secs(60)).await;
         let basic = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode("admin:pw")
         );
         assert_eq!(
-            auth.check_authorization(Some(&basic)).unwrap().user,
+            auth.check_authorization(Some(&basic)).await.unwrap().user,
             "admin"
         );
         let unpadded = format!(
@@ -216,18 +463,24 @@ mod tests {
             base64::engine::general_purpose::STANDARD_NO_PAD.encode("admin:pw")
         );
         assert_eq!(
-            auth.check_authorization(Some(&unpadded)).unwrap().user,
+            auth.check_authorization(Some(&unpadded))
+                .await
+                .unwrap()
+                .user,
             "admin"
         );
-        let token = auth.login("admin", "pw").unwrap();
+        let token = auth.login("admin", "pw").await.unwrap();
         let bearer = format!("bearer {token}");
         assert_eq!(
-            auth.check_authorization(Some(&bearer)).unwrap().user,
+            auth.check_authorization(Some(&bearer)).await.unwrap().user,
             "admin"
         );
-        assert_eq!(auth.check_authorization(None), Err(AuthError::Missing));
         assert_eq!(
-            auth.check_authorization(Some("Digest x")),
+            auth.check_authorization(None).await,
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            auth.check_authorization(Some("Digest x")).await,
             Err(AuthError::Malformed)
         );
     }

@@ -108,6 +108,15 @@ impl<V: Clone> ExpiringStore<V> {
             .map(|entry| entry.value)
     }
 
+    /// Removes every entry whose value matches `condition` except the one under `keep`; returns
+    /// how many were removed.
+    pub fn remove_where(&self, keep: Option<&str>, condition: impl Fn(&V) -> bool) -> usize {
+        let mut entries = self.lock();
+        let before = entries.len();
+        entries.retain(|handle, entry| Some(handle.as_str()) == keep || !condition(&entry.value));
+        before - entries.len()
+    }
+
     /// How many entries are held (including expired ones not yet purged).
     pub fn len(&self) -> usize {
         self.lock().len()

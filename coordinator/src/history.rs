@@ -6,12 +6,14 @@
 //! through one background writer, in order, so a slow catalog never slows queries; reads of
 //! `system.queries` first wait for everything recorded so far to be written.
 
+use crate::auth::Principal;
 use crate::query::QueryError;
 use crate::system_tables::SystemTableSource;
 use datafusion::arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::Session;
 use datafusion::common::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -101,13 +103,17 @@ impl QueryHistory {
     }
 
     /// The latest `limit` queries, newest first, including everything recorded so far.
-    pub async fn recent(&self, limit: u32) -> Result<Vec<QueryRecord>, QueryError> {
+    pub async fn recent(
+        &self,
+        user: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<QueryRecord>, QueryError> {
         let (done, flushed) = oneshot::channel();
         if self.sender.send(Event::Flush(done)).await.is_ok() {
             let _ = flushed.await;
         }
         self.store
-            .recent_queries(limit)
+            .recent_queries(user, limit)
             .await
             .map_err(|err| QueryError::Execution(format!("reading the query history: {err}")))
     }
@@ -371,10 +377,16 @@ impl SystemTableSource for QueriesTable {
         Self::table_schema()
     }
 
-    async fn snapshot(&self) -> Result<RecordBatch, DataFusionError> {
+    /// Admins (and the coordinator itself) see every query; other users their own.
+    async fn snapshot(&self, session: &dyn Session) -> Result<RecordBatch, DataFusionError> {
+        let viewer = session.config().get_extension::<Principal>();
+        let only_user = viewer
+            .as_deref()
+            .filter(|viewer| !viewer.is_admin)
+            .map(|viewer| viewer.user.as_str());
         let records = self
             .history
-            .recent(SYSTEM_QUERIES_ROWS)
+            .recent(only_user, SYSTEM_QUERIES_ROWS)
             .await
             .map_err(|err| DataFusionError::External(Box::new(err)))?;
         Self::batch(&records)

@@ -9,7 +9,7 @@
 //!
 //! let mut config = CoordinatorConfig::new(ClusterSecret::new("an-example-secret-16+chars").unwrap());
 //! config.discovery.static_executors = vec!["http://127.0.0.1:50061".parse().unwrap()];
-//! config.auth.users.push(UserCredential { name: "admin".into(), password: "pw".into() });
+//! config.auth.users.push(UserCredential { name: "admin".into(), password: "pw".into(), admin: true });
 //! run_coordinator(config, |addr| println!("Flight SQL on {addr}"), std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
@@ -24,6 +24,7 @@ pub mod query;
 pub mod session;
 pub mod system_tables;
 pub mod tpch;
+pub mod users;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use auth::{AuthConfig, Authenticator};
@@ -49,11 +50,26 @@ use std::sync::Arc;
 /// The catalog name SQL sees by default.
 pub const DEFAULT_CATALOG: &str = "osprey";
 
+/// A certificate chain and its private key, as PEM files, for TLS on the client port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The server certificate, followed by any intermediates (PEM).
+    pub cert: PathBuf,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
 /// Everything the coordinator needs to run.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
     /// Address of the Flight SQL front door.
     pub flight_listen: SocketAddr,
+    /// TLS for the Flight SQL port; `None` serves plaintext, which is allowed only on loopback
+    /// unless [`CoordinatorConfig::allow_insecure_remote`] is set.
+    pub tls: Option<TlsFiles>,
+    /// Serve plaintext on a non-loopback address (for a TLS-terminating proxy in front, or a
+    /// trusted private network). Off by default.
+    pub allow_insecure_remote: bool,
     /// Where executors are found.
     pub discovery: DiscoveryConfig,
     /// The secret presented to executors.
@@ -92,6 +108,8 @@ impl CoordinatorConfig {
     pub fn new(cluster_secret: ClusterSecret) -> Self {
         Self {
             flight_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            tls: None,
+            allow_insecure_remote: false,
             discovery: DiscoveryConfig::default(),
             cluster_secret,
             auth: AuthConfig::default(),
@@ -147,9 +165,27 @@ pub enum CoordinatorError {
     /// The gRPC server failed.
     #[error("Flight SQL server failed: {0}")]
     Server(#[from] tonic::transport::Error),
-    /// No user is configured, so nobody could log in.
-    #[error("no users configured: add at least one `[[users]]` entry to the configuration")]
-    NoUsers,
+    /// Plaintext was asked for on an address other hosts can reach.
+    #[error(
+        "refusing to serve Flight SQL without TLS on {addr}, which other hosts can reach: pass \
+         --tls-cert and --tls-key (or OSPREY_TLS_CERT/OSPREY_TLS_KEY, or tls_cert/tls_key under \
+         [coordinator]), or, behind a TLS-terminating proxy, set allow_insecure_remote = true"
+    )]
+    InsecureRemote {
+        /// The listen address.
+        addr: SocketAddr,
+    },
+    /// The TLS certificate or key could not be used.
+    #[error("TLS: cannot use {path}: {reason}")]
+    Tls {
+        /// The certificate or key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The users could not be set up (or no admin would remain).
+    #[error(transparent)]
+    Auth(#[from] auth::AuthSetupError),
 }
 
 /// The coordinator's query engine and discovery, ready to serve front doors.
@@ -242,8 +278,9 @@ impl Coordinator {
         };
         let lakehouse = Lakehouse::load(store, DEFAULT_CATALOG, &warehouse, config_options).await?;
         lakehouse::writes::clean_abandoned_writes(&lakehouse, ctx.runtime_env().as_ref()).await;
+        let auth = Authenticator::open(lakehouse.store().clone(), &config.auth).await?;
         let history = QueryHistory::start(lakehouse.store().clone()).await;
-        let engine = QueryEngine::new(ctx, lakehouse, registry.clone(), history)?;
+        let engine = QueryEngine::new(ctx, lakehouse, registry.clone(), history, auth)?;
 
         if let Some(scale_factor) = config.tpch_scale_factor {
             let dir = tpch::ensure_dataset(&config.data_dir, scale_factor, 4).await?;
@@ -271,8 +308,16 @@ pub async fn run_coordinator(
     on_ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), CoordinatorError> {
-    if config.auth.users.is_empty() {
-        return Err(CoordinatorError::NoUsers);
+    let tls = tls_config(&config)?;
+    let tls_enabled = tls.is_some();
+    let mut server = tonic::transport::Server::builder();
+    if let (Some(tls), Some(files)) = (tls, &config.tls) {
+        server = server
+            .tls_config(tls)
+            .map_err(|err| CoordinatorError::Tls {
+                path: files.key.clone(),
+                reason: format!("the key does not fit the certificate or is unusable: {err}"),
+            })?;
     }
     let listener = tokio::net::TcpListener::bind(config.flight_listen)
         .await
@@ -289,12 +334,12 @@ pub async fn run_coordinator(
     let coordinator = Coordinator::start(&config).await?;
     let front_door = FlightSqlFrontDoor::new(
         coordinator.engine.clone(),
-        Authenticator::new(config.auth.clone()),
+        coordinator.engine.auth().clone(),
         &config.flight_limits,
     );
-    tracing::info!(%local_addr, "Flight SQL listening");
+    tracing::info!(%local_addr, tls = tls_enabled, "Flight SQL listening");
     on_ready(local_addr);
-    tonic::transport::Server::builder()
+    server
         .add_service(
             FlightServiceServer::new(ClientErrors(front_door))
                 .max_decoding_message_size(config.flight_limits.max_request_bytes),
@@ -303,4 +348,47 @@ pub async fn run_coordinator(
         .await?;
     tracing::info!("coordinator stopped");
     Ok(())
+}
+
+/// The TLS settings for the client port, after checking that plaintext is acceptable when no
+/// certificate is configured.
+fn tls_config(
+    config: &CoordinatorConfig,
+) -> Result<Option<tonic::transport::ServerTlsConfig>, CoordinatorError> {
+    let Some(files) = &config.tls else {
+        if !config.flight_listen.ip().is_loopback() && !config.allow_insecure_remote {
+            return Err(CoordinatorError::InsecureRemote {
+                addr: config.flight_listen,
+            });
+        }
+        return Ok(None);
+    };
+    let read = |path: &PathBuf, what: &str| -> Result<Vec<u8>, CoordinatorError> {
+        let pem = std::fs::read(path).map_err(|err| CoordinatorError::Tls {
+            path: path.clone(),
+            reason: err.to_string(),
+        })?;
+        // Checked here so a wrong file is named, rather than failing inside the TLS stack.
+        if !String::from_utf8_lossy(&pem).contains(&format!("-----BEGIN {what}")) {
+            return Err(CoordinatorError::Tls {
+                path: path.clone(),
+                reason: format!("no PEM block `-----BEGIN {what}...` found"),
+            });
+        }
+        Ok(pem)
+    };
+    let cert = read(&files.cert, "CERTIFICATE")?;
+    let key = read(&files.key, "")?;
+    if !String::from_utf8_lossy(&key).contains("PRIVATE KEY-----") {
+        return Err(CoordinatorError::Tls {
+            path: files.key.clone(),
+            reason: "not a PEM private key (expected `-----BEGIN PRIVATE KEY-----`, \
+                     `RSA PRIVATE KEY` or `EC PRIVATE KEY`)"
+                .to_string(),
+        });
+    }
+    Ok(Some(
+        tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(cert, key)),
+    ))
 }

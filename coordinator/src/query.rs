@@ -9,6 +9,7 @@
 //! 2. [`QueryEngine::execute`] runs a planned query on the executors and returns a stream; the
 //!    coordinator never holds a whole result.
 
+use crate::auth::Authenticator;
 use crate::discovery::ExecutorRegistry;
 use crate::history::{QueriesTable, QueryHistory};
 use crate::lakehouse::Lakehouse;
@@ -16,6 +17,9 @@ use crate::lakehouse::ddl::name_parts;
 use crate::lakehouse::unload::unload_format;
 use crate::session::SessionSettings;
 use crate::system_tables::{ExecutorsTable, SystemTable};
+use crate::users::{
+    self, UserStatement, UserStatementResult, execute_user_statement, parse_user_statement,
+};
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
@@ -246,6 +250,7 @@ pub struct QueryEngine {
     ctx: SessionContext,
     lakehouse: Lakehouse,
     history: QueryHistory,
+    auth: Authenticator,
 }
 
 impl QueryEngine {
@@ -257,6 +262,7 @@ impl QueryEngine {
         lakehouse: Lakehouse,
         registry: ExecutorRegistry,
         history: QueryHistory,
+        auth: Authenticator,
     ) -> Result<Self, QueryError> {
         let catalog = lakehouse.catalog_provider();
         ctx.register_catalog(lakehouse.catalog_name(), Arc::clone(&catalog));
@@ -274,6 +280,7 @@ impl QueryEngine {
             ctx,
             lakehouse,
             history,
+            auth,
         })
     }
 
@@ -290,6 +297,11 @@ impl QueryEngine {
     /// The query history.
     pub fn history(&self) -> &QueryHistory {
         &self.history
+    }
+
+    /// The users and their tokens.
+    pub fn auth(&self) -> &Authenticator {
+        &self.auth
     }
 
     /// Parses and plans one SQL statement. DDL and writes (INSERT, CTAS, UNLOAD) run now,
@@ -341,6 +353,15 @@ impl QueryEngine {
         sql: &str,
         parameters: Option<Vec<ScalarValue>>,
     ) -> Result<PreparedStatement, QueryError> {
+        if let Some(statement) = parse_user_statement(sql)? {
+            let principal = session.principal.as_ref();
+            return Ok(
+                match execute_user_statement(&self.auth, principal, statement).await? {
+                    UserStatementResult::Done => PreparedStatement::ddl_done(),
+                    UserStatementResult::Listing(plan) => PreparedStatement::Query(plan),
+                },
+            );
+        }
         let statement = parse(&state, sql)?;
         if let DFStatement::Statement(ast_statement) = &statement
             && let ast::Statement::Use(target) = ast_statement.as_ref()
@@ -715,8 +736,17 @@ impl QueryEngine {
         sql: &str,
     ) -> Result<Description, QueryError> {
         let state = self.state_for(session)?;
-        let statement = parse(&state, sql)?;
         let no_parameters = Arc::new(Schema::empty());
+        if let Some(statement) = parse_user_statement(sql)? {
+            return Ok(Description {
+                schema: match statement {
+                    UserStatement::Show => users::listing_schema(),
+                    _ => PreparedStatement::ddl_done().schema(),
+                },
+                parameters: no_parameters,
+            });
+        }
+        let statement = parse(&state, sql)?;
         // Statements Osprey runs itself, which DataFusion cannot plan.
         if let DFStatement::Statement(ast_statement) = &statement {
             let schema = match ast_statement.as_ref() {

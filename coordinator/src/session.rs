@@ -5,6 +5,7 @@
 //! planned and run on a copy of its state with the client's settings applied. Front doors keep
 //! one [`SessionSettings`] per client session in a [`SessionStore`].
 
+use crate::auth::Principal;
 use crate::query::QueryError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::execution::context::SessionState;
@@ -20,6 +21,10 @@ pub struct SessionSettings {
     pub schema: Option<String>,
     /// Options changed with `SET`, by their full DataFusion key.
     pub options: BTreeMap<String, String>,
+    /// Who runs the session's statements; `None` for the coordinator itself (every right).
+    /// Front doors always set it. Planning sees it as a `Principal` config extension, which
+    /// `system.queries` reads to show non-admins only their own queries.
+    pub principal: Option<Principal>,
 }
 
 impl SessionSettings {
@@ -50,6 +55,11 @@ impl SessionSettings {
         }
         if let Some(schema) = &self.schema {
             options.catalog.default_schema = schema.clone();
+        }
+        if let Some(principal) = &self.principal {
+            state
+                .config_mut()
+                .set_extension(std::sync::Arc::new(principal.clone()));
         }
         Ok(())
     }
@@ -119,7 +129,11 @@ impl SessionStore {
     pub fn put(&self, id: &str, settings: SessionSettings, is_live: impl Fn(&str) -> bool) {
         let mut sessions = self.lock();
         sessions.retain(|key, _| is_live(key));
-        if settings == SessionSettings::default() {
+        let unchanged = SessionSettings {
+            principal: settings.principal.clone(),
+            ..SessionSettings::default()
+        };
+        if settings == unchanged {
             sessions.remove(id);
         } else {
             sessions.insert(id.to_string(), settings);

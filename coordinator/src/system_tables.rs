@@ -20,8 +20,8 @@ pub trait SystemTableSource: std::fmt::Debug + Send + Sync + 'static {
     /// The table's columns.
     fn schema(&self) -> SchemaRef;
 
-    /// The rows as of now.
-    async fn snapshot(&self) -> Result<RecordBatch, DataFusionError>;
+    /// The rows as of now, as `session` may see them.
+    async fn snapshot(&self, session: &dyn Session) -> Result<RecordBatch, DataFusionError>;
 }
 
 /// A read-only table that shows a fresh [`SystemTableSource::snapshot`] on every scan.
@@ -29,7 +29,7 @@ pub trait SystemTableSource: std::fmt::Debug + Send + Sync + 'static {
 /// ```
 /// use datafusion::arrow::array::RecordBatch;
 /// use datafusion::arrow::datatypes::{Schema, SchemaRef};
-/// use datafusion::catalog::TableProvider;
+/// use datafusion::catalog::{Session, TableProvider};
 /// use osprey_coordinator::system_tables::{SystemTable, SystemTableSource};
 /// use std::sync::Arc;
 ///
@@ -41,7 +41,7 @@ pub trait SystemTableSource: std::fmt::Debug + Send + Sync + 'static {
 ///     fn schema(&self) -> SchemaRef {
 ///         Arc::new(Schema::empty())
 ///     }
-///     async fn snapshot(&self) -> datafusion::error::Result<RecordBatch> {
+///     async fn snapshot(&self, _: &dyn Session) -> datafusion::error::Result<RecordBatch> {
 ///         Ok(RecordBatch::new_empty(self.schema()))
 ///     }
 /// }
@@ -69,7 +69,7 @@ impl<S: SystemTableSource> TableProvider for SystemTable<S> {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let table = MemTable::try_new(self.0.schema(), vec![vec![self.0.snapshot().await?]])?;
+        let table = MemTable::try_new(self.0.schema(), vec![vec![self.0.snapshot(state).await?]])?;
         table.scan(state, projection, filters, limit).await
     }
 }
@@ -153,7 +153,7 @@ impl SystemTableSource for ExecutorsTable {
         Self::table_schema()
     }
 
-    async fn snapshot(&self) -> Result<RecordBatch, DataFusionError> {
+    async fn snapshot(&self, _session: &dyn Session) -> Result<RecordBatch, DataFusionError> {
         self.snapshot_now()
     }
 }

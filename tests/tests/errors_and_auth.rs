@@ -103,7 +103,8 @@ async fn logins_and_tokens_are_checked() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("invalid or expired bearer token"),
+        err.to_string()
+            .contains("invalid, expired or revoked bearer token"),
         "{err}"
     );
 

@@ -142,21 +142,27 @@ impl FlightSqlFrontDoor {
         }
     }
 
-    fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
+    async fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
         let header = metadata
             .get("authorization")
             .map(|value| value.to_str())
             .transpose()
             .map_err(|_| auth_status(AuthError::Malformed))?;
-        self.auth.check_authorization(header).map_err(auth_status)
+        self.auth
+            .check_authorization(header)
+            .await
+            .map_err(auth_status)
     }
 
     /// The settings of the session `user`'s request belongs to.
     fn session_of(&self, user: &Principal) -> SessionSettings {
-        user.session_id
+        let mut session: SessionSettings = user
+            .session_id
             .as_deref()
             .map(|id| self.sessions.get(id))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        session.principal = Some(user.clone());
+        session
     }
 
     /// Plans `sql` in the caller's session (running DDL, and `USE`/`SET`, which change the
@@ -465,7 +471,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
             .to_str()
             .map_err(|_| auth_status(AuthError::Malformed))?;
         let (user, password) = basic_credentials(header).map_err(auth_status)?;
-        let token = self.auth.login(&user, &password).map_err(|err| {
+        let token = self.auth.login(&user, &password).await.map_err(|err| {
             tracing::info!(%user, "login refused");
             auth_status(err)
         })?;
@@ -489,7 +495,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let user = self.authenticate(request.metadata())?;
+        let user = self.authenticate(request.metadata()).await?;
         self.flight_info_for(&user, &query.query, request.into_inner())
             .await
     }
@@ -499,7 +505,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let user = self.authenticate(request.metadata())?;
+        let user = self.authenticate(request.metadata()).await?;
         let entry = self.prepared_for(&user, &query.prepared_statement_handle)?;
         let rows = if entry.parameters.is_empty() {
             vec![None]
@@ -515,7 +521,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let user = self.authenticate(request.metadata())?;
+        let user = self.authenticate(request.metadata()).await?;
         self.prepared_for(&user, &query.prepared_statement_handle)?;
         let rows = self.read_parameters(request.into_inner()).await?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
@@ -537,7 +543,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let user = self.authenticate(request.metadata())?;
+        let user = self.authenticate(request.metadata()).await?;
         let handle = String::from_utf8_lossy(&ticket.statement_handle).to_string();
         // Another user's ticket is treated as unknown and left in place for its owner.
         if self
@@ -584,7 +590,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let user = self.authenticate(request.metadata())?;
+        let user = self.authenticate(request.metadata()).await?;
         // Planning only: DDL runs when the prepared statement is executed.
         let description = self
             .engine
@@ -620,7 +626,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: ActionClosePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        let user = self.authenticate(request.metadata())?;
+        let user = self.authenticate(request.metadata()).await?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
         if self
             .prepared
@@ -637,7 +643,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let user = self.authenticate(request.metadata())?;
+        let user = self.authenticate(request.metadata()).await?;
         self.run_update(&user, &command.query, None).await
     }
 
@@ -646,7 +652,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         command: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let user = self.authenticate(request.metadata())?;
+        let user = self.authenticate(request.metadata()).await?;
         let entry = self.prepared_for(&user, &command.prepared_statement_handle)?;
         let mut rows = self.read_parameters(request.into_inner()).await?;
         // Parameters come with the update, or were bound before with DoPut on the query command.
@@ -670,7 +676,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
         command_flight_info(query, &schema, request.into_inner())
     }
@@ -680,7 +686,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let builder = query.into_builder(&self.sql_info);
         batch_response(builder.schema(), builder.build())
     }
@@ -690,7 +696,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let schema = query.into_builder().schema();
         command_flight_info(query, &schema, request.into_inner())
     }
@@ -700,7 +706,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let mut builder = query.into_builder();
         metadata::append_catalogs(self.engine.session(), &mut builder);
         batch_response(builder.schema(), builder.build())
@@ -711,7 +717,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let schema = query.clone().into_builder().schema();
         command_flight_info(query, &schema, request.into_inner())
     }
@@ -721,7 +727,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let mut builder = query.into_builder();
         metadata::append_schemas(self.engine.session(), &mut builder);
         batch_response(builder.schema(), builder.build())
@@ -732,7 +738,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let schema = query.clone().into_builder().schema();
         command_flight_info(query, &schema, request.into_inner())
     }
@@ -742,7 +748,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         tracing::debug!(?query, "GetTables");
         let catalog = query.catalog.clone();
         let mut builder = query.into_builder();
@@ -757,7 +763,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let schema = query.into_builder().schema();
         command_flight_info(query, &schema, request.into_inner())
     }
@@ -767,7 +773,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let mut builder = query.into_builder();
         for table_type in metadata::TABLE_TYPES {
             builder.append(table_type);
@@ -780,7 +786,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         command_flight_info(
             query,
             &metadata::primary_keys_schema(),
@@ -793,7 +799,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         _query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let schema = metadata::primary_keys_schema();
         batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
     }
@@ -803,7 +809,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetExportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         command_flight_info(
             query,
             &metadata::foreign_keys_schema(),
@@ -816,7 +822,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         _query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let schema = metadata::foreign_keys_schema();
         batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
     }
@@ -826,7 +832,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetImportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         command_flight_info(
             query,
             &metadata::foreign_keys_schema(),
@@ -839,7 +845,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         _query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let schema = metadata::foreign_keys_schema();
         batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
     }
@@ -849,7 +855,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetCrossReference,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         command_flight_info(
             query,
             &metadata::foreign_keys_schema(),
@@ -862,7 +868,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         _query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let schema = metadata::foreign_keys_schema();
         batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
     }
@@ -872,7 +878,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let schema = query.into_builder(&self.xdbc_type_info).schema();
         command_flight_info(query, &schema, request.into_inner())
     }
@@ -882,7 +888,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetXdbcTypeInfo,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let builder = query.into_builder(&self.xdbc_type_info);
         batch_response(builder.schema(), builder.build())
     }
@@ -892,7 +898,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         _query: CommandStatementSubstraitPlan,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         Err(Status::unimplemented(
             "Substrait plans are not supported yet: send SQL (CommandStatementQuery)",
         ))
@@ -903,7 +909,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: ActionCancelQueryRequest,
         request: Request<Action>,
     ) -> Result<ActionCancelQueryResult, Status> {
-        let user = self.authenticate(request.metadata())?;
+        let user = self.authenticate(request.metadata()).await?;
         let info = FlightInfo::decode(query.info)
             .map_err(|err| Status::invalid_argument(format!("bad CancelQuery request: {err}")))?;
         self.cancel_flight_info(&user, &info)?;
@@ -917,7 +923,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
-        let user = self.authenticate(request.metadata())?;
+        let user = self.authenticate(request.metadata()).await?;
         let action = request.into_inner();
         let body = match action.r#type.as_str() {
             "SetSessionOptions" => {
@@ -1000,7 +1006,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         request: Request<Ticket>,
         message: Any,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         Err(Status::unimplemented(format!(
             "DoGet for {} is not supported yet",
             message.type_url
@@ -1102,7 +1108,10 @@ fn unknown_ticket() -> Status {
 }
 
 fn auth_status(err: AuthError) -> Status {
-    Status::unauthenticated(err.to_string())
+    match err {
+        AuthError::Unavailable => Status::unavailable(err.to_string()),
+        _ => Status::unauthenticated(err.to_string()),
+    }
 }
 
 /// Maps a query failure to the gRPC status a client can act on.
