@@ -24,7 +24,9 @@ def osprey_bin() -> str:
 
 @contextlib.contextmanager
 def osprey_local(*args):
-    """Runs `osprey local ARGS` (admin password PASSWORD) and yields its Flight SQL URI."""
+    """Runs `osprey local ARGS` (admin password PASSWORD) and yields its Flight SQL URI
+    (`grpc+tls://` when ARGS turn TLS on)."""
+    scheme = "grpc+tls://" if "--tls-cert" in args else "grpc://"
     env = dict(os.environ, OSPREY_ADMIN_PASSWORD=PASSWORD, RUST_LOG="warn")
     env.pop("OSPREY_CONFIG", None)
     proc = subprocess.Popen(
@@ -37,7 +39,7 @@ def osprey_local(*args):
     def read_stdout():
         for line in proc.stdout:
             if line.startswith("OSPREY_FLIGHT_SQL_LISTENING "):
-                address["uri"] = "grpc://" + line.split()[1]
+                address["uri"] = scheme + line.split()[1]
                 ready.set()
 
     threading.Thread(target=read_stdout, daemon=True).start()
@@ -47,6 +49,14 @@ def osprey_local(*args):
     yield address["uri"]
     proc.send_signal(2)  # Ctrl-C
     assert proc.wait(30) == 0
+
+
+def make_test_certs(directory: pathlib.Path) -> dict:
+    """A throwaway CA and a server certificate for 127.0.0.1 (scripts/make-test-certs.sh)."""
+    subprocess.run(["bash", str(REPO / "scripts" / "make-test-certs.sh"), str(directory)],
+                   check=True)
+    return {name: directory / file for name, file in
+            [("ca", "ca.pem"), ("cert", "server.pem"), ("key", "server.key")]}
 
 
 @pytest.fixture(scope="session")

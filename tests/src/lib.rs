@@ -226,6 +226,37 @@ impl TestCluster {
     }
 }
 
+/// A throwaway certificate authority and a server certificate for `localhost`/`127.0.0.1` it
+/// signed, made by `scripts/make-test-certs.sh` (with the `openssl` command).
+pub struct TestCerts {
+    /// Holds the files.
+    pub dir: tempfile::TempDir,
+    /// The CA certificate clients trust (PEM).
+    pub ca: PathBuf,
+    /// The server certificate (PEM).
+    pub cert: PathBuf,
+    /// The server's private key (PEM).
+    pub key: PathBuf,
+}
+
+/// Makes a fresh [`TestCerts`].
+pub fn make_test_certs() -> TestCerts {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-test-certs.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg(dir.path())
+        .status()
+        .expect("run make-test-certs.sh");
+    assert!(status.success(), "{} failed", script.display());
+    TestCerts {
+        ca: dir.path().join("ca.pem"),
+        cert: dir.path().join("server.pem"),
+        key: dir.path().join("server.key"),
+        dir,
+    }
+}
+
 /// Runs `sql` and returns its canonical rows; panics (naming the statement) if it fails.
 pub async fn rows(client: &mut SqlClient, sql: &str) -> Vec<String> {
     let (_, batches) = client
@@ -262,6 +293,30 @@ impl SqlClient {
             .connect()
             .await
             .map_err(|e| FlightError::ExternalError(Box::new(e)))?;
+        Self::login(channel, user, password).await
+    }
+
+    /// Connects over TLS, trusting the CA certificate `ca_pem` for `localhost`, and logs in.
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        ca_pem: &[u8],
+        user: &str,
+        password: &str,
+    ) -> Result<Self, FlightError> {
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
+            .domain_name("localhost");
+        let channel = Channel::from_shared(format!("https://{addr}"))
+            .expect("valid URL")
+            .tls_config(tls)
+            .map_err(|e| FlightError::ExternalError(Box::new(e)))?
+            .connect()
+            .await
+            .map_err(|e| FlightError::ExternalError(Box::new(e)))?;
+        Self::login(channel, user, password).await
+    }
+
+    async fn login(channel: Channel, user: &str, password: &str) -> Result<Self, FlightError> {
         let mut inner = FlightSqlServiceClient::new(channel);
         inner.handshake(user, password).await?;
         Ok(Self { inner })
