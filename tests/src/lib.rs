@@ -257,6 +257,19 @@ pub fn make_test_certs() -> TestCerts {
     }
 }
 
+/// The resident memory of process `pid` in bytes (`VmRSS`), or 0 if it cannot be read.
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// Runs `sql` and returns its canonical rows; panics (naming the statement) if it fails.
 pub async fn rows(client: &mut SqlClient, sql: &str) -> Vec<String> {
     let (_, batches) = client
@@ -317,7 +330,13 @@ impl SqlClient {
     }
 
     async fn login(channel: Channel, user: &str, password: &str) -> Result<Self, FlightError> {
-        let mut inner = FlightSqlServiceClient::new(channel);
+        // Like pyarrow's and ADBC's clients, accept messages of any size (a wide row is one
+        // message), rather than tonic's 4 MiB default.
+        let mut inner = FlightSqlServiceClient::new_from_inner(
+            arrow_flight::flight_service_client::FlightServiceClient::new(channel)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        );
         inner.handshake(user, password).await?;
         Ok(Self { inner })
     }
