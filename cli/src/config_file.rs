@@ -95,6 +95,7 @@ pub struct CoordinatorSection {
     pub bytes_per_task: Option<ByteSize>,
     pub token_ttl_secs: Option<u64>,
     pub ticket_ttl_secs: Option<u64>,
+    pub max_request_bytes: Option<ByteSize>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub allow_insecure_remote: Option<bool>,

@@ -348,6 +348,9 @@ fn coordinator_config(
     };
     config.allow_insecure_remote =
         common.allow_insecure_remote || section.allow_insecure_remote.unwrap_or(false);
+    if let Some(size) = section.max_request_bytes {
+        config.flight_limits.max_request_bytes = (size.0 as usize).max(1 << 20);
+    }
     if let Some(secs) = section.token_ttl_secs {
         config.auth.token_ttl = Duration::from_secs(secs);
     }

@@ -30,7 +30,7 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use auth::{AuthConfig, Authenticator};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use discovery::{DiscoveryConfig, ExecutorRegistry};
-use flight_sql::client_errors::ClientErrors;
+use flight_sql::client_errors::{ClientErrors, OversizedRequestsLayer};
 use flight_sql::{FlightSqlFrontDoor, FlightSqlLimits};
 use history::QueryHistory;
 use lakehouse::Lakehouse;
@@ -310,7 +310,7 @@ pub async fn run_coordinator(
 ) -> Result<(), CoordinatorError> {
     let tls = tls_config(&config)?;
     let tls_enabled = tls.is_some();
-    let mut server = tonic::transport::Server::builder();
+    let mut server = tonic::transport::Server::builder().layer(OversizedRequestsLayer);
     if let (Some(tls), Some(files)) = (tls, &config.tls) {
         server = server
             .tls_config(tls)

@@ -2,6 +2,8 @@
 //! coordinator's memory bounded (it never holds the result), and neither a large plan nor a
 //! wide row hits a gRPC message limit.
 
+use datafusion::arrow::array::Array;
+use datafusion::arrow::datatypes::DataType;
 use futures::StreamExt;
 use osprey_tests::{TestCluster, rows, rss_bytes, status_code};
 use std::sync::Arc;
@@ -89,11 +91,12 @@ async fn large_plans_and_wide_rows_pass_and_oversized_requests_are_refused() {
     let lengths: Vec<usize> = batches
         .iter()
         .flat_map(|batch| {
-            let wide = batch
-                .column(2)
+            let wide = datafusion::arrow::compute::cast(batch.column(2), &DataType::LargeUtf8)
+                .expect("wide is a string");
+            let wide = wide
                 .as_any()
-                .downcast_ref::<datafusion::arrow::array::StringArray>()
-                .expect("wide is Utf8")
+                .downcast_ref::<datafusion::arrow::array::LargeStringArray>()
+                .expect("cast to LargeUtf8")
                 .clone();
             (0..wide.len()).map(move |i| wide.value(i).len())
         })

@@ -55,7 +55,7 @@ async fn prepared_statements_bind_parameter_rows() {
     let err = prepared.execute().await.expect_err("oversized parameters");
     assert_eq!(
         status_code(&err),
-        Some(tonic::Code::InvalidArgument),
+        Some(tonic::Code::ResourceExhausted),
         "{err}"
     );
     assert!(err.to_string().contains("too many parameter rows"), "{err}");

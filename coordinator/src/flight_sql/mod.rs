@@ -300,12 +300,17 @@ impl FlightSqlFrontDoor {
         let mut batches = FlightRecordBatchStream::new_from_flight_data(messages);
         let mut rows = Vec::new();
         while let Some(batch) = batches.next().await {
-            let batch = batch.map_err(|err| {
-                Status::invalid_argument(format!("cannot read the parameter batch: {err}"))
+            let batch = batch.map_err(|err| match err {
+                // A message over the size limit: ClientErrors reports it as ResourceExhausted.
+                arrow_flight::error::FlightError::Tonic(status) => *status,
+                other => {
+                    Status::invalid_argument(format!("cannot read the parameter batch: {other}"))
+                }
             })?;
             if rows.len() + batch.num_rows() > MAX_PARAMETER_ROWS {
-                return Err(Status::invalid_argument(format!(
-                    "too many parameter rows: at most {MAX_PARAMETER_ROWS} per statement"
+                return Err(Status::resource_exhausted(format!(
+                    "too many parameter rows: at most {MAX_PARAMETER_ROWS} per statement; \
+                     bind them in several executions"
                 )));
             }
             for row in 0..batch.num_rows() {
