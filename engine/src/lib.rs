@@ -7,6 +7,7 @@
 //! - [`distributed`]: the one module in Osprey that touches `datafusion-distributed`. The library
 //!   changes its API often; keeping every call behind this module keeps an upgrade to one file.
 
+pub mod cooperative;
 pub mod distributed;
 pub mod runtime;
 pub mod storage;

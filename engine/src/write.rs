@@ -487,8 +487,10 @@ impl QueryPlanner for OspreyQueryPlanner {
         logical_plan: &LogicalPlan,
         session_state: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(StagedWritePlanner)])
-            .create_physical_plan(logical_plan, session_state)
-            .await
+        let plan =
+            DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(StagedWritePlanner)])
+                .create_physical_plan(logical_plan, session_state)
+                .await?;
+        crate::cooperative::yield_inside_joins(plan)
     }
 }

@@ -270,6 +270,34 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// The CPU time process `pid` has used so far (user + system), or zero if it cannot be read.
+pub fn cpu_time(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may hold spaces) start at its closing parenthesis;
+    // utime and stime are fields 14 and 15 of the line.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_nanos(ticks * 1_000_000_000 / per_second)
+}
+
+/// The CPU time the processes `pids` use together during the next `window`.
+pub fn cpu_used_during(pids: &[u32], window: Duration) -> Duration {
+    let total = |pids: &[u32]| pids.iter().map(|&pid| cpu_time(pid)).sum::<Duration>();
+    let before = total(pids);
+    std::thread::sleep(window);
+    total(pids).saturating_sub(before)
+}
+
 /// Runs `sql` and returns its canonical rows; panics (naming the statement) if it fails.
 pub async fn rows(client: &mut SqlClient, sql: &str) -> Vec<String> {
     let (_, batches) = client

@@ -1,9 +1,10 @@
 //! CancelFlightInfo stops a query whose result is streaming, and drops one whose ticket was not
-//! fetched yet; both are recorded as cancelled, and the cluster serves the next query.
+//! fetched yet; both are recorded as cancelled, and the cluster serves the next query. A cancel
+//! and a client that disconnects both stop the work on every executor within a second.
 
 use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
 use futures::TryStreamExt;
-use osprey_tests::{SqlClient, TestCluster, rows, status_code};
+use osprey_tests::{SqlClient, TestCluster, cpu_used_during, rows, status_code};
 use prost::Message;
 use std::time::{Duration, Instant};
 
@@ -92,5 +93,87 @@ async fn cancel_flight_info_stops_queries() {
     assert_eq!(
         rows(&mut c, "SELECT count(*) FROM tpch.orders").await,
         vec!["150000"]
+    );
+}
+
+/// How a client stops a running query.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Cancel,
+    Disconnect,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_disconnect_stop_executor_work_within_a_second() {
+    let cluster = TestCluster::start_tpch(2);
+    let executors: Vec<u32> = cluster.executors.iter().map(|e| e.pid()).collect();
+    let mut c = cluster.client().await;
+    // A nested-loop join against all of lineitem: each input batch becomes billions of
+    // comparisons, the worst case for noticing a cancellation.
+    let endless =
+        "SELECT count(*) FROM tpch.lineitem a, tpch.lineitem b WHERE a.l_quantity < b.l_quantity";
+    for stop in [Stop::Cancel, Stop::Disconnect] {
+        let info = c.inner.execute(endless.to_string(), None).await.unwrap();
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let mut reader = cluster.client().await;
+        let fetch = tokio::spawn(async move {
+            let stream = reader.inner.do_get(ticket).await?;
+            stream.try_collect::<Vec<_>>().await
+        });
+        // Wait until the executors are busy with it (more than half a core between them).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let pids = executors.clone();
+            let used = tokio::task::spawn_blocking(move || {
+                cpu_used_during(&pids, Duration::from_millis(300))
+            })
+            .await
+            .unwrap();
+            if used > Duration::from_millis(150) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{stop:?}: executors never got busy"
+            );
+        }
+        let stopped_at = Instant::now();
+        match stop {
+            Stop::Cancel => {
+                cancel(&mut c, info).await.unwrap();
+            }
+            // Dropping the task drops the reader's connection mid-stream.
+            Stop::Disconnect => fetch.abort(),
+        }
+        // How long the executors took to go quiet (informational; the assertion follows).
+        let quiet_after = loop {
+            let pids = executors.clone();
+            let used = tokio::task::spawn_blocking(move || {
+                cpu_used_during(&pids, Duration::from_millis(50))
+            })
+            .await
+            .unwrap();
+            if used < Duration::from_millis(10) || stopped_at.elapsed() > Duration::from_secs(1) {
+                break stopped_at.elapsed();
+            }
+        };
+        println!("{stop:?}: executors quiet {quiet_after:?} after the stop");
+        // From one second after the stop, the executors are idle: under 5% of a core each.
+        tokio::time::sleep_until((stopped_at + Duration::from_secs(1)).into()).await;
+        let pids = executors.clone();
+        let used =
+            tokio::task::spawn_blocking(move || cpu_used_during(&pids, Duration::from_secs(1)))
+                .await
+                .unwrap();
+        println!("{stop:?}: executors used {used:?} of CPU in the second after the first");
+        assert!(
+            used < Duration::from_millis(50) * executors.len() as u32,
+            "{stop:?}: executors still used {used:?} of CPU 1-2 s after the stop"
+        );
+    }
+    // The executors serve the next query.
+    assert_eq!(
+        rows(&mut c, "SELECT count(*) FROM tpch.nation").await,
+        vec!["25"]
     );
 }
