@@ -104,3 +104,37 @@ def test_tickets_belong_to_their_user_and_expire(users_cluster):
     # No token, no service.
     with pytest.raises(flight.FlightUnauthenticatedError):
         flight.FlightClient(users_cluster).get_flight_info(statement_query("SELECT 1"))
+
+
+def test_cancel_flight_info_stops_a_streaming_query(users_cluster):
+    """CancelFlightInfo (its protobuf encoded by hand: pyarrow has no helper) from a second
+    connection ends the first connection's stream with CANCELLED."""
+    import threading
+
+    client, options = login(users_cluster, "admin", PASSWORD)
+    endless = ("SELECT count(*) FROM tpch.lineitem a, tpch.lineitem b, tpch.lineitem c "
+               "WHERE a.l_quantity < b.l_quantity")
+    info = client.get_flight_info(statement_query(endless), options)
+    outcome = {}
+
+    def fetch():
+        try:
+            client.do_get(info.endpoints[0].ticket, options).read_all()
+            outcome["result"] = "finished"
+        except flight.FlightError as err:
+            outcome["result"] = err
+
+    reader = threading.Thread(target=fetch)
+    reader.start()
+    time.sleep(1.5)
+    canceller, cancel_options = login(users_cluster, "admin", PASSWORD)
+    request = _field(1, info.serialize())  # CancelFlightInfoRequest { info = 1 }
+    results = list(canceller.do_action(flight.Action("CancelFlightInfo", request),
+                                       cancel_options))
+    assert results[0].body.to_pybytes() == b"\x08\x01"  # CancelFlightInfoResult: CANCELLED
+    reader.join(30)
+    assert not reader.is_alive(), "the stream did not end after the cancel"
+    assert isinstance(outcome["result"], flight.FlightCancelledError), outcome
+    # The connection serves the next query.
+    small = client.get_flight_info(statement_query("SELECT 1 AS one"), options)
+    assert client.do_get(small.endpoints[0].ticket, options).read_all().num_rows == 1
