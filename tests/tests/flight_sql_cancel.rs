@@ -25,6 +25,30 @@ async fn cancel(
     Ok(CancelFlightInfoResult::decode(result.body).unwrap().status)
 }
 
+/// A nested-loop join against all of lineitem that would run for a very long time: each input
+/// batch becomes billions of comparisons, the worst case for noticing a cancellation.
+const ENDLESS: &str =
+    "SELECT count(*) FROM tpch.lineitem a, tpch.lineitem b WHERE a.l_quantity < b.l_quantity";
+
+type Fetch = tokio::task::JoinHandle<
+    Result<Vec<datafusion::arrow::array::RecordBatch>, arrow_flight::error::FlightError>,
+>;
+
+/// Plans [`ENDLESS`] and fetches its result from a second connection in the background.
+async fn start_endless(
+    cluster: &TestCluster,
+    c: &mut SqlClient,
+) -> (arrow_flight::FlightInfo, Fetch) {
+    let info = c.inner.execute(ENDLESS.to_string(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut reader = cluster.client().await;
+    let fetch = tokio::spawn(async move {
+        let stream = reader.inner.do_get(ticket).await?;
+        stream.try_collect::<Vec<_>>().await
+    });
+    (info, fetch)
+}
+
 async fn state_of(client: &mut SqlClient, sql: &str) -> Vec<String> {
     rows(
         client,
@@ -41,16 +65,8 @@ async fn cancel_flight_info_stops_queries() {
     let cluster = TestCluster::start_tpch(2);
     let mut c = cluster.client().await;
 
-    // A query that would run for a very long time.
-    let endless =
-        "SELECT count(*) FROM tpch.lineitem a, tpch.lineitem b WHERE a.l_quantity < b.l_quantity";
-    let info = c.inner.execute(endless.to_string(), None).await.unwrap();
-    let ticket = info.endpoint[0].ticket.clone().unwrap();
-    let mut reader = cluster.client().await;
-    let fetch = tokio::spawn(async move {
-        let stream = reader.inner.do_get(ticket).await?;
-        stream.try_collect::<Vec<_>>().await
-    });
+    let endless = ENDLESS;
+    let (info, fetch) = start_endless(&cluster, &mut c).await;
     // Wait until it is really running, then cancel it.
     let deadline = Instant::now() + Duration::from_secs(30);
     while state_of(&mut c, endless).await != vec!["RUNNING"] {
@@ -108,18 +124,8 @@ async fn cancel_and_disconnect_stop_executor_work_within_a_second() {
     let cluster = TestCluster::start_tpch(2);
     let executors: Vec<u32> = cluster.executors.iter().map(|e| e.pid()).collect();
     let mut c = cluster.client().await;
-    // A nested-loop join against all of lineitem: each input batch becomes billions of
-    // comparisons, the worst case for noticing a cancellation.
-    let endless =
-        "SELECT count(*) FROM tpch.lineitem a, tpch.lineitem b WHERE a.l_quantity < b.l_quantity";
     for stop in [Stop::Cancel, Stop::Disconnect] {
-        let info = c.inner.execute(endless.to_string(), None).await.unwrap();
-        let ticket = info.endpoint[0].ticket.clone().unwrap();
-        let mut reader = cluster.client().await;
-        let fetch = tokio::spawn(async move {
-            let stream = reader.inner.do_get(ticket).await?;
-            stream.try_collect::<Vec<_>>().await
-        });
+        let (info, fetch) = start_endless(&cluster, &mut c).await;
         // Wait until the executors are busy with it (more than half a core between them).
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
