@@ -438,6 +438,8 @@ impl LocalCluster {
             "bench",
             "--flight-listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "off",
             "--data-dir",
             &data_dir,
         ];

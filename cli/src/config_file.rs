@@ -84,6 +84,7 @@ pub struct ClusterSection {
 #[serde(deny_unknown_fields)]
 pub struct CoordinatorSection {
     pub flight_listen: Option<SocketAddr>,
+    pub http_listen: Option<crate::HttpListen>,
     pub executors: Option<Vec<String>>,
     pub executor_dns: Option<Vec<String>>,
     pub discovery_interval_ms: Option<u64>,

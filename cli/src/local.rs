@@ -4,6 +4,7 @@ use crate::config_file::FileConfig;
 use crate::{EXECUTOR_READY_PREFIX, LocalArgs, coordinator_config, write_private_file};
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
+use osprey_coordinator::Listening;
 use osprey_coordinator::auth::UserCredential;
 use osprey_proto::ClusterSecret;
 use rand::RngCore;
@@ -86,7 +87,8 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
         },
     };
     let result =
-        osprey_coordinator::run_coordinator(config, |addr| banner.print(addr), shutdown).await;
+        osprey_coordinator::run_coordinator(config, |listening| banner.print(listening), shutdown)
+            .await;
     stop_executors(&mut executors).await;
     result?;
     Ok(())
@@ -239,8 +241,16 @@ struct Banner {
 }
 
 impl Banner {
-    fn print(&self, addr: SocketAddr) {
+    fn print(&self, listening: Listening) {
+        let addr = listening.flight;
         crate::announce(crate::COORDINATOR_READY_PREFIX, addr);
+        if let Some(http) = listening.http {
+            crate::announce(crate::HTTP_READY_PREFIX, http);
+        }
+        let http_line = listening
+            .http
+            .map(|http| format!("\n  HTTP:       http://{http}/readyz"))
+            .unwrap_or_default();
         let password_line = match (&self.password.stored_in, self.password.generated_now) {
             (Some(path), true) => format!(
                 "password {} (generated; shown only now, kept in {})",
@@ -251,8 +261,8 @@ impl Banner {
             (None, _) => "password from OSPREY_ADMIN_PASSWORD".to_string(),
         };
         eprintln!(
-            "\nOsprey is running.\n  Flight SQL: grpc://{addr}\n  User:       admin, {password_line}\n  \
-             Try:        {}\n  Stop:       Ctrl-C\n",
+            "\nOsprey is running.\n  Flight SQL: grpc://{addr}{http_line}\n  User:       admin, \
+             {password_line}\n  Try:        {}\n  Stop:       Ctrl-C\n",
             self.try_query
         );
     }

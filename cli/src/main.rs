@@ -22,6 +22,34 @@ use url::Url;
 pub const EXECUTOR_READY_PREFIX: &str = "OSPREY_EXECUTOR_LISTENING ";
 /// The line a coordinator prints on standard output once Flight SQL accepts connections.
 pub const COORDINATOR_READY_PREFIX: &str = "OSPREY_FLIGHT_SQL_LISTENING ";
+/// Printed on stdout, followed by the address, once the HTTP API accepts connections.
+pub const HTTP_READY_PREFIX: &str = "OSPREY_HTTP_LISTENING ";
+
+/// `--http-listen`: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct HttpListen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for HttpListen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(Self(None));
+        }
+        text.parse().map(|addr| Self(Some(addr))).map_err(|err| {
+            format!("{text:?} is neither an address (127.0.0.1:8080) nor `off`: {err}")
+        })
+    }
+}
+
+impl TryFrom<String> for HttpListen {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
 
 const AFTER_HELP: &str = "\
 Quick start:
@@ -75,6 +103,11 @@ struct CoordinatorCommon {
     /// Address for Flight SQL clients. Use 0.0.0.0:PORT to accept remote clients.
     #[arg(long, env = "OSPREY_FLIGHT_LISTEN", value_name = "ADDR")]
     flight_listen: Option<SocketAddr>,
+
+    /// Address for the HTTP API (health checks: /healthz, /readyz), or `off`. Default
+    /// 127.0.0.1:8080; it must stay on loopback (put a TLS-terminating proxy in front).
+    #[arg(long, env = "OSPREY_HTTP_LISTEN", value_name = "ADDR|off")]
+    http_listen: Option<HttpListen>,
 
     /// Directory for data the coordinator keeps: built-in datasets, spill files.
     #[arg(long, env = "OSPREY_DATA_DIR", value_name = "DIR")]
@@ -308,6 +341,9 @@ fn coordinator_config(
 ) -> Result<CoordinatorConfig> {
     let section = &file.coordinator;
     let mut config = CoordinatorConfig::new(secret);
+    if let Some(http) = common.http_listen.or(section.http_listen) {
+        config.http_listen = http.0;
+    }
     if let Some(addr) = common.flight_listen.or(section.flight_listen) {
         config.flight_listen = addr;
     }
@@ -404,7 +440,12 @@ async fn run_coordinator(args: CoordinatorArgs, file: FileConfig) -> Result<()> 
     }
     osprey_coordinator::run_coordinator(
         config,
-        |addr| announce(COORDINATOR_READY_PREFIX, addr),
+        |listening| {
+            announce(COORDINATOR_READY_PREFIX, listening.flight);
+            if let Some(http) = listening.http {
+                announce(HTTP_READY_PREFIX, http);
+            }
+        },
         osprey_executor::shutdown_signal(),
     )
     .await?;

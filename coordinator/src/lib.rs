@@ -10,7 +10,7 @@
 //! let mut config = CoordinatorConfig::new(ClusterSecret::new("an-example-secret-16+chars").unwrap());
 //! config.discovery.static_executors = vec!["http://127.0.0.1:50061".parse().unwrap()];
 //! config.auth.users.push(UserCredential { name: "admin".into(), password: "pw".into(), admin: true });
-//! run_coordinator(config, |addr| println!("Flight SQL on {addr}"), std::future::pending()).await?;
+//! run_coordinator(config, |addr| println!("Flight SQL on {}", addr.flight), std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
 
@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod expiring;
 pub mod flight_sql;
 pub mod history;
+pub mod http;
 pub mod lakehouse;
 pub mod query;
 pub mod session;
@@ -64,6 +65,8 @@ pub struct TlsFiles {
 pub struct CoordinatorConfig {
     /// Address of the Flight SQL front door.
     pub flight_listen: SocketAddr,
+    /// Address of the HTTP front door (health checks); `None` turns it off.
+    pub http_listen: Option<SocketAddr>,
     /// TLS for the Flight SQL port; `None` serves plaintext, which is allowed only on loopback
     /// unless [`CoordinatorConfig::allow_insecure_remote`] is set.
     pub tls: Option<TlsFiles>,
@@ -108,6 +111,7 @@ impl CoordinatorConfig {
     pub fn new(cluster_secret: ClusterSecret) -> Self {
         Self {
             flight_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             tls: None,
             allow_insecure_remote: false,
             discovery: DiscoveryConfig::default(),
@@ -165,6 +169,16 @@ pub enum CoordinatorError {
     /// The gRPC server failed.
     #[error("Flight SQL server failed: {0}")]
     Server(#[from] tonic::transport::Error),
+    /// The HTTP port was asked to listen beyond loopback, where it would need HTTPS.
+    #[error(
+        "refusing to serve HTTP on {addr}, which other hosts can reach: HTTPS is not available \
+         yet, so keep http_listen on loopback (behind a TLS-terminating proxy) or set \
+         allow_insecure_remote = true"
+    )]
+    InsecureHttp {
+        /// The listen address.
+        addr: SocketAddr,
+    },
     /// Plaintext was asked for on an address other hosts can reach.
     #[error(
         "refusing to serve Flight SQL without TLS on {addr}, which other hosts can reach: pass \
@@ -301,13 +315,38 @@ impl Coordinator {
     }
 }
 
+/// The addresses a running coordinator listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listening {
+    /// The Flight SQL front door.
+    pub flight: SocketAddr,
+    /// The HTTP front door, when on.
+    pub http: Option<SocketAddr>,
+}
+
+/// Binds `addr`, returning the listener and the address it really got (for port 0).
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), CoordinatorError> {
+    let bind_error = |source| CoordinatorError::Bind { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
+}
+
 /// Runs the coordinator until `shutdown` completes. `on_ready` is called once with the bound
-/// Flight SQL address, after the catalog is ready.
+/// addresses, after the catalog is ready.
 pub async fn run_coordinator(
     config: CoordinatorConfig,
-    on_ready: impl FnOnce(SocketAddr),
-    shutdown: impl Future<Output = ()> + Send,
+    on_ready: impl FnOnce(Listening),
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CoordinatorError> {
+    if let Some(addr) = config.http_listen
+        && !addr.ip().is_loopback()
+        && !config.allow_insecure_remote
+    {
+        return Err(CoordinatorError::InsecureHttp { addr });
+    }
     let tls = tls_config(&config)?;
     let tls_enabled = tls.is_some();
     let mut server = tonic::transport::Server::builder().layer(OversizedRequestsLayer);
@@ -319,18 +358,11 @@ pub async fn run_coordinator(
                 reason: format!("the key does not fit the certificate or is unusable: {err}"),
             })?;
     }
-    let listener = tokio::net::TcpListener::bind(config.flight_listen)
-        .await
-        .map_err(|source| CoordinatorError::Bind {
-            addr: config.flight_listen,
-            source,
-        })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| CoordinatorError::Bind {
-            addr: config.flight_listen,
-            source,
-        })?;
+    let (listener, local_addr) = bind(config.flight_listen).await?;
+    let http = match config.http_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let coordinator = Coordinator::start(&config).await?;
     let front_door = FlightSqlFrontDoor::new(
         coordinator.engine.clone(),
@@ -338,14 +370,44 @@ pub async fn run_coordinator(
         &config.flight_limits,
     );
     tracing::info!(%local_addr, tls = tls_enabled, "Flight SQL listening");
-    on_ready(local_addr);
-    server
+    // Both servers stop on the same signal.
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let http_server = http.map(|(listener, addr)| {
+        tracing::info!(%addr, "HTTP listening");
+        let app = http::router(http::HttpState {
+            engine: coordinator.engine.clone(),
+            registry: coordinator.registry.clone(),
+            queries: http::queries::ApiQueries::new(http::queries::QueryApiLimits::default()),
+        });
+        let stop = shutdown.clone();
+        (
+            addr,
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }),
+        )
+    });
+    on_ready(Listening {
+        flight: local_addr,
+        http: http_server.as_ref().map(|(addr, _)| *addr),
+    });
+    let flight = server
         .add_service(
             FlightServiceServer::new(ClientErrors(front_door))
                 .max_decoding_message_size(config.flight_limits.max_request_bytes),
         )
         .serve_with_incoming_shutdown(osprey_engine::tcp_incoming(listener), shutdown)
-        .await?;
+        .await;
+    if let Some((_, task)) = http_server {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "HTTP server failed"),
+            Err(err) => tracing::warn!(error = %err, "HTTP server task failed"),
+        }
+    }
+    flight?;
     tracing::info!("coordinator stopped");
     Ok(())
 }

@@ -23,14 +23,15 @@ def osprey_bin() -> str:
 
 
 @contextlib.contextmanager
-def osprey_local(*args):
+def osprey_local_servers(*args):
     """Runs `osprey local ARGS` (admin password PASSWORD) and yields its Flight SQL URI
-    (`grpc+tls://` when ARGS turn TLS on)."""
+    (`grpc+tls://` when ARGS turn TLS on) and its HTTP base URL."""
     scheme = "grpc+tls://" if "--tls-cert" in args else "grpc://"
     env = dict(os.environ, OSPREY_ADMIN_PASSWORD=PASSWORD, RUST_LOG="warn")
     env.pop("OSPREY_CONFIG", None)
     proc = subprocess.Popen(
-        [osprey_bin(), "local", "--flight-listen", "127.0.0.1:0", *args],
+        [osprey_bin(), "local", "--flight-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+         *args],
         stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL, env=env, text=True,
     )
     ready = threading.Event()
@@ -38,17 +39,28 @@ def osprey_local(*args):
 
     def read_stdout():
         for line in proc.stdout:
+            if line.startswith("OSPREY_HTTP_LISTENING "):
+                address["http"] = "http://" + line.split()[1]
             if line.startswith("OSPREY_FLIGHT_SQL_LISTENING "):
                 address["uri"] = scheme + line.split()[1]
+            if "uri" in address and "http" in address:
                 ready.set()
 
     threading.Thread(target=read_stdout, daemon=True).start()
     if not ready.wait(120):
         proc.kill()
         raise RuntimeError("osprey local did not start within 120 s")
-    yield address["uri"]
+    yield address["uri"], address["http"]
     proc.send_signal(2)  # Ctrl-C
     assert proc.wait(30) == 0
+
+
+@contextlib.contextmanager
+def osprey_local(*args):
+    """Runs `osprey local ARGS` (admin password PASSWORD) and yields its Flight SQL URI
+    (`grpc+tls://` when ARGS turn TLS on)."""
+    with osprey_local_servers(*args) as (uri, _):
+        yield uri
 
 
 def make_test_certs(directory: pathlib.Path) -> dict:

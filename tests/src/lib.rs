@@ -155,6 +155,8 @@ pub fn spawn_coordinator(options: CoordinatorOptions<'_>) -> Process {
         "coordinator",
         "--flight-listen",
         "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
         "--data-dir",
         &data_dir,
         "--default-schema",

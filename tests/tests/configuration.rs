@@ -17,6 +17,7 @@ secret = "{TEST_SECRET}"
 
 [coordinator]
 flight_listen = "127.0.0.1:0"
+http_listen = "127.0.0.1:0"
 executors = ["http://{}"]
 data_dir = "{}"
 tpch_scale_factor = 0.01

@@ -45,6 +45,8 @@ async fn local_starts_a_cluster_with_tpch_and_ctrl_c_stops_everything() {
             "2",
             "--flight-listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
         ])
         .arg("--data-dir")
         .arg(data_dir.path())
@@ -155,6 +157,8 @@ async fn executors_die_with_a_killed_local_supervisor() {
             "--tpch-scale",
             "0",
             "--flight-listen",
+            "127.0.0.1:0",
+            "--http-listen",
             "127.0.0.1:0",
         ])
         .arg("--data-dir")

@@ -52,7 +52,12 @@ async fn clients_that_trust_the_certificate_are_served_over_tls() {
 fn coordinator_error(args: &[&str]) -> String {
     let output = Command::new(osprey_bin())
         .arg("coordinator")
-        .args(["--executor", "http://127.0.0.1:1"])
+        .args([
+            "--executor",
+            "http://127.0.0.1:1",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .args(args)
         .env("OSPREY_CLUSTER_SECRET", TEST_SECRET)
         .env("OSPREY_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -85,6 +90,8 @@ fn plaintext_beyond_loopback_is_refused_and_bad_tls_files_are_named() {
             "http://127.0.0.1:1",
             "--flight-listen",
             "0.0.0.0:0",
+            "--http-listen",
+            "off",
             "--data-dir",
             &data,
             "--allow-insecure-remote",

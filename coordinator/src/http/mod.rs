@@ -1,0 +1,212 @@
+//! The HTTP front door (default `127.0.0.1:8080`): health checks for load balancers and
+//! orchestrators, with authentication shared with Flight SQL.
+//!
+//! - `GET /healthz`: the process is alive (no authentication).
+//! - `GET /readyz`: the catalog answers and at least one executor is up (no authentication);
+//!   `503` with the reasons otherwise.
+//!
+//! Every other route authenticates with `Authorization: Basic ...` or `Bearer <token>` (the
+//! tokens Flight SQL's Handshake issues) and answers errors as JSON:
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+pub mod encode;
+pub mod queries;
+pub mod stream;
+
+use crate::auth::{AuthError, Principal};
+use crate::discovery::{ExecutorHealth, ExecutorRegistry};
+use crate::query::QueryEngine;
+use crate::query::QueryError;
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Plans and runs statements; holds the users.
+    pub engine: QueryEngine,
+    /// Live executors, for readiness.
+    pub registry: ExecutorRegistry,
+    /// Queries of the native API.
+    pub queries: queries::ApiQueries,
+}
+
+/// The HTTP routes.
+///
+/// ```no_run
+/// # async fn run(state: osprey_coordinator::http::HttpState) {
+/// let app = osprey_coordinator::http::router(state);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+/// axum::serve(listener, app).await.unwrap();
+/// # }
+/// ```
+pub fn router(state: HttpState) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/queries", get(queries::history).post(queries::submit))
+        .route(
+            "/v1/queries/{id}",
+            get(queries::status).delete(queries::cancel),
+        )
+        .route("/v1/queries/{id}/results", get(queries::results))
+        .route(
+            "/v1/statement:stream",
+            axum::routing::post(stream::statement_stream),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// The largest request body accepted (SQL text or JSON); larger ones get `413`.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "alive"}))
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let mut problems = Vec::new();
+    if let Err(err) = state.engine.auth().store().users().await {
+        problems.push(format!("catalog unreachable: {err}"));
+    }
+    let up = state
+        .registry
+        .statuses()
+        .iter()
+        .filter(|status| matches!(status.health, ExecutorHealth::Up))
+        .count();
+    if up == 0 {
+        problems.push("no live executor".to_string());
+    }
+    if problems.is_empty() {
+        Json(json!({"status": "ready", "executors_up": up})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "executors_up": up, "problems": problems})),
+        )
+            .into_response()
+    }
+}
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+/// `GET /v1/whoami`: the authenticated user (a cheap way to check credentials).
+async fn whoami(Authenticated(principal): Authenticated) -> Json<serde_json::Value> {
+    Json(json!({"user": principal.user, "admin": principal.is_admin}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "no such endpoint: the API is /v1/queries, /v1/statement:stream, /healthz and /readyz",
+    )
+}
+
+/// An error answered as `{"error": {"code", "message"}}` with an HTTP status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+/// A statement's failure as an HTTP error: the client's mistakes are `400`, missing rights
+/// `403`, exhausted limits `429`, no executors `503`, the rest `500`.
+pub fn query_error(err: QueryError) -> ApiError {
+    let status = match &err {
+        QueryError::InvalidStatement(_) | QueryError::InvalidData(_) => StatusCode::BAD_REQUEST,
+        QueryError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
+        QueryError::PermissionDenied(_) => StatusCode::FORBIDDEN,
+        QueryError::ResourcesExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
+        QueryError::NoExecutors(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, err.code(), err.to_string())
+}
+
+impl ApiError {
+    /// An error with `status`, a stable machine-readable `code` and a message for people.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"osprey\""),
+            );
+        }
+        response
+    }
+}
+
+/// The user a request authenticated as (Basic or Bearer), or a `401`.
+pub struct Authenticated(pub Principal);
+
+impl FromRequestParts<HttpState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &HttpState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = match parts.headers.get(axum::http::header::AUTHORIZATION) {
+            None => None,
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| auth_error(AuthError::Malformed))?,
+            ),
+        };
+        state
+            .engine
+            .auth()
+            .check_authorization(header)
+            .await
+            .map(Authenticated)
+            .map_err(auth_error)
+    }
+}
+
+fn auth_error(err: AuthError) -> ApiError {
+    match err {
+        AuthError::Unavailable => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            err.to_string(),
+        ),
+        _ => ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", err.to_string()),
+    }
+}

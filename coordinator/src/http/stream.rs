@@ -1,0 +1,216 @@
+//! `POST /v1/statement:stream?format=arrow|csv|ndjson`: a one-shot streaming answer for scripts,
+//! in the spirit of ClickHouse's HTTP interface. The body is the SQL text; the result streams
+//! back as it is produced (chunked), so its size is not bounded by the coordinator's memory.
+//! A failure after the first bytes were sent aborts the response (the client sees a truncated
+//! transfer, never a silently short result).
+
+use super::encode::ARROW_STREAM;
+use super::{ApiError, Authenticated, HttpState};
+use crate::query::{PreparedStatement, QueryError};
+use crate::session::SessionSettings;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use futures::StreamExt;
+use serde::Deserialize;
+
+/// Query parameters of the streaming endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamParams {
+    /// `arrow` (default), `csv` or `ndjson`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// The catalog unqualified names resolve in.
+    #[serde(default)]
+    pub catalog: Option<String>,
+    /// The schema unqualified names resolve in.
+    #[serde(default)]
+    pub schema: Option<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    Arrow,
+    Csv,
+    NdJson,
+}
+
+/// `POST /v1/statement:stream`.
+pub async fn statement_stream(
+    State(state): State<HttpState>,
+    Authenticated(principal): Authenticated,
+    params: Result<Query<StreamParams>, axum::extract::rejection::QueryRejection>,
+    sql: Result<String, axum::extract::rejection::StringRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            format!(
+                "{}; parameters are format, catalog and schema",
+                rejection.body_text()
+            ),
+        )
+    })?;
+    let sql = sql.map_err(|rejection| {
+        ApiError::new(rejection.status(), "INVALID_REQUEST", rejection.body_text())
+    })?;
+    let format = match params.format.as_deref().unwrap_or("arrow") {
+        "arrow" => Format::Arrow,
+        "csv" => Format::Csv,
+        "ndjson" => Format::NdJson,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                format!("unknown format {other:?}: use arrow, csv or ndjson"),
+            ));
+        }
+    };
+    if sql.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "send the SQL statement as the request body",
+        ));
+    }
+    let engine = &state.engine;
+    let tracked = engine
+        .history()
+        .begin(&principal.user, super::queries::FRONT_DOOR, &sql);
+    let mut session = SessionSettings {
+        catalog: params.catalog,
+        schema: params.schema,
+        principal: Some(principal),
+        ..SessionSettings::default()
+    };
+    let started = async {
+        let statement = engine.prepare_bound(&mut session, &sql, None).await?;
+        let already_ran = matches!(statement, PreparedStatement::Done { .. });
+        if let PreparedStatement::Done {
+            rows,
+            bytes_scanned,
+            ..
+        } = &statement
+        {
+            tracked.add_rows(*rows);
+            tracked.add_bytes_scanned(*bytes_scanned);
+        }
+        let execution = engine.execute(&session, statement).await?;
+        Ok::<_, QueryError>(if already_ran {
+            tracked.succeed();
+            execution.stream
+        } else {
+            tracked.add_bytes_scanned(execution.bytes_scanned);
+            tracked.track_stream(execution.stream)
+        })
+    };
+    let stream = started.await.map_err(|err| {
+        tracked.fail(&err);
+        super::query_error(err)
+    })?;
+    // A task encodes batches as they come and hands the bytes over a small channel: the
+    // channel's bound is the backpressure, and a client that goes away closes it, which ends
+    // the task and drops the query's streams (its executor tasks stop).
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let mut encoder = Encoder::new(format, stream.schema());
+        let head = encoder.head();
+        if !head.is_empty() && sender.send(Ok(head)).await.is_err() {
+            return;
+        }
+        while let Some(batch) = stream.next().await {
+            let chunk = batch
+                .map_err(|err| std::io::Error::other(err.to_string()))
+                .and_then(|batch| encoder.batch(&batch));
+            let failed = chunk.is_err();
+            if sender.send(chunk).await.is_err() || failed {
+                return;
+            }
+        }
+        let _ = sender.send(encoder.finish()).await;
+    });
+    let body = Body::from_stream(tokio_stream_from(receiver));
+    Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
+}
+
+/// The receiving end of a channel as a stream.
+fn tokio_stream_from<T: Send + 'static>(
+    mut receiver: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// Encodes a result batch by batch in one format.
+struct Encoder {
+    format: Format,
+    arrow: Option<StreamWriter<Vec<u8>>>,
+    header_pending: bool,
+}
+
+impl Encoder {
+    fn new(format: Format, schema: datafusion::arrow::datatypes::SchemaRef) -> Self {
+        let arrow = match format {
+            Format::Arrow => StreamWriter::try_new(Vec::new(), &schema).ok(),
+            _ => None,
+        };
+        Self {
+            format,
+            arrow,
+            header_pending: true,
+        }
+    }
+
+    /// What precedes the first batch: the Arrow schema message, so an empty result is still a
+    /// valid stream.
+    fn head(&mut self) -> Bytes {
+        match self.arrow.as_mut() {
+            Some(writer) => Bytes::from(std::mem::take(writer.get_mut())),
+            None => Bytes::new(),
+        }
+    }
+
+    fn batch(&mut self, batch: &RecordBatch) -> Result<Bytes, std::io::Error> {
+        let api = |err: ApiError| std::io::Error::other(err.message);
+        let bytes = match self.format {
+            Format::Arrow => {
+                let writer = self
+                    .arrow
+                    .as_mut()
+                    .ok_or_else(|| std::io::Error::other("cannot start the Arrow stream"))?;
+                writer.write(batch).map_err(std::io::Error::other)?;
+                std::mem::take(writer.get_mut())
+            }
+            Format::Csv => {
+                let header = std::mem::replace(&mut self.header_pending, false);
+                super::encode::csv(std::slice::from_ref(batch), header).map_err(api)?
+            }
+            Format::NdJson => super::encode::ndjson(std::slice::from_ref(batch)).map_err(api)?,
+        };
+        Ok(Bytes::from(bytes))
+    }
+
+    /// What follows the last batch: the Arrow end-of-stream marker.
+    fn finish(&mut self) -> Result<Bytes, std::io::Error> {
+        match self.arrow.as_mut() {
+            Some(writer) => {
+                writer.finish().map_err(std::io::Error::other)?;
+                Ok(Bytes::from(std::mem::take(writer.get_mut())))
+            }
+            None => Ok(Bytes::new()),
+        }
+    }
+}
+
+fn content_type(format: Format) -> HeaderValue {
+    HeaderValue::from_static(match format {
+        Format::Arrow => ARROW_STREAM,
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::NdJson => "application/x-ndjson",
+    })
+}

@@ -1,0 +1,204 @@
+"""The HTTP front door, driven with plain HTTP requests: health and readiness without
+credentials, everything else authenticated with Basic or the Flight SQL bearer token, and
+JSON errors."""
+
+import base64
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import PASSWORD, osprey_local_servers
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("osprey-http")
+    with osprey_local_servers("--executors", "1", "--tpch-scale", "0",
+                              "--data-dir", str(data_dir)) as (_, base):
+        yield base
+
+
+def call(url, headers=None):
+    """(status, JSON body, headers) of a GET, for success and error statuses alike."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read()), response.headers
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read()), err.headers
+
+
+def basic(user, password):
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def test_health_and_readiness_need_no_credentials(http):
+    assert call(f"{http}/healthz")[:2] == (200, {"status": "alive"})
+    status, body, _ = call(f"{http}/readyz")
+    assert status == 200, body
+    assert body["status"] == "ready" and body["executors_up"] == 1
+
+
+def test_everything_else_authenticates(http):
+    status, body, headers = call(f"{http}/v1/whoami")
+    assert status == 401
+    assert body["error"]["code"] == "UNAUTHENTICATED"
+    assert "Basic" in headers["WWW-Authenticate"]
+    status, body, _ = call(f"{http}/v1/whoami", basic("admin", "wrong"))
+    assert (status, body["error"]["message"]) == (401, "invalid username or password")
+    status, body, _ = call(f"{http}/v1/whoami", basic("admin", PASSWORD))
+    assert (status, body) == (200, {"user": "admin", "admin": True})
+    status, body, _ = call(f"{http}/v1/whoami", {"Authorization": "Bearer forged"})
+    assert status == 401 and "bearer token" in body["error"]["message"]
+
+
+def test_unknown_paths_are_json_404s(http):
+    status, body, _ = call(f"{http}/v2/nothing-here")
+    assert status == 404 and body["error"]["code"] == "NOT_FOUND"
+
+
+def post(url, body, headers=None, content_type="application/json"):
+    """(status, body bytes, headers) of a POST."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": content_type, **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read(), response.headers
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(), err.headers
+
+
+def delete(url, headers):
+    request = urllib.request.Request(url, method="DELETE", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def admin():
+    return basic("admin", PASSWORD)
+
+
+def test_a_quick_query_answers_with_its_result(http):
+    status, body, _ = post(f"{http}/v1/queries",
+                           {"sql": "SELECT 1 AS one, 'x' AS letter, NULL AS nothing"}, admin())
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["state"] == "SUCCEEDED"
+    assert [c["name"] for c in answer["result"]["columns"]] == ["one", "letter", "nothing"]
+    assert answer["result"]["rows"] == [[1, "x", None]]
+    assert answer["result"]["next_page_token"] is None
+    status, record, _ = call(f"{http}/v1/queries/{answer['query_id']}", admin())
+    assert status == 200 and record["rows"] == 1 and record["state"] == "SUCCEEDED"
+
+
+def test_a_long_query_runs_on_and_can_be_cancelled(http):
+    endless = ("SELECT count(*) FROM (SELECT * FROM range(100000)) a, (SELECT * FROM range(100000)) b "
+               "WHERE a.value < b.value")
+    status, body, _ = post(f"{http}/v1/queries", {"sql": endless, "wait_timeout": "1s"}, admin())
+    answer = json.loads(body)
+    assert status == 200 and answer["state"] in ("QUEUED", "RUNNING"), answer
+    assert "result" not in answer
+    query = f"{http}/v1/queries/{answer['query_id']}"
+    status, body, _ = call(f"{query}/results", admin())
+    assert status == 409 and body["error"]["code"] == "NOT_FINISHED"
+    status, cancelled = delete(query, admin())
+    assert status == 200 and cancelled["state"] == "CANCELLED"
+    assert call(query, admin())[1]["state"] == "CANCELLED"
+
+
+def test_results_page_in_every_format(http):
+    sql = "SELECT value AS n, value * 2 AS twice FROM range(25000) ORDER BY value"
+    status, body, _ = post(f"{http}/v1/queries", {"sql": sql, "wait_timeout": "30s"}, admin())
+    answer = json.loads(body)
+    assert answer["state"] == "SUCCEEDED", answer
+    first = answer["result"]
+    assert len(first["rows"]) == 10000 and first["rows"][0] == [0, 0]
+    results = f"{http}/v1/queries/{answer['query_id']}/results"
+    rows, token = list(first["rows"]), first["next_page_token"]
+    while token:
+        status, page, _ = call(f"{results}?page_token={token}", admin())
+        assert status == 200, page
+        rows += page["rows"]
+        token = page["next_page_token"]
+    assert [r[0] for r in rows] == list(range(25000))
+
+    import pyarrow as pa
+    request = urllib.request.Request(f"{results}?format=arrow", headers=admin())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Type"] == "application/vnd.apache.arrow.stream"
+        next_token = response.headers["X-Osprey-Next-Page-Token"]
+        table = pa.ipc.open_stream(response.read()).read_all()
+    assert table.num_rows == 10000 and table.column("twice")[3].as_py() == 6
+    assert next_token == "10000"
+    request = urllib.request.Request(f"{results}?format=csv&page_token=20000", headers=admin())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        lines = response.read().decode().splitlines()
+    assert lines[0] == "20000,40000" and len(lines) == 5000
+
+
+def test_other_users_queries_are_not_found_and_history_is_private(http):
+    status, _, _ = post(f"{http}/v1/queries",
+                        {"sql": "CREATE USER IF NOT EXISTS carol PASSWORD 'carol-pw'"}, admin())
+    assert status == 200
+    status, body, _ = post(f"{http}/v1/queries", {"sql": "SELECT 42"}, admin())
+    admins_query = json.loads(body)["query_id"]
+    carol = basic("carol", "carol-pw")
+    status, body, _ = call(f"{http}/v1/queries/{admins_query}", carol)
+    assert status == 404 and body["error"]["code"] == "NOT_FOUND"
+    post(f"{http}/v1/queries", {"sql": "SELECT 'mine'"}, carol)
+    status, history, _ = call(f"{http}/v1/queries", carol)
+    assert status == 200 and {q["user"] for q in history["queries"]} == {"carol"}
+    status, history, _ = call(f"{http}/v1/queries?limit=1000", admin())
+    assert {"admin", "carol"} <= {q["user"] for q in history["queries"]}
+
+
+def test_bad_requests_get_clean_json_errors(http):
+    for body, content_type, expected in [
+        (b"{not json", "application/json", 400),
+        (json.dumps({"sql": "SELECT 1", "surprise": 1}).encode(), "application/json", 422),
+        (json.dumps({"sql": "SELECT 1", "wait_timeout": "forever"}).encode(),
+         "application/json", 400),
+        (json.dumps({"sql": "SELEKT 1"}).encode(), "application/json", 200),
+        (b"x" * (2 << 20), "application/json", 413),
+    ]:
+        status, raw, _ = post(f"{http}/v1/queries", body, admin(), content_type)
+        assert status == expected, (body[:40], status, raw[:200])
+        answer = json.loads(raw)
+        if status == 200:  # accepted, and the statement failed
+            assert answer["state"] == "FAILED" and answer["error"]["code"]
+        else:
+            assert answer["error"]["code"] and answer["error"]["message"]
+    status, body, _ = call(f"{http}/v1/queries/nope/results?format=xml", admin())
+    assert status == 404
+    status, body, _ = post(f"{http}/v1/queries", {"sql": "SELECT 1"}, admin())
+    query_id = json.loads(body)["query_id"]
+    status, body, _ = call(f"{http}/v1/queries/{query_id}/results?format=xml", admin())
+    assert status == 400 and "unknown format" in body["error"]["message"]
+    status, body, _ = call(f"{http}/v1/queries/{query_id}/results?page_token=abc", admin())
+    assert status == 400
+
+
+def test_statement_stream_in_three_formats(http):
+    import pyarrow as pa
+    sql = b"SELECT value AS n FROM range(100000)"
+    status, raw, headers = post(f"{http}/v1/statement:stream?format=arrow", sql, admin(),
+                                "text/plain")
+    assert status == 200 and headers["Content-Type"] == "application/vnd.apache.arrow.stream"
+    table = pa.ipc.open_stream(raw).read_all()
+    assert table.num_rows == 100000 and sum(table.column("n").to_pylist()) == 4999950000
+    status, raw, _ = post(f"{http}/v1/statement:stream?format=csv", b"SELECT 1 AS a, 'b' AS b",
+                          admin(), "text/plain")
+    assert (status, raw.decode()) == (200, "a,b\n1,b\n")
+    status, raw, _ = post(f"{http}/v1/statement:stream?format=ndjson",
+                          b"SELECT 1 AS a, NULL AS b", admin(), "text/plain")
+    assert (status, json.loads(raw)) == (200, {"a": 1, "b": None})
+    status, raw, _ = post(f"{http}/v1/statement:stream?format=arrow", b"SELEKT", admin(),
+                          "text/plain")
+    assert status == 400 and json.loads(raw)["error"]["message"]
