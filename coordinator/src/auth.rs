@@ -148,6 +148,70 @@ pub struct Authenticator {
     tokens: ExpiringStore<Principal>,
     /// A hash checked when the user does not exist, so a login takes as long either way.
     decoy_hash: Arc<str>,
+    verified: VerifiedCredentials,
+}
+
+/// How long a verified username and password are remembered.
+const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// The most remembered credentials; the cache starts over when full.
+const VERIFIED_CAPACITY: usize = 10_000;
+
+/// Recently verified Basic credentials. Argon2 costs tens of milliseconds by design, and HTTP
+/// clients (the Trino protocol above all) send Basic credentials on every request. Entries are
+/// keyed by a salted SHA-256 of user and password (the password itself is not kept), expire
+/// after a minute, and are dropped when the user changes.
+#[derive(Clone)]
+struct VerifiedCredentials {
+    salt: Arc<[u8; 32]>,
+    entries: Arc<std::sync::Mutex<VerifiedEntries>>,
+}
+
+/// Salted credential hash to the principal it verified as, and when.
+type VerifiedEntries = std::collections::HashMap<[u8; 32], (Principal, std::time::Instant)>;
+
+impl VerifiedCredentials {
+    fn new() -> Self {
+        let mut salt = [0u8; 32];
+        rand::rng().fill_bytes(&mut salt);
+        Self {
+            salt: Arc::new(salt),
+            entries: Arc::default(),
+        }
+    }
+
+    fn key(&self, user: &str, password: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(self.salt.as_slice());
+        hasher.update((user.len() as u64).to_le_bytes());
+        hasher.update(user.as_bytes());
+        hasher.update(password.as_bytes());
+        hasher.finalize().into()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VerifiedEntries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<Principal> {
+        self.lock()
+            .get(key)
+            .filter(|(_, verified)| verified.elapsed() < VERIFIED_TTL)
+            .map(|(principal, _)| principal.clone())
+    }
+
+    fn insert(&self, key: [u8; 32], principal: Principal) {
+        let mut entries = self.lock();
+        if entries.len() >= VERIFIED_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(key, (principal, std::time::Instant::now()));
+    }
+
+    fn forget_user(&self, user: &str) {
+        self.lock()
+            .retain(|_, (principal, _)| principal.user != user);
+    }
 }
 
 impl Authenticator {
@@ -180,6 +244,7 @@ impl Authenticator {
             store,
             tokens: ExpiringStore::new(config.token_ttl, config.max_tokens),
             decoy_hash: decoy_hash.into(),
+            verified: VerifiedCredentials::new(),
         })
     }
 
@@ -196,6 +261,10 @@ impl Authenticator {
 
     /// Checks a username and password without issuing a token.
     pub async fn check_password(&self, user: &str, password: &str) -> Result<Principal, AuthError> {
+        let key = self.verified.key(user, password);
+        if let Some(principal) = self.verified.get(&key) {
+            return Ok(principal);
+        }
         let record = self.store.user(user).await.map_err(|err| {
             tracing::warn!(error = %err, "cannot read users from the catalog");
             AuthError::Unavailable
@@ -208,11 +277,15 @@ impl Authenticator {
         };
         let matches = verify_blocking(password.to_string(), hash).await;
         match record {
-            Some(record) if matches => Ok(Principal {
-                user: record.name,
-                is_admin: record.is_admin,
-                session_id: None,
-            }),
+            Some(record) if matches => {
+                let principal = Principal {
+                    user: record.name,
+                    is_admin: record.is_admin,
+                    session_id: None,
+                };
+                self.verified.insert(key, principal.clone());
+                Ok(principal)
+            }
             _ => Err(AuthError::BadCredentials),
         }
     }
@@ -240,9 +313,10 @@ impl Authenticator {
         self.tokens.remove(token).is_some()
     }
 
-    /// Revokes every token of `user` except `keep` (the caller's own session); returns how
-    /// many were revoked.
+    /// Revokes every token of `user` except `keep` (the caller's own session), and forgets its
+    /// recently verified passwords; returns how many tokens were revoked.
     pub fn revoke_tokens_of(&self, user: &str, keep: Option<&str>) -> usize {
+        self.verified.forget_user(user);
         self.tokens
             .remove_where(keep, |principal| principal.user == user)
     }
@@ -398,6 +472,22 @@ mod tests {
         assert_eq!(auth.revoke_tokens_of("admin", Some(&second)), 1);
         assert_eq!(auth.check_token(&first), Err(AuthError::BadToken));
         assert!(auth.check_token(&second).unwrap().is_admin);
+    }
+
+    #[tokio::test]
+    async fn verified_passwords_are_remembered_until_the_user_changes() {
+        let auth = authenticator(Duration::from_secs(60)).await;
+        assert!(auth.check_password("admin", "pw").await.is_ok());
+        assert!(auth.check_password("admin", "pw2").await.is_err());
+        // Change the stored hash behind the cache: the verified password is remembered...
+        let mut record = auth.store().user("admin").await.unwrap().unwrap();
+        record.password_hash = hash_password("new").await.unwrap();
+        auth.store().update_user(&record).await.unwrap();
+        assert!(auth.check_password("admin", "pw").await.is_ok());
+        // ...until the user changes through the authenticator, as ALTER USER does.
+        auth.revoke_tokens_of("admin", None);
+        assert!(auth.check_password("admin", "pw").await.is_err());
+        assert!(auth.check_password("admin", "new").await.is_ok());
     }
 
     #[tokio::test]
