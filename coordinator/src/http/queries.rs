@@ -1,7 +1,7 @@
 //! Osprey's native asynchronous query API.
 //!
 //! - `POST /v1/queries` `{sql, catalog?, schema?, wait_timeout?}` starts a statement. If it
-//!   finishes within `wait_timeout` (default `10s`, at most `50s`; `0s` returns at once) the
+//!   finishes within `wait_timeout` (default `10s`, cut to `50s`; `0s` returns at once) the
 //!   answer carries its state and the first page of results; otherwise its id and state, and
 //!   it keeps running.
 //! - `GET /v1/queries/{id}`: state, rows, bytes scanned, timings, error.
@@ -237,11 +237,12 @@ pub struct SubmitRequest {
     #[serde(default)]
     pub schema: Option<String>,
     /// How long to wait for the result before answering with the query's state: `"10s"`,
-    /// `"500ms"`, `"0s"`. At most 50 s.
+    /// `"500ms"`, `"0s"`. Waits longer than 50 s are cut to 50 s.
     #[serde(default)]
     pub wait_timeout: Option<String>,
 }
 
+/// The longest `wait_timeout`; longer ones are cut to it.
 const MAX_WAIT: Duration = Duration::from_secs(50);
 
 fn parse_wait(text: Option<&str>) -> Result<Duration, ApiError> {
@@ -253,24 +254,24 @@ fn parse_wait(text: Option<&str>) -> Result<Duration, ApiError> {
             StatusCode::BAD_REQUEST,
             "INVALID_ARGUMENT",
             format!(
-                "wait_timeout {text:?}: use a duration such as \"10s\" or \"500ms\", at most 50s"
+                "wait_timeout {text:?}: use a duration such as \"10s\" or \"500ms\" (at most 50s is waited)"
             ),
         )
     };
-    let text = text.trim();
-    let (number, unit) = if let Some(ms) = text.strip_suffix("ms") {
+    let trimmed = text.trim();
+    let (number, unit_ms) = if let Some(ms) = trimmed.strip_suffix("ms") {
         (ms, 1)
-    } else if let Some(s) = text.strip_suffix('s') {
+    } else if let Some(s) = trimmed.strip_suffix('s') {
         (s, 1000)
     } else {
         return Err(bad());
     };
-    let amount: u64 = number.trim().parse().map_err(|_| bad())?;
-    let wait = Duration::from_millis(amount.saturating_mul(unit));
-    if wait > MAX_WAIT {
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    Ok(wait)
+    // Digits only: a value too long for u64 is far beyond the cap anyway.
+    let amount: u64 = number.parse().unwrap_or(u64::MAX);
+    Ok(Duration::from_millis(amount.saturating_mul(unit_ms)).min(MAX_WAIT))
 }
 
 /// `POST /v1/queries`: starts a statement and waits up to `wait_timeout` for it.
@@ -690,7 +691,12 @@ mod tests {
             Duration::from_millis(250)
         );
         assert_eq!(parse_wait(Some("50s")).unwrap(), Duration::from_secs(50));
-        for bad in ["51s", "10", "ten seconds", "-1s", ""] {
+        assert_eq!(parse_wait(Some("3600s")).unwrap(), MAX_WAIT);
+        assert_eq!(
+            parse_wait(Some("99999999999999999999999s")).unwrap(),
+            MAX_WAIT
+        );
+        for bad in ["10", "ten seconds", "-1s", "", "s", "1.5s"] {
             assert!(parse_wait(Some(bad)).is_err(), "{bad}");
         }
     }
