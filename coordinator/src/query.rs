@@ -11,7 +11,7 @@
 
 use crate::auth::Authenticator;
 use crate::discovery::ExecutorRegistry;
-use crate::history::{QueriesTable, QueryHistory};
+use crate::history::{QueriesTable, QueryHistory, TrackedQuery};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::ddl::name_parts;
 use crate::lakehouse::unload::unload_format;
@@ -782,6 +782,36 @@ impl QueryEngine {
                 fields.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
             )),
         })
+    }
+
+    /// Prepares and starts `sql` in one go, for front doors without a separate fetch step:
+    /// DDL and writes run now; the returned stream counts its rows into `tracked` and records
+    /// success or failure at its end. A failure to start is recorded too.
+    pub async fn start_tracked(
+        &self,
+        session: &mut SessionSettings,
+        sql: &str,
+        tracked: &TrackedQuery,
+    ) -> Result<Execution, QueryError> {
+        let started = async {
+            let statement = self.prepare_bound(session, sql, None).await?;
+            let already_ran = matches!(statement, PreparedStatement::Done { .. });
+            if let PreparedStatement::Done { rows, .. } = &statement {
+                tracked.add_rows(*rows);
+            }
+            let execution = self.execute(session, statement).await?;
+            tracked.add_bytes_scanned(execution.bytes_scanned);
+            Ok::<_, QueryError>(Execution {
+                bytes_scanned: execution.bytes_scanned,
+                stream: if already_ran {
+                    tracked.succeed();
+                    execution.stream
+                } else {
+                    tracked.track_stream(execution.stream)
+                },
+            })
+        };
+        started.await.inspect_err(|err| tracked.fail(err))
     }
 
     /// Runs a prepared statement and streams its result.

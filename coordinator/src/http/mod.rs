@@ -130,6 +130,18 @@ pub struct ApiError {
     message: String,
 }
 
+/// A malformed query string as a `400`, with a hint naming the parameters.
+pub fn bad_parameters(
+    rejection: axum::extract::rejection::QueryRejection,
+    parameters: &str,
+) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+        format!("{}; the parameters are {parameters}", rejection.body_text()),
+    )
+}
+
 /// A statement's failure as an HTTP error: the client's mistakes are `400`, missing rights
 /// `403`, exhausted limits `429`, no executors `503`, the rest `500`.
 pub fn query_error(err: QueryError) -> ApiError {

@@ -17,7 +17,7 @@
 
 use super::{ApiError, Authenticated, HttpState};
 use crate::auth::Principal;
-use crate::query::{PreparedStatement, QueryError};
+use crate::query::QueryError;
 use crate::session::SessionSettings;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -370,39 +370,19 @@ async fn run(
             p.error = Some((err.code(), err.to_string()));
         });
     };
-    let engine = &state.engine;
-    let statement = match engine.prepare_bound(&mut session, &sql, None).await {
-        Ok(statement) => statement,
-        Err(err) => return fail(err),
-    };
-    let already_ran = matches!(statement, PreparedStatement::Done { .. });
-    if let PreparedStatement::Done {
-        rows,
-        bytes_scanned,
-        ..
-    } = &statement
+    let execution = match state
+        .engine
+        .start_tracked(&mut session, &sql, &tracked)
+        .await
     {
-        tracked.add_rows(*rows);
-        tracked.add_bytes_scanned(*bytes_scanned);
-        query.update(|p| p.bytes_scanned = *bytes_scanned);
-    }
-    let execution = match engine.execute(&session, statement).await {
         Ok(execution) => execution,
         Err(err) => return fail(err),
     };
-    let schema = execution.stream.schema();
     query.update(|p| {
-        p.schema = Some(Arc::clone(&schema));
-        if !already_ran {
-            p.bytes_scanned = execution.bytes_scanned;
-        }
+        p.schema = Some(execution.stream.schema());
+        p.bytes_scanned = execution.bytes_scanned;
     });
-    let mut stream = if already_ran {
-        execution.stream
-    } else {
-        tracked.add_bytes_scanned(execution.bytes_scanned);
-        tracked.track_stream(execution.stream)
-    };
+    let mut stream = execution.stream;
     let max_bytes = state.queries.limits.max_result_bytes;
     while let Some(batch) = stream.next().await {
         let batch = match batch {
@@ -427,9 +407,6 @@ async fn run(
             ));
             return fail(err);
         }
-    }
-    if already_ran {
-        tracked.succeed();
     }
     query.update(|p| p.state = ApiQueryState::Succeeded);
 }
@@ -481,16 +458,8 @@ pub async fn results(
     Path(id): Path<String>,
     params: Result<Query<ResultsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|rejection| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            format!(
-                "{}; parameters are format and page_token",
-                rejection.body_text()
-            ),
-        )
-    })?;
+    let Query(params) =
+        params.map_err(|rejection| super::bad_parameters(rejection, "format and page_token"))?;
     let query = state.queries.get(&id, &principal)?;
     let limits = &state.queries.limits;
     let (state_now, finished) = {
@@ -637,13 +606,7 @@ pub async fn history(
     Authenticated(principal): Authenticated,
     params: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(params) = params.map_err(|rejection| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            format!("{}; the parameter is limit", rejection.body_text()),
-        )
-    })?;
+    let Query(params) = params.map_err(|rejection| super::bad_parameters(rejection, "limit"))?;
     let limit = params.limit.unwrap_or(100).clamp(1, 1000);
     let only = (!principal.is_admin).then_some(principal.user.as_str());
     let records = state

@@ -6,7 +6,6 @@
 
 use super::encode::ARROW_STREAM;
 use super::{ApiError, Authenticated, HttpState};
-use crate::query::{PreparedStatement, QueryError};
 use crate::session::SessionSettings;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -46,16 +45,8 @@ pub async fn statement_stream(
     params: Result<Query<StreamParams>, axum::extract::rejection::QueryRejection>,
     sql: Result<String, axum::extract::rejection::StringRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|rejection| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            format!(
-                "{}; parameters are format, catalog and schema",
-                rejection.body_text()
-            ),
-        )
-    })?;
+    let Query(params) = params
+        .map_err(|rejection| super::bad_parameters(rejection, "format, catalog and schema"))?;
     let sql = sql.map_err(|rejection| {
         ApiError::new(rejection.status(), "INVALID_REQUEST", rejection.body_text())
     })?;
@@ -88,31 +79,11 @@ pub async fn statement_stream(
         principal: Some(principal),
         ..SessionSettings::default()
     };
-    let started = async {
-        let statement = engine.prepare_bound(&mut session, &sql, None).await?;
-        let already_ran = matches!(statement, PreparedStatement::Done { .. });
-        if let PreparedStatement::Done {
-            rows,
-            bytes_scanned,
-            ..
-        } = &statement
-        {
-            tracked.add_rows(*rows);
-            tracked.add_bytes_scanned(*bytes_scanned);
-        }
-        let execution = engine.execute(&session, statement).await?;
-        Ok::<_, QueryError>(if already_ran {
-            tracked.succeed();
-            execution.stream
-        } else {
-            tracked.add_bytes_scanned(execution.bytes_scanned);
-            tracked.track_stream(execution.stream)
-        })
-    };
-    let stream = started.await.map_err(|err| {
-        tracked.fail(&err);
-        super::query_error(err)
-    })?;
+    let stream = engine
+        .start_tracked(&mut session, &sql, &tracked)
+        .await
+        .map_err(super::query_error)?
+        .stream;
     // A task encodes batches as they come and hands the bytes over a small channel: the
     // channel's bound is the backpressure, and a client that goes away closes it, which ends
     // the task and drops the query's streams (its executor tasks stop).
