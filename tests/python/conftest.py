@@ -71,6 +71,15 @@ def make_test_certs(directory: pathlib.Path) -> dict:
             [("ca", "ca.pem"), ("cert", "server.pem"), ("key", "server.key")]}
 
 
+@pytest.fixture(scope="module")
+def http(tmp_path_factory):
+    """The HTTP base URL of an `osprey local` (one executor, no TPC-H) for one test module."""
+    data_dir = tmp_path_factory.mktemp("osprey-http")
+    with osprey_local_servers("--executors", "1", "--tpch-scale", "0",
+                              "--data-dir", str(data_dir)) as (_, base):
+        yield base
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("osprey-data")

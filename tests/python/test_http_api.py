@@ -7,17 +7,8 @@ import json
 import urllib.error
 import urllib.request
 
-import pytest
 
-from conftest import PASSWORD, osprey_local_servers
-
-
-@pytest.fixture(scope="module")
-def http(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("osprey-http")
-    with osprey_local_servers("--executors", "1", "--tpch-scale", "0",
-                              "--data-dir", str(data_dir)) as (_, base):
-        yield base
+from conftest import PASSWORD
 
 
 def call(url, headers=None):

@@ -7,17 +7,8 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
 
-from conftest import PASSWORD, osprey_local_servers
-
-
-@pytest.fixture(scope="module")
-def http(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("osprey-fuzz")
-    with osprey_local_servers("--executors", "1", "--tpch-scale", "0",
-                              "--data-dir", str(data_dir)) as (_, base):
-        yield base
+from conftest import PASSWORD
 
 
 def test_the_openapi_document_holds_under_fuzzing(http, tmp_path):
