@@ -455,6 +455,11 @@ fn batch_response<E: std::fmt::Display>(
     Ok(Response::new(Box::pin(stream)))
 }
 
+/// An empty result with `schema` (keys and cross references: Osprey has no constraints).
+fn empty_response(schema: SchemaRef) -> Result<Response<FlightDataStream>, Status> {
+    batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
+}
+
 type FlightDataStream =
     Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
 
@@ -805,8 +810,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authenticate(request.metadata()).await?;
-        let schema = metadata::primary_keys_schema();
-        batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
+        empty_response(metadata::primary_keys_schema())
     }
 
     async fn get_flight_info_exported_keys(
@@ -828,8 +832,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authenticate(request.metadata()).await?;
-        let schema = metadata::foreign_keys_schema();
-        batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
+        empty_response(metadata::foreign_keys_schema())
     }
 
     async fn get_flight_info_imported_keys(
@@ -851,8 +854,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authenticate(request.metadata()).await?;
-        let schema = metadata::foreign_keys_schema();
-        batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
+        empty_response(metadata::foreign_keys_schema())
     }
 
     async fn get_flight_info_cross_reference(
@@ -874,8 +876,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authenticate(request.metadata()).await?;
-        let schema = metadata::foreign_keys_schema();
-        batch_response::<FlightError>(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
+        empty_response(metadata::foreign_keys_schema())
     }
 
     async fn get_flight_info_xdbc_type_info(
