@@ -78,6 +78,7 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
 
     let banner = Banner {
         password: admin_password,
+        tls: config.tls.is_some(),
         try_query: match config.tpch_scale_factor {
             Some(scale) if scale > 0.0 => {
                 format!("SELECT count(*) FROM tpch.lineitem  (TPC-H SF{scale})")
@@ -238,6 +239,8 @@ struct Banner {
     password: AdminPassword,
     /// A first statement to suggest: the demo dataset when there is one.
     try_query: String,
+    /// Whether the client ports speak TLS.
+    tls: bool,
 }
 
 impl Banner {
@@ -247,9 +250,14 @@ impl Banner {
         if let Some(http) = listening.http {
             crate::announce(crate::HTTP_READY_PREFIX, http);
         }
+        let (grpc, http_scheme) = if self.tls {
+            ("grpc+tls", "https")
+        } else {
+            ("grpc", "http")
+        };
         let http_line = listening
             .http
-            .map(|http| format!("\n  HTTP:       http://{http}/readyz"))
+            .map(|http| format!("\n  HTTP:       {http_scheme}://{http}/readyz"))
             .unwrap_or_default();
         let password_line = match (&self.password.stored_in, self.password.generated_now) {
             (Some(path), true) => format!(
@@ -261,7 +269,7 @@ impl Banner {
             (None, _) => "password from OSPREY_ADMIN_PASSWORD".to_string(),
         };
         eprintln!(
-            "\nOsprey is running.\n  Flight SQL: grpc://{addr}{http_line}\n  User:       admin, \
+            "\nOsprey is running.\n  Flight SQL: {grpc}://{addr}{http_line}\n  User:       admin, \
              {password_line}\n  Try:        {}\n  Stop:       Ctrl-C\n",
             self.try_query
         );

@@ -25,6 +25,7 @@ pub mod query;
 pub mod session;
 pub mod system_tables;
 pub mod tpch;
+pub mod trino;
 pub mod users;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
@@ -65,10 +66,11 @@ pub struct TlsFiles {
 pub struct CoordinatorConfig {
     /// Address of the Flight SQL front door.
     pub flight_listen: SocketAddr,
-    /// Address of the HTTP front door (health checks); `None` turns it off.
+    /// Address of the HTTP front door (query API, Trino protocol, health checks); `None`
+    /// turns it off.
     pub http_listen: Option<SocketAddr>,
-    /// TLS for the Flight SQL port; `None` serves plaintext, which is allowed only on loopback
-    /// unless [`CoordinatorConfig::allow_insecure_remote`] is set.
+    /// TLS for both client ports (Flight SQL and HTTPS); `None` serves plaintext, which is
+    /// allowed only on loopback unless [`CoordinatorConfig::allow_insecure_remote`] is set.
     pub tls: Option<TlsFiles>,
     /// Serve plaintext on a non-loopback address (for a TLS-terminating proxy in front, or a
     /// trusted private network). Off by default.
@@ -169,11 +171,11 @@ pub enum CoordinatorError {
     /// The gRPC server failed.
     #[error("Flight SQL server failed: {0}")]
     Server(#[from] tonic::transport::Error),
-    /// The HTTP port was asked to listen beyond loopback, where it would need HTTPS.
+    /// The HTTP port was asked to listen beyond loopback without TLS.
     #[error(
-        "refusing to serve HTTP on {addr}, which other hosts can reach: HTTPS is not available \
-         yet, so keep http_listen on loopback (behind a TLS-terminating proxy) or set \
-         allow_insecure_remote = true"
+        "refusing to serve plain HTTP on {addr}, which other hosts can reach: pass --tls-cert \
+         and --tls-key for HTTPS (the same files serve Flight SQL), keep --http-listen on \
+         loopback, or, behind a TLS-terminating proxy, set allow_insecure_remote = true"
     )]
     InsecureHttp {
         /// The listen address.
@@ -341,18 +343,14 @@ pub async fn run_coordinator(
     on_ready: impl FnOnce(Listening),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CoordinatorError> {
-    if let Some(addr) = config.http_listen
-        && !addr.ip().is_loopback()
-        && !config.allow_insecure_remote
-    {
-        return Err(CoordinatorError::InsecureHttp { addr });
-    }
     let tls = tls_config(&config)?;
     let tls_enabled = tls.is_some();
     let mut server = tonic::transport::Server::builder().layer(OversizedRequestsLayer);
+    let mut https = None;
     if let (Some(tls), Some(files)) = (tls, &config.tls) {
+        https = Some(tls.https);
         server = server
-            .tls_config(tls)
+            .tls_config(tls.flight)
             .map_err(|err| CoordinatorError::Tls {
                 path: files.key.clone(),
                 reason: format!("the key does not fit the certificate or is unusable: {err}"),
@@ -373,19 +371,30 @@ pub async fn run_coordinator(
     // Both servers stop on the same signal.
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let http_server = http.map(|(listener, addr)| {
-        tracing::info!(%addr, "HTTP listening");
+        tracing::info!(%addr, tls = https.is_some(), "HTTP listening");
         let app = http::router(http::HttpState {
             engine: coordinator.engine.clone(),
             registry: coordinator.registry.clone(),
             queries: http::queries::ApiQueries::new(http::queries::QueryApiLimits::default()),
+            trino: http::trino::TrinoQueries::new(http::trino::TrinoLimits::default()),
+            tls: https.is_some(),
         });
         let stop = shutdown.clone();
         (
             addr,
             tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await
+                match https {
+                    Some(config) => {
+                        axum::serve(http::tls::TlsListener::new(listener, config), app)
+                            .with_graceful_shutdown(stop)
+                            .await
+                    }
+                    None => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(stop)
+                            .await
+                    }
+                }
             }),
         )
     });
@@ -412,45 +421,80 @@ pub async fn run_coordinator(
     Ok(())
 }
 
-/// The TLS settings for the client port, after checking that plaintext is acceptable when no
+/// TLS for both client ports, loaded once from the same certificate and key.
+struct ServerTls {
+    /// For Flight SQL (tonic).
+    flight: tonic::transport::ServerTlsConfig,
+    /// For the HTTP port.
+    https: Arc<tokio_rustls::rustls::ServerConfig>,
+}
+
+/// The TLS settings for the client ports, after checking that plaintext is acceptable when no
 /// certificate is configured.
-fn tls_config(
-    config: &CoordinatorConfig,
-) -> Result<Option<tonic::transport::ServerTlsConfig>, CoordinatorError> {
+fn tls_config(config: &CoordinatorConfig) -> Result<Option<ServerTls>, CoordinatorError> {
     let Some(files) = &config.tls else {
         if !config.flight_listen.ip().is_loopback() && !config.allow_insecure_remote {
             return Err(CoordinatorError::InsecureRemote {
                 addr: config.flight_listen,
             });
         }
+        if let Some(addr) = config.http_listen
+            && !addr.ip().is_loopback()
+            && !config.allow_insecure_remote
+        {
+            return Err(CoordinatorError::InsecureHttp { addr });
+        }
         return Ok(None);
     };
+    let tls_error = |path: &PathBuf, reason: String| CoordinatorError::Tls {
+        path: path.clone(),
+        reason,
+    };
     let read = |path: &PathBuf, what: &str| -> Result<Vec<u8>, CoordinatorError> {
-        let pem = std::fs::read(path).map_err(|err| CoordinatorError::Tls {
-            path: path.clone(),
-            reason: err.to_string(),
-        })?;
+        let pem = std::fs::read(path).map_err(|err| tls_error(path, err.to_string()))?;
         // Checked here so a wrong file is named, rather than failing inside the TLS stack.
         if !String::from_utf8_lossy(&pem).contains(&format!("-----BEGIN {what}")) {
-            return Err(CoordinatorError::Tls {
-                path: path.clone(),
-                reason: format!("no PEM block `-----BEGIN {what}...` found"),
-            });
+            return Err(tls_error(
+                path,
+                format!("no PEM block `-----BEGIN {what}...` found"),
+            ));
         }
         Ok(pem)
     };
     let cert = read(&files.cert, "CERTIFICATE")?;
     let key = read(&files.key, "")?;
     if !String::from_utf8_lossy(&key).contains("PRIVATE KEY-----") {
-        return Err(CoordinatorError::Tls {
-            path: files.key.clone(),
-            reason: "not a PEM private key (expected `-----BEGIN PRIVATE KEY-----`, \
-                     `RSA PRIVATE KEY` or `EC PRIVATE KEY`)"
+        return Err(tls_error(
+            &files.key,
+            "not a PEM private key (expected `-----BEGIN PRIVATE KEY-----`, \
+             `RSA PRIVATE KEY` or `EC PRIVATE KEY`)"
                 .to_string(),
-        });
+        ));
     }
-    Ok(Some(
-        tonic::transport::ServerTlsConfig::new()
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(&cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| tls_error(&files.cert, format!("unreadable certificate: {err}")))?;
+    let private_key = PrivateKeyDer::from_pem_slice(&key)
+        .map_err(|err| tls_error(&files.key, format!("unreadable private key: {err}")))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut https = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| tls_error(&files.cert, err.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private_key)
+        .map_err(|err| {
+            tls_error(
+                &files.key,
+                format!("the key does not fit the certificate or is unusable: {err}"),
+            )
+        })?;
+    // The HTTP server speaks HTTP/1.1 only.
+    https.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(ServerTls {
+        flight: tonic::transport::ServerTlsConfig::new()
             .identity(tonic::transport::Identity::from_pem(cert, key)),
-    ))
+        https: Arc::new(https),
+    }))
 }

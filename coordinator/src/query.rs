@@ -194,6 +194,9 @@ pub struct Execution {
     pub stream: SendableRecordBatchStream,
     /// Bytes of data files the plan reads (see [`planned_scan_bytes`]).
     pub bytes_scanned: u64,
+    /// `Some(rows)` when the statement already ran while being prepared: DDL (0) and writes
+    /// (the rows written, also the stream's one `count` row). `None` for queries.
+    pub completed_rows: Option<u64>,
 }
 
 /// Figures collected while one statement is prepared, carried in its session state so that
@@ -787,14 +790,16 @@ impl QueryEngine {
     /// Prepares and starts `sql` in one go, for front doors without a separate fetch step:
     /// DDL and writes run now; the returned stream counts its rows into `tracked` and records
     /// success or failure at its end. A failure to start is recorded too.
+    /// `parameters` fill the statement's `$n`/`?` placeholders.
     pub async fn start_tracked(
         &self,
         session: &mut SessionSettings,
         sql: &str,
+        parameters: Option<Vec<ScalarValue>>,
         tracked: &TrackedQuery,
     ) -> Result<Execution, QueryError> {
         let started = async {
-            let statement = self.prepare_bound(session, sql, None).await?;
+            let statement = self.prepare_bound(session, sql, parameters).await?;
             let already_ran = matches!(statement, PreparedStatement::Done { .. });
             if let PreparedStatement::Done { rows, .. } = &statement {
                 tracked.add_rows(*rows);
@@ -803,6 +808,7 @@ impl QueryEngine {
             tracked.add_bytes_scanned(execution.bytes_scanned);
             Ok::<_, QueryError>(Execution {
                 bytes_scanned: execution.bytes_scanned,
+                completed_rows: execution.completed_rows,
                 stream: if already_ran {
                     tracked.succeed();
                     execution.stream
@@ -840,6 +846,7 @@ impl QueryEngine {
                 return Ok(Execution {
                     stream: Box::pin(MemoryStream::try_new(batches, schema, None)?),
                     bytes_scanned,
+                    completed_rows: Some(rows),
                 });
             }
             PreparedStatement::Query(plan) => plan,
@@ -850,6 +857,7 @@ impl QueryEngine {
                 return Ok(Execution {
                     stream: self.explain_distributed(&state, explain).await?,
                     bytes_scanned: 0,
+                    completed_rows: None,
                 });
             }
             LogicalPlan::Analyze(_) => with_metrics_collection(&mut state, true)?,
@@ -860,6 +868,7 @@ impl QueryEngine {
         Ok(Execution {
             stream: execute_stream(physical, state.task_ctx())?,
             bytes_scanned,
+            completed_rows: None,
         })
     }
 

@@ -25,6 +25,19 @@ pub struct SessionSettings {
     /// Front doors always set it. Planning sees it as a `Principal` config extension, which
     /// `system.queries` reads to show non-admins only their own queries.
     pub principal: Option<Principal>,
+    /// Whose metadata tables the session sees.
+    pub metadata: MetadataFlavor,
+}
+
+/// Whose `information_schema` a session sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MetadataFlavor {
+    /// DataFusion's (Arrow type names).
+    #[default]
+    DataFusion,
+    /// Trino's, plus its `system.jdbc`/`system.metadata` tables, for clients of the Trino
+    /// endpoint (see [`crate::trino::metadata`]).
+    Trino,
 }
 
 impl SessionSettings {
@@ -60,6 +73,16 @@ impl SessionSettings {
             state
                 .config_mut()
                 .set_extension(std::sync::Arc::new(principal.clone()));
+        }
+        if self.metadata == MetadataFlavor::Trino {
+            // DataFusion answers `information_schema` itself when this is on, before asking
+            // the catalogs; off, the Trino catalog list answers it.
+            state.config_mut().options_mut().catalog.information_schema = false;
+            let catalogs =
+                crate::trino::metadata::TrinoCatalogList::new(Arc::clone(state.catalog_list()));
+            *state = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone())
+                .with_catalog_list(Arc::new(catalogs))
+                .build();
         }
         Ok(())
     }

@@ -25,8 +25,9 @@ def osprey_bin() -> str:
 @contextlib.contextmanager
 def osprey_local_servers(*args):
     """Runs `osprey local ARGS` (admin password PASSWORD) and yields its Flight SQL URI
-    (`grpc+tls://` when ARGS turn TLS on) and its HTTP base URL."""
-    scheme = "grpc+tls://" if "--tls-cert" in args else "grpc://"
+    (`grpc+tls://` when ARGS turn TLS on) and its HTTP base URL (`https://` with TLS)."""
+    tls = "--tls-cert" in args
+    scheme = "grpc+tls://" if tls else "grpc://"
     env = dict(os.environ, OSPREY_ADMIN_PASSWORD=PASSWORD, RUST_LOG="warn")
     env.pop("OSPREY_CONFIG", None)
     proc = subprocess.Popen(
@@ -40,7 +41,7 @@ def osprey_local_servers(*args):
     def read_stdout():
         for line in proc.stdout:
             if line.startswith("OSPREY_HTTP_LISTENING "):
-                address["http"] = "http://" + line.split()[1]
+                address["http"] = ("https://" if tls else "http://") + line.split()[1]
             if line.startswith("OSPREY_FLIGHT_SQL_LISTENING "):
                 address["uri"] = scheme + line.split()[1]
             if "uri" in address and "http" in address:

@@ -50,14 +50,15 @@ async fn clients_that_trust_the_certificate_are_served_over_tls() {
 
 /// Runs `osprey coordinator <args>` expecting it to fail; returns its standard error.
 fn coordinator_error(args: &[&str]) -> String {
+    let http_listen: &[&str] = if args.contains(&"--http-listen") {
+        &[]
+    } else {
+        &["--http-listen", "127.0.0.1:0"]
+    };
     let output = Command::new(osprey_bin())
         .arg("coordinator")
-        .args([
-            "--executor",
-            "http://127.0.0.1:1",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["--executor", "http://127.0.0.1:1"])
+        .args(http_listen)
         .args(args)
         .env("OSPREY_CLUSTER_SECRET", TEST_SECRET)
         .env("OSPREY_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -81,6 +82,11 @@ fn plaintext_beyond_loopback_is_refused_and_bad_tls_files_are_named() {
         "{stderr}"
     );
     assert!(stderr.contains("--tls-cert"), "{stderr}");
+    let stderr = coordinator_error(&["--http-listen", "0.0.0.0:0", "--data-dir", &data]);
+    assert!(
+        stderr.contains("refusing to serve plain HTTP on 0.0.0.0"),
+        "{stderr}"
+    );
 
     // The operator may opt out explicitly (a TLS-terminating proxy in front).
     let coordinator = spawn_osprey(

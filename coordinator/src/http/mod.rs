@@ -12,6 +12,8 @@
 pub mod encode;
 pub mod queries;
 pub mod stream;
+pub mod tls;
+pub mod trino;
 
 use crate::auth::{AuthError, Principal};
 use crate::discovery::{ExecutorHealth, ExecutorRegistry};
@@ -34,6 +36,10 @@ pub struct HttpState {
     pub registry: ExecutorRegistry,
     /// Queries of the native API.
     pub queries: queries::ApiQueries,
+    /// Statements of the Trino protocol.
+    pub trino: trino::TrinoQueries,
+    /// Whether the port serves HTTPS (for the URIs in Trino answers).
+    pub tls: bool,
 }
 
 /// The HTTP routes.
@@ -60,6 +66,11 @@ pub fn router(state: HttpState) -> axum::Router {
         .route(
             "/v1/statement:stream",
             axum::routing::post(stream::statement_stream),
+        )
+        .route("/v1/statement", axum::routing::post(trino::submit))
+        .route(
+            "/v1/statement/executing/{id}/{slug}/{token}",
+            get(trino::next_page).delete(trino::cancel),
         )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(not_found)

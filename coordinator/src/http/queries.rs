@@ -366,7 +366,7 @@ async fn run(
     };
     let execution = match state
         .engine
-        .start_tracked(&mut session, &sql, &tracked)
+        .start_tracked(&mut session, &sql, None, &tracked)
         .await
     {
         Ok(execution) => execution,

@@ -80,7 +80,7 @@ pub async fn statement_stream(
         ..SessionSettings::default()
     };
     let stream = engine
-        .start_tracked(&mut session, &sql, &tracked)
+        .start_tracked(&mut session, &sql, None, &tracked)
         .await
         .map_err(super::query_error)?
         .stream;

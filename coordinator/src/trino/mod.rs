@@ -1,0 +1,10 @@
+//! Trino compatibility: what the Trino client protocol endpoint (`POST /v1/statement`, in
+//! [`crate::http::trino`]) needs beyond the engine, so that unmodified Trino clients work.
+//!
+//! - [`types`]: Arrow types as Trino type names and signatures, values as Trino's JSON.
+//! - [`metadata`]: Trino's `information_schema` and `system` tables.
+//! - [`immediate`]: `EXECUTE IMMEDIATE '...' USING ...`, how the Python client binds parameters.
+
+pub mod immediate;
+pub mod metadata;
+pub mod types;
