@@ -267,3 +267,38 @@ def test_cancel_stops_a_running_query(server):
             break
         time.sleep(0.2)
     assert state == "CANCELLED"
+
+
+def test_the_protocol_replays_retries_and_guards_its_uris(server):
+    """The raw protocol, as a client library sees it: a retried GET gets the same page, a
+    token out of sequence is refused, another user cannot follow the URIs, DELETE ends it."""
+    session = http_session(server)
+    base = f"https://{server['host']}:{server['port']}"
+    admin = ("admin", PASSWORD)
+    first = session.post(f"{base}/v1/statement", data="SELECT value FROM range(25000)",
+                         auth=admin, headers={"X-Trino-User": "admin"}, timeout=30).json()
+    assert first["stats"]["state"] == "QUEUED" and "nextUri" in first and "id" in first
+    page = session.get(first["nextUri"], auth=admin, timeout=30).json()
+    while "data" not in page and "nextUri" in page:
+        page = session.get(page["nextUri"], auth=admin, timeout=30).json()
+    assert page["columns"][0]["type"] == "bigint"
+    assert 0 < len(page["data"]) <= 10_000
+    uri = page["nextUri"]
+    following = session.get(uri, auth=admin, timeout=30).json()
+    again = session.get(uri, auth=admin, timeout=30).json()
+    assert again == following  # a retried request is answered the same
+    skipped = session.get(uri.rsplit("/", 1)[0] + "/999", auth=admin, timeout=30)
+    assert skipped.status_code == 410 and skipped.json()["error"]["code"] == "INVALID_TOKEN"
+    session.post(f"{base}/v1/statement", data="CREATE USER IF NOT EXISTS trino_dave PASSWORD 'd'",
+                 auth=admin, timeout=30)
+    for _ in range(20):  # the CREATE USER runs in the background from its POST
+        if session.get(f"{base}/v1/whoami", auth=("trino_dave", "d"), timeout=30).ok:
+            break
+        time.sleep(0.1)
+    stranger = session.get(following["nextUri"], auth=("trino_dave", "d"), timeout=30)
+    assert stranger.status_code == 404
+    assert session.delete(following["nextUri"], auth=admin, timeout=30).status_code == 204
+    assert session.get(following["nextUri"], auth=admin, timeout=30).status_code == 404
+    unauthenticated = session.post(f"{base}/v1/statement", data="SELECT 1", timeout=30)
+    assert unauthenticated.status_code == 401
+    assert "Basic" in unauthenticated.headers["WWW-Authenticate"]

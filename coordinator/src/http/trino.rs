@@ -28,6 +28,7 @@ use crate::query::{Execution, QueryError};
 use crate::session::{MetadataFlavor, SessionSettings};
 use crate::trino::immediate::{evaluate_parameters, parse_execute_immediate};
 use crate::trino::types::{trino_json_values, trino_type_name, trino_type_signature};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -372,32 +373,49 @@ pub async fn submit(
     .into_response())
 }
 
+/// The parts of a statement's URI: id, slug, token (a number; parsed by the handler so that
+/// any malformed one is the same "not the next page").
+type StatementPath = (String, String, String);
+
+fn bad_path(rejection: PathRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+        format!(
+            "{}: follow the nextUri of the last answer",
+            rejection.body_text()
+        ),
+    )
+}
+
 /// `GET /v1/statement/executing/{id}/{slug}/{token}`: the next page.
 pub async fn next_page(
     State(state): State<HttpState>,
     Authenticated(principal): Authenticated,
-    Path((id, slug, token)): Path<(String, String, u64)>,
+    path: Result<Path<StatementPath>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path((id, slug, token_text)) = path.map_err(bad_path)?;
     let query = state.trino.get(&id, &slug, &principal.user)?;
     let base = base_uri(&state, &headers)?;
     let mut run = query.run.lock().await;
+    let token = token_text.parse::<u64>().ok();
     if let Some((served, page)) = &run.last_page
-        && *served == token
+        && Some(*served) == token
     {
         return Ok(page.clone().into_response());
     }
-    if token != run.next_token {
+    let Some(token) = token.filter(|token| *token == run.next_token) else {
         return Err(ApiError::new(
             StatusCode::GONE,
             "INVALID_TOKEN",
             format!(
-                "token {token} of statement {id} is not the next page (expected {}): follow the \
-                 nextUri of the last answer",
+                "token {token_text} of statement {id} is not the next page (expected {}): \
+                 follow the nextUri of the last answer",
                 run.next_token
             ),
         ));
-    }
+    };
     run.next_token = token + 1;
     let page = advance(&query, &mut run, &base, &state.trino.limits).await;
     run.last_page = Some((token, page.clone()));
@@ -408,8 +426,9 @@ pub async fn next_page(
 pub async fn cancel(
     State(state): State<HttpState>,
     Authenticated(principal): Authenticated,
-    Path((id, slug, _token)): Path<(String, String, u64)>,
+    path: Result<Path<StatementPath>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path((id, slug, _token)) = path.map_err(bad_path)?;
     let query = state.trino.get(&id, &slug, &principal.user)?;
     state.trino.lock().remove(&id);
     let mut run = query.run.lock().await;
@@ -826,6 +845,55 @@ fn trino_error(err: &QueryError) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn statement(id: &str, idle: Duration, finished: bool) -> Arc<TrinoQuery> {
+        Arc::new(TrinoQuery {
+            id: id.to_string(),
+            slug: random_slug(),
+            user: "u".to_string(),
+            started: Instant::now(),
+            last_seen: Mutex::new(Instant::now() - idle),
+            finished: std::sync::atomic::AtomicBool::new(finished),
+            run: tokio::sync::Mutex::new(Run {
+                phase: Phase::Finished,
+                next_token: 1,
+                last_page: None,
+                columns: None,
+                update: None,
+                rows: 0,
+                bytes_scanned: 0,
+                session_headers: Vec::new(),
+                session: SessionSettings::default(),
+            }),
+        })
+    }
+
+    #[test]
+    fn abandoned_and_long_finished_statements_are_purged() {
+        let limits = TrinoLimits {
+            abandoned_after: Duration::from_secs(60),
+            finished_kept: Duration::from_secs(5),
+            ..TrinoLimits::default()
+        };
+        let mut queries: HashMap<String, Arc<TrinoQuery>> = [
+            statement("polled", Duration::from_secs(1), false),
+            statement("abandoned", Duration::from_secs(61), false),
+            statement("just-finished", Duration::from_secs(1), true),
+            statement("long-finished", Duration::from_secs(6), true),
+        ]
+        .into_iter()
+        .map(|query| (query.id.clone(), query))
+        .collect();
+        let mut removed: Vec<String> = purge(&mut queries, &limits)
+            .iter()
+            .map(|query| query.id.clone())
+            .collect();
+        removed.sort();
+        assert_eq!(removed, ["abandoned", "long-finished"]);
+        let mut kept: Vec<&String> = queries.keys().collect();
+        kept.sort();
+        assert_eq!(kept, ["just-finished", "polled"]);
+    }
 
     #[test]
     fn update_types_name_the_statement() {

@@ -576,6 +576,9 @@ mod tests {
         let names = datafusion::arrow::util::pretty::pretty_format_batches(&catalogs)
             .unwrap()
             .to_string();
-        assert!(names.contains("| datafusion |") && names.contains("| system     |"), "{names}");
+        assert!(
+            names.contains("| datafusion |") && names.contains("| system     |"),
+            "{names}"
+        );
     }
 }
