@@ -14,6 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
@@ -48,9 +49,23 @@ pub struct Process {
     pub child: Child,
     /// The address it announced.
     pub addr: SocketAddr,
+    /// The HTTP address a coordinator announces (after its Flight SQL address).
+    http: Arc<Mutex<Option<SocketAddr>>>,
 }
 
 impl Process {
+    /// The coordinator's HTTP address (it is announced right after the Flight SQL one).
+    pub fn http_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(addr) = *self.http.lock().unwrap() {
+                return addr;
+            }
+            assert!(Instant::now() < deadline, "no OSPREY_HTTP_LISTENING line");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The operating-system process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -106,12 +121,17 @@ pub fn spawn_osprey(args: &[&str], envs: &[(&str, &str)], ready_prefix: &str) ->
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     let prefix = ready_prefix.to_string();
+    let http = Arc::new(Mutex::new(None));
+    let http_seen = Arc::clone(&http);
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if !sent && let Some(addr) = line.strip_prefix(&prefix) {
                 let _ = tx.send(addr.trim().to_string());
                 sent = true;
+            }
+            if let Some(addr) = line.strip_prefix("OSPREY_HTTP_LISTENING ") {
+                *http_seen.lock().unwrap() = addr.trim().parse().ok();
             }
         }
     });
@@ -121,6 +141,7 @@ pub fn spawn_osprey(args: &[&str], envs: &[(&str, &str)], ready_prefix: &str) ->
     Process {
         child,
         addr: addr.parse().expect("announced address"),
+        http,
     }
 }
 
@@ -604,4 +625,43 @@ pub fn queries_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/queries")
+}
+
+/// One plain-HTTP/1.1 request to `addr` with Basic credentials: the status and the JSON body
+/// (`Value::Null` when the body is empty or not JSON). Enough for the coordinator's JSON API.
+pub fn http_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    credentials: (&str, &str),
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    use base64::Engine as _;
+    use std::io::{Read, Write};
+    let token = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", credentials.0, credentials.1));
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to HTTP");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {head}"));
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
 }
