@@ -207,6 +207,23 @@ enum Phase {
     Failed(QueryError),
 }
 
+impl Run {
+    /// A statement in `phase` whose next page is token 1, run with `session`.
+    fn new(phase: Phase, session: SessionSettings) -> Self {
+        Self {
+            phase,
+            next_token: 1,
+            last_page: None,
+            columns: None,
+            update: None,
+            rows: 0,
+            bytes_scanned: 0,
+            session_headers: Vec::new(),
+            session,
+        }
+    }
+}
+
 impl Drop for Phase {
     /// A statement dropped while starting (cancelled or abandoned) stops starting; its history
     /// entry is then recorded as CANCELLED.
@@ -350,17 +367,7 @@ pub async fn submit(
         started: Instant::now(),
         last_seen: Mutex::new(Instant::now()),
         finished: std::sync::atomic::AtomicBool::new(false),
-        run: tokio::sync::Mutex::new(Run {
-            phase: Phase::Starting(starting),
-            next_token: 1,
-            last_page: None,
-            columns: None,
-            update: None,
-            rows: 0,
-            bytes_scanned: 0,
-            session_headers: Vec::new(),
-            session,
-        }),
+        run: tokio::sync::Mutex::new(Run::new(Phase::Starting(starting), session)),
     });
     trino.lock().insert(query.id.clone(), Arc::clone(&query));
     let base = base_uri(&state, &headers)?;
@@ -854,17 +861,7 @@ mod tests {
             started: Instant::now(),
             last_seen: Mutex::new(Instant::now() - idle),
             finished: std::sync::atomic::AtomicBool::new(finished),
-            run: tokio::sync::Mutex::new(Run {
-                phase: Phase::Finished,
-                next_token: 1,
-                last_page: None,
-                columns: None,
-                update: None,
-                rows: 0,
-                bytes_scanned: 0,
-                session_headers: Vec::new(),
-                session: SessionSettings::default(),
-            }),
+            run: tokio::sync::Mutex::new(Run::new(Phase::Finished, SessionSettings::default())),
         })
     }
 
