@@ -633,13 +633,21 @@ fn column_json(name: &str, data_type: &datafusion::arrow::datatypes::DataType) -
 
 /// A batch as Trino's `data`: one JSON array per row.
 fn batch_rows(batch: &RecordBatch) -> Result<Vec<Value>, datafusion::arrow::error::ArrowError> {
-    let columns = batch
+    let mut columns = batch
         .columns()
         .iter()
-        .map(trino_json_values)
+        .map(|column| trino_json_values(column).map(Vec::into_iter))
         .collect::<Result<Vec<_>, _>>()?;
+    // Values move from the columns into the rows (no copies).
     Ok((0..batch.num_rows())
-        .map(|row| Value::Array(columns.iter().map(|column| column[row].clone()).collect()))
+        .map(|_| {
+            Value::Array(
+                columns
+                    .iter_mut()
+                    .map(|column| column.next().unwrap_or(Value::Null))
+                    .collect(),
+            )
+        })
         .collect())
 }
 

@@ -331,14 +331,21 @@ fn non_null_values(array: &ArrayRef) -> Result<Vec<Value>, ArrowError> {
         }
         DataType::Struct(_) => {
             let row = array.as_struct();
-            let fields = row
+            let mut fields = row
                 .columns()
                 .iter()
-                .map(trino_json_values)
+                .map(|field| trino_json_values(field).map(Vec::into_iter))
                 .collect::<Result<Vec<_>, _>>()?;
             numbers(
                 (0..row.len())
-                    .map(|i| Value::Array(fields.iter().map(|field| field[i].clone()).collect()))
+                    .map(|_| {
+                        Value::Array(
+                            fields
+                                .iter_mut()
+                                .map(|field| field.next().unwrap_or(Value::Null))
+                                .collect(),
+                        )
+                    })
                     .collect(),
             )
         }
