@@ -104,8 +104,9 @@ struct CoordinatorCommon {
     #[arg(long, env = "OSPREY_FLIGHT_LISTEN", value_name = "ADDR")]
     flight_listen: Option<SocketAddr>,
 
-    /// Address for the HTTP API (health checks: /healthz, /readyz), or `off`. Default
-    /// 127.0.0.1:8080; it must stay on loopback (put a TLS-terminating proxy in front).
+    /// Address for the HTTP API (query API, Trino client protocol, /healthz, /readyz), or
+    /// `off`. Default 127.0.0.1:8080. Serves HTTPS with --tls-cert/--tls-key; without them it
+    /// must stay on loopback unless --allow-insecure-remote.
     #[arg(long, env = "OSPREY_HTTP_LISTEN", value_name = "ADDR|off")]
     http_listen: Option<HttpListen>,
 
@@ -148,8 +149,8 @@ struct CoordinatorCommon {
     #[arg(long, env = "OSPREY_WAREHOUSE", value_name = "LOCATION")]
     warehouse: Option<String>,
 
-    /// TLS certificate chain (PEM) for the Flight SQL port; needs --tls-key. TLS is required
-    /// when --flight-listen is not a loopback address.
+    /// TLS certificate chain (PEM) for the Flight SQL and HTTP ports; needs --tls-key. TLS is
+    /// required when --flight-listen or --http-listen is not a loopback address.
     #[arg(long, env = "OSPREY_TLS_CERT", value_name = "FILE")]
     tls_cert: Option<PathBuf>,
 
@@ -157,8 +158,9 @@ struct CoordinatorCommon {
     #[arg(long, env = "OSPREY_TLS_KEY", value_name = "FILE")]
     tls_key: Option<PathBuf>,
 
-    /// Serve plaintext on a non-loopback --flight-listen. Only behind a TLS-terminating proxy
-    /// or on a private network you trust: passwords and tokens cross it in the clear.
+    /// Serve plaintext on a non-loopback --flight-listen or --http-listen. Only behind a
+    /// TLS-terminating proxy or on a private network you trust: passwords and tokens cross it
+    /// in the clear.
     #[arg(long, env = "OSPREY_ALLOW_INSECURE_REMOTE")]
     allow_insecure_remote: bool,
 }
