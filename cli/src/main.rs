@@ -66,13 +66,7 @@ RUST_LOG (for example RUST_LOG=debug) or [log] level.";
 #[command(name = "osprey", version, after_help = AFTER_HELP)]
 struct Cli {
     /// TOML configuration file (see osprey.example.toml).
-    #[arg(
-        long,
-        short = 'c',
-        global = true,
-        env = "OSPREY_CONFIG",
-        value_name = "FILE"
-    )]
+    #[arg(long, global = true, env = "OSPREY_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
     /// Log format: `text` for people, `json` for log collectors.
@@ -95,7 +89,33 @@ enum Command {
     Coordinator(CoordinatorArgs),
     /// Run an executor: a stateless worker that runs query stages for its coordinator.
     Executor(ExecutorArgs),
+    /// Open a SQL shell on a coordinator (Flight SQL), or run SQL from -c, -f or a pipe.
+    ///
+    /// With no arguments it connects to `osprey local` on this machine as admin. Connection
+    /// settings come from flags, then OSPREY_HOST, OSPREY_PORT, OSPREY_USER and
+    /// OSPREY_PASSWORD, then a profile in ~/.config/osprey/config.toml.
+    #[command(after_help = SHELL_AFTER_HELP)]
+    Shell(osprey_shell::ShellArgs),
 }
+
+const SHELL_AFTER_HELP: &str = "\
+Examples:
+  osprey shell                                   # the local cluster, interactively
+  osprey shell -c 'SELECT count(*) FROM tpch.orders'
+  osprey shell -F csv -f report.sql > report.csv
+  echo 'SELECT 1;' | osprey shell -F json
+  osprey shell -H db.example.com -p 443 -U ana --tls --profile prod
+
+Profile file (~/.config/osprey/config.toml):
+  default = \"prod\"
+  [profiles.prod]
+  host = \"db.example.com\"
+  port = 443
+  user = \"ana\"
+  tls = true
+
+Inside the shell, \\? lists the meta-commands (\\d, \\dn, \\dt, \\x, \\timing, \\o, \\i, \\c, \\q).
+Exit codes: 0 success, 1 a statement failed, 2 no connection.";
 
 /// Settings shared by `coordinator` and `local`.
 #[derive(Args, Debug, Clone)]
@@ -233,6 +253,21 @@ struct ExecutorArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Shell(args) = cli.command {
+        // The shell is a client: no server configuration file, no server logging.
+        return match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => {
+                std::process::ExitCode::from(runtime.block_on(osprey_shell::run(args)) as u8)
+            }
+            Err(err) => {
+                eprintln!("error: cannot start the async runtime: {err}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let file = match FileConfig::load(cli.config.as_deref()) {
         Ok(file) => file,
         Err(err) => {
@@ -256,6 +291,7 @@ fn main() -> std::process::ExitCode {
             Command::Local(args) => local::run(args, file).await,
             Command::Coordinator(args) => run_coordinator(args, file).await,
             Command::Executor(args) => run_executor(args, file).await,
+            Command::Shell(_) => unreachable!("handled before the server configuration is read"),
         }
     });
     match result {

@@ -1,0 +1,442 @@
+//! Result rendering: an aligned table that fits the terminal, vertical records, and the
+//! machine formats (CSV, TSV, JSON, NDJSON, Markdown), which carry no decoration.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use std::str::FromStr;
+use unicode_width::UnicodeWidthStr;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns with a header, fitted to the terminal; long values are cut with `…`.
+    Table,
+    /// One `column | value` line per field, records separated by a header line.
+    Vertical,
+    /// RFC 4180 CSV with a header row; NULL is an empty field.
+    Csv,
+    /// Tab-separated values with a header row; NULL is an empty field.
+    Tsv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    NdJson,
+    /// A GitHub-flavoured Markdown table.
+    Markdown,
+}
+
+/// The format names, for help and errors.
+pub const FORMAT_NAMES: &str = "table, vertical, csv, tsv, json, ndjson, markdown";
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "table" | "aligned" => Format::Table,
+            "vertical" | "expanded" => Format::Vertical,
+            "csv" => Format::Csv,
+            "tsv" => Format::Tsv,
+            "json" => Format::Json,
+            "ndjson" | "jsonl" => Format::NdJson,
+            "markdown" | "md" => Format::Markdown,
+            other => {
+                return Err(format!(
+                    "unknown format {other:?}: use one of {FORMAT_NAMES}"
+                ));
+            }
+        })
+    }
+}
+
+impl Format {
+    /// Whether the format is for people (decorated: row counts, timing, colour).
+    pub fn is_for_people(self) -> bool {
+        matches!(self, Format::Table | Format::Vertical)
+    }
+}
+
+/// Presentation choices that depend on where the output goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// ANSI colour (only on a terminal).
+    pub color: bool,
+    /// The terminal's width, to fit tables to.
+    pub width: Option<usize>,
+}
+
+const NULL: &str = "NULL";
+
+/// Renders one result in `format`.
+///
+/// ```
+/// use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+/// use datafusion::arrow::datatypes::{DataType, Field, Schema};
+/// use osprey_shell::format::{render, Format, Style};
+/// use std::sync::Arc;
+///
+/// let schema = Arc::new(Schema::new(vec![
+///     Field::new("id", DataType::Int64, false),
+///     Field::new("name", DataType::Utf8, true),
+/// ]));
+/// let batch = RecordBatch::try_new(schema.clone(), vec![
+///     Arc::new(Int64Array::from(vec![1, 2])),
+///     Arc::new(StringArray::from(vec![Some("ada"), None])),
+/// ]).unwrap();
+/// let text = render(Format::Csv, &schema, &[batch], Style::default()).unwrap();
+/// assert_eq!(text, "id,name\n1,ada\n2,\n");
+/// ```
+pub fn render(
+    format: Format,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    style: Style,
+) -> Result<String, ArrowError> {
+    match format {
+        Format::Csv => delimited(schema, batches, b','),
+        Format::Tsv => delimited(schema, batches, b'\t'),
+        Format::Json => {
+            let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.finish()?;
+            let mut text = String::from_utf8_lossy(&writer.into_inner()).into_owned();
+            if text.is_empty() {
+                text.push_str("[]");
+            }
+            text.push('\n');
+            Ok(text)
+        }
+        Format::NdJson => {
+            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.finish()?;
+            Ok(String::from_utf8_lossy(&writer.into_inner()).into_owned())
+        }
+        Format::Table => Ok(table(&cells(schema, batches)?, style)),
+        Format::Vertical => Ok(vertical(&cells(schema, batches)?, style)),
+        Format::Markdown => Ok(markdown(&cells(schema, batches)?)),
+    }
+}
+
+fn delimited(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    delimiter: u8,
+) -> Result<String, ArrowError> {
+    let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .with_delimiter(delimiter)
+        .build(Vec::new());
+    if batches.is_empty() {
+        writer.write(&RecordBatch::new_empty(schema.clone()))?;
+    }
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    Ok(String::from_utf8_lossy(&writer.into_inner()).into_owned())
+}
+
+/// A result as text: the header, which columns are numbers, and the rows (`None` for NULL).
+struct Cells {
+    header: Vec<String>,
+    numeric: Vec<bool>,
+    rows: Vec<Vec<Option<String>>>,
+}
+
+fn cells(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Cells, ArrowError> {
+    let options = FormatOptions::default();
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Logical nulls: a NullArray (a bare NULL) has no validity buffer but is all nulls.
+        let nulls: Vec<_> = batch.columns().iter().map(|c| c.logical_nulls()).collect();
+        for row in 0..batch.num_rows() {
+            rows.push(
+                formatters
+                    .iter()
+                    .zip(&nulls)
+                    .map(|(formatter, nulls)| {
+                        let valid = nulls.as_ref().is_none_or(|nulls| nulls.is_valid(row));
+                        valid.then(|| formatter.value(row).to_string())
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(Cells {
+        header: schema.fields().iter().map(|f| f.name().clone()).collect(),
+        numeric: schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().is_numeric())
+            .collect(),
+        rows,
+    })
+}
+
+/// Control characters shown visibly, so a value cannot break the layout.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => '↵',
+            '\t' => '→',
+            c if c.is_control() => '·',
+            c => c,
+        })
+        .collect()
+}
+
+fn width(text: &str) -> usize {
+    UnicodeWidthStr::width(text)
+}
+
+/// `text` cut to `max` columns, ending in `…` when cut.
+fn fit(text: &str, max: usize) -> String {
+    if width(text) <= max {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > max {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
+fn paint(text: &str, code: &str, color: bool) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Column widths that fit `total` columns of terminal: the widest columns give way first,
+/// none below 6 (or its natural width).
+fn fitted_widths(natural: &[usize], total: Option<usize>) -> Vec<usize> {
+    let mut widths = natural.to_vec();
+    let Some(total) = total else {
+        return widths;
+    };
+    // Each column takes its width plus " | " between columns.
+    let chrome = natural.len().saturating_sub(1) * 3;
+    let budget = total.saturating_sub(chrome).max(natural.len() * 6);
+    while widths.iter().sum::<usize>() > budget {
+        let Some((widest, &w)) = widths.iter().enumerate().max_by_key(|(_, w)| **w) else {
+            break;
+        };
+        if w <= 6 {
+            break;
+        }
+        widths[widest] = w - 1;
+    }
+    widths
+}
+
+fn table(cells: &Cells, style: Style) -> String {
+    let texts: Vec<Vec<String>> = cells
+        .rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| cell.as_deref().map_or(NULL.to_string(), printable))
+                .collect()
+        })
+        .collect();
+    let natural: Vec<usize> = cells
+        .header
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            texts
+                .iter()
+                .map(|row| width(&row[i]))
+                .chain([width(name)])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let widths = fitted_widths(&natural, style.width);
+    let pad = |text: &str, w: usize| {
+        let text = fit(text, w);
+        let spaces = w.saturating_sub(width(&text));
+        (text, " ".repeat(spaces))
+    };
+    let mut out = String::new();
+    let header: Vec<String> = cells
+        .header
+        .iter()
+        .zip(&widths)
+        .map(|(name, w)| {
+            let (text, spaces) = pad(&printable(name), *w);
+            format!("{}{spaces}", paint(&text, "1", style.color))
+        })
+        .collect();
+    out.push_str(header.join(" | ").trim_end());
+    out.push('\n');
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    out.push_str(&rule.join("-+-"));
+    out.push('\n');
+    for (row, text) in cells.rows.iter().zip(&texts) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(text)
+            .zip(&widths)
+            .zip(&cells.numeric)
+            .map(|(((cell, text), w), numeric)| {
+                let (shown, spaces) = pad(text, *w);
+                match cell {
+                    None => format!("{}{spaces}", paint(&shown, "2", style.color)),
+                    // Numbers line up on the right, like psql's.
+                    Some(_) if *numeric => format!("{spaces}{shown}"),
+                    Some(_) => format!("{shown}{spaces}"),
+                }
+            })
+            .collect();
+        out.push_str(line.join(" | ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn vertical(cells: &Cells, style: Style) -> String {
+    let name_width = cells.header.iter().map(|n| width(n)).max().unwrap_or(0);
+    let value_width = style
+        .width
+        .map(|w| w.saturating_sub(name_width + 3).max(10));
+    let mut out = String::new();
+    for (index, row) in cells.rows.iter().enumerate() {
+        out.push_str(&paint(
+            &format!("-[ RECORD {} ]", index + 1),
+            "1",
+            style.color,
+        ));
+        out.push('\n');
+        for (name, cell) in cells.header.iter().zip(row) {
+            let value = match cell {
+                None => paint(NULL, "2", style.color),
+                Some(text) => {
+                    let text = printable(text);
+                    value_width.map_or(text.clone(), |w| fit(&text, w))
+                }
+            };
+            let spaces = " ".repeat(name_width - width(name));
+            out.push_str(&format!("{name}{spaces} | {value}\n"));
+        }
+    }
+    out
+}
+
+fn markdown(cells: &Cells) -> String {
+    let escape = |text: &str| printable(text).replace('|', "\\|");
+    let mut out = format!(
+        "| {} |\n|{}|\n",
+        cells
+            .header
+            .iter()
+            .map(|h| escape(h))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        cells
+            .header
+            .iter()
+            .map(|_| "---")
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    for row in &cells.rows {
+        let line: Vec<String> = row
+            .iter()
+            .map(|cell| cell.as_deref().map_or(NULL.to_string(), escape))
+            .collect();
+        out.push_str(&format!("| {} |\n", line.join(" | ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn sample() -> (SchemaRef, RecordBatch) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("note", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 22])),
+                Arc::new(StringArray::from(vec![
+                    Some("a rather long note that will not fit | at all"),
+                    None,
+                ])),
+            ],
+        )
+        .unwrap();
+        (schema, batch)
+    }
+
+    #[test]
+    fn tables_fit_the_terminal_and_show_null() {
+        let (schema, batch) = sample();
+        let style = Style {
+            color: false,
+            width: Some(30),
+        };
+        let text = render(Format::Table, &schema, &[batch], style).unwrap();
+        for line in text.lines() {
+            assert!(width(line) <= 30, "{line:?} is wider than 30");
+        }
+        assert!(text.contains('…'), "{text}");
+        assert!(text.lines().nth(3).unwrap().ends_with("NULL"), "{text}");
+    }
+
+    #[test]
+    fn machine_formats_are_plain() {
+        let (schema, batch) = sample();
+        let style = Style::default();
+        let md = render(
+            Format::Markdown,
+            &schema,
+            std::slice::from_ref(&batch),
+            style,
+        )
+        .unwrap();
+        assert!(md.starts_with(
+            "| id | note |\n|---|---|\n| 1 | a rather long note that will not fit \\| at all |"
+        ));
+        let json = render(Format::NdJson, &schema, std::slice::from_ref(&batch), style).unwrap();
+        assert_eq!(json.lines().nth(1), Some(r#"{"id":22}"#));
+        let vertical = render(Format::Vertical, &schema, &[batch], style).unwrap();
+        assert!(
+            vertical.contains("-[ RECORD 2 ]\nid   | 22\nnote | NULL\n"),
+            "{vertical}"
+        );
+        let empty = render(Format::Json, &schema, &[], style).unwrap();
+        assert_eq!(empty, "[]\n");
+        assert_eq!(
+            render(Format::Csv, &schema, &[], style).unwrap(),
+            "id,note\n"
+        );
+    }
+}

@@ -1,0 +1,443 @@
+//! One shell session: runs statements and meta-commands, prints their results, and keeps the
+//! output settings (`\format`, `\x`, `\timing`, `\o`).
+
+use crate::client::{Client, ClientError, TableInfo};
+use crate::connect::Target;
+use crate::format::{FORMAT_NAMES, Format, Style, render};
+use crate::split::split_statements;
+use crate::terminal;
+use datafusion::arrow::array::RecordBatch;
+use futures::StreamExt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Why a statement or command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    /// The server or the connection.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The result could not be rendered.
+    #[error("cannot print the result: {0}")]
+    Render(#[from] datafusion::arrow::error::ArrowError),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// Ctrl-C stopped the statement.
+    #[error("cancelled")]
+    Cancelled,
+    /// A meta-command was misused.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Output settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How results print.
+    pub format: Format,
+    /// Print elapsed time after each statement.
+    pub timing: bool,
+    /// A person is at the keyboard: progress, Ctrl-C cancels, colour and pager on a terminal.
+    pub interactive: bool,
+    /// Use the pager for long output (interactive, terminal only).
+    pub pager: bool,
+    /// Keep going after a failed statement in scripts.
+    pub continue_on_error: bool,
+}
+
+/// A connected session.
+pub struct Session {
+    client: Client,
+    target: Target,
+    /// Output settings, changed by meta-commands.
+    pub settings: Settings,
+    /// The format before `\x` turned vertical output on.
+    format_before_vertical: Option<Format>,
+    output: Option<(PathBuf, std::fs::File)>,
+    /// Tables and columns for completion, refreshed after DDL.
+    pub catalog: Arc<Mutex<Vec<TableInfo>>>,
+}
+
+/// What the caller should do after a meta-command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read the next input.
+    Continue,
+    /// Leave the shell.
+    Quit,
+}
+
+const HELP: &str = "\
+Statements end with `;` and may span lines. Ctrl-C cancels a running statement (or clears
+the line), Ctrl-D leaves. Tab completes keywords, schemas, tables and columns.
+
+Listing and describing
+  \\d               tables and views (like \\dt)
+  \\d NAME          columns of table NAME (schema.table or table)
+  \\dn              schemas
+  \\dt              tables and views
+Output
+  \\format NAME     table, vertical, csv, tsv, json, ndjson or markdown
+  \\x [on|off]      vertical output (one field per line)
+  \\timing [on|off] elapsed time after each statement
+  \\o [FILE]        send results to FILE (no FILE: back to the terminal)
+Scripts and connection
+  \\i FILE          run the statements in FILE
+  \\c SCHEMA        switch the current schema (USE SCHEMA)
+  \\conninfo        where and as whom you are connected
+Help and leaving
+  \\? or \\h        this help
+  \\q               quit
+";
+
+impl Session {
+    /// A session over `client`.
+    pub fn new(client: Client, target: Target, settings: Settings) -> Self {
+        Self {
+            client,
+            target,
+            settings,
+            format_before_vertical: None,
+            output: None,
+            catalog: Arc::default(),
+        }
+    }
+
+    /// Reloads the tables and columns used for completion (errors leave the old list).
+    pub async fn refresh_catalog(&mut self) {
+        if let Ok(tables) = self.client.tables().await {
+            *self.catalog.lock().unwrap_or_else(|p| p.into_inner()) = tables;
+        }
+    }
+
+    /// Runs every statement in `text` in order. Stops at the first failure unless
+    /// `continue_on_error`; returns how many failed.
+    pub async fn run_script(&mut self, text: &str) -> usize {
+        let (mut statements, rest) = split_statements(text);
+        if !crate::split::is_blank(&rest) {
+            statements.push(rest);
+        }
+        let mut failures = 0;
+        for statement in statements {
+            let outcome = if statement.starts_with('\\') {
+                self.meta(&statement).await.map(|_| ())
+            } else {
+                self.run(&statement).await
+            };
+            if let Err(err) = outcome {
+                self.report(&err);
+                failures += 1;
+                if !self.settings.continue_on_error {
+                    break;
+                }
+            }
+        }
+        failures
+    }
+
+    /// Prints an error to standard error.
+    pub fn report(&self, err: &ShellError) {
+        let color = self.settings.interactive && terminal::stderr_is_tty();
+        let label = if color {
+            "\x1b[31mERROR\x1b[0m"
+        } else {
+            "ERROR"
+        };
+        eprintln!("{label}: {err}");
+    }
+
+    /// Runs one statement and prints its result.
+    pub async fn run(&mut self, sql: &str) -> Result<(), ShellError> {
+        let started = Instant::now();
+        let rows = Arc::new(AtomicU64::new(0));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let progress = (self.settings.interactive && terminal::stderr_is_tty())
+            .then(|| spawn_progress(started, Arc::clone(&rows), Arc::clone(&bytes)));
+        let result = self.fetch(sql, &rows, &bytes).await;
+        if let Some(progress) = progress {
+            progress.abort();
+            let _ = progress.await;
+            // Clear the progress line.
+            eprint!("\r\x1b[2K");
+        }
+        let (schema, batches) = result?;
+        let elapsed = started.elapsed();
+        let style = Style {
+            color: self.settings.interactive && self.output.is_none() && terminal::stdout_is_tty(),
+            width: if self.output.is_none() {
+                terminal::size().map(|(columns, _)| columns)
+            } else {
+                None
+            },
+        };
+        let format = self.settings.format;
+        let mut text = String::new();
+        let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if !schema.fields().is_empty() {
+            text = render(format, &schema, &batches, style)?;
+        }
+        if format.is_for_people() {
+            if schema.fields().is_empty() {
+                text.push_str("OK\n");
+            } else {
+                text.push_str(&format!(
+                    "({count} row{})\n",
+                    if count == 1 { "" } else { "s" }
+                ));
+            }
+        }
+        if self.settings.timing {
+            let timing = format!("Time: {:.3} s\n", elapsed.as_secs_f64());
+            if format.is_for_people() {
+                text.push_str(&timing);
+            } else {
+                eprint!("{timing}");
+            }
+        }
+        self.emit(&text)?;
+        if is_ddl(sql) {
+            self.refresh_catalog().await;
+        }
+        Ok(())
+    }
+
+    /// Starts `sql` and gathers its result, cancelling it on Ctrl-C when interactive.
+    async fn fetch(
+        &mut self,
+        sql: &str,
+        rows: &AtomicU64,
+        bytes: &AtomicU64,
+    ) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>), ShellError> {
+        let interactive = self.settings.interactive;
+        let interrupted = async {
+            if interactive {
+                let _ = tokio::signal::ctrl_c().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(interrupted);
+        let running = tokio::select! {
+            running = self.client.run(sql) => running?,
+            _ = &mut interrupted => return Err(ShellError::Cancelled),
+        };
+        let schema = running.schema.clone();
+        let info = running.info.clone();
+        let mut stream = running.batches;
+        let mut batches = Vec::new();
+        loop {
+            tokio::select! {
+                next = stream.next() => match next {
+                    None => break,
+                    Some(batch) => {
+                        let batch = batch?;
+                        rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                        bytes.fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
+                        batches.push(batch);
+                    }
+                },
+                _ = &mut interrupted => {
+                    drop(stream);
+                    self.client.cancel(info).await;
+                    return Err(ShellError::Cancelled);
+                }
+            }
+        }
+        Ok((schema, batches))
+    }
+
+    /// Writes `text` to the `\o` file, or the terminal (through the pager when long).
+    fn emit(&mut self, text: &str) -> Result<(), ShellError> {
+        if let Some((path, file)) = &mut self.output {
+            return file
+                .write_all(text.as_bytes())
+                .map_err(|source| ShellError::File {
+                    path: path.clone(),
+                    source,
+                });
+        }
+        if self.settings.interactive && self.settings.pager {
+            terminal::page(text);
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        }
+        Ok(())
+    }
+
+    /// Runs a meta-command (`\d`, `\x`, `\q`, ...).
+    pub async fn meta(&mut self, line: &str) -> Result<Next, ShellError> {
+        let line = line.trim().trim_end_matches(';').trim();
+        let (command, argument) = match line.split_once(char::is_whitespace) {
+            Some((command, argument)) => (command, Some(argument.trim())),
+            None => (line, None),
+        };
+        match command {
+            "\\q" | "\\quit" => return Ok(Next::Quit),
+            "\\?" | "\\h" | "\\help" => self.emit(HELP)?,
+            "\\timing" => {
+                self.settings.timing = toggle(argument, self.settings.timing)?;
+                self.emit(&format!("Timing is {}.\n", on_off(self.settings.timing)))?;
+            }
+            "\\x" => {
+                let vertical = toggle(argument, self.settings.format == Format::Vertical)?;
+                if vertical && self.settings.format != Format::Vertical {
+                    self.format_before_vertical = Some(self.settings.format);
+                    self.settings.format = Format::Vertical;
+                } else if !vertical && self.settings.format == Format::Vertical {
+                    self.settings.format =
+                        self.format_before_vertical.take().unwrap_or(Format::Table);
+                }
+                self.emit(&format!("Vertical output is {}.\n", on_off(vertical)))?;
+            }
+            "\\format" => {
+                let Some(name) = argument else {
+                    return Err(ShellError::Usage(format!(
+                        "\\format NAME: NAME is one of {FORMAT_NAMES}"
+                    )));
+                };
+                self.settings.format = name.parse().map_err(ShellError::Usage)?;
+                self.emit(&format!("Output format is {name}.\n"))?;
+            }
+            "\\o" | "\\out" => match argument {
+                None => {
+                    self.output = None;
+                    self.emit("Output goes to the terminal.\n")?;
+                }
+                Some(path) => {
+                    let path = PathBuf::from(path);
+                    let file = std::fs::File::create(&path).map_err(|source| ShellError::File {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    self.output = Some((path, file));
+                }
+            },
+            "\\i" | "\\include" => {
+                let Some(path) = argument else {
+                    return Err(ShellError::Usage("\\i FILE: name the script to run".into()));
+                };
+                let text = std::fs::read_to_string(path).map_err(|source| ShellError::File {
+                    path: PathBuf::from(path),
+                    source,
+                })?;
+                Box::pin(self.run_script(&text)).await;
+            }
+            "\\c" | "\\connect" => {
+                let Some(schema) = argument else {
+                    return Err(ShellError::Usage(
+                        "\\c SCHEMA: name the schema to use".into(),
+                    ));
+                };
+                self.run(&format!("USE {schema}")).await?;
+            }
+            "\\conninfo" => {
+                let text = format!(
+                    "Connected to {} as user {} ({}).\n",
+                    self.client.uri,
+                    self.client.user,
+                    if self.target.tls { "TLS" } else { "no TLS" }
+                );
+                self.emit(&text)?;
+            }
+            "\\dn" => {
+                self.run(
+                    "SELECT catalog_name AS \"catalog\", schema_name AS \"schema\" \
+                     FROM information_schema.schemata ORDER BY 1, 2",
+                )
+                .await?;
+            }
+            "\\d" | "\\dt" if argument.is_none() => {
+                self.run(
+                    "SELECT table_schema AS \"schema\", table_name AS \"name\", table_type AS \"type\" \
+                     FROM information_schema.tables \
+                     WHERE table_schema <> 'information_schema' ORDER BY 1, 2",
+                )
+                .await?;
+            }
+            "\\d" | "\\dt" => {
+                let name = argument.unwrap_or_default();
+                let (schema, table) = match name.rsplit_once('.') {
+                    Some((schema, table)) => (Some(schema), table),
+                    None => (None, name),
+                };
+                let quote = |text: &str| text.trim_matches('"').replace('\'', "''");
+                let schema_filter = schema
+                    .map(|schema| format!(" AND table_schema = '{}'", quote(schema)))
+                    .unwrap_or_default();
+                let sql = format!(
+                    "SELECT column_name AS \"column\", data_type AS \"type\", is_nullable AS \"nullable\" \
+                     FROM information_schema.columns WHERE table_name = '{}'{schema_filter} \
+                     ORDER BY table_schema, ordinal_position",
+                    quote(table)
+                );
+                self.run(&sql).await?;
+            }
+            other => {
+                return Err(ShellError::Usage(format!(
+                    "unknown command {other}: \\? lists the commands"
+                )));
+            }
+        }
+        Ok(Next::Continue)
+    }
+}
+
+fn on_off(value: bool) -> &'static str {
+    if value { "on" } else { "off" }
+}
+
+fn toggle(argument: Option<&str>, current: bool) -> Result<bool, ShellError> {
+    match argument.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(!current),
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(ShellError::Usage(format!("{other:?}: say on or off"))),
+    }
+}
+
+/// Whether a statement may change the tables (so completion is reloaded).
+fn is_ddl(sql: &str) -> bool {
+    let first = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    matches!(first.as_str(), "CREATE" | "DROP" | "ALTER" | "USE")
+}
+
+/// A live line on standard error: elapsed time, rows and bytes received so far.
+fn spawn_progress(
+    started: Instant,
+    rows: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
+        // Quick statements finish before anything is drawn.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut tick = 0usize;
+        loop {
+            let megabytes = bytes.load(Ordering::Relaxed) as f64 / 1_048_576.0;
+            eprint!(
+                "\r\x1b[2K{} {:.1} s · {} rows · {megabytes:.1} MiB received · Ctrl-C cancels",
+                SPINNER[tick % SPINNER.len()],
+                started.elapsed().as_secs_f64(),
+                rows.load(Ordering::Relaxed),
+            );
+            let _ = std::io::stderr().flush();
+            tick += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}

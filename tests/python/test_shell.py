@@ -1,0 +1,157 @@
+"""`osprey shell` against a real `osprey local`: non-interactive use through process spawning
+(formats, exit codes, scripts with errors, piped input), and interactive use in a
+pseudo-terminal with pexpect (prompt, multi-line statements, completion, Ctrl-C cancelling a
+long query, history across runs)."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import time
+import urllib.parse
+
+import pexpect
+import pytest
+
+from conftest import PASSWORD, osprey_bin, osprey_local_servers
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("osprey-shell")
+    with osprey_local_servers("--executors", "1", "--tpch-scale", "0.01",
+                              "--data-dir", str(data_dir)) as (uri, _):
+        url = urllib.parse.urlsplit(uri.replace("grpc://", "http://"))
+        yield {"host": url.hostname, "port": str(url.port), "home": tmp_path_factory.mktemp("home")}
+
+
+def shell_env(server, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSPREY_")}
+    env.update(OSPREY_HOST=server["host"], OSPREY_PORT=server["port"], OSPREY_USER="admin",
+               OSPREY_PASSWORD=PASSWORD, HOME=str(server["home"]),
+               OSPREY_HISTORY=str(server["home"] / "history"), TERM="xterm")
+    env.update(extra)
+    return env
+
+
+def shell(server, *args, stdin=None, env=None):
+    return subprocess.run([osprey_bin(), "shell", *args], input=stdin, capture_output=True,
+                          text=True, timeout=120, env=env or shell_env(server))
+
+
+def test_every_output_format(server):
+    sql = "SELECT n_nationkey AS id, n_name AS name, NULL AS nothing FROM tpch.nation " \
+          "WHERE n_nationkey < 2 ORDER BY 1"
+    out = shell(server, "-F", "csv", "-c", sql)
+    assert out.returncode == 0, out.stderr
+    assert list(csv.reader(io.StringIO(out.stdout))) == [
+        ["id", "name", "nothing"], ["0", "ALGERIA", ""], ["1", "ARGENTINA", ""]]
+    out = shell(server, "-F", "tsv", "-c", sql)
+    assert out.stdout.splitlines()[1] == "0\tALGERIA\t"
+    out = shell(server, "-F", "json", "-c", sql)
+    assert json.loads(out.stdout) == [{"id": 0, "name": "ALGERIA"}, {"id": 1, "name": "ARGENTINA"}]
+    out = shell(server, "-F", "ndjson", "-c", sql)
+    assert [json.loads(line)["name"] for line in out.stdout.splitlines()] == ["ALGERIA", "ARGENTINA"]
+    out = shell(server, "-F", "markdown", "-c", sql)
+    assert out.stdout.splitlines()[:3] == ["| id | name | nothing |", "|---|---|---|",
+                                           "| 0 | ALGERIA | NULL |"]
+    out = shell(server, "-c", sql)  # table, the default: decorated for people
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["id", "|", "name", "|", "nothing"]
+    assert set(lines[1]) <= {"-", "+"}
+    assert lines[2].split() == ["0", "|", "ALGERIA", "|", "NULL"]
+    assert lines[-1] == "(2 rows)"
+    out = shell(server, "-F", "vertical", "-c", sql)
+    assert "-[ RECORD 2 ]" in out.stdout and "name    | ARGENTINA" in out.stdout
+
+
+def test_exit_codes_and_scripts_with_errors(server, tmp_path):
+    out = shell(server, "-F", "csv", "-c", "SELECT no_such_column FROM tpch.nation")
+    assert out.returncode == 1
+    assert "no_such_column" in out.stderr and out.stdout == ""
+    script = tmp_path / "script.sql"
+    script.write_text("SELECT 1 AS a;\nSELECT oops FROM nowhere;\nSELECT 3 AS c;\n")
+    out = shell(server, "-F", "csv", "-f", str(script))
+    assert out.returncode == 1
+    assert out.stdout == "a\n1\n"  # stopped at the first error
+    out = shell(server, "-F", "csv", "--continue-on-error", "-f", str(script))
+    assert out.returncode == 1
+    assert out.stdout == "a\n1\nc\n3\n"
+    out = shell(server, "-F", "csv", stdin="SELECT 7 AS piped;\nSELECT 8 AS more\n")
+    assert (out.returncode, out.stdout) == (0, "piped\n7\nmore\n8\n")
+    bad = shell(server, "-c", "SELECT 1", env=shell_env(server, OSPREY_PASSWORD="wrong"))
+    assert bad.returncode == 2 and "login as admin failed" in bad.stderr
+    nowhere = shell(server, "-c", "SELECT 1", env=shell_env(server, OSPREY_PORT="1"))
+    assert nowhere.returncode == 2 and "cannot connect" in nowhere.stderr
+
+
+def test_profiles_supply_the_connection(server, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f'default = "here"\n[profiles.here]\nhost = "{server["host"]}"\n'
+                      f'port = {server["port"]}\nuser = "admin"\n')
+    env = shell_env(server, OSPREY_SHELL_CONFIG=str(config))
+    del env["OSPREY_HOST"], env["OSPREY_PORT"]
+    out = shell(server, "-F", "csv", "-c", "SELECT 'via profile' AS how", env=env)
+    assert (out.returncode, out.stdout) == (0, "how\nvia profile\n"), out.stderr
+    out = shell(server, "--profile", "elsewhere", "-c", "SELECT 1", env=env)
+    assert out.returncode == 2 and "no profile \"elsewhere\"" in out.stderr
+
+
+def spawn_interactive(server):
+    child = pexpect.spawn(osprey_bin(), ["shell"], env=shell_env(server), encoding="utf-8",
+                          timeout=60, dimensions=(40, 120))
+    child.expect_exact("osprey> ")
+    return child
+
+
+def test_interactive_prompt_multiline_completion_and_cancel(server):
+    child = spawn_interactive(server)
+    # A statement over two lines runs when the `;` arrives.
+    child.sendline("SELECT 40 + 2")
+    child.sendline("  AS answer;")
+    # (the header is bold: colour is on in a terminal)
+    child.expect(r"\x1b\[1manswer\x1b\[0m\r\n-+\r\n\s*42\r\n\(1 row\)")
+    child.expect_exact("osprey> ")
+    # Completion of a table name loaded from the server's metadata.
+    child.send("SELECT count(*) FROM tpch.supp\t")
+    child.expect_exact("tpch.supplier")
+    child.sendline(";")
+    child.expect(r"\b100\b")
+    child.expect_exact("osprey> ")
+    # Ctrl-C cancels a long query on the server; the next query works.
+    child.sendline("SELECT count(*) FROM tpch.lineitem a, tpch.lineitem b "
+                   "WHERE a.l_quantity < b.l_quantity;")
+    time.sleep(2)
+    child.sendintr()
+    child.expect("cancelled")
+    child.expect_exact("osprey> ")
+    child.sendline("SELECT 'after' AS next;")
+    child.expect(r"after\r\n\(1 row\)")
+    child.expect_exact("osprey> ")
+    child.sendline("\\q")
+    child.expect(pexpect.EOF)
+    history = (server["home"] / "history").read_text()
+    assert "AS answer;" in history
+
+
+def test_history_survives_a_restart_and_meta_commands_work(server):
+    child = spawn_interactive(server)
+    child.sendline("SELECT 'remember me' AS note;")
+    child.expect_exact("(1 row)")
+    child.expect_exact("osprey> ")
+    child.sendline("\\dt")
+    child.expect("lineitem")
+    child.expect_exact("osprey> ")
+    child.sendline("\\conninfo")
+    child.expect("Connected to grpc://.* as user admin")
+    child.expect_exact("osprey> ")
+    child.sendeof()  # Ctrl-D leaves
+    child.expect(pexpect.EOF)
+    child = spawn_interactive(server)
+    child.send("\x1b[A" * 3)  # up arrow ×3: the first line of the previous run
+    child.expect_exact("remember me")
+    child.sendline("")
+    child.expect_exact("(1 row)")
+    child.sendline("\\q")
+    child.expect(pexpect.EOF)
