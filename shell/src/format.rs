@@ -124,13 +124,45 @@ pub fn render(
     }
 }
 
+impl Format {
+    /// Whether results in this format can be printed batch by batch as they arrive (so a
+    /// result of any size passes through in bounded memory).
+    pub fn streams(self) -> bool {
+        matches!(self, Format::Csv | Format::Tsv | Format::NdJson)
+    }
+}
+
+/// Renders one batch of a streamed result ([`Format::streams`]): CSV and TSV carry the header
+/// only when `first`.
+pub fn render_part(
+    format: Format,
+    schema: &SchemaRef,
+    batch: &RecordBatch,
+    first: bool,
+) -> Result<String, ArrowError> {
+    match format {
+        Format::Csv => delimited_part(schema, std::slice::from_ref(batch), b',', first),
+        Format::Tsv => delimited_part(schema, std::slice::from_ref(batch), b'\t', first),
+        other => render(other, schema, std::slice::from_ref(batch), Style::default()),
+    }
+}
+
 fn delimited(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     delimiter: u8,
 ) -> Result<String, ArrowError> {
+    delimited_part(schema, batches, delimiter, true)
+}
+
+fn delimited_part(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    delimiter: u8,
+    header: bool,
+) -> Result<String, ArrowError> {
     let mut writer = datafusion::arrow::csv::WriterBuilder::new()
-        .with_header(true)
+        .with_header(header)
         .with_delimiter(delimiter)
         .build(Vec::new());
     if batches.is_empty() {

@@ -3,7 +3,7 @@
 
 use crate::client::{Client, ClientError, TableInfo};
 use crate::connect::Target;
-use crate::format::{FORMAT_NAMES, Format, Style, render};
+use crate::format::{FORMAT_NAMES, Format, Style, render, render_part};
 use crate::split::split_statements;
 use crate::terminal;
 use datafusion::arrow::array::RecordBatch;
@@ -162,14 +162,17 @@ impl Session {
         let bytes = Arc::new(AtomicU64::new(0));
         let progress = (self.settings.interactive && terminal::stderr_is_tty())
             .then(|| spawn_progress(started, Arc::clone(&rows), Arc::clone(&bytes)));
-        let result = self.fetch(sql, &rows, &bytes).await;
+        // Machine formats going to a file or a pipe print batch by batch.
+        let stream_out =
+            self.settings.format.streams() && !(self.settings.interactive && self.output.is_none());
+        let result = self.fetch(sql, &rows, &bytes, stream_out).await;
         if let Some(progress) = progress {
             progress.abort();
             let _ = progress.await;
             // Clear the progress line.
             eprint!("\r\x1b[2K");
         }
-        let (schema, batches) = result?;
+        let (schema, batches, streamed) = result?;
         let elapsed = started.elapsed();
         let style = Style {
             color: self.settings.interactive && self.output.is_none() && terminal::stdout_is_tty(),
@@ -182,7 +185,7 @@ impl Session {
         let format = self.settings.format;
         let mut text = String::new();
         let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if !schema.fields().is_empty() {
+        if !schema.fields().is_empty() && !streamed {
             text = render(format, &schema, &batches, style)?;
         }
         if format.is_for_people() {
@@ -211,12 +214,22 @@ impl Session {
     }
 
     /// Starts `sql` and gathers its result, cancelling it on Ctrl-C when interactive.
+    /// With `stream_out`, batches are printed as they arrive and none are kept; the flag in
+    /// the answer says whether anything was printed.
     async fn fetch(
         &mut self,
         sql: &str,
         rows: &AtomicU64,
         bytes: &AtomicU64,
-    ) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>), ShellError> {
+        stream_out: bool,
+    ) -> Result<
+        (
+            datafusion::arrow::datatypes::SchemaRef,
+            Vec<RecordBatch>,
+            bool,
+        ),
+        ShellError,
+    > {
         let interactive = self.settings.interactive;
         let interrupted = async {
             if interactive {
@@ -234,6 +247,7 @@ impl Session {
         let info = running.info.clone();
         let mut stream = running.batches;
         let mut batches = Vec::new();
+        let mut printed = false;
         loop {
             tokio::select! {
                 next = stream.next() => match next {
@@ -242,7 +256,13 @@ impl Session {
                         let batch = batch?;
                         rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                         bytes.fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
-                        batches.push(batch);
+                        if stream_out && !schema.fields().is_empty() {
+                            let text = render_part(self.settings.format, &schema, &batch, !printed)?;
+                            self.emit(&text)?;
+                            printed = true;
+                        } else {
+                            batches.push(batch);
+                        }
                     }
                 },
                 _ = &mut interrupted => {
@@ -252,7 +272,7 @@ impl Session {
                 }
             }
         }
-        Ok((schema, batches))
+        Ok((schema, batches, printed))
     }
 
     /// Writes `text` to the `\o` file, or the terminal (through the pager when long).

@@ -155,3 +155,41 @@ def test_history_survives_a_restart_and_meta_commands_work(server):
     child.expect_exact("(1 row)")
     child.sendline("\\q")
     child.expect(pexpect.EOF)
+
+
+def test_machine_formats_stream_whole_results(server):
+    out = shell(server, "-F", "csv", "-c", "SELECT l_orderkey, l_linenumber FROM tpch.lineitem")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    count = shell(server, "-F", "csv", "-c", "SELECT count(*) AS n FROM tpch.lineitem")
+    assert lines[0] == "l_orderkey,l_linenumber" and lines.count(lines[0]) == 1
+    assert len(lines) - 1 == int(count.stdout.splitlines()[1]) > 50_000
+
+
+def test_no_arguments_reach_osprey_local_with_its_password_file(tmp_path):
+    """`osprey local` without OSPREY_ADMIN_PASSWORD writes DATA_DIR/admin-password; the shell
+    run from the same place (same --data-dir) logs in as admin with it, unprompted."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSPREY_")}
+    env.update(RUST_LOG="warn", HOME=str(tmp_path))
+    local = subprocess.Popen(
+        [osprey_bin(), "local", "--executors", "1", "--tpch-scale", "0", "--data-dir", "osprey-data",
+         "--flight-listen", "127.0.0.1:0", "--http-listen", "off"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = None
+        for line in local.stdout:
+            if line.startswith("OSPREY_FLIGHT_SQL_LISTENING "):
+                port = line.split()[1].rsplit(":", 1)[1]
+                break
+        assert port and (tmp_path / "osprey-data" / "admin-password").exists()
+        out = subprocess.run([osprey_bin(), "shell", "-p", port, "-w", "-F", "csv",
+                              "-c", "SELECT 'in' AS logged"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert (out.returncode, out.stdout) == (0, "logged\nin\n"), out.stderr
+        # Elsewhere (no password file) and forbidden to prompt: a clear error, exit code 2.
+        elsewhere = subprocess.run([osprey_bin(), "shell", "-p", port, "-w", "-c", "SELECT 1"],
+                                   cwd="/", env=env, capture_output=True, text=True, timeout=60)
+        assert elsewhere.returncode == 2 and "OSPREY_PASSWORD" in elsewhere.stderr
+    finally:
+        local.send_signal(2)
+        local.wait(30)
