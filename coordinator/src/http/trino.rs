@@ -277,6 +277,8 @@ pub async fn submit(
             "send the SQL statement as the request body",
         ));
     }
+    // Checked before anything starts, so a refused request leaves nothing running.
+    let base = base_uri(&state, &headers)?;
     if let Some(user) = header(&headers, "x-trino-user")?
         && user != principal.user
     {
@@ -370,7 +372,6 @@ pub async fn submit(
         run: tokio::sync::Mutex::new(Run::new(Phase::Starting(starting), session)),
     });
     trino.lock().insert(query.id.clone(), Arc::clone(&query));
-    let base = base_uri(&state, &headers)?;
     let run = query.run.lock().await;
     let body = page_body(&query, &run, &base, "QUEUED", Some(run.next_token), None);
     Ok(Page {
