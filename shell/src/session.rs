@@ -122,16 +122,15 @@ impl Session {
     /// Runs every statement in `text` in order. Stops at the first failure unless
     /// `continue_on_error`; returns how many failed.
     pub async fn run_script(&mut self, text: &str) -> usize {
-        let (mut statements, rest) = split_statements(text);
-        if !crate::split::is_blank(&rest) {
-            statements.push(rest);
-        }
         let mut failures = 0;
-        for statement in statements {
-            let outcome = if statement.starts_with('\\') {
-                self.meta(&statement).await.map(|_| ())
-            } else {
-                self.run(&statement).await
+        for item in script_items(text) {
+            let outcome = match item {
+                ScriptItem::Meta(line) => match self.meta(&line).await {
+                    Ok(Next::Quit) => break,
+                    Ok(Next::Continue) => Ok(()),
+                    Err(err) => Err(err),
+                },
+                ScriptItem::Sql(statement) => self.run(&statement).await,
             };
             if let Err(err) = outcome {
                 self.report(&err);
@@ -413,6 +412,41 @@ impl Session {
     }
 }
 
+/// One step of a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ScriptItem {
+    /// A meta-command: a whole line starting with `\`, between statements.
+    Meta(String),
+    /// A SQL statement (ended by `;` or by the end of the script).
+    Sql(String),
+}
+
+/// A script's meta-commands and statements in order. Like psql, a backslash command is a line
+/// of its own and needs no `;`.
+fn script_items(text: &str) -> Vec<ScriptItem> {
+    let mut items = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        if crate::split::is_blank(&pending) && line.trim_start().starts_with('\\') {
+            items.push(ScriptItem::Meta(line.trim().to_string()));
+            pending.clear();
+            continue;
+        }
+        pending.push_str(line);
+        pending.push('\n');
+        let (statements, rest) = split_statements(&pending);
+        items.extend(statements.into_iter().map(ScriptItem::Sql));
+        pending = rest;
+        if !pending.is_empty() {
+            pending.push('\n');
+        }
+    }
+    if !crate::split::is_blank(&pending) {
+        items.push(ScriptItem::Sql(pending.trim().to_string()));
+    }
+    items
+}
+
 fn on_off(value: bool) -> &'static str {
     if value { "on" } else { "off" }
 }
@@ -460,4 +494,25 @@ fn spawn_progress(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_mix_meta_commands_and_statements() {
+        let items =
+            script_items("\\timing on\nSELECT 1\n  AS a; SELECT ';' -- c\n;\n\\x\nSELECT 2");
+        assert_eq!(
+            items,
+            vec![
+                ScriptItem::Meta("\\timing on".into()),
+                ScriptItem::Sql("SELECT 1\n  AS a".into()),
+                ScriptItem::Sql("SELECT ';' -- c".into()),
+                ScriptItem::Meta("\\x".into()),
+                ScriptItem::Sql("SELECT 2".into()),
+            ]
+        );
+    }
 }

@@ -78,6 +78,10 @@ def test_exit_codes_and_scripts_with_errors(server, tmp_path):
     out = shell(server, "-F", "csv", "--continue-on-error", "-f", str(script))
     assert out.returncode == 1
     assert out.stdout == "a\n1\nc\n3\n"
+    # Backslash commands are lines of their own; \q ends the script.
+    script.write_text("\\format csv\nSELECT 5 AS five;\n\\q\nSELECT 6 AS never;\n")
+    out = shell(server, "-f", str(script))
+    assert (out.returncode, out.stdout) == (0, "Output format is csv.\nfive\n5\n"), out.stderr
     out = shell(server, "-F", "csv", stdin="SELECT 7 AS piped;\nSELECT 8 AS more\n")
     assert (out.returncode, out.stdout) == (0, "piped\n7\nmore\n8\n")
     bad = shell(server, "-c", "SELECT 1", env=shell_env(server, OSPREY_PASSWORD="wrong"))
