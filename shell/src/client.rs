@@ -231,8 +231,9 @@ impl Client {
                 let text = |name: &str| {
                     batch
                         .column_by_name(name)
-                        .map(|c| c.as_string::<i32>().clone())
+                        .and_then(|c| c.as_string_opt::<i32>().cloned())
                 };
+                // Columns of another type than the spec's are skipped, not trusted.
                 let (Some(schemas), Some(names), Some(types)) = (
                     text("db_schema_name"),
                     text("table_name"),
@@ -242,7 +243,7 @@ impl Client {
                 };
                 let encoded = batch
                     .column_by_name("table_schema")
-                    .map(|c| c.as_binary::<i32>().clone());
+                    .and_then(|c| c.as_binary_opt::<i32>().cloned());
                 for row in 0..batch.num_rows() {
                     let columns = encoded
                         .as_ref()
