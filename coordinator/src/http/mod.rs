@@ -153,6 +153,24 @@ pub fn bad_parameters(
     )
 }
 
+/// A SQL statement sent as the request body: an unreadable body answers its rejection's
+/// status, an empty one `400`.
+pub fn sql_body(
+    body: Result<String, axum::extract::rejection::StringRejection>,
+) -> Result<String, ApiError> {
+    let sql = body.map_err(|rejection| {
+        ApiError::new(rejection.status(), "INVALID_REQUEST", rejection.body_text())
+    })?;
+    if sql.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "send the SQL statement as the request body",
+        ));
+    }
+    Ok(sql)
+}
+
 /// A statement's failure as an HTTP error: the client's mistakes are `400`, missing rights
 /// `403`, exhausted limits `429`, no executors `503`, the rest `500`.
 pub fn query_error(err: QueryError) -> ApiError {

@@ -47,9 +47,7 @@ pub async fn statement_stream(
 ) -> Result<Response, ApiError> {
     let Query(params) = params
         .map_err(|rejection| super::bad_parameters(rejection, "format, catalog and schema"))?;
-    let sql = sql.map_err(|rejection| {
-        ApiError::new(rejection.status(), "INVALID_REQUEST", rejection.body_text())
-    })?;
+    let sql = super::sql_body(sql)?;
     let format = match params.format.as_deref().unwrap_or("arrow") {
         "arrow" => Format::Arrow,
         "csv" => Format::Csv,
@@ -62,13 +60,6 @@ pub async fn statement_stream(
             ));
         }
     };
-    if sql.trim().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            "send the SQL statement as the request body",
-        ));
-    }
     let engine = &state.engine;
     let tracked = engine
         .history()

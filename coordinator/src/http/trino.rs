@@ -267,16 +267,7 @@ pub async fn submit(
     headers: HeaderMap,
     sql: Result<String, axum::extract::rejection::StringRejection>,
 ) -> Result<Response, ApiError> {
-    let sql = sql.map_err(|rejection| {
-        ApiError::new(rejection.status(), "INVALID_REQUEST", rejection.body_text())
-    })?;
-    if sql.trim().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            "send the SQL statement as the request body",
-        ));
-    }
+    let sql = super::sql_body(sql)?;
     // Checked before anything starts, so a refused request leaves nothing running.
     let base = base_uri(&state, &headers)?;
     if let Some(user) = header(&headers, "x-trino-user")?
@@ -335,17 +326,17 @@ pub async fn submit(
         .begin(&principal.user, FRONT_DOOR, &sql);
     let engine = state.engine.clone();
     let starting_session = session.clone();
-    let start_tracked = tracked.clone();
+    let id = tracked.id();
     let starting = tokio::spawn(async move {
         let (statement, parameters) = match parse_execute_immediate(&sql) {
             None => (sql, None),
             Some(parsed) => {
-                let parsed = parsed.inspect_err(|err| start_tracked.fail(err))?;
+                let parsed = parsed.inspect_err(|err| tracked.fail(err))?;
                 let parameters = match &parsed.using {
                     Some(using) => Some(
                         evaluate_parameters(using)
                             .await
-                            .inspect_err(|err| start_tracked.fail(err))?,
+                            .inspect_err(|err| tracked.fail(err))?,
                     ),
                     None => None,
                 };
@@ -354,7 +345,7 @@ pub async fn submit(
         };
         let mut session = starting_session;
         let execution = engine
-            .start_tracked(&mut session, &statement, parameters, &start_tracked)
+            .start_tracked(&mut session, &statement, parameters, &tracked)
             .await?;
         Ok(Started {
             execution,
@@ -363,7 +354,7 @@ pub async fn submit(
         })
     });
     let query = Arc::new(TrinoQuery {
-        id: tracked.id(),
+        id,
         slug: random_slug(),
         user: principal.user.clone(),
         started: Instant::now(),
