@@ -40,6 +40,7 @@ use osprey_engine::NoLiveExecutors;
 use osprey_engine::distributed::{
     planned_scan_bytes, render_distributed_plan, with_metrics_collection,
 };
+use osprey_engine::progress::QueryProgress;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -197,6 +198,8 @@ pub struct Execution {
     /// `Some(rows)` when the statement already ran while being prepared: DDL (0) and writes
     /// (the rows written, also the stream's one `count` row). `None` for queries.
     pub completed_rows: Option<u64>,
+    /// Live progress of the running plan (`None` for statements that already ran, and EXPLAIN).
+    pub progress: Option<Arc<QueryProgress>>,
 }
 
 /// Figures collected while one statement is prepared, carried in its session state so that
@@ -809,6 +812,7 @@ impl QueryEngine {
             Ok::<_, QueryError>(Execution {
                 bytes_scanned: execution.bytes_scanned,
                 completed_rows: execution.completed_rows,
+                progress: execution.progress,
                 stream: if already_ran {
                     tracked.succeed();
                     execution.stream
@@ -847,6 +851,7 @@ impl QueryEngine {
                     stream: Box::pin(MemoryStream::try_new(batches, schema, None)?),
                     bytes_scanned,
                     completed_rows: Some(rows),
+                    progress: None,
                 });
             }
             PreparedStatement::Query(plan) => plan,
@@ -858,17 +863,21 @@ impl QueryEngine {
                     stream: self.explain_distributed(&state, explain).await?,
                     bytes_scanned: 0,
                     completed_rows: None,
+                    progress: None,
                 });
             }
             LogicalPlan::Analyze(_) => with_metrics_collection(&mut state, true)?,
             _ => {}
         }
+        let progress = QueryProgress::attach(state.config_mut());
         let physical = state.create_physical_plan(&plan).await?;
+        progress.set_plan(&physical);
         let bytes_scanned = planned_scan_bytes(physical.as_ref());
         Ok(Execution {
             stream: execute_stream(physical, state.task_ctx())?,
             bytes_scanned,
             completed_rows: None,
+            progress: Some(progress),
         })
     }
 

@@ -11,8 +11,14 @@
 //! - [`probe_executor`]: the health check discovery uses;
 //! - [`render_distributed_plan`]: EXPLAIN output with stages and tasks;
 //! - [`planned_scan_bytes`]: the bytes of data files a planned query reads;
-//! - [`measure_exchange_stream`]: one exchange stream from an executor, for the benchmarks.
+//! - [`measure_exchange_stream`]: one exchange stream from an executor, for the benchmarks;
+//! - the task bookkeeping behind [`crate::progress`]: a header naming each task for its executor,
+//!   the executor's progress service, and the coordinator's questions to it.
 
+use crate::progress::{
+    PROGRESS_METHOD, PROGRESS_SERVICE, QueryProgress, QueryProgressRequest, QueryProgressResponse,
+    RunningTasks,
+};
 use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::DataFusionError;
@@ -27,13 +33,14 @@ use datafusion_distributed::grpc::{BoxCloneSyncChannel, create_worker_client};
 use datafusion_distributed::{
     ChannelResolver, CoordinatorToWorkerMsg, DistributedExt, DistributedLeafExec,
     ExecuteTaskRequest, GetWorkerInfoRequest, GetWorkerInfoResponse, NetworkBoundaryExt,
-    SessionStateBuilderExt, SetPlanRequest, Worker, WorkerChannel, WorkerQueryContext,
-    WorkerResolver, WorkerToCoordinatorMsg, display_plan_ascii,
+    SessionStateBuilderExt, SetPlanRequest, Worker, WorkerChannel, WorkerPlanRewriteEvent,
+    WorkerPlanRewriteEventResponse, WorkerQueryContext, WorkerResolver, WorkerToCoordinatorMsg,
+    display_plan_ascii,
 };
 use futures::stream::BoxStream;
 use http::HeaderMap;
 use osprey_proto::{CLUSTER_SECRET_HEADER, ClusterSecret};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -175,38 +182,64 @@ impl ClusterChannels {
 #[async_trait]
 impl ChannelResolver for ClusterChannels {
     async fn get_worker_client_for_url(&self, url: &Url) -> Result<Box<dyn WorkerChannel>> {
-        let client = create_worker_client(self.channel(url)?);
-        Ok(match &self.dispatch {
-            Some(counter) => Box::new(CountingWorkerChannel {
-                inner: client,
-                tasks: counter.counter_for(url),
-            }),
-            None => client,
-        })
+        Ok(Box::new(TrackingWorkerChannel {
+            inner: create_worker_client(self.channel(url)?),
+            url: url.clone(),
+            channels: self.clone(),
+            tasks: self
+                .dispatch
+                .as_ref()
+                .map(|counter| counter.counter_for(url)),
+        }))
     }
 }
 
-/// A worker client that counts the tasks (coordinator channels) opened through it.
-struct CountingWorkerChannel {
+/// The header that tells an executor which task of which query a plan is:
+/// `<query id, 32 hex digits>/<stage>/<task>`. The library's own request does not reach the
+/// executor's session builder, where Osprey registers the task for progress reports.
+const TASK_HEADER: &str = "x-osprey-task";
+
+/// A worker client that records the tasks (coordinator channels) opened through it: in the
+/// dispatch counter, in the query's [`QueryProgress`] when it has one, and in a header for the
+/// executor.
+struct TrackingWorkerChannel {
     inner: Box<dyn WorkerChannel>,
-    tasks: Arc<AtomicU64>,
+    url: Url,
+    channels: ClusterChannels,
+    tasks: Option<Arc<AtomicU64>>,
 }
 
 #[async_trait]
-impl WorkerChannel for CountingWorkerChannel {
+impl WorkerChannel for TrackingWorkerChannel {
     async fn coordinator_channel(
         &mut self,
-        headers: HeaderMap,
+        mut headers: HeaderMap,
         set_plan_request: SetPlanRequest,
         c2w_stream: BoxStream<'static, CoordinatorToWorkerMsg>,
         metrics: ExecutionPlanMetricsSet,
         task_ctx: &Arc<TaskContext>,
     ) -> Result<BoxStream<'static, Result<WorkerToCoordinatorMsg>>> {
+        let key = set_plan_request.task_key;
+        let query_id = *key.query_id.as_bytes();
+        let identity = format!(
+            "{}/{}/{}",
+            key.query_id.simple(),
+            key.stage_id,
+            key.task_number
+        );
+        if let Ok(value) = http::HeaderValue::from_str(&identity) {
+            headers.insert(TASK_HEADER, value);
+        }
         let stream = self
             .inner
             .coordinator_channel(headers, set_plan_request, c2w_stream, metrics, task_ctx)
             .await?;
-        self.tasks.fetch_add(1, Ordering::Relaxed);
+        if let Some(tasks) = &self.tasks {
+            tasks.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(progress) = task_ctx.session_config().get_extension::<QueryProgress>() {
+            progress.task_dispatched(query_id, &self.url, &self.channels);
+        }
         Ok(stream)
     }
 
@@ -227,6 +260,120 @@ impl WorkerChannel for CountingWorkerChannel {
         request: GetWorkerInfoRequest,
     ) -> Result<GetWorkerInfoResponse> {
         self.inner.get_worker_info(request).await
+    }
+}
+
+/// The task an executor is asked to set up, from [`TASK_HEADER`].
+fn task_identity(headers: &HeaderMap) -> Option<([u8; 16], u64, u64)> {
+    let value = headers.get(TASK_HEADER)?.to_str().ok()?;
+    let mut parts = value.split('/');
+    let query_id = uuid::Uuid::try_parse(parts.next()?).ok()?;
+    let stage = parts.next()?.parse().ok()?;
+    let task = parts.next()?.parse().ok()?;
+    Some((*query_id.as_bytes(), stage, task))
+}
+
+/// Asks the executor at `url` for the figures of its tasks of query `query_id`.
+pub(crate) async fn ask_progress(
+    channels: &ClusterChannels,
+    url: &Url,
+    query_id: &[u8; 16],
+) -> Result<QueryProgressResponse, tonic::Status> {
+    let channel = channels
+        .channel(url)
+        .map_err(|err| tonic::Status::unavailable(err.to_string()))?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|err| tonic::Status::unavailable(err.to_string()))?;
+    let request = tonic::Request::new(QueryProgressRequest {
+        query_id: query_id.to_vec(),
+    });
+    grpc.unary(
+        request,
+        http::uri::PathAndQuery::from_static(PROGRESS_METHOD),
+        tonic_prost::ProstCodec::default(),
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+/// The executor's progress service: answers [`PROGRESS_METHOD`] from its [`RunningTasks`].
+///
+/// Written by hand rather than generated: one unary method does not justify a build script and
+/// `protoc` on every build machine.
+#[derive(Clone)]
+struct ProgressService {
+    tasks: RunningTasks,
+}
+
+impl tonic::server::NamedService for ProgressService {
+    const NAME: &'static str = PROGRESS_SERVICE;
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for ProgressService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let tasks = self.tasks.clone();
+        Box::pin(async move {
+            if request.uri().path() != PROGRESS_METHOD {
+                return Ok(tonic::Status::unimplemented(format!(
+                    "unknown method {}",
+                    request.uri().path()
+                ))
+                .into_http());
+            }
+            let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+            Ok(grpc.unary(ProgressMethod(tasks), request).await)
+        })
+    }
+}
+
+struct ProgressMethod(RunningTasks);
+
+impl tonic::server::UnaryService<QueryProgressRequest> for ProgressMethod {
+    type Response = QueryProgressResponse;
+    type Future = futures::future::Ready<Result<tonic::Response<Self::Response>, tonic::Status>>;
+
+    fn call(&mut self, request: tonic::Request<QueryProgressRequest>) -> Self::Future {
+        let report = self.0.report(&request.get_ref().query_id);
+        futures::future::ready(Ok(tonic::Response::new(report)))
+    }
+}
+
+/// Whether `plan` receives its input from another stage over the network.
+pub(crate) fn receives_from_other_stage(plan: &dyn ExecutionPlan) -> bool {
+    plan.as_network_boundary().is_some()
+}
+
+/// The per-task variants of a leaf the distributed planner split between tasks.
+pub(crate) fn leaf_variants(plan: &dyn ExecutionPlan) -> Option<&[Arc<dyn ExecutionPlan>]> {
+    plan.downcast_ref::<DistributedLeafExec>()
+        .map(DistributedLeafExec::variants)
+}
+
+/// Adds the task count of every executor stage below `plan` to `stages`, by stage number.
+pub(crate) fn stage_task_counts(plan: &dyn ExecutionPlan, stages: &mut BTreeMap<u64, u64>) {
+    if let Some(boundary) = plan.as_network_boundary() {
+        let stage = boundary.input_stage();
+        stages.insert(stage.num() as u64, stage.task_count() as u64);
+        if let Some(input) = stage.local_plan() {
+            stage_task_counts(input.as_ref(), stages);
+        }
+        return;
+    }
+    for child in plan.children() {
+        stage_task_counts(child.as_ref(), stages);
     }
 }
 
@@ -449,14 +596,26 @@ pub async fn serve_executor(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let channels = ClusterChannels::new(secret.clone());
+    let running = RunningTasks::default();
+    let running_for_sessions = running.clone();
     let worker = Worker::from_session_builder(move |ctx: WorkerQueryContext| {
         let channels = channels.clone();
+        let running = running_for_sessions.clone();
         async move {
-            Ok(ctx
+            let mut builder = ctx
                 .builder
                 .with_distributed_user_codec(crate::write::WriteCodec)
-                .with_distributed_channel_resolver(channels)
-                .build())
+                .with_distributed_channel_resolver(channels);
+            // Keep the task's plan (unchanged) for progress reports.
+            if let Some((query_id, stage, task)) = task_identity(&ctx.headers) {
+                builder = builder.with_distributed_worker_plan_rewrite_handler(
+                    move |event: WorkerPlanRewriteEvent<'_>| {
+                        running.register(query_id, stage, task, &event.plan);
+                        Ok(WorkerPlanRewriteEventResponse::new(event.plan))
+                    },
+                );
+            }
+            Ok(builder.build())
         }
     })
     .with_runtime_env(runtime)
@@ -465,13 +624,29 @@ pub async fn serve_executor(
         worker.into_worker_server(),
         secret.interceptor(),
     );
-    tonic::transport::Server::builder()
+    let sweeper = {
+        let running = running.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(crate::progress::SWEEP_INTERVAL);
+            loop {
+                ticks.tick().await;
+                running.sweep();
+            }
+        })
+    };
+    let served = tonic::transport::Server::builder()
         .initial_stream_window_size(EXCHANGE_STREAM_WINDOW)
         .initial_connection_window_size(EXCHANGE_CONNECTION_WINDOW)
         .max_frame_size(EXCHANGE_MAX_FRAME)
         .add_service(service)
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            ProgressService { tasks: running },
+            secret.interceptor(),
+        ))
         .serve_with_incoming_shutdown(tcp_incoming(listener), shutdown)
-        .await
+        .await;
+    sweeper.abort();
+    served
 }
 
 /// Accepted connections from `listener`, with Nagle's algorithm off and TCP keep-alive on.

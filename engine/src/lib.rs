@@ -4,11 +4,14 @@
 //! - [`storage`]: object stores (local, S3, GCS, Azure) with credentials per bucket, resolved by
 //!   each process from its own configuration.
 //! - [`write`]: distributed writes, where each task writes its own files under a staging prefix.
+//! - [`progress`]: live progress of running queries (rows and bytes read, stages done), measured
+//!   by executors from their tasks' metrics and gathered by the coordinator when a client asks.
 //! - [`distributed`]: the one module in Osprey that touches `datafusion-distributed`. The library
 //!   changes its API often; keeping every call behind this module keeps an upgrade to one file.
 
 pub mod cooperative;
 pub mod distributed;
+pub mod progress;
 pub mod runtime;
 pub mod storage;
 pub mod write;

@@ -89,6 +89,22 @@ pub struct Running {
     pub info: FlightInfo,
 }
 
+/// A running statement's progress, as the server reports it.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ServerProgress {
+    /// Rows read by scans so far.
+    pub rows_read: u64,
+    /// Bytes fetched from Parquet files so far.
+    pub bytes_read: u64,
+    /// Bytes of data files the plan reads at most.
+    pub bytes_planned: u64,
+    /// Stages on executors that have finished.
+    pub stages_done: u64,
+    /// Stages on executors (0 when the coordinator runs the whole plan).
+    pub stages_total: u64,
+}
+
 /// A logged-in connection.
 #[derive(Clone)]
 pub struct Client {
@@ -206,6 +222,20 @@ impl Client {
         {
             while let Some(Ok(_)) = results.next().await {}
         }
+    }
+
+    /// How far the statement behind `info` has got, as the server measures it (the
+    /// `QueryProgress` action). `None` when the server cannot tell: an older server, or the
+    /// statement has ended.
+    pub async fn progress(&mut self, info: &FlightInfo) -> Option<ServerProgress> {
+        let ticket = info.endpoint.first()?.ticket.clone()?;
+        let mut results = self
+            .inner
+            .do_action(Action::new("QueryProgress", ticket.ticket))
+            .await
+            .ok()?;
+        let body = results.next().await?.ok()?;
+        serde_json::from_slice(&body.body).ok()
     }
 
     /// Every table the user can see with its columns: `(schema, table, columns)`.

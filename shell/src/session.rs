@@ -1,7 +1,7 @@
 //! One shell session: runs statements and meta-commands, prints their results, and keeps the
 //! output settings (`\format`, `\x`, `\timing`, `\o`).
 
-use crate::client::{Client, ClientError, TableInfo};
+use crate::client::{Client, ClientError, ServerProgress, TableInfo};
 use crate::connect::Target;
 use crate::format::{FORMAT_NAMES, Format, Style, render, render_part};
 use crate::split::split_statements;
@@ -157,14 +157,13 @@ impl Session {
     /// Runs one statement and prints its result.
     pub async fn run(&mut self, sql: &str) -> Result<(), ShellError> {
         let started = Instant::now();
-        let rows = Arc::new(AtomicU64::new(0));
-        let bytes = Arc::new(AtomicU64::new(0));
+        let live = Arc::new(LiveProgress::default());
         let progress = (self.settings.interactive && terminal::stderr_is_tty())
-            .then(|| spawn_progress(started, Arc::clone(&rows), Arc::clone(&bytes)));
+            .then(|| spawn_progress(started, Arc::clone(&live)));
         // Machine formats going to a file or a pipe print batch by batch.
         let stream_out =
             self.settings.format.streams() && !(self.settings.interactive && self.output.is_none());
-        let result = self.fetch(sql, &rows, &bytes, stream_out).await;
+        let result = self.fetch(sql, &live, progress.is_some(), stream_out).await;
         if let Some(progress) = progress {
             progress.abort();
             let _ = progress.await;
@@ -218,8 +217,8 @@ impl Session {
     async fn fetch(
         &mut self,
         sql: &str,
-        rows: &AtomicU64,
-        bytes: &AtomicU64,
+        live: &Arc<LiveProgress>,
+        watch_server: bool,
         stream_out: bool,
     ) -> Result<
         (
@@ -244,6 +243,14 @@ impl Session {
         };
         let schema = running.schema.clone();
         let info = running.info.clone();
+        // Aborted when this function returns, however it returns.
+        let _server_watch = watch_server.then(|| {
+            AbortOnDrop(spawn_server_watch(
+                self.client.clone(),
+                info.clone(),
+                Arc::clone(live),
+            ))
+        });
         let mut stream = running.batches;
         let mut batches = Vec::new();
         let mut printed = false;
@@ -253,8 +260,9 @@ impl Session {
                     None => break,
                     Some(batch) => {
                         let batch = batch?;
-                        rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                        bytes.fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
+                        live.rows_received.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                        live.bytes_received
+                            .fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
                         if stream_out && !schema.fields().is_empty() {
                             let text = render_part(self.settings.format, &schema, &batch, !printed)?;
                             self.emit(&text)?;
@@ -470,25 +478,61 @@ fn is_ddl(sql: &str) -> bool {
     matches!(first.as_str(), "CREATE" | "DROP" | "ALTER" | "USE")
 }
 
-/// A live line on standard error: elapsed time, rows and bytes received so far.
-fn spawn_progress(
-    started: Instant,
-    rows: Arc<AtomicU64>,
-    bytes: Arc<AtomicU64>,
+/// What the live progress line shows: figures received by the shell, and the server's own.
+#[derive(Default)]
+struct LiveProgress {
+    rows_received: AtomicU64,
+    bytes_received: AtomicU64,
+    server: Mutex<Option<ServerProgress>>,
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Asks the server how far the statement has got, twice a second, until aborted.
+fn spawn_server_watch(
+    mut client: Client,
+    info: arrow_flight::FlightInfo,
+    live: Arc<LiveProgress>,
 ) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // Quick statements finish before anyone looks.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        loop {
+            if let Some(progress) = client.progress(&info).await {
+                *live.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+/// A live line on standard error: elapsed time, what the server has read and how many of its
+/// stages are done, and what has arrived here. Cut to the terminal's width.
+fn spawn_progress(started: Instant, live: Arc<LiveProgress>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
         // Quick statements finish before anything is drawn.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut tick = 0usize;
         loop {
-            let megabytes = bytes.load(Ordering::Relaxed) as f64 / 1_048_576.0;
-            eprint!(
-                "\r\x1b[2K{} {:.1} s · {} rows · {megabytes:.1} MiB received · Ctrl-C cancels",
+            let server = *live.server.lock().unwrap_or_else(|p| p.into_inner());
+            let line = progress_line(
                 SPINNER[tick % SPINNER.len()],
-                started.elapsed().as_secs_f64(),
-                rows.load(Ordering::Relaxed),
+                started.elapsed(),
+                server,
+                live.rows_received.load(Ordering::Relaxed),
+                live.bytes_received.load(Ordering::Relaxed),
             );
+            let width = terminal::size().map_or(80, |(columns, _)| columns).max(10);
+            let line: String = line.chars().take(width - 1).collect();
+            eprint!("\r\x1b[2K{line}");
             let _ = std::io::stderr().flush();
             tick += 1;
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -496,9 +540,96 @@ fn spawn_progress(
     })
 }
 
+/// The text of the progress line; the most useful figures come first, since a narrow terminal
+/// cuts the end.
+fn progress_line(
+    spinner: char,
+    elapsed: Duration,
+    server: Option<ServerProgress>,
+    rows_received: u64,
+    bytes_received: u64,
+) -> String {
+    let mut parts = vec![format!("{spinner} {:.1} s", elapsed.as_secs_f64())];
+    if let Some(server) = server {
+        let mut read = format!(
+            "read {} rows, {}",
+            group_digits(server.rows_read),
+            human_bytes(server.bytes_read)
+        );
+        if server.bytes_planned > 0 {
+            read.push_str(&format!(" of {}", human_bytes(server.bytes_planned)));
+        }
+        parts.push(read);
+        if server.stages_total > 0 {
+            parts.push(format!(
+                "stages {}/{}",
+                server.stages_done, server.stages_total
+            ));
+        }
+    }
+    parts.push(format!(
+        "received {} rows, {}",
+        group_digits(rows_received),
+        human_bytes(bytes_received)
+    ));
+    parts.push("Ctrl-C cancels".to_string());
+    parts.join(" · ")
+}
+
+/// `1234567` as `1,234,567`.
+fn group_digits(value: u64) -> String {
+    let digits = value.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+/// Bytes in the largest binary unit that keeps the number at least 1.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_line_puts_server_figures_first() {
+        let server = ServerProgress {
+            rows_read: 1_234_567,
+            bytes_read: 3 << 20,
+            bytes_planned: 12 << 20,
+            stages_done: 1,
+            stages_total: 3,
+        };
+        assert_eq!(
+            progress_line('|', Duration::from_millis(2500), Some(server), 1000, 2048),
+            "| 2.5 s · read 1,234,567 rows, 3.0 MiB of 12.0 MiB · stages 1/3 · \
+             received 1,000 rows, 2.0 KiB · Ctrl-C cancels"
+        );
+        assert_eq!(
+            progress_line('/', Duration::ZERO, None, 0, 5),
+            "/ 0.0 s · received 0 rows, 5 B · Ctrl-C cancels"
+        );
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(group_digits(1000), "1,000");
+    }
 
     #[test]
     fn scripts_mix_meta_commands_and_statements() {

@@ -99,6 +99,12 @@ def test_a_long_query_runs_on_and_can_be_cancelled(http):
     query = f"{http}/v1/queries/{answer['query_id']}"
     status, body, _ = call(f"{query}/results", admin())
     assert status == 409 and body["error"]["code"] == "NOT_FINISHED"
+    # While it runs, its status carries live progress: rows read so far, stages done.
+    status, running, _ = call(query, admin())
+    assert status == 200 and running["state"] == "RUNNING", running
+    progress = running["progress"]
+    assert progress["rows_read"] > 0, running
+    assert 0 <= progress["stages_done"] <= progress["stages_total"], running
     status, cancelled = delete(query, admin())
     assert status == 200 and cancelled["state"] == "CANCELLED"
     assert call(query, admin())[1]["state"] == "CANCELLED"

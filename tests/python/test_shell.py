@@ -1,7 +1,7 @@
 """`osprey shell` against a real `osprey local`: non-interactive use through process spawning
 (formats, exit codes, scripts with errors, piped input), and interactive use in a
-pseudo-terminal with pexpect (prompt, multi-line statements, completion, Ctrl-C cancelling a
-long query, history across runs)."""
+pseudo-terminal with pexpect (prompt, multi-line statements, completion, the live progress line,
+Ctrl-C cancelling a long query, history across runs)."""
 
 import csv
 import io
@@ -123,10 +123,14 @@ def test_interactive_prompt_multiline_completion_and_cancel(server):
     child.sendline(";")
     child.expect(r"\b100\b")
     child.expect_exact("osprey> ")
-    # Ctrl-C cancels a long query on the server; the next query works.
+    # A long query shows the server's progress in a live line: rows and bytes read so far out
+    # of the bytes planned (stages done/total too when the plan has executor stages; at this
+    # scale it runs in one; tests/tests/progress.rs covers stages).
     child.sendline("SELECT count(*) FROM tpch.lineitem a, tpch.lineitem b "
                    "WHERE a.l_quantity < b.l_quantity;")
-    time.sleep(2)
+    child.expect(r"\d+\.\d s · read [1-9][\d,]* rows, [\d.]+ [KM]iB of [\d.]+ [KM]iB · "
+                 r"(stages \d+/\d+ · )?received 0 rows, 0 B · Ctrl-C cancels")
+    # Ctrl-C cancels it on the server; the next query works.
     child.sendintr()
     child.expect("cancelled")
     child.expect_exact("osprey> ")

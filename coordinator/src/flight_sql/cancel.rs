@@ -1,5 +1,6 @@
-//! Cancelling results: `CancelFlightInfo` (and Flight SQL's older `CancelQuery`) stop a query
-//! whose ticket has not been fetched yet, or whose result is streaming.
+//! Results being streamed: `CancelFlightInfo` (and Flight SQL's older `CancelQuery`) stop a
+//! query whose ticket has not been fetched yet, or whose result is streaming, and the
+//! `QueryProgress` action reports how far a streaming one has got.
 //!
 //! Stopping the stream drops the query's plan on the coordinator, which closes its exchange
 //! streams to the executors; their tasks stop when their output has nowhere to go. A client
@@ -8,20 +9,57 @@
 use arrow_flight::FlightData;
 use futures::future::{AbortHandle, AbortRegistration, Abortable};
 use futures::{Stream, StreamExt};
+use osprey_engine::progress::{ProgressSnapshot, QueryProgress};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tonic::Status;
 
 /// Results being streamed, by ticket handle, with the user who may cancel them.
 #[derive(Clone, Default)]
 pub struct RunningResults {
-    running: Arc<Mutex<HashMap<String, (String, AbortHandle)>>>,
+    running: Arc<Mutex<HashMap<String, RunningResult>>>,
+}
+
+struct RunningResult {
+    user: String,
+    abort: AbortHandle,
+    started: Instant,
+    bytes_planned: u64,
+    progress: Option<Arc<QueryProgress>>,
+    /// Whether the physical plan exists (set with the progress).
+    planned: bool,
+}
+
+/// How far a streaming result has got, as the `QueryProgress` action reports it.
+#[derive(Debug, serde::Serialize)]
+pub struct ResultProgress {
+    /// `planning` until the physical plan exists, then `running` while the result streams.
+    pub state: &'static str,
+    /// Since the result started streaming.
+    pub elapsed_ms: u64,
+    /// Bytes of data files the plan reads, known before it ran (an upper bound).
+    pub bytes_planned: u64,
+    /// The live figures.
+    #[serde(flatten)]
+    pub figures: ProgressSnapshot,
 }
 
 /// Unregisters a result when its stream ends or is dropped.
 pub struct Registered {
     running: RunningResults,
     handle: String,
+}
+
+impl Registered {
+    /// Adds what the result's query reads at most and its live progress.
+    pub fn set_progress(&self, bytes_planned: u64, progress: Option<Arc<QueryProgress>>) {
+        if let Some(result) = self.running.lock().get_mut(&self.handle) {
+            result.bytes_planned = bytes_planned;
+            result.progress = progress;
+            result.planned = true;
+        }
+    }
 }
 
 impl Drop for Registered {
@@ -31,11 +69,21 @@ impl Drop for Registered {
 }
 
 impl RunningResults {
-    /// Registers the result of ticket `handle`, owned by `user`.
+    /// Registers the result of ticket `handle`, owned by `user`, as soon as its fetch starts;
+    /// [`Registered::set_progress`] adds its live progress once it is planned.
     pub fn register(&self, handle: &str, user: &str) -> (AbortRegistration, Registered) {
         let (abort, registration) = AbortHandle::new_pair();
-        self.lock()
-            .insert(handle.to_string(), (user.to_string(), abort));
+        self.lock().insert(
+            handle.to_string(),
+            RunningResult {
+                user: user.to_string(),
+                abort,
+                started: Instant::now(),
+                bytes_planned: 0,
+                progress: None,
+                planned: false,
+            },
+        );
         (
             registration,
             Registered {
@@ -48,15 +96,38 @@ impl RunningResults {
     /// Stops the result of ticket `handle` if `user` owns it; whether it did.
     pub fn cancel(&self, handle: &str, user: &str) -> bool {
         match self.lock().get(handle) {
-            Some((owner, abort)) if owner == user => {
-                abort.abort();
+            Some(result) if result.user == user => {
+                result.abort.abort();
                 true
             }
             _ => false,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, AbortHandle)>> {
+    /// The progress of the result of ticket `handle` if `user` owns it and it is streaming.
+    pub async fn progress(&self, handle: &str, user: &str) -> Option<ResultProgress> {
+        let (started, bytes_planned, progress, planned) = match self.lock().get(handle) {
+            Some(result) if result.user == user => (
+                result.started,
+                result.bytes_planned,
+                result.progress.clone(),
+                result.planned,
+            ),
+            _ => return None,
+        };
+        let figures = match progress {
+            Some(progress) => progress.snapshot().await,
+            None => ProgressSnapshot::default(),
+        };
+        Some(ResultProgress {
+            state: if planned { "running" } else { "planning" },
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            bytes_planned,
+            figures,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunningResult>> {
         self.running
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -564,6 +564,9 @@ impl FlightSqlService for FlightSqlFrontDoor {
             return Err(unknown_ticket());
         }
         // Tickets are single use: the plan is released as soon as its result is fetched.
+        // Registered as running before the ticket goes, so that a progress question always
+        // finds the statement in one place or the other.
+        let (registration, registered) = self.running.register(&handle, &user.user);
         let entry = self.tickets.remove(&handle).ok_or_else(unknown_ticket)?;
         let schema: SchemaRef = entry.statement.schema();
         let tracked = entry.tracked;
@@ -576,6 +579,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
                 tracked.fail(&err);
                 query_status(err)
             })?;
+        registered.set_progress(execution.bytes_scanned, execution.progress);
         let stream = if already_ran {
             // Its rows (written) and bytes were counted when it ran.
             execution.stream
@@ -590,7 +594,6 @@ impl FlightSqlService for FlightSqlFrontDoor {
             .with_schema(schema)
             .build(batches)
             .map_err(flight_error_status);
-        let (registration, registered) = self.running.register(&handle, &user.user);
         let encoded = cancel::cancellable(encoded, registration, registered);
         Ok(Response::new(with_final_app_metadata(encoded, tracked)))
     }
@@ -962,6 +965,38 @@ impl FlightSqlService for FlightSqlFrontDoor {
                 }
                 .encode_to_vec()
             }
+            "QueryProgress" => {
+                let ticket = arrow_flight::Ticket {
+                    ticket: action.body,
+                };
+                let handle = statement_handle(&ticket).ok_or_else(|| {
+                    Status::invalid_argument(
+                        "QueryProgress takes the ticket of a statement (from its FlightInfo) as \
+                         its body",
+                    )
+                })?;
+                // The ticket first: DoGet registers the result as running before it takes
+                // the ticket away.
+                let waiting = self
+                    .tickets
+                    .get(&handle)
+                    .is_some_and(|entry| entry.user == user.user);
+                let progress = match self.running.progress(&handle, &user.user).await {
+                    // Planned, not fetched yet: nothing runs until DoGet.
+                    _ if waiting => Ok(serde_json::json!({"state": "waiting"})),
+                    Some(progress) => serde_json::to_value(progress),
+                    None => {
+                        return Err(Status::not_found(
+                            "no query of yours behind this ticket is waiting or running: it \
+                             finished, was cancelled, or the ticket is unknown",
+                        ));
+                    }
+                };
+                progress
+                    .map_err(|err| Status::internal(format!("progress not encodable: {err}")))?
+                    .to_string()
+                    .into_bytes()
+            }
             "GetSessionOptions" => {
                 session_options::get_options(&self.engine, &self.session_of(&user)).encode_to_vec()
             }
@@ -1004,6 +1039,12 @@ impl FlightSqlService for FlightSqlFrontDoor {
                 "Cancel the query behind a FlightInfo, fetched or not",
             ),
             action("CloseSession", "Forget the session's options"),
+            action(
+                "QueryProgress",
+                "How far a statement has got: body = its ticket; answer = JSON with state, \
+                 elapsed_ms, rows_read, bytes_read, bytes_planned, stages_done, stages_total, \
+                 tasks_done, tasks_total",
+            ),
         ])
     }
 
@@ -1031,11 +1072,7 @@ impl FlightSqlFrontDoor {
             let Some(ticket) = &endpoint.ticket else {
                 continue;
             };
-            let Some(handle) = Any::decode(ticket.ticket.clone())
-                .ok()
-                .and_then(|any| any.unpack::<TicketStatementQuery>().ok().flatten())
-                .map(|t| String::from_utf8_lossy(&t.statement_handle).to_string())
-            else {
+            let Some(handle) = statement_handle(ticket) else {
                 continue;
             };
             let owned = self
@@ -1144,6 +1181,14 @@ fn flight_error_status(err: FlightError) -> Status {
         }
         other => Status::from(other),
     }
+}
+
+/// The statement handle inside a Flight SQL statement ticket.
+fn statement_handle(ticket: &Ticket) -> Option<String> {
+    Any::decode(ticket.ticket.clone())
+        .ok()
+        .and_then(|any| any.unpack::<TicketStatementQuery>().ok().flatten())
+        .map(|t| String::from_utf8_lossy(&t.statement_handle).to_string())
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 use osprey_catalog::now_ms;
+use osprey_engine::progress::QueryProgress;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -102,6 +103,8 @@ struct Progress {
     result_bytes: usize,
     schema: Option<SchemaRef>,
     batches: Vec<RecordBatch>,
+    /// The running plan's live progress.
+    live: Option<Arc<QueryProgress>>,
     finished: Option<Instant>,
     finished_at_ms: Option<i64>,
 }
@@ -133,6 +136,8 @@ impl ApiQuery {
             if progress.state.is_final() {
                 progress.finished = Some(Instant::now());
                 progress.finished_at_ms = Some(now_ms());
+                // The plan it watches is no longer needed.
+                progress.live = None;
             }
         }
         self.changed.send_modify(|n| *n += 1);
@@ -319,6 +324,7 @@ pub async fn submit(
             result_bytes: 0,
             schema: None,
             batches: Vec::new(),
+            live: None,
             finished: None,
             finished_at_ms: None,
         }),
@@ -375,6 +381,7 @@ async fn run(
     query.update(|p| {
         p.schema = Some(execution.stream.schema());
         p.bytes_scanned = execution.bytes_scanned;
+        p.live = execution.progress.clone();
     });
     let mut stream = execution.stream;
     let max_bytes = state.queries.limits.max_result_bytes;
@@ -405,13 +412,25 @@ async fn run(
     query.update(|p| p.state = ApiQueryState::Succeeded);
 }
 
-/// `GET /v1/queries/{id}`.
+/// `GET /v1/queries/{id}`, with live `progress` figures while it runs.
 pub async fn status(
     State(state): State<HttpState>,
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(state.queries.get(&id, &principal)?.status()))
+    let query = state.queries.get(&id, &principal)?;
+    let mut answer = query.status();
+    let live = {
+        let progress = query.progress();
+        match progress.state {
+            ApiQueryState::Running => progress.live.clone(),
+            _ => None,
+        }
+    };
+    if let Some(live) = live {
+        answer["progress"] = json!(live.snapshot().await);
+    }
+    Ok(Json(answer))
 }
 
 /// `DELETE /v1/queries/{id}`: cancels a running query (no effect on a finished one) and

@@ -35,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
+use osprey_engine::progress::{ProgressSnapshot, QueryProgress};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -187,6 +188,9 @@ struct Run {
     update: Option<(String, u64)>,
     rows: u64,
     bytes_scanned: u64,
+    /// The running plan's live progress, and its figures as of the last page.
+    progress: Option<Arc<QueryProgress>>,
+    figures: Option<ProgressSnapshot>,
     /// Session changes to announce (`USE`, `SET`, `RESET`) with the next page.
     session_headers: Vec<(&'static str, String)>,
     session: SessionSettings,
@@ -208,6 +212,13 @@ enum Phase {
 }
 
 impl Run {
+    /// Takes the live figures of the running plan for the next page's `stats`.
+    async fn refresh_figures(&mut self) {
+        if let Some(progress) = &self.progress {
+            self.figures = Some(progress.snapshot().await);
+        }
+    }
+
     /// A statement in `phase` whose next page is token 1, run with `session`.
     fn new(phase: Phase, session: SessionSettings) -> Self {
         Self {
@@ -218,6 +229,8 @@ impl Run {
             update: None,
             rows: 0,
             bytes_scanned: 0,
+            progress: None,
+            figures: None,
             session_headers: Vec::new(),
             session,
         }
@@ -521,6 +534,9 @@ async fn advance(query: &TrinoQuery, run: &mut Run, base: &str, limits: &TrinoLi
                 query
                     .finished
                     .store(true, std::sync::atomic::Ordering::Relaxed);
+                if let Some(progress) = run.progress.take() {
+                    run.figures = Some(progress.final_snapshot().await);
+                }
                 let data = (!rows.is_empty()).then_some(rows);
                 let body = page_body(query, run, base, "FINISHED", None, data);
                 return Page {
@@ -542,6 +558,7 @@ async fn advance(query: &TrinoQuery, run: &mut Run, base: &str, limits: &TrinoLi
             }
         }
     }
+    run.refresh_figures().await;
     let data = (!rows.is_empty()).then_some(rows);
     let body = page_body(query, run, base, "RUNNING", Some(run.next_token), data);
     Page {
@@ -558,6 +575,7 @@ fn start_streaming(run: &mut Run, started: Started) {
         statement,
     } = started;
     run.bytes_scanned = execution.bytes_scanned;
+    run.progress = execution.progress.clone();
     run.session_headers = session_changes(&run.session, &session);
     match execution.completed_rows {
         Some(rows) => {
@@ -784,6 +802,11 @@ fn page_body(
     data: Option<Vec<Value>>,
 ) -> Value {
     let elapsed = query.started.elapsed().as_millis() as u64;
+    let splits_total = run.figures.map_or(0, |f| f.tasks_total);
+    let splits_done = match state {
+        "FINISHED" => splits_total,
+        _ => run.figures.map_or(0, |f| f.tasks_done.min(splits_total)),
+    };
     let mut body = json!({
         "id": query.id,
         "infoUri": format!("{base}/v1/queries?limit=100"),
@@ -793,9 +816,17 @@ fn page_body(
             "scheduled": state != "QUEUED",
             "wallTimeMillis": elapsed,
             "elapsedTimeMillis": elapsed,
-            "processedRows": run.rows,
-            "processedBytes": run.bytes_scanned,
-            "physicalInputBytes": run.bytes_scanned,
+            // Rows and bytes read by scans so far, measured on the executors; before the
+            // plan runs, what is known: rows returned and bytes planned.
+            "processedRows": run.figures.map_or(run.rows, |f| f.rows_read),
+            "processedBytes": run.figures.map_or(run.bytes_scanned, |f| f.bytes_read),
+            "physicalInputBytes": run.figures.map_or(run.bytes_scanned, |f| f.bytes_read),
+            // Osprey's executor tasks stand in for Trino's splits (the Trino CLI's progress
+            // bar is drawn from these).
+            "totalSplits": splits_total,
+            "completedSplits": splits_done,
+            "runningSplits": splits_total.saturating_sub(splits_done),
+            "queuedSplits": 0,
         },
         "warnings": [],
     });
