@@ -107,6 +107,12 @@ pub struct ShellArgs {
     /// Never page long output.
     #[arg(long)]
     pub no_pager: bool,
+
+    /// In an interactive session, print at most N rows of a result in the table, vertical and
+    /// markdown formats (the rest is counted, not kept). 0 prints everything. Files, pipes and
+    /// the machine formats always get every row.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_rows: usize,
 }
 
 /// Runs the shell; returns the process exit code.
@@ -149,6 +155,7 @@ pub async fn run(args: ShellArgs) -> i32 {
         interactive,
         pager: !args.no_pager,
         continue_on_error: args.continue_on_error,
+        max_rows: (args.max_rows > 0).then_some(args.max_rows),
     };
     let mut session = Session::new(client, target, settings);
     if interactive {

@@ -52,6 +52,9 @@ pub struct Settings {
     pub pager: bool,
     /// Keep going after a failed statement in scripts.
     pub continue_on_error: bool,
+    /// At most this many rows of a result are kept and printed in the formats for people when
+    /// a person reads the terminal; `None` keeps all.
+    pub max_rows: Option<usize>,
 }
 
 /// A connected session.
@@ -89,6 +92,7 @@ Output
   \\format NAME     table, vertical, csv, tsv, json, ndjson or markdown
   \\x [on|off]      vertical output (one field per line)
   \\timing [on|off] elapsed time after each statement
+  \\maxrows [N|off] rows printed per result on the terminal (default 1000)
   \\o [FILE]        send results to FILE (no FILE: back to the terminal)
 Scripts and connection
   \\i FILE          run the statements in FILE
@@ -163,7 +167,20 @@ impl Session {
         // Machine formats going to a file or a pipe print batch by batch.
         let stream_out =
             self.settings.format.streams() && !(self.settings.interactive && self.output.is_none());
-        let result = self.fetch(sql, &live, progress.is_some(), stream_out).await;
+        // A person reading a table on the terminal gets the first rows; the rest are counted.
+        let keep = match self.settings.max_rows {
+            Some(max)
+                if self.settings.interactive
+                    && self.output.is_none()
+                    && self.settings.format.is_for_people() =>
+            {
+                max
+            }
+            _ => usize::MAX,
+        };
+        let result = self
+            .fetch(sql, &live, progress.is_some(), stream_out, keep)
+            .await;
         if let Some(progress) = progress {
             progress.abort();
             let _ = progress.await;
@@ -182,7 +199,8 @@ impl Session {
         };
         let format = self.settings.format;
         let mut text = String::new();
-        let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let shown: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let count = live.rows_received.load(Ordering::Relaxed);
         if !schema.fields().is_empty() && !streamed {
             text = render(format, &schema, &batches, style)?;
         }
@@ -190,10 +208,17 @@ impl Session {
             if schema.fields().is_empty() {
                 text.push_str("OK\n");
             } else {
-                text.push_str(&format!(
-                    "({count} row{})\n",
-                    if count == 1 { "" } else { "s" }
-                ));
+                let plural = if count == 1 { "" } else { "s" };
+                if (shown as u64) < count {
+                    text.push_str(&format!(
+                        "({} row{plural}; the first {} shown: \\maxrows N or \\maxrows off shows \
+                         more, -F csv or \\o FILE writes all)\n",
+                        group_digits(count),
+                        group_digits(shown as u64),
+                    ));
+                } else {
+                    text.push_str(&format!("({count} row{plural})\n"));
+                }
             }
         }
         if self.settings.timing {
@@ -220,6 +245,7 @@ impl Session {
         live: &Arc<LiveProgress>,
         watch_server: bool,
         stream_out: bool,
+        keep: usize,
     ) -> Result<
         (
             datafusion::arrow::datatypes::SchemaRef,
@@ -253,6 +279,7 @@ impl Session {
         });
         let mut stream = running.batches;
         let mut batches = Vec::new();
+        let mut kept = 0usize;
         let mut printed = false;
         loop {
             tokio::select! {
@@ -267,7 +294,9 @@ impl Session {
                             let text = render_part(self.settings.format, &schema, &batch, !printed)?;
                             self.emit(&text)?;
                             printed = true;
-                        } else {
+                        } else if kept < keep {
+                            let batch = batch.slice(0, batch.num_rows().min(keep - kept));
+                            kept += batch.num_rows();
                             batches.push(batch);
                         }
                     }
@@ -312,6 +341,21 @@ impl Session {
         match command {
             "\\q" | "\\quit" => return Ok(Next::Quit),
             "\\?" | "\\h" | "\\help" => self.emit(HELP)?,
+            "\\maxrows" => {
+                self.settings.max_rows = match argument {
+                    None | Some("off") | Some("0") => None,
+                    Some(number) => Some(number.parse().map_err(|_| {
+                        ShellError::Usage(format!(
+                            "\\maxrows takes a number of rows or off, not {number:?}"
+                        ))
+                    })?),
+                };
+                let text = match self.settings.max_rows {
+                    Some(max) => format!("At most {max} rows are printed per result.\n"),
+                    None => "Every row is printed.\n".to_string(),
+                };
+                self.emit(&text)?;
+            }
             "\\timing" => {
                 self.settings.timing = toggle(argument, self.settings.timing)?;
                 self.emit(&format!("Timing is {}.\n", on_off(self.settings.timing)))?;

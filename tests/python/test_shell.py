@@ -161,6 +161,15 @@ def test_history_survives_a_restart_and_meta_commands_work(server):
     child.expect_exact("remember me")
     child.sendline("")
     child.expect_exact("(1 row)")
+    # A long result prints its first rows on the terminal and counts the rest.
+    child.sendline("\\maxrows 5")
+    child.expect_exact("At most 5 rows are printed per result.")
+    child.sendline("SELECT n_nationkey FROM tpch.nation ORDER BY 1;")
+    child.expect(r"\r\n\s+4\r\n\(25 rows; the first 5 shown")
+    child.expect_exact("osprey> ")
+    child.sendline("\\maxrows off")
+    child.expect_exact("Every row is printed.")
+    child.expect_exact("osprey> ")
     child.sendline("\\q")
     child.expect(pexpect.EOF)
 
