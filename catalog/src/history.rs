@@ -64,10 +64,15 @@ pub struct QueryRecord {
     pub rows: u64,
     /// Bytes of data files the query read (see `planned_scan_bytes` in osprey-engine).
     pub bytes_scanned: u64,
+    /// How many times it was run: more than 1 when executors were lost and it ran again.
+    pub attempts: u32,
+    /// Why earlier attempts failed, one line each.
+    pub retries: Option<String>,
 }
 
 const COLUMNS: &str = "query_id, user_name, front_door, sql_text, state, error_code, \
-                       error_message, submitted_at_ms, finished_at_ms, row_count, bytes_scanned";
+                       error_message, submitted_at_ms, finished_at_ms, row_count, bytes_scanned, \
+                       attempts, retries";
 
 fn record_from_row(row: &AnyRow) -> Result<QueryRecord, CatalogError> {
     let read = || db("reading the query history");
@@ -89,6 +94,8 @@ fn record_from_row(row: &AnyRow) -> Result<QueryRecord, CatalogError> {
         finished_at_ms: row.try_get(8).map_err(read())?,
         rows: count(9)?,
         bytes_scanned: count(10)?,
+        attempts: count(11)?.clamp(1, u64::from(u32::MAX)) as u32,
+        retries: row.try_get(12).map_err(read())?,
     })
 }
 
@@ -116,6 +123,8 @@ impl CatalogStore {
     ///     finished_at_ms: None,
     ///     rows: 0,
     ///     bytes_scanned: 0,
+    ///     attempts: 1,
+    ///     retries: None,
     /// };
     /// store.record_query(&record).await?;
     /// record.state = QueryState::Succeeded;
@@ -133,7 +142,7 @@ impl CatalogStore {
             .map_err(db("recording a query"))?;
         sqlx::query(&format!(
             "INSERT INTO osprey_queries ({COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(&record.query_id)
         .bind(&record.user)
@@ -146,6 +155,8 @@ impl CatalogStore {
         .bind(record.finished_at_ms)
         .bind(clamp(record.rows))
         .bind(clamp(record.bytes_scanned))
+        .bind(i64::from(record.attempts))
+        .bind(&record.retries)
         .execute(&mut *tx)
         .await
         .map_err(db("recording a query"))?;

@@ -255,6 +255,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../migrations/0003_users.sql")),
                 false,
             ),
+            Migration::new(
+                4,
+                Cow::Borrowed("query attempts"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0004_query_attempts.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }

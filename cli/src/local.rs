@@ -116,6 +116,9 @@ async fn start_executor(
         .arg(memory.to_string())
         .arg("--spill-dir")
         .arg(spill_dir)
+        // They stop after the coordinator: nobody is left to notice the drain.
+        .arg("--drain-notice-ms")
+        .arg("0")
         // The secret goes through the environment, never the command line (visible in `ps`).
         .env("OSPREY_CLUSTER_SECRET", secret.expose())
         .env_remove("OSPREY_CONFIG")

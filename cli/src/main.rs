@@ -242,9 +242,14 @@ struct ExecutorArgs {
     #[arg(long, env = "OSPREY_SPILL_DIR", value_name = "DIR")]
     spill_dir: Option<PathBuf>,
 
-    /// Seconds running tasks may take to finish after SIGTERM.
+    /// Seconds running tasks may take to finish after SIGTERM (the drain).
     #[arg(long, env = "OSPREY_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
     shutdown_grace_secs: Option<u64>,
+
+    /// Milliseconds a draining executor waits, at the least, for the coordinator to notice
+    /// (its health checks answer "draining") before it may stop. Default 2000.
+    #[arg(long, env = "OSPREY_DRAIN_NOTICE_MS", value_name = "MS")]
+    drain_notice_ms: Option<u64>,
 
     /// Worker threads; defaults to the number of cores.
     #[arg(long, env = "OSPREY_EXECUTOR_THREADS", value_name = "N")]
@@ -425,6 +430,9 @@ fn coordinator_config(
     if let Some(size) = section.max_request_bytes {
         config.flight_limits.max_request_bytes = (size.0 as usize).max(1 << 20);
     }
+    if let Some(attempts) = section.query_attempts {
+        config.retry.max_attempts = attempts.max(1);
+    }
     if let Some(secs) = section.token_ttl_secs {
         config.auth.token_ttl = Duration::from_secs(secs);
     }
@@ -500,6 +508,9 @@ async fn run_executor(args: ExecutorArgs, file: FileConfig) -> Result<()> {
         config.memory_limit_bytes = size.0 as usize;
     }
     config.spill_dir = args.spill_dir.clone().or(section.spill_dir.clone());
+    if let Some(ms) = args.drain_notice_ms {
+        config.drain_notice = Duration::from_millis(ms);
+    }
     if let Some(secs) = args.shutdown_grace_secs.or(section.shutdown_grace_secs) {
         config.shutdown_grace = Duration::from_secs(secs);
     }

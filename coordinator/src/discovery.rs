@@ -90,6 +90,8 @@ struct Snapshot {
 pub struct ExecutorRegistry {
     snapshot: Arc<RwLock<Snapshot>>,
     dispatch: ExecutorDispatchCounter,
+    /// What a refresh needs, for [`ExecutorRegistry::refresh_now`].
+    refresher: Arc<(DiscoveryConfig, ClusterChannels)>,
 }
 
 impl std::fmt::Debug for ExecutorRegistry {
@@ -118,6 +120,7 @@ impl ExecutorRegistry {
         let registry = Self {
             snapshot: Arc::default(),
             dispatch,
+            refresher: Arc::new((config.clone(), channels.clone())),
         };
         registry.refresh(&config, &channels).await;
         let background = registry.clone();
@@ -145,6 +148,13 @@ impl ExecutorRegistry {
                 status
             })
             .collect()
+    }
+
+    /// Checks every executor now rather than at the next tick: after a query saw an executor
+    /// fail, so that a dead one is out before the query is planned again.
+    pub async fn refresh_now(&self) {
+        let (config, channels) = &*self.refresher;
+        self.refresh(config, channels).await;
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {

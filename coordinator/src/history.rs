@@ -8,9 +8,11 @@
 
 use crate::auth::Principal;
 use crate::query::QueryError;
+use crate::retry::RetryLog;
 use crate::system_tables::SystemTableSource;
 use datafusion::arrow::array::{
-    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array,
+    UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::Session;
@@ -32,7 +34,7 @@ const WRITER_BACKLOG: usize = 10_000;
 pub const SYSTEM_QUERIES_ROWS: u32 = 10_000;
 
 enum Event {
-    Record(QueryRecord),
+    Record(Box<QueryRecord>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -88,6 +90,8 @@ impl QueryHistory {
             finished_at_ms: None,
             rows: 0,
             bytes_scanned: 0,
+            attempts: 1,
+            retries: None,
         };
         self.send(record.clone());
         TrackedQuery {
@@ -98,6 +102,7 @@ impl QueryHistory {
                 rows: AtomicU64::new(0),
                 bytes_scanned: AtomicU64::new(0),
                 started: std::time::Instant::now(),
+                retries: Mutex::new(None),
             }),
         }
     }
@@ -119,7 +124,7 @@ impl QueryHistory {
     }
 
     fn send(&self, record: QueryRecord) {
-        if let Err(err) = self.sender.try_send(Event::Record(record)) {
+        if let Err(err) = self.sender.try_send(Event::Record(Box::new(record))) {
             tracing::warn!(error = %err, "query history backlog full; a record was dropped");
         }
     }
@@ -140,6 +145,8 @@ struct Tracked {
     rows: AtomicU64,
     bytes_scanned: AtomicU64,
     started: std::time::Instant,
+    /// Why earlier runs failed, when the query ran again after losing executors.
+    retries: Mutex<Option<Arc<RetryLog>>>,
 }
 
 /// What a client is told about its query when it ends (Flight SQL app metadata).
@@ -184,6 +191,16 @@ impl TrackedQuery {
     /// Records the statement as finished successfully.
     pub fn succeed(&self) {
         self.inner.finish(QueryState::Succeeded, None);
+    }
+
+    /// Records the runs of the statement that failed because executors were lost (read when
+    /// the statement ends).
+    pub fn attach_retries(&self, retries: &Arc<RetryLog>) {
+        *self
+            .inner
+            .retries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::clone(retries));
     }
 
     /// Records the statement as failed with `err`.
@@ -239,6 +256,15 @@ impl Tracked {
             record.finished_at_ms = Some(now_ms());
             record.rows = self.rows.load(Ordering::Relaxed);
             record.bytes_scanned = self.bytes_scanned.load(Ordering::Relaxed);
+            let reasons = self
+                .retries
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .as_ref()
+                .map(|log| log.reasons())
+                .unwrap_or_default();
+            record.attempts = 1 + reasons.len() as u32;
+            record.retries = (!reasons.is_empty()).then(|| reasons.join("\n"));
             record.clone()
         };
         self.history.send(record);
@@ -329,6 +355,8 @@ impl QueriesTable {
             Field::new("elapsed_ms", DataType::Int64, true),
             Field::new("rows", DataType::UInt64, false),
             Field::new("bytes_scanned", DataType::UInt64, false),
+            Field::new("attempts", DataType::UInt32, false),
+            Field::new("retries", DataType::Utf8, true),
         ]))
     }
 
@@ -366,6 +394,10 @@ impl QueriesTable {
             Arc::new(UInt64Array::from_iter_values(
                 records.iter().map(|r| r.bytes_scanned),
             )),
+            Arc::new(UInt32Array::from_iter_values(
+                records.iter().map(|r| r.attempts),
+            )),
+            text(&|r| r.retries.as_deref()),
         ];
         Ok(RecordBatch::try_new(Self::table_schema(), columns)?)
     }

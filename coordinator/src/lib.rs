@@ -22,6 +22,7 @@ pub mod history;
 pub mod http;
 pub mod lakehouse;
 pub mod query;
+pub mod retry;
 pub mod session;
 pub mod system_tables;
 pub mod tpch;
@@ -106,6 +107,8 @@ pub struct CoordinatorConfig {
     pub warehouse: Option<String>,
     /// Object store options and credentials, per bucket.
     pub storage: Vec<StorageLocation>,
+    /// How often a query may run when executors are lost before any row was sent.
+    pub retry: retry::RetryPolicy,
 }
 
 impl CoordinatorConfig {
@@ -130,6 +133,7 @@ impl CoordinatorConfig {
             catalog_url: None,
             warehouse: None,
             storage: Vec::new(),
+            retry: retry::RetryPolicy::default(),
         }
     }
 }
@@ -296,7 +300,8 @@ impl Coordinator {
         lakehouse::writes::clean_abandoned_writes(&lakehouse, ctx.runtime_env().as_ref()).await;
         let auth = Authenticator::open(lakehouse.store().clone(), &config.auth).await?;
         let history = QueryHistory::start(lakehouse.store().clone()).await;
-        let engine = QueryEngine::new(ctx, lakehouse, registry.clone(), history, auth)?;
+        let engine = QueryEngine::new(ctx, lakehouse, registry.clone(), history, auth)?
+            .with_retry_policy(config.retry);
 
         if let Some(scale_factor) = config.tpch_scale_factor {
             let dir = tpch::ensure_dataset(&config.data_dir, scale_factor, 4).await?;

@@ -15,6 +15,10 @@ use crate::history::{QueriesTable, QueryHistory, TrackedQuery};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::ddl::name_parts;
 use crate::lakehouse::unload::unload_format;
+use crate::retry::{
+    ExecutorLostAfterRows, ExecutorLostEveryRun, Rerun, RetryLog, RetryPolicy,
+    retry_on_executor_loss,
+};
 use crate::session::SessionSettings;
 use crate::system_tables::{ExecutorsTable, SystemTable};
 use crate::users::{
@@ -66,6 +70,10 @@ pub enum QueryError {
     /// Storage refused Osprey's credentials for a location.
     #[error("{0}")]
     PermissionDenied(String),
+    /// An executor was lost and the query could not be run again transparently (rows had
+    /// already been sent, or every allowed run lost one). Running it again is safe.
+    #[error("{0}")]
+    ExecutorLost(String),
     /// The query failed while running.
     #[error("query failed: {0}")]
     Execution(String),
@@ -82,6 +90,11 @@ impl QueryError {
     pub fn from_ref(err: &DataFusionError) -> Self {
         if contains_no_live_executors(err) {
             return QueryError::NoExecutors(NoLiveExecutors.to_string());
+        }
+        if let DataFusionError::External(inner) = err.find_root()
+            && (inner.is::<ExecutorLostAfterRows>() || inner.is::<ExecutorLostEveryRun>())
+        {
+            return QueryError::ExecutorLost(inner.to_string());
         }
         let message = err.strip_backtrace().to_string();
         match err.find_root() {
@@ -121,6 +134,7 @@ impl QueryError {
             QueryError::ResourcesExhausted(_) => "RESOURCES_EXHAUSTED",
             QueryError::InvalidData(_) => "INVALID_DATA",
             QueryError::PermissionDenied(_) => "PERMISSION_DENIED",
+            QueryError::ExecutorLost(_) => "EXECUTOR_LOST",
             QueryError::Execution(_) => "EXECUTION_FAILED",
         }
     }
@@ -200,6 +214,8 @@ pub struct Execution {
     pub completed_rows: Option<u64>,
     /// Live progress of the running plan (`None` for statements that already ran, and EXPLAIN).
     pub progress: Option<Arc<QueryProgress>>,
+    /// Why earlier runs failed, when executors were lost and the query ran again.
+    pub retries: Arc<RetryLog>,
 }
 
 /// Figures collected while one statement is prepared, carried in its session state so that
@@ -257,6 +273,8 @@ pub struct QueryEngine {
     lakehouse: Lakehouse,
     history: QueryHistory,
     auth: Authenticator,
+    registry: ExecutorRegistry,
+    retry_policy: RetryPolicy,
 }
 
 impl QueryEngine {
@@ -275,7 +293,7 @@ impl QueryEngine {
         let system = MemorySchemaProvider::new();
         system.register_table(
             "executors".to_string(),
-            Arc::new(SystemTable(ExecutorsTable::new(registry))) as Arc<dyn TableProvider>,
+            Arc::new(SystemTable(ExecutorsTable::new(registry.clone()))) as Arc<dyn TableProvider>,
         )?;
         system.register_table(
             "queries".to_string(),
@@ -287,7 +305,15 @@ impl QueryEngine {
             lakehouse,
             history,
             auth,
+            registry,
+            retry_policy: RetryPolicy::default(),
         })
+    }
+
+    /// How often a query may run when executors are lost (see [`crate::retry`]).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry_policy = policy;
+        self
     }
 
     /// The session shared by every query (its catalog holds every registered table).
@@ -809,10 +835,12 @@ impl QueryEngine {
             }
             let execution = self.execute(session, statement).await?;
             tracked.add_bytes_scanned(execution.bytes_scanned);
+            tracked.attach_retries(&execution.retries);
             Ok::<_, QueryError>(Execution {
                 bytes_scanned: execution.bytes_scanned,
                 completed_rows: execution.completed_rows,
                 progress: execution.progress,
+                retries: execution.retries,
                 stream: if already_ran {
                     tracked.succeed();
                     execution.stream
@@ -852,6 +880,7 @@ impl QueryEngine {
                     bytes_scanned,
                     completed_rows: Some(rows),
                     progress: None,
+                    retries: Arc::default(),
                 });
             }
             PreparedStatement::Query(plan) => plan,
@@ -864,6 +893,7 @@ impl QueryEngine {
                     bytes_scanned: 0,
                     completed_rows: None,
                     progress: None,
+                    retries: Arc::default(),
                 });
             }
             LogicalPlan::Analyze(_) => with_metrics_collection(&mut state, true)?,
@@ -873,11 +903,30 @@ impl QueryEngine {
         let physical = state.create_physical_plan(&plan).await?;
         progress.set_plan(&physical);
         let bytes_scanned = planned_scan_bytes(physical.as_ref());
+        let first = execute_stream(physical, state.task_ctx())?;
+        let retries = Arc::new(RetryLog::default());
+        let stream = if matches!(plan, LogicalPlan::Analyze(_)) {
+            // EXPLAIN ANALYZE reports on the one run it watched.
+            first
+        } else {
+            retry_on_executor_loss(
+                first,
+                Rerun {
+                    state,
+                    plan,
+                    progress: Arc::clone(&progress),
+                    registry: self.registry.clone(),
+                    policy: self.retry_policy,
+                    log: Arc::clone(&retries),
+                },
+            )
+        };
         Ok(Execution {
-            stream: execute_stream(physical, state.task_ctx())?,
+            stream,
             bytes_scanned,
             completed_rows: None,
             progress: Some(progress),
+            retries,
         })
     }
 

@@ -109,8 +109,9 @@ impl ExecutorsTable {
         let state: StringArray = statuses
             .iter()
             .map(|s| {
-                Some(match s.health {
+                Some(match &s.health {
                     ExecutorHealth::Up => "up",
+                    ExecutorHealth::Down(reason) if reason.starts_with("draining") => "draining",
                     ExecutorHealth::Down(_) => "down",
                 })
             })

@@ -392,6 +392,9 @@ pub enum ExecutorProbeError {
     /// No answer within the deadline.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// The executor is shutting down: it finishes its tasks but takes no new ones.
+    #[error("draining: finishing its running tasks before it stops")]
+    Draining,
 }
 
 /// Asks the executor at `url` for its version, within `timeout`. Used as the health check.
@@ -411,6 +414,8 @@ pub async fn probe_executor(
             let message = err.to_string();
             if message.contains("cluster credential") {
                 Err(ExecutorProbeError::Rejected)
+            } else if message.contains(DRAINING) {
+                Err(ExecutorProbeError::Draining)
             } else {
                 Err(ExecutorProbeError::Unreachable(root_cause(&err)))
             }
@@ -582,18 +587,28 @@ pub fn planned_scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
         .sum()
 }
 
-/// Serves the executor's gRPC service on `listener` until `shutdown` completes: the library's
-/// worker service, behind a check of the cluster credential on every request.
+/// How long a draining executor keeps answering before it may stop, at the least, by default:
+/// long enough for the coordinator's discovery (which checks every second) to see it draining
+/// and stop planning work on it.
+pub const DRAIN_NOTICE: Duration = Duration::from_secs(2);
+
+/// Serves the executor's gRPC service on `listener`: the library's worker service and Osprey's
+/// progress service, behind a check of the cluster credential on every request.
 ///
-/// When `shutdown` completes the listener closes (new connections are refused), running
-/// requests finish, and then this returns. The executor's own outgoing calls (shuffle reads from
-/// peer executors) present the same secret through [`ClusterChannels`].
+/// When `drain` completes the executor drains: its health checks answer `UNAVAILABLE`
+/// ("draining"), so discovery stops giving it new work, while everything else is served as
+/// before, since tasks already planned on it must run and their output must be fetched. Once
+/// `drain_notice` (see [`DRAIN_NOTICE`]) has passed and no task of any query is left, the listener closes, open
+/// requests finish, and this returns. Callers bound the whole drain with a timeout. The
+/// executor's own outgoing calls (shuffle reads from peer executors) present the same secret
+/// through [`ClusterChannels`].
 pub async fn serve_executor(
     listener: tokio::net::TcpListener,
     secret: &ClusterSecret,
     runtime: Arc<RuntimeEnv>,
     version: &str,
-    shutdown: impl std::future::Future<Output = ()> + Send,
+    drain_notice: Duration,
+    drain: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let channels = ClusterChannels::new(secret.clone());
     let running = RunningTasks::default();
@@ -620,6 +635,10 @@ pub async fn serve_executor(
     })
     .with_runtime_env(runtime)
     .with_version(version.to_string());
+    // The library's task list, asked in-process (never served on the network).
+    let mut tasks_view = datafusion_distributed::grpc::ObservabilityServiceClient::new(
+        worker.with_observability_service(Arc::new(NoPeers)),
+    );
     let service = tonic::service::interceptor::InterceptedService::new(
         worker.into_worker_server(),
         secret.interceptor(),
@@ -634,7 +653,41 @@ pub async fn serve_executor(
             }
         })
     };
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = {
+        let draining = Arc::clone(&draining);
+        async move {
+            drain.await;
+            draining.store(true, Ordering::SeqCst);
+            tracing::info!("draining: refusing health checks, finishing the running tasks");
+            tokio::time::sleep(drain_notice).await;
+            let mut waiting = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                waiting.tick().await;
+                // The library's own view: a task stays until its query ends.
+                let left = match tasks_view
+                    .get_task_progress(datafusion_distributed::grpc::GetTaskProgressRequest {})
+                    .await
+                {
+                    Ok(answer) => answer.into_inner().tasks.len(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "draining: cannot list tasks; stopping");
+                        0
+                    }
+                };
+                if left == 0 {
+                    break;
+                }
+                tracing::debug!(tasks = left, "draining: tasks still running");
+            }
+            tracing::info!("drained: no task left");
+        }
+    };
     let served = tonic::transport::Server::builder()
+        .layer(tower::layer::layer_fn(move |inner| DrainGate {
+            inner,
+            draining: Arc::clone(&draining),
+        }))
         .initial_stream_window_size(EXCHANGE_STREAM_WINDOW)
         .initial_connection_window_size(EXCHANGE_CONNECTION_WINDOW)
         .max_frame_size(EXCHANGE_MAX_FRAME)
@@ -643,11 +696,62 @@ pub async fn serve_executor(
             ProgressService { tasks: running },
             secret.interceptor(),
         ))
-        .serve_with_incoming_shutdown(tcp_incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(tcp_incoming(listener), stop)
         .await;
     sweeper.abort();
     served
 }
+
+/// A worker resolver with no workers, for the in-process task listing of a draining executor
+/// (its other question, the cluster's workers, is never asked).
+struct NoPeers;
+
+impl WorkerResolver for NoPeers {
+    fn get_urls(&self) -> Result<Vec<Url>, DataFusionError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Answers health checks (`GetWorkerInfo`) with `UNAVAILABLE` while the executor drains, and
+/// passes every other request through.
+#[derive(Clone)]
+struct DrainGate<S> {
+    inner: S,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<S, RequestBody, ResponseBody> tower::Service<http::Request<RequestBody>> for DrainGate<S>
+where
+    S: tower::Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>>,
+    S::Future: Send + 'static,
+    ResponseBody: Default + Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+        if self.draining.load(Ordering::SeqCst) && request.uri().path().ends_with("/GetWorkerInfo")
+        {
+            let refusal = tonic::Status::unavailable(format!(
+                "{DRAINING}: it finishes its running tasks and takes no new ones"
+            ));
+            return Box::pin(futures::future::ready(Ok(refusal.into_http())));
+        }
+        Box::pin(self.inner.call(request))
+    }
+}
+
+/// What a draining executor answers health checks with.
+pub const DRAINING: &str = "executor is draining";
 
 /// Accepted connections from `listener`, with Nagle's algorithm off and TCP keep-alive on.
 ///

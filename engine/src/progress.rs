@@ -328,6 +328,17 @@ impl QueryProgress {
         progress
     }
 
+    /// Forgets everything about an earlier run of the query, before it runs again.
+    pub fn reset(&self) {
+        lock(&self.stages).clear();
+        *lock(&self.plan) = None;
+        lock(&self.executors).clear();
+        lock(&self.last_reports).clear();
+        if let Ok(mut last) = self.last_snapshot.try_lock() {
+            *last = None;
+        }
+    }
+
     /// Records the physical plan about to run: its executor stages and their task counts.
     pub fn set_plan(&self, plan: &Arc<dyn ExecutionPlan>) {
         let mut stages = BTreeMap::new();

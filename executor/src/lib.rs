@@ -38,6 +38,9 @@ pub struct ExecutorConfig {
     pub spill_dir: Option<PathBuf>,
     /// How long running tasks may take to finish after a shutdown request.
     pub shutdown_grace: Duration,
+    /// How long a draining executor waits, at the least, before it may stop: time for the
+    /// coordinator's discovery to see it draining and stop planning work on it.
+    pub drain_notice: Duration,
     /// Object store options and credentials, per bucket (resolved here, never sent in plans).
     pub storage: Vec<osprey_engine::storage::StorageLocation>,
 }
@@ -52,6 +55,7 @@ impl ExecutorConfig {
             memory_limit_bytes: RuntimeLimits::default().memory_limit_bytes,
             spill_dir: None,
             shutdown_grace: Duration::from_secs(30),
+            drain_notice: osprey_engine::distributed::DRAIN_NOTICE,
             storage: Vec::new(),
         }
     }
@@ -120,7 +124,7 @@ pub async fn run_executor(
     let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
-        tracing::info!("shutdown requested: refusing new work, finishing running tasks");
+        tracing::info!("shutdown requested: draining (no new work; running tasks finish)");
         let _ = drain_started_tx.send(());
     };
     let server = serve_executor(
@@ -128,6 +132,7 @@ pub async fn run_executor(
         &config.cluster_secret,
         runtime,
         env!("CARGO_PKG_VERSION"),
+        config.drain_notice,
         shutdown,
     );
     tokio::pin!(server);

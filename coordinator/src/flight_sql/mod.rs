@@ -580,6 +580,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
                 query_status(err)
             })?;
         registered.set_progress(execution.bytes_scanned, execution.progress);
+        tracked.attach_retries(&execution.retries);
         let stream = if already_ran {
             // Its rows (written) and bytes were counted when it ran.
             execution.stream
@@ -1163,7 +1164,7 @@ pub fn query_status(err: QueryError) -> Status {
     match err {
         QueryError::InvalidStatement(_) => Status::invalid_argument(message),
         QueryError::NotSupported(_) => Status::unimplemented(message),
-        QueryError::NoExecutors(_) => Status::unavailable(message),
+        QueryError::NoExecutors(_) | QueryError::ExecutorLost(_) => Status::unavailable(message),
         QueryError::ResourcesExhausted(_) => Status::resource_exhausted(message),
         QueryError::InvalidData(_) => Status::invalid_argument(message),
         QueryError::PermissionDenied(_) => Status::permission_denied(message),

@@ -862,7 +862,8 @@ fn trino_error(err: &QueryError) -> Value {
             131079,
             "INSUFFICIENT_RESOURCES",
         ),
-        QueryError::NoExecutors(_) => ("NO_NODES_AVAILABLE", 65542, "INTERNAL_ERROR"),
+        QueryError::NoExecutors(_) => ("NO_NODES_AVAILABLE", 65541, "INTERNAL_ERROR"),
+        QueryError::ExecutorLost(_) => ("REMOTE_TASK_ERROR", 65542, "INTERNAL_ERROR"),
         QueryError::Execution(_) => ("GENERIC_INTERNAL_ERROR", 65536, "INTERNAL_ERROR"),
     };
     let message = err.to_string();
