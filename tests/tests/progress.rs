@@ -101,6 +101,22 @@ async fn running_statements_report_their_progress() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     println!("progress: {last}");
+    // What asking costs while the query runs (each answer gathers every executor's figures;
+    // answers younger than 200 ms are reused, so these are spaced out).
+    let mut round_trips = Vec::new();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let asked = Instant::now();
+        let now = progress(&mut c, &info).await.unwrap();
+        round_trips.push(asked.elapsed());
+        assert_eq!(now["state"], "running", "{now}");
+    }
+    round_trips.sort();
+    println!(
+        "QueryProgress round trip: median {:?}, max {:?}",
+        round_trips[round_trips.len() / 2],
+        round_trips[round_trips.len() - 1]
+    );
     assert!(
         figure(&last, "stages_done") < figure(&last, "stages_total"),
         "still running, so not every stage is done: {last}"
