@@ -346,6 +346,20 @@ pub struct SqlClient {
 }
 
 impl SqlClient {
+    /// Runs the Flight action `name` with `body` and returns the body of its first result.
+    pub async fn action(&mut self, name: &str, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+        let mut results = self
+            .inner
+            .do_action(arrow_flight::Action::new(name.to_string(), body))
+            .await
+            .map_err(|err| match err {
+                FlightError::Tonic(status) => *status,
+                other => tonic::Status::unknown(other.to_string()),
+            })?;
+        let result = results.message().await?.expect("a result");
+        Ok(result.body.to_vec())
+    }
+
     /// Connects and logs in with the Flight SQL Handshake.
     pub async fn connect(
         addr: SocketAddr,

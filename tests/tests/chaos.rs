@@ -9,8 +9,7 @@
 
 use futures::TryStreamExt;
 use osprey_tests::{
-    CoordinatorOptions, Process, SqlClient, TEST_SECRET, canonical_rows, rows, spawn_coordinator,
-    spawn_executor, tpch_statements,
+    SqlClient, TEST_SECRET, TestCluster, canonical_rows, rows, spawn_executor, tpch_statements,
 };
 use std::time::{Duration, Instant};
 
@@ -41,21 +40,13 @@ async fn queries_survive_executors_killed_mid_query() {
         .and_then(|seed| seed.parse().ok())
         .unwrap_or(0x05b7_e1c4_a05f);
     let mut dice = Dice(seed | 1);
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut executors: Vec<Process> = (0..3)
-        .map(|_| spawn_executor("127.0.0.1:0", TEST_SECRET))
+    let mut cluster = TestCluster::start_tpch(3);
+    let addresses: Vec<String> = cluster
+        .executors
+        .iter()
+        .map(|e| e.addr.to_string())
         .collect();
-    let addresses: Vec<String> = executors.iter().map(|e| e.addr.to_string()).collect();
-    let coordinator = spawn_coordinator(CoordinatorOptions {
-        executors: addresses.iter().map(|a| format!("http://{a}")).collect(),
-        data_dir: data_dir.path(),
-        tpch_scale: Some("0.1"),
-        default_schema: "tpch",
-        extra_args: &[],
-    });
-    let mut client = SqlClient::connect(coordinator.addr, "admin", osprey_tests::ADMIN_PASSWORD)
-        .await
-        .unwrap();
+    let mut client = cluster.client().await;
 
     // The answers, and how long each query takes, on a healthy cluster.
     let queries = [9, 18, 21];
@@ -71,17 +62,14 @@ async fn queries_survive_executors_killed_mid_query() {
     let rounds = 21;
     for round in 0..rounds {
         let (query, sql, answer, healthy) = &expected[round % expected.len()];
-        let victim = dice.below(executors.len() as u64) as usize;
+        let victim = dice.below(addresses.len() as u64) as usize;
         let delay = Duration::from_millis(dice.below(healthy.as_millis() as u64 * 9 / 10));
-        let mut runner =
-            SqlClient::connect(coordinator.addr, "admin", osprey_tests::ADMIN_PASSWORD)
-                .await
-                .unwrap();
+        let mut runner = cluster.client().await;
         let sql_text = sql.clone();
         let running = tokio::spawn(async move { run_query(&mut runner, &sql_text).await });
         tokio::time::sleep(delay).await;
-        executors[victim].signal(libc::SIGKILL);
-        executors[victim].wait_exit(Duration::from_secs(10));
+        cluster.executors[victim].signal(libc::SIGKILL);
+        cluster.executors[victim].wait_exit(Duration::from_secs(10));
         let started = Instant::now();
         let result = running.await.unwrap();
         println!(
@@ -94,7 +82,7 @@ async fn queries_survive_executors_killed_mid_query() {
             Err(err) => panic!("round {round}: Q{query} failed: {err}"),
         }
         // Back on its old address, and in use again before the next round.
-        executors[victim] = spawn_executor(&addresses[victim], TEST_SECRET);
+        cluster.executors[victim] = spawn_executor(&addresses[victim], TEST_SECRET);
         // As system.executors shows it.
         let url = format!("http://{}/", addresses[victim]);
         assert!(
@@ -126,23 +114,9 @@ async fn queries_survive_executors_killed_mid_query() {
 /// error rather than a rerun that could duplicate or miss rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_executor_after_rows_were_sent_is_a_retryable_error() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let executors: Vec<Process> = (0..3)
-        .map(|_| spawn_executor("127.0.0.1:0", TEST_SECRET))
-        .collect();
-    let coordinator = spawn_coordinator(CoordinatorOptions {
-        executors: executors
-            .iter()
-            .map(|e| format!("http://{}", e.addr))
-            .collect(),
-        data_dir: data_dir.path(),
-        tpch_scale: Some("0.1"),
-        default_schema: "tpch",
-        extra_args: &[],
-    });
-    let mut client = SqlClient::connect(coordinator.addr, "admin", osprey_tests::ADMIN_PASSWORD)
-        .await
-        .unwrap();
+    let cluster = TestCluster::start_tpch(3);
+    let executors = &cluster.executors;
+    let mut client = cluster.client().await;
     let info = client
         .inner
         .execute("SELECT * FROM tpch.lineitem".to_string(), None)

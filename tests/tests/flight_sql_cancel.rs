@@ -2,7 +2,7 @@
 //! fetched yet; both are recorded as cancelled, and the cluster serves the next query. A cancel
 //! and a client that disconnects both stop the work on every executor within a second.
 
-use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
+use arrow_flight::{CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
 use futures::TryStreamExt;
 use osprey_tests::{SqlClient, TestCluster, cpu_used_during, rows, status_code};
 use prost::Message;
@@ -13,16 +13,10 @@ async fn cancel(
     info: arrow_flight::FlightInfo,
 ) -> Result<i32, tonic::Status> {
     let body = CancelFlightInfoRequest { info: Some(info) }.encode_to_vec();
-    let mut results = client
-        .inner
-        .do_action(Action::new("CancelFlightInfo", body))
-        .await
-        .map_err(|err| match err {
-            arrow_flight::error::FlightError::Tonic(status) => *status,
-            other => tonic::Status::unknown(other.to_string()),
-        })?;
-    let result = results.message().await?.expect("a result");
-    Ok(CancelFlightInfoResult::decode(result.body).unwrap().status)
+    let result = client.action("CancelFlightInfo", body).await?;
+    Ok(CancelFlightInfoResult::decode(result.as_slice())
+        .unwrap()
+        .status)
 }
 
 /// A nested-loop join against all of lineitem that would run for a very long time: each input

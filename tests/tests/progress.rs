@@ -3,7 +3,7 @@
 //! `waiting`, one whose fetch started is `planning` until its physical plan exists; a finished,
 //! cancelled or unknown one is `NOT_FOUND`.
 
-use arrow_flight::{Action, CancelFlightInfoRequest};
+use arrow_flight::CancelFlightInfoRequest;
 use futures::TryStreamExt;
 use osprey_tests::{SqlClient, TestCluster, rows};
 use prost::Message;
@@ -16,25 +16,10 @@ async fn progress(
     info: &arrow_flight::FlightInfo,
 ) -> Result<Value, tonic::Status> {
     let ticket = info.endpoint[0].ticket.clone().unwrap();
-    let body = action(client, "QueryProgress", ticket.ticket.to_vec()).await?;
+    let body = client
+        .action("QueryProgress", ticket.ticket.to_vec())
+        .await?;
     Ok(serde_json::from_slice(&body).expect("JSON"))
-}
-
-async fn action(
-    client: &mut SqlClient,
-    name: &str,
-    body: Vec<u8>,
-) -> Result<Vec<u8>, tonic::Status> {
-    let mut results = client
-        .inner
-        .do_action(Action::new(name, body))
-        .await
-        .map_err(|err| match err {
-            arrow_flight::error::FlightError::Tonic(status) => *status,
-            other => tonic::Status::unknown(other.to_string()),
-        })?;
-    let result = results.message().await?.expect("a result");
-    Ok(result.body.to_vec())
 }
 
 fn figure(progress: &Value, name: &str) -> u64 {
@@ -127,7 +112,7 @@ async fn running_statements_report_their_progress() {
         info: Some(info.clone()),
     }
     .encode_to_vec();
-    action(&mut c, "CancelFlightInfo", body).await.ok();
+    c.action("CancelFlightInfo", body).await.ok();
     let _ = fetch.await.unwrap();
     let gone = progress(&mut c, &info).await.expect_err("cancelled");
     assert_eq!(gone.code(), tonic::Code::NotFound, "{gone}");
@@ -145,7 +130,8 @@ async fn running_statements_report_their_progress() {
         .unwrap();
     let gone = progress(&mut c, &info).await.expect_err("finished");
     assert_eq!(gone.code(), tonic::Code::NotFound, "{gone}");
-    let bad = action(&mut c, "QueryProgress", b"not a ticket".to_vec())
+    let bad = c
+        .action("QueryProgress", b"not a ticket".to_vec())
         .await
         .expect_err("not a ticket");
     assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad}");
