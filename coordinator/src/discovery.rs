@@ -10,6 +10,7 @@
 //! its connections surfaces sooner, as a transport error, when HTTP/2 keep-alive gives up on the
 //! connection (after about 20 s). A new or restarted executor is used from its first good check.
 
+use osprey_engine::progress::ExecutorStatusResponse;
 use osprey_engine::{
     ClusterChannels, ExecutorDispatchCounter, ExecutorProbeError, ExecutorResolver, probe_executor,
 };
@@ -73,6 +74,8 @@ pub struct ExecutorStatus {
     pub last_seen: Option<SystemTime>,
     /// Tasks the coordinator handed it since the coordinator started.
     pub tasks_dispatched: u64,
+    /// Its load as of its last check (tasks it holds, memory reserved), when it reported it.
+    pub load: Option<ExecutorStatusResponse>,
 }
 
 #[derive(Default)]
@@ -198,17 +201,18 @@ impl ExecutorRegistry {
             };
             snapshot.late_since.remove(&url);
             let status = match result {
-                Ok(version) => {
+                Ok(report) => {
                     if !was_up {
-                        tracing::info!(%url, %version, "executor is up");
+                        tracing::info!(%url, version = %report.version, "executor is up");
                     }
                     live.push(url.clone());
                     ExecutorStatus {
                         url: url.clone(),
                         health: ExecutorHealth::Up,
-                        version: Some(version),
+                        version: Some(report.version),
                         last_seen: Some(SystemTime::now()),
                         tasks_dispatched: 0,
+                        load: report.load,
                     }
                 }
                 Err(err) => {
@@ -225,6 +229,7 @@ impl ExecutorRegistry {
                         version: previous.as_ref().and_then(|s| s.version.clone()),
                         last_seen: previous.as_ref().and_then(|s| s.last_seen),
                         tasks_dispatched: 0,
+                        load: None,
                     }
                 }
             };

@@ -100,6 +100,8 @@ impl ExecutorsTable {
                 true,
             ),
             Field::new("tasks_dispatched", DataType::UInt64, false),
+            Field::new("running_tasks", DataType::UInt64, true),
+            Field::new("memory_reserved_bytes", DataType::UInt64, true),
         ]))
     }
 
@@ -136,6 +138,15 @@ impl ExecutorsTable {
         )
         .with_timezone("UTC");
         let tasks = UInt64Array::from_iter_values(statuses.iter().map(|s| s.tasks_dispatched));
+        // Only for executors that are up: a down one's last figures would mislead.
+        let running: UInt64Array = statuses
+            .iter()
+            .map(|s| s.load.map(|load| load.running_tasks))
+            .collect();
+        let memory: UInt64Array = statuses
+            .iter()
+            .map(|s| s.load.map(|load| load.memory_reserved_bytes))
+            .collect();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(url),
             Arc::new(state),
@@ -143,6 +154,8 @@ impl ExecutorsTable {
             Arc::new(version),
             Arc::new(last_seen),
             Arc::new(tasks),
+            Arc::new(running),
+            Arc::new(memory),
         ];
         Ok(RecordBatch::try_new(Self::table_schema(), columns)?)
     }

@@ -16,8 +16,8 @@
 //!   the executor's progress service, and the coordinator's questions to it.
 
 use crate::progress::{
-    PROGRESS_METHOD, PROGRESS_SERVICE, QueryProgress, QueryProgressRequest, QueryProgressResponse,
-    RunningTasks,
+    ExecutorStatusRequest, ExecutorStatusResponse, PROGRESS_METHOD, PROGRESS_SERVICE,
+    QueryProgress, QueryProgressRequest, QueryProgressResponse, RunningTasks, STATUS_METHOD,
 };
 use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -273,6 +273,20 @@ fn task_identity(headers: &HeaderMap) -> Option<([u8; 16], u64, u64)> {
     Some((*query_id.as_bytes(), stage, task))
 }
 
+async fn ask_status(channel: BoxCloneSyncChannel) -> Result<ExecutorStatusResponse, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|err| tonic::Status::unavailable(err.to_string()))?;
+    grpc.unary(
+        tonic::Request::new(ExecutorStatusRequest {}),
+        http::uri::PathAndQuery::from_static(STATUS_METHOD),
+        tonic_prost::ProstCodec::default(),
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
 /// Asks the executor at `url` for the figures of its tasks of query `query_id`.
 pub(crate) async fn ask_progress(
     channels: &ClusterChannels,
@@ -305,6 +319,40 @@ pub(crate) async fn ask_progress(
 #[derive(Clone)]
 struct ProgressService {
     tasks: RunningTasks,
+    load: ExecutorLoad,
+}
+
+/// What an executor knows of its own load: the library's task list (asked in-process) and the
+/// memory pool.
+#[derive(Clone)]
+struct ExecutorLoad {
+    tasks_view: TasksView,
+    runtime: Arc<RuntimeEnv>,
+}
+
+type TasksView = datafusion_distributed::grpc::ObservabilityServiceClient<
+    datafusion_distributed::grpc::ObservabilityServiceServer<
+        datafusion_distributed::grpc::ObservabilityServiceImpl,
+    >,
+>;
+
+impl ExecutorLoad {
+    /// Tasks the library holds, of every query (each stays until its query ends).
+    async fn running_tasks(&self) -> Result<u64, tonic::Status> {
+        let answer = self
+            .tasks_view
+            .clone()
+            .get_task_progress(datafusion_distributed::grpc::GetTaskProgressRequest {})
+            .await?;
+        Ok(answer.into_inner().tasks.len() as u64)
+    }
+
+    async fn status(&self) -> Result<ExecutorStatusResponse, tonic::Status> {
+        Ok(ExecutorStatusResponse {
+            running_tasks: self.running_tasks().await?,
+            memory_reserved_bytes: self.runtime.memory_pool.reserved() as u64,
+        })
+    }
 }
 
 impl tonic::server::NamedService for ProgressService {
@@ -325,17 +373,35 @@ impl tower::Service<http::Request<tonic::body::Body>> for ProgressService {
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let tasks = self.tasks.clone();
+        let load = self.load.clone();
         Box::pin(async move {
-            if request.uri().path() != PROGRESS_METHOD {
-                return Ok(tonic::Status::unimplemented(format!(
-                    "unknown method {}",
-                    request.uri().path()
-                ))
-                .into_http());
-            }
-            let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
-            Ok(grpc.unary(ProgressMethod(tasks), request).await)
+            Ok(match request.uri().path() {
+                PROGRESS_METHOD => {
+                    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+                    grpc.unary(ProgressMethod(tasks), request).await
+                }
+                STATUS_METHOD => {
+                    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+                    grpc.unary(StatusMethod(load), request).await
+                }
+                other => {
+                    tonic::Status::unimplemented(format!("unknown method {other}")).into_http()
+                }
+            })
         })
+    }
+}
+
+struct StatusMethod(ExecutorLoad);
+
+impl tonic::server::UnaryService<ExecutorStatusRequest> for StatusMethod {
+    type Response = ExecutorStatusResponse;
+    type Future =
+        futures::future::BoxFuture<'static, Result<tonic::Response<Self::Response>, tonic::Status>>;
+
+    fn call(&mut self, _: tonic::Request<ExecutorStatusRequest>) -> Self::Future {
+        let load = self.0.clone();
+        Box::pin(async move { load.status().await.map(tonic::Response::new) })
     }
 }
 
@@ -397,19 +463,40 @@ pub enum ExecutorProbeError {
     Draining,
 }
 
-/// Asks the executor at `url` for its version, within `timeout`. Used as the health check.
+/// What a health check learns of a live executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutorReport {
+    /// The version it runs.
+    pub version: String,
+    /// Its load, when it reported it (an executor of an older version does not).
+    pub load: Option<ExecutorStatusResponse>,
+}
+
+/// Asks the executor at `url` for its version and its load, within `timeout`. Used as the
+/// health check.
 pub async fn probe_executor(
     channels: &ClusterChannels,
     url: &Url,
     timeout: Duration,
-) -> Result<String, ExecutorProbeError> {
+) -> Result<ExecutorReport, ExecutorProbeError> {
+    let started = std::time::Instant::now();
     let channel = channels
         .channel(url)
         .map_err(|err| ExecutorProbeError::Unreachable(err.to_string()))?;
-    let mut client = create_worker_client(channel);
+    let mut client = create_worker_client(channel.clone());
     match tokio::time::timeout(timeout, client.get_worker_info(GetWorkerInfoRequest {})).await {
         Err(_) => Err(ExecutorProbeError::Timeout(timeout)),
-        Ok(Ok(info)) => Ok(info.version),
+        Ok(Ok(info)) => {
+            let left = timeout.saturating_sub(started.elapsed());
+            let load = tokio::time::timeout(left, ask_status(channel))
+                .await
+                .ok()
+                .and_then(Result::ok);
+            Ok(ExecutorReport {
+                version: info.version,
+                load,
+            })
+        }
         Ok(Err(err)) => {
             let message = err.to_string();
             if message.contains("cluster credential") {
@@ -633,12 +720,15 @@ pub async fn serve_executor(
             Ok(builder.build())
         }
     })
-    .with_runtime_env(runtime)
+    .with_runtime_env(Arc::clone(&runtime))
     .with_version(version.to_string());
-    // The library's task list, asked in-process (never served on the network).
-    let mut tasks_view = datafusion_distributed::grpc::ObservabilityServiceClient::new(
-        worker.with_observability_service(Arc::new(NoPeers)),
-    );
+    // The library's task list is asked in-process (never served on the network).
+    let load = ExecutorLoad {
+        tasks_view: datafusion_distributed::grpc::ObservabilityServiceClient::new(
+            worker.with_observability_service(Arc::new(NoPeers)),
+        ),
+        runtime: Arc::clone(&runtime),
+    };
     let service = tonic::service::interceptor::InterceptedService::new(
         worker.into_worker_server(),
         secret.interceptor(),
@@ -656,6 +746,7 @@ pub async fn serve_executor(
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = {
         let draining = Arc::clone(&draining);
+        let drain_load = load.clone();
         async move {
             drain.await;
             draining.store(true, Ordering::SeqCst);
@@ -665,11 +756,8 @@ pub async fn serve_executor(
             loop {
                 waiting.tick().await;
                 // The library's own view: a task stays until its query ends.
-                let left = match tasks_view
-                    .get_task_progress(datafusion_distributed::grpc::GetTaskProgressRequest {})
-                    .await
-                {
-                    Ok(answer) => answer.into_inner().tasks.len(),
+                let left = match drain_load.running_tasks().await {
+                    Ok(tasks) => tasks,
                     Err(err) => {
                         tracing::warn!(error = %err, "draining: cannot list tasks; stopping");
                         0
@@ -693,7 +781,10 @@ pub async fn serve_executor(
         .max_frame_size(EXCHANGE_MAX_FRAME)
         .add_service(service)
         .add_service(tonic::service::interceptor::InterceptedService::new(
-            ProgressService { tasks: running },
+            ProgressService {
+                tasks: running,
+                load,
+            },
             secret.interceptor(),
         ))
         .serve_with_incoming_shutdown(tcp_incoming(listener), stop)

@@ -72,6 +72,24 @@ pub struct TaskProgressReport {
     pub finished: bool,
 }
 
+/// The gRPC method executors report their own load on.
+pub(crate) const STATUS_METHOD: &str = "/osprey.ExecutorProgress/GetExecutorStatus";
+
+/// Coordinator to executor: how busy are you?
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct ExecutorStatusRequest {}
+
+/// Executor to coordinator: its load right now.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct ExecutorStatusResponse {
+    /// Tasks of any query the executor holds (a task stays until its query ends).
+    #[prost(uint64, tag = "1")]
+    pub running_tasks: u64,
+    /// Bytes reserved in the executor's memory pool by running operators.
+    #[prost(uint64, tag = "2")]
+    pub memory_reserved_bytes: u64,
+}
+
 /// Rows and bytes read by the scans of a plan so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadFigures {

@@ -55,12 +55,13 @@ async fn executor_refuses_requests_without_the_right_credential() {
         .unwrap();
     let url = Url::parse(&format!("http://{}", executor.addr)).unwrap();
     let good = ClusterChannels::new(ClusterSecret::new(TEST_SECRET).unwrap());
-    assert_eq!(
-        probe_executor(&good, &url, Duration::from_secs(5))
-            .await
-            .unwrap(),
-        env!("CARGO_PKG_VERSION")
-    );
+    let report = probe_executor(&good, &url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(report.version, env!("CARGO_PKG_VERSION"));
+    // An idle executor: no task, nothing reserved.
+    let load = report.load.expect("the executor reports its load");
+    assert_eq!((load.running_tasks, load.memory_reserved_bytes), (0, 0));
     let bad = ClusterChannels::new(ClusterSecret::new("another-secret-0123456789").unwrap());
     assert!(matches!(
         probe_executor(&bad, &url, Duration::from_secs(5)).await,

@@ -1,6 +1,7 @@
 //! CancelFlightInfo stops a query whose result is streaming, and drops one whose ticket was not
 //! fetched yet; both are recorded as cancelled, and the cluster serves the next query. A cancel
-//! and a client that disconnects both stop the work on every executor within a second.
+//! and a client that disconnects both stop the work on every executor within a second, and the
+//! executors report its tasks gone.
 
 use arrow_flight::{CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
 use futures::TryStreamExt;
@@ -106,6 +107,27 @@ async fn cancel_flight_info_stops_queries() {
     );
 }
 
+/// Each executor's URL, tasks held and memory reserved, from `system.executors`.
+async fn executor_loads(client: &mut SqlClient) -> Vec<(String, u64, u64)> {
+    rows(
+        client,
+        "SELECT url || ' ' || CAST(running_tasks AS VARCHAR) || ' ' || \
+         CAST(memory_reserved_bytes AS VARCHAR) FROM system.executors ORDER BY url",
+    )
+    .await
+    .iter()
+    .map(|row| {
+        let parts: Vec<&str> = row.split(' ').collect();
+        assert_eq!(parts.len(), 3, "an executor without a load report: {row}");
+        (
+            parts[0].to_string(),
+            parts[1].parse().unwrap(),
+            parts[2].parse().unwrap(),
+        )
+    })
+    .collect()
+}
+
 /// How a client stops a running query.
 #[derive(Debug, Clone, Copy)]
 enum Stop {
@@ -136,6 +158,20 @@ async fn cancel_and_disconnect_stop_executor_work_within_a_second() {
                 Instant::now() < deadline,
                 "{stop:?}: executors never got busy"
             );
+        }
+        // The executors report holding its tasks (at their next health check).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let busy = executor_loads(&mut c).await;
+            if busy.iter().any(|(_, tasks, _)| *tasks > 0) {
+                println!("{stop:?}: while running: {busy:?}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{stop:?}: no task seen: {busy:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let stopped_at = Instant::now();
         match stop {
@@ -170,6 +206,21 @@ async fn cancel_and_disconnect_stop_executor_work_within_a_second() {
             used < Duration::from_millis(50) * executors.len() as u32,
             "{stop:?}: executors still used {used:?} of CPU 1-2 s after the stop"
         );
+        // Their tasks are gone, as the executors report it at their next health checks (each
+        // second).
+        let deadline = stopped_at + Duration::from_secs(4);
+        loop {
+            let loads = executor_loads(&mut c).await;
+            if loads.iter().all(|(_, tasks, _)| *tasks == 0) {
+                println!("{stop:?}: tasks gone: {loads:?}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{stop:?}: tasks still held: {loads:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
     // The executors serve the next query.
     assert_eq!(
