@@ -98,6 +98,7 @@ pub struct CoordinatorSection {
     pub ticket_ttl_secs: Option<u64>,
     pub max_request_bytes: Option<ByteSize>,
     pub query_attempts: Option<u32>,
+    pub query_timeout_secs: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub allow_insecure_remote: Option<bool>,

@@ -138,6 +138,11 @@ struct CoordinatorCommon {
     #[arg(long, env = "OSPREY_TPCH_SCALE", value_name = "SF")]
     tpch_scale: Option<f64>,
 
+    /// Seconds a query may run before it is stopped (DEADLINE_EXCEEDED); 0 means no limit.
+    /// Default 1800.
+    #[arg(long, env = "OSPREY_QUERY_TIMEOUT_SECS", value_name = "SECS")]
+    query_timeout_secs: Option<u64>,
+
     /// Schema that unqualified table names resolve in.
     #[arg(long, env = "OSPREY_DEFAULT_SCHEMA", value_name = "NAME")]
     default_schema: Option<String>,
@@ -429,6 +434,9 @@ fn coordinator_config(
         common.allow_insecure_remote || section.allow_insecure_remote.unwrap_or(false);
     if let Some(size) = section.max_request_bytes {
         config.flight_limits.max_request_bytes = (size.0 as usize).max(1 << 20);
+    }
+    if let Some(secs) = common.query_timeout_secs.or(section.query_timeout_secs) {
+        config.query_timeout = (secs > 0).then(|| Duration::from_secs(secs));
     }
     if let Some(attempts) = section.query_attempts {
         config.retry.max_attempts = attempts.max(1);

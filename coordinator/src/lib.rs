@@ -62,6 +62,9 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// How long a query may run by default before it is stopped (Athena's default is the same).
+pub const DEFAULT_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// Everything the coordinator needs to run.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
@@ -109,6 +112,8 @@ pub struct CoordinatorConfig {
     pub storage: Vec<StorageLocation>,
     /// How often a query may run when executors are lost before any row was sent.
     pub retry: retry::RetryPolicy,
+    /// How long a query may run before it is stopped (`None`: no limit).
+    pub query_timeout: Option<std::time::Duration>,
 }
 
 impl CoordinatorConfig {
@@ -134,6 +139,7 @@ impl CoordinatorConfig {
             warehouse: None,
             storage: Vec::new(),
             retry: retry::RetryPolicy::default(),
+            query_timeout: Some(DEFAULT_QUERY_TIMEOUT),
         }
     }
 }
@@ -301,7 +307,8 @@ impl Coordinator {
         let auth = Authenticator::open(lakehouse.store().clone(), &config.auth).await?;
         let history = QueryHistory::start(lakehouse.store().clone()).await;
         let engine = QueryEngine::new(ctx, lakehouse, registry.clone(), history, auth)?
-            .with_retry_policy(config.retry);
+            .with_retry_policy(config.retry)
+            .with_query_timeout(config.query_timeout);
 
         if let Some(scale_factor) = config.tpch_scale_factor {
             let dir = tpch::ensure_dataset(&config.data_dir, scale_factor, 4).await?;

@@ -16,8 +16,8 @@ use crate::lakehouse::Lakehouse;
 use crate::lakehouse::ddl::name_parts;
 use crate::lakehouse::unload::unload_format;
 use crate::retry::{
-    ExecutorLostAfterRows, ExecutorLostEveryRun, Rerun, RetryLog, RetryPolicy,
-    retry_on_executor_loss,
+    ExecutorLostAfterRows, ExecutorLostEveryRun, QueryTimedOut, Rerun, RetryLog, RetryPolicy,
+    retry_on_executor_loss, with_time_limit,
 };
 use crate::session::SessionSettings;
 use crate::system_tables::{ExecutorsTable, SystemTable};
@@ -74,6 +74,9 @@ pub enum QueryError {
     /// already been sent, or every allowed run lost one). Running it again is safe.
     #[error("{0}")]
     ExecutorLost(String),
+    /// The query ran past its time limit and was stopped.
+    #[error("{0}")]
+    TimedOut(String),
     /// The query failed while running.
     #[error("query failed: {0}")]
     Execution(String),
@@ -95,6 +98,11 @@ impl QueryError {
             && (inner.is::<ExecutorLostAfterRows>() || inner.is::<ExecutorLostEveryRun>())
         {
             return QueryError::ExecutorLost(inner.to_string());
+        }
+        if let DataFusionError::External(inner) = err.find_root()
+            && inner.is::<QueryTimedOut>()
+        {
+            return QueryError::TimedOut(inner.to_string());
         }
         let message = err.strip_backtrace().to_string();
         match err.find_root() {
@@ -135,6 +143,7 @@ impl QueryError {
             QueryError::InvalidData(_) => "INVALID_DATA",
             QueryError::PermissionDenied(_) => "PERMISSION_DENIED",
             QueryError::ExecutorLost(_) => "EXECUTOR_LOST",
+            QueryError::TimedOut(_) => "QUERY_TIMEOUT",
             QueryError::Execution(_) => "EXECUTION_FAILED",
         }
     }
@@ -275,6 +284,7 @@ pub struct QueryEngine {
     auth: Authenticator,
     registry: ExecutorRegistry,
     retry_policy: RetryPolicy,
+    query_timeout: Option<std::time::Duration>,
 }
 
 impl QueryEngine {
@@ -307,7 +317,15 @@ impl QueryEngine {
             auth,
             registry,
             retry_policy: RetryPolicy::default(),
+            query_timeout: None,
         })
+    }
+
+    /// How long a query may run (from when its result starts) before it is stopped; `None`
+    /// for no limit.
+    pub fn with_query_timeout(mut self, limit: Option<std::time::Duration>) -> Self {
+        self.query_timeout = limit;
+        self
     }
 
     /// How often a query may run when executors are lost (see [`crate::retry`]).
@@ -920,6 +938,10 @@ impl QueryEngine {
                     log: Arc::clone(&retries),
                 },
             )
+        };
+        let stream = match self.query_timeout {
+            Some(limit) => with_time_limit(stream, limit),
+            None => stream,
         };
         Ok(Execution {
             stream,

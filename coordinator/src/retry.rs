@@ -1,4 +1,4 @@
-//! Queries survive the loss of an executor.
+//! Queries survive the loss of an executor, and stop at their time limit.
 //!
 //! The distributed library fails the whole query when a worker dies. Osprey wraps each query's
 //! result stream: when it fails because an executor was lost (a transport error: connection
@@ -193,6 +193,36 @@ pub(crate) fn retry_on_executor_loss(
         }
     });
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+}
+
+/// The query ran longer than the coordinator's `query_timeout_secs`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the query ran longer than its time limit of {0:?} and was stopped; make it cheaper (filter \
+     more, read fewer columns) or raise query_timeout_secs under [coordinator]"
+)]
+pub struct QueryTimedOut(pub std::time::Duration);
+
+/// `stream`, stopped with [`QueryTimedOut`] once `limit` has passed: the inner stream is dropped
+/// then, which stops the query's tasks on every executor as a cancel does.
+pub(crate) fn with_time_limit(
+    stream: SendableRecordBatchStream,
+    limit: std::time::Duration,
+) -> SendableRecordBatchStream {
+    let schema = stream.schema();
+    let deadline = tokio::time::Instant::now() + limit;
+    let limited = futures::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        tokio::select! {
+            next = stream.next() => next.map(|item| (item, Some(stream))),
+            _ = tokio::time::sleep_until(deadline) => {
+                drop(stream);
+                let timed_out = DataFusionError::External(Box::new(QueryTimedOut(limit)));
+                Some((Err(timed_out), None))
+            }
+        }
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, limited))
 }
 
 #[cfg(test)]

@@ -1166,6 +1166,7 @@ pub fn query_status(err: QueryError) -> Status {
         QueryError::NotSupported(_) => Status::unimplemented(message),
         QueryError::NoExecutors(_) | QueryError::ExecutorLost(_) => Status::unavailable(message),
         QueryError::ResourcesExhausted(_) => Status::resource_exhausted(message),
+        QueryError::TimedOut(_) => Status::deadline_exceeded(message),
         QueryError::InvalidData(_) => Status::invalid_argument(message),
         QueryError::PermissionDenied(_) => Status::permission_denied(message),
         QueryError::Execution(_) => Status::internal(message),

@@ -179,6 +179,7 @@ pub fn query_error(err: QueryError) -> ApiError {
         QueryError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
         QueryError::PermissionDenied(_) => StatusCode::FORBIDDEN,
         QueryError::ResourcesExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
+        QueryError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
         QueryError::NoExecutors(_) | QueryError::ExecutorLost(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
