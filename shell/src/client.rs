@@ -90,9 +90,11 @@ pub struct Running {
 }
 
 /// A running statement's progress, as the server reports it.
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct ServerProgress {
+    /// `waiting`, `planning` or `running`.
+    pub state: String,
     /// Rows read by scans so far.
     pub rows_read: u64,
     /// Bytes fetched from Parquet files so far.
@@ -235,7 +237,9 @@ impl Client {
             .await
             .ok()?;
         let body = results.next().await?.ok()?;
-        serde_json::from_slice(&body.body).ok()
+        let progress: ServerProgress = serde_json::from_slice(&body.body).ok()?;
+        // Before it runs (waiting for its fetch, being planned) there is nothing to show.
+        (progress.state == "running").then_some(progress)
     }
 
     /// Every table the user can see with its columns: `(schema, table, columns)`.

@@ -343,7 +343,9 @@ impl Session {
             "\\?" | "\\h" | "\\help" => self.emit(HELP)?,
             "\\maxrows" => {
                 self.settings.max_rows = match argument {
-                    None | Some("off") | Some("0") => None,
+                    // No argument: say what it is now.
+                    None => self.settings.max_rows,
+                    Some("off") | Some("0") => None,
                     Some(number) => Some(number.parse().map_err(|_| {
                         ShellError::Usage(format!(
                             "\\maxrows takes a number of rows or off, not {number:?}"
@@ -566,7 +568,11 @@ fn spawn_progress(started: Instant, live: Arc<LiveProgress>) -> tokio::task::Joi
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut tick = 0usize;
         loop {
-            let server = *live.server.lock().unwrap_or_else(|p| p.into_inner());
+            let server = live
+                .server
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let line = progress_line(
                 SPINNER[tick % SPINNER.len()],
                 started.elapsed(),
@@ -656,6 +662,7 @@ mod tests {
     #[test]
     fn progress_line_puts_server_figures_first() {
         let server = ServerProgress {
+            state: "running".to_string(),
             rows_read: 1_234_567,
             bytes_read: 3 << 20,
             bytes_planned: 12 << 20,
