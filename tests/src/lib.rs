@@ -215,6 +215,11 @@ pub struct TestCluster {
 impl TestCluster {
     /// `n` executors and a coordinator with TPC-H SF0.1 in schema `tpch` (the default schema).
     pub fn start_tpch(n: usize) -> Self {
+        Self::start_tpch_with(n, &[])
+    }
+
+    /// [`TestCluster::start_tpch`], with `coordinator_args` added to the coordinator's flags.
+    pub fn start_tpch_with(n: usize, coordinator_args: &[&str]) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let executors: Vec<Process> = (0..n)
             .map(|_| spawn_executor("127.0.0.1:0", TEST_SECRET))
@@ -227,7 +232,7 @@ impl TestCluster {
             data_dir: data_dir.path(),
             tpch_scale: Some("0.1"),
             default_schema: "tpch",
-            extra_args: &[],
+            extra_args: coordinator_args,
         });
         Self {
             coordinator,

@@ -2,31 +2,14 @@
 //! executor with a clear `DEADLINE_EXCEEDED`, recorded as `QUERY_TIMEOUT`, and the cluster
 //! serves the next query.
 
-use osprey_tests::{
-    ADMIN_PASSWORD, CoordinatorOptions, SqlClient, TEST_SECRET, cpu_used_during, rows,
-    spawn_coordinator, spawn_executor, status_code,
-};
+use osprey_tests::{TestCluster, cpu_used_during, rows, status_code};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_stop_at_their_time_limit() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let executors: Vec<_> = (0..2)
-        .map(|_| spawn_executor("127.0.0.1:0", TEST_SECRET))
-        .collect();
-    let coordinator = spawn_coordinator(CoordinatorOptions {
-        executors: executors
-            .iter()
-            .map(|e| format!("http://{}", e.addr))
-            .collect(),
-        data_dir: data_dir.path(),
-        tpch_scale: Some("0.1"),
-        default_schema: "tpch",
-        extra_args: &["--query-timeout-secs", "2"],
-    });
-    let mut client = SqlClient::connect(coordinator.addr, "admin", ADMIN_PASSWORD)
-        .await
-        .unwrap();
+    let cluster = TestCluster::start_tpch_with(2, &["--query-timeout-secs", "2"]);
+    let executors = &cluster.executors;
+    let mut client = cluster.client().await;
     let endless = "SELECT count(*) FROM lineitem a, lineitem b WHERE a.l_quantity < b.l_quantity";
     let started = Instant::now();
     let err = client
