@@ -381,18 +381,20 @@ impl QueryProgress {
     /// The query's figures after it ended, asked anew (executors remember ended tasks' final
     /// figures for a minute).
     pub async fn final_snapshot(&self) -> ProgressSnapshot {
-        let mut last = self.last_snapshot.lock().await;
-        let snapshot = self.gather().await;
-        *last = Some((Instant::now(), snapshot));
-        snapshot
+        self.snapshot_within(Duration::ZERO).await
     }
 
     /// The query's progress now: asks each executor running one of its tasks (at most one
     /// second each; a silent executor's tasks keep their last figures).
     pub async fn snapshot(&self) -> ProgressSnapshot {
+        self.snapshot_within(SNAPSHOT_REUSE).await
+    }
+
+    /// A snapshot no older than `reuse`.
+    async fn snapshot_within(&self, reuse: Duration) -> ProgressSnapshot {
         let mut last = self.last_snapshot.lock().await;
         if let Some((taken, snapshot)) = *last
-            && taken.elapsed() < SNAPSHOT_REUSE
+            && taken.elapsed() < reuse
         {
             return snapshot;
         }

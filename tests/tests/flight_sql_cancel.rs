@@ -108,7 +108,7 @@ async fn cancel_flight_info_stops_queries() {
 }
 
 /// Each executor's URL, tasks held and memory reserved, from `system.executors`.
-async fn executor_loads(client: &mut SqlClient) -> Vec<(String, u64, u64)> {
+async fn executor_loads(client: &mut SqlClient) -> Loads {
     rows(
         client,
         "SELECT url || ' ' || CAST(running_tasks AS VARCHAR) || ' ' || \
@@ -126,6 +126,27 @@ async fn executor_loads(client: &mut SqlClient) -> Vec<(String, u64, u64)> {
         )
     })
     .collect()
+}
+
+type Loads = Vec<(String, u64, u64)>;
+
+/// Polls [`executor_loads`] until `done` holds (the loads then) or `deadline` passes (the last
+/// loads seen).
+async fn wait_for_loads(
+    client: &mut SqlClient,
+    deadline: Instant,
+    done: impl Fn(&Loads) -> bool,
+) -> Result<Loads, Loads> {
+    loop {
+        let loads = executor_loads(client).await;
+        if done(&loads) {
+            return Ok(loads);
+        }
+        if Instant::now() >= deadline {
+            return Err(loads);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// How a client stops a running query.
@@ -160,19 +181,12 @@ async fn cancel_and_disconnect_stop_executor_work_within_a_second() {
             );
         }
         // The executors report holding its tasks (at their next health check).
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let busy = executor_loads(&mut c).await;
-            if busy.iter().any(|(_, tasks, _)| *tasks > 0) {
-                println!("{stop:?}: while running: {busy:?}");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{stop:?}: no task seen: {busy:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let busy = wait_for_loads(&mut c, Instant::now() + Duration::from_secs(5), |loads| {
+            loads.iter().any(|(_, tasks, _)| *tasks > 0)
+        })
+        .await
+        .unwrap_or_else(|loads| panic!("{stop:?}: no task seen: {loads:?}"));
+        println!("{stop:?}: while running: {busy:?}");
         let stopped_at = Instant::now();
         match stop {
             Stop::Cancel => {
@@ -208,19 +222,12 @@ async fn cancel_and_disconnect_stop_executor_work_within_a_second() {
         );
         // Their tasks are gone, as the executors report it at their next health checks (each
         // second).
-        let deadline = stopped_at + Duration::from_secs(4);
-        loop {
-            let loads = executor_loads(&mut c).await;
-            if loads.iter().all(|(_, tasks, _)| *tasks == 0) {
-                println!("{stop:?}: tasks gone: {loads:?}");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{stop:?}: tasks still held: {loads:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let gone = wait_for_loads(&mut c, stopped_at + Duration::from_secs(4), |loads| {
+            loads.iter().all(|(_, tasks, _)| *tasks == 0)
+        })
+        .await
+        .unwrap_or_else(|loads| panic!("{stop:?}: tasks still held: {loads:?}"));
+        println!("{stop:?}: tasks gone: {gone:?}");
     }
     // The executors serve the next query.
     assert_eq!(
