@@ -7,6 +7,8 @@ use sqlx::any::AnyRow;
 /// Where a statement is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryState {
+    /// Waiting in its workgroup's queue for a slot.
+    Queued,
     /// Planned or running.
     Running,
     /// Finished, and its whole result was delivered.
@@ -18,9 +20,10 @@ pub enum QueryState {
 }
 
 impl QueryState {
-    /// The name stored and shown (`RUNNING`, `SUCCEEDED`, `FAILED`, `CANCELLED`).
+    /// The name stored and shown (`QUEUED`, `RUNNING`, `SUCCEEDED`, `FAILED`, `CANCELLED`).
     pub fn as_str(self) -> &'static str {
         match self {
+            QueryState::Queued => "QUEUED",
             QueryState::Running => "RUNNING",
             QueryState::Succeeded => "SUCCEEDED",
             QueryState::Failed => "FAILED",
@@ -30,6 +33,7 @@ impl QueryState {
 
     fn parse(text: &str) -> Option<Self> {
         Some(match text {
+            "QUEUED" => QueryState::Queued,
             "RUNNING" => QueryState::Running,
             "SUCCEEDED" => QueryState::Succeeded,
             "FAILED" => QueryState::Failed,
@@ -68,11 +72,15 @@ pub struct QueryRecord {
     pub attempts: u32,
     /// Why earlier attempts failed, one line each.
     pub retries: Option<String>,
+    /// The workgroup it ran in (`None` for statements that take no slot: DDL, metadata).
+    pub workgroup: Option<String>,
+    /// Milliseconds it waited in its workgroup's queue.
+    pub queued_ms: u64,
 }
 
 const COLUMNS: &str = "query_id, user_name, front_door, sql_text, state, error_code, \
                        error_message, submitted_at_ms, finished_at_ms, row_count, bytes_scanned, \
-                       attempts, retries";
+                       attempts, retries, workgroup, queued_ms";
 
 fn record_from_row(row: &AnyRow) -> Result<QueryRecord, CatalogError> {
     let read = || db("reading the query history");
@@ -96,6 +104,8 @@ fn record_from_row(row: &AnyRow) -> Result<QueryRecord, CatalogError> {
         bytes_scanned: count(10)?,
         attempts: count(11)?.clamp(1, u64::from(u32::MAX)) as u32,
         retries: row.try_get(12).map_err(read())?,
+        workgroup: row.try_get(13).map_err(read())?,
+        queued_ms: count(14)?,
     })
 }
 
@@ -125,6 +135,8 @@ impl CatalogStore {
     ///     bytes_scanned: 0,
     ///     attempts: 1,
     ///     retries: None,
+    ///     workgroup: Some("primary".into()),
+    ///     queued_ms: 0,
     /// };
     /// store.record_query(&record).await?;
     /// record.state = QueryState::Succeeded;
@@ -142,7 +154,7 @@ impl CatalogStore {
             .map_err(db("recording a query"))?;
         sqlx::query(&format!(
             "INSERT INTO osprey_queries ({COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(&record.query_id)
         .bind(&record.user)
@@ -157,6 +169,8 @@ impl CatalogStore {
         .bind(clamp(record.bytes_scanned))
         .bind(i64::from(record.attempts))
         .bind(&record.retries)
+        .bind(&record.workgroup)
+        .bind(clamp(record.queued_ms))
         .execute(&mut *tx)
         .await
         .map_err(db("recording a query"))?;
@@ -189,18 +203,19 @@ impl CatalogStore {
             .collect()
     }
 
-    /// Marks every query still RUNNING as FAILED with `reason`; returns how many. A coordinator
-    /// runs this at start: queries in flight when it stopped can never finish.
+    /// Marks every query still QUEUED or RUNNING as FAILED with `reason`; returns how many. A
+    /// coordinator runs this at start: queries in flight when it stopped can never finish.
     pub async fn fail_unfinished_queries(&self, reason: &str) -> Result<u64, CatalogError> {
         let result = sqlx::query(
             "UPDATE osprey_queries SET state = $1, error_code = $2, error_message = $3, \
-             finished_at_ms = $4 WHERE state = $5",
+             finished_at_ms = $4 WHERE state = $5 OR state = $6",
         )
         .bind(QueryState::Failed.as_str())
         .bind("COORDINATOR_RESTARTED")
         .bind(reason)
         .bind(super::now_ms())
         .bind(QueryState::Running.as_str())
+        .bind(QueryState::Queued.as_str())
         .execute(&self.pool)
         .await
         .map_err(db("failing unfinished queries"))?;

@@ -26,6 +26,7 @@
 
 mod history;
 mod users;
+mod workgroups;
 
 pub use history::{QueryRecord, QueryState};
 use serde::{Deserialize, Serialize};
@@ -35,7 +36,8 @@ use sqlx::{AnyPool, Row};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-pub use users::{UserManagedBy, UserRecord};
+pub use users::{ManagedBy, UserRecord};
+pub use workgroups::WorkgroupRecord;
 
 /// Why a catalog operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -260,6 +262,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("query attempts"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../migrations/0004_query_attempts.sql")),
+                false,
+            ),
+            Migration::new(
+                5,
+                Cow::Borrowed("workgroups"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0005_workgroups.sql")),
                 false,
             ),
         ]),

@@ -4,31 +4,31 @@ use super::{CatalogError, CatalogStore, db, now_ms};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-/// Who defines a user, and so who may change it.
+/// Who defines a user or a workgroup, and so who may change it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserManagedBy {
-    /// The coordinator's configuration (`[[users]]`, `OSPREY_ADMIN_PASSWORD`): re-synchronised
-    /// at every start, so SQL may not change it.
+pub enum ManagedBy {
+    /// The coordinator's configuration (`[[users]]`, `OSPREY_ADMIN_PASSWORD`, `[[workgroups]]`):
+    /// re-synchronised at every start, so SQL may not change it.
     Config,
-    /// `CREATE USER`: SQL manages it.
+    /// `CREATE USER` or `CREATE WORKGROUP`: SQL manages it.
     Sql,
 }
 
-impl UserManagedBy {
+impl ManagedBy {
     /// The name stored in the `managed_by` column.
     pub fn as_str(self) -> &'static str {
         match self {
-            UserManagedBy::Config => "config",
-            UserManagedBy::Sql => "sql",
+            ManagedBy::Config => "config",
+            ManagedBy::Sql => "sql",
         }
     }
 
-    fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         // Anything but "config" is SQL's to manage: the safer reading of an unexpected value.
         if text == "config" {
-            UserManagedBy::Config
+            ManagedBy::Config
         } else {
-            UserManagedBy::Sql
+            ManagedBy::Sql
         }
     }
 }
@@ -43,11 +43,13 @@ pub struct UserRecord {
     /// Whether the user may manage users and see everyone's queries.
     pub is_admin: bool,
     /// Who defines the user.
-    pub managed_by: UserManagedBy,
+    pub managed_by: ManagedBy,
     /// When the user was created (milliseconds since the Unix epoch).
     pub created_at_ms: i64,
     /// When the user was last changed.
     pub updated_at_ms: i64,
+    /// The workgroup the user's queries run in; `None` for the default workgroup.
+    pub workgroup: Option<String>,
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -57,12 +59,13 @@ impl std::fmt::Debug for UserRecord {
             .field("password_hash", &"<redacted>")
             .field("is_admin", &self.is_admin)
             .field("managed_by", &self.managed_by)
+            .field("workgroup", &self.workgroup)
             .finish()
     }
 }
 
 const COLUMNS: &str =
-    "user_name, password_hash, is_admin, managed_by, created_at_ms, updated_at_ms";
+    "user_name, password_hash, is_admin, managed_by, created_at_ms, updated_at_ms, workgroup";
 
 fn user_from_row(row: &AnyRow) -> Result<UserRecord, CatalogError> {
     let read = || db("reading a user");
@@ -71,9 +74,10 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord, CatalogError> {
         name: row.try_get(0).map_err(read())?,
         password_hash: row.try_get(1).map_err(read())?,
         is_admin: row.try_get::<i64, _>(2).map_err(read())? != 0,
-        managed_by: UserManagedBy::parse(&managed_by),
+        managed_by: ManagedBy::parse(&managed_by),
         created_at_ms: row.try_get(4).map_err(read())?,
         updated_at_ms: row.try_get(5).map_err(read())?,
+        workgroup: row.try_get(6).map_err(read())?,
     })
 }
 
@@ -116,23 +120,24 @@ impl CatalogStore {
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), osprey_catalog::CatalogError> {
-    /// use osprey_catalog::{CatalogStore, UserManagedBy, UserRecord, now_ms};
+    /// use osprey_catalog::{CatalogStore, ManagedBy, UserRecord, now_ms};
     ///
     /// let store = CatalogStore::open("sqlite:///tmp/osprey-catalog.db").await?;
     /// store.create_user(&UserRecord {
     ///     name: "ana".into(),
     ///     password_hash: "$argon2id$v=19$m=19456,t=2,p=1$...".into(),
     ///     is_admin: false,
-    ///     managed_by: UserManagedBy::Sql,
+    ///     managed_by: ManagedBy::Sql,
     ///     created_at_ms: now_ms(),
     ///     updated_at_ms: now_ms(),
+    ///     workgroup: None,
     /// }).await?;
     /// assert!(store.user("ana").await?.is_some());
     /// # Ok(()) }
     /// ```
     pub async fn create_user(&self, user: &UserRecord) -> Result<(), CatalogError> {
         sqlx::query(&format!(
-            "INSERT INTO osprey_users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+            "INSERT INTO osprey_users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
         .bind(&user.name)
         .bind(&user.password_hash)
@@ -140,6 +145,7 @@ impl CatalogStore {
         .bind(user.managed_by.as_str())
         .bind(user.created_at_ms)
         .bind(user.updated_at_ms)
+        .bind(&user.workgroup)
         .execute(&self.pool)
         .await
         .map_err(|err| match err {
@@ -154,7 +160,8 @@ impl CatalogStore {
         Ok(())
     }
 
-    /// Replaces a user's hash, admin flag and manager; [`CatalogError::NotFound`] if absent.
+    /// Replaces a user's hash, admin flag and manager (not its workgroup: see
+    /// [`CatalogStore::set_user_workgroup`]); [`CatalogError::NotFound`] if absent.
     pub async fn update_user(&self, user: &UserRecord) -> Result<(), CatalogError> {
         let result = sqlx::query(
             "UPDATE osprey_users SET password_hash = $1, is_admin = $2, managed_by = $3, \
@@ -170,6 +177,28 @@ impl CatalogStore {
         .map_err(db("changing a user"))?;
         if result.rows_affected() == 0 {
             return Err(user_not_found(&user.name));
+        }
+        Ok(())
+    }
+
+    /// Puts a user's queries in `workgroup` (`None`: the default workgroup);
+    /// [`CatalogError::NotFound`] if the user is absent.
+    pub async fn set_user_workgroup(
+        &self,
+        name: &str,
+        workgroup: Option<&str>,
+    ) -> Result<(), CatalogError> {
+        let result = sqlx::query(
+            "UPDATE osprey_users SET workgroup = $1, updated_at_ms = $2 WHERE user_name = $3",
+        )
+        .bind(workgroup)
+        .bind(now_ms())
+        .bind(name)
+        .execute(&self.pool)
+        .await
+        .map_err(db("changing a user's workgroup"))?;
+        if result.rows_affected() == 0 {
+            return Err(user_not_found(name));
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! the file, and the file beats the built-in default. `osprey.example.toml` at the repository
 //! root documents every key.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +23,10 @@ pub struct FileConfig {
     /// `[[users]]`: who may log in.
     #[serde(default)]
     pub users: Vec<UserEntry>,
+    /// `[[workgroups]]`: admission control (queries at once, queue, time, scan and memory
+    /// limits per query).
+    #[serde(default)]
+    pub workgroups: Vec<WorkgroupEntry>,
     /// `[log]`.
     #[serde(default)]
     pub log: LogSection,
@@ -99,6 +103,7 @@ pub struct CoordinatorSection {
     pub max_request_bytes: Option<ByteSize>,
     pub query_attempts: Option<u32>,
     pub query_timeout_secs: Option<u64>,
+    pub default_workgroup: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub allow_insecure_remote: Option<bool>,
@@ -151,6 +156,23 @@ impl std::fmt::Debug for UserEntry {
     }
 }
 
+/// `[[workgroups]]`: unset limits take the defaults (16 at once, 1000 queued, the
+/// coordinator's time limit, no scan or memory limit).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkgroupEntry {
+    pub name: String,
+    pub max_concurrent_queries: Option<u64>,
+    pub max_queued_queries: Option<u64>,
+    /// Seconds; 0 for no limit.
+    pub query_timeout_secs: Option<u64>,
+    pub max_scan_bytes: Option<ByteSize>,
+    pub query_memory: Option<ByteSize>,
+    /// Users whose queries run in this workgroup.
+    #[serde(default)]
+    pub users: Vec<String>,
+}
+
 /// `[log]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,26 +204,9 @@ impl std::str::FromStr for ByteSize {
     type Err = anyhow::Error;
 
     fn from_str(text: &str) -> Result<Self> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let number: f64 = number
-            .parse()
-            .with_context(|| format!("invalid size {text:?}: expected e.g. 512MiB or 4GiB"))?;
-        let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "k" | "kb" | "kib" => 1 << 10,
-            "m" | "mb" | "mib" => 1 << 20,
-            "g" | "gb" | "gib" => 1 << 30,
-            "t" | "tb" | "tib" => 1 << 40,
-            other => bail!("invalid size unit {other:?} in {text:?}: use B, KiB, MiB, GiB or TiB"),
-        };
-        if number < 0.0 || !number.is_finite() {
-            bail!("invalid size {text:?}: must be a positive number");
-        }
-        Ok(ByteSize((number * multiplier as f64) as u64))
+        osprey_coordinator::units::parse_byte_size(text)
+            .map(ByteSize)
+            .map_err(anyhow::Error::msg)
     }
 }
 

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use config_file::{ByteSize, FileConfig};
 use osprey_coordinator::auth::UserCredential;
+use osprey_coordinator::workgroups::WorkgroupConfig;
 use osprey_coordinator::{CoordinatorConfig, TlsFiles};
 use osprey_engine::ExchangeCompression;
 use osprey_executor::ExecutorConfig;
@@ -448,6 +449,22 @@ fn coordinator_config(
         config.flight_limits.ticket_ttl = Duration::from_secs(secs.max(1));
     }
     config.auth.users = configured_users(file);
+    if let Some(name) = &section.default_workgroup {
+        config.workgroups.default_workgroup = name.clone();
+    }
+    config.workgroups.workgroups = file
+        .workgroups
+        .iter()
+        .map(|entry| WorkgroupConfig {
+            name: entry.name.clone(),
+            max_concurrent_queries: entry.max_concurrent_queries,
+            max_queued_queries: entry.max_queued_queries,
+            query_timeout_secs: entry.query_timeout_secs,
+            max_scan_bytes: entry.max_scan_bytes.map(|size| size.0),
+            query_memory_bytes: entry.query_memory.map(|size| size.0),
+            users: entry.users.clone(),
+        })
+        .collect();
     config.catalog_url = common.catalog_url.clone().or(section.catalog_url.clone());
     config.warehouse = common.warehouse.clone().or(section.warehouse.clone());
     config.storage = file.storage_locations()?;

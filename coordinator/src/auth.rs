@@ -15,7 +15,7 @@ use crate::expiring::ExpiringStore;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
-use osprey_catalog::{CatalogError, CatalogStore, UserManagedBy, UserRecord, now_ms};
+use osprey_catalog::{CatalogError, CatalogStore, ManagedBy, UserRecord, now_ms};
 use rand::RngCore;
 use std::sync::Arc;
 use std::time::Duration;
@@ -376,7 +376,7 @@ async fn sync_configured_users(
     for user in configured {
         let stored = store.user(&user.name).await?;
         let unchanged = stored.as_ref().is_some_and(|stored| {
-            stored.managed_by == UserManagedBy::Config
+            stored.managed_by == ManagedBy::Config
                 && stored.is_admin == user.admin
                 && verify_password(&user.password, &stored.password_hash)
         });
@@ -393,9 +393,11 @@ async fn sync_configured_users(
             name: user.name.clone(),
             password_hash,
             is_admin: user.admin,
-            managed_by: UserManagedBy::Config,
+            managed_by: ManagedBy::Config,
             created_at_ms: now_ms(),
             updated_at_ms: now_ms(),
+            // Kept on update (update_user leaves it); SQL assigns workgroups.
+            workgroup: None,
         };
         if stored.is_some() {
             store.update_user(&record).await?;
@@ -405,7 +407,7 @@ async fn sync_configured_users(
         tracing::info!(user = %user.name, admin = user.admin, "configured user stored");
     }
     for stored in store.users().await? {
-        if stored.managed_by == UserManagedBy::Config
+        if stored.managed_by == ManagedBy::Config
             && !configured.iter().any(|user| user.name == stored.name)
         {
             store.drop_user(&stored.name).await?;

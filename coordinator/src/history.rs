@@ -92,6 +92,8 @@ impl QueryHistory {
             bytes_scanned: 0,
             attempts: 1,
             retries: None,
+            workgroup: None,
+            queued_ms: 0,
         };
         self.send(record.clone());
         TrackedQuery {
@@ -103,6 +105,7 @@ impl QueryHistory {
                 bytes_scanned: AtomicU64::new(0),
                 started: std::time::Instant::now(),
                 retries: Mutex::new(None),
+                queue: QueueClock::default(),
             }),
         }
     }
@@ -147,6 +150,40 @@ struct Tracked {
     started: std::time::Instant,
     /// Why earlier runs failed, when the query ran again after losing executors.
     retries: Mutex<Option<Arc<RetryLog>>>,
+    /// The statement's time in its workgroup's queue.
+    queue: QueueClock,
+}
+
+/// A statement's time in its workgroup's queue, shared with whoever reports its state (it
+/// does not keep the statement's record alive).
+#[derive(Clone, Debug, Default)]
+pub struct QueueClock {
+    times: Arc<Mutex<QueueTimes>>,
+}
+
+#[derive(Debug, Default)]
+struct QueueTimes {
+    /// When the statement started to wait, while it waits.
+    since: Option<std::time::Instant>,
+    /// How long it waited, once admitted.
+    waited: std::time::Duration,
+}
+
+impl QueueClock {
+    /// Whether the statement waits in its workgroup's queue now.
+    pub fn is_queued(&self) -> bool {
+        lock(&self.times).since.is_some()
+    }
+
+    /// Milliseconds the statement waited, counting a wait in progress.
+    pub fn queued_ms(&self) -> u64 {
+        let times = lock(&self.times);
+        let waited = match times.since {
+            Some(since) => since.elapsed(),
+            None => times.waited,
+        };
+        waited.as_millis() as u64
+    }
 }
 
 /// What a client is told about its query when it ends (Flight SQL app metadata).
@@ -160,6 +197,8 @@ pub struct QuerySummary {
     pub bytes_scanned: u64,
     /// Milliseconds since the query arrived.
     pub elapsed_ms: u64,
+    /// Milliseconds it waited in its workgroup's queue (so far, while it waits).
+    pub queued_ms: u64,
 }
 
 impl TrackedQuery {
@@ -185,7 +224,56 @@ impl TrackedQuery {
             rows: self.inner.rows.load(Ordering::Relaxed),
             bytes_scanned: self.inner.bytes_scanned.load(Ordering::Relaxed),
             elapsed_ms: self.inner.started.elapsed().as_millis() as u64,
+            queued_ms: self.queued_ms(),
         }
+    }
+
+    /// The statement's time in its workgroup's queue.
+    pub fn queue_clock(&self) -> QueueClock {
+        self.inner.queue.clone()
+    }
+
+    /// Records that the statement waits in its workgroup's queue (state QUEUED).
+    pub fn queued(&self) {
+        lock(&self.inner.queue.times).since = Some(std::time::Instant::now());
+        let record = {
+            let mut record = self.lock();
+            record.state = QueryState::Queued;
+            record.clone()
+        };
+        if !self.inner.finished.load(Ordering::SeqCst) {
+            self.inner.history.send(record);
+        }
+    }
+
+    /// Records that the statement took a slot in `workgroup` after waiting `waited` (RUNNING
+    /// again if it was QUEUED).
+    pub fn admitted(&self, workgroup: &str, waited: std::time::Duration) {
+        *lock(&self.inner.queue.times) = QueueTimes {
+            since: None,
+            waited,
+        };
+        let (was_queued, record) = {
+            let mut record = self.lock();
+            let was_queued = record.state == QueryState::Queued;
+            record.state = QueryState::Running;
+            record.workgroup = Some(workgroup.to_string());
+            record.queued_ms = waited.as_millis() as u64;
+            (was_queued, record.clone())
+        };
+        if was_queued && !self.inner.finished.load(Ordering::SeqCst) {
+            self.inner.history.send(record);
+        }
+    }
+
+    /// Whether the statement waits in its workgroup's queue now.
+    pub fn is_queued(&self) -> bool {
+        self.inner.queue.is_queued()
+    }
+
+    /// Milliseconds the statement waited in its workgroup's queue, counting a wait in progress.
+    pub fn queued_ms(&self) -> u64 {
+        self.inner.queue.queued_ms()
     }
 
     /// Records the statement as finished successfully.
@@ -284,6 +372,12 @@ impl Drop for Tracked {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Masks secrets in a statement before it is stored: the literal after any word or string that
 /// names a password, secret, token or key (`PASSWORD '...'`, `'aws.secret_access_key' '...'`).
 /// A statement that cannot be tokenized is stored only if it names no secret.
@@ -357,6 +451,8 @@ impl QueriesTable {
             Field::new("bytes_scanned", DataType::UInt64, false),
             Field::new("attempts", DataType::UInt32, false),
             Field::new("retries", DataType::Utf8, true),
+            Field::new("workgroup", DataType::Utf8, true),
+            Field::new("queued_ms", DataType::UInt64, false),
         ]))
     }
 
@@ -398,6 +494,10 @@ impl QueriesTable {
                 records.iter().map(|r| r.attempts),
             )),
             text(&|r| r.retries.as_deref()),
+            text(&|r| r.workgroup.as_deref()),
+            Arc::new(UInt64Array::from_iter_values(
+                records.iter().map(|r| r.queued_ms),
+            )),
         ];
         Ok(RecordBatch::try_new(Self::table_schema(), columns)?)
     }

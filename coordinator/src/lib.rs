@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin_sql;
 pub mod auth;
 pub mod discovery;
 pub mod expiring;
@@ -27,7 +28,9 @@ pub mod session;
 pub mod system_tables;
 pub mod tpch;
 pub mod trino;
+pub mod units;
 pub mod users;
+pub mod workgroups;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use auth::{AuthConfig, Authenticator};
@@ -112,8 +115,11 @@ pub struct CoordinatorConfig {
     pub storage: Vec<StorageLocation>,
     /// How often a query may run when executors are lost before any row was sent.
     pub retry: retry::RetryPolicy,
-    /// How long a query may run before it is stopped (`None`: no limit).
+    /// How long a query may run before it is stopped (`None`: no limit), unless its workgroup
+    /// sets its own limit.
     pub query_timeout: Option<std::time::Duration>,
+    /// Workgroups defined by the configuration, and the default workgroup.
+    pub workgroups: workgroups::WorkgroupsConfig,
 }
 
 impl CoordinatorConfig {
@@ -140,6 +146,7 @@ impl CoordinatorConfig {
             storage: Vec::new(),
             retry: retry::RetryPolicy::default(),
             query_timeout: Some(DEFAULT_QUERY_TIMEOUT),
+            workgroups: workgroups::WorkgroupsConfig::default(),
         }
     }
 }
@@ -212,6 +219,9 @@ pub enum CoordinatorError {
     /// The users could not be set up (or no admin would remain).
     #[error(transparent)]
     Auth(#[from] auth::AuthSetupError),
+    /// The configured workgroups could not be set up.
+    #[error(transparent)]
+    Workgroups(#[from] workgroups::WorkgroupSetupError),
 }
 
 /// The coordinator's query engine and discovery, ready to serve front doors.
@@ -306,7 +316,9 @@ impl Coordinator {
         lakehouse::writes::clean_abandoned_writes(&lakehouse, ctx.runtime_env().as_ref()).await;
         let auth = Authenticator::open(lakehouse.store().clone(), &config.auth).await?;
         let history = QueryHistory::start(lakehouse.store().clone()).await;
-        let engine = QueryEngine::new(ctx, lakehouse, registry.clone(), history, auth)?
+        let workgroups =
+            workgroups::Workgroups::load(lakehouse.store().clone(), &config.workgroups).await?;
+        let engine = QueryEngine::new(ctx, lakehouse, registry.clone(), history, auth, workgroups)?
             .with_retry_policy(config.retry)
             .with_query_timeout(config.query_timeout);
 

@@ -24,6 +24,10 @@ use crate::system_tables::{ExecutorsTable, SystemTable};
 use crate::users::{
     self, UserStatement, UserStatementResult, execute_user_statement, parse_user_statement,
 };
+use crate::workgroups::{
+    Slot, WorkgroupLimits, WorkgroupStatement, WorkgroupStatementResult, Workgroups,
+    execute_workgroup_statement, parse_workgroup_statement,
+};
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
@@ -36,20 +40,23 @@ use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement, WriteOp};
 use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
+use futures::StreamExt;
 use osprey_engine::NoLiveExecutors;
 use osprey_engine::distributed::{
     planned_scan_bytes, render_distributed_plan, with_metrics_collection,
 };
 use osprey_engine::progress::QueryProgress;
+use osprey_engine::runtime::limit_query_memory;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a statement failed, sorted by who can act on it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryError {
     /// The statement is wrong: bad SQL, an unknown table or column, a type error.
     #[error("{0}")]
@@ -77,6 +84,13 @@ pub enum QueryError {
     /// The query ran past its time limit and was stopped.
     #[error("{0}")]
     TimedOut(String),
+    /// The query's workgroup had no free slot and a full queue: it was not run, and may be
+    /// submitted again shortly.
+    #[error("{0}")]
+    QueueFull(String),
+    /// The query would scan more bytes than its workgroup allows; it was not run.
+    #[error("{0}")]
+    ScanLimitExceeded(String),
     /// The query failed while running.
     #[error("query failed: {0}")]
     Execution(String),
@@ -103,6 +117,12 @@ impl QueryError {
             && inner.is::<QueryTimedOut>()
         {
             return QueryError::TimedOut(inner.to_string());
+        }
+        // Osprey's own refusals raised inside DataFusion (a write's scan limit).
+        if let DataFusionError::External(inner) = err.find_root()
+            && let Some(refusal) = inner.downcast_ref::<QueryError>()
+        {
+            return refusal.clone();
         }
         let message = err.strip_backtrace().to_string();
         match err.find_root() {
@@ -144,6 +164,8 @@ impl QueryError {
             QueryError::PermissionDenied(_) => "PERMISSION_DENIED",
             QueryError::ExecutorLost(_) => "EXECUTOR_LOST",
             QueryError::TimedOut(_) => "QUERY_TIMEOUT",
+            QueryError::QueueFull(_) => "QUEUE_FULL",
+            QueryError::ScanLimitExceeded(_) => "SCAN_LIMIT_EXCEEDED",
             QueryError::Execution(_) => "EXECUTION_FAILED",
         }
     }
@@ -191,6 +213,10 @@ fn contains_no_live_executors(err: &DataFusionError) -> bool {
 pub enum PreparedStatement {
     /// A query to run with [`QueryEngine::execute`].
     Query(LogicalPlan),
+    /// A listing the coordinator answers from what it holds (`SHOW USERS`, `SHOW WORKGROUPS`,
+    /// `SHOW SCHEMAS`): run like a query, but without taking a workgroup slot, so that an admin
+    /// can look at a full workgroup.
+    Listing(LogicalPlan),
     /// A statement that already ran while being prepared. Writes (INSERT, CTAS, UNLOAD)
     /// report the rows they wrote in a one-row `count` result; DDL has no result columns.
     Done {
@@ -227,21 +253,33 @@ pub struct Execution {
     pub retries: Arc<RetryLog>,
 }
 
-/// Figures collected while one statement is prepared, carried in its session state so that
-/// writes deep in the lakehouse code can report what they read.
+/// What one statement carries while it is prepared, in its session state, so that writes deep
+/// in the lakehouse code can report what they read and respect their workgroup's scan limit.
 #[derive(Debug, Default)]
 pub struct StatementStats {
     bytes_scanned: AtomicU64,
+    /// The statement's history record, told when the statement waits in a queue.
+    tracked: Option<TrackedQuery>,
+    /// What the statement's workgroup allows, once it took a slot.
+    limits: std::sync::OnceLock<WorkgroupLimits>,
 }
 
 impl StatementStats {
-    /// Adds the bytes a plan of this statement reads.
-    pub fn add_plan(state: &SessionState, plan: &dyn ExecutionPlan) {
+    /// Adds the bytes a plan of this statement reads; an error (before anything runs) when
+    /// the statement would scan more than its workgroup allows.
+    pub fn add_plan(state: &SessionState, plan: &dyn ExecutionPlan) -> Result<(), DataFusionError> {
         if let Some(stats) = state.config().get_extension::<StatementStats>() {
-            stats
+            let total = stats
                 .bytes_scanned
-                .fetch_add(planned_scan_bytes(plan), Ordering::Relaxed);
+                .fetch_add(planned_scan_bytes(plan), Ordering::Relaxed)
+                + planned_scan_bytes(plan);
+            if let Some(limits) = stats.limits.get() {
+                limits
+                    .check_scan(total)
+                    .map_err(|refusal| DataFusionError::External(Box::new(refusal)))?;
+            }
         }
+        Ok(())
     }
 }
 
@@ -249,7 +287,9 @@ impl PreparedStatement {
     /// The schema of the statement's result.
     pub fn schema(&self) -> SchemaRef {
         match self {
-            PreparedStatement::Query(plan) => Arc::new(plan.schema().as_arrow().clone()),
+            PreparedStatement::Query(plan) | PreparedStatement::Listing(plan) => {
+                Arc::new(plan.schema().as_arrow().clone())
+            }
             PreparedStatement::Done { schema, .. } => Arc::clone(schema),
         }
     }
@@ -282,6 +322,7 @@ pub struct QueryEngine {
     lakehouse: Lakehouse,
     history: QueryHistory,
     auth: Authenticator,
+    workgroups: Workgroups,
     registry: ExecutorRegistry,
     retry_policy: RetryPolicy,
     query_timeout: Option<std::time::Duration>,
@@ -290,13 +331,15 @@ pub struct QueryEngine {
 impl QueryEngine {
     /// Wraps a session whose state carries the distributed planner, installs the lakehouse
     /// catalog as its default catalog, and registers the `system` schema (with
-    /// `system.executors` and `system.queries`) in it.
+    /// `system.executors` and `system.queries`) in it. Queries and writes are admitted through
+    /// `workgroups`.
     pub fn new(
         ctx: SessionContext,
         lakehouse: Lakehouse,
         registry: ExecutorRegistry,
         history: QueryHistory,
         auth: Authenticator,
+        workgroups: Workgroups,
     ) -> Result<Self, QueryError> {
         let catalog = lakehouse.catalog_provider();
         ctx.register_catalog(lakehouse.catalog_name(), Arc::clone(&catalog));
@@ -315,6 +358,7 @@ impl QueryEngine {
             lakehouse,
             history,
             auth,
+            workgroups,
             registry,
             retry_policy: RetryPolicy::default(),
             query_timeout: None,
@@ -354,6 +398,84 @@ impl QueryEngine {
         &self.auth
     }
 
+    /// The workgroups queries are admitted through.
+    pub fn workgroups(&self) -> &Workgroups {
+        &self.workgroups
+    }
+
+    /// Takes a slot in the workgroup of `session`'s user (the default workgroup without one),
+    /// telling `tracked` when the statement waits and when it is admitted.
+    async fn admit(
+        &self,
+        session: &SessionSettings,
+        tracked: Option<&TrackedQuery>,
+    ) -> Result<Slot, QueryError> {
+        let user = session.principal.as_ref().map_or("", |p| p.user.as_str());
+        let waiting_since = std::time::Instant::now();
+        let slot = self
+            .workgroups
+            .admit(user, || {
+                if let Some(tracked) = tracked {
+                    tracked.queued();
+                }
+            })
+            .await?;
+        if let Some(tracked) = tracked {
+            tracked.admitted(&slot.limits().workgroup, waiting_since.elapsed());
+        }
+        Ok(slot)
+    }
+
+    /// How long a query admitted with `limits` may run: its workgroup's time limit, or the
+    /// coordinator's.
+    fn time_limit(&self, limits: &WorkgroupLimits) -> Option<std::time::Duration> {
+        match limits.query_timeout_secs {
+            None => self.query_timeout,
+            Some(0) => None,
+            Some(secs) => Some(std::time::Duration::from_secs(secs)),
+        }
+    }
+
+    /// Admits a write (INSERT, CTAS, UNLOAD) planned in `state`: takes its workgroup slot,
+    /// applies the memory limit to `state` and arms the scan limit.
+    async fn admit_write(
+        &self,
+        state: &mut SessionState,
+        session: &SessionSettings,
+    ) -> Result<Slot, QueryError> {
+        let stats = state.config().get_extension::<StatementStats>();
+        let tracked = stats.as_ref().and_then(|stats| stats.tracked.clone());
+        let slot = self.admit(session, tracked.as_ref()).await?;
+        if let Some(stats) = &stats {
+            let _ = stats.limits.set(slot.limits().clone());
+        }
+        if let Some(bytes) = slot.limits().query_memory_bytes {
+            limit_query_memory(state, bytes)?;
+        }
+        Ok(slot)
+    }
+
+    /// Runs a write admitted with `slot` within its time limit. Past the limit the write is
+    /// dropped, which deletes what it staged.
+    async fn within_time_limit<T>(
+        &self,
+        slot: &Slot,
+        write: impl std::future::Future<Output = Result<T, QueryError>>,
+    ) -> Result<T, QueryError> {
+        match self.time_limit(slot.limits()) {
+            Some(limit) => tokio::time::timeout(limit, write).await.map_err(|_| {
+                QueryError::TimedOut(
+                    QueryTimedOut {
+                        limit,
+                        workgroup: Some(slot.limits().workgroup.clone()),
+                    }
+                    .to_string(),
+                )
+            })?,
+            None => write.await,
+        }
+    }
+
     /// Parses and plans one SQL statement. DDL and writes (INSERT, CTAS, UNLOAD) run now,
     /// exactly once.
     pub async fn prepare(&self, sql: &str) -> Result<PreparedStatement, QueryError> {
@@ -368,19 +490,23 @@ impl QueryEngine {
         session: &mut SessionSettings,
         sql: &str,
     ) -> Result<PreparedStatement, QueryError> {
-        self.prepare_bound(session, sql, None).await
+        self.prepare_bound(session, sql, None, None).await
     }
 
     /// [`QueryEngine::prepare_with`], with values for the statement's placeholders (`$1`, `$2`,
-    /// ... or `?` in order).
+    /// ... or `?` in order). A write waiting for its workgroup's slot tells `tracked`.
     pub async fn prepare_bound(
         &self,
         session: &mut SessionSettings,
         sql: &str,
         parameters: Option<Vec<ScalarValue>>,
+        tracked: Option<&TrackedQuery>,
     ) -> Result<PreparedStatement, QueryError> {
         let mut state = self.state_for(session)?;
-        let stats = Arc::new(StatementStats::default());
+        let stats = Arc::new(StatementStats {
+            tracked: tracked.cloned(),
+            ..StatementStats::default()
+        });
         state.config_mut().set_extension(Arc::clone(&stats));
         let mut prepared = self.prepare_in(state, session, sql, parameters).await?;
         if let PreparedStatement::Done { bytes_scanned, .. } = &mut prepared {
@@ -398,7 +524,7 @@ impl QueryEngine {
 
     async fn prepare_in(
         &self,
-        state: SessionState,
+        mut state: SessionState,
         session: &mut SessionSettings,
         sql: &str,
         parameters: Option<Vec<ScalarValue>>,
@@ -406,9 +532,20 @@ impl QueryEngine {
         if let Some(statement) = parse_user_statement(sql)? {
             let principal = session.principal.as_ref();
             return Ok(
-                match execute_user_statement(&self.auth, principal, statement).await? {
+                match execute_user_statement(&self.auth, &self.workgroups, principal, statement)
+                    .await?
+                {
                     UserStatementResult::Done => PreparedStatement::ddl_done(),
-                    UserStatementResult::Listing(plan) => PreparedStatement::Query(plan),
+                    UserStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
+                },
+            );
+        }
+        if let Some(statement) = parse_workgroup_statement(sql)? {
+            let is_admin = session.principal.as_ref().is_none_or(|p| p.is_admin);
+            return Ok(
+                match execute_workgroup_statement(&self.workgroups, is_admin, statement).await? {
+                    WorkgroupStatementResult::Done => PreparedStatement::ddl_done(),
+                    WorkgroupStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
                 },
             );
         }
@@ -419,7 +556,10 @@ impl QueryEngine {
             self.use_schema(session, target)?;
             return Ok(PreparedStatement::ddl_done());
         }
-        if let Some(prepared) = self.run_catalog_statement(&state, &statement).await? {
+        if let Some(prepared) = self
+            .run_catalog_statement(&mut state, session, &statement)
+            .await?
+        {
             return Ok(prepared);
         }
         let ast_statement = match &statement {
@@ -494,16 +634,26 @@ impl QueryEngine {
                 }
                 let schema = cmd.input.schema().as_arrow().clone();
                 let input = create_has_query.then(|| cmd.input.as_ref().clone());
-                let rows = lakehouse
-                    .create_managed_table(
-                        &state,
-                        &cmd.name,
-                        input,
-                        &schema,
-                        cmd.if_not_exists,
-                        cmd.or_replace,
-                    )
-                    .await?;
+                let slot = match create_has_query {
+                    true => Some(self.admit_write(&mut state, session).await?),
+                    false => None,
+                };
+                let create = async {
+                    Ok(lakehouse
+                        .create_managed_table(
+                            &state,
+                            &cmd.name,
+                            input,
+                            &schema,
+                            cmd.if_not_exists,
+                            cmd.or_replace,
+                        )
+                        .await?)
+                };
+                let rows = match &slot {
+                    Some(slot) => self.within_time_limit(slot, create).await?,
+                    None => create.await?,
+                };
                 Ok(if create_has_query {
                     PreparedStatement::done(rows)
                 } else {
@@ -538,9 +688,13 @@ impl QueryEngine {
             ))),
             LogicalPlan::Dml(dml) => match dml.op {
                 WriteOp::Insert(InsertOp::Append) => {
-                    let rows = lakehouse
-                        .insert(&state, &dml.table_name, dml.input.as_ref().clone())
-                        .await?;
+                    let slot = self.admit_write(&mut state, session).await?;
+                    let insert = async {
+                        Ok(lakehouse
+                            .insert(&state, &dml.table_name, dml.input.as_ref().clone())
+                            .await?)
+                    };
+                    let rows = self.within_time_limit(&slot, insert).await?;
                     Ok(PreparedStatement::done(rows))
                 }
                 other => Err(QueryError::NotSupported(format!(
@@ -559,7 +713,8 @@ impl QueryEngine {
     /// Statements DataFusion does not plan, handled on the AST: schemas, renames, SHOW SCHEMAS.
     async fn run_catalog_statement(
         &self,
-        state: &SessionState,
+        state: &mut SessionState,
+        session: &SessionSettings,
         statement: &DFStatement,
     ) -> Result<Option<PreparedStatement>, QueryError> {
         let DFStatement::Statement(statement) = statement else {
@@ -676,7 +831,10 @@ impl QueryEngine {
                 let input = state
                     .statement_to_plan(DFStatement::Statement(Box::new(statement)))
                     .await?;
-                let unloaded = lakehouse.unload(state, input, &to.value, format).await?;
+                let slot = self.admit_write(state, session).await?;
+                let state = &*state;
+                let unload = async { Ok(lakehouse.unload(state, input, &to.value, format).await?) };
+                let unloaded = self.within_time_limit(&slot, unload).await?;
                 tracing::info!(rows = unloaded.rows, files = unloaded.files, manifest = %unloaded.manifest, "unloaded");
                 Ok(Some(PreparedStatement::done(unloaded.rows)))
             }
@@ -687,7 +845,7 @@ impl QueryEngine {
                     lakehouse.catalog_name().replace('\'', "''")
                 );
                 let plan = state.create_logical_plan(&sql).await?;
-                Ok(Some(PreparedStatement::Query(plan)))
+                Ok(Some(PreparedStatement::Listing(plan)))
             }
             _ => Ok(None),
         }
@@ -796,6 +954,15 @@ impl QueryEngine {
                 parameters: no_parameters,
             });
         }
+        if let Some(statement) = parse_workgroup_statement(sql)? {
+            return Ok(Description {
+                schema: match statement {
+                    WorkgroupStatement::Show => crate::workgroups::listing_schema(),
+                    _ => PreparedStatement::ddl_done().schema(),
+                },
+                parameters: no_parameters,
+            });
+        }
         let statement = parse(&state, sql)?;
         // Statements Osprey runs itself, which DataFusion cannot plan.
         if let DFStatement::Statement(ast_statement) = &statement {
@@ -846,12 +1013,14 @@ impl QueryEngine {
         tracked: &TrackedQuery,
     ) -> Result<Execution, QueryError> {
         let started = async {
-            let statement = self.prepare_bound(session, sql, parameters).await?;
+            let statement = self
+                .prepare_bound(session, sql, parameters, Some(tracked))
+                .await?;
             let already_ran = matches!(statement, PreparedStatement::Done { .. });
             if let PreparedStatement::Done { rows, .. } = &statement {
                 tracked.add_rows(*rows);
             }
-            let execution = self.execute(session, statement).await?;
+            let execution = self.execute(session, statement, Some(tracked)).await?;
             tracked.add_bytes_scanned(execution.bytes_scanned);
             tracked.attach_retries(&execution.retries);
             Ok::<_, QueryError>(Execution {
@@ -870,11 +1039,14 @@ impl QueryEngine {
         started.await.inspect_err(|err| tracked.fail(err))
     }
 
-    /// Runs a prepared statement and streams its result.
+    /// Runs a prepared statement and streams its result. A query first takes a slot in its
+    /// workgroup (waiting in its queue if need be, which `tracked` is told), runs within the
+    /// workgroup's limits, and gives the slot back when its stream ends or is dropped.
     pub async fn execute(
         &self,
         session: &SessionSettings,
         statement: PreparedStatement,
+        tracked: Option<&TrackedQuery>,
     ) -> Result<Execution, QueryError> {
         let plan = match statement {
             PreparedStatement::Done {
@@ -901,6 +1073,17 @@ impl QueryEngine {
                     retries: Arc::default(),
                 });
             }
+            PreparedStatement::Listing(plan) => {
+                let state = self.state_for(session)?;
+                let physical = state.create_physical_plan(&plan).await?;
+                return Ok(Execution {
+                    stream: execute_stream(physical, state.task_ctx())?,
+                    bytes_scanned: 0,
+                    completed_rows: None,
+                    progress: None,
+                    retries: Arc::default(),
+                });
+            }
             PreparedStatement::Query(plan) => plan,
         };
         let mut state = self.state_for(session)?;
@@ -917,10 +1100,15 @@ impl QueryEngine {
             LogicalPlan::Analyze(_) => with_metrics_collection(&mut state, true)?,
             _ => {}
         }
+        let slot = self.admit(session, tracked).await?;
+        if let Some(bytes) = slot.limits().query_memory_bytes {
+            limit_query_memory(&mut state, bytes)?;
+        }
         let progress = QueryProgress::attach(state.config_mut());
         let physical = state.create_physical_plan(&plan).await?;
-        progress.set_plan(&physical);
         let bytes_scanned = planned_scan_bytes(physical.as_ref());
+        slot.limits().check_scan(bytes_scanned)?;
+        progress.set_plan(&physical);
         let first = execute_stream(physical, state.task_ctx())?;
         let retries = Arc::new(RetryLog::default());
         let stream = if matches!(plan, LogicalPlan::Analyze(_)) {
@@ -939,12 +1127,21 @@ impl QueryEngine {
                 },
             )
         };
-        let stream = match self.query_timeout {
-            Some(limit) => with_time_limit(stream, limit),
+        let stream = match self.time_limit(slot.limits()) {
+            Some(limit) => with_time_limit(
+                stream,
+                QueryTimedOut {
+                    limit,
+                    workgroup: slot
+                        .limits()
+                        .query_timeout_secs
+                        .map(|_| slot.limits().workgroup.clone()),
+                },
+            ),
             None => stream,
         };
         Ok(Execution {
-            stream,
+            stream: holding_slot(stream, slot),
             bytes_scanned,
             completed_rows: None,
             progress: Some(progress),
@@ -980,6 +1177,20 @@ impl QueryEngine {
         .map_err(DataFusionError::from)?;
         Ok(Box::pin(MemoryStream::try_new(vec![batch], schema, None)?))
     }
+}
+
+/// `stream`, giving the workgroup `slot` back when it ends or is dropped.
+fn holding_slot(stream: SendableRecordBatchStream, slot: Slot) -> SendableRecordBatchStream {
+    let schema = stream.schema();
+    let mut slot = Some(slot);
+    let released = futures::stream::poll_fn(move |_| {
+        slot.take();
+        std::task::Poll::Ready(None)
+    });
+    Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        stream.chain(released),
+    ))
 }
 
 /// Parses one statement, numbering `?` placeholders as `$1`, `$2`, ... in order (DataFusion

@@ -195,30 +195,58 @@ pub(crate) fn retry_on_executor_loss(
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }
 
-/// The query ran longer than the coordinator's `query_timeout_secs`.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the query ran longer than its time limit of {0:?} and was stopped; make it cheaper (filter \
-     more, read fewer columns) or raise query_timeout_secs under [coordinator]"
-)]
-pub struct QueryTimedOut(pub std::time::Duration);
+/// The query ran longer than its workgroup's `query_timeout_secs` (or the coordinator's).
+#[derive(Debug)]
+pub struct QueryTimedOut {
+    /// The time limit.
+    pub limit: std::time::Duration,
+    /// The workgroup that set it; `None` for the coordinator's own limit.
+    pub workgroup: Option<String>,
+}
+
+impl std::fmt::Display for QueryTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the query ran longer than its time limit of {:?} and was stopped; make it cheaper \
+             (filter more, read fewer columns) or raise ",
+            self.limit
+        )?;
+        match &self.workgroup {
+            Some(name) => write!(
+                f,
+                "the workgroup's limit: ALTER WORKGROUP {name} SET (query_timeout_secs = ...)"
+            ),
+            None => write!(f, "query_timeout_secs under [coordinator]"),
+        }
+    }
+}
+
+impl std::error::Error for QueryTimedOut {}
 
 /// `stream`, stopped with [`QueryTimedOut`] once `limit` has passed: the inner stream is dropped
 /// then, which stops the query's tasks on every executor as a cancel does.
 pub(crate) fn with_time_limit(
     stream: SendableRecordBatchStream,
-    limit: std::time::Duration,
+    limit: QueryTimedOut,
 ) -> SendableRecordBatchStream {
     let schema = stream.schema();
-    let deadline = tokio::time::Instant::now() + limit;
-    let limited = futures::stream::unfold(Some(stream), move |state| async move {
-        let mut stream = state?;
-        tokio::select! {
-            next = stream.next() => next.map(|item| (item, Some(stream))),
-            _ = tokio::time::sleep_until(deadline) => {
-                drop(stream);
-                let timed_out = DataFusionError::External(Box::new(QueryTimedOut(limit)));
-                Some((Err(timed_out), None))
+    let deadline = tokio::time::Instant::now() + limit.limit;
+    let limit = Arc::new(limit);
+    let limited = futures::stream::unfold(Some(stream), move |state| {
+        let limit = Arc::clone(&limit);
+        async move {
+            let mut stream = state?;
+            tokio::select! {
+                next = stream.next() => next.map(|item| (item, Some(stream))),
+                _ = tokio::time::sleep_until(deadline) => {
+                    drop(stream);
+                    let timed_out = DataFusionError::External(Box::new(QueryTimedOut {
+                        limit: limit.limit,
+                        workgroup: limit.workgroup.clone(),
+                    }));
+                    Some((Err(timed_out), None))
+                }
             }
         }
     });

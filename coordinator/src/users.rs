@@ -5,8 +5,9 @@
 //! statement:
 //!
 //! ```sql
-//! CREATE USER [IF NOT EXISTS] name [WITH] PASSWORD 'secret' [ADMIN | NOADMIN]
+//! CREATE USER [IF NOT EXISTS] name [WITH] PASSWORD 'secret' [ADMIN | NOADMIN] [WORKGROUP wg]
 //! ALTER USER [IF EXISTS] name [WITH] [PASSWORD 'secret'] [ADMIN | NOADMIN]
+//! ALTER USER [IF EXISTS] name SET WORKGROUP wg | DEFAULT     (or RESET WORKGROUP)
 //! ALTER USER [IF EXISTS] name REVOKE TOKENS
 //! DROP USER [IF EXISTS] name [, ...]
 //! SHOW USERS
@@ -15,18 +16,20 @@
 //! `SUPERUSER`/`CREATEUSER` are accepted for `ADMIN` (and `NO...` for `NOADMIN`). Unquoted names
 //! are folded to lower case, as SQL identifiers are; quote them (`"Ana"` or `'Ana'`) to keep
 //! case. Only admins create, drop and change other users; anyone may change their own password
-//! or revoke their own tokens. Users defined in the configuration can only be changed there.
+//! or revoke their own tokens. Users defined in the configuration can only be changed there,
+//! except for their workgroup, which is policy rather than a credential.
 
+use crate::admin_sql::{Tokens, syntax, tokenize};
 use crate::auth::{Authenticator, Principal, hash_password};
 use crate::query::QueryError;
+use crate::workgroups::Workgroups;
 use datafusion::arrow::array::{BooleanArray, RecordBatch, StringArray, TimestampMillisecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::MemTable;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-use osprey_catalog::{CatalogError, UserManagedBy, UserRecord, now_ms};
+use datafusion::sql::sqlparser::tokenizer::Token;
+use osprey_catalog::{CatalogError, ManagedBy, UserRecord, now_ms};
 use std::sync::Arc;
 
 /// The longest user name accepted.
@@ -80,6 +83,27 @@ pub struct UserOptions {
     pub password: Option<String>,
     /// A new admin flag.
     pub admin: Option<bool>,
+    /// A new workgroup for the user's queries.
+    pub workgroup: Option<WorkgroupAssignment>,
+}
+
+/// Which workgroup a user's queries run in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkgroupAssignment {
+    /// The coordinator's default workgroup (`SET WORKGROUP DEFAULT`, `RESET WORKGROUP`).
+    Default,
+    /// A named workgroup.
+    Named(String),
+}
+
+impl WorkgroupAssignment {
+    /// The stored form: `None` for the default workgroup.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            WorkgroupAssignment::Default => None,
+            WorkgroupAssignment::Named(name) => Some(name),
+        }
+    }
 }
 
 impl std::fmt::Debug for UserOptions {
@@ -87,6 +111,7 @@ impl std::fmt::Debug for UserOptions {
         f.debug_struct("UserOptions")
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("admin", &self.admin)
+            .field("workgroup", &self.workgroup)
             .finish()
     }
 }
@@ -112,17 +137,10 @@ pub enum UserStatementResult {
 /// assert!(parse_user_statement("DROP USER").is_err());
 /// ```
 pub fn parse_user_statement(sql: &str) -> Result<Option<UserStatement>, QueryError> {
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+    let Some(tokens) = tokenize(sql) else {
         return Ok(None);
     };
-    let tokens: Vec<Token> = tokens
-        .into_iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect();
-    let mut parser = Tokens {
-        tokens: &tokens,
-        at: 0,
-    };
+    let mut parser = Tokens::new(&tokens);
     let statement = if parser.keywords(&[Keyword::CREATE, Keyword::USER]) {
         let if_not_exists = parser.keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
         let name = parser.name()?;
@@ -149,7 +167,8 @@ pub fn parse_user_statement(sql: &str) -> Result<Option<UserStatement>, QueryErr
             let options = parser.options()?;
             if options == UserOptions::default() {
                 return Err(syntax(
-                    "ALTER USER changes PASSWORD '...', ADMIN or NOADMIN, or does REVOKE TOKENS",
+                    "ALTER USER changes PASSWORD '...', ADMIN or NOADMIN, SET WORKGROUP name, or \
+                     does REVOKE TOKENS",
                 ));
             }
             UserStatement::Alter {
@@ -161,8 +180,7 @@ pub fn parse_user_statement(sql: &str) -> Result<Option<UserStatement>, QueryErr
     } else if parser.keywords(&[Keyword::DROP, Keyword::USER]) {
         let if_exists = parser.keywords(&[Keyword::IF, Keyword::EXISTS]);
         let mut names = vec![parser.name()?];
-        while parser.next_is(&Token::Comma) {
-            parser.at += 1;
+        while parser.consume(&Token::Comma) {
             names.push(parser.name()?);
         }
         UserStatement::Drop { names, if_exists }
@@ -171,64 +189,13 @@ pub fn parse_user_statement(sql: &str) -> Result<Option<UserStatement>, QueryErr
     } else {
         return Ok(None);
     };
-    if parser.next_is(&Token::SemiColon) {
-        parser.at += 1;
-    }
-    match parser.peek() {
-        None | Some(Token::EOF) => Ok(Some(statement)),
-        Some(other) => Err(syntax(&format!("unexpected {other} in a user statement"))),
-    }
-}
-
-fn syntax(message: &str) -> QueryError {
-    QueryError::InvalidStatement(message.to_string())
-}
-
-/// A cursor over the statement's tokens, without whitespace.
-struct Tokens<'a> {
-    tokens: &'a [Token],
-    at: usize,
+    parser.end("a user statement")?;
+    Ok(Some(statement))
 }
 
 impl Tokens<'_> {
-    fn peek(&self) -> Option<&Token> {
-        self.tokens.get(self.at)
-    }
-
-    fn next_is(&self, token: &Token) -> bool {
-        self.peek() == Some(token)
-    }
-
-    /// Consumes `expected` if the next tokens are exactly those keywords (unquoted).
-    fn keywords(&mut self, expected: &[Keyword]) -> bool {
-        let matches = expected.iter().enumerate().all(|(i, keyword)| {
-            matches!(self.tokens.get(self.at + i),
-                Some(Token::Word(w)) if w.quote_style.is_none() && w.keyword == *keyword)
-        });
-        if matches {
-            self.at += expected.len();
-        }
-        matches
-    }
-
-    /// Consumes an unquoted word equal to `expected` (for words that are not SQL keywords).
-    fn word(&mut self, expected: &str) -> bool {
-        let matches = matches!(self.peek(),
-            Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(expected));
-        if matches {
-            self.at += 1;
-        }
-        matches
-    }
-
     fn name(&mut self) -> Result<String, QueryError> {
-        let name = match self.peek() {
-            Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_lowercase(),
-            Some(Token::Word(w)) => w.value.clone(),
-            Some(Token::SingleQuotedString(s)) => s.clone(),
-            _ => return Err(syntax("expected a user name")),
-        };
-        self.at += 1;
+        let name = self.identifier("a user name")?;
         check_name(&name)?;
         Ok(name)
     }
@@ -238,12 +205,19 @@ impl Tokens<'_> {
         self.keywords(&[Keyword::WITH]);
         loop {
             if self.keywords(&[Keyword::PASSWORD]) {
-                let Some(Token::SingleQuotedString(password)) = self.peek() else {
+                let Some(password) = self.string() else {
                     return Err(syntax("PASSWORD takes a quoted string: PASSWORD '...'"));
                 };
-                check_password(password)?;
-                options.password = Some(password.clone());
-                self.at += 1;
+                check_password(&password)?;
+                options.password = Some(password);
+            } else if self.words(&["SET", "WORKGROUP"]) || self.word("WORKGROUP") {
+                options.workgroup = Some(if self.keywords(&[Keyword::DEFAULT]) {
+                    WorkgroupAssignment::Default
+                } else {
+                    WorkgroupAssignment::Named(self.identifier("a workgroup name or DEFAULT")?)
+                });
+            } else if self.words(&["RESET", "WORKGROUP"]) {
+                options.workgroup = Some(WorkgroupAssignment::Default);
             } else if ["ADMIN", "SUPERUSER", "CREATEUSER"]
                 .iter()
                 .any(|w| self.word(w))
@@ -286,8 +260,10 @@ fn check_password(password: &str) -> Result<(), QueryError> {
 }
 
 /// Runs a user statement as `actor` (`None`: the coordinator itself, with every right).
+/// Workgroup assignments go through `workgroups`.
 pub async fn execute_user_statement(
     auth: &Authenticator,
+    workgroups: &Workgroups,
     actor: Option<&Principal>,
     statement: UserStatement,
 ) -> Result<UserStatementResult, QueryError> {
@@ -305,19 +281,27 @@ pub async fn execute_user_statement(
             if if_not_exists && store.user(&name).await.map_err(catalog)?.is_some() {
                 return Ok(UserStatementResult::Done);
             }
+            let workgroup = options.workgroup.as_ref().and_then(|w| w.name());
+            if let Some(workgroup) = workgroup {
+                workgroups.require(workgroup)?;
+            }
             let password = options.password.unwrap_or_default();
             let record = UserRecord {
                 name: name.clone(),
                 password_hash: hash(&password).await?,
                 is_admin: options.admin.unwrap_or(false),
-                managed_by: UserManagedBy::Sql,
+                managed_by: ManagedBy::Sql,
                 created_at_ms: now_ms(),
                 updated_at_ms: now_ms(),
+                workgroup: workgroup.map(str::to_string),
             };
             match store.create_user(&record).await {
-                Err(CatalogError::AlreadyExists { .. }) if if_not_exists => {}
+                Err(CatalogError::AlreadyExists { .. }) if if_not_exists => {
+                    return Ok(UserStatementResult::Done);
+                }
                 other => other.map_err(catalog)?,
             }
+            workgroups.assign_user(&name, workgroup).await?;
             tracing::info!(user = %name, admin = record.is_admin, by = ?actor.map(|a| &a.user), "user created");
         }
         UserStatement::Alter {
@@ -325,17 +309,27 @@ pub async fn execute_user_statement(
             if_exists,
             options,
         } => {
-            if !is_admin && (!is_self(&name) || options.admin.is_some()) {
+            if !is_admin
+                && (!is_self(&name) || options.admin.is_some() || options.workgroup.is_some())
+            {
                 return Err(QueryError::PermissionDenied(
-                    "only an admin may change other users or anyone's admin flag; you may change \
-                     your own password"
+                    "only an admin may change other users, anyone's admin flag or workgroup; you \
+                     may change your own password"
                         .to_string(),
                 ));
             }
             let Some(mut record) = existing(auth, &name, if_exists).await? else {
                 return Ok(UserStatementResult::Done);
             };
-            if record.managed_by == UserManagedBy::Config {
+            if let Some(workgroup) = &options.workgroup {
+                // A workgroup is policy, not a credential: configured users may be assigned too.
+                workgroups.assign_user(&name, workgroup.name()).await?;
+                tracing::info!(user = %name, workgroup = ?workgroup.name(), by = ?actor.map(|a| &a.user), "user's workgroup changed");
+                if options.password.is_none() && options.admin.is_none() {
+                    return Ok(UserStatementResult::Done);
+                }
+            }
+            if record.managed_by == ManagedBy::Config {
                 return Err(configured(&name));
             }
             if let Some(password) = &options.password {
@@ -379,13 +373,14 @@ pub async fn execute_user_statement(
                 let Some(record) = existing(auth, &name, if_exists).await? else {
                     continue;
                 };
-                if record.managed_by == UserManagedBy::Config {
+                if record.managed_by == ManagedBy::Config {
                     return Err(configured(&name));
                 }
                 if record.is_admin {
                     require_another_admin(auth, &name).await?;
                 }
                 store.drop_user(&name).await.map_err(catalog)?;
+                workgroups.forget_user(&name);
                 let revoked = auth.revoke_tokens_of(&name, None);
                 tracing::info!(user = %name, revoked, by = ?actor.map(|a| &a.user), "user dropped");
             }
@@ -469,10 +464,12 @@ pub fn listing_schema() -> SchemaRef {
         Field::new("managed_by", DataType::Utf8, false),
         Field::new("created_at", timestamp.clone(), false),
         Field::new("updated_at", timestamp, false),
+        Field::new("workgroup", DataType::Utf8, true),
     ]))
 }
 
-/// `SHOW USERS`: name, admin flag, who manages the user, and when it was created and changed.
+/// `SHOW USERS`: name, admin flag, who manages the user, when it was created and changed, and
+/// its workgroup (NULL: the default).
 fn listing(users: &[UserRecord]) -> Result<LogicalPlan, QueryError> {
     let schema = listing_schema();
     let batch = RecordBatch::try_new(
@@ -493,6 +490,9 @@ fn listing(users: &[UserRecord]) -> Result<LogicalPlan, QueryError> {
                 TimestampMillisecondArray::from_iter_values(users.iter().map(|u| u.updated_at_ms))
                     .with_timezone("UTC"),
             ),
+            Arc::new(StringArray::from_iter(
+                users.iter().map(|u| u.workgroup.as_deref()),
+            )),
         ],
     )
     .map_err(datafusion::error::DataFusionError::from)?;
@@ -513,13 +513,14 @@ mod tests {
     fn parses_the_accepted_forms() {
         let parse = |sql| parse_user_statement(sql).unwrap().unwrap();
         assert_eq!(
-            parse("create user if not exists \"Ana\" with password 'p''w' superuser"),
+            parse("create user if not exists \"Ana\" with password 'p''w' superuser workgroup ETL"),
             UserStatement::Create {
                 name: "Ana".into(),
                 if_not_exists: true,
                 options: UserOptions {
                     password: Some("p'w".into()),
-                    admin: Some(true)
+                    admin: Some(true),
+                    workgroup: Some(WorkgroupAssignment::Named("etl".into())),
                 },
             }
         );
@@ -530,7 +531,19 @@ mod tests {
                 if_exists: false,
                 options: UserOptions {
                     password: None,
-                    admin: Some(false)
+                    admin: Some(false),
+                    workgroup: None,
+                },
+            }
+        );
+        assert_eq!(
+            parse("ALTER USER bob SET WORKGROUP DEFAULT"),
+            UserStatement::Alter {
+                name: "bob".into(),
+                if_exists: false,
+                options: UserOptions {
+                    workgroup: Some(WorkgroupAssignment::Default),
+                    ..UserOptions::default()
                 },
             }
         );

@@ -19,6 +19,7 @@ use crate::progress::{
     ExecutorStatusRequest, ExecutorStatusResponse, PROGRESS_METHOD, PROGRESS_SERVICE,
     QueryProgress, QueryProgressRequest, QueryProgressResponse, RunningTasks, STATUS_METHOD,
 };
+use crate::runtime::{QueryMemoryLimit, QueryMemoryPool, runtime_with_pool};
 use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::DataFusionError;
@@ -199,6 +200,10 @@ impl ChannelResolver for ClusterChannels {
 /// executor's session builder, where Osprey registers the task for progress reports.
 const TASK_HEADER: &str = "x-osprey-task";
 
+/// The header that carries a query's memory limit per process ([`QueryMemoryLimit`]) in bytes,
+/// so that the executor caps the task's memory in the query's own pool.
+const QUERY_MEMORY_HEADER: &str = "x-osprey-query-memory";
+
 /// A worker client that records the tasks (coordinator channels) opened through it: in the
 /// dispatch counter, in the query's [`QueryProgress`] when it has one, and in a header for the
 /// executor.
@@ -229,6 +234,12 @@ impl WorkerChannel for TrackingWorkerChannel {
         );
         if let Ok(value) = http::HeaderValue::from_str(&identity) {
             headers.insert(TASK_HEADER, value);
+        }
+        if let Some(limit) = task_ctx
+            .session_config()
+            .get_extension::<QueryMemoryLimit>()
+        {
+            headers.insert(QUERY_MEMORY_HEADER, http::HeaderValue::from(limit.0));
         }
         let stream = self
             .inner
@@ -582,6 +593,49 @@ impl Default for DistributedPlannerOptions {
     }
 }
 
+/// The memory limit per process of the query a task belongs to, from [`QUERY_MEMORY_HEADER`].
+fn query_memory_limit(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(QUERY_MEMORY_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The memory pools of the queries with a memory limit that have tasks on this executor: the
+/// tasks of one query share one pool, so the limit holds for the query, not for each task.
+#[derive(Clone, Default)]
+struct QueryPools {
+    pools: Arc<std::sync::Mutex<HashMap<[u8; 16], std::sync::Weak<QueryMemoryPool>>>>,
+}
+
+impl QueryPools {
+    /// The pool of `query_id` (made on its first task), drawing from `runtime`'s pool.
+    fn pool_for(
+        &self,
+        query_id: [u8; 16],
+        limit_bytes: u64,
+        runtime: &RuntimeEnv,
+    ) -> Arc<QueryMemoryPool> {
+        let mut pools = self
+            .pools
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Pools live as long as their tasks' runtimes; forget the ended ones.
+        pools.retain(|_, pool| pool.strong_count() > 0);
+        if let Some(pool) = pools.get(&query_id).and_then(std::sync::Weak::upgrade) {
+            return pool;
+        }
+        let pool = Arc::new(QueryMemoryPool::new(
+            Arc::clone(&runtime.memory_pool),
+            limit_bytes,
+        ));
+        pools.insert(query_id, Arc::downgrade(&pool));
+        pool
+    }
+}
+
 /// Builds the coordinator's session: DataFusion's defaults plus the distributed planner, which
 /// turns every physical plan into stages run on the executors `resolver` reports live.
 ///
@@ -700,14 +754,26 @@ pub async fn serve_executor(
     let channels = ClusterChannels::new(secret.clone());
     let running = RunningTasks::default();
     let running_for_sessions = running.clone();
+    let query_pools = QueryPools::default();
+    let process_runtime = Arc::clone(&runtime);
     let worker = Worker::from_session_builder(move |ctx: WorkerQueryContext| {
         let channels = channels.clone();
         let running = running_for_sessions.clone();
+        let query_pools = query_pools.clone();
+        let process_runtime = Arc::clone(&process_runtime);
         async move {
             let mut builder = ctx
                 .builder
                 .with_distributed_user_codec(crate::write::WriteCodec)
                 .with_distributed_channel_resolver(channels);
+            // A query with a memory limit runs its tasks here in its own pool.
+            if let (Some(limit), Some((query_id, _, _))) = (
+                query_memory_limit(&ctx.headers),
+                task_identity(&ctx.headers),
+            ) {
+                let pool = query_pools.pool_for(query_id, limit, &process_runtime);
+                builder = builder.with_runtime_env(runtime_with_pool(&process_runtime, pool)?);
+            }
             // Keep the task's plan (unchanged) for progress reports.
             if let Some((query_id, stage, task)) = task_identity(&ctx.headers) {
                 builder = builder.with_distributed_worker_plan_rewrite_handler(

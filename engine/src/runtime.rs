@@ -3,12 +3,17 @@
 //! without bound.
 
 use crate::storage::StorageRegistry;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::{
+    FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
+};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Memory and disk limits for one process.
 #[derive(Debug, Clone)]
@@ -71,4 +76,149 @@ pub fn build_runtime_env_with_storage(
         .with_object_list_cache_limit(0)
         .build()?;
     Ok(Arc::new(runtime))
+}
+
+/// The most memory one query may reserve in each process, carried in its session config (set
+/// with [`limit_query_memory`]) and sent with every task to the executors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryMemoryLimit(pub u64);
+
+/// A memory pool for one query: every reservation also counts against the query's own limit,
+/// then against the process's pool underneath. Operators that can spill get the limit's refusal
+/// like any other and spill; the rest fail the query with `ResourcesExhausted`, and the process
+/// and its other queries go on.
+///
+/// DataFusion's pools bound a whole process; a cap for one query among many sharing that pool
+/// is what workgroups need, and no pool offers it, hence this wrapper.
+///
+/// ```
+/// use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryConsumer, MemoryPool};
+/// use osprey_engine::runtime::QueryMemoryPool;
+/// use std::sync::Arc;
+///
+/// let process: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 20));
+/// let query: Arc<dyn MemoryPool> = Arc::new(QueryMemoryPool::new(Arc::clone(&process), 1000));
+/// let mut reservation = MemoryConsumer::new("sort").register(&query);
+/// assert!(reservation.try_grow(800).is_ok());
+/// assert!(reservation.try_grow(800).is_err());
+/// assert_eq!(process.reserved(), 800);
+/// ```
+#[derive(Debug)]
+pub struct QueryMemoryPool {
+    process: Arc<dyn MemoryPool>,
+    limit: usize,
+    reserved: AtomicUsize,
+}
+
+impl QueryMemoryPool {
+    /// A pool of `limit_bytes` for one query, drawing from `process`.
+    pub fn new(process: Arc<dyn MemoryPool>, limit_bytes: u64) -> Self {
+        Self {
+            process,
+            limit: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
+            reserved: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl std::fmt::Display for QueryMemoryPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "query memory pool ({} of {} bytes reserved, inside {})",
+            self.reserved.load(Ordering::Relaxed),
+            self.limit,
+            self.process
+        )
+    }
+}
+
+impl MemoryPool for QueryMemoryPool {
+    fn name(&self) -> &str {
+        "osprey-query"
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.process.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.process.unregister(consumer);
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.process.grow(reservation, additional);
+        self.reserved.fetch_add(additional, Ordering::Relaxed);
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.process.shrink(reservation, shrink);
+        self.reserved.fetch_sub(shrink, Ordering::Relaxed);
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
+        let claimed = self
+            .reserved
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |reserved| {
+                reserved
+                    .checked_add(additional)
+                    .filter(|total| *total <= self.limit)
+            });
+        if let Err(reserved) = claimed {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "the query's memory limit is reached: {} wanted {additional} bytes more with \
+                 {reserved} of {} bytes per process already reserved by the query. Raise the \
+                 workgroup's query_memory_bytes (ALTER WORKGROUP ... SET (query_memory_bytes = \
+                 ...)), or read less: filter earlier, select fewer columns, or join the larger \
+                 table on the probe side",
+                reservation.consumer().name(),
+                self.limit
+            )));
+        }
+        if let Err(err) = self.process.try_grow(reservation, additional) {
+            self.reserved.fetch_sub(additional, Ordering::SeqCst);
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.reserved.load(Ordering::Relaxed)
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        match self.process.memory_limit() {
+            MemoryLimit::Finite(process) => MemoryLimit::Finite(process.min(self.limit)),
+            _ => MemoryLimit::Finite(self.limit),
+        }
+    }
+}
+
+/// `runtime` with its memory pool replaced by `pool` (everything else shared: spill files,
+/// object stores, caches).
+pub fn runtime_with_pool(
+    runtime: &RuntimeEnv,
+    pool: Arc<dyn MemoryPool>,
+) -> Result<Arc<RuntimeEnv>> {
+    RuntimeEnvBuilder::from_runtime_env(runtime)
+        .with_memory_pool(pool)
+        .build_arc()
+}
+
+/// Caps the memory of the query planned and run with `state` at `limit_bytes` in this process,
+/// and records the cap so that the executors running its tasks apply it too.
+pub fn limit_query_memory(state: &mut SessionState, limit_bytes: u64) -> Result<()> {
+    let runtime = state.runtime_env();
+    let pool = Arc::new(QueryMemoryPool::new(
+        Arc::clone(&runtime.memory_pool),
+        limit_bytes,
+    ));
+    let runtime = runtime_with_pool(runtime, pool)?;
+    state
+        .config_mut()
+        .set_extension(Arc::new(QueryMemoryLimit(limit_bytes)));
+    *state = SessionStateBuilder::new_from_existing(state.clone())
+        .with_runtime_env(runtime)
+        .build();
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //! streams to the executors; their tasks stop when their output has nowhere to go. A client
 //! that disconnects gets the same treatment from tonic (the response stream is dropped).
 
+use crate::history::QueueClock;
 use arrow_flight::FlightData;
 use futures::future::{AbortHandle, AbortRegistration, Abortable};
 use futures::{Stream, StreamExt};
@@ -23,7 +24,10 @@ pub struct RunningResults {
 
 struct RunningResult {
     user: String,
-    abort: AbortHandle,
+    /// Stops the query while it starts (waiting in its workgroup's queue, planning) and while
+    /// its result streams.
+    aborts: [AbortHandle; 2],
+    queue: QueueClock,
     started: Instant,
     bytes_planned: u64,
     progress: Option<Arc<QueryProgress>>,
@@ -34,15 +38,27 @@ struct RunningResult {
 /// How far a streaming result has got, as the `QueryProgress` action reports it.
 #[derive(Debug, serde::Serialize)]
 pub struct ResultProgress {
-    /// `planning` until the physical plan exists, then `running` while the result streams.
+    /// `queued` while the query waits in its workgroup's queue, `planning` until the physical
+    /// plan exists, then `running` while the result streams.
     pub state: &'static str,
-    /// Since the result started streaming.
+    /// Since the result was asked for (including the time queued).
     pub elapsed_ms: u64,
+    /// How long the query waited (or has been waiting) in its workgroup's queue.
+    pub queued_ms: u64,
     /// Bytes of data files the plan reads, known before it ran (an upper bound).
     pub bytes_planned: u64,
     /// The live figures.
     #[serde(flatten)]
     pub figures: ProgressSnapshot,
+}
+
+/// What a cancel stops: the start of the query (its wait for a workgroup slot, its planning),
+/// then its result stream.
+pub struct Registrations {
+    /// For the future that starts the query.
+    pub start: AbortRegistration,
+    /// For the result stream ([`cancellable`]).
+    pub stream: AbortRegistration,
 }
 
 /// Unregisters a result when its stream ends or is dropped.
@@ -71,13 +87,20 @@ impl Drop for Registered {
 impl RunningResults {
     /// Registers the result of ticket `handle`, owned by `user`, as soon as its fetch starts;
     /// [`Registered::set_progress`] adds its live progress once it is planned.
-    pub fn register(&self, handle: &str, user: &str) -> (AbortRegistration, Registered) {
-        let (abort, registration) = AbortHandle::new_pair();
+    pub fn register(
+        &self,
+        handle: &str,
+        user: &str,
+        queue: QueueClock,
+    ) -> (Registrations, Registered) {
+        let (abort_start, start) = AbortHandle::new_pair();
+        let (abort_stream, stream) = AbortHandle::new_pair();
         self.lock().insert(
             handle.to_string(),
             RunningResult {
                 user: user.to_string(),
-                abort,
+                aborts: [abort_start, abort_stream],
+                queue,
                 started: Instant::now(),
                 bytes_planned: 0,
                 progress: None,
@@ -85,7 +108,7 @@ impl RunningResults {
             },
         );
         (
-            registration,
+            Registrations { start, stream },
             Registered {
                 running: self.clone(),
                 handle: handle.to_string(),
@@ -97,7 +120,7 @@ impl RunningResults {
     pub fn cancel(&self, handle: &str, user: &str) -> bool {
         match self.lock().get(handle) {
             Some(result) if result.user == user => {
-                result.abort.abort();
+                result.aborts.iter().for_each(AbortHandle::abort);
                 true
             }
             _ => false,
@@ -106,12 +129,13 @@ impl RunningResults {
 
     /// The progress of the result of ticket `handle` if `user` owns it and it is streaming.
     pub async fn progress(&self, handle: &str, user: &str) -> Option<ResultProgress> {
-        let (started, bytes_planned, progress, planned) = match self.lock().get(handle) {
+        let (started, bytes_planned, progress, planned, queue) = match self.lock().get(handle) {
             Some(result) if result.user == user => (
                 result.started,
                 result.bytes_planned,
                 result.progress.clone(),
                 result.planned,
+                result.queue.clone(),
             ),
             _ => return None,
         };
@@ -120,8 +144,15 @@ impl RunningResults {
             None => ProgressSnapshot::default(),
         };
         Some(ResultProgress {
-            state: if planned { "running" } else { "planning" },
+            state: if planned {
+                "running"
+            } else if queue.is_queued() {
+                "queued"
+            } else {
+                "planning"
+            },
             elapsed_ms: started.elapsed().as_millis() as u64,
+            queued_ms: queue.queued_ms(),
             bytes_planned,
             figures,
         })

@@ -53,6 +53,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Arra
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::common::ScalarValue;
+use futures::future::Abortable;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message as _;
 use std::pin::Pin;
@@ -165,19 +166,20 @@ impl FlightSqlFrontDoor {
         session
     }
 
-    /// Plans `sql` in the caller's session (running DDL, and `USE`/`SET`, which change the
-    /// session).
+    /// Plans `sql` in the caller's session (running DDL and writes, and `USE`/`SET`, which
+    /// change the session), tracked as `tracked`.
     async fn prepare_in_session(
         &self,
         user: &Principal,
         sql: &str,
         parameters: Option<Vec<ScalarValue>>,
+        tracked: &TrackedQuery,
     ) -> Result<(PreparedStatement, SessionSettings), QueryError> {
         let before = self.session_of(user);
         let mut session = before.clone();
         let statement = self
             .engine
-            .prepare_bound(&mut session, sql, parameters)
+            .prepare_bound(&mut session, sql, parameters, Some(tracked))
             .await?;
         if session != before {
             let Some(id) = &user.session_id else {
@@ -250,7 +252,7 @@ impl FlightSqlFrontDoor {
     ) -> Result<(FlightEndpoint, SchemaRef, String), Status> {
         let tracked = self.engine.history().begin(&user.user, FRONT_DOOR, sql);
         let (statement, session) = self
-            .prepare_in_session(user, sql, parameters)
+            .prepare_in_session(user, sql, parameters, &tracked)
             .await
             .map_err(|err| {
                 tracing::info!(user = %user.user, error = %err, "statement rejected");
@@ -268,7 +270,7 @@ impl FlightSqlFrontDoor {
                 tracked.succeed();
                 summary_json(&tracked)
             }
-            PreparedStatement::Query(_) => {
+            PreparedStatement::Query(_) | PreparedStatement::Listing(_) => {
                 serde_json::json!({ "query_id": tracked.id() }).to_string()
             }
         };
@@ -353,7 +355,9 @@ impl FlightSqlFrontDoor {
         parameters: Option<Vec<ScalarValue>>,
         tracked: &TrackedQuery,
     ) -> Result<i64, QueryError> {
-        let (statement, session) = self.prepare_in_session(user, sql, parameters).await?;
+        let (statement, session) = self
+            .prepare_in_session(user, sql, parameters, tracked)
+            .await?;
         if let PreparedStatement::Done {
             rows,
             bytes_scanned,
@@ -364,7 +368,10 @@ impl FlightSqlFrontDoor {
             tracked.add_bytes_scanned(bytes_scanned);
             return Ok(rows.min(i64::MAX as u64) as i64);
         }
-        let execution = self.engine.execute(&session, statement).await?;
+        let execution = self
+            .engine
+            .execute(&session, statement, Some(tracked))
+            .await?;
         tracked.add_bytes_scanned(execution.bytes_scanned);
         let mut stream = execution.stream;
         let mut count: Option<i64> = None;
@@ -566,19 +573,28 @@ impl FlightSqlService for FlightSqlFrontDoor {
         // Tickets are single use: the plan is released as soon as its result is fetched.
         // Registered as running before the ticket goes, so that a progress question always
         // finds the statement in one place or the other.
-        let (registration, registered) = self.running.register(&handle, &user.user);
+        let entry = self.tickets.get(&handle).ok_or_else(unknown_ticket)?;
+        let (registrations, registered) =
+            self.running
+                .register(&handle, &user.user, entry.tracked.queue_clock());
         let entry = self.tickets.remove(&handle).ok_or_else(unknown_ticket)?;
         let schema: SchemaRef = entry.statement.schema();
         let tracked = entry.tracked;
         let already_ran = matches!(entry.statement, PreparedStatement::Done { .. });
-        let execution = self
-            .engine
-            .execute(&entry.session, entry.statement)
-            .await
-            .map_err(|err| {
-                tracked.fail(&err);
-                query_status(err)
-            })?;
+        // A cancel while the query waits in its workgroup's queue takes it out of the queue.
+        let execution = Abortable::new(
+            self.engine
+                .execute(&entry.session, entry.statement, Some(&tracked)),
+            registrations.start,
+        )
+        .await
+        .map_err(|_| {
+            Status::cancelled("the query was cancelled (CancelFlightInfo) before it started")
+        })?
+        .map_err(|err| {
+            tracked.fail(&err);
+            query_status(err)
+        })?;
         registered.set_progress(execution.bytes_scanned, execution.progress);
         tracked.attach_retries(&execution.retries);
         let stream = if already_ran {
@@ -595,7 +611,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
             .with_schema(schema)
             .build(batches)
             .map_err(flight_error_status);
-        let encoded = cancel::cancellable(encoded, registration, registered);
+        let encoded = cancel::cancellable(encoded, registrations.stream, registered);
         Ok(Response::new(with_final_app_metadata(encoded, tracked)))
     }
 
@@ -1164,8 +1180,12 @@ pub fn query_status(err: QueryError) -> Status {
     match err {
         QueryError::InvalidStatement(_) => Status::invalid_argument(message),
         QueryError::NotSupported(_) => Status::unimplemented(message),
-        QueryError::NoExecutors(_) | QueryError::ExecutorLost(_) => Status::unavailable(message),
-        QueryError::ResourcesExhausted(_) => Status::resource_exhausted(message),
+        QueryError::NoExecutors(_) | QueryError::ExecutorLost(_) | QueryError::QueueFull(_) => {
+            Status::unavailable(message)
+        }
+        QueryError::ResourcesExhausted(_) | QueryError::ScanLimitExceeded(_) => {
+            Status::resource_exhausted(message)
+        }
         QueryError::TimedOut(_) => Status::deadline_exceeded(message),
         QueryError::InvalidData(_) => Status::invalid_argument(message),
         QueryError::PermissionDenied(_) => Status::permission_denied(message),

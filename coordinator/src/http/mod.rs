@@ -171,11 +171,15 @@ pub fn sql_body(
     Ok(sql)
 }
 
-/// A statement's failure as an HTTP error: the client's mistakes are `400`, missing rights
-/// `403`, exhausted limits `429`, no executors `503`, the rest `500`.
+/// A statement's failure as an HTTP error: the client's mistakes (and queries over their scan
+/// limit) are `400`, missing rights `403`, exhausted limits and full queues `429`, no
+/// executors `503`, the rest `500`.
 pub fn query_error(err: QueryError) -> ApiError {
     let status = match &err {
-        QueryError::InvalidStatement(_) | QueryError::InvalidData(_) => StatusCode::BAD_REQUEST,
+        QueryError::InvalidStatement(_)
+        | QueryError::InvalidData(_)
+        | QueryError::ScanLimitExceeded(_) => StatusCode::BAD_REQUEST,
+        QueryError::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,
         QueryError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
         QueryError::PermissionDenied(_) => StatusCode::FORBIDDEN,
         QueryError::ResourcesExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -204,6 +208,12 @@ impl IntoResponse for ApiError {
             Json(json!({"error": {"code": self.code, "message": self.message}})),
         )
             .into_response();
+        if self.code == "QUEUE_FULL" {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -17,6 +17,7 @@
 
 use super::{ApiError, Authenticated, HttpState};
 use crate::auth::Principal;
+use crate::history::QueueClock;
 use crate::query::QueryError;
 use crate::session::SessionSettings;
 use axum::Json;
@@ -119,6 +120,8 @@ struct ApiQuery {
     /// Bumped on every state change, for waiters.
     changed: watch::Sender<u64>,
     task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Its time in its workgroup's queue.
+    queue: QueueClock,
 }
 
 impl ApiQuery {
@@ -162,10 +165,16 @@ impl ApiQuery {
             .finished
             .unwrap_or_else(Instant::now)
             .duration_since(self.submitted);
+        // A running statement may still wait for a slot in its workgroup.
+        let state = match progress.state {
+            ApiQueryState::Running if self.queue.is_queued() => ApiQueryState::Queued,
+            state => state,
+        };
         json!({
             "query_id": self.id,
             "user": self.user,
-            "state": progress.state.as_str(),
+            "state": state.as_str(),
+            "queued_ms": self.queue.queued_ms(),
             "rows": progress.rows,
             "bytes_scanned": progress.bytes_scanned,
             "submitted_at_ms": self.submitted_at_ms,
@@ -330,6 +339,7 @@ pub async fn submit(
         }),
         changed,
         task: Mutex::new(None),
+        queue: tracked.queue_clock(),
     });
     queries.lock().insert(query.id.clone(), Arc::clone(&query));
     let session = SessionSettings {
@@ -423,7 +433,7 @@ pub async fn status(
     let live = {
         let progress = query.progress();
         match progress.state {
-            ApiQueryState::Running => progress.live.clone(),
+            ApiQueryState::Running if !query.queue.is_queued() => progress.live.clone(),
             _ => None,
         }
     };

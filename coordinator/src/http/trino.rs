@@ -173,6 +173,8 @@ struct TrinoQuery {
     started: Instant,
     last_seen: Mutex<Instant>,
     finished: std::sync::atomic::AtomicBool,
+    /// Its time in its workgroup's queue.
+    queue: crate::history::QueueClock,
     /// Polls take turns.
     run: tokio::sync::Mutex<Run>,
 }
@@ -340,6 +342,7 @@ pub async fn submit(
     let engine = state.engine.clone();
     let starting_session = session.clone();
     let id = tracked.id();
+    let queue = tracked.queue_clock();
     let starting = tokio::spawn(async move {
         let (statement, parameters) = match parse_execute_immediate(&sql) {
             None => (sql, None),
@@ -373,6 +376,7 @@ pub async fn submit(
         started: Instant::now(),
         last_seen: Mutex::new(Instant::now()),
         finished: std::sync::atomic::AtomicBool::new(false),
+        queue,
         run: tokio::sync::Mutex::new(Run::new(Phase::Starting(starting), session)),
     });
     trino.lock().insert(query.id.clone(), Arc::clone(&query));
@@ -466,8 +470,12 @@ async fn advance(query: &TrinoQuery, run: &mut Run, base: &str, limits: &TrinoLi
             Phase::Starting(task) => {
                 let started = match tokio::time::timeout_at(deadline, task).await {
                     Err(_) => {
-                        let body =
-                            page_body(query, run, base, "RUNNING", Some(run.next_token), None);
+                        // Still waiting for a slot in its workgroup, or planning.
+                        let state = match query.queue.is_queued() {
+                            true => "QUEUED",
+                            false => "RUNNING",
+                        };
+                        let body = page_body(query, run, base, state, Some(run.next_token), None);
                         return Page {
                             body,
                             headers: Vec::new(),
@@ -816,6 +824,7 @@ fn page_body(
             "scheduled": state != "QUEUED",
             "wallTimeMillis": elapsed,
             "elapsedTimeMillis": elapsed,
+            "queuedTimeMillis": query.queue.queued_ms(),
             // Rows and bytes read by scans so far, measured on the executors; before the
             // plan runs, what is known: rows returned and bytes planned.
             "processedRows": run.figures.map_or(run.rows, |f| f.rows_read),
@@ -865,6 +874,10 @@ fn trino_error(err: &QueryError) -> Value {
         QueryError::NoExecutors(_) => ("NO_NODES_AVAILABLE", 65541, "INTERNAL_ERROR"),
         QueryError::ExecutorLost(_) => ("REMOTE_TASK_ERROR", 65542, "INTERNAL_ERROR"),
         QueryError::TimedOut(_) => ("EXCEEDED_TIME_LIMIT", 131075, "INSUFFICIENT_RESOURCES"),
+        QueryError::QueueFull(_) => ("QUERY_QUEUE_FULL", 131074, "INSUFFICIENT_RESOURCES"),
+        QueryError::ScanLimitExceeded(_) => {
+            ("INSUFFICIENT_RESOURCES", 131072, "INSUFFICIENT_RESOURCES")
+        }
         QueryError::Execution(_) => ("GENERIC_INTERNAL_ERROR", 65536, "INTERNAL_ERROR"),
     };
     let message = err.to_string();
@@ -894,6 +907,7 @@ mod tests {
             started: Instant::now(),
             last_seen: Mutex::new(Instant::now() - idle),
             finished: std::sync::atomic::AtomicBool::new(finished),
+            queue: crate::history::QueueClock::default(),
             run: tokio::sync::Mutex::new(Run::new(Phase::Finished, SessionSettings::default())),
         })
     }
