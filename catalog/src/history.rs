@@ -146,10 +146,26 @@ impl CatalogStore {
     /// # Ok(()) }
     /// ```
     pub async fn record_query(&self, record: &QueryRecord) -> Result<(), CatalogError> {
+        self.record_queries(std::slice::from_ref(record)).await
+    }
+
+    /// Inserts or replaces several queries' records in one transaction (one commit for many
+    /// records keeps up with a busy coordinator, where a commit per record does not).
+    pub async fn record_queries(&self, records: &[QueryRecord]) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await.map_err(db("recording a query"))?;
+        for record in records {
+            Self::record_in(&mut tx, record).await?;
+        }
+        tx.commit().await.map_err(db("recording a query"))
+    }
+
+    async fn record_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        record: &QueryRecord,
+    ) -> Result<(), CatalogError> {
         sqlx::query("DELETE FROM osprey_queries WHERE query_id = $1")
             .bind(&record.query_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(db("recording a query"))?;
         sqlx::query(&format!(
@@ -171,10 +187,10 @@ impl CatalogStore {
         .bind(&record.retries)
         .bind(&record.workgroup)
         .bind(clamp(record.queued_ms))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(db("recording a query"))?;
-        tx.commit().await.map_err(db("recording a query"))
+        Ok(())
     }
 
     /// The most recent `limit` queries, newest first; only `user`'s when given.

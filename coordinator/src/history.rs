@@ -30,6 +30,22 @@ use tokio::sync::{mpsc, oneshot};
 /// How many records may wait for the writer before new ones are dropped (and logged).
 const WRITER_BACKLOG: usize = 10_000;
 
+/// The most records the writer commits in one transaction.
+const WRITER_BATCH: usize = 500;
+
+/// The last record of each query among `records` (later records replace earlier ones), in
+/// the order of those last records.
+fn latest_per_query(records: Vec<QueryRecord>) -> Vec<QueryRecord> {
+    let mut seen = std::collections::HashSet::new();
+    let mut latest: Vec<QueryRecord> = records
+        .into_iter()
+        .rev()
+        .filter(|record| seen.insert(record.query_id.clone()))
+        .collect();
+    latest.reverse();
+    latest
+}
+
 /// How many of the latest queries `system.queries` shows.
 pub const SYSTEM_QUERIES_ROWS: u32 = 10_000;
 
@@ -60,16 +76,29 @@ impl QueryHistory {
         let (sender, mut receiver) = mpsc::channel(WRITER_BACKLOG);
         let writer_store = store.clone();
         tokio::spawn(async move {
-            while let Some(event) = receiver.recv().await {
-                match event {
-                    Event::Record(record) => {
-                        if let Err(err) = writer_store.record_query(&record).await {
-                            tracing::warn!(query_id = %record.query_id, error = %err, "cannot record a query");
-                        }
+            while let Some(first) = receiver.recv().await {
+                // Everything waiting goes in one transaction; flushes are answered after it.
+                let mut records = Vec::new();
+                let mut flushes = Vec::new();
+                let mut next = Some(first);
+                while let Some(event) = next {
+                    match event {
+                        Event::Record(record) => records.push(*record),
+                        Event::Flush(done) => flushes.push(done),
                     }
-                    Event::Flush(done) => {
-                        let _ = done.send(());
-                    }
+                    next = match records.len() < WRITER_BATCH {
+                        true => receiver.try_recv().ok(),
+                        false => None,
+                    };
+                }
+                let records = latest_per_query(records);
+                if !records.is_empty()
+                    && let Err(err) = writer_store.record_queries(&records).await
+                {
+                    tracing::warn!(records = records.len(), error = %err, "cannot record queries");
+                }
+                for done in flushes {
+                    let _ = done.send(());
                 }
             }
         });

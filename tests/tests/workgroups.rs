@@ -73,11 +73,7 @@ async fn a_full_workgroup_queues_in_order_and_refuses_the_rest_at_once() {
         "CREATE WORKGROUP narrow WITH (max_concurrent_queries = 1, max_queued_queries = 2)",
     )
     .await;
-    rows(
-        &mut admin,
-        "CREATE USER ana PASSWORD 'pw' WORKGROUP narrow",
-    )
-    .await;
+    rows(&mut admin, "CREATE USER ana PASSWORD 'pw' WORKGROUP narrow").await;
 
     // 1 runs (and keeps running until cancelled).
     let mut first = login(&cluster, "ana").await;
@@ -222,7 +218,8 @@ async fn workgroup_limits_fire_and_other_queries_keep_running() {
         "{err}"
     );
     assert!(
-        err.to_string().contains("more than the 1048576 bytes workgroup frugal allows"),
+        err.to_string()
+            .contains("more than the 1048576 bytes workgroup frugal allows"),
         "{err}"
     );
     assert_eq!(
@@ -267,10 +264,7 @@ async fn workgroup_limits_fire_and_other_queries_keep_running() {
         Some(tonic::Code::ResourceExhausted),
         "{err}"
     );
-    assert!(
-        err.to_string().contains("memory limit is reached"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("memory limit is reached"), "{err}");
     assert!(!bystander.is_finished(), "the other query was stopped");
     // Sorting spills to disk instead of failing.
     assert_eq!(
