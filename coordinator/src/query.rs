@@ -639,7 +639,7 @@ impl QueryEngine {
                     false => None,
                 };
                 let create = async {
-                    Ok(lakehouse
+                    lakehouse
                         .create_managed_table(
                             &state,
                             &cmd.name,
@@ -648,7 +648,7 @@ impl QueryEngine {
                             cmd.if_not_exists,
                             cmd.or_replace,
                         )
-                        .await?)
+                        .await
                 };
                 let rows = match &slot {
                     Some(slot) => self.within_time_limit(slot, create).await?,
@@ -690,9 +690,9 @@ impl QueryEngine {
                 WriteOp::Insert(InsertOp::Append) => {
                     let slot = self.admit_write(&mut state, session).await?;
                     let insert = async {
-                        Ok(lakehouse
+                        lakehouse
                             .insert(&state, &dml.table_name, dml.input.as_ref().clone())
-                            .await?)
+                            .await
                     };
                     let rows = self.within_time_limit(&slot, insert).await?;
                     Ok(PreparedStatement::done(rows))
@@ -833,7 +833,7 @@ impl QueryEngine {
                     .await?;
                 let slot = self.admit_write(state, session).await?;
                 let state = &*state;
-                let unload = async { Ok(lakehouse.unload(state, input, &to.value, format).await?) };
+                let unload = async { lakehouse.unload(state, input, &to.value, format).await };
                 let unloaded = self.within_time_limit(&slot, unload).await?;
                 tracing::info!(rows = unloaded.rows, files = unloaded.files, manifest = %unloaded.manifest, "unloaded");
                 Ok(Some(PreparedStatement::done(unloaded.rows)))

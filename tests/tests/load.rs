@@ -102,7 +102,7 @@ async fn thirty_two_clients_with_mixed_queries() {
         // Four clients share the tiny workgroup: most of their queries are refused at once.
         let (user, password) = match id % 8 {
             0 => ("tina", "pw"),
-            1 | 2 | 3 => ("lee", "pw"),
+            1..=3 => ("lee", "pw"),
             _ => ("admin", ADMIN_PASSWORD),
         };
         let workload = Arc::clone(&workload);
@@ -116,22 +116,31 @@ async fn thirty_two_clients_with_mixed_queries() {
                 turn += 1;
                 let (name, sql) = &workload[index];
                 let result = client.query(sql).await;
-                let mut outcomes = outcomes.lock().unwrap();
-                match result {
-                    Ok((_, batches)) if canonical_rows(&batches) == expected[index] => {
-                        *outcomes.correct.entry(name).or_default() += 1;
+                let refused = {
+                    let mut refused = false;
+                    let mut outcomes = outcomes.lock().unwrap();
+                    match result {
+                        Ok((_, batches)) if canonical_rows(&batches) == expected[index] => {
+                            *outcomes.correct.entry(name).or_default() += 1;
+                        }
+                        Ok(_) => outcomes
+                            .unexpected
+                            .push(format!("{user}: wrong answer to {name}")),
+                        Err(err)
+                            if user == "tina"
+                                && status_code(&err) == Some(tonic::Code::Unavailable)
+                                && err.to_string().contains("workgroup tiny is at its limit") =>
+                        {
+                            outcomes.refused += 1;
+                            refused = true;
+                        }
+                        Err(err) => outcomes.unexpected.push(format!("{user}: {name}: {err}")),
                     }
-                    Ok(_) => outcomes
-                        .unexpected
-                        .push(format!("{user}: wrong answer to {name}")),
-                    Err(err)
-                        if user == "tina"
-                            && status_code(&err) == Some(tonic::Code::Unavailable)
-                            && err.to_string().contains("workgroup tiny is at its limit") =>
-                    {
-                        outcomes.refused += 1;
-                    }
-                    Err(err) => outcomes.unexpected.push(format!("{user}: {name}: {err}")),
+                    refused
+                };
+                if refused {
+                    // As a client told to try again shortly would.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         }));
@@ -142,9 +151,9 @@ async fn thirty_two_clients_with_mixed_queries() {
     stop.store(true, Ordering::SeqCst);
     sampler.await.unwrap();
 
-    let outcomes = outcomes.lock().unwrap();
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
     println!("after {seconds} s: {outcomes:?}");
-    let samples = samples.lock().unwrap();
+    let samples = std::mem::take(&mut *samples.lock().unwrap());
     for (column, (name, _)) in pids.iter().enumerate() {
         let series: Vec<u64> = samples.iter().map(|s| s[column] >> 20).collect();
         println!(
