@@ -4,6 +4,7 @@ JSON errors."""
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -199,3 +200,39 @@ def test_statement_stream_in_three_formats(http):
     status, raw, _ = post(f"{http}/v1/statement:stream?format=arrow", b"SELEKT", admin(),
                           "text/plain")
     assert status == 400 and json.loads(raw)["error"]["message"]
+
+
+def test_a_full_workgroup_queues_visibly_then_refuses_at_once(http):
+    for sql in ["CREATE WORKGROUP solo WITH (max_concurrent_queries = 1, max_queued_queries = 1)",
+                "CREATE USER sol PASSWORD 'pw-sol' WORKGROUP solo"]:
+        status, body, _ = post(f"{http}/v1/queries", {"sql": sql, "wait_timeout": "10s"}, admin())
+        assert status == 200 and json.loads(body)["state"] == "SUCCEEDED", body
+    sol = basic("sol", "pw-sol")
+    endless = ("SELECT count(*) FROM (SELECT * FROM range(100000)) a, (SELECT * FROM range(100000)) b "
+               "WHERE a.value < b.value")
+    status, body, _ = post(f"{http}/v1/queries", {"sql": endless, "wait_timeout": "1s"}, sol)
+    running = json.loads(body)
+    assert status == 200 and running["state"] == "RUNNING", running
+    status, body, _ = post(f"{http}/v1/queries", {"sql": "SELECT 41 + 1 AS answer",
+                                                  "wait_timeout": "0s"}, sol)
+    waiting = json.loads(body)
+    assert status == 200 and waiting["state"] == "QUEUED", waiting
+    time.sleep(0.5)
+    status, waiting, _ = call(f"{http}/v1/queries/{waiting['query_id']}", sol)
+    assert waiting["state"] == "QUEUED" and waiting["queued_ms"] >= 500, waiting
+    # The queue holds one: the next is refused at once, retryably.
+    status, raw, headers = post(f"{http}/v1/statement:stream?format=csv", b"SELECT 1", sol,
+                                content_type="text/plain")
+    refusal = json.loads(raw)
+    assert status == 429 and headers["Retry-After"] == "1", refusal
+    assert refusal["error"]["code"] == "QUEUE_FULL", refusal
+    assert "workgroup solo is at its limit" in refusal["error"]["message"], refusal
+    # Cancelling the running one lets the queued one run.
+    assert delete(f"{http}/v1/queries/{running['query_id']}", sol)[0] == 200
+    deadline = time.monotonic() + 30
+    while waiting["state"] == "QUEUED" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        _, waiting, _ = call(f"{http}/v1/queries/{waiting['query_id']}", sol)
+    status, done, _ = call(f"{http}/v1/queries/{waiting['query_id']}", sol)
+    assert done["state"] == "SUCCEEDED" and done["queued_ms"] >= 500, done
+    assert done["rows"] == 1
