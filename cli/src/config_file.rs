@@ -129,10 +129,11 @@ where
 #[serde(deny_unknown_fields)]
 pub struct ExecutorSection {
     pub listen: Option<SocketAddr>,
-    pub memory_limit: Option<ByteSize>,
+    pub memory_limit: Option<MemorySize>,
     pub spill_dir: Option<PathBuf>,
     pub shutdown_grace_secs: Option<u64>,
     pub threads: Option<usize>,
+    pub health_listen: Option<SocketAddr>,
 }
 
 /// `[[users]]`.
@@ -225,6 +226,96 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// An executor's memory pool: a size (`4GiB`), or a share of the memory the process may use
+/// (`75%`): of its container's limit (cgroup v2 or v1) when it has one, else of the machine's
+/// memory. A share follows the pod's limit in Kubernetes without repeating it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MemorySize {
+    /// A number of bytes.
+    Bytes(u64),
+    /// A fraction (0 to 1] of the available memory.
+    ShareOfLimit(f64),
+}
+
+impl MemorySize {
+    /// The size in bytes, reading the container's limit for a share.
+    pub fn resolve(self) -> Result<u64> {
+        match self {
+            MemorySize::Bytes(bytes) => Ok(bytes),
+            MemorySize::ShareOfLimit(share) => {
+                let available = container_memory_limit().or_else(machine_memory).context(
+                    "cannot tell how much memory this process may use; give a size such as 4GiB",
+                )?;
+                Ok((available as f64 * share) as u64)
+            }
+        }
+    }
+}
+
+/// The memory limit of this process's cgroup, if it has one (v2, then v1).
+fn container_memory_limit() -> Option<u64> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    if let Some(text) = read("/sys/fs/cgroup/memory.max") {
+        // "max" means no limit.
+        return text.trim().parse().ok();
+    }
+    let v1: u64 = read("/sys/fs/cgroup/memory/memory.limit_in_bytes")?
+        .trim()
+        .parse()
+        .ok()?;
+    // cgroup v1 reports "no limit" as a number near i64::MAX.
+    (v1 < 1 << 60).then_some(v1)
+}
+
+/// The machine's memory, from /proc/meminfo.
+fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+impl std::str::FromStr for MemorySize {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text.trim().strip_suffix('%') {
+            Some(percent) => {
+                let percent: f64 = percent
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("invalid share {text:?}: expected e.g. 75%"))?;
+                if !(percent > 0.0 && percent <= 100.0) {
+                    anyhow::bail!("invalid share {text:?}: between 0% and 100%");
+                }
+                Ok(MemorySize::ShareOfLimit(percent / 100.0))
+            }
+            None => Ok(MemorySize::Bytes(text.parse::<ByteSize>()?.0)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MemorySize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(MemorySize::Bytes(n)),
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +336,40 @@ mod tests {
         let config: FileConfig = toml::from_str(text).unwrap();
         assert_eq!(config.users.len(), 1);
         assert!(config.coordinator.flight_listen.is_some());
+    }
+
+    #[test]
+    fn memory_takes_a_size_or_a_share_of_the_limit() {
+        assert_eq!(
+            "4GiB".parse::<MemorySize>().unwrap(),
+            MemorySize::Bytes(4 << 30)
+        );
+        assert_eq!(
+            "75%".parse::<MemorySize>().unwrap(),
+            MemorySize::ShareOfLimit(0.75)
+        );
+        assert!("0%".parse::<MemorySize>().is_err());
+        assert!("150%".parse::<MemorySize>().is_err());
+        let share = MemorySize::ShareOfLimit(0.5).resolve().unwrap();
+        assert!(share > 0);
+    }
+
+    #[test]
+    fn workgroups_parse_with_units() {
+        let text = "[coordinator]\ndefault_workgroup = \"adhoc\"\n\n[[workgroups]]\n\
+                    name = \"etl\"\nmax_concurrent_queries = 2\nmax_scan_bytes = \"1TiB\"\n\
+                    query_memory = \"8GiB\"\nusers = [\"loader\"]\n";
+        let config: FileConfig = toml::from_str(text).unwrap();
+        assert_eq!(
+            config.coordinator.default_workgroup.as_deref(),
+            Some("adhoc")
+        );
+        let etl = &config.workgroups[0];
+        assert_eq!(etl.max_concurrent_queries, Some(2));
+        assert_eq!(etl.max_queued_queries, None);
+        assert_eq!(etl.max_scan_bytes, Some(ByteSize(1 << 40)));
+        assert_eq!(etl.query_memory, Some(ByteSize(8 << 30)));
+        assert_eq!(etl.users, vec!["loader".to_string()]);
     }
 
     #[test]

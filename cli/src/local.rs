@@ -52,11 +52,13 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
         admin: true,
     });
 
-    let executor_memory = args
-        .executor_memory
-        .or(file.executor.memory_limit)
-        .map(|s| s.0)
-        .unwrap_or(DEFAULT_EXECUTOR_MEMORY);
+    let executor_memory = match args.executor_memory {
+        Some(size) => size.0,
+        None => match file.executor.memory_limit {
+            Some(size) => size.resolve()?,
+            None => DEFAULT_EXECUTOR_MEMORY,
+        },
+    };
     let executor_threads = args.executor_threads.or(file.executor.threads);
     let mut executors = Vec::with_capacity(args.executors);
     for index in 0..args.executors {

@@ -6,7 +6,7 @@ mod local;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use config_file::{ByteSize, FileConfig};
+use config_file::{ByteSize, FileConfig, MemorySize};
 use osprey_coordinator::auth::UserCredential;
 use osprey_coordinator::workgroups::WorkgroupConfig;
 use osprey_coordinator::{CoordinatorConfig, TlsFiles};
@@ -240,9 +240,10 @@ struct ExecutorArgs {
     #[arg(long, env = "OSPREY_EXECUTOR_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
 
-    /// Memory query operators may use before they spill, e.g. 4GiB.
-    #[arg(long, env = "OSPREY_EXECUTOR_MEMORY", value_name = "SIZE")]
-    memory: Option<ByteSize>,
+    /// Memory query operators may use before they spill: a size such as 4GiB, or a share of
+    /// the container's memory limit (of the machine's memory without one) such as 75%.
+    #[arg(long, env = "OSPREY_EXECUTOR_MEMORY", value_name = "SIZE|PERCENT")]
+    memory: Option<MemorySize>,
 
     /// Directory for spill files (the only state an executor keeps).
     #[arg(long, env = "OSPREY_SPILL_DIR", value_name = "DIR")]
@@ -260,6 +261,11 @@ struct ExecutorArgs {
     /// Worker threads; defaults to the number of cores.
     #[arg(long, env = "OSPREY_EXECUTOR_THREADS", value_name = "N")]
     threads: Option<usize>,
+
+    /// Address for plain-HTTP health checks for probes: GET /healthz (alive) and GET /readyz
+    /// (503 once draining). Off unless set; e.g. 0.0.0.0:8081 in a pod.
+    #[arg(long, env = "OSPREY_EXECUTOR_HEALTH_LISTEN", value_name = "ADDR")]
+    health_listen: Option<SocketAddr>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -530,7 +536,7 @@ async fn run_executor(args: ExecutorArgs, file: FileConfig) -> Result<()> {
         config.listen = addr;
     }
     if let Some(size) = args.memory.or(section.memory_limit) {
-        config.memory_limit_bytes = size.0 as usize;
+        config.memory_limit_bytes = size.resolve()? as usize;
     }
     config.spill_dir = args.spill_dir.clone().or(section.spill_dir.clone());
     if let Some(ms) = args.drain_notice_ms {
@@ -539,6 +545,7 @@ async fn run_executor(args: ExecutorArgs, file: FileConfig) -> Result<()> {
     if let Some(secs) = args.shutdown_grace_secs.or(section.shutdown_grace_secs) {
         config.shutdown_grace = Duration::from_secs(secs);
     }
+    config.health_listen = args.health_listen.or(section.health_listen);
     config.storage = file.storage_locations()?;
     osprey_executor::run_executor(
         config,

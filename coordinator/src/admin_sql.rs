@@ -3,6 +3,10 @@
 //! stream before DataFusion sees the statement.
 
 use crate::query::QueryError;
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::MemTable;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -17,6 +21,23 @@ pub(crate) fn tokenize(sql: &str) -> Option<Vec<Token>> {
             .filter(|t| !matches!(t, Token::Whitespace(_)))
             .collect(),
     )
+}
+
+/// A plan over one in-memory batch: what a `SHOW ...` listing answers.
+pub(crate) fn listing_plan(
+    name: &str,
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+) -> Result<LogicalPlan, QueryError> {
+    let batch = RecordBatch::try_new(std::sync::Arc::clone(&schema), columns)
+        .map_err(datafusion::error::DataFusionError::from)?;
+    let table = MemTable::try_new(schema, vec![vec![batch]])?;
+    Ok(LogicalPlanBuilder::scan(
+        name,
+        datafusion::datasource::provider_as_source(std::sync::Arc::new(table)),
+        None,
+    )?
+    .build()?)
 }
 
 /// An `InvalidStatement` error with `message`.

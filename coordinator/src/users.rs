@@ -19,14 +19,13 @@
 //! or revoke their own tokens. Users defined in the configuration can only be changed there,
 //! except for their workgroup, which is policy rather than a credential.
 
-use crate::admin_sql::{Tokens, syntax, tokenize};
+use crate::admin_sql::{Tokens, listing_plan, syntax, tokenize};
 use crate::auth::{Authenticator, Principal, hash_password};
 use crate::query::QueryError;
 use crate::workgroups::Workgroups;
-use datafusion::arrow::array::{BooleanArray, RecordBatch, StringArray, TimestampMillisecondArray};
+use datafusion::arrow::array::{BooleanArray, StringArray, TimestampMillisecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::catalog::MemTable;
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::Token;
 use osprey_catalog::{CatalogError, ManagedBy, UserRecord, now_ms};
@@ -472,8 +471,9 @@ pub fn listing_schema() -> SchemaRef {
 /// its workgroup (NULL: the default).
 fn listing(users: &[UserRecord]) -> Result<LogicalPlan, QueryError> {
     let schema = listing_schema();
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
+    listing_plan(
+        "users",
+        schema,
         vec![
             Arc::new(StringArray::from_iter_values(users.iter().map(|u| &u.name))),
             Arc::new(BooleanArray::from_iter(
@@ -495,14 +495,6 @@ fn listing(users: &[UserRecord]) -> Result<LogicalPlan, QueryError> {
             )),
         ],
     )
-    .map_err(datafusion::error::DataFusionError::from)?;
-    let table = MemTable::try_new(schema, vec![vec![batch]])?;
-    Ok(LogicalPlanBuilder::scan(
-        "users",
-        datafusion::datasource::provider_as_source(Arc::new(table)),
-        None,
-    )?
-    .build()?)
 }
 
 #[cfg(test)]

@@ -29,13 +29,12 @@
 //! The queue is Osprey's own rather than a semaphore's: it must be bounded, report its length
 //! and order, and follow limits changed while queries wait.
 
-use crate::admin_sql::{Tokens, syntax, tokenize};
+use crate::admin_sql::{Tokens, listing_plan, syntax, tokenize};
 use crate::query::QueryError;
 use crate::units::{parse_byte_size, parse_seconds};
-use datafusion::arrow::array::{BooleanArray, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{BooleanArray, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::MemTable;
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::Token;
 use osprey_catalog::{CatalogError, CatalogStore, ManagedBy, WorkgroupRecord, now_ms};
@@ -984,8 +983,9 @@ fn listing(status: &[WorkgroupStatus]) -> Result<LogicalPlan, QueryError> {
     let numbers = |value: fn(&WorkgroupStatus) -> Option<u64>| {
         Arc::new(UInt64Array::from_iter(status.iter().map(value)))
     };
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
+    listing_plan(
+        "workgroups",
+        schema,
         vec![
             Arc::new(StringArray::from_iter_values(
                 status.iter().map(|s| &s.record.name),
@@ -1005,14 +1005,6 @@ fn listing(status: &[WorkgroupStatus]) -> Result<LogicalPlan, QueryError> {
             numbers(|s| Some(s.queued)),
         ],
     )
-    .map_err(datafusion::error::DataFusionError::from)?;
-    let table = MemTable::try_new(schema, vec![vec![batch]])?;
-    Ok(LogicalPlanBuilder::scan(
-        "workgroups",
-        datafusion::datasource::provider_as_source(Arc::new(table)),
-        None,
-    )?
-    .build()?)
 }
 
 #[cfg(test)]

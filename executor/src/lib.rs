@@ -23,6 +23,8 @@ use osprey_proto::ClusterSecret;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Everything an executor needs to run.
@@ -43,6 +45,9 @@ pub struct ExecutorConfig {
     pub drain_notice: Duration,
     /// Object store options and credentials, per bucket (resolved here, never sent in plans).
     pub storage: Vec<osprey_engine::storage::StorageLocation>,
+    /// Address for plain-HTTP health checks (`/healthz`, `/readyz`), for an orchestrator's
+    /// probes; `None` serves none. They need no credential and tell nothing but alive/ready.
+    pub health_listen: Option<SocketAddr>,
 }
 
 impl ExecutorConfig {
@@ -57,6 +62,7 @@ impl ExecutorConfig {
             shutdown_grace: Duration::from_secs(30),
             drain_notice: osprey_engine::distributed::DRAIN_NOTICE,
             storage: Vec::new(),
+            health_listen: None,
         }
     }
 }
@@ -117,6 +123,11 @@ pub async fn run_executor(
             addr: config.listen,
             source,
         })?;
+    let draining = Arc::new(AtomicBool::new(false));
+    let health = match config.health_listen {
+        Some(addr) => Some(serve_health(addr, Arc::clone(&draining)).await?),
+        None => None,
+    };
     on_listening(local_addr);
     tracing::info!(%local_addr, memory_limit_bytes = config.memory_limit_bytes, "executor listening");
 
@@ -125,8 +136,11 @@ pub async fn run_executor(
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutdown requested: draining (no new work; running tasks finish)");
+        draining.store(true, Ordering::SeqCst);
         let _ = drain_started_tx.send(());
     };
+    // The health port lives as long as this function.
+    let _health = health.map(AbortOnDrop);
     let server = serve_executor(
         listener,
         &config.cluster_secret,
@@ -147,6 +161,53 @@ pub async fn run_executor(
         }
         Err(_) => Err(ExecutorError::ShutdownTimedOut(config.shutdown_grace)),
     }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Serves `GET /healthz` (200 while the process serves) and `GET /readyz` (200, or 503 once
+/// the executor drains) on `addr`, for Kubernetes probes and load balancers. Plain HTTP
+/// without credentials, by design: they reveal nothing but the executor's state.
+async fn serve_health(
+    addr: SocketAddr,
+    draining: Arc<AtomicBool>,
+) -> Result<tokio::task::JoinHandle<()>, ExecutorError> {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ExecutorError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ExecutorError::Bind { addr, source })?;
+    let router = axum::Router::new()
+        .route("/healthz", get(|| async { (StatusCode::OK, "alive\n") }))
+        .route(
+            "/readyz",
+            get(move || {
+                let draining = draining.load(Ordering::SeqCst);
+                async move {
+                    if draining {
+                        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+                    } else {
+                        (StatusCode::OK, "ready\n")
+                    }
+                }
+            }),
+        );
+    tracing::info!(%bound, "executor health checks listening");
+    Ok(tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, router).await {
+            tracing::warn!(error = %err, "the health port stopped");
+        }
+    }))
 }
 
 /// A future that completes on Ctrl-C (SIGINT) or SIGTERM.

@@ -148,6 +148,67 @@ async fn executor_exits_cleanly_on_sigterm() {
     );
 }
 
+/// The status line and body of a plain HTTP GET of `path` on `addr`.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("health port");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// The health port for probes: alive and ready while serving, not ready (503) from the moment
+/// a drain starts, gone when the executor has stopped.
+#[test]
+fn health_checks_report_ready_then_draining() {
+    let health = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let mut executor = osprey_tests::spawn_osprey(
+        &[
+            "executor",
+            "--listen",
+            "127.0.0.1:0",
+            "--health-listen",
+            &health,
+            "--drain-notice-ms",
+            "3000",
+        ],
+        &[("OSPREY_CLUSTER_SECRET", TEST_SECRET)],
+        "OSPREY_EXECUTOR_LISTENING ",
+    );
+    assert_eq!(http_get(&health, "/healthz"), (200, "alive\n".to_string()));
+    assert_eq!(http_get(&health, "/readyz"), (200, "ready\n".to_string()));
+    executor.signal(libc::SIGTERM);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let (status, body) = http_get(&health, "/readyz");
+        if status == 503 {
+            assert_eq!(body, "draining\n");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still ready: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Still alive while it drains.
+    assert_eq!(http_get(&health, "/healthz").0, 200);
+    let status = executor
+        .wait_exit(Duration::from_secs(10))
+        .expect("executor exits after its drain");
+    assert!(status.success(), "{status:?}");
+}
+
 /// An executor that answers its health checks late (here: stopped with SIGSTOP, as if every core
 /// were busy) is kept through the grace period, then dropped; when it answers again it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
