@@ -101,7 +101,28 @@ impl Drop for Process {
 
 /// Starts `osprey <args>` and waits for the line `<ready_prefix><addr>` on its stdout.
 pub fn spawn_osprey(args: &[&str], envs: &[(&str, &str)], ready_prefix: &str) -> Process {
-    let mut command = Command::new(osprey_bin());
+    spawn_osprey_with(Command::new(osprey_bin()), args, envs, ready_prefix)
+}
+
+/// [`spawn_osprey`] inside the network namespace `netns` (`ip netns exec`, which runs the
+/// program in place, so the process is osprey itself).
+pub fn spawn_osprey_in_netns(
+    netns: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    ready_prefix: &str,
+) -> Process {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", netns]).arg(osprey_bin());
+    spawn_osprey_with(command, args, envs, ready_prefix)
+}
+
+fn spawn_osprey_with(
+    mut command: Command,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    ready_prefix: &str,
+) -> Process {
     command
         .args(args)
         .env_remove("OSPREY_CONFIG")
