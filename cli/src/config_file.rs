@@ -373,6 +373,23 @@ mod tests {
     }
 
     #[test]
+    fn deployment_files_parse() {
+        let compose: FileConfig =
+            toml::from_str(include_str!("../../deploy/compose/osprey.toml")).unwrap();
+        assert_eq!(
+            compose.coordinator.executors.as_ref().map(Vec::len),
+            Some(3)
+        );
+        assert_eq!(compose.storage.len(), 1);
+        let kubernetes: FileConfig = toml::from_str(include_str!(
+            "../../deploy/kubernetes/base/coordinator.toml"
+        ))
+        .unwrap();
+        assert!(kubernetes.coordinator.executor_dns.is_some());
+        assert!(kubernetes.coordinator.tls_cert.is_some());
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err =
             toml::from_str::<FileConfig>("[coordinator]\nflight_lisen = \"x\"\n").unwrap_err();
