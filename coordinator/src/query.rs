@@ -269,10 +269,8 @@ impl StatementStats {
     /// the statement would scan more than its workgroup allows.
     pub fn add_plan(state: &SessionState, plan: &dyn ExecutionPlan) -> Result<(), DataFusionError> {
         if let Some(stats) = state.config().get_extension::<StatementStats>() {
-            let total = stats
-                .bytes_scanned
-                .fetch_add(planned_scan_bytes(plan), Ordering::Relaxed)
-                + planned_scan_bytes(plan);
+            let bytes = planned_scan_bytes(plan);
+            let total = stats.bytes_scanned.fetch_add(bytes, Ordering::Relaxed) + bytes;
             if let Some(limits) = stats.limits.get() {
                 limits
                     .check_scan(total)
@@ -426,14 +424,19 @@ impl QueryEngine {
         Ok(slot)
     }
 
-    /// How long a query admitted with `limits` may run: its workgroup's time limit, or the
-    /// coordinator's.
-    fn time_limit(&self, limits: &WorkgroupLimits) -> Option<std::time::Duration> {
-        match limits.query_timeout_secs {
-            None => self.query_timeout,
-            Some(0) => None,
-            Some(secs) => Some(std::time::Duration::from_secs(secs)),
-        }
+    /// How long a query admitted with `limits` may run (its workgroup's time limit, or the
+    /// coordinator's), as the error it gets past it.
+    fn time_limit(&self, limits: &WorkgroupLimits) -> Option<QueryTimedOut> {
+        let limit = match limits.query_timeout_secs {
+            None => self.query_timeout?,
+            Some(0) => return None,
+            Some(secs) => std::time::Duration::from_secs(secs),
+        };
+        Some(QueryTimedOut {
+            limit,
+            // Named only when the workgroup set the limit, so the advice points at it.
+            workgroup: limits.query_timeout_secs.map(|_| limits.workgroup.clone()),
+        })
     }
 
     /// Admits a write (INSERT, CTAS, UNLOAD) planned in `state`: takes its workgroup slot,
@@ -463,15 +466,9 @@ impl QueryEngine {
         write: impl std::future::Future<Output = Result<T, QueryError>>,
     ) -> Result<T, QueryError> {
         match self.time_limit(slot.limits()) {
-            Some(limit) => tokio::time::timeout(limit, write).await.map_err(|_| {
-                QueryError::TimedOut(
-                    QueryTimedOut {
-                        limit,
-                        workgroup: Some(slot.limits().workgroup.clone()),
-                    }
-                    .to_string(),
-                )
-            })?,
+            Some(timed_out) => tokio::time::timeout(timed_out.limit, write)
+                .await
+                .map_err(|_| QueryError::TimedOut(timed_out.to_string()))?,
             None => write.await,
         }
     }
@@ -1128,16 +1125,7 @@ impl QueryEngine {
             )
         };
         let stream = match self.time_limit(slot.limits()) {
-            Some(limit) => with_time_limit(
-                stream,
-                QueryTimedOut {
-                    limit,
-                    workgroup: slot
-                        .limits()
-                        .query_timeout_secs
-                        .map(|_| slot.limits().workgroup.clone()),
-                },
-            ),
+            Some(timed_out) => with_time_limit(stream, timed_out),
             None => stream,
         };
         Ok(Execution {
