@@ -213,16 +213,25 @@ impl std::str::FromStr for ByteSize {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Number(n) => Ok(ByteSize(n)),
-            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
-        }
+        bytes_or_text(deserializer, ByteSize)
+    }
+}
+
+/// Deserializes a size written as a number of bytes or as text (`"4GiB"`, `"75%"`).
+fn bytes_or_text<'de, D, T>(deserializer: D, from_bytes: fn(u64) -> T) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = anyhow::Error>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Number(n) => Ok(from_bytes(n)),
+        Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
     }
 }
 
@@ -303,16 +312,7 @@ impl std::str::FromStr for MemorySize {
 
 impl<'de> Deserialize<'de> for MemorySize {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Number(n) => Ok(MemorySize::Bytes(n)),
-            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
-        }
+        bytes_or_text(deserializer, MemorySize::Bytes)
     }
 }
 

@@ -603,6 +603,56 @@ pub fn canonical_rows(batches: &[RecordBatch]) -> Vec<String> {
     rows
 }
 
+/// Single-process DataFusion over the TPC-H Parquet files in `dir` (one directory per table):
+/// the reference the distributed answers are compared with.
+pub async fn tpch_reference(dir: &Path) -> datafusion::prelude::SessionContext {
+    let reference = datafusion::prelude::SessionContext::new();
+    for table in [
+        "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
+    ] {
+        let location = format!("{}/", dir.join(table).display());
+        reference
+            .register_parquet(
+                table,
+                &location,
+                datafusion::prelude::ParquetReadOptions::default(),
+            )
+            .await
+            .expect("register reference table");
+    }
+    reference
+}
+
+/// Runs all 22 TPC-H queries through `client` and returns how each answer that differs from
+/// `reference`'s differs (empty when all match). Panics when a query fails on either side.
+pub async fn tpch_mismatches(
+    client: &mut SqlClient,
+    reference: &datafusion::prelude::SessionContext,
+) -> Vec<String> {
+    let mut mismatches = Vec::new();
+    for n in 1..=22 {
+        let statements = tpch_statements(n);
+        let expected = datafusion_last_result_rows(reference, &statements)
+            .await
+            .unwrap_or_else(|e| panic!("q{n} failed in DataFusion: {e}"));
+        let actual = client
+            .last_result_rows(&statements)
+            .await
+            .unwrap_or_else(|e| panic!("q{n} failed through Osprey: {e}"));
+        assert!(!expected.is_empty(), "q{n}: reference returned no rows");
+        if actual != expected {
+            mismatches.push(format!(
+                "q{n}: {} rows from Osprey, {} from DataFusion; first Osprey rows {:?}, first reference rows {:?}",
+                actual.len(),
+                expected.len(),
+                actual.iter().take(3).collect::<Vec<_>>(),
+                expected.iter().take(3).collect::<Vec<_>>()
+            ));
+        }
+    }
+    mismatches
+}
+
 /// [`SqlClient::last_result_rows`] for single-process DataFusion: the reference answers.
 pub async fn datafusion_last_result_rows(
     ctx: &datafusion::prelude::SessionContext,

@@ -9,10 +9,9 @@
 //! namespaces cannot be made the test says so and does nothing else. These machines lack the
 //! netem qdisc, so no latency is added.
 
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use osprey_tests::{
-    ADMIN_PASSWORD, Process, SqlClient, TEST_SECRET, datafusion_last_result_rows,
-    spawn_osprey_in_netns, tpch_statements,
+    ADMIN_PASSWORD, Process, SqlClient, TEST_SECRET, spawn_osprey_in_netns, tpch_mismatches,
+    tpch_reference,
 };
 use std::process::Command;
 
@@ -206,39 +205,13 @@ async fn tpch_across_three_network_namespaces() {
             .all(|e| e.addr.ip().to_string().starts_with("10.77.0."))
     );
 
-    let reference = SessionContext::new();
-    for table in [
-        "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
-    ] {
-        let location = format!("{}/tpch/sf0.1/{table}/", data_path);
-        reference
-            .register_parquet(table, &location, ParquetReadOptions::default())
-            .await
-            .expect("register reference table");
-    }
+    let reference = tpch_reference(&data_dir.path().join("tpch").join("sf0.1")).await;
 
     let before: Vec<u64> = ["c", "e1", "e2", "r"]
         .iter()
         .map(|host| network.bytes_through(host))
         .collect();
-    let mut mismatches = Vec::new();
-    for n in 1..=22 {
-        let statements = tpch_statements(n);
-        let expected = datafusion_last_result_rows(&reference, &statements)
-            .await
-            .unwrap_or_else(|e| panic!("q{n} failed in DataFusion: {e}"));
-        let actual = client
-            .last_result_rows(&statements)
-            .await
-            .unwrap_or_else(|e| panic!("q{n} failed through Osprey across namespaces: {e}"));
-        if actual != expected {
-            mismatches.push(format!(
-                "q{n}: {} rows, expected {}",
-                actual.len(),
-                expected.len()
-            ));
-        }
-    }
+    let mismatches = tpch_mismatches(&mut client, &reference).await;
     assert!(mismatches.is_empty(), "results differ: {mismatches:?}");
 
     let after: Vec<u64> = ["c", "e1", "e2", "r"]

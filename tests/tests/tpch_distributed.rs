@@ -1,24 +1,14 @@
 //! All 22 TPC-H queries at SF0.1 through a coordinator with two executor processes, compared
 //! with single-process DataFusion over the same Parquet files.
 
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use osprey_tests::{TestCluster, canonical_rows, datafusion_last_result_rows, tpch_statements};
+use osprey_tests::{TestCluster, canonical_rows, tpch_mismatches, tpch_reference};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_sf01_matches_single_process_datafusion() {
     let cluster = TestCluster::start_tpch(2);
     let mut client = cluster.client().await;
 
-    let reference = SessionContext::new();
-    for table in [
-        "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
-    ] {
-        let location = format!("{}/", cluster.tpch_dir().join(table).display());
-        reference
-            .register_parquet(table, &location, ParquetReadOptions::default())
-            .await
-            .expect("register reference table");
-    }
+    let reference = tpch_reference(&cluster.tpch_dir()).await;
 
     let before = client.executor_status().await;
     assert_eq!(before.len(), 2, "both executors are known: {before:?}");
@@ -27,27 +17,7 @@ async fn tpch_sf01_matches_single_process_datafusion() {
         "{before:?}"
     );
 
-    let mut mismatches = Vec::new();
-    for n in 1..=22 {
-        let statements = tpch_statements(n);
-        let expected = datafusion_last_result_rows(&reference, &statements)
-            .await
-            .unwrap_or_else(|e| panic!("q{n} failed in DataFusion: {e}"));
-        let actual = client
-            .last_result_rows(&statements)
-            .await
-            .unwrap_or_else(|e| panic!("q{n} failed through Osprey: {e}"));
-        assert!(!expected.is_empty(), "q{n}: reference returned no rows");
-        if actual != expected {
-            mismatches.push(format!(
-                "q{n}: {} rows from Osprey, {} from DataFusion; first Osprey rows {:?}, first reference rows {:?}",
-                actual.len(),
-                expected.len(),
-                actual.iter().take(3).collect::<Vec<_>>(),
-                expected.iter().take(3).collect::<Vec<_>>()
-            ));
-        }
-    }
+    let mismatches = tpch_mismatches(&mut client, &reference).await;
     assert!(
         mismatches.is_empty(),
         "results differ:\n{}",
