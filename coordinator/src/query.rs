@@ -131,7 +131,13 @@ impl QueryError {
             | DataFusionError::SchemaError(..)
             | DataFusionError::Configuration(_) => QueryError::InvalidStatement(message),
             DataFusionError::NotImplemented(_) => QueryError::NotSupported(message),
-            DataFusionError::ResourcesExhausted(_) => QueryError::ResourcesExhausted(message),
+            // The variant's display already says "resources exhausted".
+            DataFusionError::ResourcesExhausted(_) => QueryError::ResourcesExhausted(
+                message
+                    .strip_prefix("Resources exhausted: ")
+                    .unwrap_or(&message)
+                    .to_string(),
+            ),
             DataFusionError::ArrowError(arrow, _)
                 if matches!(
                     arrow.as_ref(),

@@ -13,7 +13,6 @@ use datafusion::execution::memory_pool::{
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Memory and disk limits for one process.
 #[derive(Debug, Clone)]
@@ -84,12 +83,15 @@ pub fn build_runtime_env_with_storage(
 pub struct QueryMemoryLimit(pub u64);
 
 /// A memory pool for one query: every reservation also counts against the query's own limit,
-/// then against the process's pool underneath. Operators that can spill get the limit's refusal
-/// like any other and spill; the rest fail the query with `ResourcesExhausted`, and the process
-/// and its other queries go on.
+/// then against the process's pool underneath. Within the limit, the query's operators share
+/// as DataFusion's [`FairSpillPool`] shares a process: each operator that can spill gets an
+/// equal part of what the others cannot give back, so one sort does not starve its siblings.
+/// Operators that can spill get the limit's refusal like any other and spill; the rest fail the
+/// query with `ResourcesExhausted`, and the process and its other queries go on.
 ///
 /// DataFusion's pools bound a whole process; a cap for one query among many sharing that pool
-/// is what workgroups need, and no pool offers it, hence this wrapper.
+/// is what workgroups need, and no pool offers it, hence this wrapper (the per-query share is
+/// DataFusion's own `FairSpillPool`).
 ///
 /// ```
 /// use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryConsumer, MemoryPool};
@@ -98,7 +100,7 @@ pub struct QueryMemoryLimit(pub u64);
 ///
 /// let process: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 20));
 /// let query: Arc<dyn MemoryPool> = Arc::new(QueryMemoryPool::new(Arc::clone(&process), 1000));
-/// let mut reservation = MemoryConsumer::new("sort").register(&query);
+/// let mut reservation = MemoryConsumer::new("join").register(&query);
 /// assert!(reservation.try_grow(800).is_ok());
 /// assert!(reservation.try_grow(800).is_err());
 /// assert_eq!(process.reserved(), 800);
@@ -106,17 +108,18 @@ pub struct QueryMemoryLimit(pub u64);
 #[derive(Debug)]
 pub struct QueryMemoryPool {
     process: Arc<dyn MemoryPool>,
+    query: FairSpillPool,
     limit: usize,
-    reserved: AtomicUsize,
 }
 
 impl QueryMemoryPool {
     /// A pool of `limit_bytes` for one query, drawing from `process`.
     pub fn new(process: Arc<dyn MemoryPool>, limit_bytes: u64) -> Self {
+        let limit = usize::try_from(limit_bytes).unwrap_or(usize::MAX);
         Self {
             process,
-            limit: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
-            reserved: AtomicUsize::new(0),
+            query: FairSpillPool::new(limit),
+            limit,
         }
     }
 }
@@ -126,7 +129,7 @@ impl std::fmt::Display for QueryMemoryPool {
         write!(
             f,
             "query memory pool ({} of {} bytes reserved, inside {})",
-            self.reserved.load(Ordering::Relaxed),
+            self.query.reserved(),
             self.limit,
             self.process
         )
@@ -139,51 +142,48 @@ impl MemoryPool for QueryMemoryPool {
     }
 
     fn register(&self, consumer: &MemoryConsumer) {
+        self.query.register(consumer);
         self.process.register(consumer);
     }
 
     fn unregister(&self, consumer: &MemoryConsumer) {
+        self.query.unregister(consumer);
         self.process.unregister(consumer);
     }
 
     fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.query.grow(reservation, additional);
         self.process.grow(reservation, additional);
-        self.reserved.fetch_add(additional, Ordering::Relaxed);
     }
 
     fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.query.shrink(reservation, shrink);
         self.process.shrink(reservation, shrink);
-        self.reserved.fetch_sub(shrink, Ordering::Relaxed);
     }
 
     fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
-        let claimed = self
-            .reserved
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |reserved| {
-                reserved
-                    .checked_add(additional)
-                    .filter(|total| *total <= self.limit)
-            });
-        if let Err(reserved) = claimed {
+        if let Err(refused) = self.query.try_grow(reservation, additional) {
+            let refused = refused.strip_backtrace();
+            let refused = refused
+                .strip_prefix("Resources exhausted: ")
+                .unwrap_or(&refused);
             return Err(DataFusionError::ResourcesExhausted(format!(
-                "the query's memory limit is reached: {} wanted {additional} bytes more with \
-                 {reserved} of {} bytes per process already reserved by the query. Raise the \
+                "the query's memory limit of {} bytes per process is reached ({}). Raise the \
                  workgroup's query_memory_bytes (ALTER WORKGROUP ... SET (query_memory_bytes = \
                  ...)), or read less: filter earlier, select fewer columns, or join the larger \
                  table on the probe side",
-                reservation.consumer().name(),
-                self.limit
+                self.limit, refused
             )));
         }
         if let Err(err) = self.process.try_grow(reservation, additional) {
-            self.reserved.fetch_sub(additional, Ordering::SeqCst);
+            self.query.shrink(reservation, additional);
             return Err(err);
         }
         Ok(())
     }
 
     fn reserved(&self) -> usize {
-        self.reserved.load(Ordering::Relaxed)
+        self.query.reserved()
     }
 
     fn memory_limit(&self) -> MemoryLimit {
