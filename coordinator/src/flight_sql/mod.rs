@@ -563,20 +563,14 @@ impl FlightSqlService for FlightSqlFrontDoor {
         let user = self.authenticate(request.metadata()).await?;
         let handle = String::from_utf8_lossy(&ticket.statement_handle).to_string();
         // Another user's ticket is treated as unknown and left in place for its owner.
-        if self
-            .tickets
-            .get(&handle)
-            .is_some_and(|entry| entry.user != user.user)
-        {
-            return Err(unknown_ticket());
-        }
+        let queue_clock = match self.tickets.get(&handle) {
+            Some(entry) if entry.user == user.user => entry.tracked.queue_clock(),
+            _ => return Err(unknown_ticket()),
+        };
         // Tickets are single use: the plan is released as soon as its result is fetched.
         // Registered as running before the ticket goes, so that a progress question always
         // finds the statement in one place or the other.
-        let entry = self.tickets.get(&handle).ok_or_else(unknown_ticket)?;
-        let (registrations, registered) =
-            self.running
-                .register(&handle, &user.user, entry.tracked.queue_clock());
+        let (registrations, registered) = self.running.register(&handle, &user.user, queue_clock);
         let entry = self.tickets.remove(&handle).ok_or_else(unknown_ticket)?;
         let schema: SchemaRef = entry.statement.schema();
         let tracked = entry.tracked;
