@@ -93,8 +93,10 @@ pub struct Running {
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct ServerProgress {
-    /// `waiting`, `planning` or `running`.
+    /// `waiting`, `queued` (for a slot in the user's workgroup), `planning` or `running`.
     pub state: String,
+    /// How long the statement has waited in its workgroup's queue.
+    pub queued_ms: u64,
     /// Rows read by scans so far.
     pub rows_read: u64,
     /// Bytes fetched from Parquet files so far.
@@ -238,8 +240,9 @@ impl Client {
             .ok()?;
         let body = results.next().await?.ok()?;
         let progress: ServerProgress = serde_json::from_slice(&body.body).ok()?;
-        // Before it runs (waiting for its fetch, being planned) there is nothing to show.
-        (progress.state == "running").then_some(progress)
+        // Before it runs (waiting for its fetch, being planned) there is nothing to show but
+        // a wait in its workgroup's queue.
+        matches!(progress.state.as_str(), "running" | "queued").then_some(progress)
     }
 
     /// Every table the user can see with its columns: `(schema, table, columns)`.

@@ -551,9 +551,9 @@ fn spawn_server_watch(
         // Quick statements finish before anyone looks.
         tokio::time::sleep(Duration::from_millis(250)).await;
         loop {
-            if let Some(progress) = client.progress(&info).await {
-                *live.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
-            }
+            // None (planning, or ended) clears a stale "queued".
+            let progress = client.progress(&info).await;
+            *live.server.lock().unwrap_or_else(|p| p.into_inner()) = progress;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     })
@@ -600,6 +600,14 @@ fn progress_line(
     bytes_received: u64,
 ) -> String {
     let mut parts = vec![format!("{spinner} {:.1} s", elapsed.as_secs_f64())];
+    if let Some(server) = server.as_ref().filter(|server| server.state == "queued") {
+        parts.push(format!(
+            "queued {:.1} s: the workgroup is at its limit of running queries",
+            server.queued_ms as f64 / 1000.0
+        ));
+        parts.push("Ctrl-C cancels".to_string());
+        return parts.join(" · ");
+    }
     if let Some(server) = server {
         let mut read = format!(
             "read {} rows, {}",
@@ -668,6 +676,7 @@ mod tests {
             bytes_planned: 12 << 20,
             stages_done: 1,
             stages_total: 3,
+            queued_ms: 0,
         };
         assert_eq!(
             progress_line('|', Duration::from_millis(2500), Some(server), 1000, 2048),
@@ -677,6 +686,16 @@ mod tests {
         assert_eq!(
             progress_line('/', Duration::ZERO, None, 0, 5),
             "/ 0.0 s · received 0 rows, 5 B · Ctrl-C cancels"
+        );
+        let queued = ServerProgress {
+            state: "queued".to_string(),
+            queued_ms: 4200,
+            ..ServerProgress::default()
+        };
+        assert_eq!(
+            progress_line('-', Duration::from_millis(4300), Some(queued), 0, 0),
+            "- 4.3 s · queued 4.2 s: the workgroup is at its limit of running queries · \
+             Ctrl-C cancels"
         );
         assert_eq!(group_digits(999), "999");
         assert_eq!(group_digits(1000), "1,000");

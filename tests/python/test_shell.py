@@ -102,9 +102,9 @@ def test_profiles_supply_the_connection(server, tmp_path):
     assert out.returncode == 2 and "no profile \"elsewhere\"" in out.stderr
 
 
-def spawn_interactive(server):
-    child = pexpect.spawn(osprey_bin(), ["shell"], env=shell_env(server), encoding="utf-8",
-                          timeout=60, dimensions=(40, 120))
+def spawn_interactive(server, env=None):
+    child = pexpect.spawn(osprey_bin(), ["shell"], env=env or shell_env(server),
+                          encoding="utf-8", timeout=60, dimensions=(40, 120))
     child.expect_exact("osprey> ")
     return child
 
@@ -210,3 +210,39 @@ def test_no_arguments_reach_osprey_local_with_its_password_file(tmp_path):
     finally:
         local.send_signal(2)
         local.wait(30)
+
+
+def test_a_queued_statement_says_so_and_ctrl_c_takes_it_out_of_the_queue(server):
+    setup = shell(server, "-c", "CREATE WORKGROUP shell_solo WITH (max_concurrent_queries = 1)",
+                  "-c", "CREATE USER queuer PASSWORD 'pw-queuer' WORKGROUP shell_solo")
+    assert setup.returncode == 0, setup.stderr
+    env = shell_env(server, OSPREY_USER="queuer", OSPREY_PASSWORD="pw-queuer")
+    # The workgroup's one slot is taken by a long query from another shell.
+    blocker = subprocess.Popen(
+        [osprey_bin(), "shell", "-c", "SELECT count(*) FROM tpch.lineitem a, tpch.lineitem b "
+                                      "WHERE a.l_quantity < b.l_quantity"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            out = shell(server, "-F", "csv", "-c",
+                        "SELECT count(*) FROM system.queries WHERE user_name = 'queuer' "
+                        "AND state = 'RUNNING'")
+            if out.stdout.splitlines()[-1:] == ["1"]:
+                break
+            time.sleep(0.1)
+        child = spawn_interactive(server, env)
+        child.sendline("SELECT 'waited' AS w;")
+        child.expect(r"queued \d+\.\d s: the workgroup is at its limit of running queries · "
+                     r"Ctrl-C cancels")
+        child.sendintr()
+        child.expect("cancelled")
+        child.expect_exact("osprey> ")
+        child.sendline("\\q")
+        child.expect(pexpect.EOF)
+    finally:
+        blocker.terminate()
+        blocker.wait(30)
+    states = shell(server, "-F", "csv", "-c",
+                   "SELECT state FROM system.queries WHERE query = 'SELECT ''waited'' AS w'")
+    assert states.stdout.splitlines()[1:] == ["CANCELLED"], states.stdout
