@@ -302,3 +302,36 @@ def test_the_protocol_replays_retries_and_guards_its_uris(server):
     unauthenticated = session.post(f"{base}/v1/statement", data="SELECT 1", timeout=30)
     assert unauthenticated.status_code == 401
     assert "Basic" in unauthenticated.headers["WWW-Authenticate"]
+
+
+def test_a_statement_waiting_for_its_workgroup_is_queued_with_its_time(server):
+    session = http_session(server)
+    base = f"https://{server['host']}:{server['port']}"
+    run(server, "CREATE WORKGROUP trino_solo WITH (max_concurrent_queries = 1)", schema="public")
+    run(server, "CREATE USER trino_quinn PASSWORD 'q' WORKGROUP trino_solo", schema="public")
+    quinn = ("trino_quinn", "q")
+    headers = {"X-Trino-User": "trino_quinn"}
+
+    def follow(answer, until):
+        """Follows nextUri until `until(answer)` or the statement ends; the last answer."""
+        deadline = time.monotonic() + 30
+        while not until(answer) and "nextUri" in answer and time.monotonic() < deadline:
+            answer = session.get(answer["nextUri"], auth=quinn, timeout=30).json()
+        return answer
+
+    endless = ("SELECT count(*) FROM (SELECT * FROM range(200000)) a, "
+               "(SELECT * FROM range(200000)) b WHERE a.value < b.value")
+    running = session.post(f"{base}/v1/statement", data=endless, auth=quinn, headers=headers,
+                           timeout=30).json()
+    running = follow(running, lambda a: a["stats"]["state"] == "RUNNING")
+    assert running["stats"]["state"] == "RUNNING", running
+    waiting = session.post(f"{base}/v1/statement", data="SELECT 1 AS one", auth=quinn,
+                           headers=headers, timeout=30).json()
+    waiting = follow(waiting, lambda a: a["stats"].get("queuedTimeMillis", 0) > 0)
+    assert waiting["stats"]["state"] == "QUEUED", waiting
+    assert waiting["stats"]["queued"] is True and waiting["stats"]["queuedTimeMillis"] > 0
+    # Cancelling the running one lets the queued one run to its answer.
+    assert session.delete(running["nextUri"], auth=quinn, timeout=30).status_code == 204
+    done = follow(waiting, lambda a: "data" in a)
+    assert done.get("data") == [[1]], done
+    assert done["stats"]["queuedTimeMillis"] > 0
