@@ -95,7 +95,13 @@ impl QueryHistory {
                 if !records.is_empty()
                     && let Err(err) = writer_store.record_queries(&records).await
                 {
-                    tracing::warn!(records = records.len(), error = %err, "cannot record queries");
+                    // One bad record must not cost the others: write them one by one.
+                    tracing::warn!(records = records.len(), error = %err, "cannot record a batch of queries; recording them one by one");
+                    for record in &records {
+                        if let Err(err) = writer_store.record_query(record).await {
+                            tracing::warn!(query_id = %record.query_id, error = %err, "cannot record a query");
+                        }
+                    }
                 }
                 for done in flushes {
                     let _ = done.send(());
