@@ -241,25 +241,53 @@ impl TestCluster {
 
     /// [`TestCluster::start_tpch`], with `coordinator_args` added to the coordinator's flags.
     pub fn start_tpch_with(n: usize, coordinator_args: &[&str]) -> Self {
-        let data_dir = tempfile::tempdir().expect("temp dir");
         let executors: Vec<Process> = (0..n)
             .map(|_| spawn_executor("127.0.0.1:0", TEST_SECRET))
             .collect();
-        let coordinator = spawn_coordinator(CoordinatorOptions {
-            executors: executors
-                .iter()
-                .map(|e| format!("http://{}", e.addr))
-                .collect(),
-            data_dir: data_dir.path(),
-            tpch_scale: Some("0.1"),
-            default_schema: "tpch",
-            extra_args: coordinator_args,
-        });
+        Self::start_tpch_over(
+            executors,
+            tempfile::tempdir().expect("temp dir"),
+            coordinator_args,
+        )
+    }
+
+    /// A coordinator with TPC-H SF0.1 (the default schema `tpch`) over executors the test
+    /// started itself, keeping its data in `data_dir`.
+    pub fn start_tpch_over(
+        executors: Vec<Process>,
+        data_dir: tempfile::TempDir,
+        coordinator_args: &[&str],
+    ) -> Self {
+        let coordinator =
+            Self::spawn_tpch_coordinator(&executors, data_dir.path(), coordinator_args);
         Self {
             coordinator,
             executors,
             data_dir,
         }
+    }
+
+    /// Starts a new coordinator on the cluster's data directory and executors (after the old
+    /// one was stopped or killed) and makes it the cluster's.
+    pub fn restart_coordinator(&mut self) {
+        self.coordinator = Self::spawn_tpch_coordinator(&self.executors, self.data_dir.path(), &[]);
+    }
+
+    fn spawn_tpch_coordinator(
+        executors: &[Process],
+        data_dir: &Path,
+        coordinator_args: &[&str],
+    ) -> Process {
+        spawn_coordinator(CoordinatorOptions {
+            executors: executors
+                .iter()
+                .map(|e| format!("http://{}", e.addr))
+                .collect(),
+            data_dir,
+            tpch_scale: Some("0.1"),
+            default_schema: "tpch",
+            extra_args: coordinator_args,
+        })
     }
 
     /// Where the coordinator wrote TPC-H SF0.1.

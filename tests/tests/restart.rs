@@ -2,28 +2,11 @@
 //! history, marks the queries it left running or queued as failed with the reason, and takes
 //! the clients' resubmissions.
 
-use osprey_tests::{
-    ADMIN_PASSWORD, CoordinatorOptions, Process, SqlClient, TestCluster, canonical_rows, rows,
-    spawn_coordinator,
-};
+use osprey_tests::{ADMIN_PASSWORD, SqlClient, TestCluster, canonical_rows, rows};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn restart(cluster: &TestCluster) -> Process {
-    spawn_coordinator(CoordinatorOptions {
-        executors: cluster
-            .executors
-            .iter()
-            .map(|e| format!("http://{}", e.addr))
-            .collect(),
-        data_dir: cluster.data_dir.path(),
-        tpch_scale: Some("0.1"),
-        default_schema: "tpch",
-        extra_args: &[],
-    })
-}
 
 const ENDLESS: &str =
     "SELECT count(*) FROM tpch.lineitem a, tpch.lineitem b WHERE a.l_quantity < b.l_quantity";
@@ -126,7 +109,7 @@ async fn coordinator_restart_under_load() {
     cluster.coordinator.wait_exit(Duration::from_secs(10));
     assert!(running.await.unwrap().is_err());
     assert!(queued.await.unwrap().is_err());
-    cluster.coordinator = restart(&cluster);
+    cluster.restart_coordinator();
     *addr.lock().unwrap() = cluster.coordinator.addr;
     restarted.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(3)).await;

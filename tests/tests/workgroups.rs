@@ -355,19 +355,9 @@ async fn spill_files_go_when_the_query_ends_or_is_cancelled() {
             )
         })
         .collect();
-    let coordinator = osprey_tests::spawn_coordinator(osprey_tests::CoordinatorOptions {
-        executors: executors
-            .iter()
-            .map(|e| format!("http://{}", e.addr))
-            .collect(),
-        data_dir: data_dir.path(),
-        tpch_scale: Some("0.1"),
-        default_schema: "tpch",
-        extra_args: &[],
-    });
-    let mut admin = SqlClient::connect(coordinator.addr, "admin", osprey_tests::ADMIN_PASSWORD)
-        .await
-        .unwrap();
+    let cluster = TestCluster::start_tpch_over(executors, data_dir, &[]);
+    let coordinator = &cluster.coordinator;
+    let mut admin = cluster.client().await;
     for statement in [
         "CREATE WORKGROUP tight WITH (query_memory_bytes = '32MiB')",
         "CREATE USER tom PASSWORD 'pw' WORKGROUP tight",
