@@ -25,10 +25,14 @@
 //! ```
 
 mod history;
+mod locations;
+mod names;
 mod users;
 mod workgroups;
 
 pub use history::{QueryRecord, QueryState};
+pub use locations::LocationRecord;
+pub use names::{MAX_NAME_BYTES, check_name};
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -86,6 +90,18 @@ pub enum CatalogError {
         name: String,
         /// The JSON error.
         source: serde_json::Error,
+    },
+    /// A name that cannot be stored (see [`check_name`]).
+    #[error(
+        "{kind} name {name:?} is not allowed: {reason}. Names may not be empty, `.` or `..`, or hold `/`, `\\` or control characters"
+    )]
+    InvalidName {
+        /// "schema", "table" or "view".
+        kind: &'static str,
+        /// The name, escaped for display.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
 }
 
@@ -271,6 +287,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../migrations/0005_workgroups.sql")),
                 false,
             ),
+            Migration::new(
+                6,
+                Cow::Borrowed("locations"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0006_locations.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -372,6 +395,7 @@ impl CatalogStore {
 
     /// Creates a schema; [`CatalogError::AlreadyExists`] if it exists.
     pub async fn create_schema(&self, catalog: &str, schema: &str) -> Result<(), CatalogError> {
+        check_name("schema", schema)?;
         sqlx::query(
             "INSERT INTO osprey_schemas (catalog_name, schema_name, created_at_ms) VALUES ($1, $2, $3)",
         )
@@ -457,6 +481,7 @@ impl CatalogStore {
         replace: bool,
         write_id: Option<&str>,
     ) -> Result<Option<TableEntry>, CatalogError> {
+        check_name(entry.kind.noun(), &entry.name)?;
         let definition = serde_json::to_string(&entry.definition).map_err(|source| {
             CatalogError::CorruptDefinition {
                 name: entry.qualified_name(),
@@ -540,6 +565,7 @@ impl CatalogStore {
         from: (&str, &str, &str),
         to: (&str, &str, &str),
     ) -> Result<(), CatalogError> {
+        check_name("table", to.2)?;
         let mut tx = self.pool.begin().await.map_err(db("renaming a table"))?;
         let entry = find_table(&mut tx, from.0, from.1, from.2)
             .await?

@@ -27,6 +27,9 @@ pub struct FileConfig {
     /// limits per query).
     #[serde(default)]
     pub workgroups: Vec<WorkgroupEntry>,
+    /// `[[locations]]`: storage prefixes granted to users who are not admins.
+    #[serde(default)]
+    pub locations: Vec<LocationEntry>,
     /// `[log]`.
     #[serde(default)]
     pub log: LogSection,
@@ -100,6 +103,10 @@ pub struct CoordinatorSection {
     pub bytes_per_task: Option<ByteSize>,
     pub token_ttl_secs: Option<u64>,
     pub ticket_ttl_secs: Option<u64>,
+    /// The most tokens, tickets and prepared statements one user holds at once (each).
+    pub max_handles_per_user: Option<usize>,
+    /// The most bytes one Flight SQL DoPut may bind (all its parameter batches).
+    pub max_put_bytes: Option<ByteSize>,
     pub max_request_bytes: Option<ByteSize>,
     pub query_attempts: Option<u32>,
     pub query_timeout_secs: Option<u64>,
@@ -129,6 +136,8 @@ where
 #[serde(deny_unknown_fields)]
 pub struct ExecutorSection {
     pub listen: Option<SocketAddr>,
+    /// Serve plaintext gRPC on a non-loopback `listen` (see `--allow-insecure-remote`).
+    pub allow_insecure_remote: Option<bool>,
     pub memory_limit: Option<MemorySize>,
     pub spill_dir: Option<PathBuf>,
     pub shutdown_grace_secs: Option<u64>,
@@ -172,6 +181,22 @@ pub struct WorkgroupEntry {
     /// Users whose queries run in this workgroup.
     #[serde(default)]
     pub users: Vec<String>,
+}
+
+/// `[[locations]]`: a storage prefix users may create external tables over and (unless
+/// read-only) `UNLOAD` to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationEntry {
+    pub name: String,
+    /// `s3://bucket/prefix/`, `file:///path/` or an absolute local path.
+    pub url: String,
+    /// Users it is granted to; `"*"` for every user.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// External tables only, no `UNLOAD`.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// `[log]`.

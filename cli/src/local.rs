@@ -102,6 +102,9 @@ struct LocalExecutor {
     url: Url,
 }
 
+/// The `OSPREY_*` variables an executor started by `osprey local` keeps from its parent.
+const EXECUTOR_ENV: &[&str] = &["OSPREY_CLUSTER_SECRET", "OSPREY_LOG_FORMAT"];
+
 async fn start_executor(
     secret: &ClusterSecret,
     memory: u64,
@@ -123,12 +126,19 @@ async fn start_executor(
         .arg("0")
         // The secret goes through the environment, never the command line (visible in `ps`).
         .env("OSPREY_CLUSTER_SECRET", secret.expose())
-        .env_remove("OSPREY_CONFIG")
-        .env_remove("OSPREY_EXECUTOR_THREADS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
+    // Each executor gets only what it needs: none of the coordinator's settings or secrets
+    // (the admin password, the catalog URL with its database password, the TLS key). Storage
+    // credentials (AWS_*, GOOGLE_*, AZURE_*) stay: executors read the data.
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("OSPREY_") && !EXECUTOR_ENV.contains(&key) {
+            command.env_remove(key);
+        }
+    }
     if let Some(threads) = threads {
         command.arg("--threads").arg(threads.to_string());
     }

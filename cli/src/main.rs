@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use config_file::{ByteSize, FileConfig, MemorySize};
 use osprey_coordinator::auth::UserCredential;
+use osprey_coordinator::locations::LocationConfig;
 use osprey_coordinator::workgroups::WorkgroupConfig;
 use osprey_coordinator::{CoordinatorConfig, TlsFiles};
 use osprey_engine::ExchangeCompression;
@@ -266,6 +267,12 @@ struct ExecutorArgs {
     /// (503 once draining). Off unless set; e.g. 0.0.0.0:8081 in a pod.
     #[arg(long, env = "OSPREY_EXECUTOR_HEALTH_LISTEN", value_name = "ADDR")]
     health_listen: Option<SocketAddr>,
+
+    /// Serve plaintext gRPC on a non-loopback --listen. Executors have no TLS of their own:
+    /// only on a network that encrypts (a service mesh with mutual TLS) or that admits only
+    /// the coordinator and executors (a network policy).
+    #[arg(long, env = "OSPREY_ALLOW_INSECURE_REMOTE")]
+    allow_insecure_remote: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -454,6 +461,13 @@ fn coordinator_config(
     if let Some(secs) = section.ticket_ttl_secs {
         config.flight_limits.ticket_ttl = Duration::from_secs(secs.max(1));
     }
+    if let Some(bytes) = section.max_put_bytes {
+        config.flight_limits.max_put_bytes = bytes.0 as usize;
+    }
+    if let Some(handles) = section.max_handles_per_user {
+        config.flight_limits.max_handles_per_user = handles.max(1);
+        config.auth.max_tokens_per_user = handles.max(1);
+    }
     config.auth.users = configured_users(file);
     if let Some(name) = &section.default_workgroup {
         config.workgroups.default_workgroup = name.clone();
@@ -469,6 +483,16 @@ fn coordinator_config(
             max_scan_bytes: entry.max_scan_bytes.map(|size| size.0),
             query_memory_bytes: entry.query_memory.map(|size| size.0),
             users: entry.users.clone(),
+        })
+        .collect();
+    config.locations = file
+        .locations
+        .iter()
+        .map(|entry| LocationConfig {
+            name: entry.name.clone(),
+            url: entry.url.clone(),
+            users: entry.users.clone(),
+            read_only: entry.read_only,
         })
         .collect();
     config.catalog_url = common.catalog_url.clone().or(section.catalog_url.clone());
@@ -546,6 +570,8 @@ async fn run_executor(args: ExecutorArgs, file: FileConfig) -> Result<()> {
         config.shutdown_grace = Duration::from_secs(secs);
     }
     config.health_listen = args.health_listen.or(section.health_listen);
+    config.allow_insecure_remote =
+        args.allow_insecure_remote || section.allow_insecure_remote.unwrap_or(false);
     config.storage = file.storage_locations()?;
     osprey_executor::run_executor(
         config,

@@ -48,8 +48,11 @@ pub struct AuthConfig {
     pub users: Vec<UserCredential>,
     /// How long a bearer token stays valid after login.
     pub token_ttl: Duration,
-    /// The most tokens held at once; the oldest are dropped past it.
+    /// The most tokens held at once, all users together; past it logins are refused.
     pub max_tokens: usize,
+    /// The most tokens one user holds at once; past it a login drops that user's oldest
+    /// token (its oldest session), nobody else's.
+    pub max_tokens_per_user: usize,
 }
 
 impl Default for AuthConfig {
@@ -58,6 +61,7 @@ impl Default for AuthConfig {
             users: Vec::new(),
             token_ttl: Duration::from_secs(12 * 3600),
             max_tokens: 100_000,
+            max_tokens_per_user: 1_000,
         }
     }
 }
@@ -83,6 +87,12 @@ pub enum AuthError {
     /// The catalog holding the users could not be read; the login may succeed later.
     #[error("cannot check credentials now (the catalog is unavailable); try again shortly")]
     Unavailable,
+    /// Too many logins are being checked at once; nothing was checked.
+    #[error(
+        "too many logins at once: try again in a second (clients that log in once and reuse \
+         their bearer token avoid this)"
+    )]
+    Busy,
 }
 
 /// Why the authenticator could not start.
@@ -149,6 +159,111 @@ pub struct Authenticator {
     /// A hash checked when the user does not exist, so a login takes as long either way.
     decoy_hash: Arc<str>,
     verified: VerifiedCredentials,
+    checks: PasswordChecks,
+}
+
+/// At most this many password checks run at once: each Argon2 check holds 19 MiB and a core
+/// for tens of milliseconds, so unbounded concurrent logins are a memory bomb.
+pub const MAX_CONCURRENT_PASSWORD_CHECKS: usize = 4;
+/// Password checks that may wait for one of those; past this a login is refused at once
+/// ([`AuthError::Busy`]).
+pub const MAX_WAITING_PASSWORD_CHECKS: usize = 128;
+/// Failed logins for one user name before further attempts for it are slowed down.
+const FREE_FAILURES: u32 = 3;
+/// The longest a login for a user name with recent failures is held back.
+const MAX_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_secs(4);
+/// Failures older than this are forgotten.
+const FAILURE_MEMORY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// User names whose failures are remembered at once.
+const FAILURE_CAPACITY: usize = 10_000;
+
+/// Bounds the password checks running and waiting, and slows logins for a user name after
+/// repeated failures (a growing delay, up to [`MAX_FAILURE_DELAY`]; never a lock-out, so an
+/// attacker cannot keep a real user out).
+#[derive(Clone)]
+struct PasswordChecks {
+    running: Arc<tokio::sync::Semaphore>,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    failures: Arc<std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>>,
+}
+
+/// Counts a waiting check until dropped.
+struct Waiting(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl PasswordChecks {
+    fn new() -> Self {
+        Self {
+            running: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_PASSWORD_CHECKS)),
+            waiting: Arc::default(),
+            failures: Arc::default(),
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u32, std::time::Instant)>>
+    {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a turn to check a password for `user`: first out the failure delay, then for
+    /// a free check. Refused at once when too many are waiting already.
+    async fn turn(&self, user: &str) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
+        use std::sync::atomic::Ordering;
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING_PASSWORD_CHECKS {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(AuthError::Busy);
+        }
+        let _waiting = Waiting(Arc::clone(&self.waiting));
+        let delay = self.delay_for(user);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Arc::clone(&self.running)
+            .acquire_owned()
+            .await
+            .map_err(|_| AuthError::Unavailable)
+    }
+
+    fn delay_for(&self, user: &str) -> std::time::Duration {
+        match self.lock().get(user) {
+            Some((failures, last))
+                if *failures > FREE_FAILURES && last.elapsed() < FAILURE_MEMORY =>
+            {
+                let doublings = (*failures - FREE_FAILURES - 1).min(16);
+                (std::time::Duration::from_millis(250) * 2u32.pow(doublings)).min(MAX_FAILURE_DELAY)
+            }
+            _ => std::time::Duration::ZERO,
+        }
+    }
+
+    fn failed(&self, user: &str) {
+        let mut failures = self.lock();
+        if failures.len() >= FAILURE_CAPACITY && !failures.contains_key(user) {
+            failures.retain(|_, (_, last)| last.elapsed() < FAILURE_MEMORY);
+            if failures.len() >= FAILURE_CAPACITY {
+                failures.clear();
+            }
+        }
+        let entry = failures
+            .entry(user.to_string())
+            .or_insert((0, std::time::Instant::now()));
+        if entry.1.elapsed() >= FAILURE_MEMORY {
+            entry.0 = 0;
+        }
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = std::time::Instant::now();
+    }
+
+    fn succeeded(&self, user: &str) {
+        self.lock().remove(user);
+    }
 }
 
 /// How long a verified username and password are remembered.
@@ -242,9 +357,14 @@ impl Authenticator {
                 })?;
         Ok(Self {
             store,
-            tokens: ExpiringStore::new(config.token_ttl, config.max_tokens),
+            tokens: ExpiringStore::new(
+                config.token_ttl,
+                config.max_tokens,
+                config.max_tokens_per_user,
+            ),
             decoy_hash: decoy_hash.into(),
             verified: VerifiedCredentials::new(),
+            checks: PasswordChecks::new(),
         })
     }
 
@@ -256,7 +376,10 @@ impl Authenticator {
     /// Checks a username and password and returns a fresh bearer token.
     pub async fn login(&self, user: &str, password: &str) -> Result<String, AuthError> {
         let principal = self.check_password(user, password).await?;
-        Ok(self.tokens.insert(principal))
+        let user = principal.user.clone();
+        self.tokens
+            .insert_evicting(&user, principal)
+            .map_err(|_| AuthError::Busy)
     }
 
     /// Checks a username and password without issuing a token.
@@ -265,6 +388,7 @@ impl Authenticator {
         if let Some(principal) = self.verified.get(&key) {
             return Ok(principal);
         }
+        let _turn = self.checks.turn(user).await?;
         let record = self.store.user(user).await.map_err(|err| {
             tracing::warn!(error = %err, "cannot read users from the catalog");
             AuthError::Unavailable
@@ -284,9 +408,13 @@ impl Authenticator {
                     session_id: None,
                 };
                 self.verified.insert(key, principal.clone());
+                self.checks.succeeded(user);
                 Ok(principal)
             }
-            _ => Err(AuthError::BadCredentials),
+            _ => {
+                self.checks.failed(user);
+                Err(AuthError::BadCredentials)
+            }
         }
     }
 
@@ -458,6 +586,7 @@ mod tests {
             }],
             token_ttl: ttl,
             max_tokens: 10,
+            max_tokens_per_user: 10,
         };
         Authenticator::open(store, &config).await.unwrap()
     }
@@ -490,6 +619,44 @@ mod tests {
         auth.revoke_tokens_of("admin", None);
         assert!(auth.check_password("admin", "pw").await.is_err());
         assert!(auth.check_password("admin", "new").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_login_flood_waits_its_turn_and_beyond_the_queue_is_refused() {
+        let auth = authenticator(Duration::from_secs(60)).await;
+        let attempts = MAX_WAITING_PASSWORD_CHECKS + 64;
+        let logins = futures::future::join_all((0..attempts).map(|i| {
+            let auth = auth.clone();
+            async move { auth.check_password(&format!("nobody{i}"), "wrong").await }
+        }))
+        .await;
+        let busy = logins
+            .iter()
+            .filter(|r| **r == Err(AuthError::Busy))
+            .count();
+        let refused = logins
+            .iter()
+            .filter(|r| **r == Err(AuthError::BadCredentials))
+            .count();
+        // Four run and 128 wait; the rest are refused without being checked.
+        assert!(busy >= 32, "busy {busy}");
+        assert_eq!(busy + refused, attempts);
+        // The flood is over: a real user logs in.
+        assert!(auth.check_password("admin", "pw").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn repeated_failures_slow_that_user_name_down() {
+        let auth = authenticator(Duration::from_secs(60)).await;
+        for _ in 0..FREE_FAILURES + 3 {
+            let _ = auth.check_password("admin", "wrong").await;
+        }
+        assert!(auth.checks.delay_for("admin") >= Duration::from_millis(1000));
+        assert!(auth.checks.delay_for("ben").is_zero());
+        let started = std::time::Instant::now();
+        assert!(auth.check_password("admin", "pw").await.is_ok());
+        assert!(started.elapsed() >= Duration::from_millis(1000));
+        assert!(auth.checks.delay_for("admin").is_zero());
     }
 
     #[tokio::test]

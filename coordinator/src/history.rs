@@ -117,7 +117,7 @@ impl QueryHistory {
             query_id: uuid::Uuid::new_v4().to_string(),
             user: user.to_string(),
             front_door: front_door.to_string(),
-            sql: redact_secrets(sql),
+            sql: keep_bounded(redact_secrets(sql)),
             state: QueryState::Running,
             error_code: None,
             error_message: None,
@@ -419,9 +419,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub fn redact_secrets(sql: &str) -> String {
     fn sensitive(text: &str) -> bool {
         let lower = text.to_lowercase();
-        ["password", "secret", "token", "access_key", "credential"]
-            .iter()
-            .any(|word| lower.contains(word))
+        // `REPLACE` introduces the current password in `ALTER USER ... PASSWORD ... REPLACE`.
+        [
+            "password",
+            "secret",
+            "token",
+            "access_key",
+            "credential",
+            "replace",
+        ]
+        .iter()
+        .any(|word| lower.contains(word))
     }
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
         return if sensitive(sql) {
@@ -446,7 +454,18 @@ pub fn redact_secrets(sql: &str) -> String {
         }
         match &token {
             Token::Word(word) if sensitive(&word.value) => mask_next = true,
-            Token::SingleQuotedString(text) if sensitive(text) => mask_next = true,
+            // A statement inside a string (`EXECUTE IMMEDIATE 'CREATE USER ... PASSWORD ...'`)
+            // has its own secrets masked; the literal after a string that names a secret
+            // (`'aws.secret_access_key' '...'`) is masked whole.
+            Token::SingleQuotedString(text) if sensitive(text) => {
+                mask_next = true;
+                let inner = redact_secrets(text);
+                if inner != *text {
+                    out.push_str(&Token::SingleQuotedString(inner).to_string());
+                    masked = true;
+                    continue;
+                }
+            }
             Token::Whitespace(_) | Token::Eq => {}
             _ => mask_next = false,
         }
@@ -455,6 +474,24 @@ pub fn redact_secrets(sql: &str) -> String {
     // Re-rendered tokens can differ from the text in small ways (quote escapes); keep the
     // statement exactly as sent unless something was masked.
     if masked { out } else { sql.to_string() }
+}
+
+/// The most of a statement's text the history keeps (64 KiB); longer statements are cut, with
+/// a note of how much was left out.
+pub const MAX_RECORDED_SQL_BYTES: usize = 64 << 10;
+
+fn keep_bounded(mut sql: String) -> String {
+    if sql.len() <= MAX_RECORDED_SQL_BYTES {
+        return sql;
+    }
+    let mut end = MAX_RECORDED_SQL_BYTES;
+    while !sql.is_char_boundary(end) {
+        end -= 1;
+    }
+    let left_out = sql.len() - end;
+    sql.truncate(end);
+    sql.push_str(&format!(" /* ... {left_out} more bytes not recorded */"));
+    sql
 }
 
 /// `system.queries`: the query history, newest first.
@@ -562,7 +599,27 @@ impl SystemTableSource for QueriesTable {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_secrets;
+    use super::{MAX_RECORDED_SQL_BYTES, keep_bounded, redact_secrets};
+
+    #[test]
+    fn secrets_inside_a_quoted_statement_are_masked() {
+        let redacted = redact_secrets("EXECUTE IMMEDIATE 'CREATE USER bob PASSWORD ''hunter2'''");
+        assert!(!redacted.contains("hunter2"), "{redacted}");
+        assert!(redacted.contains("CREATE USER bob PASSWORD"), "{redacted}");
+    }
+
+    #[test]
+    fn long_statements_are_cut() {
+        let long = format!("SELECT '{}'", "é".repeat(MAX_RECORDED_SQL_BYTES));
+        let kept = keep_bounded(long.clone());
+        assert!(kept.len() < MAX_RECORDED_SQL_BYTES + 64);
+        assert!(
+            kept.ends_with("more bytes not recorded */"),
+            "{}",
+            &kept[kept.len() - 60..]
+        );
+        assert_eq!(keep_bounded("SELECT 1".into()), "SELECT 1");
+    }
 
     #[test]
     fn secrets_are_masked_and_the_rest_is_kept() {

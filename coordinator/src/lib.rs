@@ -22,7 +22,11 @@ pub mod flight_sql;
 pub mod history;
 pub mod http;
 pub mod lakehouse;
+pub mod locations;
+pub mod locations_sql;
+pub mod nesting;
 pub mod query;
+pub mod query_runtime;
 pub mod retry;
 pub mod session;
 pub mod system_tables;
@@ -120,6 +124,9 @@ pub struct CoordinatorConfig {
     pub query_timeout: Option<std::time::Duration>,
     /// Workgroups defined by the configuration, and the default workgroup.
     pub workgroups: workgroups::WorkgroupsConfig,
+    /// Locations defined by the configuration (`[[locations]]`): the storage prefixes users
+    /// who are not admins may reach (see [`locations`]).
+    pub locations: Vec<locations::LocationConfig>,
 }
 
 impl CoordinatorConfig {
@@ -147,6 +154,7 @@ impl CoordinatorConfig {
             retry: retry::RetryPolicy::default(),
             query_timeout: Some(DEFAULT_QUERY_TIMEOUT),
             workgroups: workgroups::WorkgroupsConfig::default(),
+            locations: Vec::new(),
         }
     }
 }
@@ -182,6 +190,9 @@ pub enum CoordinatorError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The runtime that plans and runs statements could not start.
+    #[error("cannot start the query runtime: {0}")]
+    QueryRuntime(std::io::Error),
     /// The built-in TPC-H dataset could not be generated or registered.
     #[error(transparent)]
     Tpch(#[from] tpch::TpchError),
@@ -231,6 +242,9 @@ pub struct Coordinator {
     /// Live executors.
     pub registry: ExecutorRegistry,
     discovery_task: tokio::task::JoinHandle<()>,
+    /// Plans and runs statements apart from the front doors; kept here, its owner, so that it
+    /// lives as long as the coordinator.
+    _query_runtime: query_runtime::QueryRuntime,
 }
 
 impl Drop for Coordinator {
@@ -273,6 +287,8 @@ impl Coordinator {
             .with_information_schema(true)
             .with_default_catalog_and_schema(DEFAULT_CATALOG, &config.default_schema)
             .with_create_default_catalog_and_schema(true);
+        session_config.options_mut().sql_parser.recursion_limit =
+            datafusion::config::ConfigNonZeroUsize::try_new(nesting::MAX_PARSER_RECURSION)?;
         if let Some(partitions) = config.target_partitions {
             session_config = session_config.with_target_partitions(partitions.max(1));
         }
@@ -318,9 +334,29 @@ impl Coordinator {
         let history = QueryHistory::start(lakehouse.store().clone()).await;
         let workgroups =
             workgroups::Workgroups::load(lakehouse.store().clone(), &config.workgroups).await?;
-        let engine = QueryEngine::new(ctx, lakehouse, registry.clone(), history, auth, workgroups)?
-            .with_retry_policy(config.retry)
-            .with_query_timeout(config.query_timeout);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let query_runtime =
+            query_runtime::QueryRuntime::start(cores).map_err(CoordinatorError::QueryRuntime)?;
+        let locations = locations::Locations::load(
+            lakehouse.store().clone(),
+            &config.locations,
+            &[&warehouse, &format!("{}/", data_dir.display())],
+        )
+        .await?;
+        let engine = QueryEngine::new(
+            ctx,
+            query::EngineParts {
+                query_runtime: query_runtime.handle(),
+                lakehouse,
+                registry: registry.clone(),
+                history,
+                auth,
+                workgroups,
+                locations,
+            },
+        )?
+        .with_retry_policy(config.retry)
+        .with_query_timeout(config.query_timeout);
 
         if let Some(scale_factor) = config.tpch_scale_factor {
             let dir = tpch::ensure_dataset(&config.data_dir, scale_factor, 4).await?;
@@ -337,6 +373,7 @@ impl Coordinator {
             engine,
             registry,
             discovery_task,
+            _query_runtime: query_runtime,
         })
     }
 }

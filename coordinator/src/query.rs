@@ -15,9 +15,19 @@ use crate::history::{QueriesTable, QueryHistory, TrackedQuery};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::ddl::name_parts;
 use crate::lakehouse::unload::unload_format;
+use crate::locations::{Access, Locations};
+use crate::locations_sql::{
+    LocationStatement, LocationStatementResult, execute_location_statement,
+    parse_location_statement,
+};
+use crate::nesting::{
+    MAX_PARSER_RECURSION, MAX_STATEMENT_DEPTH, TooDeeplyNested, check_nesting,
+    is_parser_recursion_limit,
+};
+use crate::query_runtime::{run_on, stream_on};
 use crate::retry::{
     ExecutorLostAfterRows, ExecutorLostEveryRun, QueryTimedOut, Rerun, RetryLog, RetryPolicy,
-    retry_on_executor_loss, with_time_limit,
+    retry_on_executor_loss,
 };
 use crate::session::SessionSettings;
 use crate::system_tables::{ExecutorsTable, SystemTable};
@@ -321,8 +331,30 @@ impl PreparedStatement {
 
 /// Plans and runs statements against the coordinator's catalog.
 #[derive(Clone)]
+/// What a [`QueryEngine`] is built from, besides the shared session.
+pub struct EngineParts {
+    /// Where statements are planned and run (see [`crate::query_runtime`]).
+    pub query_runtime: tokio::runtime::Handle,
+    /// The catalog.
+    pub lakehouse: Lakehouse,
+    /// The live executors.
+    pub registry: ExecutorRegistry,
+    /// The query history.
+    pub history: QueryHistory,
+    /// Users and tokens.
+    pub auth: Authenticator,
+    /// Admission control.
+    pub workgroups: Workgroups,
+    /// The locations users may reach.
+    pub locations: Locations,
+}
+
+#[derive(Clone)]
 pub struct QueryEngine {
     ctx: SessionContext,
+    /// Where statements are planned and run, apart from the front doors' runtime.
+    query_runtime: tokio::runtime::Handle,
+    locations: Locations,
     lakehouse: Lakehouse,
     history: QueryHistory,
     auth: Authenticator,
@@ -336,15 +368,18 @@ impl QueryEngine {
     /// Wraps a session whose state carries the distributed planner, installs the lakehouse
     /// catalog as its default catalog, and registers the `system` schema (with
     /// `system.executors` and `system.queries`) in it. Queries and writes are admitted through
-    /// `workgroups`.
-    pub fn new(
-        ctx: SessionContext,
-        lakehouse: Lakehouse,
-        registry: ExecutorRegistry,
-        history: QueryHistory,
-        auth: Authenticator,
-        workgroups: Workgroups,
-    ) -> Result<Self, QueryError> {
+    /// `workgroups`. Statements are planned and run on `query_runtime` (see
+    /// [`crate::query_runtime`]).
+    pub fn new(ctx: SessionContext, parts: EngineParts) -> Result<Self, QueryError> {
+        let EngineParts {
+            query_runtime,
+            lakehouse,
+            registry,
+            history,
+            auth,
+            workgroups,
+            locations,
+        } = parts;
         let catalog = lakehouse.catalog_provider();
         ctx.register_catalog(lakehouse.catalog_name(), Arc::clone(&catalog));
         let system = MemorySchemaProvider::new();
@@ -359,6 +394,8 @@ impl QueryEngine {
         catalog.register_schema("system", Arc::new(system))?;
         Ok(Self {
             ctx,
+            query_runtime,
+            locations,
             lakehouse,
             history,
             auth,
@@ -505,6 +542,29 @@ impl QueryEngine {
         parameters: Option<Vec<ScalarValue>>,
         tracked: Option<&TrackedQuery>,
     ) -> Result<PreparedStatement, QueryError> {
+        let engine = self.clone();
+        let mut settings = session.clone();
+        let sql = sql.to_string();
+        let tracked = tracked.cloned();
+        let (prepared, settings) = run_on(&self.query_runtime, async move {
+            let prepared = engine
+                .prepare_here(&mut settings, &sql, parameters, tracked.as_ref())
+                .await;
+            Ok((prepared, settings))
+        })
+        .await?;
+        *session = settings;
+        prepared
+    }
+
+    /// [`QueryEngine::prepare_bound`] on the runtime it is called on.
+    async fn prepare_here(
+        &self,
+        session: &mut SessionSettings,
+        sql: &str,
+        parameters: Option<Vec<ScalarValue>>,
+        tracked: Option<&TrackedQuery>,
+    ) -> Result<PreparedStatement, QueryError> {
         let mut state = self.state_for(session)?;
         let stats = Arc::new(StatementStats {
             tracked: tracked.cloned(),
@@ -549,6 +609,15 @@ impl QueryEngine {
                 match execute_workgroup_statement(&self.workgroups, is_admin, statement).await? {
                     WorkgroupStatementResult::Done => PreparedStatement::ddl_done(),
                     WorkgroupStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
+                },
+            );
+        }
+        if let Some(statement) = parse_location_statement(sql)? {
+            let principal = session.principal.as_ref();
+            return Ok(
+                match execute_location_statement(&self.locations, principal, statement).await? {
+                    LocationStatementResult::Done => PreparedStatement::ddl_done(),
+                    LocationStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
                 },
             );
         }
@@ -628,6 +697,10 @@ impl QueryEngine {
         let lakehouse = &self.lakehouse;
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
+                for location in &cmd.locations {
+                    self.locations
+                        .check(session.principal.as_ref(), location, Access::Read)?;
+                }
                 lakehouse.create_external_table(&state, &cmd).await?;
                 Ok(PreparedStatement::ddl_done())
             }
@@ -812,14 +885,15 @@ impl QueryEngine {
                     ));
                 }
                 let format = unload_format(with)?;
+                self.locations
+                    .check(session.principal.as_ref(), &to.value, Access::Write)?;
                 // Redshift's string form, UNLOAD ('SELECT ...'), is parsed here; either way
                 // only a query is accepted.
                 let parsed;
                 let query = match (query, query_text) {
                     (Some(query), _) => query,
                     (None, Some(text)) => {
-                        let dialect = state.config_options().sql_parser.dialect;
-                        parsed = state.sql_to_statement(text, &dialect)?;
+                        parsed = parse_bounded(state, text)?;
                         match &parsed {
                             DFStatement::Statement(s) => match s.as_ref() {
                                 ast::Statement::Query(query) => query,
@@ -946,6 +1020,21 @@ impl QueryEngine {
         session: &SessionSettings,
         sql: &str,
     ) -> Result<Description, QueryError> {
+        let engine = self.clone();
+        let session = session.clone();
+        let sql = sql.to_string();
+        run_on(&self.query_runtime, async move {
+            engine.describe_here(&session, &sql).await
+        })
+        .await
+    }
+
+    /// [`QueryEngine::describe`] on the runtime it is called on.
+    async fn describe_here(
+        &self,
+        session: &SessionSettings,
+        sql: &str,
+    ) -> Result<Description, QueryError> {
         let state = self.state_for(session)?;
         let no_parameters = Arc::new(Schema::empty());
         if let Some(statement) = parse_user_statement(sql)? {
@@ -961,6 +1050,15 @@ impl QueryEngine {
             return Ok(Description {
                 schema: match statement {
                     WorkgroupStatement::Show => crate::workgroups::listing_schema(),
+                    _ => PreparedStatement::ddl_done().schema(),
+                },
+                parameters: no_parameters,
+            });
+        }
+        if let Some(statement) = parse_location_statement(sql)? {
+            return Ok(Description {
+                schema: match statement {
+                    LocationStatement::Show => crate::locations_sql::listing_schema(),
                     _ => PreparedStatement::ddl_done().schema(),
                 },
                 parameters: no_parameters,
@@ -1045,12 +1143,38 @@ impl QueryEngine {
     /// Runs a prepared statement and streams its result. A query first takes a slot in its
     /// workgroup (waiting in its queue if need be, which `tracked` is told), runs within the
     /// workgroup's limits, and gives the slot back when its stream ends or is dropped.
+    ///
+    /// Planning and the stream run on the query runtime; the returned stream forwards batches
+    /// from there, and dropping it stops the query.
     pub async fn execute(
         &self,
         session: &SessionSettings,
         statement: PreparedStatement,
         tracked: Option<&TrackedQuery>,
     ) -> Result<Execution, QueryError> {
+        let engine = self.clone();
+        let session = session.clone();
+        let tracked = tracked.cloned();
+        let (execution, time_limit) = run_on(&self.query_runtime, async move {
+            engine
+                .execute_here(&session, statement, tracked.as_ref())
+                .await
+        })
+        .await?;
+        Ok(Execution {
+            stream: stream_on(&self.query_runtime, execution.stream, time_limit),
+            ..execution
+        })
+    }
+
+    /// [`QueryEngine::execute`] on the runtime it is called on, without the time limit, which
+    /// is returned for [`stream_on`] to hold.
+    async fn execute_here(
+        &self,
+        session: &SessionSettings,
+        statement: PreparedStatement,
+        tracked: Option<&TrackedQuery>,
+    ) -> Result<(Execution, Option<QueryTimedOut>), QueryError> {
         let plan = match statement {
             PreparedStatement::Done {
                 schema,
@@ -1068,37 +1192,46 @@ impl QueryEngine {
                         .map_err(DataFusionError::from)?,
                     ]
                 };
-                return Ok(Execution {
-                    stream: Box::pin(MemoryStream::try_new(batches, schema, None)?),
-                    bytes_scanned,
-                    completed_rows: Some(rows),
-                    progress: None,
-                    retries: Arc::default(),
-                });
+                return Ok((
+                    Execution {
+                        stream: Box::pin(MemoryStream::try_new(batches, schema, None)?),
+                        bytes_scanned,
+                        completed_rows: Some(rows),
+                        progress: None,
+                        retries: Arc::default(),
+                    },
+                    None,
+                ));
             }
             PreparedStatement::Listing(plan) => {
                 let state = self.state_for(session)?;
                 let physical = state.create_physical_plan(&plan).await?;
-                return Ok(Execution {
-                    stream: execute_stream(physical, state.task_ctx())?,
-                    bytes_scanned: 0,
-                    completed_rows: None,
-                    progress: None,
-                    retries: Arc::default(),
-                });
+                return Ok((
+                    Execution {
+                        stream: execute_stream(physical, state.task_ctx())?,
+                        bytes_scanned: 0,
+                        completed_rows: None,
+                        progress: None,
+                        retries: Arc::default(),
+                    },
+                    None,
+                ));
             }
             PreparedStatement::Query(plan) => plan,
         };
         let mut state = self.state_for(session)?;
         match &plan {
             LogicalPlan::Explain(explain) => {
-                return Ok(Execution {
-                    stream: self.explain_distributed(&state, explain).await?,
-                    bytes_scanned: 0,
-                    completed_rows: None,
-                    progress: None,
-                    retries: Arc::default(),
-                });
+                return Ok((
+                    Execution {
+                        stream: self.explain_distributed(&state, explain).await?,
+                        bytes_scanned: 0,
+                        completed_rows: None,
+                        progress: None,
+                        retries: Arc::default(),
+                    },
+                    None,
+                ));
             }
             LogicalPlan::Analyze(_) => with_metrics_collection(&mut state, true)?,
             _ => {}
@@ -1130,17 +1263,17 @@ impl QueryEngine {
                 },
             )
         };
-        let stream = match self.time_limit(slot.limits()) {
-            Some(timed_out) => with_time_limit(stream, timed_out),
-            None => stream,
-        };
-        Ok(Execution {
-            stream: holding_slot(stream, slot),
-            bytes_scanned,
-            completed_rows: None,
-            progress: Some(progress),
-            retries,
-        })
+        let time_limit = self.time_limit(slot.limits());
+        Ok((
+            Execution {
+                stream: holding_slot(stream, slot),
+                bytes_scanned,
+                completed_rows: None,
+                progress: Some(progress),
+                retries,
+            },
+            time_limit,
+        ))
     }
 
     /// EXPLAIN: the logical plan, and the physical plan split into stages and tasks.
@@ -1190,8 +1323,7 @@ fn holding_slot(stream: SendableRecordBatchStream, slot: Slot) -> SendableRecord
 /// Parses one statement, numbering `?` placeholders as `$1`, `$2`, ... in order (DataFusion
 /// plans numbered placeholders; drivers such as ADBC's send `?`).
 fn parse(state: &SessionState, sql: &str) -> Result<DFStatement, QueryError> {
-    let dialect = state.config_options().sql_parser.dialect;
-    let mut statement = state.sql_to_statement(sql, &dialect)?;
+    let mut statement = parse_bounded(state, sql)?;
     if let DFStatement::Statement(ast_statement) = &mut statement {
         let mut next = 0;
         let _ = ast::visit_expressions_mut(ast_statement.as_mut(), |expr| {
@@ -1205,6 +1337,28 @@ fn parse(state: &SessionState, sql: &str) -> Result<DFStatement, QueryError> {
         });
     }
     Ok(statement)
+}
+
+/// Parses one statement, refusing it when it nests too deeply to plan (see [`crate::nesting`]).
+pub(crate) fn parse_bounded(state: &SessionState, sql: &str) -> Result<DFStatement, QueryError> {
+    let dialect = state.config_options().sql_parser.dialect;
+    let mut statement = state.sql_to_statement(sql, &dialect).map_err(|err| {
+        if is_parser_recursion_limit(&err) {
+            QueryError::from(TooDeeplyNested {
+                limit: MAX_PARSER_RECURSION,
+            })
+        } else {
+            QueryError::from(err)
+        }
+    })?;
+    check_nesting(&mut statement, MAX_STATEMENT_DEPTH)?;
+    Ok(statement)
+}
+
+impl From<TooDeeplyNested> for QueryError {
+    fn from(err: TooDeeplyNested) -> Self {
+        QueryError::InvalidStatement(err.to_string())
+    }
 }
 
 fn unload_needs_query() -> QueryError {

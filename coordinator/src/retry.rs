@@ -224,35 +224,6 @@ impl std::fmt::Display for QueryTimedOut {
 
 impl std::error::Error for QueryTimedOut {}
 
-/// `stream`, stopped with [`QueryTimedOut`] once `limit` has passed: the inner stream is dropped
-/// then, which stops the query's tasks on every executor as a cancel does.
-pub(crate) fn with_time_limit(
-    stream: SendableRecordBatchStream,
-    limit: QueryTimedOut,
-) -> SendableRecordBatchStream {
-    let schema = stream.schema();
-    let deadline = tokio::time::Instant::now() + limit.limit;
-    let limit = Arc::new(limit);
-    let limited = futures::stream::unfold(Some(stream), move |state| {
-        let limit = Arc::clone(&limit);
-        async move {
-            let mut stream = state?;
-            tokio::select! {
-                next = stream.next() => next.map(|item| (item, Some(stream))),
-                _ = tokio::time::sleep_until(deadline) => {
-                    drop(stream);
-                    let timed_out = DataFusionError::External(Box::new(QueryTimedOut {
-                        limit: limit.limit,
-                        workgroup: limit.workgroup.clone(),
-                    }));
-                    Some((Err(timed_out), None))
-                }
-            }
-        }
-    });
-    Box::pin(RecordBatchStreamAdapter::new(schema, limited))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

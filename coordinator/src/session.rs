@@ -88,7 +88,10 @@ impl SessionSettings {
     }
 
     /// `SET variable = value`: checked against `defaults` (unknown keys and bad values are
-    /// refused), then kept. `TIME ZONE`/`timezone` name DataFusion's time zone option.
+    /// refused), then kept. `TIME ZONE`/`timezone` name DataFusion's time zone option. Users
+    /// who are not admins may change only the settings of [`USER_SETTINGS`], within their
+    /// bounds: the rest size memory, parallelism and the parser, which the service sets for
+    /// everyone.
     pub fn set(
         &mut self,
         defaults: &ConfigOptions,
@@ -96,6 +99,9 @@ impl SessionSettings {
         value: &str,
     ) -> Result<(), QueryError> {
         let key = option_key(variable);
+        if self.principal.as_ref().is_some_and(|p| !p.is_admin) {
+            check_user_setting(defaults, &key, value)?;
+        }
         let mut check = defaults.clone();
         check.set(&key, value).map_err(|err| {
             QueryError::InvalidStatement(format!(
@@ -115,6 +121,63 @@ impl SessionSettings {
             self.options.remove(&option_key(variable));
         }
     }
+}
+
+/// The settings any user may change (exact keys, or prefixes ending in `.`). Everything else
+/// needs an admin.
+pub const USER_SETTINGS: &[&str] = &[
+    "datafusion.execution.time_zone",
+    "datafusion.execution.batch_size",
+    "datafusion.execution.target_partitions",
+    "datafusion.execution.parquet.pushdown_filters",
+    "datafusion.execution.parquet.reorder_filters",
+    "datafusion.sql_parser.dialect",
+    "datafusion.sql_parser.enable_ident_normalization",
+    "datafusion.sql_parser.parse_float_as_decimal",
+    "datafusion.explain.",
+    "datafusion.format.",
+];
+
+/// The largest `batch_size` a user may set (DataFusion's default is 8,192).
+pub const MAX_USER_BATCH_SIZE: usize = 65_536;
+
+fn check_user_setting(defaults: &ConfigOptions, key: &str, value: &str) -> Result<(), QueryError> {
+    let allowed = USER_SETTINGS
+        .iter()
+        .any(|setting| match setting.ends_with('.') {
+            true => key.starts_with(setting),
+            false => key == *setting,
+        });
+    if !allowed {
+        return Err(QueryError::PermissionDenied(format!(
+            "SET {key} needs an admin: it applies service-wide limits. Users may set {}",
+            USER_SETTINGS
+                .iter()
+                .map(|s| match s.ends_with('.') {
+                    true => format!("{s}*"),
+                    false => s.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let bound = match key {
+        "datafusion.execution.batch_size" => Some(MAX_USER_BATCH_SIZE),
+        // More partitions than the service plans with means more memory and threads per query.
+        "datafusion.execution.target_partitions" => Some(defaults.execution.target_partitions),
+        _ => None,
+    };
+    if let Some(bound) = bound {
+        match value.trim().parse::<usize>() {
+            Ok(n) if (1..=bound).contains(&n) => {}
+            _ => {
+                return Err(QueryError::InvalidStatement(format!(
+                    "SET {key}: {value} is out of range: choose 1 to {bound}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether `variable` names one of DataFusion's settings (as `SET` reads it).
@@ -199,5 +262,52 @@ mod tests {
         assert_eq!(settings.options.len(), 1);
         settings.reset("ALL");
         assert!(settings.options.is_empty());
+    }
+
+    #[test]
+    fn users_change_only_harmless_settings_within_bounds() {
+        let mut defaults = ConfigOptions::default();
+        defaults.execution.target_partitions = 8;
+        let mut settings = SessionSettings {
+            principal: Some(crate::auth::Principal {
+                user: "ana".into(),
+                is_admin: false,
+                session_id: None,
+            }),
+            ..SessionSettings::default()
+        };
+        settings.set(&defaults, "TIME ZONE", "+02:00").unwrap();
+        settings.set(&defaults, "target_partitions", "4").unwrap();
+        settings
+            .set(&defaults, "datafusion.explain.format", "tree")
+            .unwrap();
+        for (key, value) in [
+            ("target_partitions", "4000"),
+            ("batch_size", "100000000"),
+            ("batch_size", "0"),
+        ] {
+            let err = settings.set(&defaults, key, value).unwrap_err();
+            assert!(err.to_string().contains("out of range"), "{err}");
+        }
+        for key in [
+            "datafusion.execution.sort_spill_reservation_bytes",
+            "datafusion.sql_parser.recursion_limit",
+            "datafusion.catalog.information_schema",
+        ] {
+            let err = settings.set(&defaults, key, "1").unwrap_err();
+            assert!(
+                matches!(err, QueryError::PermissionDenied(_)),
+                "{key}: {err}"
+            );
+        }
+        // Admins set anything DataFusion knows.
+        settings.principal.as_mut().unwrap().is_admin = true;
+        settings
+            .set(
+                &defaults,
+                "datafusion.execution.sort_spill_reservation_bytes",
+                "1",
+            )
+            .unwrap();
     }
 }

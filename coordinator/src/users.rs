@@ -6,7 +6,7 @@
 //!
 //! ```sql
 //! CREATE USER [IF NOT EXISTS] name [WITH] PASSWORD 'secret' [ADMIN | NOADMIN] [WORKGROUP wg]
-//! ALTER USER [IF EXISTS] name [WITH] [PASSWORD 'secret'] [ADMIN | NOADMIN]
+//! ALTER USER [IF EXISTS] name [WITH] [PASSWORD 'secret' [REPLACE 'current']] [ADMIN | NOADMIN]
 //! ALTER USER [IF EXISTS] name SET WORKGROUP wg | DEFAULT     (or RESET WORKGROUP)
 //! ALTER USER [IF EXISTS] name REVOKE TOKENS
 //! DROP USER [IF EXISTS] name [, ...]
@@ -16,7 +16,8 @@
 //! `SUPERUSER`/`CREATEUSER` are accepted for `ADMIN` (and `NO...` for `NOADMIN`). Unquoted names
 //! are folded to lower case, as SQL identifiers are; quote them (`"Ana"` or `'Ana'`) to keep
 //! case. Only admins create, drop and change other users; anyone may change their own password
-//! or revoke their own tokens. Users defined in the configuration can only be changed there,
+//! (giving the current one with `REPLACE 'current'`, as MySQL spells it, unless an admin) or
+//! revoke their own tokens. Users defined in the configuration can only be changed there,
 //! except for their workgroup, which is policy rather than a credential.
 
 use crate::admin_sql::{Tokens, listing_plan, syntax, tokenize};
@@ -80,6 +81,9 @@ pub enum UserStatement {
 pub struct UserOptions {
     /// A new password.
     pub password: Option<String>,
+    /// The current password (`REPLACE '...'`), which a user who is not an admin gives to change
+    /// their own.
+    pub current_password: Option<String>,
     /// A new admin flag.
     pub admin: Option<bool>,
     /// A new workgroup for the user's queries.
@@ -109,6 +113,10 @@ impl std::fmt::Debug for UserOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserOptions")
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "current_password",
+                &self.current_password.as_ref().map(|_| "<redacted>"),
+            )
             .field("admin", &self.admin)
             .field("workgroup", &self.workgroup)
             .finish()
@@ -209,6 +217,14 @@ impl Tokens<'_> {
                 };
                 check_password(&password)?;
                 options.password = Some(password);
+                if self.keywords(&[Keyword::REPLACE]) {
+                    let Some(current) = self.string() else {
+                        return Err(syntax(
+                            "REPLACE takes the current password: PASSWORD 'new' REPLACE 'current'",
+                        ));
+                    };
+                    options.current_password = Some(current);
+                }
             } else if self.words(&["SET", "WORKGROUP"]) || self.word("WORKGROUP") {
                 options.workgroup = Some(if self.keywords(&[Keyword::DEFAULT]) {
                     WorkgroupAssignment::Default
@@ -316,6 +332,23 @@ pub async fn execute_user_statement(
                      may change your own password"
                         .to_string(),
                 ));
+            }
+            if !is_admin && options.password.is_some() {
+                // Someone who found an open session must not be able to take the account over.
+                let Some(current) = &options.current_password else {
+                    return Err(QueryError::PermissionDenied(
+                        "changing your password needs the current one: ALTER USER name PASSWORD \
+                         'new' REPLACE 'current'"
+                            .to_string(),
+                    ));
+                };
+                auth.check_password(&name, current).await.map_err(|_| {
+                    QueryError::PermissionDenied(
+                        "the current password given with REPLACE is wrong; the password was not \
+                         changed"
+                            .to_string(),
+                    )
+                })?;
             }
             let Some(mut record) = existing(auth, &name, if_exists).await? else {
                 return Ok(UserStatementResult::Done);
@@ -513,6 +546,7 @@ mod tests {
                     password: Some("p'w".into()),
                     admin: Some(true),
                     workgroup: Some(WorkgroupAssignment::Named("etl".into())),
+                    ..UserOptions::default()
                 },
             }
         );
@@ -525,6 +559,7 @@ mod tests {
                     password: None,
                     admin: Some(false),
                     workgroup: None,
+                    ..UserOptions::default()
                 },
             }
         );

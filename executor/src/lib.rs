@@ -48,6 +48,10 @@ pub struct ExecutorConfig {
     /// Address for plain-HTTP health checks (`/healthz`, `/readyz`), for an orchestrator's
     /// probes; `None` serves none. They need no credential and tell nothing but alive/ready.
     pub health_listen: Option<SocketAddr>,
+    /// Listen on a non-loopback address. Executors speak plaintext gRPC (the cluster secret
+    /// authenticates but does not encrypt), so this is for a network that encrypts or that is
+    /// private to the cluster (a service mesh with mutual TLS, a Kubernetes network policy).
+    pub allow_insecure_remote: bool,
 }
 
 impl ExecutorConfig {
@@ -63,6 +67,7 @@ impl ExecutorConfig {
             drain_notice: osprey_engine::distributed::DRAIN_NOTICE,
             storage: Vec::new(),
             health_listen: None,
+            allow_insecure_remote: false,
         }
     }
 }
@@ -87,6 +92,14 @@ pub enum ExecutorError {
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Server(#[from] tonic::transport::Error),
+    /// A non-loopback listen address without `allow_insecure_remote`.
+    #[error(
+        "refusing to serve plaintext gRPC on {0}, which other hosts can reach: executors have \
+         no TLS of their own. Keep --listen on loopback, or, on a network that encrypts or is \
+         private to the cluster (a service mesh with mutual TLS, a network policy that admits \
+         only the coordinator and executors), pass --allow-insecure-remote"
+    )]
+    InsecureRemote(SocketAddr),
     /// Running tasks did not finish within the grace period after shutdown was requested.
     #[error("running tasks did not finish within {0:?} of the shutdown request")]
     ShutdownTimedOut(Duration),
@@ -102,6 +115,9 @@ pub async fn run_executor(
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ExecutorError> {
+    if !config.listen.ip().is_loopback() && !config.allow_insecure_remote {
+        return Err(ExecutorError::InsecureRemote(config.listen));
+    }
     let storage = StorageRegistry::new(config.storage.clone())?;
     let runtime = build_runtime_env_with_storage(
         &RuntimeLimits {

@@ -38,7 +38,8 @@ def test_everything_else_authenticates(http):
     status, body, headers = call(f"{http}/v1/whoami")
     assert status == 401
     assert body["error"]["code"] == "UNAUTHENTICATED"
-    assert "Basic" in headers["WWW-Authenticate"]
+    # No Basic challenge: a browser would prompt for and then cache credentials for any page.
+    assert headers["WWW-Authenticate"].startswith("Bearer")
     status, body, _ = call(f"{http}/v1/whoami", basic("admin", "wrong"))
     assert (status, body["error"]["message"]) == (401, "invalid username or password")
     status, body, _ = call(f"{http}/v1/whoami", basic("admin", PASSWORD))
@@ -187,19 +188,40 @@ def test_statement_stream_in_three_formats(http):
     import pyarrow as pa
     sql = b"SELECT value AS n FROM range(100000)"
     status, raw, headers = post(f"{http}/v1/statement:stream?format=arrow", sql, admin(),
-                                "text/plain")
+                                "application/sql")
     assert status == 200 and headers["Content-Type"] == "application/vnd.apache.arrow.stream"
     table = pa.ipc.open_stream(raw).read_all()
     assert table.num_rows == 100000 and sum(table.column("n").to_pylist()) == 4999950000
     status, raw, _ = post(f"{http}/v1/statement:stream?format=csv", b"SELECT 1 AS a, 'b' AS b",
-                          admin(), "text/plain")
+                          admin(), "application/sql")
     assert (status, raw.decode()) == (200, "a,b\n1,b\n")
     status, raw, _ = post(f"{http}/v1/statement:stream?format=ndjson",
-                          b"SELECT 1 AS a, NULL AS b", admin(), "text/plain")
+                          b"SELECT 1 AS a, NULL AS b", admin(), "application/sql")
     assert (status, json.loads(raw)) == (200, {"a": 1, "b": None})
     status, raw, _ = post(f"{http}/v1/statement:stream?format=arrow", b"SELEKT", admin(),
-                          "text/plain")
+                          "application/sql")
     assert status == 400 and json.loads(raw)["error"]["message"]
+
+
+def test_pages_of_other_sites_cannot_run_sql(http):
+    """Issue 20, finding 8: simple-content-type POSTs and cross-origin requests are refused,
+    even with valid credentials."""
+    for content_type in ["text/plain", "application/x-www-form-urlencoded",
+                         "multipart/form-data; boundary=x"]:
+        status, raw, _ = post(f"{http}/v1/statement:stream?format=csv", b"SELECT 1", admin(),
+                              content_type)
+        assert status == 415, (content_type, raw)
+        assert "application/sql" in json.loads(raw)["error"]["message"]
+    for headers in [{"Origin": "https://evil.example"}, {"Origin": "null"},
+                    {"Sec-Fetch-Site": "cross-site"}]:
+        status, raw, _ = post(f"{http}/v1/statement:stream?format=csv", b"SELECT 1",
+                              {**admin(), **headers}, "application/sql")
+        assert status == 403 and json.loads(raw)["error"]["code"] == "CROSS_ORIGIN", headers
+    # The same origin (a console served from this port) is fine.
+    host = http.split("://", 1)[1]
+    status, raw, _ = post(f"{http}/v1/statement:stream?format=csv", b"SELECT 1",
+                          {**admin(), "Origin": f"http://{host}"}, "application/sql")
+    assert (status, raw.decode()) == (200, "Int64(1)\n1\n")
 
 
 def test_a_full_workgroup_queues_visibly_then_refuses_at_once(http):
@@ -222,7 +244,7 @@ def test_a_full_workgroup_queues_visibly_then_refuses_at_once(http):
     assert waiting["state"] == "QUEUED" and waiting["queued_ms"] >= 500, waiting
     # The queue holds one: the next is refused at once, retryably.
     status, raw, headers = post(f"{http}/v1/statement:stream?format=csv", b"SELECT 1", sol,
-                                content_type="text/plain")
+                                content_type="application/sql")
     refusal = json.loads(raw)
     assert status == 429 and headers["Retry-After"] == "1", refusal
     assert refusal["error"]["code"] == "QUEUE_FULL", refusal

@@ -299,9 +299,15 @@ def test_the_protocol_replays_retries_and_guards_its_uris(server):
     assert stranger.status_code == 404
     assert session.delete(following["nextUri"], auth=admin, timeout=30).status_code == 204
     assert session.get(following["nextUri"], auth=admin, timeout=30).status_code == 404
-    unauthenticated = session.post(f"{base}/v1/statement", data="SELECT 1", timeout=30)
+    # Trino clients (X-Trino-User) are challenged for Basic credentials; anything else (a
+    # browser) is not, so it never caches them.
+    unauthenticated = session.post(f"{base}/v1/statement", data="SELECT 1",
+                                   headers={"X-Trino-User": "admin"}, timeout=30)
     assert unauthenticated.status_code == 401
     assert "Basic" in unauthenticated.headers["WWW-Authenticate"]
+    anonymous = session.post(f"{base}/v1/statement", data="SELECT 1", timeout=30)
+    assert anonymous.status_code == 401
+    assert "Basic" not in anonymous.headers["WWW-Authenticate"]
 
 
 def test_a_statement_waiting_for_its_workgroup_is_queued_with_its_time(server):

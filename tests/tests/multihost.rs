@@ -150,7 +150,14 @@ async fn tpch_across_three_network_namespaces() {
         .map(|(host, listen)| {
             spawn_osprey_in_netns(
                 &network.namespace(host),
-                &["executor", "--listen", listen, "--memory", "1GiB"],
+                &[
+                    "executor",
+                    "--listen",
+                    listen,
+                    "--memory",
+                    "1GiB",
+                    "--allow-insecure-remote",
+                ],
                 &secret,
                 "OSPREY_EXECUTOR_LISTENING ",
             )

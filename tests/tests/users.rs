@@ -108,9 +108,34 @@ async fn admins_manage_users_and_tokens_follow_their_changes() {
         vec!["ana", "false", "sql"]
     );
 
-    // Ana changes her own password: her other sessions end, this one goes on.
+    // Ana changes her own password, giving the current one: her other sessions end, this one
+    // goes on. Without it, or with a wrong one, nothing changes.
     let mut ana_elsewhere = login(&coordinator, "ana", "first-pass").await;
-    rows(&mut ana, "ALTER USER ana PASSWORD 'second-pass'").await;
+    let (code, message) = error_of(&mut ana, "ALTER USER ana PASSWORD 'second-pass'").await;
+    assert_eq!(code, Some(tonic::Code::PermissionDenied), "{message}");
+    assert!(message.contains("REPLACE 'current'"), "{message}");
+    let (code, message) = error_of(
+        &mut ana,
+        "ALTER USER ana PASSWORD 'second-pass' REPLACE 'not-it'",
+    )
+    .await;
+    assert_eq!(code, Some(tonic::Code::PermissionDenied), "{message}");
+    rows(
+        &mut ana,
+        "ALTER USER ana PASSWORD 'second-pass' REPLACE 'first-pass'",
+    )
+    .await;
+    let recorded = rows(
+        &mut admin,
+        "SELECT query FROM system.queries WHERE query LIKE 'ALTER USER ana PASSWORD%' ORDER BY 1",
+    )
+    .await;
+    assert!(
+        recorded
+            .iter()
+            .all(|q| !q.contains("pass'") && !q.contains("not-it")),
+        "{recorded:?}"
+    );
     assert_eq!(rows(&mut ana, "SELECT 1").await, vec!["1"]);
     let err = ana_elsewhere.query("SELECT 1").await.unwrap_err();
     assert_eq!(

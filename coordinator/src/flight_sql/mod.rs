@@ -69,10 +69,15 @@ pub struct FlightSqlLimits {
     pub ticket_ttl: Duration,
     /// How long a prepared statement stays valid after it was created.
     pub prepared_statement_ttl: Duration,
-    /// The most tickets and prepared statements held at once (each).
+    /// The most tickets and prepared statements held at once (each, all users together).
     pub max_open_handles: usize,
+    /// The most tickets and prepared statements one user holds at once (each); past it the
+    /// user's new ones are refused with `RESOURCE_EXHAUSTED`.
+    pub max_handles_per_user: usize,
     /// The largest request message accepted (a statement's SQL text, a DoPut batch).
     pub max_request_bytes: usize,
+    /// The most bytes (as Arrow in memory) one DoPut may bind in all its batches.
+    pub max_put_bytes: usize,
 }
 
 impl Default for FlightSqlLimits {
@@ -80,8 +85,10 @@ impl Default for FlightSqlLimits {
         Self {
             ticket_ttl: Duration::from_secs(15 * 60),
             prepared_statement_ttl: Duration::from_secs(3600),
-            max_open_handles: 10_000,
+            max_open_handles: 100_000,
+            max_handles_per_user: 1_000,
             max_request_bytes: 16 << 20,
+            max_put_bytes: 64 << 20,
         }
     }
 }
@@ -122,6 +129,7 @@ pub struct FlightSqlFrontDoor {
     xdbc_type_info: std::sync::Arc<XdbcTypeInfoData>,
     sessions: SessionStore,
     running: cancel::RunningResults,
+    limits: FlightSqlLimits,
 }
 
 impl FlightSqlFrontDoor {
@@ -130,10 +138,19 @@ impl FlightSqlFrontDoor {
         Self {
             engine: engine.clone(),
             auth,
-            tickets: ExpiringStore::new(limits.ticket_ttl, limits.max_open_handles),
-            prepared: ExpiringStore::new(limits.prepared_statement_ttl, limits.max_open_handles),
+            tickets: ExpiringStore::new(
+                limits.ticket_ttl,
+                limits.max_open_handles,
+                limits.max_handles_per_user,
+            ),
+            prepared: ExpiringStore::new(
+                limits.prepared_statement_ttl,
+                limits.max_open_handles,
+                limits.max_handles_per_user,
+            ),
             sessions: SessionStore::default(),
             running: cancel::RunningResults::default(),
+            limits: limits.clone(),
             sql_info: std::sync::Arc::new(metadata::build_sql_info(engine.session())),
             xdbc_type_info: std::sync::Arc::new(
                 XdbcTypeInfoDataBuilder::new()
@@ -250,6 +267,8 @@ impl FlightSqlFrontDoor {
         sql: &str,
         parameters: Option<Vec<ScalarValue>>,
     ) -> Result<(FlightEndpoint, SchemaRef, String), Status> {
+        // Refused before anything runs: a write would otherwise run without a ticket to show.
+        self.tickets.has_room(&user.user).map_err(handle_limit)?;
         let tracked = self.engine.history().begin(&user.user, FRONT_DOOR, sql);
         let (statement, session) = self
             .prepare_in_session(user, sql, parameters, &tracked)
@@ -275,12 +294,18 @@ impl FlightSqlFrontDoor {
             }
         };
         let schema = statement.schema();
-        let handle = self.tickets.insert(TicketEntry {
-            user: user.user.clone(),
-            statement,
-            session,
-            tracked,
-        });
+        let handle = self
+            .tickets
+            .insert(
+                &user.user,
+                TicketEntry {
+                    user: user.user.clone(),
+                    statement,
+                    session,
+                    tracked,
+                },
+            )
+            .map_err(handle_limit)?;
         let ticket = TicketStatementQuery {
             statement_handle: handle.into(),
         };
@@ -301,6 +326,7 @@ impl FlightSqlFrontDoor {
             .map_err(FlightError::from);
         let mut batches = FlightRecordBatchStream::new_from_flight_data(messages);
         let mut rows = Vec::new();
+        let mut bytes = 0usize;
         while let Some(batch) = batches.next().await {
             let batch = batch.map_err(|err| match err {
                 // A message over the size limit: ClientErrors reports it as ResourceExhausted.
@@ -309,6 +335,14 @@ impl FlightSqlFrontDoor {
                     Status::invalid_argument(format!("cannot read the parameter batch: {other}"))
                 }
             })?;
+            bytes = bytes.saturating_add(batch.get_array_memory_size());
+            if bytes > self.limits.max_put_bytes {
+                return Err(Status::resource_exhausted(format!(
+                    "the parameter batches hold more than {} MiB: bind them in several \
+                     executions (max_put_bytes under [coordinator])",
+                    self.limits.max_put_bytes >> 20
+                )));
+            }
             if rows.len() + batch.num_rows() > MAX_PARAMETER_ROWS {
                 return Err(Status::resource_exhausted(format!(
                     "too many parameter rows: at most {MAX_PARAMETER_ROWS} per statement; \
@@ -633,11 +667,17 @@ impl FlightSqlService for FlightSqlFrontDoor {
         } else {
             encode(&description.parameters)?
         };
-        let handle = self.prepared.insert(PreparedEntry {
-            user: user.user,
-            sql: query.query,
-            parameters: Vec::new(),
-        });
+        let handle = self
+            .prepared
+            .insert(
+                &user.user,
+                PreparedEntry {
+                    user: user.user.clone(),
+                    sql: query.query,
+                    parameters: Vec::new(),
+                },
+            )
+            .map_err(handle_limit)?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
             dataset_schema,
@@ -1155,6 +1195,10 @@ fn compact_view_arrays(batch: RecordBatch) -> RecordBatch {
     RecordBatch::try_new(batch.schema(), columns).unwrap_or(batch)
 }
 
+fn handle_limit(err: crate::expiring::HandleLimitReached) -> Status {
+    Status::resource_exhausted(err.to_string())
+}
+
 fn unknown_ticket() -> Status {
     Status::not_found(
         "unknown, expired or already used ticket: call GetFlightInfo again to get a fresh one",
@@ -1163,7 +1207,7 @@ fn unknown_ticket() -> Status {
 
 fn auth_status(err: AuthError) -> Status {
     match err {
-        AuthError::Unavailable => Status::unavailable(err.to_string()),
+        AuthError::Unavailable | AuthError::Busy => Status::unavailable(err.to_string()),
         _ => Status::unauthenticated(err.to_string()),
     }
 }

@@ -8,6 +8,12 @@
 //! Every other route authenticates with `Authorization: Basic ...` or `Bearer <token>` (the
 //! tokens Flight SQL's Handshake issues) and answers errors as JSON:
 //! `{"error": {"code": "...", "message": "..."}}`.
+//!
+//! Browsers must not be able to run SQL with credentials they cached for this port: requests
+//! from another origin (`Origin` not this host, or `Sec-Fetch-Site` cross-site) are refused,
+//! the statement stream takes only `Content-Type: application/sql` (a form or `text/plain`
+//! POST needs no CORS preflight), and a `401` challenges for Basic credentials only when the
+//! client asks with `X-Trino-User` (Trino clients), so a browser never caches them.
 
 pub mod encode;
 pub mod queries;
@@ -20,9 +26,10 @@ use crate::discovery::{ExecutorHealth, ExecutorRegistry};
 use crate::query::QueryEngine;
 use crate::query::QueryError;
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -73,8 +80,50 @@ pub fn router(state: HttpState) -> axum::Router {
             get(trino::next_page).delete(trino::cancel),
         )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_cross_site))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Refuses requests a web page of another origin made: `Sec-Fetch-Site: cross-site` or
+/// `same-site`, or an `Origin` whose host and port are not this request's `Host`.
+async fn refuse_cross_site(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = headers.get(axum::http::header::ORIGIN).map(|origin| {
+        origin
+            .to_str()
+            .ok()
+            .and_then(|o| url::Url::parse(o).ok())
+            .and_then(|u| {
+                let host = u.host_str()?.to_string();
+                Some(match u.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                })
+            })
+    });
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let cross_origin = match origin_host {
+        None => false,
+        Some(None) => true,
+        Some(Some(origin)) => host.is_none_or(|host| !origin.eq_ignore_ascii_case(host)),
+    };
+    if cross_origin || matches!(fetch_site, "cross-site" | "same-site") {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "CROSS_ORIGIN",
+            "requests from web pages of other origins are refused: call the API from a client \
+             or a server, not from a browser page on another site",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// The largest request body accepted (SQL text or JSON); larger ones get `413`.
@@ -139,6 +188,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// A `401` challenges for Basic credentials (only when the client asked).
+    basic_challenge: bool,
 }
 
 /// A malformed query string as a `400`, with a hint naming the parameters.
@@ -197,6 +248,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            basic_challenge: false,
         }
     }
 }
@@ -215,9 +267,15 @@ impl IntoResponse for ApiError {
             );
         }
         if self.status == StatusCode::UNAUTHORIZED {
+            // A Basic challenge makes browsers prompt for and cache credentials, which any web
+            // page could then use: only clients that ask get one.
+            let challenge = match self.basic_challenge {
+                true => "Basic realm=\"osprey\"",
+                false => "Bearer realm=\"osprey\"",
+            };
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Basic realm=\"osprey\""),
+                axum::http::HeaderValue::from_static(challenge),
             );
         }
         response
@@ -234,13 +292,17 @@ impl FromRequestParts<HttpState> for Authenticated {
         parts: &mut Parts,
         state: &HttpState,
     ) -> Result<Self, Self::Rejection> {
+        // Trino clients send X-Trino-User and expect a Basic challenge; a browser page of
+        // another origin cannot send that header without a CORS preflight, which fails.
+        let asked_for_basic = parts.headers.contains_key("x-trino-user");
+        let refuse = |err: AuthError| {
+            let mut refusal = auth_error(err);
+            refusal.basic_challenge = asked_for_basic;
+            refusal
+        };
         let header = match parts.headers.get(axum::http::header::AUTHORIZATION) {
             None => None,
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .map_err(|_| auth_error(AuthError::Malformed))?,
-            ),
+            Some(value) => Some(value.to_str().map_err(|_| refuse(AuthError::Malformed))?),
         };
         state
             .engine
@@ -248,7 +310,7 @@ impl FromRequestParts<HttpState> for Authenticated {
             .check_authorization(header)
             .await
             .map(Authenticated)
-            .map_err(auth_error)
+            .map_err(refuse)
     }
 }
 
@@ -257,6 +319,11 @@ fn auth_error(err: AuthError) -> ApiError {
         AuthError::Unavailable => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",
+            err.to_string(),
+        ),
+        AuthError::Busy => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_LOGINS",
             err.to_string(),
         ),
         _ => ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", err.to_string()),

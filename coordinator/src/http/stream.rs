@@ -43,8 +43,24 @@ pub async fn statement_stream(
     State(state): State<HttpState>,
     Authenticated(principal): Authenticated,
     params: Result<Query<StreamParams>, axum::extract::rejection::QueryRejection>,
+    headers: axum::http::HeaderMap,
     sql: Result<String, axum::extract::rejection::StringRejection>,
 ) -> Result<Response, ApiError> {
+    // A form or text/plain POST is what any web page can send without asking (no CORS
+    // preflight); SQL comes as application/sql.
+    let sent_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if sent_type.as_deref() != Some("application/sql") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the SQL with Content-Type: application/sql (curl: -H 'Content-Type: \
+             application/sql' --data-binary @query.sql)",
+        ));
+    }
     let Query(params) = params
         .map_err(|rejection| super::bad_parameters(rejection, "format, catalog and schema"))?;
     let sql = super::sql_body(sql)?;

@@ -349,11 +349,9 @@ pub async fn submit(
             Some(parsed) => {
                 let parsed = parsed.inspect_err(|err| tracked.fail(err))?;
                 let parameters = match &parsed.using {
-                    Some(using) => Some(
-                        evaluate_parameters(using)
-                            .await
-                            .inspect_err(|err| tracked.fail(err))?,
-                    ),
+                    Some(using) => {
+                        Some(evaluate_parameters(using).inspect_err(|err| tracked.fail(err))?)
+                    }
                     None => None,
                 };
                 (parsed.statement, parameters)

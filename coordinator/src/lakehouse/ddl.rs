@@ -11,7 +11,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{CreateExternalTable, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
-use osprey_catalog::{CatalogError, TableDefinition, TableEntry, TableKind, now_ms};
+use osprey_catalog::{CatalogError, TableDefinition, TableEntry, TableKind, check_name, now_ms};
 use osprey_engine::write::WriteFormat;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +21,8 @@ impl From<CatalogError> for QueryError {
         match err {
             CatalogError::AlreadyExists { .. }
             | CatalogError::NotFound { .. }
-            | CatalogError::SchemaNotEmpty(_) => QueryError::InvalidStatement(err.to_string()),
+            | CatalogError::SchemaNotEmpty(_)
+            | CatalogError::InvalidName { .. } => QueryError::InvalidStatement(err.to_string()),
             other => QueryError::Execution(format!("catalog: {other}")),
         }
     }
@@ -216,6 +217,9 @@ impl Lakehouse {
                 .into());
             }
         }
+        // The names become path segments: check them before anything is written.
+        check_name("schema", &name.schema)?;
+        check_name("table", &name.table)?;
         let id = uuid::Uuid::new_v4().to_string();
         let location = format!(
             "{}{}/{}-{}/",

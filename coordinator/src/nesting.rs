@@ -1,0 +1,179 @@
+//! Bounds how deeply a parsed statement nests before anything else recurses over it.
+//!
+//! The parser bounds its own recursion (parentheses, function calls, subqueries: DataFusion's
+//! `sql_parser.recursion_limit`, which Osprey sets to [`MAX_PARSER_RECURSION`]), but it builds
+//! chains of binary and postfix operators (`1+1+...+1`, `x::int::int...`) in a loop, so a
+//! 4 KB statement can parse into an expression thousands of levels deep. Everything after the
+//! parser (SQL-to-plan, the optimizer, printing, cloning, even dropping the tree) recurses once
+//! per level. [`check_nesting`] measures the depth with a visitor that cuts the tree at the
+//! limit, so the measure itself and the refused statement's drop recurse at most that deep.
+
+use datafusion::common::DataFusionError;
+use datafusion::sql::parser::{CopyToSource, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::{Expr, Query, Value, VisitMut, VisitorMut};
+use datafusion::sql::sqlparser::parser::ParserError;
+use std::ops::ControlFlow;
+
+/// How deeply expressions and subqueries may nest in one statement. DuckDB's default
+/// `max_expression_depth` is 1,000 as well; the query runtime's stacks are sized to plan
+/// statements this deep (see `query_runtime::QUERY_THREAD_STACK_BYTES`).
+pub const MAX_STATEMENT_DEPTH: usize = 1_000;
+
+/// How deeply the parser may recurse (nested parentheses, function calls, subqueries).
+pub const MAX_PARSER_RECURSION: usize = 256;
+
+/// A statement nests deeper than Osprey plans.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "statement too deeply nested (limit {limit} levels of expressions and subqueries): \
+     write long chains as lists (x IN (1, 2, 3) instead of x = 1 OR x = 2 OR ...) or split \
+     the statement"
+)]
+pub struct TooDeeplyNested {
+    /// The limit that was passed.
+    pub limit: usize,
+}
+
+/// Whether `err` is the parser giving up on a statement nested past its recursion limit.
+pub fn is_parser_recursion_limit(err: &DataFusionError) -> bool {
+    matches!(err, DataFusionError::SQL(inner, _)
+        if matches!(inner.as_ref(), ParserError::RecursionLimitExceeded))
+}
+
+/// Refuses `statement` when its expressions and subqueries nest deeper than `limit`. On
+/// refusal the statement is left cut at the limit (its deeper parts are dismantled here,
+/// piece by piece), so dropping it recurses no deeper than the limit either.
+pub fn check_nesting(statement: &mut DFStatement, limit: usize) -> Result<(), TooDeeplyNested> {
+    let mut cutter = DepthCutter::new(limit);
+    cut_statement(statement, &mut cutter);
+    dismantle(cutter, limit)
+}
+
+/// [`check_nesting`] for one expression.
+pub fn check_expr_nesting(expr: &mut Expr, limit: usize) -> Result<(), TooDeeplyNested> {
+    let mut cutter = DepthCutter::new(limit);
+    let _ = expr.visit(&mut cutter);
+    dismantle(cutter, limit)
+}
+
+/// Drops what `cutter` cut off, if anything, and says whether it cut.
+fn dismantle(mut cutter: DepthCutter, limit: usize) -> Result<(), TooDeeplyNested> {
+    if cutter.cut.is_empty() {
+        return Ok(());
+    }
+    // Each piece cut off may itself be deeper than the limit: cut it again before dropping
+    // it, so no drop recurses past the limit.
+    let mut pieces = std::mem::take(&mut cutter.cut);
+    while let Some(mut piece) = pieces.pop() {
+        let mut cutter = DepthCutter::new(limit);
+        let _ = piece.visit(&mut cutter);
+        pieces.append(&mut cutter.cut);
+    }
+    Err(TooDeeplyNested { limit })
+}
+
+fn cut_statement(statement: &mut DFStatement, cutter: &mut DepthCutter) {
+    match statement {
+        DFStatement::Statement(statement) => {
+            let _ = statement.visit(cutter);
+        }
+        DFStatement::CopyTo(copy) => {
+            if let CopyToSource::Query(query) = &mut copy.source {
+                let _ = query.visit(cutter);
+            }
+        }
+        DFStatement::Explain(explain) => cut_statement(&mut explain.statement, cutter),
+        DFStatement::CreateExternalTable(_) | DFStatement::Reset(_) => {}
+    }
+}
+
+/// Tracks the nesting depth of expressions and queries; an expression found past the limit is
+/// replaced by `NULL` and kept in `cut`.
+struct DepthCutter {
+    depth: usize,
+    limit: usize,
+    cut: Vec<Expr>,
+}
+
+impl DepthCutter {
+    fn new(limit: usize) -> Self {
+        Self {
+            depth: 0,
+            limit,
+            cut: Vec::new(),
+        }
+    }
+}
+
+impl VisitorMut for DepthCutter {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        self.depth += 1;
+        if self.depth > self.limit {
+            // The visitor then walks the NULL left in its place: no deeper.
+            let deep = std::mem::replace(expr, Expr::value(Value::Null));
+            self.cut.push(deep);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, _expr: &mut Expr) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::parser::DFParser;
+
+    fn parse(sql: &str) -> DFStatement {
+        let mut statements = DFParser::parse_sql(sql).unwrap();
+        statements.pop_front().unwrap()
+    }
+
+    #[test]
+    fn shallow_statements_pass() {
+        let mut statement =
+            parse("SELECT a + b * 2, (SELECT max(x) FROM t WHERE x IN (1, 2, 3)) FROM u");
+        check_nesting(&mut statement, 10).unwrap();
+    }
+
+    #[test]
+    fn a_long_operator_chain_is_refused_and_dropped_without_deep_recursion() {
+        let terms = 200;
+        let sql = format!("SELECT {}", vec!["1"; terms].join("+"));
+        let mut statement = parse(&sql);
+        let err = check_nesting(&mut statement, 50).unwrap_err();
+        assert_eq!(err.limit, 50);
+        assert!(
+            err.to_string()
+                .starts_with("statement too deeply nested (limit 50")
+        );
+        // What is left is cut at the limit.
+        check_nesting(&mut statement, 60).unwrap();
+        check_nesting(&mut parse(&sql), terms + 5).unwrap();
+    }
+
+    #[test]
+    fn depth_counts_through_subqueries_and_explain() {
+        let sql = format!(
+            "EXPLAIN SELECT * FROM t WHERE x = {}",
+            vec!["1"; 40].join(" * ")
+        );
+        check_nesting(&mut parse(&sql), 60).unwrap();
+        assert!(check_nesting(&mut parse(&sql), 30).is_err());
+    }
+}
