@@ -22,16 +22,48 @@ pub const MAX_STATEMENT_DEPTH: usize = 1_000;
 /// How deeply the parser may recurse (nested parentheses, function calls, subqueries).
 pub const MAX_PARSER_RECURSION: usize = 256;
 
+/// How deeply subqueries may nest in one another. DataFusion's planner takes time exponential
+/// in this depth for nested scalar and `IN` subqueries (about twice as long per level: seconds
+/// at 20 levels, minutes at 25), and planning cannot be interrupted, so deeper statements are
+/// refused before they are planned.
+pub const MAX_SUBQUERY_DEPTH: usize = 16;
+
 /// A statement nests deeper than Osprey plans.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "statement too deeply nested (limit {limit} levels of expressions and subqueries): \
-     write long chains as lists (x IN (1, 2, 3) instead of x = 1 OR x = 2 OR ...) or split \
-     the statement"
+    "statement too deeply nested (limit {limit} {what}): write long chains as lists \
+     (x IN (1, 2, 3) instead of x = 1 OR x = 2 OR ...), use WITH for nested subqueries, or \
+     split the statement"
 )]
 pub struct TooDeeplyNested {
     /// The limit that was passed.
     pub limit: usize,
+    /// What the limit counts.
+    pub what: &'static str,
+}
+
+impl TooDeeplyNested {
+    /// Past [`MAX_PARSER_RECURSION`].
+    pub fn parser() -> Self {
+        Self {
+            limit: MAX_PARSER_RECURSION,
+            what: "levels of parentheses, function calls and subqueries",
+        }
+    }
+
+    fn expressions(limit: usize) -> Self {
+        Self {
+            limit,
+            what: "levels of expressions and subqueries",
+        }
+    }
+
+    fn subqueries() -> Self {
+        Self {
+            limit: MAX_SUBQUERY_DEPTH,
+            what: "levels of subqueries",
+        }
+    }
 }
 
 /// Whether `err` is the parser giving up on a statement nested past its recursion limit.
@@ -40,13 +72,19 @@ pub fn is_parser_recursion_limit(err: &DataFusionError) -> bool {
         if matches!(inner.as_ref(), ParserError::RecursionLimitExceeded))
 }
 
-/// Refuses `statement` when its expressions and subqueries nest deeper than `limit`. On
-/// refusal the statement is left cut at the limit (its deeper parts are dismantled here,
-/// piece by piece), so dropping it recurses no deeper than the limit either.
+/// Refuses `statement` when its expressions and subqueries nest deeper than `limit`, or its
+/// subqueries deeper than [`MAX_SUBQUERY_DEPTH`]. On refusal the statement is left cut at the
+/// limit (its deeper parts are dismantled here, piece by piece), so dropping it recurses no
+/// deeper than the limit either.
 pub fn check_nesting(statement: &mut DFStatement, limit: usize) -> Result<(), TooDeeplyNested> {
     let mut cutter = DepthCutter::new(limit);
     cut_statement(statement, &mut cutter);
-    dismantle(cutter, limit)
+    let too_many_subqueries = cutter.deepest_query > MAX_SUBQUERY_DEPTH;
+    dismantle(cutter, limit)?;
+    match too_many_subqueries {
+        true => Err(TooDeeplyNested::subqueries()),
+        false => Ok(()),
+    }
 }
 
 /// [`check_nesting`] for one expression.
@@ -61,6 +99,7 @@ fn dismantle(mut cutter: DepthCutter, limit: usize) -> Result<(), TooDeeplyNeste
     if cutter.cut.is_empty() {
         return Ok(());
     }
+    let refused = TooDeeplyNested::expressions(limit);
     // Each piece cut off may itself be deeper than the limit: cut it again before dropping
     // it, so no drop recurses past the limit.
     let mut pieces = std::mem::take(&mut cutter.cut);
@@ -69,7 +108,7 @@ fn dismantle(mut cutter: DepthCutter, limit: usize) -> Result<(), TooDeeplyNeste
         let _ = piece.visit(&mut cutter);
         pieces.append(&mut cutter.cut);
     }
-    Err(TooDeeplyNested { limit })
+    Err(refused)
 }
 
 fn cut_statement(statement: &mut DFStatement, cutter: &mut DepthCutter) {
@@ -93,6 +132,9 @@ struct DepthCutter {
     depth: usize,
     limit: usize,
     cut: Vec<Expr>,
+    /// Queries open now, and the most ever open at once.
+    queries: usize,
+    deepest_query: usize,
 }
 
 impl DepthCutter {
@@ -101,6 +143,8 @@ impl DepthCutter {
             depth: 0,
             limit,
             cut: Vec::new(),
+            queries: 0,
+            deepest_query: 0,
         }
     }
 }
@@ -110,11 +154,14 @@ impl VisitorMut for DepthCutter {
 
     fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
         self.depth += 1;
+        self.queries += 1;
+        self.deepest_query = self.deepest_query.max(self.queries);
         ControlFlow::Continue(())
     }
 
     fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
         self.depth -= 1;
+        self.queries -= 1;
         ControlFlow::Continue(())
     }
 
@@ -165,6 +212,18 @@ mod tests {
         // What is left is cut at the limit.
         check_nesting(&mut statement, 60).unwrap();
         check_nesting(&mut parse(&sql), terms + 5).unwrap();
+    }
+
+    #[test]
+    fn subqueries_nest_at_most_so_deep() {
+        let nested = |n: usize| format!("SELECT {}1{}", "(SELECT ".repeat(n), ")".repeat(n));
+        check_nesting(&mut parse(&nested(MAX_SUBQUERY_DEPTH - 1)), 1000).unwrap();
+        let err = check_nesting(&mut parse(&nested(MAX_SUBQUERY_DEPTH)), 1000).unwrap_err();
+        assert_eq!(err.limit, MAX_SUBQUERY_DEPTH);
+        assert!(err.to_string().contains("levels of subqueries"), "{err}");
+        // Many subqueries side by side are fine.
+        let wide = format!("SELECT {}", vec!["(SELECT 1)"; 200].join(", "));
+        check_nesting(&mut parse(&wide), 1000).unwrap();
     }
 
     #[test]

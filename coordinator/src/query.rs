@@ -21,10 +21,9 @@ use crate::locations_sql::{
     parse_location_statement,
 };
 use crate::nesting::{
-    MAX_PARSER_RECURSION, MAX_STATEMENT_DEPTH, TooDeeplyNested, check_nesting,
-    is_parser_recursion_limit,
+    MAX_STATEMENT_DEPTH, TooDeeplyNested, check_nesting, is_parser_recursion_limit,
 };
-use crate::query_runtime::{run_on, stream_on};
+use crate::query_runtime::{plan_on, run_on, stream_on};
 use crate::retry::{
     ExecutorLostAfterRows, ExecutorLostEveryRun, QueryTimedOut, Rerun, RetryLog, RetryPolicy,
     retry_on_executor_loss,
@@ -546,7 +545,7 @@ impl QueryEngine {
         let mut settings = session.clone();
         let sql = sql.to_string();
         let tracked = tracked.cloned();
-        let (prepared, settings) = run_on(&self.query_runtime, async move {
+        let (prepared, settings) = plan_on(&self.query_runtime, async move {
             let prepared = engine
                 .prepare_here(&mut settings, &sql, parameters, tracked.as_ref())
                 .await;
@@ -1023,7 +1022,7 @@ impl QueryEngine {
         let engine = self.clone();
         let session = session.clone();
         let sql = sql.to_string();
-        run_on(&self.query_runtime, async move {
+        plan_on(&self.query_runtime, async move {
             engine.describe_here(&session, &sql).await
         })
         .await
@@ -1224,7 +1223,11 @@ impl QueryEngine {
             LogicalPlan::Explain(explain) => {
                 return Ok((
                     Execution {
-                        stream: self.explain_distributed(&state, explain).await?,
+                        stream: plan_on(
+                            &self.query_runtime,
+                            explain_distributed(state.clone(), explain.clone()),
+                        )
+                        .await?,
                         bytes_scanned: 0,
                         completed_rows: None,
                         progress: None,
@@ -1241,7 +1244,13 @@ impl QueryEngine {
             limit_query_memory(&mut state, bytes)?;
         }
         let progress = QueryProgress::attach(state.config_mut());
-        let physical = state.create_physical_plan(&plan).await?;
+        let physical = {
+            let (state, plan) = (state.clone(), plan.clone());
+            plan_on(&self.query_runtime, async move {
+                Ok(state.create_physical_plan(&plan).await?)
+            })
+            .await?
+        };
         let bytes_scanned = planned_scan_bytes(physical.as_ref());
         slot.limits().check_scan(bytes_scanned)?;
         progress.set_plan(&physical);
@@ -1275,35 +1284,34 @@ impl QueryEngine {
             time_limit,
         ))
     }
+}
 
-    /// EXPLAIN: the logical plan, and the physical plan split into stages and tasks.
-    async fn explain_distributed(
-        &self,
-        state: &SessionState,
-        explain: &datafusion::logical_expr::Explain,
-    ) -> Result<SendableRecordBatchStream, QueryError> {
-        let optimized = state.optimize(&explain.plan)?;
-        // Plan the already-optimized plan directly rather than optimizing it a second time.
-        let physical: Arc<dyn ExecutionPlan> = state
-            .query_planner()
-            .create_physical_plan(&optimized, state)
-            .await?;
-        let logical = optimized.display_indent().to_string();
-        let distributed = render_distributed_plan(physical.as_ref(), false);
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("plan_type", DataType::Utf8, false),
-            Field::new("plan", DataType::Utf8, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                Arc::new(StringArray::from(vec!["logical_plan", "distributed_plan"])),
-                Arc::new(StringArray::from(vec![logical, distributed])),
-            ],
-        )
-        .map_err(DataFusionError::from)?;
-        Ok(Box::pin(MemoryStream::try_new(vec![batch], schema, None)?))
-    }
+/// EXPLAIN: the logical plan, and the physical plan split into stages and tasks.
+async fn explain_distributed(
+    state: SessionState,
+    explain: datafusion::logical_expr::Explain,
+) -> Result<SendableRecordBatchStream, QueryError> {
+    let optimized = state.optimize(&explain.plan)?;
+    // Plan the already-optimized plan directly rather than optimizing it a second time.
+    let physical: Arc<dyn ExecutionPlan> = state
+        .query_planner()
+        .create_physical_plan(&optimized, &state)
+        .await?;
+    let logical = optimized.display_indent().to_string();
+    let distributed = render_distributed_plan(physical.as_ref(), false);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("plan_type", DataType::Utf8, false),
+        Field::new("plan", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(vec!["logical_plan", "distributed_plan"])),
+            Arc::new(StringArray::from(vec![logical, distributed])),
+        ],
+    )
+    .map_err(DataFusionError::from)?;
+    Ok(Box::pin(MemoryStream::try_new(vec![batch], schema, None)?))
 }
 
 /// `stream`, giving the workgroup `slot` back when it ends or is dropped.
@@ -1344,9 +1352,7 @@ pub(crate) fn parse_bounded(state: &SessionState, sql: &str) -> Result<DFStateme
     let dialect = state.config_options().sql_parser.dialect;
     let mut statement = state.sql_to_statement(sql, &dialect).map_err(|err| {
         if is_parser_recursion_limit(&err) {
-            QueryError::from(TooDeeplyNested {
-                limit: MAX_PARSER_RECURSION,
-            })
+            QueryError::from(TooDeeplyNested::parser())
         } else {
             QueryError::from(err)
         }

@@ -6,8 +6,11 @@
 //! runtime that answers other users, health probes and cancels, so the front doors hand every
 //! statement to this runtime and read results back through a small channel:
 //!
-//! - [`run_on`] runs one future (parsing, planning, a DDL statement, a write) there and waits
-//!   for it; dropping the wait aborts it.
+//! - [`plan_on`] runs planning (and the DDL and writes that run while a statement is prepared)
+//!   on a thread of its blocking pool: planning does not yield, so it must not hold a worker
+//!   that drives other queries' streams. Dropping the wait stops the work at its next await.
+//! - [`run_on`] runs one future (admission, starting a stream) there and waits for it;
+//!   dropping the wait aborts it.
 //! - [`stream_on`] drives a result stream there and forwards its batches; dropping the
 //!   forwarded stream aborts the driver, which drops the plan and so stops it everywhere.
 //!
@@ -105,6 +108,35 @@ pub async fn run_on<T: Send + 'static>(
     }
 }
 
+/// Runs `work` on a thread of the blocking pool of the query runtime behind `handle` (driving
+/// it with the runtime's reactor and timers) and waits for it. Use it for planning, which
+/// computes without yielding: on a worker it would stall the streams that worker drives.
+/// Dropping the returned future stops `work` at its next await; a stretch of planning that
+/// never awaits runs to its end (the nesting limits of `crate::nesting` bound it).
+pub async fn plan_on<T: Send + 'static>(
+    handle: &Handle,
+    work: impl Future<Output = Result<T, QueryError>> + Send + 'static,
+) -> Result<T, QueryError> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runtime = handle.clone();
+    let task = handle.spawn_blocking(move || {
+        runtime.block_on(async move {
+            tokio::select! {
+                result = work => Some(result),
+                // The sender is dropped when the caller stops waiting.
+                _ = stopped => None,
+            }
+        })
+    });
+    let outcome = task.await;
+    drop(stop);
+    match outcome {
+        Ok(Some(result)) => result,
+        Ok(None) => Err(QueryError::Execution("the statement was cancelled".into())),
+        Err(err) => Err(task_failed(err)),
+    }
+}
+
 /// Drives `stream` on the query runtime behind `handle`, forwarding its batches. With a time
 /// `limit`, the stream is dropped once the limit has passed, including time spent waiting for
 /// a slow reader, so a client that stops reading cannot hold its workgroup slot past it; the
@@ -189,6 +221,36 @@ mod tests {
         assert_eq!(name.as_deref(), Some("osprey-query"));
         let panicked = run_on::<()>(&runtime.handle(), async { panic!("boom") }).await;
         assert!(matches!(panicked, Err(QueryError::Execution(m)) if m.contains("boom")));
+    }
+
+    #[tokio::test]
+    async fn planning_runs_beside_the_workers_and_stops_when_nobody_waits() {
+        let runtime = QueryRuntime::start(1).unwrap();
+        // The only worker is busy: planning still runs, on a thread of its own.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        runtime.handle().spawn(async move {
+            let _ = hold.recv_timeout(Duration::from_secs(5));
+        });
+        let name = plan_on(&runtime.handle(), async {
+            tokio::task::yield_now().await;
+            Ok(std::thread::current().name().map(str::to_string))
+        })
+        .await
+        .unwrap();
+        assert_eq!(name.as_deref(), Some("osprey-query"));
+        release.send(()).unwrap();
+        // A planning nobody waits for any more is stopped at its next await.
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&finished);
+        let handle = runtime.handle();
+        let waiting = plan_on(&handle, async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(50), waiting).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!finished.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[tokio::test]

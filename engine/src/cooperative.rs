@@ -9,16 +9,24 @@
 //!
 //! Wrapping every join in DataFusion's [`CooperativeExec`] makes each output batch spend budget
 //! too, so the task yields at least every 128 join output batches and sees the cancellation.
-//! The wrapper is serialized with the plan, so it takes effect on the executors.
+//! A nested-loop join can also compute for seconds without producing a batch (a selective
+//! filter over a large build side): its probe side is fed in small slices with a yield between
+//! them ([`ProbeSliceExec`]). Both wrappers are serialized with the plan, so they take effect on
+//! the executors too.
 
+use crate::probe_slices::ProbeSliceExec;
 use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::joins::{
     CrossJoinExec, HashJoinExec, NestedLoopJoinExec, SortMergeJoinExec, SymmetricHashJoinExec,
 };
 use std::sync::Arc;
+
+/// The most rows in one probe slice (DataFusion's default batch size).
+const MAX_SLICE_ROWS: usize = 8192;
 
 /// Wraps each join operator in the plan in a [`CooperativeExec`] (see the module docs).
 ///
@@ -47,6 +55,21 @@ pub fn yield_inside_joins(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Execut
             || node_ref.downcast_ref::<CrossJoinExec>().is_some()
             || node_ref.downcast_ref::<SortMergeJoinExec>().is_some()
             || node_ref.downcast_ref::<SymmetricHashJoinExec>().is_some();
+        let sliced = node_ref.downcast_ref::<NestedLoopJoinExec>().map(|join| {
+            let probe = Arc::new(ProbeSliceExec::new(
+                Arc::clone(join.right()),
+                MAX_SLICE_ROWS,
+            ));
+            // Slicing keeps the probe side's partitioning and order: the join's are unchanged.
+            Arc::clone(&node).replace_children(
+                vec![Arc::clone(join.left()), probe],
+                ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep),
+            )
+        });
+        let node = match sliced {
+            Some(sliced) => sliced?,
+            None => node,
+        };
         if is_join {
             Ok(Transformed::yes(
                 Arc::new(CooperativeExec::new(node)) as Arc<dyn ExecutionPlan>

@@ -654,7 +654,7 @@ pub fn coordinator_session_state(
         .with_default_features()
         // The distributed planner wraps whatever query planner is set before it.
         .with_query_planner(Arc::new(crate::write::OspreyQueryPlanner))
-        .with_distributed_user_codec(crate::write::WriteCodec)
+        .with_distributed_user_codec(crate::codec::OspreyCodec)
         .with_distributed_worker_resolver(ResolverAdapter(resolver))
         .with_distributed_channel_resolver(channels)
         .with_distributed_planner()
@@ -764,7 +764,7 @@ pub async fn serve_executor(
         async move {
             let mut builder = ctx
                 .builder
-                .with_distributed_user_codec(crate::write::WriteCodec)
+                .with_distributed_user_codec(crate::codec::OspreyCodec)
                 .with_distributed_channel_resolver(channels);
             // A query with a memory limit runs its tasks here in its own pool.
             if let (Some(limit), Some((query_id, _, _))) = (

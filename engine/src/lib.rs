@@ -9,8 +9,10 @@
 //! - [`distributed`]: the one module in Osprey that touches `datafusion-distributed`. The library
 //!   changes its API often; keeping every call behind this module keeps an upgrade to one file.
 
+pub mod codec;
 pub mod cooperative;
 pub mod distributed;
+pub mod probe_slices;
 pub mod progress;
 pub mod runtime;
 pub mod storage;

@@ -328,7 +328,7 @@ async fn close(file: OpenFile) -> Result<u64> {
     }
 }
 
-/// Carries [`StagedWriteExec`] in plans sent to executors. Registered on both sides.
+/// Carries [`StagedWriteExec`] in plans sent to executors, inside [`crate::codec::OspreyCodec`].
 #[derive(Debug, Default)]
 pub struct WriteCodec;
 

@@ -102,7 +102,14 @@ pub async fn statement_stream(
         if !head.is_empty() && sender.send(Ok(head)).await.is_err() {
             return;
         }
-        while let Some(batch) = stream.next().await {
+        loop {
+            // A client that goes away while the query computes (an aggregate sends nothing
+            // until its end) closes the channel: stop the query then, not at the next send.
+            let batch = tokio::select! {
+                batch = stream.next() => batch,
+                _ = sender.closed() => return,
+            };
+            let Some(batch) = batch else { break };
             let chunk = batch
                 .map_err(|err| std::io::Error::other(err.to_string()))
                 .and_then(|batch| encoder.batch(&batch));

@@ -1,0 +1,71 @@
+//! The codec that carries Osprey's own plan nodes to executors: [`StagedWriteExec`] (writes)
+//! and [`ProbeSliceExec`] (nested-loop joins in short steps). Registered on both sides. Each
+//! node is encoded as a one-byte tag and the node's own payload.
+
+use crate::probe_slices::ProbeSliceExec;
+use crate::write::{StagedWriteExec, WriteCodec};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use std::sync::Arc;
+
+const WRITE: u8 = b'W';
+const PROBE_SLICES: u8 = b'P';
+
+/// Encodes and decodes Osprey's plan nodes (see the module docs).
+#[derive(Debug, Default)]
+pub struct OspreyCodec;
+
+impl PhysicalExtensionCodec for OspreyCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match buf.split_first() {
+            Some((&WRITE, payload)) => WriteCodec.try_decode(payload, inputs, ctx, proto_converter),
+            Some((&PROBE_SLICES, payload)) => {
+                let rows = <[u8; 8]>::try_from(payload).map_err(|_| {
+                    DataFusionError::Internal("undecodable ProbeSliceExec".to_string())
+                })?;
+                let [input] = inputs else {
+                    return Err(DataFusionError::Internal(
+                        "ProbeSliceExec takes exactly one input".to_string(),
+                    ));
+                };
+                Ok(Arc::new(ProbeSliceExec::new(
+                    Arc::clone(input),
+                    u64::from_le_bytes(rows) as usize,
+                )))
+            }
+            _ => Err(DataFusionError::Internal(
+                "an unknown Osprey plan node: are the coordinator and executors the same version?"
+                    .to_string(),
+            )),
+        }
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        if node.downcast_ref::<StagedWriteExec>().is_some() {
+            buf.push(WRITE);
+            return WriteCodec.try_encode(node, buf, proto_converter);
+        }
+        if let Some(slices) = node.downcast_ref::<ProbeSliceExec>() {
+            buf.push(PROBE_SLICES);
+            buf.extend_from_slice(&(slices.rows() as u64).to_le_bytes());
+            return Ok(());
+        }
+        Err(DataFusionError::NotImplemented(format!(
+            "Osprey cannot send plan node {} to executors",
+            node.name()
+        )))
+    }
+}
