@@ -13,7 +13,7 @@
 
 use crate::expiring::ExpiringStore;
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use base64::Engine as _;
 use osprey_catalog::{CatalogError, CatalogStore, ManagedBy, UserRecord, now_ms};
 use rand::RngCore;
@@ -160,6 +160,7 @@ pub struct Authenticator {
     decoy_hash: Arc<str>,
     verified: VerifiedCredentials,
     checks: PasswordChecks,
+    memory: ArgonMemory,
 }
 
 /// At most this many password checks run at once: each Argon2 check holds 19 MiB and a core
@@ -365,6 +366,7 @@ impl Authenticator {
             decoy_hash: decoy_hash.into(),
             verified: VerifiedCredentials::new(),
             checks: PasswordChecks::new(),
+            memory: ArgonMemory::default(),
         })
     }
 
@@ -399,7 +401,7 @@ impl Authenticator {
             Some(record) => record.password_hash.clone(),
             None => self.decoy_hash.to_string(),
         };
-        let matches = verify_blocking(password.to_string(), hash).await;
+        let matches = verify_blocking(password.to_string(), hash, self.memory.clone()).await;
         match record {
             Some(record) if matches => {
                 let principal = Principal {
@@ -478,20 +480,69 @@ async fn hash_blocking(password: String) -> Result<String, String> {
 }
 
 /// Whether `password` matches the PHC string `hash` (false for an unreadable hash).
-async fn verify_blocking(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+async fn verify_blocking(password: String, hash: String, memory: ArgonMemory) -> bool {
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash, &memory))
         .await
         .unwrap_or(false)
 }
 
-fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
+/// Argon2's working memory (19 MiB per check with the default parameters), kept for reuse.
+/// Freshly allocated for every check, it piles up in the allocator's per-thread arenas under a
+/// login flood (hundreds of MiB that are never given back); at most
+/// [`MAX_CONCURRENT_PASSWORD_CHECKS`] buffers are ever in use, so at most that many are kept.
+#[derive(Clone, Default)]
+struct ArgonMemory {
+    free: Arc<std::sync::Mutex<Vec<Vec<argon2::Block>>>>,
+}
+
+impl ArgonMemory {
+    fn take(&self, blocks: usize) -> Vec<argon2::Block> {
+        let reused = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match reused {
+            Some(memory) if memory.len() == blocks => memory,
+            _ => vec![argon2::Block::default(); blocks],
+        }
+    }
+
+    fn give_back(&self, memory: Vec<argon2::Block>) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() < MAX_CONCURRENT_PASSWORD_CHECKS {
+            free.push(memory);
+        }
+    }
+}
+
+/// Verifies `password` against the PHC string `hash` as the argon2 crate's verifier does (same
+/// parameters, constant-time comparison), but in working memory from `memory`.
+fn verify_password(password: &str, hash: &str, memory: &ArgonMemory) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(expected), Some(salt)) = (parsed.hash, parsed.salt) else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut blocks = memory.take(params.block_count());
+    let mut out = vec![0u8; expected.len()];
+    let hashed = Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut blocks)
+        .is_ok();
+    memory.give_back(blocks);
+    hashed && subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()).into()
 }
 
 /// Brings the configured users into the catalog: creates missing ones, updates a changed
@@ -506,7 +557,11 @@ async fn sync_configured_users(
         let unchanged = stored.as_ref().is_some_and(|stored| {
             stored.managed_by == ManagedBy::Config
                 && stored.is_admin == user.admin
-                && verify_password(&user.password, &stored.password_hash)
+                && verify_password(
+                    &user.password,
+                    &stored.password_hash,
+                    &ArgonMemory::default(),
+                )
         });
         if unchanged {
             continue;
@@ -619,6 +674,16 @@ mod tests {
         auth.revoke_tokens_of("admin", None);
         assert!(auth.check_password("admin", "pw").await.is_err());
         assert!(auth.check_password("admin", "new").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn verification_reuses_its_working_memory() {
+        let hash = hash_password("correct horse").await.unwrap();
+        let memory = ArgonMemory::default();
+        assert!(verify_password("correct horse", &hash, &memory));
+        assert!(!verify_password("correct horsf", &hash, &memory));
+        assert!(!verify_password("correct horse", "not a hash", &memory));
+        assert_eq!(memory.free.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

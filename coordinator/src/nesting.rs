@@ -11,7 +11,10 @@
 use datafusion::common::DataFusionError;
 use datafusion::sql::parser::{CopyToSource, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{Expr, Query, Value, VisitMut, VisitorMut};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::ParserError;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use std::ops::ControlFlow;
 
 /// How deeply expressions and subqueries may nest in one statement. DuckDB's default
@@ -66,10 +69,32 @@ impl TooDeeplyNested {
     }
 }
 
-/// Whether `err` is the parser giving up on a statement nested past its recursion limit.
-pub fn is_parser_recursion_limit(err: &DataFusionError) -> bool {
-    matches!(err, DataFusionError::SQL(inner, _)
-        if matches!(inner.as_ref(), ParserError::RecursionLimitExceeded))
+/// Whether `err`, a failure to parse `sql`, is the parser giving up on a statement nested past
+/// its recursion limit. The parser does not always say so: inside `CASE` it reports the
+/// attempt that failed last ("Expected: end of statement"), so the statement's tokens are
+/// counted too (parentheses and `CASE ... END`).
+pub fn is_parser_recursion_limit(err: &DataFusionError, sql: &str) -> bool {
+    let DataFusionError::SQL(inner, _) = err else {
+        return false;
+    };
+    if matches!(inner.as_ref(), ParserError::RecursionLimitExceeded) {
+        return true;
+    }
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return false;
+    };
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for token in &tokens {
+        match token {
+            Token::LParen => depth += 1,
+            Token::Word(word) if word.keyword == Keyword::CASE => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            Token::Word(word) if word.keyword == Keyword::END => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        deepest = deepest.max(depth);
+    }
+    deepest >= MAX_PARSER_RECURSION
 }
 
 /// Refuses `statement` when its expressions and subqueries nest deeper than `limit`, or its
@@ -212,6 +237,26 @@ mod tests {
         // What is left is cut at the limit.
         check_nesting(&mut statement, 60).unwrap();
         check_nesting(&mut parse(&sql), terms + 5).unwrap();
+    }
+
+    #[test]
+    fn a_parse_failure_deep_in_case_is_the_nesting_limit() {
+        let failed = DataFusionError::SQL(
+            Box::new(ParserError::ParserError(
+                "Expected: end of statement, found: 1".to_string(),
+            )),
+            None,
+        );
+        let deep = format!(
+            "SELECT {}1{}",
+            "CASE WHEN 1=2 THEN 0 ELSE ".repeat(300),
+            " END".repeat(300)
+        );
+        assert!(is_parser_recursion_limit(&failed, &deep));
+        assert!(!is_parser_recursion_limit(
+            &failed,
+            "SELECT CASE WHEN 1 THEN 2 END END"
+        ));
     }
 
     #[test]

@@ -1351,7 +1351,7 @@ fn parse(state: &SessionState, sql: &str) -> Result<DFStatement, QueryError> {
 pub(crate) fn parse_bounded(state: &SessionState, sql: &str) -> Result<DFStatement, QueryError> {
     let dialect = state.config_options().sql_parser.dialect;
     let mut statement = state.sql_to_statement(sql, &dialect).map_err(|err| {
-        if is_parser_recursion_limit(&err) {
+        if is_parser_recursion_limit(&err, sql) {
             QueryError::from(TooDeeplyNested::parser())
         } else {
             QueryError::from(err)
