@@ -1154,6 +1154,7 @@ impl QueryEngine {
         let engine = self.clone();
         let session = session.clone();
         let tracked = tracked.cloned();
+        let record = tracked.clone();
         let (execution, time_limit) = run_on(&self.query_runtime, async move {
             engine
                 .execute_here(&session, statement, tracked.as_ref())
@@ -1161,7 +1162,7 @@ impl QueryEngine {
         })
         .await?;
         Ok(Execution {
-            stream: stream_on(&self.query_runtime, execution.stream, time_limit),
+            stream: stream_on(&self.query_runtime, execution.stream, time_limit, record),
             ..execution
         })
     }

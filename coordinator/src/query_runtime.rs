@@ -17,6 +17,7 @@
 //! Its threads have large stacks ([`QUERY_THREAD_STACK_BYTES`]) so that a statement within the
 //! nesting limit (`crate::nesting`) plans without overflowing them.
 
+use crate::history::TrackedQuery;
 use crate::query::QueryError;
 use crate::retry::QueryTimedOut;
 use datafusion::common::DataFusionError;
@@ -140,11 +141,12 @@ pub async fn plan_on<T: Send + 'static>(
 /// Drives `stream` on the query runtime behind `handle`, forwarding its batches. With a time
 /// `limit`, the stream is dropped once the limit has passed, including time spent waiting for
 /// a slow reader, so a client that stops reading cannot hold its workgroup slot past it; the
-/// reader then gets [`QueryTimedOut`].
+/// reader then gets [`QueryTimedOut`], and `tracked` records the failure at once.
 pub fn stream_on(
     handle: &Handle,
     mut stream: SendableRecordBatchStream,
     limit: Option<QueryTimedOut>,
+    tracked: Option<TrackedQuery>,
 ) -> SendableRecordBatchStream {
     let schema = stream.schema();
     let (sender, mut receiver) = tokio::sync::mpsc::channel(FORWARDED_BATCHES);
@@ -166,6 +168,9 @@ pub fn stream_on(
         if tokio::time::timeout_at(deadline, pump).await.is_err() {
             // Stop the query (and give its slot back) before waiting to deliver the error.
             drop(stream);
+            if let Some(tracked) = &tracked {
+                tracked.fail(&QueryError::TimedOut(limit.to_string()));
+            }
             let _ = sender
                 .send(Err(DataFusionError::External(Box::new(limit))))
                 .await;
@@ -275,7 +280,7 @@ mod tests {
             limit: Duration::from_millis(200),
             workgroup: None,
         };
-        let mut forwarded = stream_on(&runtime.handle(), stream, Some(limit));
+        let mut forwarded = stream_on(&runtime.handle(), stream, Some(limit), None);
         // Read one batch, then stop reading: the limit still ends the query.
         assert!(forwarded.next().await.unwrap().is_ok());
         tokio::time::sleep(Duration::from_millis(600)).await;

@@ -586,7 +586,99 @@ def test_a_stalled_reader_does_not_keep_its_slot_past_the_time_limit(server):
                                   "WHERE user_name = 'mallory' "
                                   "AND query = 'SELECT * FROM range(50000000)' "
                                   "ORDER BY submitted_at DESC LIMIT 1")
-                print("the stalled query:", admin_cur.fetchall())
+                stalled = admin_cur.fetchall()
+            # The history says what happened without waiting for mallory to read again.
+            assert stalled == [("FAILED", "QUERY_TIMEOUT")], stalled
     finally:
         adbc_run(server, f"ALTER USER {MALLORY} SET WORKGROUP DEFAULT", *admin)
     assert_coordinator_answers(server)
+
+
+# --- finding 3: locations belong to admins ------------------------------------------------------
+
+
+def flight_error(server, sql, user=MALLORY, password=MALLORY_PASSWORD):
+    """The error text a statement fails with over Flight SQL (the test fails if it runs)."""
+    with pytest.raises(adbc_driver_manager.Error) as failure:
+        adbc_run(server, sql, user, password)
+    return str(failure.value)
+
+
+def test_users_reach_only_the_locations_granted_to_them(server):
+    """Issue 20, finding 3: a user who is not an admin creates external tables and UNLOADs
+    only under locations an admin granted; the data directory (catalog, admin password) and
+    the warehouse are out of reach for everyone."""
+    granted = server["root"] / "granted"
+    (granted / "in").mkdir(parents=True)
+    (granted / "in" / "part.json").write_text('{"a": 1}\n{"a": 2}\n')
+    elsewhere = server["root"] / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "secret.json").write_text('{"key": "s3cr3t"}\n')
+    data_dir = server["data_dir"]
+    admin = ("admin", PASSWORD)
+
+    # Nothing is granted yet: mallory reads nothing, not even her own-looking paths.
+    adbc_run(server, "CREATE SCHEMA IF NOT EXISTS mallory_files")
+    error = flight_error(server, "CREATE EXTERNAL TABLE mallory_files.leak STORED AS JSON "
+                                 f"LOCATION '{elsewhere}/'")
+    assert "not under a location granted to user mallory" in error, error
+    # Only admins grant.
+    error = flight_error(server, f"CREATE LOCATION mine URL '{granted}/'")
+    assert "needs an admin" in error, error
+
+    adbc_run(server, f"CREATE LOCATION raw URL '{granted}/in/' READ ONLY FOR USERS {MALLORY}",
+             *admin)
+    adbc_run(server, f"CREATE LOCATION exports URL '{granted}/out/' FOR USERS {MALLORY}",
+             *admin)
+    visible = {row[0] for row in adbc_run(server, "SHOW LOCATIONS")}
+    assert visible == {"raw", "exports"}, visible
+
+    adbc_run(server, "CREATE EXTERNAL TABLE mallory_files.mine STORED AS JSON "
+                     f"LOCATION '{granted}/in/'")
+    assert adbc_run(server, "SELECT sum(a) FROM mallory_files.mine") == [(3,)]
+    # Read-only: no UNLOAD there; the writable grant takes one.
+    error = flight_error(server, f"UNLOAD (SELECT 1 AS x) TO '{granted}/in/copy/'")
+    assert "read-only" in error, error
+    adbc_run(server, f"UNLOAD (SELECT 1 AS x) TO '{granted}/out/first/'")
+    assert any((granted / "out" / "first").iterdir())
+    # `..`, a link out of the grant, and a sibling that shares the prefix all stay refused.
+    (granted / "in" / "link").symlink_to(elsewhere)
+    for sneaky in [f"{granted}/in/../../elsewhere/", f"{granted}/in/link/",
+                   f"{granted}/in-other/"]:
+        error = flight_error(server, "CREATE EXTERNAL TABLE mallory_files.sneaky STORED AS "
+                                     f"JSON LOCATION '{sneaky}'")
+        assert "not usable" in error or "not under a location granted" in error, (sneaky, error)
+    # Osprey's own storage is never reachable, even for an admin.
+    for own in [f"{data_dir}/", f"{data_dir}/admin-password", f"{data_dir}/warehouse/",
+                f"{server['root']}/"]:
+        error = flight_error(server, "CREATE EXTERNAL TABLE mallory_files.own STORED AS JSON "
+                                     f"LOCATION '{own}'", *admin)
+        assert "never reachable" in error, (own, error)
+        error = flight_error(server, f"UNLOAD (SELECT 1 AS x) TO '{own}unload/'", *admin)
+        assert "never reachable" in error, (own, error)
+    adbc_run(server, "DROP LOCATION raw", *admin)
+    error = flight_error(server, "CREATE EXTERNAL TABLE mallory_files.again STORED AS JSON "
+                                 f"LOCATION '{granted}/in/'")
+    assert "not under a location granted" in error, error
+
+
+# --- finding 7: settings that size the service are the admins' --------------------------------
+
+
+def test_users_cannot_set_themselves_more_resources(server):
+    """Issue 20, finding 7: SET of settings that size memory, parallelism or the parser is
+    refused for users who are not admins; the harmless ones still work."""
+    with adbc(server) as conn, conn.cursor() as cur:
+        cur.execute("SET TIME ZONE = '+02:00'")
+        cur.execute("SET datafusion.execution.batch_size = 1024")
+        for sql, expected in [
+            ("SET datafusion.execution.target_partitions = 4000", "out of range"),
+            ("SET datafusion.execution.batch_size = 100000000", "out of range"),
+            ("SET datafusion.execution.sort_spill_reservation_bytes = 1", "needs an admin"),
+            ("SET datafusion.sql_parser.recursion_limit = 100000", "needs an admin"),
+        ]:
+            with pytest.raises(adbc_driver_manager.Error) as failure:
+                cur.execute(sql)
+            assert expected in str(failure.value), (sql, failure.value)
+        cur.execute("SELECT 41 + 1")
+        assert cur.fetchall() == [(42,)]

@@ -177,6 +177,8 @@ struct TrinoQuery {
     queue: crate::history::QueueClock,
     /// Polls take turns.
     run: tokio::sync::Mutex<Run>,
+    /// Told when a cancel arrives, so that a poll waiting for rows gives its turn up at once.
+    cancel_requested: tokio::sync::Notify,
 }
 
 /// Where a statement is, and what was last answered.
@@ -374,6 +376,7 @@ pub async fn submit(
         started: Instant::now(),
         last_seen: Mutex::new(Instant::now()),
         finished: std::sync::atomic::AtomicBool::new(false),
+        cancel_requested: tokio::sync::Notify::new(),
         queue,
         run: tokio::sync::Mutex::new(Run::new(Phase::Starting(starting), session)),
     });
@@ -445,6 +448,8 @@ pub async fn cancel(
     let Path((id, slug, _token)) = path.map_err(bad_path)?;
     let query = state.trino.get(&id, &slug, &principal.user)?;
     state.trino.lock().remove(&id);
+    // A poll waiting for rows holds the statement: make it answer now, not at its deadline.
+    query.cancel_requested.notify_waiters();
     let mut run = query.run.lock().await;
     // Dropping the stream stops the executors' tasks; the history records CANCELLED once the
     // last handle on the statement is gone.
@@ -466,8 +471,13 @@ async fn advance(query: &TrinoQuery, run: &mut Run, base: &str, limits: &TrinoLi
     loop {
         match &mut run.phase {
             Phase::Starting(task) => {
-                let started = match tokio::time::timeout_at(deadline, task).await {
-                    Err(_) => {
+                let joined = tokio::select! {
+                    joined = task => Ok(joined),
+                    _ = tokio::time::sleep_until(deadline) => Err(()),
+                    _ = query.cancel_requested.notified() => Err(()),
+                };
+                let started = match joined {
+                    Err(()) => {
                         // Still waiting for a slot in its workgroup, or planning.
                         let state = match query.queue.is_queued() {
                             true => "QUEUED",
@@ -492,9 +502,10 @@ async fn advance(query: &TrinoQuery, run: &mut Run, base: &str, limits: &TrinoLi
             Phase::Streaming { stream, leftover } => {
                 let batch = match leftover.take() {
                     Some(batch) => Some(Ok(batch)),
-                    None => match tokio::time::timeout_at(deadline, stream.next()).await {
-                        Ok(next) => next,
-                        Err(_) => break,
+                    None => tokio::select! {
+                        next = stream.next() => next,
+                        _ = tokio::time::sleep_until(deadline) => break,
+                        _ = query.cancel_requested.notified() => break,
                     },
                 };
                 match batch {
