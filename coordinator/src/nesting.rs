@@ -69,19 +69,19 @@ impl TooDeeplyNested {
     }
 }
 
-/// Whether `err`, a failure to parse `sql`, is the parser giving up on a statement nested past
-/// its recursion limit. The parser does not always say so: inside `CASE` it reports the
-/// attempt that failed last ("Expected: end of statement"), so the statement's tokens are
-/// counted too (parentheses and `CASE ... END`).
-pub fn is_parser_recursion_limit(err: &DataFusionError, sql: &str) -> bool {
-    let DataFusionError::SQL(inner, _) = err else {
-        return false;
-    };
-    if matches!(inner.as_ref(), ParserError::RecursionLimitExceeded) {
-        return true;
-    }
+/// Whether `err` is the parser giving up on a statement nested past its recursion limit.
+pub fn is_parser_recursion_limit(err: &DataFusionError) -> bool {
+    matches!(err, DataFusionError::SQL(inner, _)
+        if matches!(inner.as_ref(), ParserError::RecursionLimitExceeded))
+}
+
+/// How deeply `sql` nests parentheses and `CASE ... END`, counted on its tokens (0 if it does
+/// not tokenize). The parser does not always report its recursion limit as such (inside `CASE`
+/// it reports the alternative it tried last), so a failed statement that nests this deeply is
+/// parsed again with a higher limit to tell the two apart.
+pub fn token_nesting(sql: &str) -> usize {
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
-        return false;
+        return 0;
     };
     let (mut depth, mut deepest) = (0usize, 0usize);
     for token in &tokens {
@@ -94,7 +94,7 @@ pub fn is_parser_recursion_limit(err: &DataFusionError, sql: &str) -> bool {
         }
         deepest = deepest.max(depth);
     }
-    deepest >= MAX_PARSER_RECURSION
+    deepest
 }
 
 /// Refuses `statement` when its expressions and subqueries nest deeper than `limit`, or its
@@ -240,23 +240,14 @@ mod tests {
     }
 
     #[test]
-    fn a_parse_failure_deep_in_case_is_the_nesting_limit() {
-        let failed = DataFusionError::SQL(
-            Box::new(ParserError::ParserError(
-                "Expected: end of statement, found: 1".to_string(),
-            )),
-            None,
-        );
+    fn token_nesting_counts_parentheses_and_case() {
         let deep = format!(
-            "SELECT {}1{}",
-            "CASE WHEN 1=2 THEN 0 ELSE ".repeat(300),
-            " END".repeat(300)
+            "SELECT {}(1){}",
+            "CASE WHEN 1=2 THEN 0 ELSE ".repeat(30),
+            " END".repeat(30)
         );
-        assert!(is_parser_recursion_limit(&failed, &deep));
-        assert!(!is_parser_recursion_limit(
-            &failed,
-            "SELECT CASE WHEN 1 THEN 2 END END"
-        ));
+        assert_eq!(token_nesting(&deep), 31);
+        assert_eq!(token_nesting("SELECT 1"), 0);
     }
 
     #[test]

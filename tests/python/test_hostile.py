@@ -654,6 +654,7 @@ def test_users_reach_only_the_locations_granted_to_them(server):
         error = flight_error(server, "CREATE EXTERNAL TABLE mallory_files.own STORED AS JSON "
                                      f"LOCATION '{own}'", *admin)
         assert "never reachable" in error, (own, error)
+    for own in [f"{data_dir}/", f"{data_dir}/warehouse/"]:
         error = flight_error(server, f"UNLOAD (SELECT 1 AS x) TO '{own}unload/'", *admin)
         assert "never reachable" in error, (own, error)
     adbc_run(server, "DROP LOCATION raw", *admin)

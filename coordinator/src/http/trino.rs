@@ -918,6 +918,7 @@ mod tests {
             finished: std::sync::atomic::AtomicBool::new(finished),
             queue: crate::history::QueueClock::default(),
             run: tokio::sync::Mutex::new(Run::new(Phase::Finished, SessionSettings::default())),
+            cancel_requested: tokio::sync::Notify::new(),
         })
     }
 
