@@ -143,12 +143,7 @@ impl Locations {
         let grants = self.grants();
         let granted: Vec<&LocationRecord> = grants
             .values()
-            .filter(|grant| {
-                grant
-                    .users
-                    .iter()
-                    .any(|user| user == "*" || *user == principal.user)
-            })
+            .filter(|grant| granted_to(grant, &principal.user))
             .collect();
         let covering = granted
             .iter()
@@ -221,6 +216,11 @@ impl Locations {
             .remove(name);
         Ok(())
     }
+}
+
+/// Whether `location` is granted to `user` (by name, or to every user with `"*"`).
+pub fn granted_to(location: &LocationRecord, user: &str) -> bool {
+    location.users.iter().any(|u| u == "*" || u == user)
 }
 
 fn configured(name: &str) -> QueryError {

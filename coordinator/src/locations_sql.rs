@@ -13,8 +13,9 @@
 
 use crate::admin_sql::{Tokens, listing_plan, syntax, tokenize};
 use crate::auth::Principal;
-use crate::locations::Locations;
+use crate::locations::{Locations, granted_to};
 use crate::query::QueryError;
+use crate::users::require_admin;
 use datafusion::arrow::array::{BooleanArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
@@ -144,22 +145,13 @@ pub async fn execute_location_statement(
     statement: LocationStatement,
 ) -> Result<LocationStatementResult, QueryError> {
     let is_admin = principal.is_none_or(|p| p.is_admin);
-    let require_admin = |what: &str| match is_admin {
-        true => Ok(()),
-        false => Err(QueryError::PermissionDenied(format!(
-            "{what} needs an admin; ask one to run it"
-        ))),
-    };
     match statement {
         LocationStatement::Show => {
             let visible: Vec<LocationRecord> = locations
                 .list()
                 .into_iter()
                 .filter(|location| {
-                    is_admin
-                        || principal.is_some_and(|p| {
-                            location.users.iter().any(|u| u == "*" || *u == p.user)
-                        })
+                    is_admin || principal.is_some_and(|p| granted_to(location, &p.user))
                 })
                 .collect();
             return Ok(LocationStatementResult::Listing(listing(&visible)?));
@@ -172,7 +164,7 @@ pub async fn execute_location_statement(
             replace,
             if_not_exists,
         } => {
-            require_admin("CREATE LOCATION")?;
+            require_admin(is_admin, "CREATE LOCATION")?;
             if if_not_exists && locations.list().iter().any(|l| l.name == name) {
                 return Ok(LocationStatementResult::Done);
             }
@@ -188,7 +180,7 @@ pub async fn execute_location_statement(
             tracing::info!(location = %name, "location created");
         }
         LocationStatement::Drop { name, if_exists } => {
-            require_admin("DROP LOCATION")?;
+            require_admin(is_admin, "DROP LOCATION")?;
             locations.drop(&name, if_exists).await?;
             tracing::info!(location = %name, "location dropped");
         }

@@ -431,7 +431,8 @@ pub async fn execute_user_statement(
     Ok(UserStatementResult::Done)
 }
 
-fn require_admin(is_admin: bool, statement: &str) -> Result<(), QueryError> {
+/// Refuses `statement` unless the caller is an admin.
+pub(crate) fn require_admin(is_admin: bool, statement: &str) -> Result<(), QueryError> {
     if is_admin {
         Ok(())
     } else {
