@@ -1246,13 +1246,12 @@ impl QueryEngine {
             limit_query_memory(&mut state, bytes)?;
         }
         let progress = QueryProgress::attach(state.config_mut());
-        let physical = {
-            let (state, plan) = (state.clone(), plan.clone());
-            plan_on(&self.query_runtime, async move {
-                Ok(state.create_physical_plan(&plan).await?)
-            })
-            .await?
-        };
+        // The state and plan travel to the planning thread and back: no copy per query.
+        let (physical, state, plan) = plan_on(&self.query_runtime, async move {
+            let physical = state.create_physical_plan(&plan).await?;
+            Ok((physical, state, plan))
+        })
+        .await?;
         let bytes_scanned = planned_scan_bytes(physical.as_ref());
         slot.limits().check_scan(bytes_scanned)?;
         progress.set_plan(&physical);
