@@ -78,6 +78,26 @@ pub struct QueryRecord {
     pub queued_ms: u64,
 }
 
+/// Where a page of the query history continues: right after the record with this submission
+/// time and id (see [`CatalogStore::recent_queries`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryCursor {
+    /// The last record's submission time.
+    pub submitted_at_ms: i64,
+    /// The last record's query id.
+    pub query_id: String,
+}
+
+impl HistoryCursor {
+    /// The cursor after `record`.
+    pub fn after(record: &QueryRecord) -> Self {
+        Self {
+            submitted_at_ms: record.submitted_at_ms,
+            query_id: record.query_id.clone(),
+        }
+    }
+}
+
 const COLUMNS: &str = "query_id, user_name, front_door, sql_text, state, error_code, \
                        error_message, submitted_at_ms, finished_at_ms, row_count, bytes_scanned, \
                        attempts, retries, workgroup, queued_ms";
@@ -142,7 +162,7 @@ impl CatalogStore {
     /// record.state = QueryState::Succeeded;
     /// record.rows = 1;
     /// store.record_query(&record).await?;
-    /// assert_eq!(store.recent_queries(None, 10).await?[0].rows, 1);
+    /// assert_eq!(store.recent_queries(None, None, 10).await?[0].rows, 1);
     /// # Ok(()) }
     /// ```
     pub async fn record_query(&self, record: &QueryRecord) -> Result<(), CatalogError> {
@@ -193,22 +213,45 @@ impl CatalogStore {
         Ok(())
     }
 
-    /// The most recent `limit` queries, newest first; only `user`'s when given.
+    /// The most recent `limit` queries, newest first; only `user`'s when given; with `after`,
+    /// the page that follows that record.
     pub async fn recent_queries(
         &self,
         user: Option<&str>,
+        after: Option<&HistoryCursor>,
         limit: u32,
     ) -> Result<Vec<QueryRecord>, CatalogError> {
-        let order = "ORDER BY submitted_at_ms DESC, query_id";
-        let sql = match user {
-            Some(_) => format!(
-                "SELECT {COLUMNS} FROM osprey_queries WHERE user_name = $2 {order} LIMIT $1"
-            ),
-            None => format!("SELECT {COLUMNS} FROM osprey_queries {order} LIMIT $1"),
+        // Newest first; a page continues right after the last record of the one before
+        // (keyset paging: no offset to skip, so every page costs the same).
+        let mut conditions = Vec::new();
+        let mut next = 2;
+        if user.is_some() {
+            conditions.push(format!("user_name = ${next}"));
+            next += 1;
+        }
+        if after.is_some() {
+            let (time, id) = (next, next + 1);
+            conditions.push(format!(
+                "(submitted_at_ms < ${time} OR (submitted_at_ms = ${time} AND query_id > ${id}))"
+            ));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
         };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM osprey_queries {filter} \
+             ORDER BY submitted_at_ms DESC, query_id LIMIT $1"
+        );
         let mut query = sqlx::query(&sql).bind(i64::from(limit));
         if let Some(user) = user {
             query = query.bind(user);
+        }
+        if let Some(after) = after {
+            query = query
+                .bind(after.submitted_at_ms)
+                .bind(after.query_id.clone());
         }
         query
             .fetch_all(&self.pool)

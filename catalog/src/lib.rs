@@ -30,7 +30,7 @@ mod names;
 mod users;
 mod workgroups;
 
-pub use history::{QueryRecord, QueryState};
+pub use history::{HistoryCursor, QueryRecord, QueryState};
 pub use locations::LocationRecord;
 pub use names::{MAX_NAME_BYTES, check_name};
 use serde::{Deserialize, Serialize};
@@ -40,7 +40,7 @@ use sqlx::{AnyPool, Row};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-pub use users::{ManagedBy, UserRecord};
+pub use users::{ManagedBy, UserRecord, new_user_id};
 pub use workgroups::WorkgroupRecord;
 
 /// Why a catalog operation failed.
@@ -292,6 +292,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("locations"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../migrations/0006_locations.sql")),
+                false,
+            ),
+            Migration::new(
+                7,
+                Cow::Borrowed("user ids"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0007_user_ids.sql")),
                 false,
             ),
         ]),

@@ -33,11 +33,23 @@ impl ManagedBy {
     }
 }
 
+/// A new user identity: 128 random bits in hex. Random rather than a sequence so that ids
+/// never repeat across catalogs, restores or a name used again.
+pub fn new_user_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A stored user.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     /// The login name.
     pub name: String,
+    /// The user's identity: set when the user is created and never changed, so a user dropped
+    /// and created again under the same name is a different user (see [`new_user_id`]).
+    pub id: String,
     /// The password as an Argon2id PHC string (`$argon2id$v=19$...`); never the password.
     pub password_hash: String,
     /// Whether the user may manage users and see everyone's queries.
@@ -56,6 +68,7 @@ impl std::fmt::Debug for UserRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserRecord")
             .field("name", &self.name)
+            .field("id", &self.id)
             .field("password_hash", &"<redacted>")
             .field("is_admin", &self.is_admin)
             .field("managed_by", &self.managed_by)
@@ -64,8 +77,8 @@ impl std::fmt::Debug for UserRecord {
     }
 }
 
-const COLUMNS: &str =
-    "user_name, password_hash, is_admin, managed_by, created_at_ms, updated_at_ms, workgroup";
+const COLUMNS: &str = "user_name, password_hash, is_admin, managed_by, created_at_ms, \
+                       updated_at_ms, workgroup, user_id";
 
 fn user_from_row(row: &AnyRow) -> Result<UserRecord, CatalogError> {
     let read = || db("reading a user");
@@ -78,6 +91,7 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord, CatalogError> {
         created_at_ms: row.try_get(4).map_err(read())?,
         updated_at_ms: row.try_get(5).map_err(read())?,
         workgroup: row.try_get(6).map_err(read())?,
+        id: row.try_get(7).map_err(read())?,
     })
 }
 
@@ -125,6 +139,7 @@ impl CatalogStore {
     /// let store = CatalogStore::open("sqlite:///tmp/osprey-catalog.db").await?;
     /// store.create_user(&UserRecord {
     ///     name: "ana".into(),
+    ///     id: osprey_catalog::new_user_id(),
     ///     password_hash: "$argon2id$v=19$m=19456,t=2,p=1$...".into(),
     ///     is_admin: false,
     ///     managed_by: ManagedBy::Sql,
@@ -137,7 +152,7 @@ impl CatalogStore {
     /// ```
     pub async fn create_user(&self, user: &UserRecord) -> Result<(), CatalogError> {
         sqlx::query(&format!(
-            "INSERT INTO osprey_users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO osprey_users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(&user.name)
         .bind(&user.password_hash)
@@ -146,6 +161,7 @@ impl CatalogStore {
         .bind(user.created_at_ms)
         .bind(user.updated_at_ms)
         .bind(&user.workgroup)
+        .bind(&user.id)
         .execute(&self.pool)
         .await
         .map_err(|err| match err {

@@ -12,11 +12,14 @@
 //! user's tokens; `ALTER USER name REVOKE TOKENS` revokes them on demand.
 
 use crate::expiring::ExpiringStore;
+use crate::login_checks::PasswordChecks;
+pub use crate::login_checks::{MAX_CONCURRENT_PASSWORD_CHECKS, MAX_WAITING_PASSWORD_CHECKS};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use base64::Engine as _;
-use osprey_catalog::{CatalogError, CatalogStore, ManagedBy, UserRecord, now_ms};
+use osprey_catalog::{CatalogError, CatalogStore, ManagedBy, UserRecord, new_user_id, now_ms};
 use rand::RngCore;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,6 +125,10 @@ pub enum AuthSetupError {
 pub struct Principal {
     /// The user name.
     pub user: String,
+    /// The user's identity ([`UserRecord::id`]). Handles a user holds (tickets, prepared
+    /// statements, queries of the HTTP API) belong to it, not to the name: a user dropped and
+    /// created again under the same name does not inherit them.
+    pub user_id: String,
     /// Whether the user was an admin when it authenticated (changing the flag revokes the
     /// user's tokens, so a token never outlives the flag it was issued with).
     pub is_admin: bool,
@@ -145,9 +152,9 @@ pub struct Principal {
 ///     ..AuthConfig::default()
 /// };
 /// let auth = Authenticator::open(store, &config).await.unwrap();
-/// let token = auth.login("ana", "s3cret").await.unwrap();
+/// let token = auth.login("ana", "s3cret", None).await.unwrap();
 /// assert_eq!(auth.check_token(&token).unwrap().user, "ana");
-/// assert!(auth.login("ana", "wrong").await.is_err());
+/// assert!(auth.login("ana", "wrong", None).await.is_err());
 /// auth.revoke_token(&token);
 /// assert!(auth.check_token(&token).is_err());
 /// # }
@@ -161,110 +168,6 @@ pub struct Authenticator {
     verified: VerifiedCredentials,
     checks: PasswordChecks,
     memory: ArgonMemory,
-}
-
-/// At most this many password checks run at once: each Argon2 check holds 19 MiB and a core
-/// for tens of milliseconds, so unbounded concurrent logins are a memory bomb.
-pub const MAX_CONCURRENT_PASSWORD_CHECKS: usize = 4;
-/// Password checks that may wait for one of those; past this a login is refused at once
-/// ([`AuthError::Busy`]).
-pub const MAX_WAITING_PASSWORD_CHECKS: usize = 128;
-/// Failed logins for one user name before further attempts for it are slowed down.
-const FREE_FAILURES: u32 = 3;
-/// The longest a login for a user name with recent failures is held back.
-const MAX_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_secs(4);
-/// Failures older than this are forgotten.
-const FAILURE_MEMORY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-/// User names whose failures are remembered at once.
-const FAILURE_CAPACITY: usize = 10_000;
-
-/// Bounds the password checks running and waiting, and slows logins for a user name after
-/// repeated failures (a growing delay, up to [`MAX_FAILURE_DELAY`]; never a lock-out, so an
-/// attacker cannot keep a real user out).
-#[derive(Clone)]
-struct PasswordChecks {
-    running: Arc<tokio::sync::Semaphore>,
-    waiting: Arc<std::sync::atomic::AtomicUsize>,
-    failures: Arc<std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>>,
-}
-
-/// Counts a waiting check until dropped.
-struct Waiting(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl PasswordChecks {
-    fn new() -> Self {
-        Self {
-            running: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_PASSWORD_CHECKS)),
-            waiting: Arc::default(),
-            failures: Arc::default(),
-        }
-    }
-
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u32, std::time::Instant)>>
-    {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Waits for a turn to check a password for `user`: first out the failure delay, then for
-    /// a free check. Refused at once when too many are waiting already.
-    async fn turn(&self, user: &str) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
-        use std::sync::atomic::Ordering;
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING_PASSWORD_CHECKS {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(AuthError::Busy);
-        }
-        let _waiting = Waiting(Arc::clone(&self.waiting));
-        let delay = self.delay_for(user);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        Arc::clone(&self.running)
-            .acquire_owned()
-            .await
-            .map_err(|_| AuthError::Unavailable)
-    }
-
-    fn delay_for(&self, user: &str) -> std::time::Duration {
-        match self.lock().get(user) {
-            Some((failures, last))
-                if *failures > FREE_FAILURES && last.elapsed() < FAILURE_MEMORY =>
-            {
-                let doublings = (*failures - FREE_FAILURES - 1).min(16);
-                (std::time::Duration::from_millis(250) * 2u32.pow(doublings)).min(MAX_FAILURE_DELAY)
-            }
-            _ => std::time::Duration::ZERO,
-        }
-    }
-
-    fn failed(&self, user: &str) {
-        let mut failures = self.lock();
-        if failures.len() >= FAILURE_CAPACITY && !failures.contains_key(user) {
-            failures.retain(|_, (_, last)| last.elapsed() < FAILURE_MEMORY);
-            if failures.len() >= FAILURE_CAPACITY {
-                failures.clear();
-            }
-        }
-        let entry = failures
-            .entry(user.to_string())
-            .or_insert((0, std::time::Instant::now()));
-        if entry.1.elapsed() >= FAILURE_MEMORY {
-            entry.0 = 0;
-        }
-        entry.0 = entry.0.saturating_add(1);
-        entry.1 = std::time::Instant::now();
-    }
-
-    fn succeeded(&self, user: &str) {
-        self.lock().remove(user);
-    }
 }
 
 /// How long a verified username and password are remembered.
@@ -376,21 +279,32 @@ impl Authenticator {
     }
 
     /// Checks a username and password and returns a fresh bearer token.
-    pub async fn login(&self, user: &str, password: &str) -> Result<String, AuthError> {
-        let principal = self.check_password(user, password).await?;
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<String, AuthError> {
+        let principal = self.check_password(user, password, peer).await?;
         let user = principal.user.clone();
         self.tokens
             .insert_evicting(&user, principal)
             .map_err(|_| AuthError::Busy)
     }
 
-    /// Checks a username and password without issuing a token.
-    pub async fn check_password(&self, user: &str, password: &str) -> Result<Principal, AuthError> {
+    /// Checks a username and password without issuing a token. `peer` is the client's address,
+    /// when known: failures from one address slow further attempts from it.
+    pub async fn check_password(
+        &self,
+        user: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Principal, AuthError> {
         let key = self.verified.key(user, password);
         if let Some(principal) = self.verified.get(&key) {
             return Ok(principal);
         }
-        let _turn = self.checks.turn(user).await?;
+        let _turn = self.checks.turn(user, peer).await?;
         let record = self.store.user(user).await.map_err(|err| {
             tracing::warn!(error = %err, "cannot read users from the catalog");
             AuthError::Unavailable
@@ -406,15 +320,16 @@ impl Authenticator {
             Some(record) if matches => {
                 let principal = Principal {
                     user: record.name,
+                    user_id: record.id,
                     is_admin: record.is_admin,
                     session_id: None,
                 };
                 self.verified.insert(key, principal.clone());
-                self.checks.succeeded(user);
+                self.checks.succeeded(user, peer);
                 Ok(principal)
             }
             _ => {
-                self.checks.failed(user);
+                self.checks.failed(user, peer);
                 Err(AuthError::BadCredentials)
             }
         }
@@ -429,13 +344,17 @@ impl Authenticator {
 
     /// Authenticates an `authorization` header value: `Bearer <token>`, or `Basic <base64>` for
     /// clients that send their password on every call.
-    pub async fn check_authorization(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+    pub async fn check_authorization(
+        &self,
+        header: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<Principal, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         if let Some(token) = strip_prefix_ignore_case(header, "bearer ") {
             return self.check_token(token.trim());
         }
         let (user, password) = basic_credentials(header)?;
-        self.check_password(&user, &password).await
+        self.check_password(&user, &password, peer).await
     }
 
     /// Revokes one token (a logout); false if it was unknown or expired already.
@@ -574,6 +493,10 @@ async fn sync_configured_users(
             })?;
         let record = UserRecord {
             name: user.name.clone(),
+            // A new id for a new user; update_user leaves an existing user's id alone.
+            id: stored
+                .as_ref()
+                .map_or_else(new_user_id, |stored| stored.id.clone()),
             password_hash,
             is_admin: user.admin,
             managed_by: ManagedBy::Config,
@@ -649,12 +572,12 @@ mod tests {
     #[tokio::test]
     async fn expired_and_revoked_tokens_are_refused() {
         let auth = authenticator(Duration::ZERO).await;
-        let token = auth.login("admin", "pw").await.unwrap();
+        let token = auth.login("admin", "pw", None).await.unwrap();
         assert_eq!(auth.check_token(&token), Err(AuthError::BadToken));
 
         let auth = authenticator(Duration::from_secs(60)).await;
-        let first = auth.login("admin", "pw").await.unwrap();
-        let second = auth.login("admin", "pw").await.unwrap();
+        let first = auth.login("admin", "pw", None).await.unwrap();
+        let second = auth.login("admin", "pw", None).await.unwrap();
         assert_eq!(auth.revoke_tokens_of("admin", Some(&second)), 1);
         assert_eq!(auth.check_token(&first), Err(AuthError::BadToken));
         assert!(auth.check_token(&second).unwrap().is_admin);
@@ -663,17 +586,17 @@ mod tests {
     #[tokio::test]
     async fn verified_passwords_are_remembered_until_the_user_changes() {
         let auth = authenticator(Duration::from_secs(60)).await;
-        assert!(auth.check_password("admin", "pw").await.is_ok());
-        assert!(auth.check_password("admin", "pw2").await.is_err());
+        assert!(auth.check_password("admin", "pw", None).await.is_ok());
+        assert!(auth.check_password("admin", "pw2", None).await.is_err());
         // Change the stored hash behind the cache: the verified password is remembered...
         let mut record = auth.store().user("admin").await.unwrap().unwrap();
         record.password_hash = hash_password("new").await.unwrap();
         auth.store().update_user(&record).await.unwrap();
-        assert!(auth.check_password("admin", "pw").await.is_ok());
+        assert!(auth.check_password("admin", "pw", None).await.is_ok());
         // ...until the user changes through the authenticator, as ALTER USER does.
         auth.revoke_tokens_of("admin", None);
-        assert!(auth.check_password("admin", "pw").await.is_err());
-        assert!(auth.check_password("admin", "new").await.is_ok());
+        assert!(auth.check_password("admin", "pw", None).await.is_err());
+        assert!(auth.check_password("admin", "new", None).await.is_ok());
     }
 
     #[tokio::test]
@@ -692,7 +615,7 @@ mod tests {
         let attempts = MAX_WAITING_PASSWORD_CHECKS + 64;
         let logins = futures::future::join_all((0..attempts).map(|i| {
             let auth = auth.clone();
-            async move { auth.check_password(&format!("nobody{i}"), "wrong").await }
+            async move { auth.check_password(&format!("nobody{i}"), "wrong", None).await }
         }))
         .await;
         let busy = logins
@@ -707,32 +630,32 @@ mod tests {
         assert!(busy >= 32, "busy {busy}");
         assert_eq!(busy + refused, attempts);
         // The flood is over: a real user logs in.
-        assert!(auth.check_password("admin", "pw").await.is_ok());
+        assert!(auth.check_password("admin", "pw", None).await.is_ok());
     }
 
     #[tokio::test]
     async fn repeated_failures_slow_that_user_name_down() {
         let auth = authenticator(Duration::from_secs(60)).await;
-        for _ in 0..FREE_FAILURES + 3 {
-            let _ = auth.check_password("admin", "wrong").await;
+        for _ in 0..crate::login_checks::FREE_USER_FAILURES + 3 {
+            let _ = auth.check_password("admin", "wrong", None).await;
         }
-        assert!(auth.checks.delay_for("admin") >= Duration::from_millis(1000));
-        assert!(auth.checks.delay_for("ben").is_zero());
+        assert!(auth.checks.delay_for("admin", None) >= Duration::from_millis(1000));
+        assert!(auth.checks.delay_for("ben", None).is_zero());
         let started = std::time::Instant::now();
-        assert!(auth.check_password("admin", "pw").await.is_ok());
+        assert!(auth.check_password("admin", "pw", None).await.is_ok());
         assert!(started.elapsed() >= Duration::from_millis(1000));
-        assert!(auth.checks.delay_for("admin").is_zero());
+        assert!(auth.checks.delay_for("admin", None).is_zero());
     }
 
     #[tokio::test]
     async fn unknown_users_and_wrong_passwords_look_the_same() {
         let auth = authenticator(Duration::from_secs(60)).await;
         assert_eq!(
-            auth.check_password("nobody", "pw").await,
+            auth.check_password("nobody", "pw", None).await,
             Err(AuthError::BadCredentials)
         );
         assert_eq!(
-            auth.check_password("admin", "nope").await,
+            auth.check_password("admin", "nope", None).await,
             Err(AuthError::BadCredentials)
         );
     }
@@ -761,8 +684,8 @@ mod tests {
         let auth = Authenticator::open(store.clone(), &config(vec![user("root", "c", true)]))
             .await
             .unwrap();
-        assert!(auth.check_password("root", "c").await.is_ok());
-        assert!(auth.check_password("root", "a").await.is_err());
+        assert!(auth.check_password("root", "c", None).await.is_ok());
+        assert!(auth.check_password("root", "a", None).await.is_err());
         assert!(store.user("bob").await.unwrap().is_none());
         // Nobody left to log in: refused.
         assert!(matches!(
@@ -779,7 +702,10 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode("admin:pw")
         );
         assert_eq!(
-            auth.check_authorization(Some(&basic)).await.unwrap().user,
+            auth.check_authorization(Some(&basic), None)
+                .await
+                .unwrap()
+                .user,
             "admin"
         );
         let unpadded = format!(
@@ -787,24 +713,27 @@ mod tests {
             base64::engine::general_purpose::STANDARD_NO_PAD.encode("admin:pw")
         );
         assert_eq!(
-            auth.check_authorization(Some(&unpadded))
+            auth.check_authorization(Some(&unpadded), None)
                 .await
                 .unwrap()
                 .user,
             "admin"
         );
-        let token = auth.login("admin", "pw").await.unwrap();
+        let token = auth.login("admin", "pw", None).await.unwrap();
         let bearer = format!("bearer {token}");
         assert_eq!(
-            auth.check_authorization(Some(&bearer)).await.unwrap().user,
+            auth.check_authorization(Some(&bearer), None)
+                .await
+                .unwrap()
+                .user,
             "admin"
         );
         assert_eq!(
-            auth.check_authorization(None).await,
+            auth.check_authorization(None, None).await,
             Err(AuthError::Missing)
         );
         assert_eq!(
-            auth.check_authorization(Some("Digest x")).await,
+            auth.check_authorization(Some("Digest x"), None).await,
             Err(AuthError::Malformed)
         );
     }

@@ -22,7 +22,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use futures::StreamExt;
-use osprey_catalog::{CatalogStore, QueryRecord, QueryState, now_ms};
+use osprey_catalog::{CatalogStore, HistoryCursor, QueryRecord, QueryState, now_ms};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -145,10 +145,12 @@ impl QueryHistory {
         }
     }
 
-    /// The latest `limit` queries, newest first, including everything recorded so far.
+    /// The latest `limit` queries, newest first, including everything recorded so far; with
+    /// `after`, the page that follows that record.
     pub async fn recent(
         &self,
         user: Option<&str>,
+        after: Option<&HistoryCursor>,
         limit: u32,
     ) -> Result<Vec<QueryRecord>, QueryError> {
         let (done, flushed) = oneshot::channel();
@@ -156,7 +158,7 @@ impl QueryHistory {
             let _ = flushed.await;
         }
         self.store
-            .recent_queries(user, limit)
+            .recent_queries(user, after, limit)
             .await
             .map_err(|err| QueryError::Execution(format!("reading the query history: {err}")))
     }
@@ -581,8 +583,13 @@ impl SystemTableSource for QueriesTable {
         Self::table_schema()
     }
 
-    /// Admins (and the coordinator itself) see every query; other users their own.
-    async fn snapshot(&self, session: &dyn Session) -> Result<RecordBatch, DataFusionError> {
+    /// Admins (and the coordinator itself) see every query; other users their own. A scan
+    /// with a limit (`SELECT * FROM system.queries LIMIT 10`) reads only that many records.
+    async fn snapshot(
+        &self,
+        session: &dyn Session,
+        limit: Option<usize>,
+    ) -> Result<RecordBatch, DataFusionError> {
         let viewer = session.config().get_extension::<Principal>();
         let only_user = viewer
             .as_deref()
@@ -590,7 +597,13 @@ impl SystemTableSource for QueriesTable {
             .map(|viewer| viewer.user.as_str());
         let records = self
             .history
-            .recent(only_user, SYSTEM_QUERIES_ROWS)
+            .recent(
+                only_user,
+                None,
+                limit.map_or(SYSTEM_QUERIES_ROWS, |limit| {
+                    u32::try_from(limit).map_or(SYSTEM_QUERIES_ROWS, |l| l.min(SYSTEM_QUERIES_ROWS))
+                }),
+            )
             .await
             .map_err(|err| DataFusionError::External(Box::new(err)))?;
         Self::batch(&records)

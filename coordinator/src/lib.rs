@@ -24,6 +24,7 @@ pub mod http;
 pub mod lakehouse;
 pub mod locations;
 pub mod locations_sql;
+pub mod login_checks;
 pub mod nesting;
 pub mod query;
 pub mod query_runtime;
@@ -446,15 +447,10 @@ pub async fn run_coordinator(
             tokio::spawn(async move {
                 match https {
                     Some(config) => {
-                        axum::serve(http::tls::TlsListener::new(listener, config), app)
-                            .with_graceful_shutdown(stop)
-                            .await
+                        let listener = http::tls::TlsListener::new(listener, config);
+                        http::serve::serve(listener, app, stop).await
                     }
-                    None => {
-                        axum::serve(listener, app)
-                            .with_graceful_shutdown(stop)
-                            .await
-                    }
+                    None => http::serve::serve(listener, app, stop).await,
                 }
             }),
         )

@@ -326,6 +326,7 @@ mod tests {
     fn user(name: &str, is_admin: bool) -> Principal {
         Principal {
             user: name.to_string(),
+            user_id: format!("{name}-id"),
             is_admin,
             session_id: None,
         }

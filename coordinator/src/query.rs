@@ -24,7 +24,7 @@ use crate::nesting::{
     MAX_PARSER_RECURSION, MAX_STATEMENT_DEPTH, TooDeeplyNested, check_nesting,
     is_parser_recursion_limit, token_nesting,
 };
-use crate::query_runtime::{plan_on, run_on, stream_on};
+use crate::query_runtime::{plan_on, stream_on};
 use crate::retry::{
     ExecutorLostAfterRows, ExecutorLostEveryRun, QueryTimedOut, Rerun, RetryLog, RetryPolicy,
     retry_on_executor_loss,
@@ -64,6 +64,7 @@ use osprey_engine::progress::QueryProgress;
 use osprey_engine::runtime::limit_query_memory;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::runtime::Handle;
 
 /// Why a statement failed, sorted by who can act on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -1144,99 +1145,51 @@ impl QueryEngine {
     /// workgroup (waiting in its queue if need be, which `tracked` is told), runs within the
     /// workgroup's limits, and gives the slot back when its stream ends or is dropped.
     ///
-    /// Planning and the stream run on the query runtime; the returned stream forwards batches
-    /// from there, and dropping it stops the query.
+    /// Waiting for the slot costs the calling runtime nothing; planning and the stream run on
+    /// the query runtime (one trip there and back), and the returned stream forwards batches
+    /// from there. Dropping it stops the query.
     pub async fn execute(
         &self,
         session: &SessionSettings,
         statement: PreparedStatement,
         tracked: Option<&TrackedQuery>,
     ) -> Result<Execution, QueryError> {
-        let engine = self.clone();
-        let session = session.clone();
-        let tracked = tracked.cloned();
-        let record = tracked.clone();
-        let (execution, time_limit) = run_on(&self.query_runtime, async move {
-            engine
-                .execute_here(&session, statement, tracked.as_ref())
-                .await
-        })
-        .await?;
-        Ok(Execution {
-            stream: stream_on(&self.query_runtime, execution.stream, time_limit, record),
-            ..execution
-        })
-    }
-
-    /// [`QueryEngine::execute`] on the runtime it is called on, without the time limit, which
-    /// is returned for [`stream_on`] to hold.
-    async fn execute_here(
-        &self,
-        session: &SessionSettings,
-        statement: PreparedStatement,
-        tracked: Option<&TrackedQuery>,
-    ) -> Result<(Execution, Option<QueryTimedOut>), QueryError> {
         let plan = match statement {
             PreparedStatement::Done {
                 schema,
                 rows,
                 bytes_scanned,
-            } => {
-                let batches = if schema.fields().is_empty() {
-                    vec![]
-                } else {
-                    vec![
-                        RecordBatch::try_new(
-                            Arc::clone(&schema),
-                            vec![Arc::new(UInt64Array::from(vec![rows]))],
-                        )
-                        .map_err(DataFusionError::from)?,
-                    ]
-                };
-                return Ok((
-                    Execution {
-                        stream: Box::pin(MemoryStream::try_new(batches, schema, None)?),
-                        bytes_scanned,
-                        completed_rows: Some(rows),
-                        progress: None,
-                        retries: Arc::default(),
-                    },
-                    None,
-                ));
-            }
+            } => return done_execution(schema, rows, bytes_scanned),
             PreparedStatement::Listing(plan) => {
                 let state = self.state_for(session)?;
-                let physical = state.create_physical_plan(&plan).await?;
-                return Ok((
-                    Execution {
-                        stream: execute_stream(physical, state.task_ctx())?,
-                        bytes_scanned: 0,
-                        completed_rows: None,
-                        progress: None,
-                        retries: Arc::default(),
-                    },
-                    None,
-                ));
+                let stream = plan_on(&self.query_runtime, async move {
+                    let physical = state.create_physical_plan(&plan).await?;
+                    let stream = execute_stream(physical, state.task_ctx())?;
+                    Ok(stream_on(&Handle::current(), stream, None, None))
+                })
+                .await?;
+                return Ok(Execution {
+                    stream,
+                    bytes_scanned: 0,
+                    completed_rows: None,
+                    progress: None,
+                    retries: Arc::default(),
+                });
             }
             PreparedStatement::Query(plan) => plan,
         };
         let mut state = self.state_for(session)?;
         match &plan {
             LogicalPlan::Explain(explain) => {
-                return Ok((
-                    Execution {
-                        stream: plan_on(
-                            &self.query_runtime,
-                            explain_distributed(state.clone(), explain.clone()),
-                        )
+                let explain = explain.clone();
+                return Ok(Execution {
+                    stream: plan_on(&self.query_runtime, explain_distributed(state, explain))
                         .await?,
-                        bytes_scanned: 0,
-                        completed_rows: None,
-                        progress: None,
-                        retries: Arc::default(),
-                    },
-                    None,
-                ));
+                    bytes_scanned: 0,
+                    completed_rows: None,
+                    progress: None,
+                    retries: Arc::default(),
+                });
             }
             LogicalPlan::Analyze(_) => with_metrics_collection(&mut state, true)?,
             _ => {}
@@ -1246,45 +1199,81 @@ impl QueryEngine {
             limit_query_memory(&mut state, bytes)?;
         }
         let progress = QueryProgress::attach(state.config_mut());
-        // The state and plan travel to the planning thread and back: no copy per query.
-        let (physical, state, plan) = plan_on(&self.query_runtime, async move {
+        let time_limit = self.time_limit(slot.limits());
+        let registry = self.registry.clone();
+        let policy = self.retry_policy;
+        let record = tracked.cloned();
+        let running = Arc::clone(&progress);
+        // Planning, starting the plan and driving its stream all happen on the query runtime,
+        // in one trip: every hop between runtimes costs a thread wake-up on the way to the
+        // first row.
+        let (stream, bytes_scanned, retries) = plan_on(&self.query_runtime, async move {
             let physical = state.create_physical_plan(&plan).await?;
-            Ok((physical, state, plan))
+            let bytes_scanned = planned_scan_bytes(physical.as_ref());
+            slot.limits().check_scan(bytes_scanned)?;
+            running.set_plan(&physical);
+            let first = execute_stream(physical, state.task_ctx())?;
+            let retries = Arc::new(RetryLog::default());
+            let stream = if matches!(plan, LogicalPlan::Analyze(_)) {
+                // EXPLAIN ANALYZE reports on the one run it watched.
+                first
+            } else {
+                retry_on_executor_loss(
+                    first,
+                    Rerun {
+                        state,
+                        plan,
+                        progress: running,
+                        registry,
+                        policy,
+                        log: Arc::clone(&retries),
+                    },
+                )
+            };
+            let stream = stream_on(
+                &Handle::current(),
+                holding_slot(stream, slot),
+                time_limit,
+                record,
+            );
+            Ok((stream, bytes_scanned, retries))
         })
         .await?;
-        let bytes_scanned = planned_scan_bytes(physical.as_ref());
-        slot.limits().check_scan(bytes_scanned)?;
-        progress.set_plan(&physical);
-        let first = execute_stream(physical, state.task_ctx())?;
-        let retries = Arc::new(RetryLog::default());
-        let stream = if matches!(plan, LogicalPlan::Analyze(_)) {
-            // EXPLAIN ANALYZE reports on the one run it watched.
-            first
-        } else {
-            retry_on_executor_loss(
-                first,
-                Rerun {
-                    state,
-                    plan,
-                    progress: Arc::clone(&progress),
-                    registry: self.registry.clone(),
-                    policy: self.retry_policy,
-                    log: Arc::clone(&retries),
-                },
-            )
-        };
-        let time_limit = self.time_limit(slot.limits());
-        Ok((
-            Execution {
-                stream: holding_slot(stream, slot),
-                bytes_scanned,
-                completed_rows: None,
-                progress: Some(progress),
-                retries,
-            },
-            time_limit,
-        ))
+        Ok(Execution {
+            stream,
+            bytes_scanned,
+            completed_rows: None,
+            progress: Some(progress),
+            retries,
+        })
     }
+}
+
+/// The result of a statement that already ran while it was prepared: its row count, as one
+/// `count` row (none for DDL, whose schema is empty).
+fn done_execution(
+    schema: SchemaRef,
+    rows: u64,
+    bytes_scanned: u64,
+) -> Result<Execution, QueryError> {
+    let batches = if schema.fields().is_empty() {
+        vec![]
+    } else {
+        vec![
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(UInt64Array::from(vec![rows]))],
+            )
+            .map_err(DataFusionError::from)?,
+        ]
+    };
+    Ok(Execution {
+        stream: Box::pin(MemoryStream::try_new(batches, schema, None)?),
+        bytes_scanned,
+        completed_rows: Some(rows),
+        progress: None,
+        retries: Arc::default(),
+    })
 }
 
 /// EXPLAIN: the logical plan, and the physical plan split into stages and tasks.

@@ -9,8 +9,6 @@
 //! - [`plan_on`] runs planning (and the DDL and writes that run while a statement is prepared)
 //!   on a thread of its blocking pool: planning does not yield, so it must not hold a worker
 //!   that drives other queries' streams. Dropping the wait stops the work at its next await.
-//! - [`run_on`] runs one future (admission, starting a stream) there and waits for it;
-//!   dropping the wait aborts it.
 //! - [`stream_on`] drives a result stream there and forwards its batches; dropping the
 //!   forwarded stream aborts the driver, which drops the plan and so stops it everywhere.
 //!
@@ -91,21 +89,6 @@ struct AbortOnDrop(AbortHandle);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Runs `work` on the query runtime behind `handle` and waits for it. Dropping the returned
-/// future aborts the work (as dropping it in place would have). A panic in the work becomes an
-/// error for this statement only.
-pub async fn run_on<T: Send + 'static>(
-    handle: &Handle,
-    work: impl Future<Output = Result<T, QueryError>> + Send + 'static,
-) -> Result<T, QueryError> {
-    let task = handle.spawn(work);
-    let _abort = AbortOnDrop(task.abort_handle());
-    match task.await {
-        Ok(result) => result,
-        Err(err) => Err(task_failed(err)),
     }
 }
 
@@ -218,13 +201,13 @@ mod tests {
     #[tokio::test]
     async fn work_runs_on_the_query_runtime_and_a_panic_is_an_error() {
         let runtime = QueryRuntime::start(1).unwrap();
-        let name = run_on(&runtime.handle(), async {
+        let name = plan_on(&runtime.handle(), async {
             Ok(std::thread::current().name().map(str::to_string))
         })
         .await
         .unwrap();
         assert_eq!(name.as_deref(), Some("osprey-query"));
-        let panicked = run_on::<()>(&runtime.handle(), async { panic!("boom") }).await;
+        let panicked = plan_on::<()>(&runtime.handle(), async { panic!("boom") }).await;
         assert!(matches!(panicked, Err(QueryError::Execution(m)) if m.contains("boom")));
     }
 

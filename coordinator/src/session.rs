@@ -271,6 +271,7 @@ mod tests {
         let mut settings = SessionSettings {
             principal: Some(crate::auth::Principal {
                 user: "ana".into(),
+                user_id: "ana-id".into(),
                 is_admin: false,
                 session_id: None,
             }),

@@ -20,8 +20,13 @@ pub trait SystemTableSource: std::fmt::Debug + Send + Sync + 'static {
     /// The table's columns.
     fn schema(&self) -> SchemaRef;
 
-    /// The rows as of now, as `session` may see them.
-    async fn snapshot(&self, session: &dyn Session) -> Result<RecordBatch, DataFusionError>;
+    /// The rows as of now, as `session` may see them. With `limit`, the scan needs only that
+    /// many rows (any of them): a source may return fewer than all.
+    async fn snapshot(
+        &self,
+        session: &dyn Session,
+        limit: Option<usize>,
+    ) -> Result<RecordBatch, DataFusionError>;
 }
 
 /// A read-only table that shows a fresh [`SystemTableSource::snapshot`] on every scan.
@@ -41,7 +46,11 @@ pub trait SystemTableSource: std::fmt::Debug + Send + Sync + 'static {
 ///     fn schema(&self) -> SchemaRef {
 ///         Arc::new(Schema::empty())
 ///     }
-///     async fn snapshot(&self, _: &dyn Session) -> datafusion::error::Result<RecordBatch> {
+///     async fn snapshot(
+///         &self,
+///         _: &dyn Session,
+///         _: Option<usize>,
+///     ) -> datafusion::error::Result<RecordBatch> {
 ///         Ok(RecordBatch::new_empty(self.schema()))
 ///     }
 /// }
@@ -69,7 +78,8 @@ impl<S: SystemTableSource> TableProvider for SystemTable<S> {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let table = MemTable::try_new(self.0.schema(), vec![vec![self.0.snapshot(state).await?]])?;
+        let rows = self.0.snapshot(state, limit).await?;
+        let table = MemTable::try_new(self.0.schema(), vec![vec![rows]])?;
         table.scan(state, projection, filters, limit).await
     }
 }
@@ -167,7 +177,11 @@ impl SystemTableSource for ExecutorsTable {
         Self::table_schema()
     }
 
-    async fn snapshot(&self, _session: &dyn Session) -> Result<RecordBatch, DataFusionError> {
+    async fn snapshot(
+        &self,
+        _session: &dyn Session,
+        _limit: Option<usize>,
+    ) -> Result<RecordBatch, DataFusionError> {
         self.snapshot_now()
     }
 }

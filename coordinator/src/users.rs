@@ -303,6 +303,7 @@ pub async fn execute_user_statement(
             let password = options.password.unwrap_or_default();
             let record = UserRecord {
                 name: name.clone(),
+                id: osprey_catalog::new_user_id(),
                 password_hash: hash(&password).await?,
                 is_admin: options.admin.unwrap_or(false),
                 managed_by: ManagedBy::Sql,
@@ -342,13 +343,15 @@ pub async fn execute_user_statement(
                             .to_string(),
                     ));
                 };
-                auth.check_password(&name, current).await.map_err(|_| {
-                    QueryError::PermissionDenied(
+                auth.check_password(&name, current, None)
+                    .await
+                    .map_err(|_| {
+                        QueryError::PermissionDenied(
                         "the current password given with REPLACE is wrong; the password was not \
                          changed"
                             .to_string(),
                     )
-                })?;
+                    })?;
             }
             let Some(mut record) = existing(auth, &name, if_exists).await? else {
                 return Ok(UserStatementResult::Done);

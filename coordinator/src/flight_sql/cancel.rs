@@ -23,7 +23,8 @@ pub struct RunningResults {
 }
 
 struct RunningResult {
-    user: String,
+    /// The identity of the user who owns it ([`crate::auth::Principal::user_id`]).
+    owner: String,
     /// Stops the query while it starts (waiting in its workgroup's queue, planning) and while
     /// its result streams.
     aborts: [AbortHandle; 2],
@@ -85,12 +86,12 @@ impl Drop for Registered {
 }
 
 impl RunningResults {
-    /// Registers the result of ticket `handle`, owned by `user`, as soon as its fetch starts;
-    /// [`Registered::set_progress`] adds its live progress once it is planned.
+    /// Registers the result of ticket `handle`, owned by the user with identity `owner`, as
+    /// soon as its fetch starts; [`Registered::set_progress`] adds its live progress once it is planned.
     pub fn register(
         &self,
         handle: &str,
-        user: &str,
+        owner: &str,
         queue: QueueClock,
     ) -> (Registrations, Registered) {
         let (abort_start, start) = AbortHandle::new_pair();
@@ -98,7 +99,7 @@ impl RunningResults {
         self.lock().insert(
             handle.to_string(),
             RunningResult {
-                user: user.to_string(),
+                owner: owner.to_string(),
                 aborts: [abort_start, abort_stream],
                 queue,
                 started: Instant::now(),
@@ -116,10 +117,11 @@ impl RunningResults {
         )
     }
 
-    /// Stops the result of ticket `handle` if `user` owns it; whether it did.
-    pub fn cancel(&self, handle: &str, user: &str) -> bool {
+    /// Stops the result of ticket `handle` if the user with identity `owner` owns it; whether
+    /// it did.
+    pub fn cancel(&self, handle: &str, owner: &str) -> bool {
         match self.lock().get(handle) {
-            Some(result) if result.user == user => {
+            Some(result) if result.owner == owner => {
                 result.aborts.iter().for_each(AbortHandle::abort);
                 true
             }
@@ -127,10 +129,11 @@ impl RunningResults {
         }
     }
 
-    /// The progress of the result of ticket `handle` if `user` owns it and it is streaming.
-    pub async fn progress(&self, handle: &str, user: &str) -> Option<ResultProgress> {
+    /// The progress of the result of ticket `handle` if the user with identity `owner` owns it
+    /// and it is streaming.
+    pub async fn progress(&self, handle: &str, owner: &str) -> Option<ResultProgress> {
         let (started, bytes_planned, progress, planned, queue) = match self.lock().get(handle) {
-            Some(result) if result.user == user => (
+            Some(result) if result.owner == owner => (
                 result.started,
                 result.bytes_planned,
                 result.progress.clone(),

@@ -59,7 +59,6 @@ use prost::Message as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 /// Limits on what clients may leave open on the server.
@@ -95,7 +94,8 @@ impl Default for FlightSqlLimits {
 
 #[derive(Clone)]
 struct TicketEntry {
-    user: String,
+    /// The identity of the user who planned it ([`Principal::user_id`]).
+    owner: String,
     statement: PreparedStatement,
     /// The session's settings when the statement was planned; it runs with them.
     session: SessionSettings,
@@ -108,7 +108,8 @@ const FRONT_DOOR: &str = "flight_sql";
 
 #[derive(Clone)]
 struct PreparedEntry {
-    user: String,
+    /// The identity of the user who prepared it.
+    owner: String,
     sql: String,
     /// Parameter rows bound with DoPut; each row runs the statement once.
     parameters: Vec<Vec<ScalarValue>>,
@@ -160,14 +161,18 @@ impl FlightSqlFrontDoor {
         }
     }
 
-    async fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
-        let header = metadata
+    /// The user `request` authenticates as (bearer token, or Basic credentials checked with
+    /// the client's address for the failure slowdown).
+    async fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let header = request
+            .metadata()
             .get("authorization")
             .map(|value| value.to_str())
             .transpose()
             .map_err(|_| auth_status(AuthError::Malformed))?;
+        let peer = request.remote_addr().map(|addr| addr.ip());
         self.auth
-            .check_authorization(header)
+            .check_authorization(header, peer)
             .await
             .map_err(auth_status)
     }
@@ -268,7 +273,7 @@ impl FlightSqlFrontDoor {
         parameters: Option<Vec<ScalarValue>>,
     ) -> Result<(FlightEndpoint, SchemaRef, String), Status> {
         // Refused before anything runs: a write would otherwise run without a ticket to show.
-        self.tickets.has_room(&user.user).map_err(handle_limit)?;
+        self.tickets.has_room(&user.user_id).map_err(handle_limit)?;
         let tracked = self.engine.history().begin(&user.user, FRONT_DOOR, sql);
         let (statement, session) = self
             .prepare_in_session(user, sql, parameters, &tracked)
@@ -297,9 +302,9 @@ impl FlightSqlFrontDoor {
         let handle = self
             .tickets
             .insert(
-                &user.user,
+                &user.user_id,
                 TicketEntry {
-                    user: user.user.clone(),
+                    owner: user.user_id.clone(),
                     statement,
                     session,
                     tracked,
@@ -522,10 +527,15 @@ impl FlightSqlService for FlightSqlFrontDoor {
             .to_str()
             .map_err(|_| auth_status(AuthError::Malformed))?;
         let (user, password) = basic_credentials(header).map_err(auth_status)?;
-        let token = self.auth.login(&user, &password).await.map_err(|err| {
-            tracing::info!(%user, "login refused");
-            auth_status(err)
-        })?;
+        let peer = request.remote_addr().map(|addr| addr.ip());
+        let token = self
+            .auth
+            .login(&user, &password, peer)
+            .await
+            .map_err(|err| {
+                tracing::info!(%user, "login refused");
+                auth_status(err)
+            })?;
         tracing::info!(%user, "login");
         let response = HandshakeResponse {
             protocol_version: 0,
@@ -546,7 +556,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let user = self.authenticate(request.metadata()).await?;
+        let user = self.authenticate(&request).await?;
         self.flight_info_for(&user, &query.query, request.into_inner())
             .await
     }
@@ -556,7 +566,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let user = self.authenticate(request.metadata()).await?;
+        let user = self.authenticate(&request).await?;
         let entry = self.prepared_for(&user, &query.prepared_statement_handle)?;
         let rows = if entry.parameters.is_empty() {
             vec![None]
@@ -572,7 +582,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let user = self.authenticate(request.metadata()).await?;
+        let user = self.authenticate(&request).await?;
         self.prepared_for(&user, &query.prepared_statement_handle)?;
         let rows = self.read_parameters(request.into_inner()).await?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
@@ -594,17 +604,18 @@ impl FlightSqlService for FlightSqlFrontDoor {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let user = self.authenticate(request.metadata()).await?;
+        let user = self.authenticate(&request).await?;
         let handle = String::from_utf8_lossy(&ticket.statement_handle).to_string();
         // Another user's ticket is treated as unknown and left in place for its owner.
         let queue_clock = match self.tickets.get(&handle) {
-            Some(entry) if entry.user == user.user => entry.tracked.queue_clock(),
+            Some(entry) if entry.owner == user.user_id => entry.tracked.queue_clock(),
             _ => return Err(unknown_ticket()),
         };
         // Tickets are single use: the plan is released as soon as its result is fetched.
         // Registered as running before the ticket goes, so that a progress question always
         // finds the statement in one place or the other.
-        let (registrations, registered) = self.running.register(&handle, &user.user, queue_clock);
+        let (registrations, registered) =
+            self.running.register(&handle, &user.user_id, queue_clock);
         let entry = self.tickets.remove(&handle).ok_or_else(unknown_ticket)?;
         let schema: SchemaRef = entry.statement.schema();
         let tracked = entry.tracked;
@@ -648,7 +659,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let user = self.authenticate(request.metadata()).await?;
+        let user = self.authenticate(&request).await?;
         // Planning only: DDL runs when the prepared statement is executed.
         let description = self
             .engine
@@ -670,9 +681,9 @@ impl FlightSqlService for FlightSqlFrontDoor {
         let handle = self
             .prepared
             .insert(
-                &user.user,
+                &user.user_id,
                 PreparedEntry {
-                    user: user.user.clone(),
+                    owner: user.user_id.clone(),
                     sql: query.query,
                     parameters: Vec::new(),
                 },
@@ -690,12 +701,12 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: ActionClosePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        let user = self.authenticate(request.metadata()).await?;
+        let user = self.authenticate(&request).await?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
         if self
             .prepared
             .get(&handle)
-            .is_some_and(|e| e.user == user.user)
+            .is_some_and(|e| e.owner == user.user_id)
         {
             self.prepared.remove(&handle);
         }
@@ -707,7 +718,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let user = self.authenticate(request.metadata()).await?;
+        let user = self.authenticate(&request).await?;
         self.run_update(&user, &command.query, None).await
     }
 
@@ -716,7 +727,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         command: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let user = self.authenticate(request.metadata()).await?;
+        let user = self.authenticate(&request).await?;
         let entry = self.prepared_for(&user, &command.prepared_statement_handle)?;
         let mut rows = self.read_parameters(request.into_inner()).await?;
         // Parameters come with the update, or were bound before with DoPut on the query command.
@@ -740,7 +751,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
         command_flight_info(query, &schema, request.into_inner())
     }
@@ -750,7 +761,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         let builder = query.into_builder(&self.sql_info);
         batch_response(builder.schema(), builder.build())
     }
@@ -760,7 +771,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         let schema = query.into_builder().schema();
         command_flight_info(query, &schema, request.into_inner())
     }
@@ -770,7 +781,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         let mut builder = query.into_builder();
         metadata::append_catalogs(self.engine.session(), &mut builder);
         batch_response(builder.schema(), builder.build())
@@ -781,7 +792,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         let schema = query.clone().into_builder().schema();
         command_flight_info(query, &schema, request.into_inner())
     }
@@ -791,7 +802,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         let mut builder = query.into_builder();
         metadata::append_schemas(self.engine.session(), &mut builder);
         batch_response(builder.schema(), builder.build())
@@ -802,7 +813,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         let schema = query.clone().into_builder().schema();
         command_flight_info(query, &schema, request.into_inner())
     }
@@ -812,7 +823,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         tracing::debug!(?query, "GetTables");
         let catalog = query.catalog.clone();
         let mut builder = query.into_builder();
@@ -827,7 +838,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         let schema = query.into_builder().schema();
         command_flight_info(query, &schema, request.into_inner())
     }
@@ -837,7 +848,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         let mut builder = query.into_builder();
         for table_type in metadata::TABLE_TYPES {
             builder.append(table_type);
@@ -850,7 +861,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         command_flight_info(
             query,
             &metadata::primary_keys_schema(),
@@ -863,7 +874,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         _query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         empty_response(metadata::primary_keys_schema())
     }
 
@@ -872,7 +883,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetExportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         command_flight_info(
             query,
             &metadata::foreign_keys_schema(),
@@ -885,7 +896,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         _query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         empty_response(metadata::foreign_keys_schema())
     }
 
@@ -894,7 +905,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetImportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         command_flight_info(
             query,
             &metadata::foreign_keys_schema(),
@@ -907,7 +918,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         _query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         empty_response(metadata::foreign_keys_schema())
     }
 
@@ -916,7 +927,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetCrossReference,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         command_flight_info(
             query,
             &metadata::foreign_keys_schema(),
@@ -929,7 +940,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         _query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         empty_response(metadata::foreign_keys_schema())
     }
 
@@ -938,7 +949,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         let schema = query.into_builder(&self.xdbc_type_info).schema();
         command_flight_info(query, &schema, request.into_inner())
     }
@@ -948,7 +959,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetXdbcTypeInfo,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         let builder = query.into_builder(&self.xdbc_type_info);
         batch_response(builder.schema(), builder.build())
     }
@@ -958,7 +969,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         _query: CommandStatementSubstraitPlan,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         Err(Status::unimplemented(
             "Substrait plans are not supported yet: send SQL (CommandStatementQuery)",
         ))
@@ -969,7 +980,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: ActionCancelQueryRequest,
         request: Request<Action>,
     ) -> Result<ActionCancelQueryResult, Status> {
-        let user = self.authenticate(request.metadata()).await?;
+        let user = self.authenticate(&request).await?;
         let info = FlightInfo::decode(query.info)
             .map_err(|err| Status::invalid_argument(format!("bad CancelQuery request: {err}")))?;
         self.cancel_flight_info(&user, &info)?;
@@ -983,7 +994,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
-        let user = self.authenticate(request.metadata()).await?;
+        let user = self.authenticate(&request).await?;
         let action = request.into_inner();
         let body = match action.r#type.as_str() {
             "SetSessionOptions" => {
@@ -1031,8 +1042,8 @@ impl FlightSqlService for FlightSqlFrontDoor {
                 let waiting = self
                     .tickets
                     .get(&handle)
-                    .is_some_and(|entry| entry.user == user.user);
-                let progress = match self.running.progress(&handle, &user.user).await {
+                    .is_some_and(|entry| entry.owner == user.user_id);
+                let progress = match self.running.progress(&handle, &user.user_id).await {
                     // Planned, not fetched yet: nothing runs until DoGet.
                     _ if waiting => Ok(serde_json::json!({"state": "waiting"})),
                     Some(progress) => serde_json::to_value(progress),
@@ -1104,7 +1115,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         request: Request<Ticket>,
         message: Any,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(request.metadata()).await?;
+        self.authenticate(&request).await?;
         Err(Status::unimplemented(format!(
             "DoGet for {} is not supported yet",
             message.type_url
@@ -1129,9 +1140,9 @@ impl FlightSqlFrontDoor {
             let owned = self
                 .tickets
                 .get(&handle)
-                .is_some_and(|entry| entry.user == user.user);
+                .is_some_and(|entry| entry.owner == user.user_id);
             let dropped = owned && self.tickets.remove(&handle).is_some();
-            if dropped || self.running.cancel(&handle, &user.user) {
+            if dropped || self.running.cancel(&handle, &user.user_id) {
                 cancelled += 1;
             }
         }
@@ -1149,7 +1160,7 @@ impl FlightSqlFrontDoor {
         let handle = String::from_utf8_lossy(handle).to_string();
         self.prepared
             .get(&handle)
-            .filter(|entry| entry.user == user.user)
+            .filter(|entry| entry.owner == user.user_id)
             .ok_or_else(|| {
                 Status::not_found("unknown or expired prepared statement: create it again")
             })

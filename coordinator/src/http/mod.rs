@@ -17,6 +17,8 @@
 
 pub mod encode;
 pub mod queries;
+mod retention;
+pub mod serve;
 pub mod stream;
 pub mod tls;
 pub mod trino;
@@ -55,7 +57,9 @@ pub struct HttpState {
 /// # async fn run(state: osprey_coordinator::http::HttpState) {
 /// let app = osprey_coordinator::http::router(state);
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
-/// axum::serve(listener, app).await.unwrap();
+/// osprey_coordinator::http::serve::serve(listener, app, std::future::pending())
+///     .await
+///     .unwrap();
 /// # }
 /// ```
 pub fn router(state: HttpState) -> axum::Router {
@@ -304,10 +308,15 @@ impl FromRequestParts<HttpState> for Authenticated {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| refuse(AuthError::Malformed))?),
         };
+        // Set by `serve::serve`; absent when the router is served another way (tests).
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
         state
             .engine
             .auth()
-            .check_authorization(header)
+            .check_authorization(header, peer)
             .await
             .map(Authenticated)
             .map_err(refuse)

@@ -11,10 +11,13 @@
 //! - `GET /v1/queries`: the history; users see their own queries, admins everyone's.
 //!
 //! Results are held in the coordinator's memory up to [`QueryApiLimits::max_result_bytes`] per
-//! query (a bigger result fails the query with `RESULT_TOO_LARGE`: stream it with
-//! `POST /v1/statement:stream` instead) and kept [`QueryApiLimits::result_retention`] after
-//! the query ends; later they answer `410 Gone`. Another user's query is a `404`.
+//! query and [`QueryApiLimits::max_retained_bytes_per_user`] per user, counted in the
+//! coordinator's memory pool (past any of these the query fails with `RESULT_TOO_LARGE`:
+//! stream it with `POST /v1/statement:stream` instead), and kept
+//! [`QueryApiLimits::result_retention`] after the query ends; later they answer `410 Gone`.
+//! Another user's query is a `404`.
 
+use super::retention::{RetainedResults, Retention};
 use super::{ApiError, Authenticated, HttpState};
 use crate::auth::Principal;
 use crate::history::QueueClock;
@@ -27,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
-use osprey_catalog::now_ms;
+use osprey_catalog::{HistoryCursor, QueryRecord, now_ms};
 use osprey_engine::progress::QueryProgress;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -50,6 +53,9 @@ pub struct QueryApiLimits {
     pub result_retention: Duration,
     /// How many queries with retained results one user may hold at once.
     pub max_retained_per_user: usize,
+    /// The most result bytes one user's retained results hold, all together (they also count
+    /// in the coordinator's memory pool).
+    pub max_retained_bytes_per_user: usize,
 }
 
 impl Default for QueryApiLimits {
@@ -59,6 +65,7 @@ impl Default for QueryApiLimits {
             max_page_rows: 10_000,
             result_retention: Duration::from_secs(15 * 60),
             max_retained_per_user: 32,
+            max_retained_bytes_per_user: 1 << 30,
         }
     }
 }
@@ -114,6 +121,8 @@ struct Progress {
 struct ApiQuery {
     id: String,
     user: String,
+    /// The identity of the user who started it ([`Principal::user_id`]).
+    owner: String,
     submitted: Instant,
     submitted_at_ms: i64,
     progress: Mutex<Progress>,
@@ -122,6 +131,8 @@ struct ApiQuery {
     task: Mutex<Option<tokio::task::AbortHandle>>,
     /// Its time in its workgroup's queue.
     queue: QueueClock,
+    /// The memory its kept result holds.
+    retention: Mutex<Option<Retention>>,
 }
 
 impl ApiQuery {
@@ -136,6 +147,15 @@ impl ApiQuery {
                 return;
             }
             change(&mut progress);
+            if progress.state.is_final() && progress.state != ApiQueryState::Succeeded {
+                // Nobody can fetch a failed or cancelled query's rows: give their memory back.
+                progress.batches = Vec::new();
+                progress.result_bytes = 0;
+                self.retention
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+            }
             if progress.state.is_final() {
                 progress.finished = Some(Instant::now());
                 progress.finished_at_ms = Some(now_ms());
@@ -190,6 +210,7 @@ impl ApiQuery {
 pub struct ApiQueries {
     queries: Arc<Mutex<HashMap<String, Arc<ApiQuery>>>>,
     limits: Arc<QueryApiLimits>,
+    retained: RetainedResults,
 }
 
 impl ApiQueries {
@@ -198,6 +219,7 @@ impl ApiQueries {
         Self {
             queries: Arc::default(),
             limits: Arc::new(limits),
+            retained: RetainedResults::default(),
         }
     }
 
@@ -220,7 +242,7 @@ impl ApiQueries {
     fn get(&self, id: &str, user: &Principal) -> Result<Arc<ApiQuery>, ApiError> {
         self.purge();
         match self.lock().get(id) {
-            Some(query) if query.user == user.user => Ok(Arc::clone(query)),
+            Some(query) if query.owner == user.user_id => Ok(Arc::clone(query)),
             _ => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
@@ -304,7 +326,7 @@ pub async fn submit(
     let retained = queries
         .lock()
         .values()
-        .filter(|query| query.user == principal.user)
+        .filter(|query| query.owner == principal.user_id)
         .count();
     if retained >= queries.limits.max_retained_per_user {
         return Err(ApiError::new(
@@ -323,6 +345,7 @@ pub async fn submit(
     let query = Arc::new(ApiQuery {
         id: tracked.id(),
         user: principal.user.clone(),
+        owner: principal.user_id.clone(),
         submitted: Instant::now(),
         submitted_at_ms: now_ms(),
         progress: Mutex::new(Progress {
@@ -340,6 +363,7 @@ pub async fn submit(
         changed,
         task: Mutex::new(None),
         queue: tracked.queue_clock(),
+        retention: Mutex::new(None),
     });
     queries.lock().insert(query.id.clone(), Arc::clone(&query));
     let session = SessionSettings {
@@ -394,30 +418,43 @@ async fn run(
         p.live = execution.progress.clone();
     });
     let mut stream = execution.stream;
-    let max_bytes = state.queries.limits.max_result_bytes;
+    let limits = &state.queries.limits;
+    let max_bytes = limits.max_result_bytes;
+    let pool = Arc::clone(&state.engine.session().runtime_env().memory_pool);
+    *query.retention.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some(state.queries.retained.start(&query.owner, &query.id, &pool));
     while let Some(batch) = stream.next().await {
         let batch = match batch {
             Ok(batch) => batch,
             Err(err) => return fail(QueryError::from(err)),
         };
         let size = batch.get_array_memory_size();
-        let mut too_large = false;
+        if query.progress().result_bytes + size > max_bytes {
+            return fail(QueryError::ResourcesExhausted(format!(
+                "RESULT_TOO_LARGE: the result exceeds {max_bytes} bytes, the most one query \
+                 keeps for paging; stream it with POST /v1/statement:stream, or UNLOAD it"
+            )));
+        }
+        let counted = match query
+            .retention
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            Some(retention) => retention.grow(size, limits.max_retained_bytes_per_user),
+            // Cancelled meanwhile.
+            None => return,
+        };
+        if let Err(refused) = counted {
+            return fail(QueryError::ResourcesExhausted(format!(
+                "RESULT_TOO_LARGE: {refused}"
+            )));
+        }
         query.update(|p| {
-            if p.result_bytes + size > max_bytes {
-                too_large = true;
-                return;
-            }
             p.result_bytes += size;
             p.rows += batch.num_rows() as u64;
             p.batches.push(batch);
         });
-        if too_large {
-            let err = QueryError::ResourcesExhausted(format!(
-                "RESULT_TOO_LARGE: the result exceeds {max_bytes} bytes, the most one query \
-                 keeps for paging; stream it with POST /v1/statement:stream, or UNLOAD it"
-            ));
-            return fail(err);
-        }
     }
     query.update(|p| p.state = ApiQueryState::Succeeded);
 }
@@ -618,24 +655,67 @@ fn json_page(query: &ApiQuery, start: usize, max_rows: usize) -> Result<Value, A
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryParams {
-    /// How many of the latest queries (default 100, at most 1,000).
+    /// How many queries per page (default 100, at most 1,000).
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Where the page starts: the `next_page_token` of the page before. The first page (the
+    /// latest queries) without it.
+    #[serde(default)]
+    pub page_token: Option<String>,
 }
 
-/// `GET /v1/queries`: the latest queries from the history (own, or everyone's for admins).
+/// The page token after `record`: its submission time and id.
+fn history_page_token(record: &QueryRecord) -> String {
+    format!("{}.{}", record.submitted_at_ms, record.query_id)
+}
+
+fn parse_history_page_token(token: &str) -> Result<HistoryCursor, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PAGE_TOKEN",
+            format!(
+                "page_token {token:?} is not one this API gave out: pass the next_page_token \
+                 of the page before, or leave it out for the latest queries"
+            ),
+        )
+    };
+    let (time, id) = token.split_once('.').ok_or_else(invalid)?;
+    let submitted_at_ms = time.parse::<i64>().map_err(|_| invalid())?;
+    let plausible_id = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plausible_id {
+        return Err(invalid());
+    }
+    Ok(HistoryCursor {
+        submitted_at_ms,
+        query_id: id.to_string(),
+    })
+}
+
+/// `GET /v1/queries`: the query history (own, or everyone's for admins), newest first, a page
+/// at a time.
 pub async fn history(
     State(state): State<HttpState>,
     Authenticated(principal): Authenticated,
     params: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(params) = params.map_err(|rejection| super::bad_parameters(rejection, "limit"))?;
+    let Query(params) =
+        params.map_err(|rejection| super::bad_parameters(rejection, "limit, page_token"))?;
     let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let after = params
+        .page_token
+        .as_deref()
+        .map(parse_history_page_token)
+        .transpose()?;
     let only = (!principal.is_admin).then_some(principal.user.as_str());
     let records = state
         .engine
         .history()
-        .recent(only, limit)
+        .recent(only, after.as_ref(), limit)
         .await
         .map_err(|err| {
             ApiError::new(
@@ -644,6 +724,10 @@ pub async fn history(
                 err.to_string(),
             )
         })?;
+    // A full page may have more after it; a short one is the last.
+    let next_page_token = (records.len() == limit as usize)
+        .then(|| records.last().map(history_page_token))
+        .flatten();
     let queries: Vec<Value> = records
         .iter()
         .map(|r| {
@@ -661,7 +745,9 @@ pub async fn history(
             })
         })
         .collect();
-    Ok(Json(json!({ "queries": queries })))
+    Ok(Json(
+        json!({ "queries": queries, "next_page_token": next_page_token }),
+    ))
 }
 
 #[cfg(test)]

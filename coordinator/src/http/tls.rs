@@ -2,8 +2,8 @@
 //! a connection.
 //!
 //! Written here rather than taken from `axum-server`: that crate brings its own server loop
-//! and shutdown handle next to `axum::serve`, while all HTTPS needs is a [`Listener`] over
-//! `tokio-rustls`, which tonic already puts in the build.
+//! and shutdown handle, while all HTTPS needs is a [`Listener`] over `tokio-rustls` (which
+//! tonic already puts in the build) for [`super::serve::serve`].
 //!
 //! Handshakes run in their own tasks, bounded in number and time, so a client that opens a
 //! connection and says nothing holds up no one else.
@@ -32,7 +32,10 @@ pub const MAX_PENDING_HANDSHAKES: usize = 256;
 /// use osprey_coordinator::http::tls::TlsListener;
 /// let tcp = tokio::net::TcpListener::bind("127.0.0.1:8443").await.unwrap();
 /// let app = axum::Router::new();
-/// axum::serve(TlsListener::new(tcp, config), app).await.unwrap();
+/// let listener = TlsListener::new(tcp, config);
+/// osprey_coordinator::http::serve::serve(listener, app, std::future::pending())
+///     .await
+///     .unwrap();
 /// # }
 /// ```
 pub struct TlsListener {

@@ -100,11 +100,11 @@ impl TrinoQueries {
         self.queries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, id: &str, slug: &str, user: &str) -> Result<Arc<TrinoQuery>, ApiError> {
+    fn get(&self, id: &str, slug: &str, owner: &str) -> Result<Arc<TrinoQuery>, ApiError> {
         let removed = purge(&mut self.lock(), &self.limits);
         drop(removed);
         match self.lock().get(id) {
-            Some(query) if query.slug == slug && query.user == user => {
+            Some(query) if query.slug == slug && query.owner == owner => {
                 *query.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                 Ok(Arc::clone(query))
             }
@@ -169,7 +169,8 @@ struct TrinoQuery {
     id: String,
     /// A random part of its URIs, so that they cannot be guessed from the id.
     slug: String,
-    user: String,
+    /// The identity of the user who started it ([`crate::auth::Principal::user_id`]).
+    owner: String,
     started: Instant,
     last_seen: Mutex<Instant>,
     finished: std::sync::atomic::AtomicBool,
@@ -307,7 +308,7 @@ pub async fn submit(
         let queries = trino.lock();
         let open = queries
             .values()
-            .filter(|q| q.user == principal.user)
+            .filter(|q| q.owner == principal.user_id)
             .filter(|q| !q.finished.load(std::sync::atomic::Ordering::Relaxed))
             .count();
         if open >= trino.limits.max_open_per_user {
@@ -372,7 +373,7 @@ pub async fn submit(
     let query = Arc::new(TrinoQuery {
         id,
         slug: random_slug(),
-        user: principal.user.clone(),
+        owner: principal.user_id.clone(),
         started: Instant::now(),
         last_seen: Mutex::new(Instant::now()),
         finished: std::sync::atomic::AtomicBool::new(false),
@@ -413,7 +414,7 @@ pub async fn next_page(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Path((id, slug, token_text)) = path.map_err(bad_path)?;
-    let query = state.trino.get(&id, &slug, &principal.user)?;
+    let query = state.trino.get(&id, &slug, &principal.user_id)?;
     let base = base_uri(&state, &headers)?;
     let mut run = query.run.lock().await;
     let token = token_text.parse::<u64>().ok();
@@ -446,7 +447,7 @@ pub async fn cancel(
     path: Result<Path<StatementPath>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path((id, slug, _token)) = path.map_err(bad_path)?;
-    let query = state.trino.get(&id, &slug, &principal.user)?;
+    let query = state.trino.get(&id, &slug, &principal.user_id)?;
     state.trino.lock().remove(&id);
     // A poll waiting for rows holds the statement: make it answer now, not at its deadline.
     query.cancel_requested.notify_waiters();
@@ -912,7 +913,7 @@ mod tests {
         Arc::new(TrinoQuery {
             id: id.to_string(),
             slug: random_slug(),
-            user: "u".to_string(),
+            owner: "u".to_string(),
             started: Instant::now(),
             last_seen: Mutex::new(Instant::now() - idle),
             finished: std::sync::atomic::AtomicBool::new(finished),
