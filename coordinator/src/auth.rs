@@ -12,8 +12,8 @@
 //! user's tokens; `ALTER USER name REVOKE TOKENS` revokes them on demand.
 
 use crate::expiring::ExpiringStore;
-use crate::login_checks::PasswordChecks;
 pub use crate::login_checks::{MAX_CONCURRENT_PASSWORD_CHECKS, MAX_WAITING_PASSWORD_CHECKS};
+use crate::login_checks::{NoTurn, PasswordChecks};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use base64::Engine as _;
@@ -304,7 +304,14 @@ impl Authenticator {
         if let Some(principal) = self.verified.get(&key) {
             return Ok(principal);
         }
-        let _turn = self.checks.turn(user, peer).await?;
+        let _turn = self
+            .checks
+            .turn(user, peer)
+            .await
+            .map_err(|no_turn| match no_turn {
+                NoTurn::Busy => AuthError::Busy,
+                NoTurn::Closed => AuthError::Unavailable,
+            })?;
         let record = self.store.user(user).await.map_err(|err| {
             tracing::warn!(error = %err, "cannot read users from the catalog");
             AuthError::Unavailable
@@ -615,7 +622,10 @@ mod tests {
         let attempts = MAX_WAITING_PASSWORD_CHECKS + 64;
         let logins = futures::future::join_all((0..attempts).map(|i| {
             let auth = auth.clone();
-            async move { auth.check_password(&format!("nobody{i}"), "wrong", None).await }
+            async move {
+                auth.check_password(&format!("nobody{i}"), "wrong", None)
+                    .await
+            }
         }))
         .await;
         let busy = logins

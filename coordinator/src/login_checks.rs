@@ -11,7 +11,6 @@
 //!   address behind a NAT or a proxy, and a user who logged in from that address recently is
 //!   not held back by it: only their own name's failures slow them.
 
-use crate::auth::AuthError;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -23,7 +22,7 @@ use std::time::{Duration, Instant};
 /// for tens of milliseconds.
 pub const MAX_CONCURRENT_PASSWORD_CHECKS: usize = 4;
 /// Password checks that may wait for one of those; past this a login is refused at once
-/// ([`AuthError::Busy`]).
+/// ([`NoTurn::Busy`]).
 pub const MAX_WAITING_PASSWORD_CHECKS: usize = 128;
 /// Failed logins for one user name before further attempts for it are slowed down.
 pub const FREE_USER_FAILURES: u32 = 3;
@@ -40,6 +39,15 @@ const FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
 const TRUSTED_MEMORY: Duration = Duration::from_secs(24 * 3600);
 /// Entries remembered at once in each map; a full map forgets its stale entries, then all.
 const CAPACITY: usize = 10_000;
+
+/// Why a password check got no turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoTurn {
+    /// Too many checks are waiting already.
+    Busy,
+    /// The checks are shutting down.
+    Closed,
+}
 
 /// Recent failures per key, with the time of the latest.
 struct Failures<K> {
@@ -144,10 +152,10 @@ impl PasswordChecks {
         &self,
         user: &str,
         peer: Option<IpAddr>,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, NoTurn> {
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING_PASSWORD_CHECKS {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(AuthError::Busy);
+            return Err(NoTurn::Busy);
         }
         let _waiting = Waiting(Arc::clone(&self.waiting));
         let delay = self.delay_for(user, peer);
@@ -157,7 +165,7 @@ impl PasswordChecks {
         Arc::clone(&self.running)
             .acquire_owned()
             .await
-            .map_err(|_| AuthError::Unavailable)
+            .map_err(|_| NoTurn::Closed)
     }
 
     /// How long a check for `user` from `peer` is held back now.
