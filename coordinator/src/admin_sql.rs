@@ -2,7 +2,7 @@
 //! not know (`CREATE USER`, `CREATE WORKGROUP`, ...): they are recognised on sqlparser's token
 //! stream before DataFusion sees the statement.
 
-use crate::query::QueryError;
+use crate::error::QueryError;
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::MemTable;

@@ -7,7 +7,7 @@
 //! `system.queries` first wait for everything recorded so far to be written.
 
 use crate::auth::Principal;
-use crate::query::QueryError;
+use crate::error::QueryError;
 use crate::retry::RetryLog;
 use crate::system_tables::SystemTableSource;
 use datafusion::arrow::array::{
@@ -328,10 +328,14 @@ impl TrackedQuery {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::clone(retries));
     }
 
-    /// Records the statement as failed with `err`.
+    /// Records the statement as failed with `err` (as cancelled, for a cancellation).
     pub fn fail(&self, err: &QueryError) {
+        let state = match err {
+            QueryError::Cancelled(_) => QueryState::Cancelled,
+            _ => QueryState::Failed,
+        };
         self.inner
-            .finish(QueryState::Failed, Some((err.code(), err.to_string())));
+            .finish(state, Some((err.code(), err.to_string())));
     }
 
     /// Wraps a result stream: counts its rows, and records success at its end or failure at

@@ -17,6 +17,7 @@
 mod admin_sql;
 pub mod auth;
 pub mod discovery;
+pub mod error;
 pub mod expiring;
 pub mod flight_sql;
 pub mod history;
@@ -176,7 +177,7 @@ pub enum CoordinatorError {
     Engine(#[from] datafusion::error::DataFusionError),
     /// Setting up the catalog failed.
     #[error("cannot set up the catalog: {0}")]
-    Catalog(#[from] query::QueryError),
+    Catalog(#[from] error::QueryError),
     /// The catalog database could not be opened.
     #[error("cannot open the catalog database: {0}")]
     CatalogStore(#[from] osprey_catalog::CatalogError),

@@ -17,7 +17,7 @@
 //! cannot lead outside it.
 
 use crate::auth::Principal;
-use crate::query::QueryError;
+use crate::error::QueryError;
 use datafusion::datasource::listing::ListingTableUrl;
 use osprey_catalog::{CatalogStore, LocationRecord, ManagedBy, now_ms};
 use std::collections::BTreeMap;

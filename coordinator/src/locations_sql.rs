@@ -13,8 +13,8 @@
 
 use crate::admin_sql::{Tokens, listing_plan, syntax, tokenize};
 use crate::auth::Principal;
+use crate::error::QueryError;
 use crate::locations::{Locations, granted_to};
-use crate::query::QueryError;
 use crate::users::require_admin;
 use datafusion::arrow::array::{BooleanArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};

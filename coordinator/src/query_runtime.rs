@@ -15,8 +15,8 @@
 //! Its threads have large stacks ([`QUERY_THREAD_STACK_BYTES`]) so that a statement within the
 //! nesting limit (`crate::nesting`) plans without overflowing them.
 
+use crate::error::QueryError;
 use crate::history::TrackedQuery;
-use crate::query::QueryError;
 use crate::retry::QueryTimedOut;
 use datafusion::common::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -116,7 +116,7 @@ pub async fn plan_on<T: Send + 'static>(
     drop(stop);
     match outcome {
         Ok(Some(result)) => result,
-        Ok(None) => Err(QueryError::Execution("the statement was cancelled".into())),
+        Ok(None) => Err(QueryError::Cancelled("the statement was cancelled".into())),
         Err(err) => Err(task_failed(err)),
     }
 }

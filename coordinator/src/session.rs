@@ -6,7 +6,7 @@
 //! one [`SessionSettings`] per client session in a [`SessionStore`].
 
 use crate::auth::Principal;
-use crate::query::QueryError;
+use crate::error::QueryError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::execution::context::SessionState;
 use std::collections::{BTreeMap, HashMap};

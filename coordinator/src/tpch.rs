@@ -47,7 +47,7 @@ pub enum TpchError {
     Arrow(#[from] ArrowError),
     /// Registering the tables failed.
     #[error("registering TPC-H tables: {0}")]
-    Register(#[from] crate::query::QueryError),
+    Register(#[from] crate::error::QueryError),
     /// The scale factor is not positive.
     #[error("TPC-H scale factor must be greater than 0, got {0}")]
     BadScale(f64),

@@ -22,7 +22,7 @@
 
 use crate::admin_sql::{Tokens, listing_plan, syntax, tokenize};
 use crate::auth::{Authenticator, Principal, hash_password};
-use crate::query::QueryError;
+use crate::error::QueryError;
 use crate::workgroups::Workgroups;
 use datafusion::arrow::array::{BooleanArray, StringArray, TimestampMillisecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};

@@ -30,7 +30,7 @@
 //! and order, and follow limits changed while queries wait.
 
 use crate::admin_sql::{Tokens, listing_plan, syntax, tokenize};
-use crate::query::QueryError;
+use crate::error::QueryError;
 use crate::units::{parse_byte_size, parse_seconds};
 use datafusion::arrow::array::{BooleanArray, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};

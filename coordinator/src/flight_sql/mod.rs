@@ -21,13 +21,18 @@
 
 pub mod cancel;
 pub mod client_errors;
+mod errors;
 pub mod metadata;
 pub mod session_options;
 
+use errors::flight_error_status;
+pub use errors::query_status;
+
 use crate::auth::{AuthError, Authenticator, Principal, basic_credentials};
+use crate::error::QueryError;
 use crate::expiring::ExpiringStore;
 use crate::history::TrackedQuery;
-use crate::query::{PreparedStatement, QueryEngine, QueryError};
+use crate::query::{PreparedStatement, QueryEngine};
 use crate::session::{SessionSettings, SessionStore};
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -1220,37 +1225,6 @@ fn auth_status(err: AuthError) -> Status {
     match err {
         AuthError::Unavailable | AuthError::Busy => Status::unavailable(err.to_string()),
         _ => Status::unauthenticated(err.to_string()),
-    }
-}
-
-/// Maps a query failure to the gRPC status a client can act on.
-pub fn query_status(err: QueryError) -> Status {
-    let message = err.to_string();
-    match err {
-        QueryError::InvalidStatement(_) => Status::invalid_argument(message),
-        QueryError::NotSupported(_) => Status::unimplemented(message),
-        QueryError::NoExecutors(_) | QueryError::ExecutorLost(_) | QueryError::QueueFull(_) => {
-            Status::unavailable(message)
-        }
-        QueryError::ResourcesExhausted(_) | QueryError::ScanLimitExceeded(_) => {
-            Status::resource_exhausted(message)
-        }
-        QueryError::TimedOut(_) => Status::deadline_exceeded(message),
-        QueryError::InvalidData(_) => Status::invalid_argument(message),
-        QueryError::PermissionDenied(_) => Status::permission_denied(message),
-        QueryError::Execution(_) => Status::internal(message),
-    }
-}
-
-fn flight_error_status(err: FlightError) -> Status {
-    match err {
-        FlightError::ExternalError(inner) => {
-            match inner.downcast::<datafusion::error::DataFusionError>() {
-                Ok(df) => query_status(QueryError::from(*df)),
-                Err(other) => Status::internal(other.to_string()),
-            }
-        }
-        other => Status::from(other),
     }
 }
 

@@ -4,7 +4,8 @@
 //! arrow-flight 59 does not ship these messages, so they are declared here with prost,
 //! field for field as in Flight.proto.
 
-use crate::query::{QueryEngine, QueryError};
+use crate::error::QueryError;
+use crate::query::QueryEngine;
 use crate::session::{SessionSettings, is_known_option};
 use std::collections::HashMap;
 

@@ -16,6 +16,7 @@
 //! client asks with `X-Trino-User` (Trino clients), so a browser never caches them.
 
 pub mod encode;
+mod errors;
 pub mod queries;
 mod retention;
 pub mod serve;
@@ -26,7 +27,6 @@ pub mod trino;
 use crate::auth::{AuthError, Principal};
 use crate::discovery::{ExecutorHealth, ExecutorRegistry};
 use crate::query::QueryEngine;
-use crate::query::QueryError;
 use axum::Json;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
@@ -34,6 +34,8 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use errors::auth_error;
+pub use errors::{ApiError, bad_parameters, query_error};
 use serde_json::json;
 
 /// What the HTTP handlers share.
@@ -186,28 +188,6 @@ async fn not_found() -> ApiError {
     )
 }
 
-/// An error answered as `{"error": {"code", "message"}}` with an HTTP status.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    /// A `401` challenges for Basic credentials (only when the client asked).
-    basic_challenge: bool,
-}
-
-/// A malformed query string as a `400`, with a hint naming the parameters.
-pub fn bad_parameters(
-    rejection: axum::extract::rejection::QueryRejection,
-    parameters: &str,
-) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "INVALID_ARGUMENT",
-        format!("{}; the parameters are {parameters}", rejection.body_text()),
-    )
-}
-
 /// A SQL statement sent as the request body: an unreadable body answers its rejection's
 /// status, an empty one `400`.
 pub fn sql_body(
@@ -226,66 +206,6 @@ pub fn sql_body(
     Ok(sql)
 }
 
-/// A statement's failure as an HTTP error: the client's mistakes (and queries over their scan
-/// limit) are `400`, missing rights `403`, exhausted limits and full queues `429`, no
-/// executors `503`, the rest `500`.
-pub fn query_error(err: QueryError) -> ApiError {
-    let status = match &err {
-        QueryError::InvalidStatement(_)
-        | QueryError::InvalidData(_)
-        | QueryError::ScanLimitExceeded(_) => StatusCode::BAD_REQUEST,
-        QueryError::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,
-        QueryError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
-        QueryError::PermissionDenied(_) => StatusCode::FORBIDDEN,
-        QueryError::ResourcesExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
-        QueryError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
-        QueryError::NoExecutors(_) | QueryError::ExecutorLost(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    ApiError::new(status, err.code(), err.to_string())
-}
-
-impl ApiError {
-    /// An error with `status`, a stable machine-readable `code` and a message for people.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            basic_challenge: false,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response();
-        if self.code == "QUEUE_FULL" {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
-            );
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            // A Basic challenge makes browsers prompt for and cache credentials, which any web
-            // page could then use: only clients that ask get one.
-            let challenge = match self.basic_challenge {
-                true => "Basic realm=\"osprey\"",
-                false => "Bearer realm=\"osprey\"",
-            };
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static(challenge),
-            );
-        }
-        response
-    }
-}
-
 /// The user a request authenticated as (Basic or Bearer), or a `401`.
 pub struct Authenticated(pub Principal);
 
@@ -299,11 +219,7 @@ impl FromRequestParts<HttpState> for Authenticated {
         // Trino clients send X-Trino-User and expect a Basic challenge; a browser page of
         // another origin cannot send that header without a CORS preflight, which fails.
         let asked_for_basic = parts.headers.contains_key("x-trino-user");
-        let refuse = |err: AuthError| {
-            let mut refusal = auth_error(err);
-            refusal.basic_challenge = asked_for_basic;
-            refusal
-        };
+        let refuse = |err: AuthError| auth_error(err).with_basic_challenge(asked_for_basic);
         let header = match parts.headers.get(axum::http::header::AUTHORIZATION) {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| refuse(AuthError::Malformed))?),
@@ -320,21 +236,5 @@ impl FromRequestParts<HttpState> for Authenticated {
             .await
             .map(Authenticated)
             .map_err(refuse)
-    }
-}
-
-fn auth_error(err: AuthError) -> ApiError {
-    match err {
-        AuthError::Unavailable => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            err.to_string(),
-        ),
-        AuthError::Busy => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_LOGINS",
-            err.to_string(),
-        ),
-        _ => ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", err.to_string()),
     }
 }

@@ -20,8 +20,8 @@
 use super::retention::{RetainedResults, Retention};
 use super::{ApiError, Authenticated, HttpState};
 use crate::auth::Principal;
+use crate::error::QueryError;
 use crate::history::QueueClock;
-use crate::query::QueryError;
 use crate::session::SessionSettings;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -430,9 +430,9 @@ async fn run(
         };
         let size = batch.get_array_memory_size();
         if query.progress().result_bytes + size > max_bytes {
-            return fail(QueryError::ResourcesExhausted(format!(
-                "RESULT_TOO_LARGE: the result exceeds {max_bytes} bytes, the most one query \
-                 keeps for paging; stream it with POST /v1/statement:stream, or UNLOAD it"
+            return fail(QueryError::ResultTooLarge(format!(
+                "the result exceeds {max_bytes} bytes, the most one query keeps for paging; \
+                 stream it with POST /v1/statement:stream, or UNLOAD it"
             )));
         }
         let counted = match query
@@ -446,9 +446,7 @@ async fn run(
             None => return,
         };
         if let Err(refused) = counted {
-            return fail(QueryError::ResourcesExhausted(format!(
-                "RESULT_TOO_LARGE: {refused}"
-            )));
+            return fail(QueryError::ResultTooLarge(refused.to_string()));
         }
         query.update(|p| {
             p.result_bytes += size;

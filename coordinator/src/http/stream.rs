@@ -161,7 +161,7 @@ impl Encoder {
     }
 
     fn batch(&mut self, batch: &RecordBatch) -> Result<Bytes, std::io::Error> {
-        let api = |err: ApiError| std::io::Error::other(err.message);
+        let api = |err: ApiError| std::io::Error::other(err.message().to_string());
         let bytes = match self.format {
             Format::Arrow => {
                 let writer = self

@@ -24,7 +24,8 @@
 //! [`TrinoLimits::abandoned_after`] is cancelled.
 
 use super::{ApiError, Authenticated, HttpState};
-use crate::query::{Execution, QueryError};
+use crate::error::QueryError;
+use crate::query::Execution;
 use crate::session::{MetadataFlavor, SessionSettings};
 use crate::trino::immediate::{evaluate_parameters, parse_execute_immediate};
 use crate::trino::types::{trino_json_values, trino_type_name, trino_type_signature};
@@ -455,7 +456,7 @@ pub async fn cancel(
     // Dropping the stream stops the executors' tasks; the history records CANCELLED once the
     // last handle on the statement is gone.
     if !matches!(run.phase, Phase::Finished | Phase::Failed(_)) {
-        run.phase = Phase::Failed(QueryError::Execution("cancelled by the client".into()));
+        run.phase = Phase::Failed(QueryError::Cancelled("cancelled by the client".into()));
     }
     query
         .finished
@@ -566,7 +567,7 @@ async fn advance(query: &TrinoQuery, run: &mut Run, base: &str, limits: &TrinoLi
                 query
                     .finished
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                let error = trino_error(err);
+                let error = crate::trino::errors::trino_error(err);
                 let mut body = page_body(query, run, base, "FAILED", None, None);
                 body["error"] = error;
                 return Page {
@@ -866,43 +867,6 @@ fn page_body(
         body["updateCount"] = json!(count);
     }
     body
-}
-
-/// A failure as Trino describes it: name, code and type (`USER_ERROR`, `INTERNAL_ERROR`,
-/// `INSUFFICIENT_RESOURCES`), with Osprey's own code in `failureInfo.type`.
-fn trino_error(err: &QueryError) -> Value {
-    let (name, code, kind) = match err {
-        QueryError::InvalidStatement(_) => ("SYNTAX_ERROR", 1, "USER_ERROR"),
-        QueryError::InvalidData(_) => ("INVALID_FUNCTION_ARGUMENT", 7, "USER_ERROR"),
-        QueryError::NotSupported(_) => ("NOT_SUPPORTED", 13, "USER_ERROR"),
-        QueryError::PermissionDenied(_) => ("PERMISSION_DENIED", 4, "USER_ERROR"),
-        QueryError::ResourcesExhausted(_) => (
-            "EXCEEDED_LOCAL_MEMORY_LIMIT",
-            131079,
-            "INSUFFICIENT_RESOURCES",
-        ),
-        QueryError::NoExecutors(_) => ("NO_NODES_AVAILABLE", 65541, "INTERNAL_ERROR"),
-        QueryError::ExecutorLost(_) => ("REMOTE_TASK_ERROR", 65542, "INTERNAL_ERROR"),
-        QueryError::TimedOut(_) => ("EXCEEDED_TIME_LIMIT", 131075, "INSUFFICIENT_RESOURCES"),
-        QueryError::QueueFull(_) => ("QUERY_QUEUE_FULL", 131074, "INSUFFICIENT_RESOURCES"),
-        QueryError::ScanLimitExceeded(_) => {
-            ("INSUFFICIENT_RESOURCES", 131072, "INSUFFICIENT_RESOURCES")
-        }
-        QueryError::Execution(_) => ("GENERIC_INTERNAL_ERROR", 65536, "INTERNAL_ERROR"),
-    };
-    let message = err.to_string();
-    json!({
-        "message": message,
-        "errorCode": code,
-        "errorName": name,
-        "errorType": kind,
-        "failureInfo": {
-            "type": format!("osprey.{}", err.code()),
-            "message": message,
-            "suppressed": [],
-            "stack": [],
-        },
-    })
 }
 
 #[cfg(test)]

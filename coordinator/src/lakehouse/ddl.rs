@@ -4,7 +4,7 @@
 use super::Lakehouse;
 use super::tables::{encode_schema, file_extension, file_format, split_partition_columns};
 use super::writes::{StagedWrite, WriteError, delete_prefix};
-use crate::query::QueryError;
+use crate::error::QueryError;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::{DataFusionError, ResolvedTableReference, TableReference};
 use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};

@@ -11,7 +11,7 @@
 
 use super::Lakehouse;
 use super::writes::{StagedWrite, delete_prefix};
-use crate::query::QueryError;
+use crate::error::QueryError;
 use datafusion::common::DataFusionError;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::context::SessionState;

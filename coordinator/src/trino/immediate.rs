@@ -3,8 +3,8 @@
 //! placeholders are bound to the values, which are SQL literals (`'text'`, `42`,
 //! `DOUBLE '1.5'`, `DATE '2024-01-01'`, `ARRAY[1, 2]`, `NULL`).
 
+use crate::error::QueryError;
 use crate::nesting::check_expr_nesting;
-use crate::query::QueryError;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::Schema;
 use datafusion::common::{DFSchema, DataFusionError, ScalarValue};

@@ -1,0 +1,204 @@
+//! Why a statement failed: one taxonomy for every front door.
+//!
+//! Every refusal and failure is a [`QueryError`]: its variant is the kind (who can act on it, and
+//! how), [`QueryError::code`] a stable name for it (the query history stores it, the HTTP API
+//! returns it), and its text the message for people. Each front door maps kinds to its wire in
+//! exactly one table, in its own `errors.rs`:
+//!
+//! | kind | code | Flight SQL (gRPC) | HTTP | Trino |
+//! |---|---|---|---|---|
+//! | [`QueryError::InvalidStatement`] | `INVALID_STATEMENT` | `INVALID_ARGUMENT` | 400 | `SYNTAX_ERROR` |
+//! | [`QueryError::NotFound`] | `NOT_FOUND` | `NOT_FOUND` | 404 | `NOT_FOUND` |
+//! | [`QueryError::NotSupported`] | `NOT_SUPPORTED` | `UNIMPLEMENTED` | 501 | `NOT_SUPPORTED` |
+//! | [`QueryError::PermissionDenied`] | `PERMISSION_DENIED` | `PERMISSION_DENIED` | 403 | `PERMISSION_DENIED` |
+//! | [`QueryError::InvalidData`] | `INVALID_DATA` | `INVALID_ARGUMENT` | 400 | `INVALID_FUNCTION_ARGUMENT` |
+//! | [`QueryError::Cancelled`] | `CANCELLED` | `CANCELLED` | 499 | `USER_CANCELED` |
+//! | [`QueryError::QueueFull`] | `QUEUE_FULL` | `UNAVAILABLE` | 429, `Retry-After` | `QUERY_QUEUE_FULL` |
+//! | [`QueryError::ScanLimitExceeded`] | `SCAN_LIMIT_EXCEEDED` | `RESOURCE_EXHAUSTED` | 429 | `EXCEEDED_SCAN_LIMIT` |
+//! | [`QueryError::ResourcesExhausted`] | `RESOURCES_EXHAUSTED` | `RESOURCE_EXHAUSTED` | 429 | `EXCEEDED_LOCAL_MEMORY_LIMIT` |
+//! | [`QueryError::ResultTooLarge`] | `RESULT_TOO_LARGE` | `RESOURCE_EXHAUSTED` | 429 | `GENERIC_INSUFFICIENT_RESOURCES` |
+//! | [`QueryError::TimedOut`] | `QUERY_TIMEOUT` | `DEADLINE_EXCEEDED` | 504 | `EXCEEDED_TIME_LIMIT` |
+//! | [`QueryError::NoExecutors`] | `NO_EXECUTORS` | `UNAVAILABLE` | 503 | `NO_NODES_AVAILABLE` |
+//! | [`QueryError::ExecutorLost`] | `EXECUTOR_LOST` | `UNAVAILABLE` | 503 | `REMOTE_TASK_ERROR` |
+//! | [`QueryError::Execution`] | `EXECUTION_FAILED` | `INTERNAL` | 500 | `GENERIC_INTERNAL_ERROR` |
+//!
+//! The gRPC codes are the ones gRPC defines for each case; the HTTP statuses follow the
+//! canonical gRPC-to-HTTP mapping (499 is the "client closed request" status of that mapping);
+//! the Trino names are Trino's own standard error codes.
+
+use crate::retry::{ExecutorLostAfterRows, ExecutorLostEveryRun, QueryTimedOut};
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::DataFusionError;
+use osprey_engine::NoLiveExecutors;
+
+/// Why a statement failed, sorted by who can act on it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QueryError {
+    /// The statement is wrong: bad SQL, an unknown table or column, a type error.
+    #[error("{0}")]
+    InvalidStatement(String),
+    /// Something the statement names does not exist: a query id, a user, a workgroup, a
+    /// location.
+    #[error("{0}")]
+    NotFound(String),
+    /// The statement uses something Osprey does not support yet.
+    #[error("not supported: {0}")]
+    NotSupported(String),
+    /// No executor is available to run the query.
+    #[error("{0}")]
+    NoExecutors(String),
+    /// The query hit a memory or disk limit.
+    #[error("resources exhausted: {0}")]
+    ResourcesExhausted(String),
+    /// The result is larger than the front door keeps for paging; streaming it works.
+    #[error("{0}")]
+    ResultTooLarge(String),
+    /// The statement was cancelled: by its user, or because its client went away.
+    #[error("{0}")]
+    Cancelled(String),
+    /// The data does not fit the query: division by zero, a value that does not cast,
+    /// an overflow.
+    #[error("{0}")]
+    InvalidData(String),
+    /// Storage refused Osprey's credentials for a location.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// An executor was lost and the query could not be run again transparently (rows had
+    /// already been sent, or every allowed run lost one). Running it again is safe.
+    #[error("{0}")]
+    ExecutorLost(String),
+    /// The query ran past its time limit and was stopped.
+    #[error("{0}")]
+    TimedOut(String),
+    /// The query's workgroup had no free slot and a full queue: it was not run, and may be
+    /// submitted again shortly.
+    #[error("{0}")]
+    QueueFull(String),
+    /// The query would scan more bytes than its workgroup allows; it was not run.
+    #[error("{0}")]
+    ScanLimitExceeded(String),
+    /// The query failed while running.
+    #[error("query failed: {0}")]
+    Execution(String),
+}
+
+impl From<DataFusionError> for QueryError {
+    fn from(err: DataFusionError) -> Self {
+        QueryError::from_ref(&err)
+    }
+}
+
+impl QueryError {
+    /// Classifies a DataFusion error without consuming it.
+    pub fn from_ref(err: &DataFusionError) -> Self {
+        if contains_no_live_executors(err) {
+            return QueryError::NoExecutors(NoLiveExecutors.to_string());
+        }
+        if let DataFusionError::External(inner) = err.find_root()
+            && (inner.is::<ExecutorLostAfterRows>() || inner.is::<ExecutorLostEveryRun>())
+        {
+            return QueryError::ExecutorLost(inner.to_string());
+        }
+        if let DataFusionError::External(inner) = err.find_root()
+            && inner.is::<QueryTimedOut>()
+        {
+            return QueryError::TimedOut(inner.to_string());
+        }
+        // Osprey's own refusals raised inside DataFusion (a write's scan limit).
+        if let DataFusionError::External(inner) = err.find_root()
+            && let Some(refusal) = inner.downcast_ref::<QueryError>()
+        {
+            return refusal.clone();
+        }
+        let message = err.strip_backtrace().to_string();
+        match err.find_root() {
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::Configuration(_) => QueryError::InvalidStatement(message),
+            DataFusionError::NotImplemented(_) => QueryError::NotSupported(message),
+            // The variant's display already says "resources exhausted".
+            DataFusionError::ResourcesExhausted(_) => QueryError::ResourcesExhausted(
+                message
+                    .strip_prefix("Resources exhausted: ")
+                    .unwrap_or(&message)
+                    .to_string(),
+            ),
+            DataFusionError::ArrowError(arrow, _)
+                if matches!(
+                    arrow.as_ref(),
+                    ArrowError::DivideByZero
+                        | ArrowError::CastError(_)
+                        | ArrowError::ArithmeticOverflow(_)
+                        | ArrowError::ParseError(_)
+                ) =>
+            {
+                QueryError::InvalidData(message)
+            }
+            DataFusionError::ObjectStore(store) if access_denied(store.as_ref()) => {
+                QueryError::PermissionDenied(format!(
+                    "{message}. Check the credentials in [[storage]] for this location (or the \
+                     environment of the coordinator and executors)"
+                ))
+            }
+            _ => QueryError::Execution(message),
+        }
+    }
+
+    /// A stable code for the kind of failure, as the query history stores it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::InvalidStatement(_) => "INVALID_STATEMENT",
+            QueryError::NotFound(_) => "NOT_FOUND",
+            QueryError::NotSupported(_) => "NOT_SUPPORTED",
+            QueryError::NoExecutors(_) => "NO_EXECUTORS",
+            QueryError::ResourcesExhausted(_) => "RESOURCES_EXHAUSTED",
+            QueryError::ResultTooLarge(_) => "RESULT_TOO_LARGE",
+            QueryError::Cancelled(_) => "CANCELLED",
+            QueryError::InvalidData(_) => "INVALID_DATA",
+            QueryError::PermissionDenied(_) => "PERMISSION_DENIED",
+            QueryError::ExecutorLost(_) => "EXECUTOR_LOST",
+            QueryError::TimedOut(_) => "QUERY_TIMEOUT",
+            QueryError::QueueFull(_) => "QUEUE_FULL",
+            QueryError::ScanLimitExceeded(_) => "SCAN_LIMIT_EXCEEDED",
+            QueryError::Execution(_) => "EXECUTION_FAILED",
+        }
+    }
+}
+
+/// Whether storage refused the credentials (HTTP 401/403). object_store reports some of these
+/// as `PermissionDenied`/`Unauthenticated`, but an S3 listing wraps them in a generic error
+/// whose status is not public API, so the error chain's text is checked too.
+fn access_denied(err: &object_store::Error) -> bool {
+    if matches!(
+        err,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) {
+        return true;
+    }
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = current {
+        let text = error.to_string();
+        if text.contains("status code: 403") || text.contains("status code: 401") {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+fn contains_no_live_executors(err: &DataFusionError) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = current {
+        if error.is::<NoLiveExecutors>() {
+            return true;
+        }
+        if let Some(DataFusionError::External(inner)) = error.downcast_ref::<DataFusionError>()
+            && inner.is::<NoLiveExecutors>()
+        {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}

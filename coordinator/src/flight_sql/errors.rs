@@ -1,0 +1,42 @@
+//! The Flight SQL front door's one table from error kinds to gRPC statuses (see
+//! [`crate::error`] for every door's table side by side).
+
+use crate::error::QueryError;
+use arrow_flight::error::FlightError;
+use tonic::Status;
+
+/// Maps a statement's failure to the gRPC status a client can act on.
+pub fn query_status(err: QueryError) -> Status {
+    let message = err.to_string();
+    match err {
+        QueryError::InvalidStatement(_) | QueryError::InvalidData(_) => {
+            Status::invalid_argument(message)
+        }
+        QueryError::NotFound(_) => Status::not_found(message),
+        QueryError::NotSupported(_) => Status::unimplemented(message),
+        QueryError::PermissionDenied(_) => Status::permission_denied(message),
+        QueryError::Cancelled(_) => Status::cancelled(message),
+        QueryError::QueueFull(_) | QueryError::NoExecutors(_) | QueryError::ExecutorLost(_) => {
+            Status::unavailable(message)
+        }
+        QueryError::ScanLimitExceeded(_)
+        | QueryError::ResourcesExhausted(_)
+        | QueryError::ResultTooLarge(_) => Status::resource_exhausted(message),
+        QueryError::TimedOut(_) => Status::deadline_exceeded(message),
+        QueryError::Execution(_) => Status::internal(message),
+    }
+}
+
+/// A failure while encoding a result stream: a DataFusion error is classified like any other
+/// statement failure.
+pub(super) fn flight_error_status(err: FlightError) -> Status {
+    match err {
+        FlightError::ExternalError(inner) => {
+            match inner.downcast::<datafusion::error::DataFusionError>() {
+                Ok(df) => query_status(QueryError::from(*df)),
+                Err(other) => Status::internal(other.to_string()),
+            }
+        }
+        other => Status::from(other),
+    }
+}
