@@ -31,6 +31,7 @@ pub mod query;
 pub mod query_runtime;
 pub mod retry;
 pub mod session;
+pub mod statement_stats;
 pub mod system_tables;
 pub mod tpch;
 pub mod trino;

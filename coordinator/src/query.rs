@@ -28,6 +28,7 @@ use crate::nesting::{
 use crate::query_runtime::{plan_on, stream_on};
 use crate::retry::{QueryTimedOut, Rerun, RetryLog, RetryPolicy, retry_on_executor_loss};
 use crate::session::SessionSettings;
+use crate::statement_stats::StatementStats;
 use crate::system_tables::{ExecutorsTable, SystemTable};
 use crate::users::{
     self, UserStatement, UserStatementResult, execute_user_statement, parse_user_statement,
@@ -59,7 +60,6 @@ use osprey_engine::distributed::{
 use osprey_engine::progress::QueryProgress;
 use osprey_engine::runtime::limit_query_memory;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::runtime::Handle;
 
 /// A statement after [`QueryEngine::prepare`].
@@ -105,34 +105,6 @@ pub struct Execution {
     pub progress: Option<Arc<QueryProgress>>,
     /// Why earlier runs failed, when executors were lost and the query ran again.
     pub retries: Arc<RetryLog>,
-}
-
-/// What one statement carries while it is prepared, in its session state, so that writes deep
-/// in the lakehouse code can report what they read and respect their workgroup's scan limit.
-#[derive(Debug, Default)]
-pub struct StatementStats {
-    bytes_scanned: AtomicU64,
-    /// The statement's history record, told when the statement waits in a queue.
-    tracked: Option<TrackedQuery>,
-    /// What the statement's workgroup allows, once it took a slot.
-    limits: std::sync::OnceLock<WorkgroupLimits>,
-}
-
-impl StatementStats {
-    /// Adds the bytes a plan of this statement reads; an error (before anything runs) when
-    /// the statement would scan more than its workgroup allows.
-    pub fn add_plan(state: &SessionState, plan: &dyn ExecutionPlan) -> Result<(), DataFusionError> {
-        if let Some(stats) = state.config().get_extension::<StatementStats>() {
-            let bytes = planned_scan_bytes(plan);
-            let total = stats.bytes_scanned.fetch_add(bytes, Ordering::Relaxed) + bytes;
-            if let Some(limits) = stats.limits.get() {
-                limits
-                    .check_scan(total)
-                    .map_err(|refusal| DataFusionError::External(Box::new(refusal)))?;
-            }
-        }
-        Ok(())
-    }
 }
 
 impl PreparedStatement {
@@ -328,10 +300,10 @@ impl QueryEngine {
         session: &SessionSettings,
     ) -> Result<Slot, QueryError> {
         let stats = state.config().get_extension::<StatementStats>();
-        let tracked = stats.as_ref().and_then(|stats| stats.tracked.clone());
+        let tracked = stats.as_ref().and_then(|stats| stats.tracked());
         let slot = self.admit(session, tracked.as_ref()).await?;
         if let Some(stats) = &stats {
-            let _ = stats.limits.set(slot.limits().clone());
+            stats.set_limits(slot.limits());
         }
         if let Some(bytes) = slot.limits().query_memory_bytes {
             limit_query_memory(state, bytes)?;
@@ -404,14 +376,11 @@ impl QueryEngine {
         tracked: Option<&TrackedQuery>,
     ) -> Result<PreparedStatement, QueryError> {
         let mut state = self.state_for(session)?;
-        let stats = Arc::new(StatementStats {
-            tracked: tracked.cloned(),
-            ..StatementStats::default()
-        });
+        let stats = Arc::new(StatementStats::new(tracked.cloned()));
         state.config_mut().set_extension(Arc::clone(&stats));
         let mut prepared = self.prepare_in(state, session, sql, parameters).await?;
         if let PreparedStatement::Done { bytes_scanned, .. } = &mut prepared {
-            *bytes_scanned = stats.bytes_scanned.load(Ordering::Relaxed);
+            *bytes_scanned = stats.bytes_scanned();
         }
         Ok(prepared)
     }

@@ -111,7 +111,7 @@ impl StagedWrite {
         };
         let plan = StagedWriteNode::new(input, target)?.into_plan();
         let physical = state.create_physical_plan(&plan).await?;
-        crate::query::StatementStats::add_plan(state, physical.as_ref())?;
+        crate::statement_stats::StatementStats::add_plan(state, physical.as_ref())?;
         let batches = collect(physical, state.task_ctx()).await?;
         let mut files = Vec::new();
         for batch in batches {
