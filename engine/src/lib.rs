@@ -7,7 +7,7 @@
 //! - [`progress`]: live progress of running queries (rows and bytes read, stages done), measured
 //!   by executors from their tasks' metrics and gathered by the coordinator when a client asks.
 //! - [`distributed`]: the one module in Osprey that touches `datafusion-distributed`. The library
-//!   changes its API often; keeping every call behind this module keeps an upgrade to one file.
+//!   changes its API often; keeping every call behind this folder keeps an upgrade to it.
 
 pub mod codec;
 pub mod cooperative;

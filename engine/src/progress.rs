@@ -30,65 +30,10 @@ const EXECUTOR_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 /// many watchers of one query cost the executors no more than one.
 const SNAPSHOT_REUSE: Duration = Duration::from_millis(200);
 
-/// The gRPC method executors serve progress on.
-pub(crate) const PROGRESS_METHOD: &str = "/osprey.ExecutorProgress/GetQueryProgress";
-
-/// The gRPC service name of [`PROGRESS_METHOD`].
-pub(crate) const PROGRESS_SERVICE: &str = "osprey.ExecutorProgress";
-
-/// Coordinator to executor: which query's tasks to report.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct QueryProgressRequest {
-    /// The distributed query id (16 bytes).
-    #[prost(bytes = "vec", tag = "1")]
-    pub query_id: Vec<u8>,
-}
-
-/// Executor to coordinator: the figures of the query's tasks this executor runs.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct QueryProgressResponse {
-    /// One entry per task of the query on this executor.
-    #[prost(message, repeated, tag = "1")]
-    pub tasks: Vec<TaskProgressReport>,
-}
-
-/// The progress of one task, as its executor measures it.
-#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
-pub struct TaskProgressReport {
-    /// The stage the task belongs to.
-    #[prost(uint64, tag = "1")]
-    pub stage: u64,
-    /// The task's number within its stage.
-    #[prost(uint64, tag = "2")]
-    pub task: u64,
-    /// Rows the task's scans have produced.
-    #[prost(uint64, tag = "3")]
-    pub rows_read: u64,
-    /// Bytes the task's Parquet readers have fetched.
-    #[prost(uint64, tag = "4")]
-    pub bytes_read: u64,
-    /// Whether the task has produced all its output.
-    #[prost(bool, tag = "5")]
-    pub finished: bool,
-}
-
-/// The gRPC method executors report their own load on.
-pub(crate) const STATUS_METHOD: &str = "/osprey.ExecutorProgress/GetExecutorStatus";
-
-/// Coordinator to executor: how busy are you?
-#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
-pub struct ExecutorStatusRequest {}
-
-/// Executor to coordinator: its load right now.
-#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
-pub struct ExecutorStatusResponse {
-    /// Tasks of any query the executor holds (a task stays until its query ends).
-    #[prost(uint64, tag = "1")]
-    pub running_tasks: u64,
-    /// Bytes reserved in the executor's memory pool by running operators.
-    #[prost(uint64, tag = "2")]
-    pub memory_reserved_bytes: u64,
-}
+pub use osprey_proto::progress::{
+    ExecutorStatusRequest, ExecutorStatusResponse, QueryProgressRequest, QueryProgressResponse,
+    TaskProgressReport,
+};
 
 /// Rows and bytes read by the scans of a plan so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -118,10 +63,10 @@ pub fn read_figures(plan: &dyn ExecutionPlan) -> ReadFigures {
 }
 
 fn add_read_figures(plan: &dyn ExecutionPlan, figures: &mut ReadFigures) {
-    if crate::distributed::receives_from_other_stage(plan) {
+    if crate::distributed::shape::receives_from_other_stage(plan) {
         return;
     }
-    if let Some(variants) = crate::distributed::leaf_variants(plan) {
+    if let Some(variants) = crate::distributed::shape::leaf_variants(plan) {
         for variant in variants {
             add_read_figures(variant.as_ref(), figures);
         }
@@ -302,6 +247,19 @@ pub struct ProgressSnapshot {
     pub tasks_total: u64,
 }
 
+/// How the coordinator asks an executor for the figures of one query's tasks: implemented by
+/// the cluster's channels (`crate::distributed::ClusterChannels`), so that progress need not
+/// know them.
+#[async_trait::async_trait]
+pub trait ProgressSource: Send + Sync + 'static {
+    /// The figures of the tasks of query `query_id` on the executor at `url`.
+    async fn query_progress(
+        &self,
+        url: &Url,
+        query_id: &[u8; 16],
+    ) -> Result<QueryProgressResponse, tonic::Status>;
+}
+
 /// The coordinator's view of one running query, from which [`QueryProgress::snapshot`] builds
 /// what clients see. Attach it to the query's session before planning
 /// ([`QueryProgress::attach`]); the distributed layer fills it as tasks are dispatched.
@@ -313,8 +271,8 @@ pub struct QueryProgress {
     plan: Mutex<Option<Arc<dyn ExecutionPlan>>>,
     /// The executors running tasks of the query, with the distributed query id they know it by.
     executors: Mutex<BTreeMap<(String, [u8; 16]), Url>>,
-    /// The channels the tasks went through, used to ask their executors.
-    channels: OnceLock<crate::distributed::ClusterChannels>,
+    /// How to ask the executors the tasks went to (the channels they went through).
+    source: OnceLock<Arc<dyn ProgressSource>>,
     /// The last answer of each task, so that figures never go backwards when an executor is
     /// slow to answer.
     last_reports: Mutex<HashMap<(u64, u64), TaskProgressReport>>,
@@ -360,19 +318,20 @@ impl QueryProgress {
     /// Records the physical plan about to run: its executor stages and their task counts.
     pub fn set_plan(&self, plan: &Arc<dyn ExecutionPlan>) {
         let mut stages = BTreeMap::new();
-        crate::distributed::stage_task_counts(plan.as_ref(), &mut stages);
+        crate::distributed::shape::stage_task_counts(plan.as_ref(), &mut stages);
         *lock(&self.stages) = stages;
         *lock(&self.plan) = Some(Arc::clone(plan));
     }
 
-    /// Called by the distributed layer for each task it hands to an executor.
+    /// Called by the distributed layer for each task it hands to an executor, with the way to
+    /// ask that executor later.
     pub(crate) fn task_dispatched(
         &self,
         query_id: [u8; 16],
         url: &Url,
-        channels: &crate::distributed::ClusterChannels,
+        source: impl FnOnce() -> Arc<dyn ProgressSource>,
     ) {
-        let _ = self.channels.set(channels.clone());
+        let _ = self.source.get_or_init(source);
         lock(&self.executors)
             .entry((url.to_string(), query_id))
             .or_insert_with(|| url.clone());
@@ -405,13 +364,13 @@ impl QueryProgress {
 
     async fn gather(&self) -> ProgressSnapshot {
         let by_executor = lock(&self.executors).clone();
-        if let Some(channels) = self.channels.get() {
+        if let Some(source) = self.source.get() {
             let asks = by_executor
                 .into_iter()
                 .map(|((_, query_id), url)| async move {
                     tokio::time::timeout(
                         EXECUTOR_ANSWER_TIMEOUT,
-                        crate::distributed::ask_progress(channels, &url, &query_id),
+                        source.query_progress(&url, &query_id),
                     )
                     .await
                     .ok()

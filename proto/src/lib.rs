@@ -4,8 +4,11 @@
 //! protocol (see `osprey-engine`); this crate holds what Osprey adds around that protocol:
 //!
 //! - [`cluster_auth`]: the cluster credential every coordinator-to-executor and
-//!   executor-to-executor request carries, and its constant-time check.
+//!   executor-to-executor request carries, and its constant-time check;
+//! - [`progress`]: the executor progress service's methods and messages (live query progress
+//!   and executor load).
 
 pub mod cluster_auth;
+pub mod progress;
 
 pub use cluster_auth::{CLUSTER_SECRET_HEADER, ClusterAuthError, ClusterSecret};
