@@ -293,12 +293,23 @@ async fn the_sql_corpus_passes_in_process() {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let (coordinator, _executors) = start_coordinator(data_dir.path()).await;
     let engine = coordinator.engine.clone();
+    // The admin, as a front door would authenticate it (the coordinator's own internal
+    // statements, with no principal, skip the checks a user's pass).
+    let admin = engine
+        .auth()
+        .check_password("admin", ADMIN_PASSWORD, None)
+        .await
+        .expect("the admin logs in");
     let failures = run_corpus(move || {
         let engine = engine.clone();
+        let admin = admin.clone();
         async move {
             Ok(EngineSession {
                 engine,
-                session: SessionSettings::default(),
+                session: SessionSettings {
+                    principal: Some(admin),
+                    ..SessionSettings::default()
+                },
             })
         }
     })
