@@ -10,7 +10,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::TryStreamExt;
-use osprey_engine::distributed::{
+use osprey_engine::{
     ClusterChannels, DistributedPlannerOptions, ExchangeCompression, ExecutorResolver,
     coordinator_session_state, measure_exchange_stream,
 };

@@ -62,11 +62,11 @@ impl std::fmt::Debug for StorageEntry {
 
 impl FileConfig {
     /// The `[[storage]]` entries as locations, each checked.
-    pub fn storage_locations(&self) -> Result<Vec<osprey_engine::storage::StorageLocation>> {
+    pub fn storage_locations(&self) -> Result<Vec<osprey_engine::StorageLocation>> {
         self.storage
             .iter()
             .map(|entry| {
-                let mut location = osprey_engine::storage::StorageLocation::new(&entry.prefix)?;
+                let mut location = osprey_engine::StorageLocation::new(&entry.prefix)?;
                 for (key, value) in &entry.options {
                     location = location.with_option(key, value);
                 }

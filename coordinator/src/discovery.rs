@@ -10,7 +10,7 @@
 //! its connections surfaces sooner, as a transport error, when HTTP/2 keep-alive gives up on the
 //! connection (after about 20 s). A new or restarted executor is used from its first good check.
 
-use osprey_engine::progress::ExecutorStatusResponse;
+use osprey_engine::ExecutorStatusResponse;
 use osprey_engine::{
     ClusterChannels, ExecutorDispatchCounter, ExecutorProbeError, ExecutorResolver, probe_executor,
 };

@@ -48,11 +48,11 @@ use flight_sql::{FlightSqlFrontDoor, FlightSqlLimits};
 use history::QueryHistory;
 use lakehouse::Lakehouse;
 use osprey_catalog::CatalogStore;
-use osprey_engine::storage::{StorageLocation, StorageRegistry};
 use osprey_engine::{
     ClusterChannels, DistributedPlannerOptions, ExchangeCompression, ExecutorDispatchCounter,
     RuntimeLimits, build_runtime_env_with_storage, coordinator_session_state,
 };
+use osprey_engine::{StorageLocation, StorageRegistry};
 use osprey_proto::ClusterSecret;
 use query::QueryEngine;
 use std::future::Future;
@@ -184,7 +184,7 @@ pub enum CoordinatorError {
     CatalogStore(#[from] osprey_catalog::CatalogError),
     /// The storage configuration is invalid.
     #[error("storage configuration: {0}")]
-    Storage(#[from] osprey_engine::storage::StorageError),
+    Storage(#[from] osprey_engine::StorageError),
     /// The data directory is unusable.
     #[error("data directory {path}: {source}")]
     DataDir {

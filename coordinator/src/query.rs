@@ -54,11 +54,9 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
 use futures::StreamExt;
-use osprey_engine::distributed::{
-    planned_scan_bytes, render_distributed_plan, with_metrics_collection,
-};
-use osprey_engine::progress::QueryProgress;
-use osprey_engine::runtime::limit_query_memory;
+use osprey_engine::QueryProgress;
+use osprey_engine::limit_query_memory;
+use osprey_engine::{planned_scan_bytes, render_distributed_plan, with_metrics_collection};
 use std::sync::Arc;
 use tokio::runtime::Handle;
 

@@ -20,7 +20,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
-use osprey_engine::progress::QueryProgress;
+use osprey_engine::QueryProgress;
 use std::sync::{Arc, Mutex};
 
 /// How often a query may run when executors are lost.

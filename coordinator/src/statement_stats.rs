@@ -7,7 +7,7 @@ use crate::workgroups::WorkgroupLimits;
 use datafusion::common::DataFusionError;
 use datafusion::execution::context::SessionState;
 use datafusion::physical_plan::ExecutionPlan;
-use osprey_engine::distributed::planned_scan_bytes;
+use osprey_engine::planned_scan_bytes;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -32,7 +32,7 @@ const MAX_SLICE_ROWS: usize = 8192;
 ///
 /// ```
 /// use datafusion::prelude::SessionContext;
-/// use osprey_engine::cooperative::yield_inside_joins;
+/// use osprey_engine::yield_inside_joins;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> datafusion::error::Result<()> {

@@ -1,26 +1,37 @@
-//! DataFusion plumbing shared by the Osprey coordinator and executors.
+//! DataFusion plumbing shared by the Osprey coordinator and executors. Its modules are
+//! private; what the other crates use is re-exported here, below.
 //!
-//! - [`runtime`]: the bounded memory pool and spill directory every process runs with.
-//! - [`storage`]: object stores (local, S3, GCS, Azure) with credentials per bucket, resolved by
+//! - `runtime`: the bounded memory pool and spill directory every process runs with.
+//! - `storage`: object stores (local, S3, GCS, Azure) with credentials per bucket, resolved by
 //!   each process from its own configuration.
-//! - [`write`]: distributed writes, where each task writes its own files under a staging prefix.
-//! - [`progress`]: live progress of running queries (rows and bytes read, stages done), measured
+//! - `write`: distributed writes, where each task writes its own files under a staging prefix.
+//! - `progress`: live progress of running queries (rows and bytes read, stages done), measured
 //!   by executors from their tasks' metrics and gathered by the coordinator when a client asks.
-//! - [`distributed`]: the one module in Osprey that touches `datafusion-distributed`. The library
+//! - `distributed`: the one module in Osprey that touches `datafusion-distributed`. The library
 //!   changes its API often; keeping every call behind this folder keeps an upgrade to it.
 
-pub mod codec;
-pub mod cooperative;
-pub mod distributed;
-pub mod probe_slices;
-pub mod progress;
-pub mod runtime;
-pub mod storage;
-pub mod write;
+mod codec;
+mod cooperative;
+mod distributed;
+mod probe_slices;
+mod progress;
+mod runtime;
+mod storage;
+mod write;
 
+pub use cooperative::yield_inside_joins;
 pub use distributed::{
-    ClusterChannels, DistributedPlannerOptions, ExchangeCompression, ExecutorDispatchCounter,
-    ExecutorProbeError, ExecutorResolver, NoLiveExecutors, coordinator_session_state,
-    probe_executor, render_distributed_plan, serve_executor, tcp_incoming, with_metrics_collection,
+    ClusterChannels, DRAIN_NOTICE, DRAINING, DistributedPlannerOptions, ExchangeCompression,
+    ExchangeStreamFigures, ExecutorDispatchCounter, ExecutorProbeError, ExecutorReport,
+    ExecutorResolver, NoLiveExecutors, coordinator_session_state, measure_exchange_stream,
+    planned_scan_bytes, probe_executor, render_distributed_plan, serve_executor, tcp_incoming,
+    with_metrics_collection,
 };
-pub use runtime::{RuntimeLimits, build_runtime_env, build_runtime_env_with_storage};
+pub use osprey_proto::progress::ExecutorStatusResponse;
+pub use progress::{ProgressSnapshot, QueryProgress, ReadFigures, read_figures};
+pub use runtime::{
+    QueryMemoryPool, RuntimeLimits, build_runtime_env, build_runtime_env_with_storage,
+    limit_query_memory,
+};
+pub use storage::{StorageError, StorageLocation, StorageRegistry};
+pub use write::{StagedWriteNode, WriteFormat, WriteTarget};

@@ -30,10 +30,7 @@ const EXECUTOR_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 /// many watchers of one query cost the executors no more than one.
 const SNAPSHOT_REUSE: Duration = Duration::from_millis(200);
 
-pub use osprey_proto::progress::{
-    ExecutorStatusRequest, ExecutorStatusResponse, QueryProgressRequest, QueryProgressResponse,
-    TaskProgressReport,
-};
+use osprey_proto::progress::{QueryProgressResponse, TaskProgressReport};
 
 /// Rows and bytes read by the scans of a plan so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,7 +47,7 @@ pub struct ReadFigures {
 /// ```
 /// use datafusion::physical_plan::empty::EmptyExec;
 /// use datafusion::arrow::datatypes::Schema;
-/// use osprey_engine::progress::{ReadFigures, read_figures};
+/// use osprey_engine::{ReadFigures, read_figures};
 /// use std::sync::Arc;
 ///
 /// let plan = EmptyExec::new(Arc::new(Schema::empty()));
@@ -291,7 +288,7 @@ impl QueryProgress {
     ///
     /// ```
     /// use datafusion::prelude::SessionConfig;
-    /// use osprey_engine::progress::QueryProgress;
+    /// use osprey_engine::QueryProgress;
     ///
     /// let mut config = SessionConfig::new();
     /// let progress = QueryProgress::attach(&mut config);

@@ -95,7 +95,7 @@ pub struct QueryMemoryLimit(pub u64);
 ///
 /// ```
 /// use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryConsumer, MemoryPool};
-/// use osprey_engine::runtime::QueryMemoryPool;
+/// use osprey_engine::QueryMemoryPool;
 /// use std::sync::Arc;
 ///
 /// let process: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 20));

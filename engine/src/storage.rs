@@ -15,7 +15,7 @@
 //! or web-identity credential providers.
 //!
 //! ```
-//! use osprey_engine::storage::{StorageLocation, StorageRegistry};
+//! use osprey_engine::{StorageLocation, StorageRegistry};
 //! use datafusion::execution::object_store::ObjectStoreRegistry;
 //!
 //! let lake = StorageLocation::new("s3://lake")

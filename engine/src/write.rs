@@ -133,11 +133,6 @@ impl StagedWriteExec {
             properties: Arc::new(properties),
         }
     }
-
-    /// Where the files go.
-    pub fn target(&self) -> &WriteTarget {
-        &self.target
-    }
 }
 
 impl DisplayAs for StagedWriteExec {

@@ -17,7 +17,7 @@
 //! # Ok(()) }
 //! ```
 
-use osprey_engine::storage::StorageRegistry;
+use osprey_engine::StorageRegistry;
 use osprey_engine::{RuntimeLimits, build_runtime_env_with_storage, serve_executor};
 use osprey_proto::ClusterSecret;
 use std::future::Future;
@@ -44,7 +44,7 @@ pub struct ExecutorConfig {
     /// coordinator's discovery to see it draining and stop planning work on it.
     pub drain_notice: Duration,
     /// Object store options and credentials, per bucket (resolved here, never sent in plans).
-    pub storage: Vec<osprey_engine::storage::StorageLocation>,
+    pub storage: Vec<osprey_engine::StorageLocation>,
     /// Address for plain-HTTP health checks (`/healthz`, `/readyz`), for an orchestrator's
     /// probes; `None` serves none. They need no credential and tell nothing but alive/ready.
     pub health_listen: Option<SocketAddr>,
@@ -64,7 +64,7 @@ impl ExecutorConfig {
             memory_limit_bytes: RuntimeLimits::default().memory_limit_bytes,
             spill_dir: None,
             shutdown_grace: Duration::from_secs(30),
-            drain_notice: osprey_engine::distributed::DRAIN_NOTICE,
+            drain_notice: osprey_engine::DRAIN_NOTICE,
             storage: Vec::new(),
             health_listen: None,
             allow_insecure_remote: false,
@@ -88,7 +88,7 @@ pub enum ExecutorError {
     Runtime(#[from] datafusion::error::DataFusionError),
     /// The storage configuration is invalid.
     #[error("storage configuration: {0}")]
-    Storage(#[from] osprey_engine::storage::StorageError),
+    Storage(#[from] osprey_engine::StorageError),
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Server(#[from] tonic::transport::Error),

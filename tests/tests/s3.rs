@@ -12,7 +12,7 @@
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
-use osprey_engine::storage::{StorageLocation, StorageRegistry};
+use osprey_engine::{StorageLocation, StorageRegistry};
 use osprey_tests::{
     CoordinatorOptions, Process, SqlClient, TEST_SECRET, error_of, rows, spawn_coordinator,
     spawn_osprey,

@@ -10,7 +10,7 @@ use crate::history::QueueClock;
 use arrow_flight::FlightData;
 use futures::future::{AbortHandle, AbortRegistration, Abortable};
 use futures::{Stream, StreamExt};
-use osprey_engine::progress::{ProgressSnapshot, QueryProgress};
+use osprey_engine::{ProgressSnapshot, QueryProgress};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

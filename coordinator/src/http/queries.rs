@@ -31,7 +31,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 use osprey_catalog::{HistoryCursor, QueryRecord, now_ms};
-use osprey_engine::progress::QueryProgress;
+use osprey_engine::QueryProgress;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;

@@ -36,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
-use osprey_engine::progress::{ProgressSnapshot, QueryProgress};
+use osprey_engine::{ProgressSnapshot, QueryProgress};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};

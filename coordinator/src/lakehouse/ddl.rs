@@ -12,7 +12,7 @@ use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{CreateExternalTable, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
 use osprey_catalog::{CatalogError, TableDefinition, TableEntry, TableKind, check_name, now_ms};
-use osprey_engine::write::WriteFormat;
+use osprey_engine::WriteFormat;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

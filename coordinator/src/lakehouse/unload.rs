@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::ast::{Expr, SqlOption, Value};
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use osprey_engine::write::WriteFormat;
+use osprey_engine::WriteFormat;
 use std::sync::Arc;
 
 /// The manifest's file name inside the target: one file URL per line. Its extension is not one

@@ -25,7 +25,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use osprey_catalog::{CatalogError, DataFile};
-use osprey_engine::write::{StagedWriteNode, WriteFormat, WriteTarget};
+use osprey_engine::{StagedWriteNode, WriteFormat, WriteTarget};
 use std::sync::Arc;
 
 /// Rows per file before a task starts a new one.

@@ -33,9 +33,9 @@ pub struct ExchangeStreamFigures {
 /// cheap to produce, so that the stream, not the producer, is what gets measured.
 ///
 /// ```no_run
-/// # async fn example(channels: osprey_engine::distributed::ClusterChannels,
+/// # async fn example(channels: osprey_engine::ClusterChannels,
 /// #     plan: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> datafusion::error::Result<()> {
-/// use osprey_engine::distributed::{ExchangeCompression, measure_exchange_stream};
+/// use osprey_engine::{ExchangeCompression, measure_exchange_stream};
 /// let url = url::Url::parse("http://127.0.0.1:50051").unwrap();
 /// let figures = measure_exchange_stream(&channels, &url, plan, ExchangeCompression::None).await?;
 /// println!("{:.2} GB/s", figures.bytes as f64 / figures.elapsed.as_secs_f64() / 1e9);

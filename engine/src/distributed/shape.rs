@@ -49,7 +49,7 @@ pub fn render_distributed_plan(plan: &dyn ExecutionPlan, with_metrics: bool) -> 
 /// use std::sync::Arc;
 ///
 /// let plan = EmptyExec::new(Arc::new(Schema::empty()));
-/// assert_eq!(osprey_engine::distributed::planned_scan_bytes(&plan), 0);
+/// assert_eq!(osprey_engine::planned_scan_bytes(&plan), 0);
 /// ```
 pub fn planned_scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
     use datafusion::datasource::physical_plan::FileScanConfig;
