@@ -130,6 +130,9 @@ def test_failed_logins_slow_the_address_that_sprays_names(server):
     status, elsewhere = login_seconds(server, "127.0.0.1", "sprayed-next", "Winter2026!")
     assert status == 401
     assert elsewhere < 2.0, f"another address waited {elsewhere:.2f} s"
+    # She still gets in at once. Her login is also remembered for a minute (the Basic
+    # credential cache), so this shows the outcome, not which of the two let her through: the
+    # address exemption itself is tested in coordinator/src/login_checks.rs.
     status, known = login_seconds(server, sprayer, MALLORY, MALLORY_PASSWORD)
     assert status == 200
     assert known < 2.0, f"a user known at the address waited {known:.2f} s"
