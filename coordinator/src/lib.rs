@@ -22,6 +22,7 @@ pub mod expiring;
 pub mod flight_sql;
 pub mod history;
 pub mod http;
+pub mod immediate;
 pub mod lakehouse;
 pub mod locations;
 pub mod locations_sql;
@@ -31,6 +32,7 @@ pub mod query;
 pub mod query_runtime;
 pub mod retry;
 pub mod session;
+pub mod statement;
 pub mod statement_stats;
 pub mod system_tables;
 pub mod tpch;
@@ -426,8 +428,9 @@ pub async fn run_coordinator(
         None => None,
     };
     let coordinator = Coordinator::start(&config).await?;
+    let service = statement::StatementService::new(coordinator.engine.clone());
     let front_door = FlightSqlFrontDoor::new(
-        coordinator.engine.clone(),
+        service.clone(),
         coordinator.engine.auth().clone(),
         &config.flight_limits,
     );
@@ -437,7 +440,7 @@ pub async fn run_coordinator(
     let http_server = http.map(|(listener, addr)| {
         tracing::info!(%addr, tls = https.is_some(), "HTTP listening");
         let app = http::router(http::HttpState {
-            engine: coordinator.engine.clone(),
+            service: service.clone(),
             registry: coordinator.registry.clone(),
             queries: http::queries::ApiQueries::new(http::queries::QueryApiLimits::default()),
             trino: http::trino::TrinoQueries::new(http::trino::TrinoLimits::default()),

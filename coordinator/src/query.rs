@@ -907,44 +907,6 @@ impl QueryEngine {
         })
     }
 
-    /// Prepares and starts `sql` in one go, for front doors without a separate fetch step:
-    /// DDL and writes run now; the returned stream counts its rows into `tracked` and records
-    /// success or failure at its end. A failure to start is recorded too.
-    /// `parameters` fill the statement's `$n`/`?` placeholders.
-    pub async fn start_tracked(
-        &self,
-        session: &mut SessionSettings,
-        sql: &str,
-        parameters: Option<Vec<ScalarValue>>,
-        tracked: &TrackedQuery,
-    ) -> Result<Execution, QueryError> {
-        let started = async {
-            let statement = self
-                .prepare_bound(session, sql, parameters, Some(tracked))
-                .await?;
-            let already_ran = matches!(statement, PreparedStatement::Done { .. });
-            if let PreparedStatement::Done { rows, .. } = &statement {
-                tracked.add_rows(*rows);
-            }
-            let execution = self.execute(session, statement, Some(tracked)).await?;
-            tracked.add_bytes_scanned(execution.bytes_scanned);
-            tracked.attach_retries(&execution.retries);
-            Ok::<_, QueryError>(Execution {
-                bytes_scanned: execution.bytes_scanned,
-                completed_rows: execution.completed_rows,
-                progress: execution.progress,
-                retries: execution.retries,
-                stream: if already_ran {
-                    tracked.succeed();
-                    execution.stream
-                } else {
-                    tracked.track_stream(execution.stream)
-                },
-            })
-        };
-        started.await.inspect_err(|err| tracked.fail(err))
-    }
-
     /// Runs a prepared statement and streams its result. A query first takes a slot in its
     /// workgroup (waiting in its queue if need be, which `tracked` is told), runs within the
     /// workgroup's limits, and gives the slot back when its stream ends or is dropped.

@@ -1,5 +1,5 @@
 //! The SQL corpus: every `tests/sql/*.slt` file, run by `sqllogictest` against a coordinator
-//! in this process (its statement engine, no front door) over two executor processes.
+//! in this process (its statement service, no front door) over two executor processes.
 //!
 //! Each file gets a session of its own, as a client connection would; the files share one
 //! catalog, so each works in schemas of its own. The same files run through the Flight SQL
@@ -13,11 +13,12 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::TryStreamExt;
+use osprey_coordinator::auth::Principal;
 use osprey_coordinator::auth::UserCredential;
 use osprey_coordinator::discovery::ExecutorHealth;
 use osprey_coordinator::error::QueryError;
-use osprey_coordinator::query::QueryEngine;
 use osprey_coordinator::session::SessionSettings;
+use osprey_coordinator::statement::{StatementRequest, StatementService};
 use osprey_coordinator::{Coordinator, CoordinatorConfig};
 use osprey_proto::ClusterSecret;
 use osprey_tests::{
@@ -28,9 +29,10 @@ use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// One session of the coordinator's statement engine, as sqllogictest drives it.
+/// One session of the coordinator's statement service, as sqllogictest drives it.
 struct EngineSession {
-    engine: QueryEngine,
+    service: StatementService,
+    principal: Principal,
     session: SessionSettings,
 }
 
@@ -40,9 +42,10 @@ impl AsyncDB for EngineSession {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, QueryError> {
-        let prepared = self.engine.prepare_with(&mut self.session, sql).await?;
-        let execution = self.engine.execute(&self.session, prepared, None).await?;
-        let completed = execution.completed_rows;
+        let request = StatementRequest::new("sql_corpus", sql);
+        let statement = self.service.statement(&self.principal, request);
+        let execution = statement.run(&mut self.session).await?;
+        let completed = execution.rows_written;
         let schema = execution.stream.schema();
         let batches: Vec<RecordBatch> = execution.stream.try_collect().await?;
         if let Some(rows) = completed {
@@ -292,20 +295,22 @@ async fn the_sql_corpus_passes_through_flight_sql() {
 async fn the_sql_corpus_passes_in_process() {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let (coordinator, _executors) = start_coordinator(data_dir.path()).await;
-    let engine = coordinator.engine.clone();
+    let service = StatementService::new(coordinator.engine.clone());
     // The admin, as a front door would authenticate it (the coordinator's own internal
     // statements, with no principal, skip the checks a user's pass).
-    let admin = engine
+    let admin = service
+        .engine()
         .auth()
         .check_password("admin", ADMIN_PASSWORD, None)
         .await
         .expect("the admin logs in");
     let failures = run_corpus(move || {
-        let engine = engine.clone();
+        let service = service.clone();
         let admin = admin.clone();
         async move {
             Ok(EngineSession {
-                engine,
+                service,
+                principal: admin.clone(),
                 session: SessionSettings {
                     principal: Some(admin),
                     ..SessionSettings::default()

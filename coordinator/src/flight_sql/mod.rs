@@ -31,9 +31,8 @@ pub use errors::query_status;
 use crate::auth::{AuthError, Authenticator, Principal, basic_credentials};
 use crate::error::QueryError;
 use crate::expiring::ExpiringStore;
-use crate::history::TrackedQuery;
-use crate::query::{PreparedStatement, QueryEngine};
 use crate::session::{SessionSettings, SessionStore};
+use crate::statement::{StatementRecord, StatementRequest, StatementService, Submitted};
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -101,11 +100,8 @@ impl Default for FlightSqlLimits {
 struct TicketEntry {
     /// The identity of the user who planned it ([`Principal::user_id`]).
     owner: String,
-    statement: PreparedStatement,
-    /// The session's settings when the statement was planned; it runs with them.
-    session: SessionSettings,
-    /// The statement's history record; dropping an unfetched ticket records it as cancelled.
-    tracked: TrackedQuery,
+    /// The submitted statement; dropping an unfetched ticket records it as cancelled.
+    statement: Submitted,
 }
 
 /// The front door's name in the query history.
@@ -127,7 +123,7 @@ const MAX_PARAMETER_ROWS: usize = 10_000;
 /// `arrow_flight::flight_service_server::FlightServiceServer::new(front_door)`.
 #[derive(Clone)]
 pub struct FlightSqlFrontDoor {
-    engine: QueryEngine,
+    service: StatementService,
     auth: Authenticator,
     tickets: ExpiringStore<TicketEntry>,
     prepared: ExpiringStore<PreparedEntry>,
@@ -139,10 +135,11 @@ pub struct FlightSqlFrontDoor {
 }
 
 impl FlightSqlFrontDoor {
-    /// A front door running statements on `engine` for users `auth` accepts.
-    pub fn new(engine: QueryEngine, auth: Authenticator, limits: &FlightSqlLimits) -> Self {
+    /// A front door running statements on `service` for users `auth` accepts.
+    pub fn new(service: StatementService, auth: Authenticator, limits: &FlightSqlLimits) -> Self {
+        let sql_info = metadata::build_sql_info(service.engine().session());
         Self {
-            engine: engine.clone(),
+            service,
             auth,
             tickets: ExpiringStore::new(
                 limits.ticket_ttl,
@@ -157,7 +154,7 @@ impl FlightSqlFrontDoor {
             sessions: SessionStore::default(),
             running: cancel::RunningResults::default(),
             limits: limits.clone(),
-            sql_info: std::sync::Arc::new(metadata::build_sql_info(engine.session())),
+            sql_info: std::sync::Arc::new(sql_info),
             xdbc_type_info: std::sync::Arc::new(
                 XdbcTypeInfoDataBuilder::new()
                     .build()
@@ -193,20 +190,21 @@ impl FlightSqlFrontDoor {
         session
     }
 
-    /// Plans `sql` in the caller's session (running DDL and writes, and `USE`/`SET`, which
-    /// change the session), tracked as `tracked`.
-    async fn prepare_in_session(
+    /// Submits `sql` in the caller's session (running DDL and writes, and `USE`/`SET`, which
+    /// change the session).
+    async fn submit_in_session(
         &self,
         user: &Principal,
         sql: &str,
         parameters: Option<Vec<ScalarValue>>,
-        tracked: &TrackedQuery,
-    ) -> Result<(PreparedStatement, SessionSettings), QueryError> {
+    ) -> Result<Submitted, QueryError> {
         let before = self.session_of(user);
         let mut session = before.clone();
-        let statement = self
-            .engine
-            .prepare_bound(&mut session, sql, parameters, Some(tracked))
+        let request = StatementRequest::new(FRONT_DOOR, sql).with_parameters(parameters);
+        let submitted = self
+            .service
+            .statement(user, request)
+            .submit(&mut session)
             .await?;
         if session != before {
             let Some(id) = &user.session_id else {
@@ -218,9 +216,9 @@ impl FlightSqlFrontDoor {
             };
             let auth = self.auth.clone();
             self.sessions
-                .put(id, session.clone(), |token| auth.check_token(token).is_ok());
+                .put(id, session, |token| auth.check_token(token).is_ok());
         }
-        Ok((statement, session))
+        Ok(submitted)
     }
 
     /// Plans `sql` (running DDL), and returns a FlightInfo whose single ticket fetches the result.
@@ -279,29 +277,17 @@ impl FlightSqlFrontDoor {
     ) -> Result<(FlightEndpoint, SchemaRef, String), Status> {
         // Refused before anything runs: a write would otherwise run without a ticket to show.
         self.tickets.has_room(&user.user_id).map_err(handle_limit)?;
-        let tracked = self.engine.history().begin(&user.user, FRONT_DOOR, sql);
-        let (statement, session) = self
-            .prepare_in_session(user, sql, parameters, &tracked)
+        let statement = self
+            .submit_in_session(user, sql, parameters)
             .await
             .map_err(|err| {
                 tracing::info!(user = %user.user, error = %err, "statement rejected");
-                tracked.fail(&err);
                 query_status(err)
             })?;
-        let app_metadata = match &statement {
-            PreparedStatement::Done {
-                rows,
-                bytes_scanned,
-                ..
-            } => {
-                tracked.add_rows(*rows);
-                tracked.add_bytes_scanned(*bytes_scanned);
-                tracked.succeed();
-                summary_json(&tracked)
-            }
-            PreparedStatement::Query(_) | PreparedStatement::Listing(_) => {
-                serde_json::json!({ "query_id": tracked.id() }).to_string()
-            }
+        let record = statement.record();
+        let app_metadata = match statement.rows_written() {
+            Some(_) => summary_json(&record),
+            None => serde_json::json!({ "query_id": record.id() }).to_string(),
         };
         let schema = statement.schema();
         let handle = self
@@ -311,8 +297,6 @@ impl FlightSqlFrontDoor {
                 TicketEntry {
                     owner: user.user_id.clone(),
                     statement,
-                    session,
-                    tracked,
                 },
             )
             .map_err(handle_limit)?;
@@ -381,43 +365,22 @@ impl FlightSqlFrontDoor {
         sql: &str,
         parameters: Option<Vec<ScalarValue>>,
     ) -> Result<i64, Status> {
-        let tracked = self.engine.history().begin(&user.user, FRONT_DOOR, sql);
-        let result = self
-            .run_update_tracked(user, sql, parameters, &tracked)
-            .await;
-        match &result {
-            Ok(_) => tracked.succeed(),
-            Err(err) => tracked.fail(err),
-        }
-        result.map_err(query_status)
+        self.run_update_counting(user, sql, parameters)
+            .await
+            .map_err(query_status)
     }
 
-    async fn run_update_tracked(
+    async fn run_update_counting(
         &self,
         user: &Principal,
         sql: &str,
         parameters: Option<Vec<ScalarValue>>,
-        tracked: &TrackedQuery,
     ) -> Result<i64, QueryError> {
-        let (statement, session) = self
-            .prepare_in_session(user, sql, parameters, tracked)
-            .await?;
-        if let PreparedStatement::Done {
-            rows,
-            bytes_scanned,
-            ..
-        } = statement
-        {
-            tracked.add_rows(rows);
-            tracked.add_bytes_scanned(bytes_scanned);
+        let statement = self.submit_in_session(user, sql, parameters).await?;
+        if let Some(rows) = statement.rows_written() {
             return Ok(rows.min(i64::MAX as u64) as i64);
         }
-        let execution = self
-            .engine
-            .execute(&session, statement, Some(tracked))
-            .await?;
-        tracked.add_bytes_scanned(execution.bytes_scanned);
-        let mut stream = execution.stream;
+        let mut stream = statement.start().await?.stream;
         let mut count: Option<i64> = None;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
@@ -429,9 +392,6 @@ impl FlightSqlFrontDoor {
                 count = Some(count.unwrap_or(0) + sum as i64);
             }
         }
-        if let Some(count) = count {
-            tracked.add_rows(count.max(0) as u64);
-        }
         Ok(count.unwrap_or(-1))
     }
 }
@@ -442,25 +402,25 @@ impl FlightSqlFrontDoor {
 /// a message without an IPC header.
 fn with_final_app_metadata(
     messages: impl Stream<Item = Result<FlightData, Status>> + Send + 'static,
-    tracked: TrackedQuery,
+    record: StatementRecord,
 ) -> FlightDataStream {
     // Fused: after the last message the stream is polled once more to find its end.
-    let start = (Box::pin(messages.fuse()), None::<FlightData>, Some(tracked));
+    let start = (Box::pin(messages.fuse()), None::<FlightData>, Some(record));
     Box::pin(futures::stream::unfold(
         start,
-        |(mut messages, mut held, mut tracked)| async move {
+        |(mut messages, mut held, mut record)| async move {
             loop {
                 match messages.next().await {
                     Some(Ok(next)) => {
                         if let Some(previous) = held.replace(next) {
-                            return Some((Ok(previous), (messages, held, tracked)));
+                            return Some((Ok(previous), (messages, held, record)));
                         }
                     }
                     // The failure is what the client needs; the held message goes with it.
                     Some(Err(status)) => return Some((Err(status), (messages, None, None))),
                     None => {
                         let last = held.take()?;
-                        let summary = tracked.take().map(|t| summary_json(&t)).unwrap_or_default();
+                        let summary = record.take().map(|f| summary_json(&f)).unwrap_or_default();
                         return Some((
                             Ok(last.with_app_metadata(summary.into_bytes())),
                             (messages, None, None),
@@ -473,8 +433,8 @@ fn with_final_app_metadata(
 }
 
 /// The figures of a statement, as app metadata JSON.
-fn summary_json(tracked: &TrackedQuery) -> String {
-    serde_json::to_string(&tracked.summary()).unwrap_or_default()
+fn summary_json(record: &StatementRecord) -> String {
+    serde_json::to_string(&record.summary()).unwrap_or_default()
 }
 
 /// A FlightInfo for a metadata command: one endpoint whose ticket is the command itself (it
@@ -613,7 +573,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         let handle = String::from_utf8_lossy(&ticket.statement_handle).to_string();
         // Another user's ticket is treated as unknown and left in place for its owner.
         let queue_clock = match self.tickets.get(&handle) {
-            Some(entry) if entry.owner == user.user_id => entry.tracked.queue_clock(),
+            Some(entry) if entry.owner == user.user_id => entry.statement.record().queue_clock(),
             _ => return Err(unknown_ticket()),
         };
         // Tickets are single use: the plan is released as soon as its result is fetched.
@@ -623,31 +583,16 @@ impl FlightSqlService for FlightSqlFrontDoor {
             self.running.register(&handle, &user.user_id, queue_clock);
         let entry = self.tickets.remove(&handle).ok_or_else(unknown_ticket)?;
         let schema: SchemaRef = entry.statement.schema();
-        let tracked = entry.tracked;
-        let already_ran = matches!(entry.statement, PreparedStatement::Done { .. });
         // A cancel while the query waits in its workgroup's queue takes it out of the queue.
-        let execution = Abortable::new(
-            self.engine
-                .execute(&entry.session, entry.statement, Some(&tracked)),
-            registrations.start,
-        )
-        .await
-        .map_err(|_| {
-            Status::cancelled("the query was cancelled (CancelFlightInfo) before it started")
-        })?
-        .map_err(|err| {
-            tracked.fail(&err);
-            query_status(err)
-        })?;
-        registered.set_progress(execution.bytes_scanned, execution.progress);
-        tracked.attach_retries(&execution.retries);
-        let stream = if already_ran {
-            // Its rows (written) and bytes were counted when it ran.
-            execution.stream
-        } else {
-            tracked.add_bytes_scanned(execution.bytes_scanned);
-            tracked.track_stream(execution.stream)
-        };
+        let running = Abortable::new(entry.statement.start(), registrations.start)
+            .await
+            .map_err(|_| {
+                Status::cancelled("the query was cancelled (CancelFlightInfo) before it started")
+            })?
+            .map_err(query_status)?;
+        registered.set_progress(running.bytes_scanned, running.progress);
+        let record = running.record;
+        let stream = running.stream;
         let batches = stream
             .map_ok(compact_view_arrays)
             .map_err(|err| FlightError::ExternalError(Box::new(err)));
@@ -656,7 +601,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
             .build(batches)
             .map_err(flight_error_status);
         let encoded = cancel::cancellable(encoded, registrations.stream, registered);
-        Ok(Response::new(with_final_app_metadata(encoded, tracked)))
+        Ok(Response::new(with_final_app_metadata(encoded, record)))
     }
 
     async fn do_action_create_prepared_statement(
@@ -667,7 +612,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         let user = self.authenticate(&request).await?;
         // Planning only: DDL runs when the prepared statement is executed.
         let description = self
-            .engine
+            .service
             .describe(&self.session_of(&user), &query.query)
             .await
             .map_err(query_status)?;
@@ -788,7 +733,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authenticate(&request).await?;
         let mut builder = query.into_builder();
-        metadata::append_catalogs(self.engine.session(), &mut builder);
+        metadata::append_catalogs(self.service.engine().session(), &mut builder);
         batch_response(builder.schema(), builder.build())
     }
 
@@ -809,7 +754,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authenticate(&request).await?;
         let mut builder = query.into_builder();
-        metadata::append_schemas(self.engine.session(), &mut builder);
+        metadata::append_schemas(self.service.engine().session(), &mut builder);
         batch_response(builder.schema(), builder.build())
     }
 
@@ -832,9 +777,13 @@ impl FlightSqlService for FlightSqlFrontDoor {
         tracing::debug!(?query, "GetTables");
         let catalog = query.catalog.clone();
         let mut builder = query.into_builder();
-        metadata::append_tables(self.engine.session(), catalog.as_deref(), &mut builder)
-            .await
-            .map_err(|err| query_status(QueryError::from(err)))?;
+        metadata::append_tables(
+            self.service.engine().session(),
+            catalog.as_deref(),
+            &mut builder,
+        )
+        .await
+        .map_err(|err| query_status(QueryError::from(err)))?;
         batch_response(builder.schema(), builder.build())
     }
 
@@ -1014,7 +963,8 @@ impl FlightSqlService for FlightSqlFrontDoor {
                     )
                 })?;
                 let mut session = self.sessions.get(id);
-                let result = session_options::set_options(&self.engine, &mut session, options);
+                let result =
+                    session_options::set_options(self.service.engine(), &mut session, options);
                 let auth = self.auth.clone();
                 self.sessions
                     .put(id, session, |token| auth.check_token(token).is_ok());
@@ -1065,7 +1015,8 @@ impl FlightSqlService for FlightSqlFrontDoor {
                     .into_bytes()
             }
             "GetSessionOptions" => {
-                session_options::get_options(&self.engine, &self.session_of(&user)).encode_to_vec()
+                session_options::get_options(self.service.engine(), &self.session_of(&user))
+                    .encode_to_vec()
             }
             "CloseSession" => {
                 if let Some(id) = &user.session_id {

@@ -26,7 +26,7 @@ pub mod trino;
 
 use crate::auth::{AuthError, Principal};
 use crate::discovery::{ExecutorHealth, ExecutorRegistry};
-use crate::query::QueryEngine;
+use crate::statement::StatementService;
 use axum::Json;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
@@ -41,8 +41,8 @@ use serde_json::json;
 /// What the HTTP handlers share.
 #[derive(Clone)]
 pub struct HttpState {
-    /// Plans and runs statements; holds the users.
-    pub engine: QueryEngine,
+    /// Runs statements; its engine holds the users.
+    pub service: StatementService,
     /// Live executors, for readiness.
     pub registry: ExecutorRegistry,
     /// Queries of the native API.
@@ -141,7 +141,7 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(state): State<HttpState>) -> Response {
     let mut problems = Vec::new();
-    if let Err(err) = state.engine.auth().store().users().await {
+    if let Err(err) = state.service.engine().auth().store().users().await {
         problems.push(format!("catalog unreachable: {err}"));
     }
     let up = state
@@ -230,7 +230,8 @@ impl FromRequestParts<HttpState> for Authenticated {
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|info| info.0.ip());
         state
-            .engine
+            .service
+            .engine()
             .auth()
             .check_authorization(header, peer)
             .await

@@ -23,6 +23,7 @@ use crate::auth::Principal;
 use crate::error::QueryError;
 use crate::history::QueueClock;
 use crate::session::SessionSettings;
+use crate::statement::{Statement, StatementRequest};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -337,13 +338,12 @@ pub async fn submit(
             ),
         ));
     }
-    let tracked = state
-        .engine
-        .history()
-        .begin(&principal.user, FRONT_DOOR, &request.sql);
+    let statement = state
+        .service
+        .statement(&principal, StatementRequest::new(FRONT_DOOR, request.sql));
     let (changed, _) = watch::channel(0);
     let query = Arc::new(ApiQuery {
-        id: tracked.id(),
+        id: statement.id(),
         user: principal.user.clone(),
         owner: principal.user_id.clone(),
         submitted: Instant::now(),
@@ -362,7 +362,7 @@ pub async fn submit(
         }),
         changed,
         task: Mutex::new(None),
-        queue: tracked.queue_clock(),
+        queue: statement.queue_clock(),
         retention: Mutex::new(None),
     });
     queries.lock().insert(query.id.clone(), Arc::clone(&query));
@@ -372,13 +372,7 @@ pub async fn submit(
         principal: Some(principal),
         ..SessionSettings::default()
     };
-    let runner = tokio::spawn(run(
-        state.clone(),
-        Arc::clone(&query),
-        session,
-        request.sql,
-        tracked,
-    ));
+    let runner = tokio::spawn(run(state.clone(), Arc::clone(&query), session, statement));
     *query.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(runner.abort_handle());
     query.wait(wait).await;
     let mut answer = query.status();
@@ -393,22 +387,18 @@ async fn run(
     state: HttpState,
     query: Arc<ApiQuery>,
     mut session: SessionSettings,
-    sql: String,
-    tracked: crate::history::TrackedQuery,
+    statement: Statement,
 ) {
     query.update(|p| p.state = ApiQueryState::Running);
+    let record = statement.record();
     let fail = |err: QueryError| {
-        tracked.fail(&err);
+        record.fail(&err);
         query.update(|p| {
             p.state = ApiQueryState::Failed;
             p.error = Some((err.code(), err.to_string()));
         });
     };
-    let execution = match state
-        .engine
-        .start_tracked(&mut session, &sql, None, &tracked)
-        .await
-    {
+    let execution = match statement.run(&mut session).await {
         Ok(execution) => execution,
         Err(err) => return fail(err),
     };
@@ -420,7 +410,7 @@ async fn run(
     let mut stream = execution.stream;
     let limits = &state.queries.limits;
     let max_bytes = limits.max_result_bytes;
-    let pool = Arc::clone(&state.engine.session().runtime_env().memory_pool);
+    let pool = Arc::clone(&state.service.engine().session().runtime_env().memory_pool);
     *query.retention.lock().unwrap_or_else(|p| p.into_inner()) =
         Some(state.queries.retained.start(&query.owner, &query.id, &pool));
     while let Some(batch) = stream.next().await {
@@ -711,7 +701,8 @@ pub async fn history(
         .transpose()?;
     let only = (!principal.is_admin).then_some(principal.user.as_str());
     let records = state
-        .engine
+        .service
+        .engine()
         .history()
         .recent(only, after.as_ref(), limit)
         .await

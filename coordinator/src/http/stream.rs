@@ -7,6 +7,7 @@
 use super::encode::ARROW_STREAM;
 use super::{ApiError, Authenticated, HttpState};
 use crate::session::SessionSettings;
+use crate::statement::StatementRequest;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -76,18 +77,18 @@ pub async fn statement_stream(
             ));
         }
     };
-    let engine = &state.engine;
-    let tracked = engine
-        .history()
-        .begin(&principal.user, super::queries::FRONT_DOOR, &sql);
+    let statement = state.service.statement(
+        &principal,
+        StatementRequest::new(super::queries::FRONT_DOOR, sql),
+    );
     let mut session = SessionSettings {
         catalog: params.catalog,
         schema: params.schema,
         principal: Some(principal),
         ..SessionSettings::default()
     };
-    let stream = engine
-        .start_tracked(&mut session, &sql, None, &tracked)
+    let stream = statement
+        .run(&mut session)
         .await
         .map_err(super::query_error)?
         .stream;

@@ -15,8 +15,8 @@
 //!   `X-Trino-Set-Schema`, `X-Trino-Set-Session` and `X-Trino-Clear-Session` so the client
 //!   carries them to its next statement. `X-Trino-User`, when sent, must name the
 //!   authenticated user (impersonation is refused).
-//! - Parameters arrive as `EXECUTE IMMEDIATE '...' USING ...` (see
-//!   [`crate::trino::immediate`]); the session sees Trino's `information_schema` and `system`
+//! - Parameters arrive as `EXECUTE IMMEDIATE '...' USING ...`, which the statement service
+//!   unwraps (see [`crate::immediate`]); the session sees Trino's `information_schema` and `system`
 //!   tables (see [`crate::trino::metadata`]).
 //!
 //! Authentication is the same as the rest of the HTTP API (Basic or Bearer), which Trino
@@ -25,9 +25,8 @@
 
 use super::{ApiError, Authenticated, HttpState};
 use crate::error::QueryError;
-use crate::query::Execution;
 use crate::session::{MetadataFlavor, SessionSettings};
-use crate::trino::immediate::{evaluate_parameters, parse_execute_immediate};
+use crate::statement::{Running, StatementRequest};
 use crate::trino::types::{trino_json_values, trino_type_name, trino_type_signature};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -255,9 +254,8 @@ impl Drop for Phase {
 
 /// A statement that started.
 struct Started {
-    execution: Execution,
+    execution: Running,
     session: SessionSettings,
-    statement: String,
 }
 
 /// One answer of the protocol: its JSON and the headers that go with it.
@@ -329,7 +327,13 @@ pub async fn submit(
         metadata: MetadataFlavor::Trino,
         ..SessionSettings::default()
     };
-    let defaults = state.engine.session().state().config_options().clone();
+    let defaults = state
+        .service
+        .engine()
+        .session()
+        .state()
+        .config_options()
+        .clone();
     for (key, value) in session_properties(header(&headers, "x-trino-session")?)? {
         session.set(&defaults, &key, &value).map_err(|err| {
             ApiError::new(
@@ -339,37 +343,16 @@ pub async fn submit(
             )
         })?;
     }
-    let tracked = state
-        .engine
-        .history()
-        .begin(&principal.user, FRONT_DOOR, &sql);
-    let engine = state.engine.clone();
+    let statement = state
+        .service
+        .statement(&principal, StatementRequest::new(FRONT_DOOR, sql));
     let starting_session = session.clone();
-    let id = tracked.id();
-    let queue = tracked.queue_clock();
+    let id = statement.id();
+    let queue = statement.queue_clock();
     let starting = tokio::spawn(async move {
-        let (statement, parameters) = match parse_execute_immediate(&sql) {
-            None => (sql, None),
-            Some(parsed) => {
-                let parsed = parsed.inspect_err(|err| tracked.fail(err))?;
-                let parameters = match &parsed.using {
-                    Some(using) => {
-                        Some(evaluate_parameters(using).inspect_err(|err| tracked.fail(err))?)
-                    }
-                    None => None,
-                };
-                (parsed.statement, parameters)
-            }
-        };
         let mut session = starting_session;
-        let execution = engine
-            .start_tracked(&mut session, &statement, parameters, &tracked)
-            .await?;
-        Ok(Started {
-            execution,
-            session,
-            statement,
-        })
+        let execution = statement.run(&mut session).await?;
+        Ok(Started { execution, session })
     });
     let query = Arc::new(TrinoQuery {
         id,
@@ -588,17 +571,13 @@ async fn advance(query: &TrinoQuery, run: &mut Run, base: &str, limits: &TrinoLi
 
 /// The statement started: records its columns (or its update) and the session changes.
 fn start_streaming(run: &mut Run, started: Started) {
-    let Started {
-        execution,
-        session,
-        statement,
-    } = started;
+    let Started { execution, session } = started;
     run.bytes_scanned = execution.bytes_scanned;
     run.progress = execution.progress.clone();
     run.session_headers = session_changes(&run.session, &session);
-    match execution.completed_rows {
+    match execution.rows_written {
         Some(rows) => {
-            let update_type = update_type(&statement);
+            let update_type = update_type(&execution.sql);
             if execution.stream.schema().fields().is_empty() {
                 run.phase = Phase::Finished;
             } else {

@@ -3,10 +3,8 @@
 //!
 //! - [`types`]: Arrow types as Trino type names and signatures, values as Trino's JSON.
 //! - [`metadata`]: Trino's `information_schema` and `system` tables.
-//! - [`immediate`]: `EXECUTE IMMEDIATE '...' USING ...`, how the Python client binds parameters.
 //! - [`errors`]: failures as Trino's error names, codes and types.
 
 pub mod errors;
-pub mod immediate;
 pub mod metadata;
 pub mod types;

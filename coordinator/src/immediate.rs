@@ -1,5 +1,6 @@
-//! Trino's `EXECUTE IMMEDIATE 'statement' USING value, ...`: how the `trino` Python client (and
-//! so its SQLAlchemy dialect) sends a statement with parameters. The statement's `?`
+//! `EXECUTE IMMEDIATE 'statement' USING value, ...`, as Trino spells it: how the `trino` Python
+//! client (and so its SQLAlchemy dialect) sends a statement with parameters. The statement
+//! service unwraps it for every front door. The statement's `?`
 //! placeholders are bound to the values, which are SQL literals (`'text'`, `42`,
 //! `DOUBLE '1.5'`, `DATE '2024-01-01'`, `ARRAY[1, 2]`, `NULL`).
 
@@ -30,7 +31,7 @@ pub struct ExecuteImmediate {
 /// an error when it starts like one but is malformed.
 ///
 /// ```
-/// use osprey_coordinator::trino::immediate::parse_execute_immediate;
+/// use osprey_coordinator::immediate::parse_execute_immediate;
 ///
 /// let parsed = parse_execute_immediate("EXECUTE IMMEDIATE 'SELECT ?, ''x''' USING 42").unwrap().unwrap();
 /// assert_eq!(parsed.statement, "SELECT ?, 'x'");
