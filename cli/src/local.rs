@@ -5,8 +5,8 @@ use crate::{EXECUTOR_READY_PREFIX, LocalArgs, coordinator_config, write_private_
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use osprey_coordinator::Listening;
-use osprey_coordinator::auth::UserCredential;
 use osprey_proto::ClusterSecret;
+use osprey_service::auth::UserCredential;
 use rand::RngCore;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,10 +1,16 @@
-//! The Osprey coordinator: owns the catalog, authenticates clients, plans SQL with DataFusion's
-//! distributed planner and runs it on the executors that discovery reports live.
+//! The Osprey coordinator process: its front doors as thin adapters over the statement service
+//! ([`osprey_service`]), which owns the catalog, the users and every statement's run.
+//!
+//! - [`flight_sql`]: the Flight SQL door (ADBC, JDBC, the shell);
+//! - [`http`]: the HTTP door: the native query API, the statement stream, the Trino client
+//!   protocol, health checks, with [`trino`] holding Trino's types, metadata tables and errors;
+//! - [`Coordinator::start`] builds the service from a [`CoordinatorConfig`]; [`run_coordinator`]
+//!   serves the doors until shutdown.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), osprey_coordinator::CoordinatorError> {
 //! use osprey_coordinator::{CoordinatorConfig, run_coordinator};
-//! use osprey_coordinator::auth::UserCredential;
+//! use osprey_service::auth::UserCredential;
 //! use osprey_proto::ClusterSecret;
 //!
 //! let mut config = CoordinatorConfig::new(ClusterSecret::new("an-example-secret-16+chars").unwrap());
@@ -14,41 +20,14 @@
 //! # Ok(()) }
 //! ```
 
-mod admin_sql;
-pub mod auth;
-pub mod discovery;
-pub mod error;
-pub mod expiring;
 pub mod flight_sql;
-pub mod history;
 pub mod http;
-pub mod immediate;
-pub mod lakehouse;
-pub mod locations;
-pub mod locations_sql;
-pub mod login_checks;
-pub mod nesting;
-pub mod query;
-pub mod query_runtime;
-pub mod retry;
-pub mod session;
-pub mod statement;
-pub mod statement_stats;
-pub mod system_tables;
-pub mod tpch;
 pub mod trino;
-pub mod units;
-pub mod users;
-pub mod workgroups;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
-use auth::{AuthConfig, Authenticator};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use discovery::{DiscoveryConfig, ExecutorRegistry};
 use flight_sql::client_errors::{ClientErrors, OversizedRequestsLayer};
 use flight_sql::{FlightSqlFrontDoor, FlightSqlLimits};
-use history::QueryHistory;
-use lakehouse::Lakehouse;
 use osprey_catalog::CatalogStore;
 use osprey_engine::{
     ClusterChannels, DistributedPlannerOptions, ExchangeCompression, ExecutorDispatchCounter,
@@ -56,7 +35,11 @@ use osprey_engine::{
 };
 use osprey_engine::{StorageLocation, StorageRegistry};
 use osprey_proto::ClusterSecret;
-use query::QueryEngine;
+use osprey_service::auth::{AuthConfig, Authenticator};
+use osprey_service::discovery::{DiscoveryConfig, ExecutorRegistry};
+use osprey_service::history::QueryHistory;
+use osprey_service::lakehouse::Lakehouse;
+use osprey_service::query::QueryEngine;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -123,15 +106,15 @@ pub struct CoordinatorConfig {
     /// Object store options and credentials, per bucket.
     pub storage: Vec<StorageLocation>,
     /// How often a query may run when executors are lost before any row was sent.
-    pub retry: retry::RetryPolicy,
+    pub retry: osprey_service::retry::RetryPolicy,
     /// How long a query may run before it is stopped (`None`: no limit), unless its workgroup
     /// sets its own limit.
     pub query_timeout: Option<std::time::Duration>,
     /// Workgroups defined by the configuration, and the default workgroup.
-    pub workgroups: workgroups::WorkgroupsConfig,
+    pub workgroups: osprey_service::workgroups::WorkgroupsConfig,
     /// Locations defined by the configuration (`[[locations]]`): the storage prefixes users
     /// who are not admins may reach (see [`locations`]).
-    pub locations: Vec<locations::LocationConfig>,
+    pub locations: Vec<osprey_service::locations::LocationConfig>,
 }
 
 impl CoordinatorConfig {
@@ -156,9 +139,9 @@ impl CoordinatorConfig {
             catalog_url: None,
             warehouse: None,
             storage: Vec::new(),
-            retry: retry::RetryPolicy::default(),
+            retry: osprey_service::retry::RetryPolicy::default(),
             query_timeout: Some(DEFAULT_QUERY_TIMEOUT),
-            workgroups: workgroups::WorkgroupsConfig::default(),
+            workgroups: osprey_service::workgroups::WorkgroupsConfig::default(),
             locations: Vec::new(),
         }
     }
@@ -180,7 +163,7 @@ pub enum CoordinatorError {
     Engine(#[from] datafusion::error::DataFusionError),
     /// Setting up the catalog failed.
     #[error("cannot set up the catalog: {0}")]
-    Catalog(#[from] error::QueryError),
+    Catalog(#[from] osprey_service::error::QueryError),
     /// The catalog database could not be opened.
     #[error("cannot open the catalog database: {0}")]
     CatalogStore(#[from] osprey_catalog::CatalogError),
@@ -200,7 +183,7 @@ pub enum CoordinatorError {
     QueryRuntime(std::io::Error),
     /// The built-in TPC-H dataset could not be generated or registered.
     #[error(transparent)]
-    Tpch(#[from] tpch::TpchError),
+    Tpch(#[from] osprey_service::tpch::TpchError),
     /// The gRPC server failed.
     #[error("Flight SQL server failed: {0}")]
     Server(#[from] tonic::transport::Error),
@@ -234,10 +217,10 @@ pub enum CoordinatorError {
     },
     /// The users could not be set up (or no admin would remain).
     #[error(transparent)]
-    Auth(#[from] auth::AuthSetupError),
+    Auth(#[from] osprey_service::auth::AuthSetupError),
     /// The configured workgroups could not be set up.
     #[error(transparent)]
-    Workgroups(#[from] workgroups::WorkgroupSetupError),
+    Workgroups(#[from] osprey_service::workgroups::WorkgroupSetupError),
 }
 
 /// The coordinator's query engine and discovery, ready to serve front doors.
@@ -249,7 +232,7 @@ pub struct Coordinator {
     discovery_task: tokio::task::JoinHandle<()>,
     /// Plans and runs statements apart from the front doors; kept here, its owner, so that it
     /// lives as long as the coordinator.
-    _query_runtime: query_runtime::QueryRuntime,
+    _query_runtime: osprey_service::query_runtime::QueryRuntime,
 }
 
 impl Drop for Coordinator {
@@ -293,7 +276,9 @@ impl Coordinator {
             .with_default_catalog_and_schema(DEFAULT_CATALOG, &config.default_schema)
             .with_create_default_catalog_and_schema(true);
         session_config.options_mut().sql_parser.recursion_limit =
-            datafusion::config::ConfigNonZeroUsize::try_new(nesting::MAX_PARSER_RECURSION)?;
+            datafusion::config::ConfigNonZeroUsize::try_new(
+                osprey_service::nesting::MAX_PARSER_RECURSION,
+            )?;
         if let Some(partitions) = config.target_partitions {
             session_config = session_config.with_target_partitions(partitions.max(1));
         }
@@ -334,15 +319,22 @@ impl Coordinator {
             }
         };
         let lakehouse = Lakehouse::load(store, DEFAULT_CATALOG, &warehouse, config_options).await?;
-        lakehouse::writes::clean_abandoned_writes(&lakehouse, ctx.runtime_env().as_ref()).await;
+        osprey_service::lakehouse::writes::clean_abandoned_writes(
+            &lakehouse,
+            ctx.runtime_env().as_ref(),
+        )
+        .await;
         let auth = Authenticator::open(lakehouse.store().clone(), &config.auth).await?;
         let history = QueryHistory::start(lakehouse.store().clone()).await;
-        let workgroups =
-            workgroups::Workgroups::load(lakehouse.store().clone(), &config.workgroups).await?;
+        let workgroups = osprey_service::workgroups::Workgroups::load(
+            lakehouse.store().clone(),
+            &config.workgroups,
+        )
+        .await?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let query_runtime =
-            query_runtime::QueryRuntime::start(cores).map_err(CoordinatorError::QueryRuntime)?;
-        let locations = locations::Locations::load(
+        let query_runtime = osprey_service::query_runtime::QueryRuntime::start(cores)
+            .map_err(CoordinatorError::QueryRuntime)?;
+        let locations = osprey_service::locations::Locations::load(
             lakehouse.store().clone(),
             &config.locations,
             &[&warehouse, &format!("{}/", data_dir.display())],
@@ -350,7 +342,7 @@ impl Coordinator {
         .await?;
         let engine = QueryEngine::new(
             ctx,
-            query::EngineParts {
+            osprey_service::query::EngineParts {
                 query_runtime: query_runtime.handle(),
                 lakehouse,
                 registry: registry.clone(),
@@ -364,8 +356,9 @@ impl Coordinator {
         .with_query_timeout(config.query_timeout);
 
         if let Some(scale_factor) = config.tpch_scale_factor {
-            let dir = tpch::ensure_dataset(&config.data_dir, scale_factor, 4).await?;
-            tpch::register_dataset(&engine, &dir, "tpch").await?;
+            let dir =
+                osprey_service::tpch::ensure_dataset(&config.data_dir, scale_factor, 4).await?;
+            osprey_service::tpch::register_dataset(&engine, &dir, "tpch").await?;
         }
         // The default schema must exist so unqualified CREATE TABLE has somewhere to go.
         if !engine.lakehouse().schema_exists(&config.default_schema) {
@@ -428,7 +421,7 @@ pub async fn run_coordinator(
         None => None,
     };
     let coordinator = Coordinator::start(&config).await?;
-    let service = statement::StatementService::new(coordinator.engine.clone());
+    let service = osprey_service::statement::StatementService::new(coordinator.engine.clone());
     let front_door = FlightSqlFrontDoor::new(
         service.clone(),
         coordinator.engine.auth().clone(),

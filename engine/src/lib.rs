@@ -23,9 +23,9 @@ pub use cooperative::yield_inside_joins;
 pub use distributed::{
     ClusterChannels, DRAIN_NOTICE, DRAINING, DistributedPlannerOptions, ExchangeCompression,
     ExchangeStreamFigures, ExecutorDispatchCounter, ExecutorProbeError, ExecutorReport,
-    ExecutorResolver, NoLiveExecutors, coordinator_session_state, measure_exchange_stream,
-    planned_scan_bytes, probe_executor, render_distributed_plan, serve_executor, tcp_incoming,
-    with_metrics_collection,
+    ExecutorResolver, NoLiveExecutors, coordinator_session_state, is_executor_loss,
+    measure_exchange_stream, planned_scan_bytes, probe_executor, render_distributed_plan,
+    serve_executor, tcp_incoming, with_metrics_collection,
 };
 pub use osprey_proto::progress::ExecutorStatusResponse;
 pub use progress::{ProgressSnapshot, QueryProgress, ReadFigures, read_figures};

@@ -13,14 +13,14 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::TryStreamExt;
-use osprey_coordinator::auth::Principal;
-use osprey_coordinator::auth::UserCredential;
-use osprey_coordinator::discovery::ExecutorHealth;
-use osprey_coordinator::error::QueryError;
-use osprey_coordinator::session::SessionSettings;
-use osprey_coordinator::statement::{StatementRequest, StatementService};
 use osprey_coordinator::{Coordinator, CoordinatorConfig};
 use osprey_proto::ClusterSecret;
+use osprey_service::auth::Principal;
+use osprey_service::auth::UserCredential;
+use osprey_service::discovery::ExecutorHealth;
+use osprey_service::error::QueryError;
+use osprey_service::session::SessionSettings;
+use osprey_service::statement::{StatementRequest, StatementService};
 use osprey_tests::{
     ADMIN_PASSWORD, CoordinatorOptions, Process, SqlClient, TEST_SECRET, spawn_coordinator,
     spawn_executor,

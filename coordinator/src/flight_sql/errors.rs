@@ -1,8 +1,8 @@
 //! The Flight SQL front door's one table from error kinds to gRPC statuses (see
-//! [`crate::error`] for every door's table side by side).
+//! [`osprey_service::error`] for every door's table side by side).
 
-use crate::error::QueryError;
 use arrow_flight::error::FlightError;
+use osprey_service::error::QueryError;
 use tonic::Status;
 
 /// Maps a statement's failure to the gRPC status a client can act on.

@@ -11,7 +11,7 @@ use arrow_flight::sql::{
     SqlInfo, SqlNullOrdering, SqlSupportedCaseSensitivity, SqlSupportedTransaction,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::TableProvider;
+use datafusion::catalog::{CatalogProviderList, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::prelude::SessionContext;
 use std::collections::BTreeSet;
@@ -29,17 +29,17 @@ pub fn table_type_name(table_type: TableType) -> &'static str {
     }
 }
 
-/// Every catalog the session knows.
-pub fn append_catalogs(ctx: &SessionContext, builder: &mut GetCatalogsBuilder) {
-    for catalog in sorted(ctx.catalog_names()) {
+/// Every catalog the session sees.
+pub fn append_catalogs(catalogs: &dyn CatalogProviderList, builder: &mut GetCatalogsBuilder) {
+    for catalog in sorted(catalogs.catalog_names()) {
         builder.append(catalog);
     }
 }
 
 /// Every schema of every catalog; the builder applies the client's filters.
-pub fn append_schemas(ctx: &SessionContext, builder: &mut GetDbSchemasBuilder) {
-    for catalog_name in sorted(ctx.catalog_names()) {
-        let Some(catalog) = ctx.catalog(&catalog_name) else {
+pub fn append_schemas(catalogs: &dyn CatalogProviderList, builder: &mut GetDbSchemasBuilder) {
+    for catalog_name in sorted(catalogs.catalog_names()) {
+        let Some(catalog) = catalogs.catalog(&catalog_name) else {
             continue;
         };
         for schema in sorted(catalog.schema_names()) {
@@ -51,15 +51,15 @@ pub fn append_schemas(ctx: &SessionContext, builder: &mut GetDbSchemasBuilder) {
 /// Every table of every schema, with its Arrow schema; the builder applies the client's
 /// filters. Catalogs and schemas the filter rules out are not opened.
 pub async fn append_tables(
-    ctx: &SessionContext,
+    catalogs: &dyn CatalogProviderList,
     catalog_filter: Option<&str>,
     builder: &mut GetTablesBuilder,
 ) -> datafusion::error::Result<()> {
-    for catalog_name in sorted(ctx.catalog_names()) {
+    for catalog_name in sorted(catalogs.catalog_names()) {
         if catalog_filter.is_some_and(|wanted| wanted != catalog_name) {
             continue;
         }
-        let Some(catalog) = ctx.catalog(&catalog_name) else {
+        let Some(catalog) = catalogs.catalog(&catalog_name) else {
             continue;
         };
         for schema_name in sorted(catalog.schema_names()) {

@@ -28,11 +28,6 @@ pub mod session_options;
 use errors::flight_error_status;
 pub use errors::query_status;
 
-use crate::auth::{AuthError, Authenticator, Principal, basic_credentials};
-use crate::error::QueryError;
-use crate::expiring::ExpiringStore;
-use crate::session::{SessionSettings, SessionStore};
-use crate::statement::{StatementRecord, StatementRequest, StatementService, Submitted};
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -56,9 +51,15 @@ use arrow_flight::{
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::catalog::CatalogProviderList;
 use datafusion::common::ScalarValue;
 use futures::future::Abortable;
 use futures::{Stream, StreamExt, TryStreamExt};
+use osprey_service::auth::{AuthError, Authenticator, Principal, basic_credentials};
+use osprey_service::error::QueryError;
+use osprey_service::expiring::ExpiringStore;
+use osprey_service::session::{SessionSettings, SessionStore};
+use osprey_service::statement::{StatementRecord, StatementRequest, StatementService, Submitted};
 use prost::Message as _;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -188,6 +189,13 @@ impl FlightSqlFrontDoor {
             .unwrap_or_default();
         session.principal = Some(user.clone());
         session
+    }
+
+    /// The catalogs as `user`'s session sees them, for the metadata calls.
+    fn catalogs_of(&self, user: &Principal) -> Result<Arc<dyn CatalogProviderList>, Status> {
+        self.service
+            .catalogs(&self.session_of(user))
+            .map_err(query_status)
     }
 
     /// Submits `sql` in the caller's session (running DDL and writes, and `USE`/`SET`, which
@@ -731,9 +739,10 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(&request).await?;
+        let user = self.authenticate(&request).await?;
+        let catalogs = self.catalogs_of(&user)?;
         let mut builder = query.into_builder();
-        metadata::append_catalogs(self.service.engine().session(), &mut builder);
+        metadata::append_catalogs(catalogs.as_ref(), &mut builder);
         batch_response(builder.schema(), builder.build())
     }
 
@@ -752,9 +761,10 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(&request).await?;
+        let user = self.authenticate(&request).await?;
+        let catalogs = self.catalogs_of(&user)?;
         let mut builder = query.into_builder();
-        metadata::append_schemas(self.service.engine().session(), &mut builder);
+        metadata::append_schemas(catalogs.as_ref(), &mut builder);
         batch_response(builder.schema(), builder.build())
     }
 
@@ -773,17 +783,14 @@ impl FlightSqlService for FlightSqlFrontDoor {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authenticate(&request).await?;
+        let user = self.authenticate(&request).await?;
         tracing::debug!(?query, "GetTables");
+        let catalogs = self.catalogs_of(&user)?;
         let catalog = query.catalog.clone();
         let mut builder = query.into_builder();
-        metadata::append_tables(
-            self.service.engine().session(),
-            catalog.as_deref(),
-            &mut builder,
-        )
-        .await
-        .map_err(|err| query_status(QueryError::from(err)))?;
+        metadata::append_tables(catalogs.as_ref(), catalog.as_deref(), &mut builder)
+            .await
+            .map_err(|err| query_status(QueryError::from(err)))?;
         batch_response(builder.schema(), builder.build())
     }
 
@@ -1162,7 +1169,7 @@ fn compact_view_arrays(batch: RecordBatch) -> RecordBatch {
     RecordBatch::try_new(batch.schema(), columns).unwrap_or(batch)
 }
 
-fn handle_limit(err: crate::expiring::HandleLimitReached) -> Status {
+fn handle_limit(err: osprey_service::expiring::HandleLimitReached) -> Status {
     Status::resource_exhausted(err.to_string())
 }
 

@@ -1,12 +1,12 @@
 //! The HTTP front door's errors: `{"error": {"code", "message"}}` with a status, and its one
-//! table from error kinds to statuses (see [`crate::error`] for every door's table side by
+//! table from error kinds to statuses (see [`osprey_service::error`] for every door's table side by
 //! side).
 
-use crate::auth::AuthError;
-use crate::error::QueryError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use osprey_service::auth::AuthError;
+use osprey_service::error::QueryError;
 use serde_json::json;
 
 /// "Client closed request": the status the canonical gRPC-to-HTTP mapping gives a cancelled

@@ -24,9 +24,6 @@ pub mod stream;
 pub mod tls;
 pub mod trino;
 
-use crate::auth::{AuthError, Principal};
-use crate::discovery::{ExecutorHealth, ExecutorRegistry};
-use crate::statement::StatementService;
 use axum::Json;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
@@ -36,6 +33,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use errors::auth_error;
 pub use errors::{ApiError, bad_parameters, query_error};
+use osprey_service::auth::{AuthError, Principal};
+use osprey_service::discovery::{ExecutorHealth, ExecutorRegistry};
+use osprey_service::statement::StatementService;
 use serde_json::json;
 
 /// What the HTTP handlers share.

@@ -19,11 +19,6 @@
 
 use super::retention::{RetainedResults, Retention};
 use super::{ApiError, Authenticated, HttpState};
-use crate::auth::Principal;
-use crate::error::QueryError;
-use crate::history::QueueClock;
-use crate::session::SessionSettings;
-use crate::statement::{Statement, StatementRequest};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -33,6 +28,11 @@ use datafusion::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 use osprey_catalog::{HistoryCursor, QueryRecord, now_ms};
 use osprey_engine::QueryProgress;
+use osprey_service::auth::Principal;
+use osprey_service::error::QueryError;
+use osprey_service::history::QueueClock;
+use osprey_service::session::SessionSettings;
+use osprey_service::statement::{Statement, StatementRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;

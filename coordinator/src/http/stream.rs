@@ -6,8 +6,6 @@
 
 use super::encode::ARROW_STREAM;
 use super::{ApiError, Authenticated, HttpState};
-use crate::session::SessionSettings;
-use crate::statement::StatementRequest;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use futures::StreamExt;
+use osprey_service::session::SessionSettings;
+use osprey_service::statement::StatementRequest;
 use serde::Deserialize;
 
 /// Query parameters of the streaming endpoint.

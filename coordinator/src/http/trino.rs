@@ -16,7 +16,7 @@
 //!   carries them to its next statement. `X-Trino-User`, when sent, must name the
 //!   authenticated user (impersonation is refused).
 //! - Parameters arrive as `EXECUTE IMMEDIATE '...' USING ...`, which the statement service
-//!   unwraps (see [`crate::immediate`]); the session sees Trino's `information_schema` and `system`
+//!   unwraps (see [`osprey_service::immediate`]); the session sees Trino's `information_schema` and `system`
 //!   tables (see [`crate::trino::metadata`]).
 //!
 //! Authentication is the same as the rest of the HTTP API (Basic or Bearer), which Trino
@@ -24,9 +24,7 @@
 //! [`TrinoLimits::abandoned_after`] is cancelled.
 
 use super::{ApiError, Authenticated, HttpState};
-use crate::error::QueryError;
-use crate::session::{MetadataFlavor, SessionSettings};
-use crate::statement::{Running, StatementRequest};
+use crate::trino::metadata::TrinoMetadata;
 use crate::trino::types::{trino_json_values, trino_type_name, trino_type_signature};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -36,6 +34,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use osprey_engine::{ProgressSnapshot, QueryProgress};
+use osprey_service::error::QueryError;
+use osprey_service::session::{MetadataFlavor, SessionSettings};
+use osprey_service::statement::{Running, StatementRequest};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -169,13 +170,13 @@ struct TrinoQuery {
     id: String,
     /// A random part of its URIs, so that they cannot be guessed from the id.
     slug: String,
-    /// The identity of the user who started it ([`crate::auth::Principal::user_id`]).
+    /// The identity of the user who started it ([`osprey_service::auth::Principal::user_id`]).
     owner: String,
     started: Instant,
     last_seen: Mutex<Instant>,
     finished: std::sync::atomic::AtomicBool,
     /// Its time in its workgroup's queue.
-    queue: crate::history::QueueClock,
+    queue: osprey_service::history::QueueClock,
     /// Polls take turns.
     run: tokio::sync::Mutex<Run>,
     /// Told when a cancel arrives, so that a poll waiting for rows gives its turn up at once.
@@ -324,7 +325,7 @@ pub async fn submit(
         catalog: header(&headers, "x-trino-catalog")?.map(str::to_string),
         schema: header(&headers, "x-trino-schema")?.map(str::to_string),
         principal: Some(principal.clone()),
-        metadata: MetadataFlavor::Trino,
+        metadata: Some(MetadataFlavor(Arc::new(TrinoMetadata))),
         ..SessionSettings::default()
     };
     let defaults = state
@@ -860,7 +861,7 @@ mod tests {
             started: Instant::now(),
             last_seen: Mutex::new(Instant::now() - idle),
             finished: std::sync::atomic::AtomicBool::new(finished),
-            queue: crate::history::QueueClock::default(),
+            queue: osprey_service::history::QueueClock::default(),
             run: tokio::sync::Mutex::new(Run::new(Phase::Finished, SessionSettings::default())),
             cancel_requested: tokio::sync::Notify::new(),
         })

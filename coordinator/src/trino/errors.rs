@@ -1,8 +1,8 @@
 //! The Trino front door's one table from error kinds to Trino's standard error codes (see
-//! [`crate::error`] for every door's table side by side). Names and numbers are Trino's own
+//! [`osprey_service::error`] for every door's table side by side). Names and numbers are Trino's own
 //! (`io.trino.spi.StandardErrorCode`), so clients that branch on them behave as with Trino.
 
-use crate::error::QueryError;
+use osprey_service::error::QueryError;
 use serde_json::{Value, json};
 
 /// A failure as Trino describes it: name, code and type (`USER_ERROR`, `INTERNAL_ERROR`,

@@ -24,6 +24,7 @@ use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use osprey_service::session::MetadataTables;
 use std::sync::Arc;
 
 /// The name of the information schema in every catalog.
@@ -57,6 +58,20 @@ impl TrinoCatalogList {
 
     fn has_own_system_catalog(&self) -> bool {
         self.inner.catalog(SYSTEM_CATALOG).is_some()
+    }
+}
+
+/// Trino's metadata tables, as a session's [`MetadataTables`] flavor.
+#[derive(Debug)]
+pub struct TrinoMetadata;
+
+impl MetadataTables for TrinoMetadata {
+    fn name(&self) -> &'static str {
+        "trino"
+    }
+
+    fn wrap(&self, catalogs: Arc<dyn CatalogProviderList>) -> Arc<dyn CatalogProviderList> {
+        Arc::new(TrinoCatalogList::new(catalogs))
     }
 }
 

@@ -11,7 +11,9 @@
 //! - [`probe`]: the health check discovery uses;
 //! - [`shape`]: what a distributed plan looks like: EXPLAIN output with stages and tasks, the
 //!   bytes it scans, which leaves read from another stage;
-//! - [`exchange`]: one exchange stream from an executor, measured, for the benchmarks.
+//! - [`exchange`]: one exchange stream from an executor, measured, for the benchmarks;
+//! - [`loss`]: whether a failure is the loss of an executor (a transport error), which a query
+//!   survives by running again.
 //!
 //! Live progress ([`crate::progress`]) sits beside this folder: it uses [`shape`] and asks
 //! executors through [`channels`], and [`worker`] serves it; nothing here is imported back by
@@ -19,6 +21,7 @@
 
 pub(crate) mod channels;
 mod exchange;
+mod loss;
 mod probe;
 mod session;
 pub(crate) mod shape;
@@ -26,6 +29,7 @@ mod worker;
 
 pub use channels::{ClusterChannels, ExecutorDispatchCounter, tcp_incoming};
 pub use exchange::{ExchangeStreamFigures, measure_exchange_stream};
+pub use loss::is_executor_loss;
 pub use probe::{ExecutorProbeError, ExecutorReport, probe_executor};
 pub use session::{
     DistributedPlannerOptions, ExchangeCompression, ExecutorResolver, NoLiveExecutors,

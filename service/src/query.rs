@@ -383,6 +383,14 @@ impl QueryEngine {
         Ok(prepared)
     }
 
+    /// The catalogs as `session` sees them (see [`crate::statement::StatementService::catalogs`]).
+    pub(crate) fn catalogs_for(
+        &self,
+        session: &SessionSettings,
+    ) -> Result<Arc<dyn datafusion::catalog::CatalogProviderList>, QueryError> {
+        Ok(Arc::clone(self.state_for(session)?.catalog_list()))
+    }
+
     /// The shared state with a session's settings applied.
     fn state_for(&self, session: &SessionSettings) -> Result<SessionState, QueryError> {
         let mut state = self.ctx.state();

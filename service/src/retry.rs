@@ -20,7 +20,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
-use osprey_engine::QueryProgress;
+use osprey_engine::{QueryProgress, is_executor_loss};
 use std::sync::{Arc, Mutex};
 
 /// How often a query may run when executors are lost.
@@ -81,25 +81,6 @@ pub struct ExecutorLostEveryRun {
     pub attempts: u32,
     /// The last failure.
     pub cause: String,
-}
-
-/// Whether `err` says an executor went away (rather than something wrong with the query or
-/// the data): the transport errors gRPC and HTTP/2 report for a peer that died or vanished.
-pub fn is_executor_loss(err: &DataFusionError) -> bool {
-    let text = err.to_string().to_ascii_lowercase();
-    const SIGNS: [&str; 10] = [
-        "transport error",
-        "connection refused",
-        "connection reset",
-        "broken pipe",
-        "h2 protocol error",
-        "error reading a body from connection",
-        "tcp connect error",
-        "stream closed because of a broken pipe",
-        "connection closed",
-        "status: unavailable",
-    ];
-    SIGNS.iter().any(|sign| text.contains(sign))
 }
 
 /// What a rerun needs: the session state and logical plan to plan again, the progress to
@@ -223,24 +204,3 @@ impl std::fmt::Display for QueryTimedOut {
 }
 
 impl std::error::Error for QueryTimedOut {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transport_failures_are_executor_loss_and_query_errors_are_not() {
-        let lost = DataFusionError::External(Box::new(tonic::Status::unavailable(
-            "error trying to connect: tcp connect error: Connection refused (os error 111)",
-        )));
-        assert!(is_executor_loss(&lost));
-        let cut = DataFusionError::Execution(
-            "h2 protocol error: error reading a body from connection".to_string(),
-        );
-        assert!(is_executor_loss(&cut));
-        let plan = DataFusionError::Plan("table 'nope' not found".to_string());
-        assert!(!is_executor_loss(&plan));
-        let memory = DataFusionError::ResourcesExhausted("memory".to_string());
-        assert!(!is_executor_loss(&memory));
-    }
-}

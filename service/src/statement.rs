@@ -23,6 +23,7 @@ use crate::immediate::{evaluate_parameters, parse_execute_immediate};
 use crate::query::{Description, PreparedStatement, QueryEngine};
 use crate::session::SessionSettings;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::CatalogProviderList;
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use osprey_engine::QueryProgress;
@@ -84,6 +85,16 @@ impl StatementService {
             Some(wrapped) => self.engine.describe(session, &wrapped?.statement).await,
             None => self.engine.describe(session, sql).await,
         }
+    }
+
+    /// The catalogs as `session` sees them: the one place metadata listings (a driver's
+    /// catalogs, schemas and tables calls) go through, so that what applies to the session's
+    /// statements applies to its listings too.
+    pub fn catalogs(
+        &self,
+        session: &SessionSettings,
+    ) -> Result<Arc<dyn CatalogProviderList>, QueryError> {
+        self.engine.catalogs_for(session)
     }
 
     /// Registers a statement from `principal`: from here it has an id and a history record.

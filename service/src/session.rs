@@ -7,6 +7,7 @@
 
 use crate::auth::Principal;
 use crate::error::QueryError;
+use datafusion::catalog::CatalogProviderList;
 use datafusion::common::config::ConfigOptions;
 use datafusion::execution::context::SessionState;
 use std::collections::{BTreeMap, HashMap};
@@ -25,27 +26,40 @@ pub struct SessionSettings {
     /// Front doors always set it. Planning sees it as a `Principal` config extension, which
     /// `system.queries` reads to show non-admins only their own queries.
     pub principal: Option<Principal>,
-    /// Whose metadata tables the session sees.
-    pub metadata: MetadataFlavor,
+    /// Whose metadata tables the session sees: `None` for DataFusion's `information_schema`;
+    /// a front door whose clients expect another engine's sets its own.
+    pub metadata: Option<MetadataFlavor>,
 }
 
-/// Whose `information_schema` a session sees.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum MetadataFlavor {
-    /// DataFusion's (Arrow type names).
-    #[default]
-    DataFusion,
-    /// Trino's, plus its `system.jdbc`/`system.metadata` tables, for clients of the Trino
-    /// endpoint (see [`crate::trino::metadata`]).
-    Trino,
+/// The metadata tables a front door's clients expect, when they are not DataFusion's: the
+/// Trino door's clients read Trino's `information_schema` and `system.jdbc` tables. A session
+/// with a flavor sees the catalogs through it, and DataFusion's own `information_schema` is
+/// off (the flavor answers it).
+pub trait MetadataTables: std::fmt::Debug + Send + Sync {
+    /// The flavor's name; sessions with the same name see the same tables.
+    fn name(&self) -> &'static str;
+    /// The catalogs as the session sees them, given the server's.
+    fn wrap(&self, catalogs: Arc<dyn CatalogProviderList>) -> Arc<dyn CatalogProviderList>;
 }
+
+/// A session's [`MetadataTables`].
+#[derive(Debug, Clone)]
+pub struct MetadataFlavor(pub Arc<dyn MetadataTables>);
+
+impl PartialEq for MetadataFlavor {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name() == other.0.name()
+    }
+}
+
+impl Eq for MetadataFlavor {}
 
 impl SessionSettings {
     /// Applies the settings to a copy of the server's state.
     ///
     /// ```
     /// use datafusion::prelude::SessionContext;
-    /// use osprey_coordinator::session::SessionSettings;
+    /// use osprey_service::session::SessionSettings;
     ///
     /// let ctx = SessionContext::new();
     /// let mut settings = SessionSettings::default();
@@ -74,14 +88,13 @@ impl SessionSettings {
                 .config_mut()
                 .set_extension(std::sync::Arc::new(principal.clone()));
         }
-        if self.metadata == MetadataFlavor::Trino {
+        if let Some(MetadataFlavor(tables)) = &self.metadata {
             // DataFusion answers `information_schema` itself when this is on, before asking
-            // the catalogs; off, the Trino catalog list answers it.
+            // the catalogs; off, the flavor's catalog list answers it.
             state.config_mut().options_mut().catalog.information_schema = false;
-            let catalogs =
-                crate::trino::metadata::TrinoCatalogList::new(Arc::clone(state.catalog_list()));
+            let catalogs = tables.wrap(Arc::clone(state.catalog_list()));
             *state = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone())
-                .with_catalog_list(Arc::new(catalogs))
+                .with_catalog_list(catalogs)
                 .build();
         }
         Ok(())

@@ -64,7 +64,7 @@ pub enum LocationStatementResult {
 /// Recognizes a location statement; `None` for anything else.
 ///
 /// ```
-/// use osprey_coordinator::locations_sql::{LocationStatement, parse_location_statement};
+/// use osprey_service::locations_sql::{LocationStatement, parse_location_statement};
 ///
 /// let parsed = parse_location_statement(
 ///     "CREATE LOCATION raw URL 's3://lake/raw/' READ ONLY FOR USERS ana, Ben",

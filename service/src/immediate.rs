@@ -31,7 +31,7 @@ pub struct ExecuteImmediate {
 /// an error when it starts like one but is malformed.
 ///
 /// ```
-/// use osprey_coordinator::immediate::parse_execute_immediate;
+/// use osprey_service::immediate::parse_execute_immediate;
 ///
 /// let parsed = parse_execute_immediate("EXECUTE IMMEDIATE 'SELECT ?, ''x''' USING 42").unwrap().unwrap();
 /// assert_eq!(parsed.statement, "SELECT ?, 'x'");

@@ -708,7 +708,7 @@ pub enum WorkgroupStatement {
 /// like one but is malformed.
 ///
 /// ```
-/// use osprey_coordinator::workgroups::{parse_workgroup_statement, WorkgroupStatement};
+/// use osprey_service::workgroups::{parse_workgroup_statement, WorkgroupStatement};
 ///
 /// let statement = parse_workgroup_statement(
 ///     "CREATE WORKGROUP etl WITH (max_concurrent_queries = 2, max_scan_bytes = '10GiB')",

@@ -136,7 +136,7 @@ pub enum UserStatementResult {
 /// starts like one but is malformed.
 ///
 /// ```
-/// use osprey_coordinator::users::{parse_user_statement, UserStatement};
+/// use osprey_service::users::{parse_user_statement, UserStatement};
 ///
 /// let statement = parse_user_statement("CREATE USER ana WITH PASSWORD 'x' ADMIN;").unwrap().unwrap();
 /// assert!(matches!(statement, UserStatement::Create { ref name, .. } if name == "ana"));

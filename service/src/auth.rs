@@ -144,7 +144,7 @@ pub struct Principal {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// use osprey_catalog::CatalogStore;
-/// use osprey_coordinator::auth::{AuthConfig, Authenticator, UserCredential};
+/// use osprey_service::auth::{AuthConfig, Authenticator, UserCredential};
 ///
 /// let store = CatalogStore::open("sqlite::memory:").await.unwrap();
 /// let config = AuthConfig {
