@@ -65,7 +65,7 @@ pub async fn ensure_dataset(
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
     let dir = match suite {
-        Suite::Tpch => osprey_service::tpch::ensure_dataset(&data_dir, scale, 8).await?,
+        Suite::Tpch => osprey_service::ensure_dataset(&data_dir, scale, 8).await?,
         Suite::Tpcds => ensure_tpcds(&data_dir, scale, python)?,
     };
     let mut tables = Vec::new();

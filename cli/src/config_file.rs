@@ -230,7 +230,7 @@ impl std::str::FromStr for ByteSize {
     type Err = anyhow::Error;
 
     fn from_str(text: &str) -> Result<Self> {
-        osprey_service::units::parse_byte_size(text)
+        osprey_service::parse_byte_size(text)
             .map(ByteSize)
             .map_err(anyhow::Error::msg)
     }

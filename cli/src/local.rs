@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use osprey_coordinator::Listening;
 use osprey_proto::ClusterSecret;
-use osprey_service::auth::UserCredential;
+use osprey_service::UserCredential;
 use rand::RngCore;
 use std::net::SocketAddr;
 use std::path::Path;

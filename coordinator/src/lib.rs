@@ -10,7 +10,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), osprey_coordinator::CoordinatorError> {
 //! use osprey_coordinator::{CoordinatorConfig, run_coordinator};
-//! use osprey_service::auth::UserCredential;
+//! use osprey_service::UserCredential;
 //! use osprey_proto::ClusterSecret;
 //!
 //! let mut config = CoordinatorConfig::new(ClusterSecret::new("an-example-secret-16+chars").unwrap());
@@ -35,11 +35,10 @@ use osprey_engine::{
 };
 use osprey_engine::{StorageLocation, StorageRegistry};
 use osprey_proto::ClusterSecret;
-use osprey_service::auth::{AuthConfig, Authenticator};
-use osprey_service::discovery::{DiscoveryConfig, ExecutorRegistry};
-use osprey_service::history::QueryHistory;
-use osprey_service::lakehouse::Lakehouse;
-use osprey_service::query::QueryEngine;
+use osprey_service::{
+    AuthConfig, Authenticator, DiscoveryConfig, ExecutorRegistry, Lakehouse, QueryEngine,
+    QueryHistory,
+};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -106,15 +105,15 @@ pub struct CoordinatorConfig {
     /// Object store options and credentials, per bucket.
     pub storage: Vec<StorageLocation>,
     /// How often a query may run when executors are lost before any row was sent.
-    pub retry: osprey_service::retry::RetryPolicy,
+    pub retry: osprey_service::RetryPolicy,
     /// How long a query may run before it is stopped (`None`: no limit), unless its workgroup
     /// sets its own limit.
     pub query_timeout: Option<std::time::Duration>,
     /// Workgroups defined by the configuration, and the default workgroup.
-    pub workgroups: osprey_service::workgroups::WorkgroupsConfig,
+    pub workgroups: osprey_service::WorkgroupsConfig,
     /// Locations defined by the configuration (`[[locations]]`): the storage prefixes users
     /// who are not admins may reach (see [`locations`]).
-    pub locations: Vec<osprey_service::locations::LocationConfig>,
+    pub locations: Vec<osprey_service::LocationConfig>,
 }
 
 impl CoordinatorConfig {
@@ -139,9 +138,9 @@ impl CoordinatorConfig {
             catalog_url: None,
             warehouse: None,
             storage: Vec::new(),
-            retry: osprey_service::retry::RetryPolicy::default(),
+            retry: osprey_service::RetryPolicy::default(),
             query_timeout: Some(DEFAULT_QUERY_TIMEOUT),
-            workgroups: osprey_service::workgroups::WorkgroupsConfig::default(),
+            workgroups: osprey_service::WorkgroupsConfig::default(),
             locations: Vec::new(),
         }
     }
@@ -163,7 +162,7 @@ pub enum CoordinatorError {
     Engine(#[from] datafusion::error::DataFusionError),
     /// Setting up the catalog failed.
     #[error("cannot set up the catalog: {0}")]
-    Catalog(#[from] osprey_service::error::QueryError),
+    Catalog(#[from] osprey_service::QueryError),
     /// The catalog database could not be opened.
     #[error("cannot open the catalog database: {0}")]
     CatalogStore(#[from] osprey_catalog::CatalogError),
@@ -183,7 +182,7 @@ pub enum CoordinatorError {
     QueryRuntime(std::io::Error),
     /// The built-in TPC-H dataset could not be generated or registered.
     #[error(transparent)]
-    Tpch(#[from] osprey_service::tpch::TpchError),
+    Tpch(#[from] osprey_service::TpchError),
     /// The gRPC server failed.
     #[error("Flight SQL server failed: {0}")]
     Server(#[from] tonic::transport::Error),
@@ -217,10 +216,10 @@ pub enum CoordinatorError {
     },
     /// The users could not be set up (or no admin would remain).
     #[error(transparent)]
-    Auth(#[from] osprey_service::auth::AuthSetupError),
+    Auth(#[from] osprey_service::AuthSetupError),
     /// The configured workgroups could not be set up.
     #[error(transparent)]
-    Workgroups(#[from] osprey_service::workgroups::WorkgroupSetupError),
+    Workgroups(#[from] osprey_service::WorkgroupSetupError),
 }
 
 /// The coordinator's query engine and discovery, ready to serve front doors.
@@ -232,7 +231,7 @@ pub struct Coordinator {
     discovery_task: tokio::task::JoinHandle<()>,
     /// Plans and runs statements apart from the front doors; kept here, its owner, so that it
     /// lives as long as the coordinator.
-    _query_runtime: osprey_service::query_runtime::QueryRuntime,
+    _query_runtime: osprey_service::QueryRuntime,
 }
 
 impl Drop for Coordinator {
@@ -276,9 +275,7 @@ impl Coordinator {
             .with_default_catalog_and_schema(DEFAULT_CATALOG, &config.default_schema)
             .with_create_default_catalog_and_schema(true);
         session_config.options_mut().sql_parser.recursion_limit =
-            datafusion::config::ConfigNonZeroUsize::try_new(
-                osprey_service::nesting::MAX_PARSER_RECURSION,
-            )?;
+            datafusion::config::ConfigNonZeroUsize::try_new(osprey_service::MAX_PARSER_RECURSION)?;
         if let Some(partitions) = config.target_partitions {
             session_config = session_config.with_target_partitions(partitions.max(1));
         }
@@ -319,22 +316,15 @@ impl Coordinator {
             }
         };
         let lakehouse = Lakehouse::load(store, DEFAULT_CATALOG, &warehouse, config_options).await?;
-        osprey_service::lakehouse::writes::clean_abandoned_writes(
-            &lakehouse,
-            ctx.runtime_env().as_ref(),
-        )
-        .await;
+        osprey_service::clean_abandoned_writes(&lakehouse, ctx.runtime_env().as_ref()).await;
         let auth = Authenticator::open(lakehouse.store().clone(), &config.auth).await?;
         let history = QueryHistory::start(lakehouse.store().clone()).await;
-        let workgroups = osprey_service::workgroups::Workgroups::load(
-            lakehouse.store().clone(),
-            &config.workgroups,
-        )
-        .await?;
+        let workgroups =
+            osprey_service::Workgroups::load(lakehouse.store().clone(), &config.workgroups).await?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let query_runtime = osprey_service::query_runtime::QueryRuntime::start(cores)
-            .map_err(CoordinatorError::QueryRuntime)?;
-        let locations = osprey_service::locations::Locations::load(
+        let query_runtime =
+            osprey_service::QueryRuntime::start(cores).map_err(CoordinatorError::QueryRuntime)?;
+        let locations = osprey_service::Locations::load(
             lakehouse.store().clone(),
             &config.locations,
             &[&warehouse, &format!("{}/", data_dir.display())],
@@ -342,7 +332,7 @@ impl Coordinator {
         .await?;
         let engine = QueryEngine::new(
             ctx,
-            osprey_service::query::EngineParts {
+            osprey_service::EngineParts {
                 query_runtime: query_runtime.handle(),
                 lakehouse,
                 registry: registry.clone(),
@@ -356,9 +346,8 @@ impl Coordinator {
         .with_query_timeout(config.query_timeout);
 
         if let Some(scale_factor) = config.tpch_scale_factor {
-            let dir =
-                osprey_service::tpch::ensure_dataset(&config.data_dir, scale_factor, 4).await?;
-            osprey_service::tpch::register_dataset(&engine, &dir, "tpch").await?;
+            let dir = osprey_service::ensure_dataset(&config.data_dir, scale_factor, 4).await?;
+            osprey_service::register_dataset(&engine, &dir, "tpch").await?;
         }
         // The default schema must exist so unqualified CREATE TABLE has somewhere to go.
         if !engine.lakehouse().schema_exists(&config.default_schema) {
@@ -421,7 +410,7 @@ pub async fn run_coordinator(
         None => None,
     };
     let coordinator = Coordinator::start(&config).await?;
-    let service = osprey_service::statement::StatementService::new(coordinator.engine.clone());
+    let service = osprey_service::StatementService::new(coordinator.engine.clone());
     let front_door = FlightSqlFrontDoor::new(
         service.clone(),
         coordinator.engine.auth().clone(),

@@ -12,7 +12,7 @@
 //! user's tokens; `ALTER USER name REVOKE TOKENS` revokes them on demand.
 
 use crate::expiring::ExpiringStore;
-pub use crate::login_checks::{MAX_CONCURRENT_PASSWORD_CHECKS, MAX_WAITING_PASSWORD_CHECKS};
+use crate::login_checks::MAX_CONCURRENT_PASSWORD_CHECKS;
 use crate::login_checks::{NoTurn, PasswordChecks};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
@@ -144,7 +144,7 @@ pub struct Principal {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// use osprey_catalog::CatalogStore;
-/// use osprey_service::auth::{AuthConfig, Authenticator, UserCredential};
+/// use osprey_service::{AuthConfig, Authenticator, UserCredential};
 ///
 /// let store = CatalogStore::open("sqlite::memory:").await.unwrap();
 /// let config = AuthConfig {
@@ -560,6 +560,7 @@ fn strip_prefix_ignore_case<'a>(value: &'a str, prefix: &str) -> Option<&'a str>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::login_checks::MAX_WAITING_PASSWORD_CHECKS;
 
     async fn authenticator(ttl: Duration) -> Authenticator {
         let store = CatalogStore::open("sqlite::memory:").await.unwrap();

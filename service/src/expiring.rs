@@ -44,7 +44,7 @@ pub enum HandleLimitReached {
 /// A bounded store of values under random 256-bit handles, each valid for a fixed time.
 ///
 /// ```
-/// use osprey_service::expiring::ExpiringStore;
+/// use osprey_service::ExpiringStore;
 /// use std::time::Duration;
 ///
 /// let store = ExpiringStore::new(Duration::from_secs(60), 10, 2);

@@ -29,15 +29,6 @@ pub struct ExecuteImmediate {
 
 /// Recognizes `EXECUTE IMMEDIATE '...' [USING ...]`. `None` when `sql` is something else;
 /// an error when it starts like one but is malformed.
-///
-/// ```
-/// use osprey_service::immediate::parse_execute_immediate;
-///
-/// let parsed = parse_execute_immediate("EXECUTE IMMEDIATE 'SELECT ?, ''x''' USING 42").unwrap().unwrap();
-/// assert_eq!(parsed.statement, "SELECT ?, 'x'");
-/// assert_eq!(parsed.using.as_deref(), Some("42"));
-/// assert!(parse_execute_immediate("SELECT 1").is_none());
-/// ```
 pub fn parse_execute_immediate(sql: &str) -> Option<Result<ExecuteImmediate, QueryError>> {
     let rest = keyword(sql, "EXECUTE")?;
     let rest = keyword(rest, "IMMEDIATE")?;
@@ -238,5 +229,20 @@ mod tests {
         }
         let deep = format!("1{}", "::INT".repeat(5000));
         assert!(evaluate_parameters(&deep).is_err());
+    }
+}
+
+#[cfg(test)]
+mod recognizer_example {
+    use super::*;
+
+    #[test]
+    fn recognizes_its_statements_and_nothing_else() {
+        let parsed = parse_execute_immediate("EXECUTE IMMEDIATE 'SELECT ?, ''x''' USING 42")
+            .unwrap()
+            .unwrap();
+        assert_eq!(parsed.statement, "SELECT ?, 'x'");
+        assert_eq!(parsed.using.as_deref(), Some("42"));
+        assert!(parse_execute_immediate("SELECT 1").is_none());
     }
 }

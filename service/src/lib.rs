@@ -1,41 +1,72 @@
 //! The Osprey statement service: what every front door asks of Osprey, with no client
 //! protocol in it (no gRPC, HTTP or Flight types).
 //!
-//! - [`statement`]: the one way to run SQL. A statement is registered, submitted and started;
-//!   the service keeps its history record, admits it through its workgroup, runs it again when
-//!   executors are lost and holds its time limit. Front doors map its handle and its
-//!   [`error::QueryError`] to their wire.
-//! - [`session`]: a client session's settings (`USE`, `SET`), and the metadata flavor a front
-//!   door's clients expect.
-//! - [`query`]: statement routing and the engine underneath (planning on the query runtime,
-//!   [`query_runtime`]; reruns, [`retry`]; the nesting bound, [`nesting`]).
-//! - [`lakehouse`]: the catalog as DataFusion sees it (providers, DDL, writes, UNLOAD).
-//! - [`auth`], [`users`], [`login_checks`], [`expiring`]: users, passwords, tokens and handles.
-//! - [`workgroups`], [`locations`], [`history`]: admission, the storage locations users may
-//!   reach, and the query history with `system.queries`.
-//! - [`discovery`]: the live executors.
-//! - [`tpch`]: the built-in TPC-H dataset.
+//! - Running SQL: a [`StatementService`] registers a [`Statement`], which is submitted
+//!   ([`Submitted`]: DDL, writes, `USE` and `SET` ran; a query is planned) and started
+//!   ([`Running`]: its result streams). The service keeps the statement's history record,
+//!   admits it through its workgroup ([`Workgroups`]), runs it again when executors are lost
+//!   ([`RetryPolicy`]) and holds its time limit. Every refusal is a [`QueryError`], which each
+//!   front door maps to its wire in one table.
+//! - The policy hook: every plan passes a [`StatementPolicy`] for its principal before physical
+//!   planning, and the policy chooses the catalogs a session sees, for listings too
+//!   ([`StatementService::catalogs`]). Today's policy is [`AllowAll`].
+//! - Sessions: [`SessionSettings`] (`USE`, `SET`), kept per client in a [`SessionStore`], with
+//!   the [`MetadataTables`] flavor a front door's clients expect.
+//! - Users and handles: [`Authenticator`] (passwords, tokens, the failure slowdown),
+//!   [`Principal`], [`ExpiringStore`] for a front door's opaque handles.
+//! - The engine underneath: [`QueryEngine`] (statement routing, planning on the
+//!   [`QueryRuntime`]), the [`Lakehouse`] catalog, [`Locations`] users may reach, the
+//!   [`QueryHistory`], the live executors ([`ExecutorRegistry`]), the built-in TPC-H dataset
+//!   ([`ensure_dataset`], [`register_dataset`]).
+//!
+//! The modules are private: this list of `pub use` is the crate's whole surface.
 
 mod admin_sql;
-pub mod auth;
-pub mod discovery;
-pub mod error;
-pub mod expiring;
-pub mod history;
-pub mod immediate;
-pub mod lakehouse;
-pub mod locations;
-pub mod locations_sql;
-pub mod login_checks;
-pub mod nesting;
-pub mod query;
-pub mod query_runtime;
-pub mod retry;
-pub mod session;
-pub mod statement;
-pub mod statement_stats;
-pub mod system_tables;
-pub mod tpch;
-pub mod units;
-pub mod users;
-pub mod workgroups;
+mod auth;
+mod discovery;
+mod error;
+mod expiring;
+mod history;
+mod immediate;
+mod lakehouse;
+mod locations;
+mod locations_sql;
+mod login_checks;
+mod nesting;
+mod policy;
+mod query;
+mod query_runtime;
+mod retry;
+mod session;
+mod statement;
+mod statement_stats;
+mod system_tables;
+mod tpch;
+mod units;
+mod users;
+mod workgroups;
+
+pub use auth::{
+    AuthConfig, AuthError, AuthSetupError, Authenticator, Principal, UserCredential,
+    basic_credentials,
+};
+pub use discovery::{DiscoveryConfig, ExecutorHealth, ExecutorRegistry};
+pub use error::QueryError;
+pub use expiring::{ExpiringStore, HandleLimitReached};
+pub use history::{QueryHistory, QuerySummary, QueueClock};
+pub use lakehouse::Lakehouse;
+pub use lakehouse::writes::clean_abandoned_writes;
+pub use locations::{LocationConfig, Locations};
+pub use nesting::MAX_PARSER_RECURSION;
+pub use policy::{AllowAll, StatementPolicy};
+pub use query::{Description, EngineParts, QueryEngine};
+pub use query_runtime::QueryRuntime;
+pub use retry::RetryPolicy;
+pub use session::{MetadataFlavor, MetadataTables, SessionSettings, SessionStore, is_known_option};
+pub use statement::{
+    Running, Statement, StatementRecord, StatementRequest, StatementService, Submitted,
+};
+pub use system_tables::{SystemTable, SystemTableSource};
+pub use tpch::{TpchError, ensure_dataset, register_dataset};
+pub use units::{parse_byte_size, parse_seconds};
+pub use workgroups::{WorkgroupConfig, WorkgroupSetupError, Workgroups, WorkgroupsConfig};

@@ -62,23 +62,6 @@ pub enum LocationStatementResult {
 }
 
 /// Recognizes a location statement; `None` for anything else.
-///
-/// ```
-/// use osprey_service::locations_sql::{LocationStatement, parse_location_statement};
-///
-/// let parsed = parse_location_statement(
-///     "CREATE LOCATION raw URL 's3://lake/raw/' READ ONLY FOR USERS ana, Ben",
-/// ).unwrap().unwrap();
-/// assert_eq!(parsed, LocationStatement::Create {
-///     name: "raw".into(),
-///     url: "s3://lake/raw/".into(),
-///     users: vec!["ana".into(), "ben".into()],
-///     read_only: true,
-///     replace: false,
-///     if_not_exists: false,
-/// });
-/// assert!(parse_location_statement("SELECT 1").unwrap().is_none());
-/// ```
 pub fn parse_location_statement(sql: &str) -> Result<Option<LocationStatement>, QueryError> {
     let Some(tokens) = tokenize(sql) else {
         return Ok(None);
@@ -263,5 +246,31 @@ mod tests {
         ] {
             assert!(parse_location_statement(bad).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod recognizer_example {
+    use super::*;
+
+    #[test]
+    fn recognizes_its_statements_and_nothing_else() {
+        let parsed = parse_location_statement(
+            "CREATE LOCATION raw URL 's3://lake/raw/' READ ONLY FOR USERS ana, Ben",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            parsed,
+            LocationStatement::Create {
+                name: "raw".into(),
+                url: "s3://lake/raw/".into(),
+                users: vec!["ana".into(), "ben".into()],
+                read_only: true,
+                replace: false,
+                if_not_exists: false,
+            }
+        );
+        assert!(parse_location_statement("SELECT 1").unwrap().is_none());
     }
 }

@@ -25,6 +25,7 @@ use crate::nesting::{
     MAX_PARSER_RECURSION, MAX_STATEMENT_DEPTH, TooDeeplyNested, check_nesting,
     is_parser_recursion_limit, token_nesting,
 };
+use crate::policy::{AllowAll, StatementPolicy};
 use crate::query_runtime::{plan_on, stream_on};
 use crate::retry::{QueryTimedOut, Rerun, RetryLog, RetryPolicy, retry_on_executor_loss};
 use crate::session::SessionSettings;
@@ -170,6 +171,8 @@ pub struct QueryEngine {
     registry: ExecutorRegistry,
     retry_policy: RetryPolicy,
     query_timeout: Option<std::time::Duration>,
+    /// What each principal may run and see (see [`crate::policy`]).
+    policy: Arc<dyn StatementPolicy>,
 }
 
 impl QueryEngine {
@@ -211,6 +214,7 @@ impl QueryEngine {
             registry,
             retry_policy: RetryPolicy::default(),
             query_timeout: None,
+            policy: Arc::new(AllowAll),
         })
     }
 
@@ -225,6 +229,22 @@ impl QueryEngine {
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry_policy = policy;
         self
+    }
+
+    /// The policy every statement's plan passes (see [`crate::policy`]); [`AllowAll`] until
+    /// one is set.
+    pub fn with_policy(mut self, policy: Arc<dyn StatementPolicy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The plan to run for `session`'s principal, as the policy decides.
+    fn check_plan(
+        &self,
+        session: &SessionSettings,
+        plan: LogicalPlan,
+    ) -> Result<LogicalPlan, QueryError> {
+        self.policy.check_plan(session.principal.as_ref(), plan)
     }
 
     /// The session shared by every query (its catalog holds every registered table).
@@ -391,10 +411,20 @@ impl QueryEngine {
         Ok(Arc::clone(self.state_for(session)?.catalog_list()))
     }
 
-    /// The shared state with a session's settings applied.
+    /// The shared state with a session's settings applied, seeing the catalogs the policy
+    /// shows the session's principal.
     fn state_for(&self, session: &SessionSettings) -> Result<SessionState, QueryError> {
         let mut state = self.ctx.state();
         session.apply(&mut state)?;
+        let catalogs = Arc::clone(state.catalog_list());
+        let visible = self
+            .policy
+            .visible_catalogs(session.principal.as_ref(), Arc::clone(&catalogs));
+        if !Arc::ptr_eq(&catalogs, &visible) {
+            state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+                .with_catalog_list(visible)
+                .build();
+        }
         Ok(state)
     }
 
@@ -495,6 +525,7 @@ impl QueryEngine {
                 plan
             }
         };
+        let plan = self.check_plan(session, plan)?;
         match &plan {
             LogicalPlan::Statement(Statement::SetVariable(set)) => {
                 session.set(self.ctx.state().config_options(), &set.variable, &set.value)?;
@@ -721,6 +752,7 @@ impl QueryEngine {
                 let input = state
                     .statement_to_plan(DFStatement::Statement(Box::new(statement)))
                     .await?;
+                let input = self.check_plan(session, input)?;
                 let slot = self.admit_write(state, session).await?;
                 let state = &*state;
                 let unload = async { lakehouse.unload(state, input, &to.value, format).await };
@@ -893,6 +925,7 @@ impl QueryEngine {
             }
         }
         let plan = state.statement_to_plan(statement).await?;
+        let plan = self.check_plan(session, plan)?;
         let mut fields: Vec<(usize, Field)> = Vec::new();
         for (name, field) in plan.get_parameter_fields()? {
             let position = name

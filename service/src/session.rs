@@ -59,7 +59,7 @@ impl SessionSettings {
     ///
     /// ```
     /// use datafusion::prelude::SessionContext;
-    /// use osprey_service::session::SessionSettings;
+    /// use osprey_service::SessionSettings;
     ///
     /// let ctx = SessionContext::new();
     /// let mut settings = SessionSettings::default();

@@ -35,7 +35,7 @@ pub trait SystemTableSource: std::fmt::Debug + Send + Sync + 'static {
 /// use datafusion::arrow::array::RecordBatch;
 /// use datafusion::arrow::datatypes::{Schema, SchemaRef};
 /// use datafusion::catalog::{Session, TableProvider};
-/// use osprey_service::system_tables::{SystemTable, SystemTableSource};
+/// use osprey_service::{SystemTable, SystemTableSource};
 /// use std::sync::Arc;
 ///
 /// #[derive(Debug)]

@@ -4,7 +4,7 @@
 /// `K`/`KB`, `M`/`MB`, ... mean the same powers of 1024, as memory sizes usually do).
 ///
 /// ```
-/// use osprey_service::units::parse_byte_size;
+/// use osprey_service::parse_byte_size;
 ///
 /// assert_eq!(parse_byte_size("4GiB"), Ok(4 << 30));
 /// assert_eq!(parse_byte_size("1.5 KB"), Ok(1536));
@@ -40,7 +40,7 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
 /// Parses a duration in whole seconds: a number with an optional unit (`s`, `m`, `h`, `d`).
 ///
 /// ```
-/// use osprey_service::units::parse_seconds;
+/// use osprey_service::parse_seconds;
 ///
 /// assert_eq!(parse_seconds("90"), Ok(90));
 /// assert_eq!(parse_seconds("10m"), Ok(600));

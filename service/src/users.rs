@@ -134,15 +134,6 @@ pub enum UserStatementResult {
 
 /// Recognises a user-management statement: `None` if `sql` is something else, an error if it
 /// starts like one but is malformed.
-///
-/// ```
-/// use osprey_service::users::{parse_user_statement, UserStatement};
-///
-/// let statement = parse_user_statement("CREATE USER ana WITH PASSWORD 'x' ADMIN;").unwrap().unwrap();
-/// assert!(matches!(statement, UserStatement::Create { ref name, .. } if name == "ana"));
-/// assert!(parse_user_statement("SELECT 1").unwrap().is_none());
-/// assert!(parse_user_statement("DROP USER").is_err());
-/// ```
 pub fn parse_user_statement(sql: &str) -> Result<Option<UserStatement>, QueryError> {
     let Some(tokens) = tokenize(sql) else {
         return Ok(None);
@@ -617,5 +608,20 @@ mod tests {
         ] {
             assert!(parse_user_statement(sql).unwrap().is_none(), "{sql}");
         }
+    }
+}
+
+#[cfg(test)]
+mod recognizer_example {
+    use super::*;
+
+    #[test]
+    fn recognizes_its_statements_and_nothing_else() {
+        let statement = parse_user_statement("CREATE USER ana WITH PASSWORD 'x' ADMIN;")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(statement, UserStatement::Create { ref name, .. } if name == "ana"));
+        assert!(parse_user_statement("SELECT 1").unwrap().is_none());
+        assert!(parse_user_statement("DROP USER").is_err());
     }
 }

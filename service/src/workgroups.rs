@@ -706,17 +706,6 @@ pub enum WorkgroupStatement {
 
 /// Recognises a workgroup statement: `None` if `sql` is something else, an error if it starts
 /// like one but is malformed.
-///
-/// ```
-/// use osprey_service::workgroups::{parse_workgroup_statement, WorkgroupStatement};
-///
-/// let statement = parse_workgroup_statement(
-///     "CREATE WORKGROUP etl WITH (max_concurrent_queries = 2, max_scan_bytes = '10GiB')",
-/// ).unwrap().unwrap();
-/// assert!(matches!(statement, WorkgroupStatement::Create { ref name, .. } if name == "etl"));
-/// assert!(parse_workgroup_statement("SELECT 1").unwrap().is_none());
-/// assert!(parse_workgroup_statement("DROP WORKGROUP").is_err());
-/// ```
 pub fn parse_workgroup_statement(sql: &str) -> Result<Option<WorkgroupStatement>, QueryError> {
     let Some(tokens) = tokenize(sql) else {
         return Ok(None);
@@ -1141,5 +1130,22 @@ mod tests {
         assert_eq!(test_group.lock().waiting.len(), 0);
         drop(slot);
         assert_eq!(test_group.lock().running, 0);
+    }
+}
+
+#[cfg(test)]
+mod recognizer_example {
+    use super::*;
+
+    #[test]
+    fn recognizes_its_statements_and_nothing_else() {
+        let statement = parse_workgroup_statement(
+            "CREATE WORKGROUP etl WITH (max_concurrent_queries = 2, max_scan_bytes = '10GiB')",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(statement, WorkgroupStatement::Create { ref name, .. } if name == "etl"));
+        assert!(parse_workgroup_statement("SELECT 1").unwrap().is_none());
+        assert!(parse_workgroup_statement("DROP WORKGROUP").is_err());
     }
 }

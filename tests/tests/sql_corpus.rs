@@ -9,18 +9,13 @@
 //! Run one file: `cargo test -p osprey-tests --test sql_corpus -- --nocapture` with
 //! `OSPREY_SLT=basics` (a file name without `.slt`).
 
+mod in_process;
+
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::TryStreamExt;
-use osprey_coordinator::{Coordinator, CoordinatorConfig};
-use osprey_proto::ClusterSecret;
-use osprey_service::auth::Principal;
-use osprey_service::auth::UserCredential;
-use osprey_service::discovery::ExecutorHealth;
-use osprey_service::error::QueryError;
-use osprey_service::session::SessionSettings;
-use osprey_service::statement::{StatementRequest, StatementService};
+use osprey_service::{Principal, QueryError, SessionSettings, StatementRequest, StatementService};
 use osprey_tests::{
     ADMIN_PASSWORD, CoordinatorOptions, Process, SqlClient, TEST_SECRET, spawn_coordinator,
     spawn_executor,
@@ -192,46 +187,6 @@ fn corpus_files() -> Vec<PathBuf> {
     files
 }
 
-/// A coordinator in this process over two executor processes, with its data in `data_dir`.
-async fn start_coordinator(data_dir: &Path) -> (Coordinator, Vec<Process>) {
-    let executors: Vec<Process> = (0..2)
-        .map(|_| spawn_executor("127.0.0.1:0", TEST_SECRET))
-        .collect();
-    let mut config = CoordinatorConfig::new(ClusterSecret::new(TEST_SECRET).expect("secret"));
-    config.data_dir = data_dir.to_path_buf();
-    config.discovery.static_executors = executors
-        .iter()
-        .map(|executor| {
-            url::Url::parse(&format!("http://{}", executor.addr)).expect("executor URL")
-        })
-        .collect();
-    config.auth.users = vec![UserCredential {
-        name: "admin".into(),
-        password: ADMIN_PASSWORD.into(),
-        admin: true,
-    }];
-    let coordinator = Coordinator::start(&config)
-        .await
-        .expect("the coordinator starts");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let live = |coordinator: &Coordinator| {
-        coordinator
-            .registry
-            .statuses()
-            .iter()
-            .filter(|status| matches!(status.health, ExecutorHealth::Up))
-            .count()
-    };
-    while live(&coordinator) < executors.len() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the executors did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (coordinator, executors)
-}
-
 /// Runs every corpus file with a fresh connection from `connect`; the failures, by file.
 async fn run_corpus<D, F, Fut>(connect: F) -> Vec<String>
 where
@@ -294,16 +249,9 @@ async fn the_sql_corpus_passes_through_flight_sql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sql_corpus_passes_in_process() {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let (coordinator, _executors) = start_coordinator(data_dir.path()).await;
+    let (coordinator, _executors) = in_process::start_coordinator(data_dir.path()).await;
     let service = StatementService::new(coordinator.engine.clone());
-    // The admin, as a front door would authenticate it (the coordinator's own internal
-    // statements, with no principal, skip the checks a user's pass).
-    let admin = service
-        .engine()
-        .auth()
-        .check_password("admin", ADMIN_PASSWORD, None)
-        .await
-        .expect("the admin logs in");
+    let admin = in_process::admin(&service).await;
     let failures = run_corpus(move || {
         let service = service.clone();
         let admin = admin.clone();

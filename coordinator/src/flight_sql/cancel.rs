@@ -10,7 +10,7 @@ use arrow_flight::FlightData;
 use futures::future::{AbortHandle, AbortRegistration, Abortable};
 use futures::{Stream, StreamExt};
 use osprey_engine::{ProgressSnapshot, QueryProgress};
-use osprey_service::history::QueueClock;
+use osprey_service::QueueClock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -23,7 +23,7 @@ pub struct RunningResults {
 }
 
 struct RunningResult {
-    /// The identity of the user who owns it ([`osprey_service::auth::Principal::user_id`]).
+    /// The identity of the user who owns it ([`osprey_service::Principal::user_id`]).
     owner: String,
     /// Stops the query while it starts (waiting in its workgroup's queue, planning) and while
     /// its result streams.

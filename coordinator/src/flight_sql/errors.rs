@@ -2,7 +2,7 @@
 //! [`osprey_service::error`] for every door's table side by side).
 
 use arrow_flight::error::FlightError;
-use osprey_service::error::QueryError;
+use osprey_service::QueryError;
 use tonic::Status;
 
 /// Maps a statement's failure to the gRPC status a client can act on.

@@ -55,11 +55,10 @@ use datafusion::catalog::CatalogProviderList;
 use datafusion::common::ScalarValue;
 use futures::future::Abortable;
 use futures::{Stream, StreamExt, TryStreamExt};
-use osprey_service::auth::{AuthError, Authenticator, Principal, basic_credentials};
-use osprey_service::error::QueryError;
-use osprey_service::expiring::ExpiringStore;
-use osprey_service::session::{SessionSettings, SessionStore};
-use osprey_service::statement::{StatementRecord, StatementRequest, StatementService, Submitted};
+use osprey_service::{
+    AuthError, Authenticator, ExpiringStore, Principal, QueryError, SessionSettings, SessionStore,
+    StatementRecord, StatementRequest, StatementService, Submitted, basic_credentials,
+};
 use prost::Message as _;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -1169,7 +1168,7 @@ fn compact_view_arrays(batch: RecordBatch) -> RecordBatch {
     RecordBatch::try_new(batch.schema(), columns).unwrap_or(batch)
 }
 
-fn handle_limit(err: osprey_service::expiring::HandleLimitReached) -> Status {
+fn handle_limit(err: osprey_service::HandleLimitReached) -> Status {
     Status::resource_exhausted(err.to_string())
 }
 

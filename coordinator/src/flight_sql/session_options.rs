@@ -4,9 +4,7 @@
 //! arrow-flight 59 does not ship these messages, so they are declared here with prost,
 //! field for field as in Flight.proto.
 
-use osprey_service::error::QueryError;
-use osprey_service::query::QueryEngine;
-use osprey_service::session::{SessionSettings, is_known_option};
+use osprey_service::{QueryEngine, QueryError, SessionSettings, is_known_option};
 use std::collections::HashMap;
 
 /// A session option's value (Flight.proto `SessionOptionValue`).

@@ -5,8 +5,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use osprey_service::auth::AuthError;
-use osprey_service::error::QueryError;
+use osprey_service::{AuthError, QueryError};
 use serde_json::json;
 
 /// "Client closed request": the status the canonical gRPC-to-HTTP mapping gives a cancelled

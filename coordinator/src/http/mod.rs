@@ -33,9 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use errors::auth_error;
 pub use errors::{ApiError, bad_parameters, query_error};
-use osprey_service::auth::{AuthError, Principal};
-use osprey_service::discovery::{ExecutorHealth, ExecutorRegistry};
-use osprey_service::statement::StatementService;
+use osprey_service::{AuthError, ExecutorHealth, ExecutorRegistry, Principal, StatementService};
 use serde_json::json;
 
 /// What the HTTP handlers share.

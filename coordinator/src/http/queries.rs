@@ -28,11 +28,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 use osprey_catalog::{HistoryCursor, QueryRecord, now_ms};
 use osprey_engine::QueryProgress;
-use osprey_service::auth::Principal;
-use osprey_service::error::QueryError;
-use osprey_service::history::QueueClock;
-use osprey_service::session::SessionSettings;
-use osprey_service::statement::{Statement, StatementRequest};
+use osprey_service::{
+    Principal, QueryError, QueueClock, SessionSettings, Statement, StatementRequest,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;

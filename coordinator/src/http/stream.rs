@@ -13,8 +13,7 @@ use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use futures::StreamExt;
-use osprey_service::session::SessionSettings;
-use osprey_service::statement::StatementRequest;
+use osprey_service::{SessionSettings, StatementRequest};
 use serde::Deserialize;
 
 /// Query parameters of the streaming endpoint.

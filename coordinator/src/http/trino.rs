@@ -34,9 +34,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use osprey_engine::{ProgressSnapshot, QueryProgress};
-use osprey_service::error::QueryError;
-use osprey_service::session::{MetadataFlavor, SessionSettings};
-use osprey_service::statement::{Running, StatementRequest};
+use osprey_service::{MetadataFlavor, QueryError, Running, SessionSettings, StatementRequest};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -170,13 +168,13 @@ struct TrinoQuery {
     id: String,
     /// A random part of its URIs, so that they cannot be guessed from the id.
     slug: String,
-    /// The identity of the user who started it ([`osprey_service::auth::Principal::user_id`]).
+    /// The identity of the user who started it ([`osprey_service::Principal::user_id`]).
     owner: String,
     started: Instant,
     last_seen: Mutex<Instant>,
     finished: std::sync::atomic::AtomicBool,
     /// Its time in its workgroup's queue.
-    queue: osprey_service::history::QueueClock,
+    queue: osprey_service::QueueClock,
     /// Polls take turns.
     run: tokio::sync::Mutex<Run>,
     /// Told when a cancel arrives, so that a poll waiting for rows gives its turn up at once.
@@ -861,7 +859,7 @@ mod tests {
             started: Instant::now(),
             last_seen: Mutex::new(Instant::now() - idle),
             finished: std::sync::atomic::AtomicBool::new(finished),
-            queue: osprey_service::history::QueueClock::default(),
+            queue: osprey_service::QueueClock::default(),
             run: tokio::sync::Mutex::new(Run::new(Phase::Finished, SessionSettings::default())),
             cancel_requested: tokio::sync::Notify::new(),
         })

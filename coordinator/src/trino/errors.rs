@@ -2,7 +2,7 @@
 //! [`osprey_service::error`] for every door's table side by side). Names and numbers are Trino's own
 //! (`io.trino.spi.StandardErrorCode`), so clients that branch on them behave as with Trino.
 
-use osprey_service::error::QueryError;
+use osprey_service::QueryError;
 use serde_json::{Value, json};
 
 /// A failure as Trino describes it: name, code and type (`USER_ERROR`, `INTERNAL_ERROR`,

@@ -24,7 +24,7 @@ use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use osprey_service::session::MetadataTables;
+use osprey_service::MetadataTables;
 use std::sync::Arc;
 
 /// The name of the information schema in every catalog.
