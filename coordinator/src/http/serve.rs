@@ -43,8 +43,8 @@ struct Counts {
     total: usize,
 }
 
-/// One admitted connection; gives its place back when dropped.
-struct Admitted {
+/// One open connection; gives its place back when dropped.
+struct ConnectionPlace {
     open: OpenConnections,
     peer: IpAddr,
 }
@@ -55,7 +55,7 @@ impl OpenConnections {
     }
 
     /// A place for a new connection from `peer`, unless it or everyone is at the bound.
-    fn admit(&self, peer: IpAddr) -> Option<Admitted> {
+    fn take_place(&self, peer: IpAddr) -> Option<ConnectionPlace> {
         let mut counts = self.lock();
         let held = counts.by_peer.get(&peer).copied().unwrap_or(0);
         if held >= MAX_CONNECTIONS_PER_PEER || counts.total >= MAX_CONNECTIONS {
@@ -63,14 +63,14 @@ impl OpenConnections {
         }
         *counts.by_peer.entry(peer).or_insert(0) += 1;
         counts.total += 1;
-        Some(Admitted {
+        Some(ConnectionPlace {
             open: self.clone(),
             peer,
         })
     }
 }
 
-impl Drop for Admitted {
+impl Drop for ConnectionPlace {
     fn drop(&mut self) {
         let mut counts = self.open.lock();
         counts.total -= 1;
@@ -104,7 +104,7 @@ where
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let Some(admitted) = open.admit(peer.ip()) else {
+        let Some(place) = open.take_place(peer.ip()) else {
             tracing::debug!(%peer, "HTTP connection refused: too many open from this address");
             continue;
         };
@@ -112,7 +112,7 @@ where
         let mut stopping = stopping.clone();
         let alive = alive.clone();
         tokio::spawn(async move {
-            let _admitted = admitted;
+            let _place = place;
             let _alive = alive;
             let service =
                 hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
@@ -154,13 +154,13 @@ mod tests {
         let open = OpenConnections::default();
         let greedy: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
-        let held: Vec<Admitted> = (0..MAX_CONNECTIONS_PER_PEER)
-            .map(|_| open.admit(greedy).unwrap())
+        let held: Vec<ConnectionPlace> = (0..MAX_CONNECTIONS_PER_PEER)
+            .map(|_| open.take_place(greedy).unwrap())
             .collect();
-        assert!(open.admit(greedy).is_none());
-        assert!(open.admit(other).is_some());
+        assert!(open.take_place(greedy).is_none());
+        assert!(open.take_place(other).is_some());
         drop(held);
-        assert!(open.admit(greedy).is_some());
+        assert!(open.take_place(greedy).is_some());
         assert!(open.lock().by_peer.is_empty());
         assert_eq!(open.lock().total, 0);
     }
