@@ -79,6 +79,9 @@ pub enum PreparedStatement {
         rows: u64,
         /// Bytes of data files the statement read.
         bytes_scanned: u64,
+        /// What the statement did, as Trino names update types: `CREATE TABLE`, `INSERT`,
+        /// `USE`, `SET SESSION`, ...
+        kind: &'static str,
     },
 }
 
@@ -117,24 +120,67 @@ impl PreparedStatement {
         }
     }
 
-    fn ddl_done() -> Self {
+    /// DDL of `kind` that ran: no result columns.
+    fn ddl_done(kind: &'static str) -> Self {
         PreparedStatement::Done {
-            schema: Arc::new(Schema::empty()),
+            schema: ddl_schema(),
             rows: 0,
             bytes_scanned: 0,
+            kind,
         }
     }
 
-    fn done(rows: u64) -> Self {
+    /// A write of `kind` that ran and wrote `rows`: one `count` row.
+    fn done(kind: &'static str, rows: u64) -> Self {
         PreparedStatement::Done {
-            schema: Arc::new(Schema::new(vec![Field::new(
-                "count",
-                DataType::UInt64,
-                false,
-            )])),
+            schema: count_schema(),
             rows,
             bytes_scanned: 0,
+            kind,
         }
+    }
+}
+
+/// The result schema of DDL: no columns.
+fn ddl_schema() -> SchemaRef {
+    Arc::new(Schema::empty())
+}
+
+/// The result schema of a write: the rows it wrote, as `count`.
+fn count_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::UInt64,
+        false,
+    )]))
+}
+
+/// A user statement's kind, as an update type.
+fn user_statement_kind(statement: &UserStatement) -> &'static str {
+    match statement {
+        UserStatement::Create { .. } => "CREATE USER",
+        UserStatement::Alter { .. } | UserStatement::RevokeTokens { .. } => "ALTER USER",
+        UserStatement::Drop { .. } => "DROP USER",
+        UserStatement::Show => "SHOW USERS",
+    }
+}
+
+/// A workgroup statement's kind, as an update type.
+fn workgroup_statement_kind(statement: &WorkgroupStatement) -> &'static str {
+    match statement {
+        WorkgroupStatement::Create { .. } => "CREATE WORKGROUP",
+        WorkgroupStatement::Alter { .. } => "ALTER WORKGROUP",
+        WorkgroupStatement::Drop { .. } => "DROP WORKGROUP",
+        WorkgroupStatement::Show => "SHOW WORKGROUPS",
+    }
+}
+
+/// A location statement's kind, as an update type.
+fn location_statement_kind(statement: &LocationStatement) -> &'static str {
+    match statement {
+        LocationStatement::Create { .. } => "CREATE LOCATION",
+        LocationStatement::Drop { .. } => "DROP LOCATION",
+        LocationStatement::Show => "SHOW LOCATIONS",
     }
 }
 
@@ -437,29 +483,32 @@ impl QueryEngine {
     ) -> Result<PreparedStatement, QueryError> {
         if let Some(statement) = parse_user_statement(sql)? {
             let principal = session.principal.as_ref();
+            let kind = user_statement_kind(&statement);
             return Ok(
                 match execute_user_statement(&self.auth, &self.workgroups, principal, statement)
                     .await?
                 {
-                    UserStatementResult::Done => PreparedStatement::ddl_done(),
+                    UserStatementResult::Done => PreparedStatement::ddl_done(kind),
                     UserStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
                 },
             );
         }
         if let Some(statement) = parse_workgroup_statement(sql)? {
             let is_admin = session.principal.as_ref().is_none_or(|p| p.is_admin);
+            let kind = workgroup_statement_kind(&statement);
             return Ok(
                 match execute_workgroup_statement(&self.workgroups, is_admin, statement).await? {
-                    WorkgroupStatementResult::Done => PreparedStatement::ddl_done(),
+                    WorkgroupStatementResult::Done => PreparedStatement::ddl_done(kind),
                     WorkgroupStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
                 },
             );
         }
         if let Some(statement) = parse_location_statement(sql)? {
             let principal = session.principal.as_ref();
+            let kind = location_statement_kind(&statement);
             return Ok(
                 match execute_location_statement(&self.locations, principal, statement).await? {
-                    LocationStatementResult::Done => PreparedStatement::ddl_done(),
+                    LocationStatementResult::Done => PreparedStatement::ddl_done(kind),
                     LocationStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
                 },
             );
@@ -469,7 +518,7 @@ impl QueryEngine {
             && let ast::Statement::Use(target) = ast_statement.as_ref()
         {
             self.use_schema(session, target)?;
-            return Ok(PreparedStatement::ddl_done());
+            return Ok(PreparedStatement::ddl_done("USE"));
         }
         if let Some(prepared) = self
             .run_catalog_statement(&mut state, session, &statement)
@@ -529,11 +578,11 @@ impl QueryEngine {
         match &plan {
             LogicalPlan::Statement(Statement::SetVariable(set)) => {
                 session.set(self.ctx.state().config_options(), &set.variable, &set.value)?;
-                return Ok(PreparedStatement::ddl_done());
+                return Ok(PreparedStatement::ddl_done("SET SESSION"));
             }
             LogicalPlan::Statement(Statement::ResetVariable(reset)) => {
                 session.reset(&reset.variable);
-                return Ok(PreparedStatement::ddl_done());
+                return Ok(PreparedStatement::ddl_done("RESET SESSION"));
             }
             _ => {}
         }
@@ -546,7 +595,7 @@ impl QueryEngine {
                         .check(session.principal.as_ref(), location, Access::Read)?;
                 }
                 lakehouse.create_external_table(&state, &cmd).await?;
-                Ok(PreparedStatement::ddl_done())
+                Ok(PreparedStatement::ddl_done("CREATE TABLE"))
             }
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
                 if cmd.temporary {
@@ -575,9 +624,9 @@ impl QueryEngine {
                     None => create.await?,
                 };
                 Ok(if create_has_query {
-                    PreparedStatement::done(rows)
+                    PreparedStatement::done("CREATE TABLE", rows)
                 } else {
-                    PreparedStatement::ddl_done()
+                    PreparedStatement::ddl_done("CREATE TABLE")
                 })
             }
             LogicalPlan::Ddl(DdlStatement::CreateView(cmd)) => {
@@ -588,19 +637,19 @@ impl QueryEngine {
                 lakehouse
                     .create_view(&state, &cmd.name, &cmd.input, &view_sql, cmd.or_replace)
                     .await?;
-                Ok(PreparedStatement::ddl_done())
+                Ok(PreparedStatement::ddl_done("CREATE VIEW"))
             }
             LogicalPlan::Ddl(DdlStatement::DropTable(cmd)) => {
                 lakehouse
                     .drop_relation(&state, &cmd.name, cmd.if_exists, false)
                     .await?;
-                Ok(PreparedStatement::ddl_done())
+                Ok(PreparedStatement::ddl_done("DROP TABLE"))
             }
             LogicalPlan::Ddl(DdlStatement::DropView(cmd)) => {
                 lakehouse
                     .drop_relation(&state, &cmd.name, cmd.if_exists, true)
                     .await?;
-                Ok(PreparedStatement::ddl_done())
+                Ok(PreparedStatement::ddl_done("DROP VIEW"))
             }
             LogicalPlan::Ddl(other) => Err(QueryError::NotSupported(format!(
                 "{}: Osprey does not support this statement",
@@ -615,7 +664,7 @@ impl QueryEngine {
                             .await
                     };
                     let rows = self.within_time_limit(&slot, insert).await?;
-                    Ok(PreparedStatement::done(rows))
+                    Ok(PreparedStatement::done("INSERT", rows))
                 }
                 other => Err(QueryError::NotSupported(format!(
                     "{other}: managed tables take INSERT INTO ... SELECT / VALUES; \
@@ -654,7 +703,7 @@ impl QueryEngine {
                 };
                 let schema = lakehouse.resolve_schema(&name_parts(name))?;
                 lakehouse.create_schema(&schema, *if_not_exists).await?;
-                Ok(Some(PreparedStatement::ddl_done()))
+                Ok(Some(PreparedStatement::ddl_done("CREATE SCHEMA")))
             }
             ast::Statement::CreateDatabase {
                 db_name,
@@ -663,7 +712,7 @@ impl QueryEngine {
             } => {
                 let schema = lakehouse.resolve_schema(&name_parts(db_name))?;
                 lakehouse.create_schema(&schema, *if_not_exists).await?;
-                Ok(Some(PreparedStatement::ddl_done()))
+                Ok(Some(PreparedStatement::ddl_done("CREATE SCHEMA")))
             }
             ast::Statement::Drop {
                 object_type: ast::ObjectType::Schema | ast::ObjectType::Database,
@@ -679,7 +728,7 @@ impl QueryEngine {
                         lakehouse.delete_managed_data(state, &entry).await;
                     }
                 }
-                Ok(Some(PreparedStatement::ddl_done()))
+                Ok(Some(PreparedStatement::ddl_done("DROP SCHEMA")))
             }
             ast::Statement::AlterTable(alter) => {
                 let [ast::AlterTableOperation::RenameTable { table_name }] =
@@ -701,7 +750,7 @@ impl QueryEngine {
                 let to = lakehouse.resolve(&table_reference_from_parts(&to_parts)?, state)?;
                 if lakehouse.table(&from.schema, &from.table).is_none() {
                     if alter.if_exists {
-                        return Ok(Some(PreparedStatement::ddl_done()));
+                        return Ok(Some(PreparedStatement::ddl_done("RENAME TABLE")));
                     }
                     return Err(QueryError::InvalidStatement(format!(
                         "table {from} does not exist"
@@ -710,7 +759,7 @@ impl QueryEngine {
                 lakehouse
                     .rename_table((&from.schema, &from.table), (&to.schema, &to.table))
                     .await?;
-                Ok(Some(PreparedStatement::ddl_done()))
+                Ok(Some(PreparedStatement::ddl_done("RENAME TABLE")))
             }
             ast::Statement::Unload {
                 query,
@@ -758,7 +807,7 @@ impl QueryEngine {
                 let unload = async { lakehouse.unload(state, input, &to.value, format).await };
                 let unloaded = self.within_time_limit(&slot, unload).await?;
                 tracing::info!(rows = unloaded.rows, files = unloaded.files, manifest = %unloaded.manifest, "unloaded");
-                Ok(Some(PreparedStatement::done(unloaded.rows)))
+                Ok(Some(PreparedStatement::done("UNLOAD", unloaded.rows)))
             }
             ast::Statement::ShowSchemas { .. } | ast::Statement::ShowDatabases { .. } => {
                 let sql = format!(
@@ -886,7 +935,7 @@ impl QueryEngine {
             return Ok(Description {
                 schema: match statement {
                     UserStatement::Show => users::listing_schema(),
-                    _ => PreparedStatement::ddl_done().schema(),
+                    _ => ddl_schema(),
                 },
                 parameters: no_parameters,
             });
@@ -895,7 +944,7 @@ impl QueryEngine {
             return Ok(Description {
                 schema: match statement {
                     WorkgroupStatement::Show => crate::workgroups::listing_schema(),
-                    _ => PreparedStatement::ddl_done().schema(),
+                    _ => ddl_schema(),
                 },
                 parameters: no_parameters,
             });
@@ -904,7 +953,7 @@ impl QueryEngine {
             return Ok(Description {
                 schema: match statement {
                     LocationStatement::Show => crate::locations_sql::listing_schema(),
-                    _ => PreparedStatement::ddl_done().schema(),
+                    _ => ddl_schema(),
                 },
                 parameters: no_parameters,
             });
@@ -913,8 +962,8 @@ impl QueryEngine {
         // Statements Osprey runs itself, which DataFusion cannot plan.
         if let DFStatement::Statement(ast_statement) = &statement {
             let schema = match ast_statement.as_ref() {
-                ast::Statement::Use(_) => Some(PreparedStatement::ddl_done().schema()),
-                ast::Statement::Unload { .. } => Some(PreparedStatement::done(0).schema()),
+                ast::Statement::Use(_) => Some(ddl_schema()),
+                ast::Statement::Unload { .. } => Some(count_schema()),
                 _ => None,
             };
             if let Some(schema) = schema {
@@ -966,6 +1015,7 @@ impl QueryEngine {
                 schema,
                 rows,
                 bytes_scanned,
+                ..
             } => return done_execution(schema, rows, bytes_scanned),
             PreparedStatement::Listing(plan) => {
                 let state = self.state_for(session)?;

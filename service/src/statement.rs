@@ -186,7 +186,6 @@ impl Statement {
             tracked,
             prepared,
             session: session.clone(),
-            sql,
         })
     }
 
@@ -205,8 +204,6 @@ pub struct Submitted {
     prepared: PreparedStatement,
     /// The session's settings after the statement changed them; the query runs with them.
     session: SessionSettings,
-    /// The statement that runs (unwrapped from `EXECUTE IMMEDIATE`).
-    sql: String,
 }
 
 impl Submitted {
@@ -229,20 +226,25 @@ impl Submitted {
         }
     }
 
-    /// The statement that ran or runs: the SQL submitted, unwrapped from `EXECUTE IMMEDIATE`.
-    pub fn sql(&self) -> &str {
-        &self.sql
+    /// What a statement that already ran did, as Trino names update types (`CREATE TABLE`,
+    /// `INSERT`, `USE`, `SET SESSION`, ...); `None` for a query.
+    pub fn update_kind(&self) -> Option<&'static str> {
+        match &self.prepared {
+            PreparedStatement::Done { kind, .. } => Some(kind),
+            PreparedStatement::Query(_) | PreparedStatement::Listing(_) => None,
+        }
     }
 
     /// Starts a query (admission, limits, reruns after executor loss) and streams its result;
     /// a statement that already ran streams its row count. A failure is recorded.
     pub async fn start(self) -> Result<Running, QueryError> {
+        let update_kind = self.update_kind();
         let Submitted {
             engine,
             tracked,
             prepared,
             session,
-            sql,
+            ..
         } = self;
         let already_ran = matches!(prepared, PreparedStatement::Done { .. });
         let execution = engine
@@ -263,7 +265,7 @@ impl Submitted {
             rows_written: execution.completed_rows,
             progress: execution.progress,
             record: StatementRecord(tracked),
-            sql,
+            update_kind,
         })
     }
 }
@@ -282,8 +284,9 @@ pub struct Running {
     pub progress: Option<Arc<QueryProgress>>,
     /// The statement's record in the history.
     pub record: StatementRecord,
-    /// The statement that runs (unwrapped from `EXECUTE IMMEDIATE`).
-    pub sql: String,
+    /// What a statement that already ran did, as Trino names update types (see
+    /// [`Submitted::update_kind`]); `None` for a query.
+    pub update_kind: Option<&'static str>,
 }
 
 /// A statement's record in the history, for front doors that report its figures.

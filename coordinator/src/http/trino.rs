@@ -576,7 +576,7 @@ fn start_streaming(run: &mut Run, started: Started) {
     run.session_headers = session_changes(&run.session, &session);
     match execution.rows_written {
         Some(rows) => {
-            let update_type = update_type(&execution.sql);
+            let update_type = execution.update_kind.unwrap_or_default().to_string();
             if execution.stream.schema().fields().is_empty() {
                 run.phase = Phase::Finished;
             } else {
@@ -656,32 +656,6 @@ fn batch_rows(batch: &RecordBatch) -> Result<Vec<Value>, datafusion::arrow::erro
             )
         })
         .collect())
-}
-
-/// Trino's update type for a statement that ran while being prepared: `CREATE TABLE`,
-/// `INSERT`, `DROP SCHEMA`, `USE`, `SET`.
-fn update_type(sql: &str) -> String {
-    let words: Vec<String> = sql
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|word| !word.is_empty())
-        .take(6)
-        .map(str::to_ascii_uppercase)
-        .collect();
-    let Some(first) = words.first() else {
-        return String::new();
-    };
-    let object = words[1..].iter().find(|word| {
-        matches!(
-            word.as_str(),
-            "TABLE" | "SCHEMA" | "VIEW" | "USER" | "DATABASE" | "FUNCTION"
-        )
-    });
-    match object {
-        Some(object) if matches!(first.as_str(), "CREATE" | "DROP" | "ALTER") => {
-            format!("{first} {object}")
-        }
-        _ => first.clone(),
-    }
 }
 
 /// The headers that carry a statement's session changes back to the client.
@@ -890,21 +864,6 @@ mod tests {
         let mut kept: Vec<&String> = queries.keys().collect();
         kept.sort();
         assert_eq!(kept, ["just-finished", "polled"]);
-    }
-
-    #[test]
-    fn update_types_name_the_statement() {
-        assert_eq!(update_type("create table t (a int)"), "CREATE TABLE");
-        assert_eq!(
-            update_type("CREATE EXTERNAL TABLE t STORED AS PARQUET"),
-            "CREATE TABLE"
-        );
-        assert_eq!(
-            update_type("CREATE OR REPLACE VIEW v AS SELECT 1"),
-            "CREATE VIEW"
-        );
-        assert_eq!(update_type("  INSERT INTO t VALUES (1)"), "INSERT");
-        assert_eq!(update_type("USE tpch"), "USE");
     }
 
     #[test]
