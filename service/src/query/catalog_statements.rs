@@ -1,0 +1,235 @@
+//! Statements DataFusion does not plan, handled on the parsed statement: schemas, renames,
+//! UNLOAD, `SHOW SCHEMAS` and `USE`.
+
+use super::*;
+
+impl QueryEngine {
+    /// Statements DataFusion does not plan, handled on the AST: schemas, renames, SHOW SCHEMAS.
+    pub(super) async fn run_catalog_statement(
+        &self,
+        state: &mut SessionState,
+        session: &SessionSettings,
+        statement: &DFStatement,
+    ) -> Result<Option<PreparedStatement>, QueryError> {
+        let DFStatement::Statement(statement) = statement else {
+            return Ok(None);
+        };
+        let lakehouse = &self.lakehouse;
+        match statement.as_ref() {
+            ast::Statement::CreateSchema {
+                schema_name,
+                if_not_exists,
+                ..
+            } => {
+                let ast::SchemaName::Simple(name) = schema_name else {
+                    return Err(QueryError::NotSupported(
+                        "CREATE SCHEMA ... AUTHORIZATION".to_string(),
+                    ));
+                };
+                let schema = lakehouse.resolve_schema(&name_parts(name))?;
+                lakehouse.create_schema(&schema, *if_not_exists).await?;
+                Ok(Some(PreparedStatement::ddl_done("CREATE SCHEMA")))
+            }
+            ast::Statement::CreateDatabase {
+                db_name,
+                if_not_exists,
+                ..
+            } => {
+                let schema = lakehouse.resolve_schema(&name_parts(db_name))?;
+                lakehouse.create_schema(&schema, *if_not_exists).await?;
+                Ok(Some(PreparedStatement::ddl_done("CREATE SCHEMA")))
+            }
+            ast::Statement::Drop {
+                object_type: ast::ObjectType::Schema | ast::ObjectType::Database,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => {
+                for name in names {
+                    let schema = lakehouse.resolve_schema(&name_parts(name))?;
+                    let dropped = lakehouse.drop_schema(&schema, *if_exists, *cascade).await?;
+                    for entry in dropped {
+                        lakehouse.delete_managed_data(state, &entry).await;
+                    }
+                }
+                Ok(Some(PreparedStatement::ddl_done("DROP SCHEMA")))
+            }
+            ast::Statement::AlterTable(alter) => {
+                let [ast::AlterTableOperation::RenameTable { table_name }] =
+                    alter.operations.as_slice()
+                else {
+                    return Err(QueryError::NotSupported(
+                        "ALTER TABLE supports RENAME TO only".to_string(),
+                    ));
+                };
+                let new_name = match table_name {
+                    ast::RenameTableNameKind::As(name) | ast::RenameTableNameKind::To(name) => name,
+                };
+                let from = lakehouse.resolve(&table_reference(&alter.name)?, state)?;
+                let mut to_parts = name_parts(new_name);
+                // An unqualified new name stays in the table's schema.
+                if to_parts.len() == 1 {
+                    to_parts.insert(0, from.schema.to_string());
+                }
+                let to = lakehouse.resolve(&table_reference_from_parts(&to_parts)?, state)?;
+                if lakehouse.table(&from.schema, &from.table).is_none() {
+                    if alter.if_exists {
+                        return Ok(Some(PreparedStatement::ddl_done("RENAME TABLE")));
+                    }
+                    return Err(QueryError::InvalidStatement(format!(
+                        "table {from} does not exist"
+                    )));
+                }
+                lakehouse
+                    .rename_table((&from.schema, &from.table), (&to.schema, &to.table))
+                    .await?;
+                Ok(Some(PreparedStatement::ddl_done("RENAME TABLE")))
+            }
+            ast::Statement::Unload {
+                query,
+                query_text,
+                to,
+                auth,
+                with,
+                options,
+            } => {
+                if auth.is_some() || !options.is_empty() {
+                    return Err(QueryError::NotSupported(
+                        "UNLOAD with IAM_ROLE or Redshift-style options: write UNLOAD (SELECT ...) \
+                         TO 'location' WITH (format = 'PARQUET'); credentials come from the \
+                         storage configuration"
+                            .to_string(),
+                    ));
+                }
+                let format = unload_format(with)?;
+                self.locations
+                    .check(session.principal.as_ref(), &to.value, Access::Write)?;
+                // Redshift's string form, UNLOAD ('SELECT ...'), is parsed here; either way
+                // only a query is accepted.
+                let parsed;
+                let query = match (query, query_text) {
+                    (Some(query), _) => query,
+                    (None, Some(text)) => {
+                        parsed = parse_bounded(state, text)?;
+                        match &parsed {
+                            DFStatement::Statement(s) => match s.as_ref() {
+                                ast::Statement::Query(query) => query,
+                                _ => return Err(unload_needs_query()),
+                            },
+                            _ => return Err(unload_needs_query()),
+                        }
+                    }
+                    (None, None) => return Err(unload_needs_query()),
+                };
+                let statement = ast::Statement::Query(query.clone());
+                let input = state
+                    .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+                    .await?;
+                let input = self.check_plan(session, input)?;
+                let slot = self.admit_write(state, session).await?;
+                let state = &*state;
+                let unload = async { lakehouse.unload(state, input, &to.value, format).await };
+                let unloaded = self.within_time_limit(&slot, unload).await?;
+                tracing::info!(rows = unloaded.rows, files = unloaded.files, manifest = %unloaded.manifest, "unloaded");
+                Ok(Some(PreparedStatement::done("UNLOAD", unloaded.rows)))
+            }
+            ast::Statement::ShowSchemas { .. } | ast::Statement::ShowDatabases { .. } => {
+                let sql = format!(
+                    "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = '{}' \
+                     ORDER BY schema_name",
+                    lakehouse.catalog_name().replace('\'', "''")
+                );
+                let plan = state.create_logical_plan(&sql).await?;
+                Ok(Some(PreparedStatement::Listing(plan)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `USE [SCHEMA|DATABASE] [catalog.]schema` and `USE CATALOG catalog`: changes the
+    /// session's current schema (or catalog), which must exist.
+    pub(super) fn use_schema(
+        &self,
+        session: &mut SessionSettings,
+        target: &ast::Use,
+    ) -> Result<(), QueryError> {
+        match target {
+            ast::Use::Object(name) | ast::Use::Schema(name) | ast::Use::Database(name) => {
+                match name_parts(name).as_slice() {
+                    [schema] => self.switch_schema(session, None, schema),
+                    [catalog, schema] => self.switch_schema(session, Some(catalog), schema),
+                    _ => Err(QueryError::InvalidStatement(format!(
+                        "USE {name}: name a schema, as USE schema or USE catalog.schema"
+                    ))),
+                }
+            }
+            ast::Use::Catalog(name) => self.switch_catalog(session, &name_parts(name).join(".")),
+            ast::Use::Default => {
+                session.catalog = None;
+                session.schema = None;
+                Ok(())
+            }
+            other => Err(QueryError::NotSupported(format!(
+                "{other}: Osprey switches schemas and catalogs only"
+            ))),
+        }
+    }
+
+    /// Makes `[catalog.]schema` the session's current schema; it must exist.
+    pub fn switch_schema(
+        &self,
+        session: &mut SessionSettings,
+        catalog: Option<&str>,
+        schema: &str,
+    ) -> Result<(), QueryError> {
+        if let Some(catalog) = catalog {
+            self.check_catalog(catalog)?;
+        }
+        if !self.lakehouse.schema_exists(schema) {
+            return Err(QueryError::InvalidStatement(format!(
+                "schema {schema} does not exist: SHOW SCHEMAS lists them, CREATE SCHEMA {schema} \
+                 makes it"
+            )));
+        }
+        session.catalog = catalog.map(str::to_string);
+        session.schema = Some(schema.to_string());
+        Ok(())
+    }
+
+    /// Makes `catalog` the session's current catalog; it must exist.
+    pub fn switch_catalog(
+        &self,
+        session: &mut SessionSettings,
+        catalog: &str,
+    ) -> Result<(), QueryError> {
+        self.check_catalog(catalog)?;
+        session.catalog = Some(catalog.to_string());
+        Ok(())
+    }
+
+    pub(super) fn check_catalog(&self, catalog: &str) -> Result<(), QueryError> {
+        if catalog != self.lakehouse.catalog_name() {
+            return Err(QueryError::InvalidStatement(format!(
+                "catalog {catalog} does not exist (the catalog is {})",
+                self.lakehouse.catalog_name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The current catalog and schema of `session`.
+    pub fn current_schema(&self, session: &SessionSettings) -> (String, String) {
+        let defaults = &self.ctx.state().config_options().catalog.clone();
+        (
+            session
+                .catalog
+                .clone()
+                .unwrap_or_else(|| defaults.default_catalog.clone()),
+            session
+                .schema
+                .clone()
+                .unwrap_or_else(|| defaults.default_schema.clone()),
+        )
+    }
+}

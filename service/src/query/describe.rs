@@ -1,0 +1,94 @@
+//! A statement's result and parameter schemas, without running it.
+
+use super::*;
+
+impl QueryEngine {
+    /// The schema of the statement's result, without running anything.
+    pub async fn describe(
+        &self,
+        session: &SessionSettings,
+        sql: &str,
+    ) -> Result<Description, QueryError> {
+        let engine = self.clone();
+        let session = session.clone();
+        let sql = sql.to_string();
+        plan_on(&self.query_runtime, async move {
+            engine.describe_here(&session, &sql).await
+        })
+        .await
+    }
+
+    /// [`QueryEngine::describe`] on the runtime it is called on.
+    pub(super) async fn describe_here(
+        &self,
+        session: &SessionSettings,
+        sql: &str,
+    ) -> Result<Description, QueryError> {
+        let state = self.state_for(session)?;
+        let no_parameters = Arc::new(Schema::empty());
+        if let Some(statement) = parse_user_statement(sql)? {
+            return Ok(Description {
+                schema: match statement {
+                    UserStatement::Show => users::listing_schema(),
+                    _ => ddl_schema(),
+                },
+                parameters: no_parameters,
+            });
+        }
+        if let Some(statement) = parse_workgroup_statement(sql)? {
+            return Ok(Description {
+                schema: match statement {
+                    WorkgroupStatement::Show => crate::workgroups::listing_schema(),
+                    _ => ddl_schema(),
+                },
+                parameters: no_parameters,
+            });
+        }
+        if let Some(statement) = parse_location_statement(sql)? {
+            return Ok(Description {
+                schema: match statement {
+                    LocationStatement::Show => crate::locations_sql::listing_schema(),
+                    _ => ddl_schema(),
+                },
+                parameters: no_parameters,
+            });
+        }
+        let statement = parse(&state, sql)?;
+        // Statements Osprey runs itself, which DataFusion cannot plan.
+        if let DFStatement::Statement(ast_statement) = &statement {
+            let schema = match ast_statement.as_ref() {
+                ast::Statement::Use(_) => Some(ddl_schema()),
+                ast::Statement::Unload { .. } => Some(count_schema()),
+                _ => None,
+            };
+            if let Some(schema) = schema {
+                return Ok(Description {
+                    schema,
+                    parameters: no_parameters,
+                });
+            }
+        }
+        let plan = state.statement_to_plan(statement).await?;
+        let plan = self.check_plan(session, plan)?;
+        let mut fields: Vec<(usize, Field)> = Vec::new();
+        for (name, field) in plan.get_parameter_fields()? {
+            let position = name
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| {
+                    QueryError::InvalidStatement(format!(
+                        "placeholder {name}: use $1, $2, ... or ?"
+                    ))
+                })?;
+            let data_type = field.map_or(DataType::Null, |f| f.data_type().clone());
+            fields.push((position, Field::new(name, data_type, true)));
+        }
+        fields.sort_by_key(|(position, _)| *position);
+        Ok(Description {
+            schema: Arc::new(plan.schema().as_arrow().clone()),
+            parameters: Arc::new(Schema::new(
+                fields.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
+            )),
+        })
+    }
+}

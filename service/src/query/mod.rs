@@ -1,0 +1,572 @@
+//! The query engine under the statement service: plans SQL against the shared catalog and runs
+//! it on the executors. Front doors reach it through [`crate::statement`].
+//!
+//! A statement goes through two steps:
+//!
+//! 1. [`QueryEngine::prepare_bound`] parses ([`parse`]) and plans it in a session. Statements
+//!    with side effects (DDL, writes, `USE`, `SET`) run right here, exactly once, and leave a
+//!    [`PreparedStatement::Done`] ([`prepared`]); statements DataFusion does not plan are
+//!    handled on the parsed statement ([`catalog_statements`]). Queries are only planned.
+//! 2. [`QueryEngine::execute`] ([`run`]) admits a planned query through its workgroup, runs it
+//!    on the executors and returns a stream; the coordinator never holds a whole result.
+//!
+//! [`QueryEngine::describe`] ([`describe`]) answers the schemas without running anything.
+
+mod catalog_statements;
+mod describe;
+mod parse;
+mod prepared;
+mod run;
+
+pub(crate) use parse::parse_bounded;
+use parse::*;
+use prepared::*;
+pub use prepared::{Description, Execution, PreparedStatement};
+
+use crate::auth::Authenticator;
+use crate::discovery::ExecutorRegistry;
+pub use crate::error::QueryError;
+use crate::history::{QueriesTable, QueryHistory, TrackedQuery};
+use crate::lakehouse::Lakehouse;
+use crate::lakehouse::ddl::name_parts;
+use crate::lakehouse::unload::unload_format;
+use crate::locations::{Access, Locations};
+use crate::locations_sql::{
+    LocationStatement, LocationStatementResult, execute_location_statement,
+    parse_location_statement,
+};
+use crate::nesting::{
+    MAX_PARSER_RECURSION, MAX_STATEMENT_DEPTH, TooDeeplyNested, check_nesting,
+    is_parser_recursion_limit, token_nesting,
+};
+use crate::policy::{AllowAll, StatementPolicy};
+use crate::query_runtime::{plan_on, stream_on};
+use crate::retry::{QueryTimedOut, Rerun, RetryLog, RetryPolicy, retry_on_executor_loss};
+use crate::session::SessionSettings;
+use crate::statement_stats::StatementStats;
+use crate::system_tables::{ExecutorsTable, SystemTable};
+use crate::users::{
+    self, UserStatement, UserStatementResult, execute_user_statement, parse_user_statement,
+};
+use crate::workgroups::{
+    Slot, WorkgroupLimits, WorkgroupStatement, WorkgroupStatementResult, Workgroups,
+    execute_workgroup_statement, parse_workgroup_statement,
+};
+use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
+use datafusion::common::TableReference;
+use datafusion::common::metadata::ScalarAndMetadata;
+use datafusion::common::{DataFusionError, ParamValues, ScalarValue};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement, WriteOp};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast;
+use futures::StreamExt;
+use osprey_engine::QueryProgress;
+use osprey_engine::limit_query_memory;
+use osprey_engine::{planned_scan_bytes, render_distributed_plan, with_metrics_collection};
+use std::sync::Arc;
+use tokio::runtime::Handle;
+
+/// What a [`QueryEngine`] is built from, besides the shared session.
+#[derive(Clone)]
+pub struct EngineParts {
+    /// Where statements are planned and run (see [`crate::query_runtime`]).
+    pub query_runtime: tokio::runtime::Handle,
+    /// The catalog.
+    pub lakehouse: Lakehouse,
+    /// The live executors.
+    pub registry: ExecutorRegistry,
+    /// The query history.
+    pub history: QueryHistory,
+    /// Users and tokens.
+    pub auth: Authenticator,
+    /// Admission control.
+    pub workgroups: Workgroups,
+    /// The locations users may reach.
+    pub locations: Locations,
+}
+
+/// Plans and runs statements against the coordinator's catalog.
+#[derive(Clone)]
+pub struct QueryEngine {
+    ctx: SessionContext,
+    /// Where statements are planned and run, apart from the front doors' runtime.
+    query_runtime: tokio::runtime::Handle,
+    locations: Locations,
+    lakehouse: Lakehouse,
+    history: QueryHistory,
+    auth: Authenticator,
+    workgroups: Workgroups,
+    registry: ExecutorRegistry,
+    retry_policy: RetryPolicy,
+    query_timeout: Option<std::time::Duration>,
+    /// What each principal may run and see (see [`crate::policy`]).
+    policy: Arc<dyn StatementPolicy>,
+}
+
+impl QueryEngine {
+    /// Wraps a session whose state carries the distributed planner, installs the lakehouse
+    /// catalog as its default catalog, and registers the `system` schema (with
+    /// `system.executors` and `system.queries`) in it. Queries and writes are admitted through
+    /// `workgroups`. Statements are planned and run on `query_runtime` (see
+    /// [`crate::query_runtime`]).
+    pub fn new(ctx: SessionContext, parts: EngineParts) -> Result<Self, QueryError> {
+        let EngineParts {
+            query_runtime,
+            lakehouse,
+            registry,
+            history,
+            auth,
+            workgroups,
+            locations,
+        } = parts;
+        let catalog = lakehouse.catalog_provider();
+        ctx.register_catalog(lakehouse.catalog_name(), Arc::clone(&catalog));
+        let system = MemorySchemaProvider::new();
+        system.register_table(
+            "executors".to_string(),
+            Arc::new(SystemTable(ExecutorsTable::new(registry.clone()))) as Arc<dyn TableProvider>,
+        )?;
+        system.register_table(
+            "queries".to_string(),
+            Arc::new(SystemTable(QueriesTable::new(history.clone()))) as Arc<dyn TableProvider>,
+        )?;
+        catalog.register_schema("system", Arc::new(system))?;
+        Ok(Self {
+            ctx,
+            query_runtime,
+            locations,
+            lakehouse,
+            history,
+            auth,
+            workgroups,
+            registry,
+            retry_policy: RetryPolicy::default(),
+            query_timeout: None,
+            policy: Arc::new(AllowAll),
+        })
+    }
+
+    /// How long a query may run (from when its result starts) before it is stopped; `None`
+    /// for no limit.
+    pub fn with_query_timeout(mut self, limit: Option<std::time::Duration>) -> Self {
+        self.query_timeout = limit;
+        self
+    }
+
+    /// How often a query may run when executors are lost (see [`crate::retry`]).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry_policy = policy;
+        self
+    }
+
+    /// The policy every statement's plan passes (see [`crate::policy`]); [`AllowAll`] until
+    /// one is set.
+    pub fn with_policy(mut self, policy: Arc<dyn StatementPolicy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The plan to run for `session`'s principal, as the policy decides.
+    fn check_plan(
+        &self,
+        session: &SessionSettings,
+        plan: LogicalPlan,
+    ) -> Result<LogicalPlan, QueryError> {
+        self.policy.check_plan(session.principal.as_ref(), plan)
+    }
+
+    /// The session shared by every query (its catalog holds every registered table).
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The lakehouse catalog.
+    pub fn lakehouse(&self) -> &Lakehouse {
+        &self.lakehouse
+    }
+
+    /// The query history.
+    pub fn history(&self) -> &QueryHistory {
+        &self.history
+    }
+
+    /// The users and their tokens.
+    pub fn auth(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    /// The workgroups queries are admitted through.
+    pub fn workgroups(&self) -> &Workgroups {
+        &self.workgroups
+    }
+
+    /// Takes a slot in the workgroup of `session`'s user (the default workgroup without one),
+    /// telling `tracked` when the statement waits and when it is admitted.
+    async fn admit(
+        &self,
+        session: &SessionSettings,
+        tracked: Option<&TrackedQuery>,
+    ) -> Result<Slot, QueryError> {
+        let user = session.principal.as_ref().map_or("", |p| p.user.as_str());
+        let waiting_since = std::time::Instant::now();
+        let slot = self
+            .workgroups
+            .admit(user, || {
+                if let Some(tracked) = tracked {
+                    tracked.queued();
+                }
+            })
+            .await?;
+        if let Some(tracked) = tracked {
+            tracked.admitted(&slot.limits().workgroup, waiting_since.elapsed());
+        }
+        Ok(slot)
+    }
+
+    /// How long a query admitted with `limits` may run (its workgroup's time limit, or the
+    /// coordinator's), as the error it gets past it.
+    fn time_limit(&self, limits: &WorkgroupLimits) -> Option<QueryTimedOut> {
+        let limit = match limits.query_timeout_secs {
+            None => self.query_timeout?,
+            Some(0) => return None,
+            Some(secs) => std::time::Duration::from_secs(secs),
+        };
+        Some(QueryTimedOut {
+            limit,
+            // Named only when the workgroup set the limit, so the advice points at it.
+            workgroup: limits.query_timeout_secs.map(|_| limits.workgroup.clone()),
+        })
+    }
+
+    /// Admits a write (INSERT, CTAS, UNLOAD) planned in `state`: takes its workgroup slot,
+    /// applies the memory limit to `state` and arms the scan limit.
+    async fn admit_write(
+        &self,
+        state: &mut SessionState,
+        session: &SessionSettings,
+    ) -> Result<Slot, QueryError> {
+        let stats = state.config().get_extension::<StatementStats>();
+        let tracked = stats.as_ref().and_then(|stats| stats.tracked());
+        let slot = self.admit(session, tracked.as_ref()).await?;
+        if let Some(stats) = &stats {
+            stats.set_limits(slot.limits());
+        }
+        if let Some(bytes) = slot.limits().query_memory_bytes {
+            limit_query_memory(state, bytes)?;
+        }
+        Ok(slot)
+    }
+
+    /// Runs a write admitted with `slot` within its time limit. Past the limit the write is
+    /// dropped, which deletes what it staged.
+    async fn within_time_limit<T>(
+        &self,
+        slot: &Slot,
+        write: impl std::future::Future<Output = Result<T, QueryError>>,
+    ) -> Result<T, QueryError> {
+        match self.time_limit(slot.limits()) {
+            Some(timed_out) => tokio::time::timeout(timed_out.limit, write)
+                .await
+                .map_err(|_| QueryError::TimedOut(timed_out.to_string()))?,
+            None => write.await,
+        }
+    }
+
+    /// Parses and plans one SQL statement. DDL and writes (INSERT, CTAS, UNLOAD) run now,
+    /// exactly once.
+    pub async fn prepare(&self, sql: &str) -> Result<PreparedStatement, QueryError> {
+        self.prepare_with(&mut SessionSettings::default(), sql)
+            .await
+    }
+
+    /// [`QueryEngine::prepare`] in a client session: names resolve against its current schema,
+    /// its `SET` options apply, and `USE`, `SET` and `RESET` change `session`.
+    pub async fn prepare_with(
+        &self,
+        session: &mut SessionSettings,
+        sql: &str,
+    ) -> Result<PreparedStatement, QueryError> {
+        self.prepare_bound(session, sql, None, None).await
+    }
+
+    /// [`QueryEngine::prepare_with`], with values for the statement's placeholders (`$1`, `$2`,
+    /// ... or `?` in order). A write waiting for its workgroup's slot tells `tracked`.
+    pub async fn prepare_bound(
+        &self,
+        session: &mut SessionSettings,
+        sql: &str,
+        parameters: Option<Vec<ScalarValue>>,
+        tracked: Option<&TrackedQuery>,
+    ) -> Result<PreparedStatement, QueryError> {
+        let engine = self.clone();
+        let mut settings = session.clone();
+        let sql = sql.to_string();
+        let tracked = tracked.cloned();
+        let (prepared, settings) = plan_on(&self.query_runtime, async move {
+            let prepared = engine
+                .prepare_here(&mut settings, &sql, parameters, tracked.as_ref())
+                .await;
+            Ok((prepared, settings))
+        })
+        .await?;
+        *session = settings;
+        prepared
+    }
+
+    /// [`QueryEngine::prepare_bound`] on the runtime it is called on.
+    async fn prepare_here(
+        &self,
+        session: &mut SessionSettings,
+        sql: &str,
+        parameters: Option<Vec<ScalarValue>>,
+        tracked: Option<&TrackedQuery>,
+    ) -> Result<PreparedStatement, QueryError> {
+        let mut state = self.state_for(session)?;
+        let stats = Arc::new(StatementStats::new(tracked.cloned()));
+        state.config_mut().set_extension(Arc::clone(&stats));
+        let mut prepared = self.prepare_in(state, session, sql, parameters).await?;
+        if let PreparedStatement::Done { bytes_scanned, .. } = &mut prepared {
+            *bytes_scanned = stats.bytes_scanned();
+        }
+        Ok(prepared)
+    }
+
+    /// The catalogs as `session` sees them (see [`crate::statement::StatementService::catalogs`]).
+    pub(crate) fn catalogs_for(
+        &self,
+        session: &SessionSettings,
+    ) -> Result<Arc<dyn datafusion::catalog::CatalogProviderList>, QueryError> {
+        Ok(Arc::clone(self.state_for(session)?.catalog_list()))
+    }
+
+    /// The shared state with a session's settings applied, seeing the catalogs the policy
+    /// shows the session's principal.
+    fn state_for(&self, session: &SessionSettings) -> Result<SessionState, QueryError> {
+        let mut state = self.ctx.state();
+        session.apply(&mut state)?;
+        let catalogs = Arc::clone(state.catalog_list());
+        let visible = self
+            .policy
+            .visible_catalogs(session.principal.as_ref(), Arc::clone(&catalogs));
+        if !Arc::ptr_eq(&catalogs, &visible) {
+            state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+                .with_catalog_list(visible)
+                .build();
+        }
+        Ok(state)
+    }
+
+    async fn prepare_in(
+        &self,
+        mut state: SessionState,
+        session: &mut SessionSettings,
+        sql: &str,
+        parameters: Option<Vec<ScalarValue>>,
+    ) -> Result<PreparedStatement, QueryError> {
+        if let Some(statement) = parse_user_statement(sql)? {
+            let principal = session.principal.as_ref();
+            let kind = user_statement_kind(&statement);
+            return Ok(
+                match execute_user_statement(&self.auth, &self.workgroups, principal, statement)
+                    .await?
+                {
+                    UserStatementResult::Done => PreparedStatement::ddl_done(kind),
+                    UserStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
+                },
+            );
+        }
+        if let Some(statement) = parse_workgroup_statement(sql)? {
+            let is_admin = session.principal.as_ref().is_none_or(|p| p.is_admin);
+            let kind = workgroup_statement_kind(&statement);
+            return Ok(
+                match execute_workgroup_statement(&self.workgroups, is_admin, statement).await? {
+                    WorkgroupStatementResult::Done => PreparedStatement::ddl_done(kind),
+                    WorkgroupStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
+                },
+            );
+        }
+        if let Some(statement) = parse_location_statement(sql)? {
+            let principal = session.principal.as_ref();
+            let kind = location_statement_kind(&statement);
+            return Ok(
+                match execute_location_statement(&self.locations, principal, statement).await? {
+                    LocationStatementResult::Done => PreparedStatement::ddl_done(kind),
+                    LocationStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
+                },
+            );
+        }
+        let statement = parse(&state, sql)?;
+        if let DFStatement::Statement(ast_statement) = &statement
+            && let ast::Statement::Use(target) = ast_statement.as_ref()
+        {
+            self.use_schema(session, target)?;
+            return Ok(PreparedStatement::ddl_done("USE"));
+        }
+        if let Some(prepared) = self
+            .run_catalog_statement(&mut state, session, &statement)
+            .await?
+        {
+            return Ok(prepared);
+        }
+        let ast_statement = match &statement {
+            DFStatement::Statement(s) => Some(s.as_ref()),
+            _ => None,
+        };
+        let create_has_query = matches!(
+            ast_statement,
+            Some(ast::Statement::CreateTable(c)) if c.query.is_some()
+        );
+        // A view stores its query (re-printed from the parsed statement); a column list
+        // becomes the query's derived column names.
+        let view_query = match ast_statement {
+            Some(ast::Statement::CreateView(view)) if view.columns.is_empty() => {
+                Some(view.query.to_string())
+            }
+            Some(ast::Statement::CreateView(view)) => {
+                let columns: Vec<String> =
+                    view.columns.iter().map(|c| c.name.to_string()).collect();
+                Some(format!(
+                    "SELECT * FROM ({}) AS view_query ({})",
+                    view.query,
+                    columns.join(", ")
+                ))
+            }
+            _ => None,
+        };
+        let plan = state.statement_to_plan(statement).await?;
+        let plan = match parameters {
+            Some(values) => plan.with_param_values(ParamValues::List(
+                values.into_iter().map(ScalarAndMetadata::from).collect(),
+            ))?,
+            None => {
+                let placeholders = plan.get_parameter_fields()?;
+                if !placeholders.is_empty() {
+                    let mut names: Vec<&String> = placeholders.keys().collect();
+                    names.sort();
+                    return Err(QueryError::InvalidStatement(format!(
+                        "the statement has placeholders ({}) but no parameter values: bind \
+                         them through the driver (a prepared statement with parameters)",
+                        names
+                            .iter()
+                            .map(|n| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                plan
+            }
+        };
+        let plan = self.check_plan(session, plan)?;
+        match &plan {
+            LogicalPlan::Statement(Statement::SetVariable(set)) => {
+                session.set(self.ctx.state().config_options(), &set.variable, &set.value)?;
+                return Ok(PreparedStatement::ddl_done("SET SESSION"));
+            }
+            LogicalPlan::Statement(Statement::ResetVariable(reset)) => {
+                session.reset(&reset.variable);
+                return Ok(PreparedStatement::ddl_done("RESET SESSION"));
+            }
+            _ => {}
+        }
+        refuse_session_statements(&plan)?;
+        let lakehouse = &self.lakehouse;
+        match plan {
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
+                for location in &cmd.locations {
+                    self.locations
+                        .check(session.principal.as_ref(), location, Access::Read)?;
+                }
+                lakehouse.create_external_table(&state, &cmd).await?;
+                Ok(PreparedStatement::ddl_done("CREATE TABLE"))
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
+                if cmd.temporary {
+                    return Err(QueryError::NotSupported("TEMPORARY tables".to_string()));
+                }
+                let schema = cmd.input.schema().as_arrow().clone();
+                let input = create_has_query.then(|| cmd.input.as_ref().clone());
+                let slot = match create_has_query {
+                    true => Some(self.admit_write(&mut state, session).await?),
+                    false => None,
+                };
+                let create = async {
+                    lakehouse
+                        .create_managed_table(
+                            &state,
+                            &cmd.name,
+                            input,
+                            &schema,
+                            cmd.if_not_exists,
+                            cmd.or_replace,
+                        )
+                        .await
+                };
+                let rows = match &slot {
+                    Some(slot) => self.within_time_limit(slot, create).await?,
+                    None => create.await?,
+                };
+                Ok(if create_has_query {
+                    PreparedStatement::done("CREATE TABLE", rows)
+                } else {
+                    PreparedStatement::ddl_done("CREATE TABLE")
+                })
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateView(cmd)) => {
+                if cmd.temporary {
+                    return Err(QueryError::NotSupported("TEMPORARY views".to_string()));
+                }
+                let view_sql = view_query.unwrap_or_else(|| sql.to_string());
+                lakehouse
+                    .create_view(&state, &cmd.name, &cmd.input, &view_sql, cmd.or_replace)
+                    .await?;
+                Ok(PreparedStatement::ddl_done("CREATE VIEW"))
+            }
+            LogicalPlan::Ddl(DdlStatement::DropTable(cmd)) => {
+                lakehouse
+                    .drop_relation(&state, &cmd.name, cmd.if_exists, false)
+                    .await?;
+                Ok(PreparedStatement::ddl_done("DROP TABLE"))
+            }
+            LogicalPlan::Ddl(DdlStatement::DropView(cmd)) => {
+                lakehouse
+                    .drop_relation(&state, &cmd.name, cmd.if_exists, true)
+                    .await?;
+                Ok(PreparedStatement::ddl_done("DROP VIEW"))
+            }
+            LogicalPlan::Ddl(other) => Err(QueryError::NotSupported(format!(
+                "{}: Osprey does not support this statement",
+                other.name()
+            ))),
+            LogicalPlan::Dml(dml) => match dml.op {
+                WriteOp::Insert(InsertOp::Append) => {
+                    let slot = self.admit_write(&mut state, session).await?;
+                    let insert = async {
+                        lakehouse
+                            .insert(&state, &dml.table_name, dml.input.as_ref().clone())
+                            .await
+                    };
+                    let rows = self.within_time_limit(&slot, insert).await?;
+                    Ok(PreparedStatement::done("INSERT", rows))
+                }
+                other => Err(QueryError::NotSupported(format!(
+                    "{other}: managed tables take INSERT INTO ... SELECT / VALUES; \
+                     to rewrite a table use CREATE OR REPLACE TABLE ... AS SELECT"
+                ))),
+            },
+            LogicalPlan::Copy(_) => Err(QueryError::NotSupported(
+                "COPY: export query results with UNLOAD (SELECT ...) TO 'location' WITH (format = 'PARQUET')"
+                    .to_string(),
+            )),
+            plan => Ok(PreparedStatement::Query(plan)),
+        }
+    }
+}
