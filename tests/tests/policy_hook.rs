@@ -13,8 +13,10 @@ use datafusion::common::DataFusionError;
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col, lit};
 use futures::TryStreamExt;
+use osprey_coordinator::trino::metadata::TrinoMetadata;
 use osprey_service::{
-    Principal, QueryError, SessionSettings, StatementPolicy, StatementRequest, StatementService,
+    MetadataFlavor, Principal, QueryError, SessionSettings, StatementPolicy, StatementRequest,
+    StatementService,
 };
 use std::sync::{Arc, Mutex};
 
@@ -221,4 +223,20 @@ async fn every_statement_passes_the_policy_and_its_rewrite_is_what_runs() {
         hidden.to_string().contains("osprey"),
         "the error names what is missing: {hidden}"
     );
+
+    // A metadata flavor (the Trino door's tables) lists what the policy shows, no more.
+    let trino = |principal: &Principal| SessionSettings {
+        principal: Some(principal.clone()),
+        metadata: Some(MetadataFlavor(Arc::new(TrinoMetadata))),
+        ..SessionSettings::default()
+    };
+    let jdbc_catalogs = "SELECT count(*) FROM system.jdbc.catalogs WHERE table_cat = 'osprey'";
+    let seen_by_nobody = run(&service, &nobody, &mut trino(&nobody), jdbc_catalogs)
+        .await
+        .expect("the flavor's tables answer over the policy's catalogs");
+    assert_eq!(seen_by_nobody, vec![0], "only the catalog the policy shows");
+    let seen_by_admin = run(&service, &admin, &mut trino(&admin), jdbc_catalogs)
+        .await
+        .unwrap();
+    assert_eq!(seen_by_admin, vec![1], "the admin sees the lakehouse");
 }

@@ -352,7 +352,8 @@ impl QueryEngine {
     /// shows the session's principal.
     fn state_for(&self, session: &SessionSettings) -> Result<SessionState, QueryError> {
         let mut state = self.ctx.state();
-        session.apply(&mut state)?;
+        // The policy's catalogs first: a metadata flavor the session applies next (Trino's
+        // information_schema) then lists only what the policy shows.
         let catalogs = Arc::clone(state.catalog_list());
         let visible = self
             .policy
@@ -362,6 +363,7 @@ impl QueryEngine {
                 .with_catalog_list(visible)
                 .build();
         }
+        session.apply(&mut state)?;
         Ok(state)
     }
 
