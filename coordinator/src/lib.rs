@@ -112,7 +112,7 @@ pub struct CoordinatorConfig {
     /// Workgroups defined by the configuration, and the default workgroup.
     pub workgroups: osprey_service::WorkgroupsConfig,
     /// Locations defined by the configuration (`[[locations]]`): the storage prefixes users
-    /// who are not admins may reach (see [`locations`]).
+    /// who are not admins may reach (see `osprey_service::Locations`).
     pub locations: Vec<osprey_service::LocationConfig>,
 }
 

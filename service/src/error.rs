@@ -1,30 +1,4 @@
 //! Why a statement failed: one taxonomy for every front door.
-//!
-//! Every refusal and failure is a [`QueryError`]: its variant is the kind (who can act on it, and
-//! how), [`QueryError::code`] a stable name for it (the query history stores it, the HTTP API
-//! returns it), and its text the message for people. Each front door maps kinds to its wire in
-//! exactly one table, in its own `errors.rs`:
-//!
-//! | kind | code | Flight SQL (gRPC) | HTTP | Trino |
-//! |---|---|---|---|---|
-//! | [`QueryError::InvalidStatement`] | `INVALID_STATEMENT` | `INVALID_ARGUMENT` | 400 | `SYNTAX_ERROR` |
-//! | [`QueryError::NotFound`] | `NOT_FOUND` | `NOT_FOUND` | 404 | `NOT_FOUND` |
-//! | [`QueryError::NotSupported`] | `NOT_SUPPORTED` | `UNIMPLEMENTED` | 501 | `NOT_SUPPORTED` |
-//! | [`QueryError::PermissionDenied`] | `PERMISSION_DENIED` | `PERMISSION_DENIED` | 403 | `PERMISSION_DENIED` |
-//! | [`QueryError::InvalidData`] | `INVALID_DATA` | `INVALID_ARGUMENT` | 400 | `INVALID_FUNCTION_ARGUMENT` |
-//! | [`QueryError::Cancelled`] | `CANCELLED` | `CANCELLED` | 499 | `USER_CANCELED` |
-//! | [`QueryError::QueueFull`] | `QUEUE_FULL` | `UNAVAILABLE` | 429, `Retry-After` | `QUERY_QUEUE_FULL` |
-//! | [`QueryError::ScanLimitExceeded`] | `SCAN_LIMIT_EXCEEDED` | `RESOURCE_EXHAUSTED` | 429 | `EXCEEDED_SCAN_LIMIT` |
-//! | [`QueryError::ResourcesExhausted`] | `RESOURCES_EXHAUSTED` | `RESOURCE_EXHAUSTED` | 429 | `EXCEEDED_LOCAL_MEMORY_LIMIT` |
-//! | [`QueryError::ResultTooLarge`] | `RESULT_TOO_LARGE` | `RESOURCE_EXHAUSTED` | 429 | `GENERIC_INSUFFICIENT_RESOURCES` |
-//! | [`QueryError::TimedOut`] | `QUERY_TIMEOUT` | `DEADLINE_EXCEEDED` | 504 | `EXCEEDED_TIME_LIMIT` |
-//! | [`QueryError::NoExecutors`] | `NO_EXECUTORS` | `UNAVAILABLE` | 503 | `NO_NODES_AVAILABLE` |
-//! | [`QueryError::ExecutorLost`] | `EXECUTOR_LOST` | `UNAVAILABLE` | 503 | `REMOTE_TASK_ERROR` |
-//! | [`QueryError::Execution`] | `EXECUTION_FAILED` | `INTERNAL` | 500 | `GENERIC_INTERNAL_ERROR` |
-//!
-//! The gRPC codes are the ones gRPC defines for each case; the HTTP statuses follow the
-//! canonical gRPC-to-HTTP mapping (499 is the "client closed request" status of that mapping);
-//! the Trino names are Trino's own standard error codes.
 
 use crate::retry::{ExecutorLostAfterRows, ExecutorLostEveryRun, QueryTimedOut};
 use datafusion::arrow::error::ArrowError;
@@ -32,6 +6,32 @@ use datafusion::common::DataFusionError;
 use osprey_engine::NoLiveExecutors;
 
 /// Why a statement failed, sorted by who can act on it.
+///
+/// Every refusal and failure is a `QueryError`: its variant is the kind (who can act on it, and
+/// how), [`QueryError::code`] a stable name for it (the query history stores it, the HTTP API
+/// returns it), and its text the message for people. Each front door maps kinds to its wire in
+/// exactly one table, in its own `errors.rs`:
+///
+/// | kind | code | Flight SQL (gRPC) | HTTP | Trino |
+/// |---|---|---|---|---|
+/// | [`QueryError::InvalidStatement`] | `INVALID_STATEMENT` | `INVALID_ARGUMENT` | 400 | `SYNTAX_ERROR` |
+/// | [`QueryError::NotFound`] | `NOT_FOUND` | `NOT_FOUND` | 404 | `NOT_FOUND` |
+/// | [`QueryError::NotSupported`] | `NOT_SUPPORTED` | `UNIMPLEMENTED` | 501 | `NOT_SUPPORTED` |
+/// | [`QueryError::PermissionDenied`] | `PERMISSION_DENIED` | `PERMISSION_DENIED` | 403 | `PERMISSION_DENIED` |
+/// | [`QueryError::InvalidData`] | `INVALID_DATA` | `INVALID_ARGUMENT` | 400 | `INVALID_FUNCTION_ARGUMENT` |
+/// | [`QueryError::Cancelled`] | `CANCELLED` | `CANCELLED` | 499 | `USER_CANCELED` |
+/// | [`QueryError::QueueFull`] | `QUEUE_FULL` | `UNAVAILABLE` | 429, `Retry-After` | `QUERY_QUEUE_FULL` |
+/// | [`QueryError::ScanLimitExceeded`] | `SCAN_LIMIT_EXCEEDED` | `RESOURCE_EXHAUSTED` | 429 | `EXCEEDED_SCAN_LIMIT` |
+/// | [`QueryError::ResourcesExhausted`] | `RESOURCES_EXHAUSTED` | `RESOURCE_EXHAUSTED` | 429 | `EXCEEDED_LOCAL_MEMORY_LIMIT` |
+/// | [`QueryError::ResultTooLarge`] | `RESULT_TOO_LARGE` | `RESOURCE_EXHAUSTED` | 429 | `GENERIC_INSUFFICIENT_RESOURCES` |
+/// | [`QueryError::TimedOut`] | `QUERY_TIMEOUT` | `DEADLINE_EXCEEDED` | 504 | `EXCEEDED_TIME_LIMIT` |
+/// | [`QueryError::NoExecutors`] | `NO_EXECUTORS` | `UNAVAILABLE` | 503 | `NO_NODES_AVAILABLE` |
+/// | [`QueryError::ExecutorLost`] | `EXECUTOR_LOST` | `UNAVAILABLE` | 503 | `REMOTE_TASK_ERROR` |
+/// | [`QueryError::Execution`] | `EXECUTION_FAILED` | `INTERNAL` | 500 | `GENERIC_INTERNAL_ERROR` |
+///
+/// The gRPC codes are the ones gRPC defines for each case; the HTTP statuses follow the
+/// canonical gRPC-to-HTTP mapping (499 is the "client closed request" status of that mapping);
+/// the Trino names are Trino's own standard error codes.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryError {
     /// The statement is wrong: bad SQL, an unknown table or column, a type error.

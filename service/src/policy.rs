@@ -18,7 +18,7 @@ use datafusion::catalog::CatalogProviderList;
 use datafusion::logical_expr::LogicalPlan;
 use std::sync::Arc;
 
-/// Decides what a principal may run and see (see the [module documentation](self)).
+/// Decides what a principal may run and see (see the [crate documentation](crate)).
 pub trait StatementPolicy: std::fmt::Debug + Send + Sync {
     /// The plan to run for `principal` (`None`: the coordinator itself, which has every
     /// right): `plan` unchanged, or rewritten (a row filter over a scan, a masked column).

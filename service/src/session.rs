@@ -102,7 +102,7 @@ impl SessionSettings {
 
     /// `SET variable = value`: checked against `defaults` (unknown keys and bad values are
     /// refused), then kept. `TIME ZONE`/`timezone` name DataFusion's time zone option. Users
-    /// who are not admins may change only the settings of [`USER_SETTINGS`], within their
+    /// who are not admins may change only the settings of `USER_SETTINGS`, within their
     /// bounds: the rest size memory, parallelism and the parser, which the service sets for
     /// everyone.
     pub fn set(

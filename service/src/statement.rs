@@ -29,7 +29,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use osprey_engine::QueryProgress;
 use std::sync::Arc;
 
-/// Runs statements for every front door (see the [module documentation](self)).
+/// Runs statements for every front door (see the [crate documentation](crate)).
 #[derive(Clone)]
 pub struct StatementService {
     engine: QueryEngine,
@@ -135,7 +135,7 @@ impl Statement {
         StatementRecord(self.tracked.clone())
     }
 
-    /// Runs what runs before a result (see the [module documentation](self)) in `session`,
+    /// Runs what runs before a result (see the [crate documentation](crate)) in `session`,
     /// which `USE`, `SET` and `RESET` change. A failure is recorded before it is returned.
     pub async fn submit(self, session: &mut SessionSettings) -> Result<Submitted, QueryError> {
         let tracked = self.tracked.clone();

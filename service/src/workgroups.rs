@@ -57,9 +57,9 @@ const MAX_NAME_CHARS: usize = 63;
 pub struct WorkgroupConfig {
     /// Its name.
     pub name: String,
-    /// Queries running at once (default [`DEFAULT_MAX_CONCURRENT_QUERIES`]).
+    /// Queries running at once (default 16).
     pub max_concurrent_queries: Option<u64>,
-    /// Queries waiting (default [`DEFAULT_MAX_QUEUED_QUERIES`]).
+    /// Queries waiting (default 1,000).
     pub max_queued_queries: Option<u64>,
     /// Seconds a query may run (default: the coordinator's `query_timeout_secs`; 0: no limit).
     pub query_timeout_secs: Option<u64>,

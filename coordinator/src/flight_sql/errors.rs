@@ -1,5 +1,5 @@
 //! The Flight SQL front door's one table from error kinds to gRPC statuses (see
-//! [`osprey_service::error`] for every door's table side by side).
+//! [`osprey_service::QueryError`] for every door's table side by side).
 
 use arrow_flight::error::FlightError;
 use osprey_service::QueryError;

@@ -1,5 +1,5 @@
 //! The HTTP front door's errors: `{"error": {"code", "message"}}` with a status, and its one
-//! table from error kinds to statuses (see [`osprey_service::error`] for every door's table side by
+//! table from error kinds to statuses (see [`osprey_service::QueryError`] for every door's table side by
 //! side).
 
 use axum::Json;

@@ -16,7 +16,7 @@
 //!   carries them to its next statement. `X-Trino-User`, when sent, must name the
 //!   authenticated user (impersonation is refused).
 //! - Parameters arrive as `EXECUTE IMMEDIATE '...' USING ...`, which the statement service
-//!   unwraps (see [`osprey_service::immediate`]); the session sees Trino's `information_schema` and `system`
+//!   unwraps for every front door; the session sees Trino's `information_schema` and `system`
 //!   tables (see [`crate::trino::metadata`]).
 //!
 //! Authentication is the same as the rest of the HTTP API (Basic or Bearer), which Trino

@@ -1,5 +1,5 @@
 //! The Trino front door's one table from error kinds to Trino's standard error codes (see
-//! [`osprey_service::error`] for every door's table side by side). Names and numbers are Trino's own
+//! [`osprey_service::QueryError`] for every door's table side by side). Names and numbers are Trino's own
 //! (`io.trino.spi.StandardErrorCode`), so clients that branch on them behave as with Trino.
 
 use osprey_service::QueryError;

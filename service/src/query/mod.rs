@@ -78,7 +78,7 @@ use tokio::runtime::Handle;
 /// What a [`QueryEngine`] is built from, besides the shared session.
 #[derive(Clone)]
 pub struct EngineParts {
-    /// Where statements are planned and run (see [`crate::query_runtime`]).
+    /// Where statements are planned and run (see `query_runtime`).
     pub query_runtime: tokio::runtime::Handle,
     /// The catalog.
     pub lakehouse: Lakehouse,
@@ -108,7 +108,7 @@ pub struct QueryEngine {
     registry: ExecutorRegistry,
     retry_policy: RetryPolicy,
     query_timeout: Option<std::time::Duration>,
-    /// What each principal may run and see (see [`crate::policy`]).
+    /// What each principal may run and see (see [`StatementPolicy`]).
     policy: Arc<dyn StatementPolicy>,
 }
 
@@ -117,7 +117,7 @@ impl QueryEngine {
     /// catalog as its default catalog, and registers the `system` schema (with
     /// `system.executors` and `system.queries`) in it. Queries and writes are admitted through
     /// `workgroups`. Statements are planned and run on `query_runtime` (see
-    /// [`crate::query_runtime`]).
+    /// `query_runtime`).
     pub fn new(ctx: SessionContext, parts: EngineParts) -> Result<Self, QueryError> {
         let EngineParts {
             query_runtime,
@@ -162,13 +162,13 @@ impl QueryEngine {
         self
     }
 
-    /// How often a query may run when executors are lost (see [`crate::retry`]).
+    /// How often a query may run when executors are lost (see `retry`).
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry_policy = policy;
         self
     }
 
-    /// The policy every statement's plan passes (see [`crate::policy`]); [`AllowAll`] until
+    /// The policy every statement's plan passes (see [`StatementPolicy`]); [`AllowAll`] until
     /// one is set.
     pub fn with_policy(mut self, policy: Arc<dyn StatementPolicy>) -> Self {
         self.policy = policy;
