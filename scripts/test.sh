@@ -17,6 +17,8 @@ cargo build --workspace --locked
 # The catalog tests run against SQLite and against a throwaway PostgreSQL server; the S3 tests
 # start moto's S3-compatible server from the virtualenv.
 export OSPREY_TEST_MOTO_SERVER="$venv/bin/moto_server"
+# The SQL corpus runs through the Trino door with the `trino` client from the virtualenv.
+export OSPREY_TEST_PYTHON="$venv/bin/python"
 scripts/with-postgres.sh cargo test --workspace --locked
 OSPREY_BIN="$CARGO_TARGET_DIR/debug/osprey" "$venv/bin/python" -m pytest -q tests/python
 

@@ -316,7 +316,7 @@ impl Coordinator {
             }
         };
         let lakehouse = Lakehouse::load(store, DEFAULT_CATALOG, &warehouse, config_options).await?;
-        osprey_service::clean_abandoned_writes(&lakehouse, ctx.runtime_env().as_ref()).await;
+        osprey_service::clean_abandoned_writes(lakehouse.store(), ctx.runtime_env().as_ref()).await;
         let auth = Authenticator::open(lakehouse.store().clone(), &config.auth).await?;
         let history = QueryHistory::start(lakehouse.store().clone()).await;
         let workgroups =

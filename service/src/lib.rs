@@ -55,6 +55,8 @@ pub use error::QueryError;
 pub use expiring::{ExpiringStore, HandleLimitReached};
 pub use history::{QueryHistory, QuerySummary, QueueClock};
 pub use lakehouse::Lakehouse;
+pub use lakehouse::committed::CommittedCatalog;
+pub use lakehouse::formats::{FilesFormat, TableFormat, TableFormats, ViewFormat};
 pub use lakehouse::writes::clean_abandoned_writes;
 pub use locations::{LocationConfig, Locations};
 pub use nesting::MAX_PARSER_RECURSION;

@@ -1,8 +1,12 @@
 //! `POST /v1/statement:stream?format=arrow|csv|ndjson`: a one-shot streaming answer for scripts,
 //! in the spirit of ClickHouse's HTTP interface. The body is the SQL text; the result streams
 //! back as it is produced (chunked), so its size is not bounded by the coordinator's memory.
-//! A failure after the first bytes were sent aborts the response (the client sees a truncated
-//! transfer, never a silently short result).
+//! The answer starts once the first batch is ready, so a failure before it is an HTTP error
+//! status with the JSON error; a failure after the first bytes were sent aborts the response
+//! (the client sees a truncated transfer, never a silently short result).
+//!
+//! The endpoint keeps no session (each request names its `catalog` and `schema`); a `USE`
+//! answers the context it chose in `Osprey-Set-Catalog` and `Osprey-Set-Schema` headers.
 
 use super::encode::ARROW_STREAM;
 use super::{ApiError, Authenticated, HttpState};
@@ -13,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use futures::StreamExt;
-use osprey_service::{SessionSettings, StatementRequest};
+use osprey_service::{QueryError, SessionSettings, StatementRequest};
 use serde::Deserialize;
 
 /// Query parameters of the streaming endpoint.
@@ -81,26 +85,53 @@ pub async fn statement_stream(
         StatementRequest::new(super::queries::FRONT_DOOR, sql),
     );
     let mut session = SessionSettings {
-        catalog: params.catalog,
-        schema: params.schema,
+        catalog: params.catalog.clone(),
+        schema: params.schema.clone(),
         principal: Some(principal),
         ..SessionSettings::default()
     };
-    let stream = statement
+    let mut stream = statement
         .run(&mut session)
         .await
         .map_err(super::query_error)?
         .stream;
+    // Wait for the first batch before answering, so a statement that fails before producing
+    // anything (most do: planning and execution errors come first) gets an error status with
+    // its JSON error rather than a stream cut short.
+    let first = match stream.next().await {
+        Some(Ok(batch)) => Some(batch),
+        Some(Err(err)) => return Err(super::query_error(QueryError::from(err))),
+        None => None,
+    };
+    // The endpoint keeps no session: a `USE` answers the context it chose, for the client to
+    // send as `catalog` and `schema` from then on (as Trino's X-Trino-Set-* headers do).
+    let mut context = Vec::new();
+    if session.catalog != params.catalog
+        && let Some(catalog) = session.catalog.as_deref()
+    {
+        context.push((SET_CATALOG, header_value(catalog)?));
+    }
+    if session.schema != params.schema
+        && let Some(schema) = session.schema.as_deref()
+    {
+        context.push((SET_SCHEMA, header_value(schema)?));
+    }
     // A task encodes batches as they come and hands the bytes over a small channel: the
     // channel's bound is the backpressure, and a client that goes away closes it, which ends
     // the task and drops the query's streams (its executor tasks stop).
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     tokio::spawn(async move {
-        let mut stream = stream;
         let mut encoder = Encoder::new(format, stream.schema());
         let head = encoder.head();
         if !head.is_empty() && sender.send(Ok(head)).await.is_err() {
             return;
+        }
+        if let Some(batch) = first {
+            let chunk = encoder.batch(&batch);
+            let failed = chunk.is_err();
+            if sender.send(chunk).await.is_err() || failed {
+                return;
+            }
         }
         loop {
             // A client that goes away while the query computes (an aggregate sends nothing
@@ -121,7 +152,28 @@ pub async fn statement_stream(
         let _ = sender.send(encoder.finish()).await;
     });
     let body = Body::from_stream(tokio_stream_from(receiver));
-    Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
+    let mut response = ([(header::CONTENT_TYPE, content_type(format))], body).into_response();
+    for (name, value) in context {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static(name), value);
+    }
+    Ok(response)
+}
+
+/// The header naming the catalog a `USE` chose.
+const SET_CATALOG: &str = "osprey-set-catalog";
+/// The header naming the schema a `USE` chose.
+const SET_SCHEMA: &str = "osprey-set-schema";
+
+fn header_value(name: &str) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(name).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            format!("the name {name:?} cannot be sent in an HTTP header; quote a plainer name"),
+        )
+    })
 }
 
 /// The receiving end of a channel as a stream.

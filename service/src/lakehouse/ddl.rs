@@ -2,19 +2,15 @@
 //! reports how many rows it wrote (0 for pure DDL).
 
 use super::Lakehouse;
-use super::tables::{encode_schema, file_extension, file_format, split_partition_columns};
-use super::writes::{StagedWrite, WriteError, delete_prefix};
+use super::tables::encode_schema;
+use super::writes::WriteError;
 use crate::error::QueryError;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{DataFusionError, ResolvedTableReference, TableReference};
-use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
+use datafusion::arrow::datatypes::Schema;
+use datafusion::common::{ResolvedTableReference, TableReference};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{CreateExternalTable, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
 use osprey_catalog::{CatalogError, TableDefinition, TableEntry, TableKind, check_name, now_ms};
-use osprey_engine::WriteFormat;
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
 impl From<CatalogError> for QueryError {
     fn from(err: CatalogError) -> Self {
@@ -109,7 +105,9 @@ impl Lakehouse {
         Ok(())
     }
 
-    /// CREATE EXTERNAL TABLE: infers the schema now (unless declared) and stores it.
+    /// CREATE EXTERNAL TABLE: its format defines it (inferring the columns now unless they
+    /// are declared), and it is opened once, so a definition that cannot be read is refused
+    /// now rather than at query time.
     pub async fn create_external_table(
         &self,
         state: &SessionState,
@@ -131,69 +129,29 @@ impl Lakehouse {
         if exists && cmd.if_not_exists {
             return Ok(());
         }
-        let format_name = cmd.file_type.to_lowercase();
-        let options: BTreeMap<String, String> = cmd
-            .options
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let format = file_format(&format_name, &options, state.config_options())?;
+        let format = self.formats.get(&cmd.file_type)?;
         // A directory location gets a trailing slash, so the files under it are read.
         let location = normalize_location(location);
-        let url = ListingTableUrl::parse(&location)?;
-        let table_schema = if cmd.schema.fields().is_empty() {
-            let listing = ListingOptions::new(Arc::clone(&format))
-                .with_file_extension(file_extension(format.as_ref())?);
-            let files = listing
-                .infer_schema(state, &url)
-                .await
-                .map_err(|err| storage_error(&location, err))?;
-            if files.fields().is_empty() {
-                return Err(QueryError::InvalidStatement(format!(
-                    "no {format_name} files found under {location}: check the location, or declare \
-                     the columns to create a table over a location that is empty for now"
-                )));
-            }
-            let mut fields: Vec<Field> =
-                files.fields().iter().map(|f| f.as_ref().clone()).collect();
-            for column in &cmd.table_partition_cols {
-                if files.field_with_name(column).is_ok() {
-                    return Err(QueryError::InvalidStatement(format!(
-                        "partition column {column} is also a column inside the files"
-                    )));
-                }
-                fields.push(Field::new(column, DataType::Utf8, true));
-            }
-            Schema::new(fields)
-        } else {
-            cmd.schema.as_arrow().clone()
-        };
-        split_partition_columns(&table_schema, &cmd.table_partition_cols)?;
+        let definition = format.define_external(state, &location, cmd).await?;
         let entry = TableEntry {
             id: uuid::Uuid::new_v4().to_string(),
             catalog: name.catalog.to_string(),
             schema: name.schema.to_string(),
             name: name.table.to_string(),
             kind: TableKind::External,
-            definition: TableDefinition {
-                location: Some(location),
-                format: Some(format_name),
-                options,
-                partition_columns: cmd.table_partition_cols.clone(),
-                arrow_schema: encode_schema(&table_schema)?,
-                ..TableDefinition::default()
-            },
+            definition,
             created_at_ms: now_ms(),
         };
-        // Open it once, so a definition that cannot be read is refused now, not at query time.
-        super::tables::external_table(&entry, state.config_options())?;
-        self.create_table(entry, vec![], cmd.or_replace, None)
+        format.open(&entry, vec![], state.config_options())?;
+        self.catalog
+            .create_table(entry, vec![], cmd.or_replace, None)
             .await?;
         Ok(())
     }
 
-    /// CREATE TABLE (managed, empty) and CREATE TABLE AS SELECT (managed, with its data
-    /// published in the same transaction that creates it). Returns rows written.
+    /// CREATE TABLE (empty) and CREATE TABLE AS SELECT (its data published in the same
+    /// transaction that creates it) of a table Osprey owns, in the default format of owned
+    /// tables. Returns rows written.
     pub async fn create_managed_table(
         &self,
         state: &SessionState,
@@ -220,6 +178,7 @@ impl Lakehouse {
         // The names become path segments: check them before anything is written.
         check_name("schema", &name.schema)?;
         check_name("table", &name.table)?;
+        let format = self.formats.owned_default()?;
         let id = uuid::Uuid::new_v4().to_string();
         let location = format!(
             "{}{}/{}-{}/",
@@ -234,33 +193,19 @@ impl Lakehouse {
             schema: name.schema.to_string(),
             name: name.table.to_string(),
             kind: TableKind::Managed,
-            definition: TableDefinition {
-                location: Some(location.clone()),
-                format: Some("parquet".to_string()),
-                arrow_schema: encode_schema(schema)?,
-                ..TableDefinition::default()
-            },
+            definition: format.define_owned(&location, schema)?,
             created_at_ms: now_ms(),
         };
-        let (replaced, rows) = match input {
-            None => (self.create_table(entry, vec![], or_replace, None).await?, 0),
-            Some(input) => {
-                let (write, files) = self.write_parquet(state, &location, input).await?;
-                let rows = files.iter().map(|f| f.row_count).sum();
-                let replaced = self
-                    .create_table(entry, files, or_replace, Some(&write.write_id))
-                    .await?;
-                write.published();
-                (replaced, rows)
-            }
-        };
+        let (replaced, rows) = format
+            .create_owned(&self.catalog, state, entry, input, or_replace)
+            .await?;
         if let Some(old) = replaced {
-            self.delete_managed_data(state, &old).await;
+            self.purge(state, &old).await;
         }
         Ok(rows)
     }
 
-    /// INSERT INTO a managed table. Returns rows written.
+    /// INSERT INTO a table, written and committed by its format. Returns rows written.
     pub async fn insert(
         &self,
         state: &SessionState,
@@ -271,43 +216,10 @@ impl Lakehouse {
         let entry = self
             .table(&name.schema, &name.table)
             .ok_or_else(|| QueryError::InvalidStatement(format!("table {name} does not exist")))?;
-        match entry.kind {
-            TableKind::Managed => {}
-            TableKind::View => {
-                return Err(QueryError::InvalidStatement(format!(
-                    "{name} is a view; INSERT needs a table"
-                )));
-            }
-            TableKind::External => {
-                return Err(QueryError::NotSupported(format!(
-                    "INSERT into external table {name}: Osprey does not change data it does not own \
-                     (like Trino's Hive connector by default). Write a managed table with CREATE TABLE \
-                     ... AS SELECT, or export files with UNLOAD"
-                )));
-            }
-        }
-        let location = entry.definition.location.clone().unwrap_or_default();
-        let (write, files) = self.write_parquet(state, &location, input).await?;
-        let rows = files.iter().map(|f| f.row_count).sum();
-        self.append_files(&entry.id, files, &write.write_id).await?;
-        write.published();
-        Ok(rows)
-    }
-
-    /// Writes `input` as Parquet under a new staging prefix of the managed table at `location`.
-    /// The returned write deletes its files when dropped, unless marked published.
-    async fn write_parquet(
-        &self,
-        state: &SessionState,
-        location: &str,
-        input: LogicalPlan,
-    ) -> Result<(StagedWrite, Vec<osprey_catalog::DataFile>), QueryError> {
-        let write_id = uuid::Uuid::new_v4().to_string();
-        let prefix = format!("{location}data/{write_id}/");
-        let write =
-            StagedWrite::begin(self, Arc::clone(state.runtime_env()), write_id, prefix).await?;
-        let files = write.run(state, input, WriteFormat::Parquet).await?;
-        Ok((write, files))
+        self.formats
+            .of(&entry)?
+            .insert(&self.catalog, state, &entry, input)
+            .await
     }
 
     /// CREATE [OR REPLACE] VIEW.
@@ -347,7 +259,9 @@ impl Lakehouse {
             },
             created_at_ms: now_ms(),
         };
-        self.create_table(entry, vec![], or_replace, None).await?;
+        self.catalog
+            .create_table(entry, vec![], or_replace, None)
+            .await?;
         Ok(())
     }
 
@@ -442,22 +356,49 @@ impl Lakehouse {
                 entry.kind.noun().to_uppercase()
             )));
         }
-        let dropped = self.drop_table(&name.schema, &name.table).await?;
-        self.delete_managed_data(state, &dropped).await;
+        let dropped = self.catalog.drop_table(&name.schema, &name.table).await?;
+        self.purge(state, &dropped).await;
         Ok(())
     }
 
-    /// Deletes a dropped managed table's files. The catalog no longer lists them, so a failure
-    /// here leaves only garbage, never visible data; it is logged.
-    pub async fn delete_managed_data(&self, state: &SessionState, entry: &TableEntry) {
-        if entry.kind != TableKind::Managed {
-            return;
+    /// Deletes the data Osprey owned for a dropped table, through its format. The catalog no
+    /// longer lists it, so a failure leaves only garbage, never visible data; it is logged.
+    pub async fn purge(&self, state: &SessionState, entry: &TableEntry) {
+        match self.formats.of(entry) {
+            Ok(format) => format.purge(state, entry).await,
+            Err(err) => {
+                tracing::warn!(table = %entry.qualified_name(), error = %err, "a dropped table's format is unknown; its data is left in place");
+            }
         }
-        if let Some(location) = &entry.definition.location
-            && let Err(err) = delete_prefix(state.runtime_env(), location).await
-        {
-            tracing::warn!(table = %entry.qualified_name(), %location, error = %err, "cannot delete a dropped table's files");
+    }
+
+    /// CREATE SCHEMA.
+    pub async fn create_schema(&self, schema: &str, if_not_exists: bool) -> Result<(), QueryError> {
+        Ok(self.catalog.create_schema(schema, if_not_exists).await?)
+    }
+
+    /// DROP SCHEMA, purging the data of the tables dropped with it (CASCADE).
+    pub async fn drop_schema(
+        &self,
+        state: &SessionState,
+        schema: &str,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<(), QueryError> {
+        let dropped = self.catalog.drop_schema(schema, if_exists, cascade).await?;
+        for entry in dropped {
+            self.purge(state, &entry).await;
         }
+        Ok(())
+    }
+
+    /// ALTER TABLE ... RENAME TO.
+    pub async fn rename_table(
+        &self,
+        from: (&str, &str),
+        to: (&str, &str),
+    ) -> Result<(), QueryError> {
+        Ok(self.catalog.rename_table(from, to).await?)
     }
 }
 
@@ -469,17 +410,5 @@ fn normalize_location(location: &str) -> String {
         location.to_string()
     } else {
         format!("{location}/")
-    }
-}
-
-/// Storage errors while reading a location, with the location named.
-fn storage_error(location: &str, err: DataFusionError) -> QueryError {
-    let message = err.strip_backtrace();
-    match QueryError::from_ref(&err) {
-        QueryError::PermissionDenied(_) => QueryError::PermissionDenied(format!(
-            "cannot read {location}: {message}. Check the credentials in [[storage]] for this \
-             location (or the environment of the coordinator and executors)"
-        )),
-        _ => QueryError::InvalidStatement(format!("cannot read {location}: {message}")),
     }
 }

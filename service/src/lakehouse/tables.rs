@@ -1,4 +1,4 @@
-//! Table providers rebuilt from catalog entries: external tables (DataFusion's listing table
+//! The table providers the built-in formats open: external tables (DataFusion's listing table
 //! over a location), managed tables (Parquet files the catalog lists) and views (stored SQL,
 //! planned when a query reads them).
 
@@ -358,19 +358,6 @@ impl TableProvider for SqlView {
 fn describe_columns(columns: &[(&str, &DataType)]) -> String {
     let parts: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
     format!("({})", parts.join(", "))
-}
-
-/// Builds the provider for a catalog entry.
-pub fn provider_for(
-    entry: &TableEntry,
-    files: Vec<DataFile>,
-    config: &ConfigOptions,
-) -> Result<Arc<dyn TableProvider>> {
-    Ok(match entry.kind {
-        TableKind::External => external_table(entry, config)?,
-        TableKind::Managed => Arc::new(ManagedTable::new(entry, files)?),
-        TableKind::View => Arc::new(SqlView::new(entry)?),
-    })
 }
 
 fn quote(text: &str) -> String {

@@ -147,8 +147,13 @@ impl Lakehouse {
             })?;
         let write_id = uuid::Uuid::new_v4().to_string();
         let staging = format!("{parent}/.osprey-staging-{write_id}/");
-        let mut write =
-            StagedWrite::begin(self, Arc::clone(state.runtime_env()), write_id, staging).await?;
+        let mut write = StagedWrite::begin(
+            &self.catalog,
+            Arc::clone(state.runtime_env()),
+            write_id,
+            staging,
+        )
+        .await?;
         let files = write.run(state, input, format).await?;
         // From here on the target holds our files only, until published or deleted.
         write.claim(&target).await?;

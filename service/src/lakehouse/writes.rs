@@ -13,7 +13,7 @@
 //! start. Managed tables are read from the catalog's file list, never by listing storage, so a
 //! file that is not published is never read.
 
-use super::Lakehouse;
+use super::committed::CommittedCatalog;
 use datafusion::arrow::array::{Array, StringArray, UInt64Array};
 use datafusion::common::DataFusionError;
 use datafusion::execution::context::SessionState;
@@ -24,6 +24,7 @@ use datafusion::physical_plan::collect;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
+use osprey_catalog::CatalogStore;
 use osprey_catalog::{CatalogError, DataFile};
 use osprey_engine::{StagedWriteNode, WriteFormat, WriteTarget};
 use std::sync::Arc;
@@ -45,7 +46,7 @@ pub enum WriteError {
 /// A write in progress: deletes its staging prefix unless published.
 pub struct StagedWrite {
     runtime: Arc<RuntimeEnv>,
-    lakehouse: Lakehouse,
+    catalog: CommittedCatalog,
     /// The write's id.
     pub write_id: String,
     /// The URL (ending in `/`) its files go under.
@@ -59,15 +60,15 @@ pub struct StagedWrite {
 impl StagedWrite {
     /// Records a pending write under `prefix` (a URL ending in `/`).
     pub async fn begin(
-        lakehouse: &Lakehouse,
+        catalog: &CommittedCatalog,
         runtime: Arc<RuntimeEnv>,
         write_id: String,
         prefix: String,
     ) -> Result<Self, WriteError> {
-        lakehouse.store().begin_write(&write_id, &prefix).await?;
+        catalog.store().begin_write(&write_id, &prefix).await?;
         Ok(Self {
             runtime,
-            lakehouse: lakehouse.clone(),
+            catalog: catalog.clone(),
             write_id,
             prefix,
             claimed: Vec::new(),
@@ -79,10 +80,7 @@ impl StagedWrite {
     /// write too: it is deleted with the staging prefix unless the write is published.
     pub async fn claim(&mut self, prefix: &str) -> Result<(), WriteError> {
         let write_id = format!("{}.{}", self.write_id, self.claimed.len() + 1);
-        self.lakehouse
-            .store()
-            .begin_write(&write_id, prefix)
-            .await?;
+        self.catalog.store().begin_write(&write_id, prefix).await?;
         self.claimed.push((write_id, prefix.to_string()));
         Ok(())
     }
@@ -91,9 +89,9 @@ impl StagedWrite {
     /// published by a catalog transaction (UNLOAD). Call [`StagedWrite::published`] after.
     pub async fn forget(&self) -> Result<(), WriteError> {
         for (write_id, _) in &self.claimed {
-            self.lakehouse.store().end_write(write_id).await?;
+            self.catalog.store().end_write(write_id).await?;
         }
-        self.lakehouse.store().end_write(&self.write_id).await?;
+        self.catalog.store().end_write(&self.write_id).await?;
         Ok(())
     }
 
@@ -149,7 +147,7 @@ impl Drop for StagedWrite {
             return;
         }
         let runtime = Arc::clone(&self.runtime);
-        let lakehouse = self.lakehouse.clone();
+        let catalog = self.catalog.clone();
         let mut owned = vec![(self.write_id.clone(), self.prefix.clone())];
         owned.append(&mut self.claimed);
         // Cleanup must outlive a cancelled statement, so it runs as its own task. Tasks of a
@@ -169,7 +167,7 @@ impl Drop for StagedWrite {
                 for ((write_id, prefix), result) in owned.iter().zip(last) {
                     match result {
                         Ok(()) => {
-                            if let Err(err) = lakehouse.store().end_write(write_id).await {
+                            if let Err(err) = catalog.store().end_write(write_id).await {
                                 tracing::warn!(%write_id, error = %err, "cannot forget a cleaned-up write");
                             }
                         }
@@ -230,8 +228,8 @@ pub async fn delete_prefix(runtime: &RuntimeEnv, prefix: &str) -> Result<(), Dat
 }
 
 /// Deletes what writes interrupted by a coordinator crash left behind; run at start-up.
-pub async fn clean_abandoned_writes(lakehouse: &Lakehouse, runtime: &RuntimeEnv) {
-    let pending = match lakehouse.store().pending_writes().await {
+pub async fn clean_abandoned_writes(store: &CatalogStore, runtime: &RuntimeEnv) {
+    let pending = match store.pending_writes().await {
         Ok(pending) => pending,
         Err(err) => {
             tracing::warn!(error = %err, "cannot read pending writes");
@@ -242,7 +240,7 @@ pub async fn clean_abandoned_writes(lakehouse: &Lakehouse, runtime: &RuntimeEnv)
         match delete_prefix(runtime, &write.staging_prefix).await {
             Ok(()) => {
                 tracing::info!(write_id = %write.write_id, prefix = %write.staging_prefix, "deleted an abandoned write");
-                if let Err(err) = lakehouse.store().end_write(&write.write_id).await {
+                if let Err(err) = store.end_write(&write.write_id).await {
                     tracing::warn!(error = %err, "cannot forget an abandoned write");
                 }
             }
