@@ -30,6 +30,9 @@ pub struct FileConfig {
     /// `[[locations]]`: storage prefixes granted to users who are not admins.
     #[serde(default)]
     pub locations: Vec<LocationEntry>,
+    /// `[limits]`: what users may hold open on the coordinator, across every front door.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// `[log]`.
     #[serde(default)]
     pub log: LogSection,
@@ -103,7 +106,7 @@ pub struct CoordinatorSection {
     pub bytes_per_task: Option<ByteSize>,
     pub token_ttl_secs: Option<u64>,
     pub ticket_ttl_secs: Option<u64>,
-    /// The most tokens, tickets and prepared statements one user holds at once (each).
+    /// The most bearer tokens (logins) one user holds at once.
     pub max_handles_per_user: Option<usize>,
     /// The most bytes one Flight SQL DoPut may bind (all its parameter batches).
     pub max_put_bytes: Option<ByteSize>,
@@ -129,6 +132,17 @@ where
     let text: Option<String> = Option::deserialize(deserializer)?;
     text.map(|t| t.parse().map_err(serde::de::Error::custom))
         .transpose()
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// The most statements one user holds open across every front door: Flight SQL result
+    /// tickets and prepared statements, HTTP API queries, Trino statements.
+    pub open_statements_per_user: Option<usize>,
+    /// The most statements open on the coordinator, all users together.
+    pub open_statements: Option<usize>,
 }
 
 /// `[executor]`.

@@ -463,8 +463,13 @@ fn coordinator_config(
         config.flight_limits.max_put_bytes = bytes.0 as usize;
     }
     if let Some(handles) = section.max_handles_per_user {
-        config.flight_limits.max_handles_per_user = handles.max(1);
         config.auth.max_tokens_per_user = handles.max(1);
+    }
+    if let Some(open) = file.limits.open_statements_per_user {
+        config.statement_limits.open_per_user = open.max(1);
+    }
+    if let Some(open) = file.limits.open_statements {
+        config.statement_limits.open_total = open.max(1);
     }
     config.auth.users = configured_users(file);
     if let Some(name) = &section.default_workgroup {

@@ -79,7 +79,9 @@ pub struct CoordinatorConfig {
     pub cluster_secret: ClusterSecret,
     /// Users and token lifetimes.
     pub auth: AuthConfig,
-    /// Limits on open tickets and prepared statements.
+    /// How many statements users hold open, across every front door (`[limits]`).
+    pub statement_limits: osprey_service::StatementLimits,
+    /// Flight SQL's own limits: ticket lifetimes and request sizes.
     pub flight_limits: FlightSqlLimits,
     /// Directory for the coordinator's files (the built-in TPC-H data, spill files).
     pub data_dir: PathBuf,
@@ -127,6 +129,7 @@ impl CoordinatorConfig {
             discovery: DiscoveryConfig::default(),
             cluster_secret,
             auth: AuthConfig::default(),
+            statement_limits: osprey_service::StatementLimits::default(),
             flight_limits: FlightSqlLimits::default(),
             data_dir: PathBuf::from("osprey-data"),
             tpch_scale_factor: None,
@@ -410,7 +413,8 @@ pub async fn run_coordinator(
         None => None,
     };
     let coordinator = Coordinator::start(&config).await?;
-    let service = osprey_service::StatementService::new(coordinator.engine.clone());
+    let service = osprey_service::StatementService::new(coordinator.engine.clone())
+        .with_limits(config.statement_limits);
     let front_door = FlightSqlFrontDoor::new(
         service.clone(),
         coordinator.engine.auth().clone(),

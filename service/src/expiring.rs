@@ -26,8 +26,9 @@ struct Entry<V> {
 pub enum HandleLimitReached {
     /// The owner holds as many live handles as one owner may.
     #[error(
-        "you hold {limit} open handles (tickets or prepared statements), the most one user \
-         may: fetch or close the ones you have, or wait for them to expire"
+        "you hold {limit} open statements (Flight SQL tickets and prepared statements, HTTP API \
+         queries, Trino statements), the most one user may: fetch, close or cancel the ones you \
+         have, or wait for them to expire"
     )]
     PerOwner {
         /// The per-owner bound.

@@ -33,6 +33,7 @@ mod locations;
 mod locations_sql;
 mod login_checks;
 mod nesting;
+mod open_statements;
 mod policy;
 mod query;
 mod query_runtime;
@@ -60,6 +61,7 @@ pub use lakehouse::formats::{FilesFormat, TableFormat, TableFormats, ViewFormat}
 pub use lakehouse::writes::clean_abandoned_writes;
 pub use locations::{LocationConfig, Locations};
 pub use nesting::MAX_PARSER_RECURSION;
+pub use open_statements::{OpenStatement, OpenStatements, StatementLimits};
 pub use policy::{AllowAll, StatementPolicy};
 pub use query::{Description, EngineParts, QueryEngine};
 pub use query_runtime::QueryRuntime;

@@ -18,8 +18,10 @@
 
 use crate::auth::Principal;
 use crate::error::QueryError;
+use crate::expiring::HandleLimitReached;
 use crate::history::{QuerySummary, QueueClock, TrackedQuery};
 use crate::immediate::{evaluate_parameters, parse_execute_immediate};
+use crate::open_statements::{OpenStatement, OpenStatements, StatementLimits};
 use crate::query::{Description, PreparedStatement, QueryEngine};
 use crate::session::SessionSettings;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -33,6 +35,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct StatementService {
     engine: QueryEngine,
+    open: OpenStatements,
 }
 
 /// A statement as a front door hands it over.
@@ -64,9 +67,34 @@ impl StatementRequest {
 }
 
 impl StatementService {
-    /// The service over `engine`.
+    /// The service over `engine`, with the default [`StatementLimits`].
     pub fn new(engine: QueryEngine) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            open: OpenStatements::default(),
+        }
+    }
+
+    /// The same service with `limits` on the statements users hold open.
+    pub fn with_limits(mut self, limits: StatementLimits) -> Self {
+        self.open = OpenStatements::new(limits);
+        self
+    }
+
+    /// The bounds on open statements.
+    pub fn statement_limits(&self) -> StatementLimits {
+        self.open.limits()
+    }
+
+    /// Claims a place for a statement handle a front door is about to give `principal` (a
+    /// result ticket, a prepared statement, a query id to poll): refused when the user holds
+    /// as many as they may, on all doors together. The door keeps the claim with the handle,
+    /// checks ownership with it, and drops it when it forgets the handle.
+    pub fn open_statement(
+        &self,
+        principal: &Principal,
+    ) -> Result<OpenStatement, HandleLimitReached> {
+        self.open.open(principal)
     }
 
     /// The engine underneath: its catalog, users and workgroups.

@@ -64,8 +64,9 @@ use datafusion::common::ScalarValue;
 use futures::future::Abortable;
 use futures::{Stream, StreamExt, TryStreamExt};
 use osprey_service::{
-    AuthError, Authenticator, ExpiringStore, Principal, QueryError, SessionSettings, SessionStore,
-    StatementRecord, StatementRequest, StatementService, Submitted, basic_credentials,
+    AuthError, Authenticator, ExpiringStore, OpenStatement, Principal, QueryError, SessionSettings,
+    SessionStore, StatementRecord, StatementRequest, StatementService, Submitted,
+    basic_credentials,
 };
 use prost::Message as _;
 use std::pin::Pin;
@@ -73,18 +74,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status, Streaming};
 
-/// Limits on what clients may leave open on the server.
+/// Limits on what Flight SQL clients may leave open on the server (how many statements they
+/// hold is the service's bound, [`osprey_service::StatementLimits`]).
 #[derive(Debug, Clone)]
 pub struct FlightSqlLimits {
     /// How long a result ticket stays valid after GetFlightInfo (it is used up by one DoGet).
     pub ticket_ttl: Duration,
     /// How long a prepared statement stays valid after it was created.
     pub prepared_statement_ttl: Duration,
-    /// The most tickets and prepared statements held at once (each, all users together).
-    pub max_open_handles: usize,
-    /// The most tickets and prepared statements one user holds at once (each); past it the
-    /// user's new ones are refused with `RESOURCE_EXHAUSTED`.
-    pub max_handles_per_user: usize,
     /// The largest request message accepted (a statement's SQL text, a DoPut batch).
     pub max_request_bytes: usize,
     /// The most bytes (as Arrow in memory) one DoPut may bind in all its batches.
@@ -96,8 +93,6 @@ impl Default for FlightSqlLimits {
         Self {
             ticket_ttl: Duration::from_secs(15 * 60),
             prepared_statement_ttl: Duration::from_secs(3600),
-            max_open_handles: 100_000,
-            max_handles_per_user: 1_000,
             max_request_bytes: 16 << 20,
             max_put_bytes: 64 << 20,
         }
@@ -106,8 +101,8 @@ impl Default for FlightSqlLimits {
 
 #[derive(Clone)]
 struct TicketEntry {
-    /// The identity of the user who planned it ([`Principal::user_id`]).
-    owner: String,
+    /// Its place among its owner's open statements; says who may fetch it.
+    open: Arc<OpenStatement>,
     /// The submitted statement; dropping an unfetched ticket records it as cancelled.
     statement: Submitted,
 }
@@ -117,8 +112,8 @@ const FRONT_DOOR: &str = "flight_sql";
 
 #[derive(Clone)]
 struct PreparedEntry {
-    /// The identity of the user who prepared it.
-    owner: String,
+    /// Its place among its owner's open statements; says who may use it.
+    open: Arc<OpenStatement>,
     sql: String,
     /// Parameter rows bound with DoPut; each row runs the statement once.
     parameters: Vec<Vec<ScalarValue>>,
@@ -146,19 +141,14 @@ impl FlightSqlFrontDoor {
     /// A front door running statements on `service` for users `auth` accepts.
     pub fn new(service: StatementService, auth: Authenticator, limits: &FlightSqlLimits) -> Self {
         let sql_info = metadata::build_sql_info(service.engine().session());
+        // The service's open statements bound each user (across every door); these stores only
+        // keep the handles, up to the service's total.
+        let total = service.statement_limits().open_total;
         Self {
+            tickets: ExpiringStore::new(limits.ticket_ttl, total, total),
+            prepared: ExpiringStore::new(limits.prepared_statement_ttl, total, total),
             service,
             auth,
-            tickets: ExpiringStore::new(
-                limits.ticket_ttl,
-                limits.max_open_handles,
-                limits.max_handles_per_user,
-            ),
-            prepared: ExpiringStore::new(
-                limits.prepared_statement_ttl,
-                limits.max_open_handles,
-                limits.max_handles_per_user,
-            ),
             sessions: SessionStore::default(),
             running: cancel::RunningResults::default(),
             limits: limits.clone(),
@@ -291,7 +281,7 @@ impl FlightSqlFrontDoor {
         parameters: Option<Vec<ScalarValue>>,
     ) -> Result<(FlightEndpoint, SchemaRef, String), Status> {
         // Refused before anything runs: a write would otherwise run without a ticket to show.
-        self.tickets.has_room(&user.user_id).map_err(handle_limit)?;
+        let open = self.service.open_statement(user).map_err(handle_limit)?;
         let statement = self
             .submit_in_session(user, sql, parameters)
             .await
@@ -310,7 +300,7 @@ impl FlightSqlFrontDoor {
             .insert(
                 &user.user_id,
                 TicketEntry {
-                    owner: user.user_id.clone(),
+                    open: Arc::new(open),
                     statement,
                 },
             )
@@ -426,7 +416,7 @@ impl FlightSqlFrontDoor {
             let owned = self
                 .tickets
                 .get(&handle)
-                .is_some_and(|entry| entry.owner == user.user_id);
+                .is_some_and(|entry| entry.open.is_owned_by(user));
             let dropped = owned && self.tickets.remove(&handle).is_some();
             if dropped || self.running.cancel(&handle, &user.user_id) {
                 cancelled += 1;
@@ -446,7 +436,7 @@ impl FlightSqlFrontDoor {
         let handle = String::from_utf8_lossy(handle).to_string();
         self.prepared
             .get(&handle)
-            .filter(|entry| entry.owner == user.user_id)
+            .filter(|entry| entry.open.is_owned_by(user))
             .ok_or_else(|| {
                 Status::not_found("unknown or expired prepared statement: create it again")
             })

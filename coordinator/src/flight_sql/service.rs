@@ -102,7 +102,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         let handle = String::from_utf8_lossy(&ticket.statement_handle).to_string();
         // Another user's ticket is treated as unknown and left in place for its owner.
         let queue_clock = match self.tickets.get(&handle) {
-            Some(entry) if entry.owner == user.user_id => entry.statement.record().queue_clock(),
+            Some(entry) if entry.open.is_owned_by(&user) => entry.statement.record().queue_clock(),
             _ => return Err(unknown_ticket()),
         };
         // Tickets are single use: the plan is released as soon as its result is fetched.
@@ -157,12 +157,13 @@ impl FlightSqlService for FlightSqlFrontDoor {
         } else {
             encode(&description.parameters)?
         };
+        let open = self.service.open_statement(&user).map_err(handle_limit)?;
         let handle = self
             .prepared
             .insert(
                 &user.user_id,
                 PreparedEntry {
-                    owner: user.user_id.clone(),
+                    open: Arc::new(open),
                     sql: query.query,
                     parameters: Vec::new(),
                 },
@@ -185,7 +186,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         if self
             .prepared
             .get(&handle)
-            .is_some_and(|e| e.owner == user.user_id)
+            .is_some_and(|e| e.open.is_owned_by(&user))
         {
             self.prepared.remove(&handle);
         }
@@ -525,7 +526,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
                 let waiting = self
                     .tickets
                     .get(&handle)
-                    .is_some_and(|entry| entry.owner == user.user_id);
+                    .is_some_and(|entry| entry.open.is_owned_by(&user));
                 let progress = match self.running.progress(&handle, &user.user_id).await {
                     // Planned, not fetched yet: nothing runs until DoGet.
                     _ if waiting => Ok(serde_json::json!({"state": "waiting"})),

@@ -29,7 +29,7 @@ use futures::StreamExt;
 use osprey_catalog::{HistoryCursor, QueryRecord, now_ms};
 use osprey_engine::QueryProgress;
 use osprey_service::{
-    Principal, QueryError, QueueClock, SessionSettings, Statement, StatementRequest,
+    OpenStatement, Principal, QueryError, QueueClock, SessionSettings, Statement, StatementRequest,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -50,8 +50,6 @@ pub struct QueryApiLimits {
     pub max_page_rows: usize,
     /// How long results stay fetchable after the query ends.
     pub result_retention: Duration,
-    /// How many queries with retained results one user may hold at once.
-    pub max_retained_per_user: usize,
     /// The most result bytes one user's retained results hold, all together (they also count
     /// in the coordinator's memory pool).
     pub max_retained_bytes_per_user: usize,
@@ -63,7 +61,6 @@ impl Default for QueryApiLimits {
             max_result_bytes: 256 << 20,
             max_page_rows: 10_000,
             result_retention: Duration::from_secs(15 * 60),
-            max_retained_per_user: 32,
             max_retained_bytes_per_user: 1 << 30,
         }
     }
@@ -120,8 +117,8 @@ struct Progress {
 struct ApiQuery {
     id: String,
     user: String,
-    /// The identity of the user who started it ([`Principal::user_id`]).
-    owner: String,
+    /// Its place among its owner's open statements; says who may see it.
+    open: OpenStatement,
     submitted: Instant,
     submitted_at_ms: i64,
     progress: Mutex<Progress>,
@@ -241,7 +238,7 @@ impl ApiQueries {
     fn get(&self, id: &str, user: &Principal) -> Result<Arc<ApiQuery>, ApiError> {
         self.purge();
         match self.lock().get(id) {
-            Some(query) if query.owner == user.user_id => Ok(Arc::clone(query)),
+            Some(query) if query.open.is_owned_by(user) => Ok(Arc::clone(query)),
             _ => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
@@ -322,20 +319,13 @@ pub async fn submit(
     let wait = parse_wait(request.wait_timeout.as_deref())?;
     let queries = &state.queries;
     queries.purge();
-    let retained = queries
-        .lock()
-        .values()
-        .filter(|query| query.owner == principal.user_id)
-        .count();
-    if retained >= queries.limits.max_retained_per_user {
-        return Err(ApiError::new(
+    let open = state.service.open_statement(&principal).map_err(|err| {
+        ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "TOO_MANY_QUERIES",
-            format!(
-                "you hold {retained} queries with results (the limit): fetch or DELETE some, or wait for them to expire"
-            ),
-        ));
-    }
+            err.to_string(),
+        )
+    })?;
     let statement = state
         .service
         .statement(&principal, StatementRequest::new(FRONT_DOOR, request.sql));
@@ -343,7 +333,7 @@ pub async fn submit(
     let query = Arc::new(ApiQuery {
         id: statement.id(),
         user: principal.user.clone(),
-        owner: principal.user_id.clone(),
+        open,
         submitted: Instant::now(),
         submitted_at_ms: now_ms(),
         progress: Mutex::new(Progress {
@@ -409,8 +399,12 @@ async fn run(
     let limits = &state.queries.limits;
     let max_bytes = limits.max_result_bytes;
     let pool = Arc::clone(&state.service.engine().session().runtime_env().memory_pool);
-    *query.retention.lock().unwrap_or_else(|p| p.into_inner()) =
-        Some(state.queries.retained.start(&query.owner, &query.id, &pool));
+    *query.retention.lock().unwrap_or_else(|p| p.into_inner()) = Some(
+        state
+            .queries
+            .retained
+            .start(query.open.owner(), &query.id, &pool),
+    );
     while let Some(batch) = stream.next().await {
         let batch = match batch {
             Ok(batch) => batch,

@@ -34,7 +34,10 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use osprey_engine::{ProgressSnapshot, QueryProgress};
-use osprey_service::{MetadataFlavor, QueryError, Running, SessionSettings, StatementRequest};
+use osprey_service::{
+    MetadataFlavor, OpenStatement, Principal, QueryError, Running, SessionSettings,
+    StatementRequest,
+};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -57,8 +60,6 @@ pub struct TrinoLimits {
     pub abandoned_after: Duration,
     /// A finished statement's last page is kept this long for a retried request.
     pub finished_kept: Duration,
-    /// How many statements one user may have open (started, not finished) at once.
-    pub max_open_per_user: usize,
 }
 
 impl Default for TrinoLimits {
@@ -69,7 +70,6 @@ impl Default for TrinoLimits {
             max_wait: Duration::from_secs(1),
             abandoned_after: Duration::from_secs(5 * 60),
             finished_kept: Duration::from_secs(60),
-            max_open_per_user: 100,
         }
     }
 }
@@ -99,11 +99,11 @@ impl TrinoQueries {
         self.queries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, id: &str, slug: &str, owner: &str) -> Result<Arc<TrinoQuery>, ApiError> {
+    fn get(&self, id: &str, slug: &str, owner: &Principal) -> Result<Arc<TrinoQuery>, ApiError> {
         let removed = purge(&mut self.lock(), &self.limits);
         drop(removed);
         match self.lock().get(id) {
-            Some(query) if query.slug == slug && query.owner == owner => {
+            Some(query) if query.slug == slug && query.open.is_owned_by(owner) => {
                 *query.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                 Ok(Arc::clone(query))
             }
@@ -168,8 +168,8 @@ struct TrinoQuery {
     id: String,
     /// A random part of its URIs, so that they cannot be guessed from the id.
     slug: String,
-    /// The identity of the user who started it ([`osprey_service::Principal::user_id`]).
-    owner: String,
+    /// Its place among its owner's open statements; says who may page or cancel it.
+    open: OpenStatement,
     started: Instant,
     last_seen: Mutex<Instant>,
     finished: std::sync::atomic::AtomicBool,
@@ -300,25 +300,14 @@ pub async fn submit(
         ));
     }
     let trino = &state.trino;
-    {
-        let removed = purge(&mut trino.lock(), &trino.limits);
-        drop(removed);
-        let queries = trino.lock();
-        let open = queries
-            .values()
-            .filter(|q| q.owner == principal.user_id)
-            .filter(|q| !q.finished.load(std::sync::atomic::Ordering::Relaxed))
-            .count();
-        if open >= trino.limits.max_open_per_user {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TOO_MANY_QUERIES",
-                format!(
-                    "you have {open} statements open (the limit): finish reading or cancel some"
-                ),
-            ));
-        }
-    }
+    drop(purge(&mut trino.lock(), &trino.limits));
+    let open = state.service.open_statement(&principal).map_err(|err| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_QUERIES",
+            err.to_string(),
+        )
+    })?;
     let mut session = SessionSettings {
         catalog: header(&headers, "x-trino-catalog")?.map(str::to_string),
         schema: header(&headers, "x-trino-schema")?.map(str::to_string),
@@ -356,7 +345,7 @@ pub async fn submit(
     let query = Arc::new(TrinoQuery {
         id,
         slug: random_slug(),
-        owner: principal.user_id.clone(),
+        open,
         started: Instant::now(),
         last_seen: Mutex::new(Instant::now()),
         finished: std::sync::atomic::AtomicBool::new(false),
@@ -397,7 +386,7 @@ pub async fn next_page(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Path((id, slug, token_text)) = path.map_err(bad_path)?;
-    let query = state.trino.get(&id, &slug, &principal.user_id)?;
+    let query = state.trino.get(&id, &slug, &principal)?;
     let base = base_uri(&state, &headers)?;
     let mut run = query.run.lock().await;
     let token = token_text.parse::<u64>().ok();
@@ -430,7 +419,7 @@ pub async fn cancel(
     path: Result<Path<StatementPath>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path((id, slug, _token)) = path.map_err(bad_path)?;
-    let query = state.trino.get(&id, &slug, &principal.user_id)?;
+    let query = state.trino.get(&id, &slug, &principal)?;
     state.trino.lock().remove(&id);
     // A poll waiting for rows holds the statement: make it answer now, not at its deadline.
     query.cancel_requested.notify_waiters();
@@ -829,7 +818,14 @@ mod tests {
         Arc::new(TrinoQuery {
             id: id.to_string(),
             slug: random_slug(),
-            owner: "u".to_string(),
+            open: osprey_service::OpenStatements::default()
+                .open(&Principal {
+                    user: "u".to_string(),
+                    user_id: "u".to_string(),
+                    is_admin: false,
+                    session_id: None,
+                })
+                .unwrap(),
             started: Instant::now(),
             last_seen: Mutex::new(Instant::now() - idle),
             finished: std::sync::atomic::AtomicBool::new(finished),
