@@ -1,27 +1,14 @@
 //! A small cursor over SQL tokens for the administration statements DataFusion's parser does
-//! not know (`CREATE USER`, `CREATE WORKGROUP`, ...): they are recognised on sqlparser's token
-//! stream before DataFusion sees the statement.
+//! not know (`CREATE USER`, `CREATE WORKGROUP`, ...): [`crate::parser`] lexes a statement once
+//! and recognises them on its tokens.
 
 use crate::error::QueryError;
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::MemTable;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-
-/// The statement's tokens without whitespace; `None` if it does not tokenize (DataFusion then
-/// reports the error).
-pub(crate) fn tokenize(sql: &str) -> Option<Vec<Token>> {
-    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
-    Some(
-        tokens
-            .into_iter()
-            .filter(|t| !matches!(t, Token::Whitespace(_)))
-            .collect(),
-    )
-}
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 /// A plan over one in-memory batch: what a `SHOW ...` listing answers.
 pub(crate) fn listing_plan(

@@ -20,7 +20,7 @@ use datafusion::common::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::Token;
 use futures::StreamExt;
 use osprey_catalog::{CatalogStore, HistoryCursor, QueryRecord, QueryState, now_ms};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -437,7 +437,9 @@ pub fn redact_secrets(sql: &str) -> String {
         .iter()
         .any(|word| lower.contains(word))
     }
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+    // The lexer every statement is parsed with (`crate::parser`); the generic dialect, since
+    // the text is recorded before a session's dialect applies.
+    let Ok(tokens) = crate::parser::lex(&GenericDialect {}, sql) else {
         return if sensitive(sql) {
             "<not recorded: the statement could not be parsed and may hold a secret>".to_string()
         } else {
@@ -447,7 +449,7 @@ pub fn redact_secrets(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut mask_next = false;
     let mut masked = false;
-    for token in tokens {
+    for token in tokens.into_iter().map(|token| token.token) {
         let is_literal = matches!(
             token,
             Token::SingleQuotedString(_) | Token::DoubleQuotedString(_)

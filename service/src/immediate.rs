@@ -13,73 +13,51 @@ use datafusion::logical_expr::ColumnarValue;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Expr, Query, Value, Visit, Visitor};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// A statement and the parameter list of an `EXECUTE IMMEDIATE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ExecuteImmediate {
     /// The statement to run (the string literal, unescaped).
     pub statement: String,
-    /// The SQL text after `USING`, if any: comma-separated literals.
-    pub using: Option<String>,
+    /// The tokens after `USING`, if any: comma-separated literals.
+    pub using: Option<Vec<Token>>,
 }
 
-/// Recognizes `EXECUTE IMMEDIATE '...' [USING ...]`. `None` when `sql` is something else;
-/// an error when it starts like one but is malformed.
-pub fn parse_execute_immediate(sql: &str) -> Option<Result<ExecuteImmediate, QueryError>> {
-    let rest = keyword(sql, "EXECUTE")?;
-    let rest = keyword(rest, "IMMEDIATE")?;
+/// Recognizes `EXECUTE IMMEDIATE '...' [USING ...]` on a statement's tokens (whitespace left
+/// out). `None` when it is something else; an error when it starts like one but is malformed.
+pub fn parse_execute_immediate(tokens: &[Token]) -> Result<Option<ExecuteImmediate>, QueryError> {
+    let is_word = |token: Option<&Token>, keyword: Keyword| matches!(token, Some(Token::Word(word)) if word.keyword == keyword && word.quote_style.is_none());
+    if !(is_word(tokens.first(), Keyword::EXECUTE) && is_word(tokens.get(1), Keyword::IMMEDIATE)) {
+        return Ok(None);
+    }
     let bad = |why: &str| {
-        Some(Err(QueryError::InvalidStatement(format!(
+        QueryError::InvalidStatement(format!(
             "EXECUTE IMMEDIATE: {why}; write EXECUTE IMMEDIATE 'statement' [USING value, ...]"
-        ))))
+        ))
     };
-    let Some(body) = rest.strip_prefix('\'') else {
-        return bad("the statement must be a single-quoted string");
+    let Some(Token::SingleQuotedString(statement)) = tokens.get(2) else {
+        return Err(bad("the statement must be a single-quoted string"));
     };
-    let mut statement = String::new();
-    let mut chars = body.char_indices();
-    let after = loop {
-        match chars.next() {
-            None => return bad("the statement's string is not closed"),
-            Some((i, '\'')) => {
-                if body[i + 1..].starts_with('\'') {
-                    statement.push('\'');
-                    chars.next();
-                } else {
-                    break &body[i + 1..];
-                }
-            }
-            Some((_, c)) => statement.push(c),
+    let mut rest = &tokens[3..];
+    while let [before @ .., Token::SemiColon] = rest {
+        rest = before;
+    }
+    let using = match rest {
+        [] => None,
+        [first, values @ ..] if is_word(Some(first), Keyword::USING) && !values.is_empty() => {
+            Some(values.to_vec())
         }
+        _ => return Err(bad("expected USING and the values after the statement")),
     };
-    let after = after.trim().trim_end_matches(';').trim_end();
-    if after.is_empty() {
-        return Some(Ok(ExecuteImmediate {
-            statement,
-            using: None,
-        }));
-    }
-    match keyword(after, "USING") {
-        Some(values) if !values.trim().is_empty() => Some(Ok(ExecuteImmediate {
-            statement,
-            using: Some(values.trim().to_string()),
-        })),
-        _ => bad("expected USING and the values after the statement"),
-    }
-}
-
-/// The text after `word` (case-insensitive) and the whitespace around it, if `text` starts
-/// with it as a whole word.
-fn keyword<'a>(text: &'a str, word: &str) -> Option<&'a str> {
-    let text = text.trim_start();
-    let head = text.get(..word.len())?;
-    let rest = &text[word.len()..];
-    (head.eq_ignore_ascii_case(word) && rest.starts_with(|c: char| c.is_whitespace() || c == '\''))
-        .then(|| rest.trim_start())
+    Ok(Some(ExecuteImmediate {
+        statement: statement.clone(),
+        using,
+    }))
 }
 
 /// How deeply a `USING` value may nest (`ARRAY[ARRAY[1]]`, `-(1)`): parameters are constants.
@@ -89,7 +67,7 @@ const MAX_PARAMETER_DEPTH: usize = 16;
 /// into SQL), and each must be a constant: a literal, a typed literal (`DATE '...'`), a cast,
 /// a sign, arithmetic, an `ARRAY[...]` or an `INTERVAL` of those. Nothing here reads a table or calls a
 /// function, so evaluating the values costs nothing the statement's workgroup would limit.
-pub fn evaluate_parameters(using: &str) -> Result<Vec<ScalarValue>, QueryError> {
+pub fn evaluate_parameters(using: &[Token]) -> Result<Vec<ScalarValue>, QueryError> {
     let refuse = |why: String| {
         QueryError::InvalidStatement(format!(
             "EXECUTE IMMEDIATE ... USING: {why}. The values must be constants: literals such as \
@@ -99,8 +77,7 @@ pub fn evaluate_parameters(using: &str) -> Result<Vec<ScalarValue>, QueryError> 
     let dialect = GenericDialect {};
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(MAX_PARAMETER_DEPTH)
-        .try_with_sql(using)
-        .map_err(|err| refuse(err.to_string()))?;
+        .with_tokens(using.to_vec());
     let mut values = parser
         .parse_comma_separated(Parser::parse_expr)
         .map_err(|err| refuse(err.to_string()))?;
@@ -166,10 +143,15 @@ impl Visitor for ConstantsOnly {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parser::tokens_of;
+
+    fn parse(sql: &str) -> Result<Option<ExecuteImmediate>, QueryError> {
+        parse_execute_immediate(&tokens_of(sql))
+    }
 
     #[test]
     fn statements_and_values_are_split() {
-        let parsed = parse_execute_immediate(
+        let parsed = parse(
             "execute   immediate\n'SELECT * FROM t WHERE a = ? AND b = ''it''''s''' USING 'x', 2;",
         )
         .unwrap()
@@ -178,28 +160,26 @@ mod tests {
             parsed.statement,
             "SELECT * FROM t WHERE a = ? AND b = 'it''s'"
         );
-        assert_eq!(parsed.using.as_deref(), Some("'x', 2"));
-        let bare = parse_execute_immediate("EXECUTE IMMEDIATE 'SELECT 1'")
-            .unwrap()
-            .unwrap();
+        assert_eq!(parsed.using, Some(tokens_of("'x', 2")));
+        let bare = parse("EXECUTE IMMEDIATE 'SELECT 1'").unwrap().unwrap();
         assert_eq!(bare.using, None);
         for bad in [
             "EXECUTE IMMEDIATE SELECT 1",
-            "EXECUTE IMMEDIATE 'SELECT 1",
             "EXECUTE IMMEDIATE 'SELECT ?' 1",
             "EXECUTE IMMEDIATE 'SELECT ?' USING ",
         ] {
-            assert!(parse_execute_immediate(bad).unwrap().is_err(), "{bad}");
+            assert!(parse(bad).is_err(), "{bad}");
         }
-        assert!(parse_execute_immediate("EXECUTED IMMEDIATELY").is_none());
-        assert!(parse_execute_immediate("SELECT 'EXECUTE IMMEDIATE'").is_none());
+        assert!(parse("EXECUTED IMMEDIATELY").unwrap().is_none());
+        assert!(parse("SELECT 'EXECUTE IMMEDIATE'").unwrap().is_none());
+        assert!(parse("\"EXECUTE\" IMMEDIATE 'SELECT 1'").unwrap().is_none());
     }
 
     #[test]
     fn literals_become_values() {
-        let values = evaluate_parameters(
+        let values = evaluate_parameters(&tokens_of(
             "'main', 42, DOUBLE '1.5', NULL, DATE '2024-02-29', -7, CAST('3' AS INT)",
-        )
+        ))
         .unwrap();
         assert_eq!(values[0], ScalarValue::Utf8(Some("main".into())));
         assert_eq!(values[1], ScalarValue::Int64(Some(42)));
@@ -221,28 +201,23 @@ mod tests {
             "?",
             "1; DROP TABLE t",
         ] {
-            let err = evaluate_parameters(using).unwrap_err();
+            let err = evaluate_parameters(&tokens_of(using)).unwrap_err();
             assert!(
                 err.to_string().contains("must be constants"),
                 "{using}: {err}"
             );
         }
         let deep = format!("1{}", "::INT".repeat(5000));
-        assert!(evaluate_parameters(&deep).is_err());
+        assert!(evaluate_parameters(&tokens_of(&deep)).is_err());
     }
-}
-
-#[cfg(test)]
-mod recognizer_example {
-    use super::*;
 
     #[test]
     fn recognizes_its_statements_and_nothing_else() {
-        let parsed = parse_execute_immediate("EXECUTE IMMEDIATE 'SELECT ?, ''x''' USING 42")
+        let parsed = parse("EXECUTE IMMEDIATE 'SELECT ?, ''x''' USING 42")
             .unwrap()
             .unwrap();
         assert_eq!(parsed.statement, "SELECT ?, 'x'");
-        assert_eq!(parsed.using.as_deref(), Some("42"));
-        assert!(parse_execute_immediate("SELECT 1").is_none());
+        assert_eq!(parsed.using, Some(tokens_of("42")));
+        assert!(parse("SELECT 1").unwrap().is_none());
     }
 }

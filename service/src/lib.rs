@@ -34,6 +34,7 @@ mod locations_sql;
 mod login_checks;
 mod nesting;
 mod open_statements;
+mod parser;
 mod policy;
 mod query;
 mod query_runtime;

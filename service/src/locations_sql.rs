@@ -11,7 +11,7 @@
 //! nobody yet (admins reach every location anyway). `SHOW LOCATIONS` lists every location to
 //! admins and the ones granted to them to other users.
 
-use crate::admin_sql::{Tokens, listing_plan, syntax, tokenize};
+use crate::admin_sql::{Tokens, listing_plan, syntax};
 use crate::auth::Principal;
 use crate::error::QueryError;
 use crate::locations::{Locations, granted_to};
@@ -62,11 +62,8 @@ pub enum LocationStatementResult {
 }
 
 /// Recognizes a location statement; `None` for anything else.
-pub fn parse_location_statement(sql: &str) -> Result<Option<LocationStatement>, QueryError> {
-    let Some(tokens) = tokenize(sql) else {
-        return Ok(None);
-    };
-    let mut parser = Tokens::new(&tokens);
+pub fn parse_location_statement(tokens: &[Token]) -> Result<Option<LocationStatement>, QueryError> {
+    let mut parser = Tokens::new(tokens);
     let replace = parser.words(&["CREATE", "OR", "REPLACE", "LOCATION"]);
     let statement = if replace || parser.words(&["CREATE", "LOCATION"]) {
         let if_not_exists = parser.keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
@@ -215,7 +212,7 @@ mod tests {
     #[test]
     fn statements_parse() {
         assert_eq!(
-            parse_location_statement("create or replace location if not exists \"Raw\" url 'file:///srv/raw' for all users;")
+            parse_location_statement(&crate::parser::tokens_of("create or replace location if not exists \"Raw\" url 'file:///srv/raw' for all users;"))
                 .unwrap()
                 .unwrap(),
             LocationStatement::Create {
@@ -228,14 +225,15 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_location_statement("DROP LOCATION IF EXISTS raw").unwrap(),
+            parse_location_statement(&crate::parser::tokens_of("DROP LOCATION IF EXISTS raw"))
+                .unwrap(),
             Some(LocationStatement::Drop {
                 name: "raw".into(),
                 if_exists: true
             })
         );
         assert_eq!(
-            parse_location_statement("SHOW LOCATIONS").unwrap(),
+            parse_location_statement(&crate::parser::tokens_of("SHOW LOCATIONS")).unwrap(),
             Some(LocationStatement::Show)
         );
         for bad in [
@@ -244,7 +242,10 @@ mod tests {
             "CREATE LOCATION raw URL 's3://b/' FOR ana",
             "DROP LOCATION raw extra",
         ] {
-            assert!(parse_location_statement(bad).is_err(), "{bad}");
+            assert!(
+                parse_location_statement(&crate::parser::tokens_of(bad)).is_err(),
+                "{bad}"
+            );
         }
     }
 }
@@ -255,9 +256,9 @@ mod recognizer_example {
 
     #[test]
     fn recognizes_its_statements_and_nothing_else() {
-        let parsed = parse_location_statement(
+        let parsed = parse_location_statement(&crate::parser::tokens_of(
             "CREATE LOCATION raw URL 's3://lake/raw/' READ ONLY FOR USERS ana, Ben",
-        )
+        ))
         .unwrap()
         .unwrap();
         assert_eq!(
@@ -271,6 +272,10 @@ mod recognizer_example {
                 if_not_exists: false,
             }
         );
-        assert!(parse_location_statement("SELECT 1").unwrap().is_none());
+        assert!(
+            parse_location_statement(&crate::parser::tokens_of("SELECT 1"))
+                .unwrap()
+                .is_none()
+        );
     }
 }

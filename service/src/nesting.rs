@@ -11,10 +11,9 @@
 use datafusion::common::DataFusionError;
 use datafusion::sql::parser::{CopyToSource, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{Expr, Query, Value, VisitMut, VisitorMut};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::ParserError;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::Token;
 use std::ops::ControlFlow;
 
 /// How deeply expressions and subqueries may nest in one statement. DuckDB's default
@@ -75,16 +74,12 @@ pub fn is_parser_recursion_limit(err: &DataFusionError) -> bool {
         if matches!(inner.as_ref(), ParserError::RecursionLimitExceeded))
 }
 
-/// How deeply `sql` nests parentheses and `CASE ... END`, counted on its tokens (0 if it does
-/// not tokenize). The parser does not always report its recursion limit as such (inside `CASE`
+/// How deeply a statement nests parentheses and `CASE ... END`, counted on its tokens. The parser does not always report its recursion limit as such (inside `CASE`
 /// it reports the alternative it tried last), so a failed statement that nests this deeply is
 /// parsed again with a higher limit to tell the two apart.
-pub fn token_nesting(sql: &str) -> usize {
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
-        return 0;
-    };
+pub fn token_nesting(tokens: &[Token]) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
-    for token in &tokens {
+    for token in tokens {
         match token {
             Token::LParen => depth += 1,
             Token::Word(word) if word.keyword == Keyword::CASE => depth += 1,
@@ -246,8 +241,8 @@ mod tests {
             "CASE WHEN 1=2 THEN 0 ELSE ".repeat(30),
             " END".repeat(30)
         );
-        assert_eq!(token_nesting(&deep), 31);
-        assert_eq!(token_nesting("SELECT 1"), 0);
+        assert_eq!(token_nesting(&crate::parser::tokens_of(&deep)), 31);
+        assert_eq!(token_nesting(&crate::parser::tokens_of("SELECT 1")), 0);
     }
 
     #[test]

@@ -20,7 +20,6 @@ use crate::auth::Principal;
 use crate::error::QueryError;
 use crate::expiring::HandleLimitReached;
 use crate::history::{QuerySummary, QueueClock, TrackedQuery};
-use crate::immediate::{evaluate_parameters, parse_execute_immediate};
 use crate::open_statements::{OpenStatement, OpenStatements, StatementLimits};
 use crate::query::{Description, PreparedStatement, QueryEngine};
 use crate::session::SessionSettings;
@@ -109,10 +108,7 @@ impl StatementService {
         session: &SessionSettings,
         sql: &str,
     ) -> Result<Description, QueryError> {
-        match parse_execute_immediate(sql) {
-            Some(wrapped) => self.engine.describe(session, &wrapped?.statement).await,
-            None => self.engine.describe(session, sql).await,
-        }
+        self.engine.describe(session, sql).await
     }
 
     /// The catalogs as `session` sees them: the one place metadata listings (a driver's
@@ -178,26 +174,8 @@ impl Statement {
             tracked,
             request,
         } = self;
-        let (sql, parameters) = match parse_execute_immediate(&request.sql) {
-            None => (request.sql, request.parameters),
-            Some(wrapped) => {
-                let wrapped = wrapped?;
-                let parameters = match (wrapped.using, request.parameters) {
-                    (Some(_), Some(_)) => {
-                        return Err(QueryError::InvalidStatement(
-                            "EXECUTE IMMEDIATE ... USING and parameters bound through the \
-                             driver: bind the values one way only"
-                                .to_string(),
-                        ));
-                    }
-                    (Some(using), None) => Some(evaluate_parameters(&using)?),
-                    (None, bound) => bound,
-                };
-                (wrapped.statement, parameters)
-            }
-        };
         let prepared = engine
-            .prepare_bound(session, &sql, parameters, Some(&tracked))
+            .prepare_bound(session, &request.sql, request.parameters, Some(&tracked))
             .await?;
         if let PreparedStatement::Done {
             rows,

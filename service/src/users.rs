@@ -20,7 +20,7 @@
 //! revoke their own tokens. Users defined in the configuration can only be changed there,
 //! except for their workgroup, which is policy rather than a credential.
 
-use crate::admin_sql::{Tokens, listing_plan, syntax, tokenize};
+use crate::admin_sql::{Tokens, listing_plan, syntax};
 use crate::auth::{Authenticator, Principal, hash_password};
 use crate::error::QueryError;
 use crate::workgroups::Workgroups;
@@ -134,11 +134,8 @@ pub enum UserStatementResult {
 
 /// Recognises a user-management statement: `None` if `sql` is something else, an error if it
 /// starts like one but is malformed.
-pub fn parse_user_statement(sql: &str) -> Result<Option<UserStatement>, QueryError> {
-    let Some(tokens) = tokenize(sql) else {
-        return Ok(None);
-    };
-    let mut parser = Tokens::new(&tokens);
+pub fn parse_user_statement(tokens: &[Token]) -> Result<Option<UserStatement>, QueryError> {
+    let mut parser = Tokens::new(tokens);
     let statement = if parser.keywords(&[Keyword::CREATE, Keyword::USER]) {
         let if_not_exists = parser.keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
         let name = parser.name()?;
@@ -531,7 +528,11 @@ mod tests {
 
     #[test]
     fn parses_the_accepted_forms() {
-        let parse = |sql| parse_user_statement(sql).unwrap().unwrap();
+        let parse = |sql| {
+            parse_user_statement(&crate::parser::tokens_of(sql))
+                .unwrap()
+                .unwrap()
+        };
         assert_eq!(
             parse("create user if not exists \"Ana\" with password 'p''w' superuser workgroup ETL"),
             UserStatement::Create {
@@ -598,7 +599,10 @@ mod tests {
             "DROP USER",
             "DROP USER a b",
         ] {
-            assert!(parse_user_statement(sql).is_err(), "{sql}");
+            assert!(
+                parse_user_statement(&crate::parser::tokens_of(sql)).is_err(),
+                "{sql}"
+            );
         }
         for sql in [
             "SELECT 1",
@@ -606,7 +610,12 @@ mod tests {
             "DROP TABLE users",
             "CREATE TABLE user (a int)",
         ] {
-            assert!(parse_user_statement(sql).unwrap().is_none(), "{sql}");
+            assert!(
+                parse_user_statement(&crate::parser::tokens_of(sql))
+                    .unwrap()
+                    .is_none(),
+                "{sql}"
+            );
         }
     }
 }
@@ -617,11 +626,17 @@ mod recognizer_example {
 
     #[test]
     fn recognizes_its_statements_and_nothing_else() {
-        let statement = parse_user_statement("CREATE USER ana WITH PASSWORD 'x' ADMIN;")
-            .unwrap()
-            .unwrap();
+        let statement = parse_user_statement(&crate::parser::tokens_of(
+            "CREATE USER ana WITH PASSWORD 'x' ADMIN;",
+        ))
+        .unwrap()
+        .unwrap();
         assert!(matches!(statement, UserStatement::Create { ref name, .. } if name == "ana"));
-        assert!(parse_user_statement("SELECT 1").unwrap().is_none());
-        assert!(parse_user_statement("DROP USER").is_err());
+        assert!(
+            parse_user_statement(&crate::parser::tokens_of("SELECT 1"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(parse_user_statement(&crate::parser::tokens_of("DROP USER")).is_err());
     }
 }

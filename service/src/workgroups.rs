@@ -29,7 +29,7 @@
 //! The queue is Osprey's own rather than a semaphore's: it must be bounded, report its length
 //! and order, and follow limits changed while queries wait.
 
-use crate::admin_sql::{Tokens, listing_plan, syntax, tokenize};
+use crate::admin_sql::{Tokens, listing_plan, syntax};
 use crate::error::QueryError;
 use crate::units::{parse_byte_size, parse_seconds};
 use datafusion::arrow::array::{BooleanArray, StringArray, UInt64Array};
@@ -706,11 +706,10 @@ pub enum WorkgroupStatement {
 
 /// Recognises a workgroup statement: `None` if `sql` is something else, an error if it starts
 /// like one but is malformed.
-pub fn parse_workgroup_statement(sql: &str) -> Result<Option<WorkgroupStatement>, QueryError> {
-    let Some(tokens) = tokenize(sql) else {
-        return Ok(None);
-    };
-    let mut parser = Tokens::new(&tokens);
+pub fn parse_workgroup_statement(
+    tokens: &[Token],
+) -> Result<Option<WorkgroupStatement>, QueryError> {
+    let mut parser = Tokens::new(tokens);
     let statement = if parser.words(&["CREATE", "WORKGROUP"]) {
         let if_not_exists = parser.keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
         let name = workgroup_name(&mut parser)?;
@@ -1002,7 +1001,11 @@ mod tests {
 
     #[test]
     fn parses_the_accepted_forms() {
-        let parse = |sql| parse_workgroup_statement(sql).unwrap().unwrap();
+        let parse = |sql| {
+            parse_workgroup_statement(&crate::parser::tokens_of(sql))
+                .unwrap()
+                .unwrap()
+        };
         assert_eq!(
             parse(
                 "create workgroup if not exists ETL with (max_concurrent_queries = 2, \
@@ -1057,10 +1060,18 @@ mod tests {
             "ALTER WORKGROUP a SET (max_concurrent_queries 1)",
             "DROP WORKGROUP a b",
         ] {
-            assert!(parse_workgroup_statement(sql).is_err(), "{sql}");
+            assert!(
+                parse_workgroup_statement(&crate::parser::tokens_of(sql)).is_err(),
+                "{sql}"
+            );
         }
         for sql in ["SELECT 1", "SHOW TABLES", "CREATE TABLE workgroup (a int)"] {
-            assert!(parse_workgroup_statement(sql).unwrap().is_none(), "{sql}");
+            assert!(
+                parse_workgroup_statement(&crate::parser::tokens_of(sql))
+                    .unwrap()
+                    .is_none(),
+                "{sql}"
+            );
         }
     }
 
@@ -1139,13 +1150,17 @@ mod recognizer_example {
 
     #[test]
     fn recognizes_its_statements_and_nothing_else() {
-        let statement = parse_workgroup_statement(
+        let statement = parse_workgroup_statement(&crate::parser::tokens_of(
             "CREATE WORKGROUP etl WITH (max_concurrent_queries = 2, max_scan_bytes = '10GiB')",
-        )
+        ))
         .unwrap()
         .unwrap();
         assert!(matches!(statement, WorkgroupStatement::Create { ref name, .. } if name == "etl"));
-        assert!(parse_workgroup_statement("SELECT 1").unwrap().is_none());
-        assert!(parse_workgroup_statement("DROP WORKGROUP").is_err());
+        assert!(
+            parse_workgroup_statement(&crate::parser::tokens_of("SELECT 1"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(parse_workgroup_statement(&crate::parser::tokens_of("DROP WORKGROUP")).is_err());
     }
 }

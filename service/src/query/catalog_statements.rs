@@ -149,7 +149,7 @@ impl QueryEngine {
                 let query = match (query, query_text) {
                     (Some(query), _) => query,
                     (None, Some(text)) => {
-                        parsed = parse_bounded(state, text)?;
+                        parsed = crate::parser::parse_sql(state, text)?;
                         match &parsed {
                             DFStatement::Statement(s) => match s.as_ref() {
                                 ast::Statement::Query(query) => query,

@@ -26,34 +26,31 @@ impl QueryEngine {
     ) -> Result<Description, QueryError> {
         let state = self.state_for(session)?;
         let no_parameters = Arc::new(Schema::empty());
-        if let Some(statement) = parse_user_statement(sql)? {
-            return Ok(Description {
-                schema: match statement {
-                    UserStatement::Show => users::listing_schema(),
-                    _ => ddl_schema(),
-                },
-                parameters: no_parameters,
-            });
-        }
-        if let Some(statement) = parse_workgroup_statement(sql)? {
-            return Ok(Description {
-                schema: match statement {
-                    WorkgroupStatement::Show => crate::workgroups::listing_schema(),
-                    _ => ddl_schema(),
-                },
-                parameters: no_parameters,
-            });
-        }
-        if let Some(statement) = parse_location_statement(sql)? {
-            return Ok(Description {
-                schema: match statement {
-                    LocationStatement::Show => crate::locations_sql::listing_schema(),
-                    _ => ddl_schema(),
-                },
-                parameters: no_parameters,
-            });
-        }
-        let statement = parse(&state, sql)?;
+        let listing_or_ddl = |listing: Option<SchemaRef>| Description {
+            schema: listing.unwrap_or_else(ddl_schema),
+            parameters: Arc::clone(&no_parameters),
+        };
+        let statement = match parse_statement(&state, sql)? {
+            ParsedStatement::User(statement) => {
+                let show = matches!(statement, UserStatement::Show);
+                return Ok(listing_or_ddl(show.then(users::listing_schema)));
+            }
+            ParsedStatement::Workgroup(statement) => {
+                let show = matches!(statement, WorkgroupStatement::Show);
+                return Ok(listing_or_ddl(show.then(crate::workgroups::listing_schema)));
+            }
+            ParsedStatement::Location(statement) => {
+                let show = matches!(statement, LocationStatement::Show);
+                return Ok(listing_or_ddl(
+                    show.then(crate::locations_sql::listing_schema),
+                ));
+            }
+            // Describes the statement it wraps (its USING values are constants).
+            ParsedStatement::Immediate(wrapped) => {
+                return Box::pin(self.describe_here(session, &wrapped.statement)).await;
+            }
+            ParsedStatement::Sql(statement) => *statement,
+        };
         // Statements Osprey runs itself, which DataFusion cannot plan.
         if let DFStatement::Statement(ast_statement) = &statement {
             let schema = match ast_statement.as_ref() {

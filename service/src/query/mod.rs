@@ -18,7 +18,6 @@ mod parse;
 mod prepared;
 mod run;
 
-pub(crate) use parse::parse_bounded;
 use parse::*;
 use prepared::*;
 pub use prepared::{Description, Execution, PreparedStatement};
@@ -27,30 +26,26 @@ use crate::auth::Authenticator;
 use crate::discovery::ExecutorRegistry;
 pub use crate::error::QueryError;
 use crate::history::{QueriesTable, QueryHistory, TrackedQuery};
+use crate::immediate::evaluate_parameters;
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::ddl::name_parts;
 use crate::lakehouse::unload::unload_format;
 use crate::locations::{Access, Locations};
 use crate::locations_sql::{
     LocationStatement, LocationStatementResult, execute_location_statement,
-    parse_location_statement,
 };
-use crate::nesting::{
-    MAX_PARSER_RECURSION, MAX_STATEMENT_DEPTH, TooDeeplyNested, check_nesting,
-    is_parser_recursion_limit, token_nesting,
-};
+use crate::nesting::TooDeeplyNested;
+use crate::parser::{ParsedStatement, parse_statement};
 use crate::policy::{AllowAll, StatementPolicy};
 use crate::query_runtime::{plan_on, stream_on};
 use crate::retry::{QueryTimedOut, Rerun, RetryLog, RetryPolicy, retry_on_executor_loss};
 use crate::session::SessionSettings;
 use crate::statement_stats::StatementStats;
 use crate::system_tables::{ExecutorsTable, SystemTable};
-use crate::users::{
-    self, UserStatement, UserStatementResult, execute_user_statement, parse_user_statement,
-};
+use crate::users::{self, UserStatement, UserStatementResult, execute_user_statement};
 use crate::workgroups::{
     Slot, WorkgroupLimits, WorkgroupStatement, WorkgroupStatementResult, Workgroups,
-    execute_workgroup_statement, parse_workgroup_statement,
+    execute_workgroup_statement,
 };
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -374,39 +369,56 @@ impl QueryEngine {
         sql: &str,
         parameters: Option<Vec<ScalarValue>>,
     ) -> Result<PreparedStatement, QueryError> {
-        if let Some(statement) = parse_user_statement(sql)? {
-            let principal = session.principal.as_ref();
-            let kind = user_statement_kind(&statement);
-            return Ok(
-                match execute_user_statement(&self.auth, &self.workgroups, principal, statement)
-                    .await?
-                {
-                    UserStatementResult::Done => PreparedStatement::ddl_done(kind),
-                    UserStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
-                },
-            );
-        }
-        if let Some(statement) = parse_workgroup_statement(sql)? {
-            let is_admin = session.principal.as_ref().is_none_or(|p| p.is_admin);
-            let kind = workgroup_statement_kind(&statement);
-            return Ok(
-                match execute_workgroup_statement(&self.workgroups, is_admin, statement).await? {
-                    WorkgroupStatementResult::Done => PreparedStatement::ddl_done(kind),
-                    WorkgroupStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
-                },
-            );
-        }
-        if let Some(statement) = parse_location_statement(sql)? {
-            let principal = session.principal.as_ref();
-            let kind = location_statement_kind(&statement);
-            return Ok(
-                match execute_location_statement(&self.locations, principal, statement).await? {
-                    LocationStatementResult::Done => PreparedStatement::ddl_done(kind),
-                    LocationStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
-                },
-            );
-        }
-        let statement = parse(&state, sql)?;
+        let principal = session.principal.as_ref();
+        let statement = match parse_statement(&state, sql)? {
+            ParsedStatement::User(statement) => {
+                let kind = user_statement_kind(&statement);
+                return Ok(
+                    match execute_user_statement(&self.auth, &self.workgroups, principal, statement)
+                        .await?
+                    {
+                        UserStatementResult::Done => PreparedStatement::ddl_done(kind),
+                        UserStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
+                    },
+                );
+            }
+            ParsedStatement::Workgroup(statement) => {
+                let is_admin = principal.is_none_or(|p| p.is_admin);
+                let kind = workgroup_statement_kind(&statement);
+                return Ok(
+                    match execute_workgroup_statement(&self.workgroups, is_admin, statement).await?
+                    {
+                        WorkgroupStatementResult::Done => PreparedStatement::ddl_done(kind),
+                        WorkgroupStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
+                    },
+                );
+            }
+            ParsedStatement::Location(statement) => {
+                let kind = location_statement_kind(&statement);
+                return Ok(
+                    match execute_location_statement(&self.locations, principal, statement).await? {
+                        LocationStatementResult::Done => PreparedStatement::ddl_done(kind),
+                        LocationStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
+                    },
+                );
+            }
+            ParsedStatement::Immediate(wrapped) => {
+                let parameters = match (wrapped.using, parameters) {
+                    (Some(_), Some(_)) => {
+                        return Err(QueryError::InvalidStatement(
+                            "EXECUTE IMMEDIATE ... USING and parameters bound through the \
+                             driver: bind the values one way only"
+                                .to_string(),
+                        ));
+                    }
+                    (Some(using), None) => Some(evaluate_parameters(&using)?),
+                    (None, bound) => bound,
+                };
+                return Box::pin(self.prepare_in(state, session, &wrapped.statement, parameters))
+                    .await;
+            }
+            ParsedStatement::Sql(statement) => *statement,
+        };
         if let DFStatement::Statement(ast_statement) = &statement
             && let ast::Statement::Use(target) = ast_statement.as_ref()
         {

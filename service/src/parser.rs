@@ -1,0 +1,191 @@
+//! One parse for every statement.
+//!
+//! The text is lexed once, with the session's SQL dialect. Osprey's own statements are
+//! recognised on those tokens: users (`CREATE | ALTER | DROP USER`, `SHOW USERS`), workgroups,
+//! locations and `EXECUTE IMMEDIATE`. Every other statement goes to DataFusion's parser, built
+//! on the same tokens: SQL, and what sqlparser reads for Osprey (`UNLOAD`, `USE`, `SET`,
+//! `SHOW`). The statement router matches the one [`ParsedStatement`] this returns, and nothing
+//! lexes a statement ahead of it.
+//!
+//! Osprey's statements are read by small recursive-descent parsers over the tokens
+//! ([`crate::admin_sql::Tokens`]) rather than by a sqlparser `Dialect`: a dialect can add
+//! statements only by replacing the whole statement parser of the dialect users choose.
+
+use crate::error::QueryError;
+use crate::immediate::{ExecuteImmediate, parse_execute_immediate};
+use crate::locations_sql::{LocationStatement, parse_location_statement};
+use crate::nesting::{
+    MAX_PARSER_RECURSION, MAX_STATEMENT_DEPTH, TooDeeplyNested, check_nesting,
+    is_parser_recursion_limit, token_nesting,
+};
+use crate::users::{UserStatement, parse_user_statement};
+use crate::workgroups::{WorkgroupStatement, parse_workgroup_statement};
+use datafusion::common::DataFusionError;
+use datafusion::execution::context::SessionState;
+use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast;
+use datafusion::sql::sqlparser::dialect::{Dialect, dialect_from_str};
+use datafusion::sql::sqlparser::parser::ParserError;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+
+/// A statement, parsed once.
+#[derive(Debug)]
+pub(crate) enum ParsedStatement {
+    /// `CREATE | ALTER | DROP USER`, `SHOW USERS`.
+    User(UserStatement),
+    /// `CREATE | ALTER | DROP WORKGROUP`, `SHOW WORKGROUPS`, `ALTER USER ... SET WORKGROUP`.
+    Workgroup(WorkgroupStatement),
+    /// `CREATE | DROP LOCATION`, `SHOW LOCATIONS`.
+    Location(LocationStatement),
+    /// `EXECUTE IMMEDIATE 'statement' [USING ...]`: the statement inside is parsed in its turn.
+    Immediate(ExecuteImmediate),
+    /// Everything DataFusion's parser reads, `?` placeholders numbered `$1`, `$2`, ...
+    Sql(Box<DFStatement>),
+}
+
+/// Parses `sql` with the dialect of `state`'s session.
+pub(crate) fn parse_statement(
+    state: &SessionState,
+    sql: &str,
+) -> Result<ParsedStatement, QueryError> {
+    let dialect = session_dialect(state)?;
+    let tokens = lex(dialect.as_ref(), sql)?;
+    let significant = significant(&tokens);
+    if let Some(statement) = parse_execute_immediate(&significant)? {
+        return Ok(ParsedStatement::Immediate(statement));
+    }
+    if let Some(statement) = parse_user_statement(&significant)? {
+        return Ok(ParsedStatement::User(statement));
+    }
+    if let Some(statement) = parse_workgroup_statement(&significant)? {
+        return Ok(ParsedStatement::Workgroup(statement));
+    }
+    if let Some(statement) = parse_location_statement(&significant)? {
+        return Ok(ParsedStatement::Location(statement));
+    }
+    let nesting = token_nesting(&significant);
+    let mut statement = parse_sql_tokens(state, dialect.as_ref(), tokens, nesting)?;
+    number_placeholders(&mut statement);
+    Ok(ParsedStatement::Sql(Box::new(statement)))
+}
+
+/// Parses a statement that DataFusion's parser reads (the query inside an `UNLOAD`), within
+/// the nesting bounds.
+pub(crate) fn parse_sql(state: &SessionState, sql: &str) -> Result<DFStatement, QueryError> {
+    let dialect = session_dialect(state)?;
+    let tokens = lex(dialect.as_ref(), sql)?;
+    let nesting = token_nesting(&significant(&tokens));
+    parse_sql_tokens(state, dialect.as_ref(), tokens, nesting)
+}
+
+/// The lexer every statement goes through: sqlparser's, with `dialect`.
+pub(crate) fn lex(dialect: &dyn Dialect, sql: &str) -> Result<Vec<TokenWithSpan>, QueryError> {
+    Tokenizer::new(dialect, sql)
+        .tokenize_with_location()
+        .map_err(|err| DataFusionError::from(ParserError::from(err)).into())
+}
+
+/// The tokens that carry meaning: whitespace and comments left out.
+pub(crate) fn significant(tokens: &[TokenWithSpan]) -> Vec<Token> {
+    tokens
+        .iter()
+        .map(|token| &token.token)
+        .filter(|token| !matches!(token, Token::Whitespace(_)))
+        .cloned()
+        .collect()
+}
+
+/// The meaningful tokens of `sql` in the generic dialect (for tests of the parsers).
+#[cfg(test)]
+pub(crate) fn tokens_of(sql: &str) -> Vec<Token> {
+    let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+    significant(&lex(&dialect, sql).expect("the test's SQL lexes"))
+}
+
+fn session_dialect(state: &SessionState) -> Result<Box<dyn Dialect>, QueryError> {
+    let name = &state.config_options().sql_parser.dialect;
+    dialect_from_str(name).ok_or_else(|| {
+        QueryError::InvalidStatement(format!(
+            "unknown SQL dialect {name}: SET datafusion.sql_parser.dialect to one DataFusion knows"
+        ))
+    })
+}
+
+/// Token nesting past which a failed parse is tried again with a higher recursion limit.
+const MIN_NESTING_TO_RECHECK: usize = 32;
+/// The recursion limit of that second parse.
+const RECHECK_PARSER_RECURSION: usize = 16 * MAX_PARSER_RECURSION;
+
+/// One statement from DataFusion's parser over `tokens`, refused when it nests too deeply to
+/// plan (see [`crate::nesting`]); `nesting` is [`token_nesting`] of the tokens.
+fn parse_sql_tokens(
+    state: &SessionState,
+    dialect: &dyn Dialect,
+    tokens: Vec<TokenWithSpan>,
+    nesting: usize,
+) -> Result<DFStatement, QueryError> {
+    let limit = state.config_options().sql_parser.recursion_limit.get();
+    // Kept for a second parse only when the first may have failed for its depth.
+    let retry = (nesting >= MIN_NESTING_TO_RECHECK).then(|| tokens.clone());
+    let mut statement = match parse_one(dialect, tokens, limit) {
+        Ok(statement) => statement,
+        Err(err) if is_parser_recursion_limit(&err) => {
+            return Err(TooDeeplyNested::parser().into());
+        }
+        // The parser reports its limit inside CASE as the alternative it tried last: a
+        // statement that nests deeply and parses with a higher limit was refused for its depth.
+        // (sqlparser grows its stack as it recurses, so the second parse is safe.)
+        Err(err) if retry.is_some() => {
+            let tokens = retry.unwrap_or_default();
+            return Err(match parse_one(dialect, tokens, RECHECK_PARSER_RECURSION) {
+                Ok(mut parsed) => {
+                    // Cut before dropping: the tree may be deep.
+                    let _ = check_nesting(&mut parsed, MAX_STATEMENT_DEPTH);
+                    TooDeeplyNested::parser().into()
+                }
+                Err(_) => err.into(),
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
+    check_nesting(&mut statement, MAX_STATEMENT_DEPTH)?;
+    Ok(statement)
+}
+
+/// Exactly one statement from `tokens`.
+fn parse_one(
+    dialect: &dyn Dialect,
+    tokens: Vec<TokenWithSpan>,
+    recursion_limit: usize,
+) -> Result<DFStatement, DataFusionError> {
+    let mut statements = DFParserBuilder::new(tokens)
+        .with_dialect(dialect)
+        .with_recursion_limit(recursion_limit)
+        .build()?
+        .parse_statements()?;
+    if statements.len() > 1 {
+        return Err(DataFusionError::NotImplemented(
+            "one statement at a time: send the statements separately".to_string(),
+        ));
+    }
+    statements
+        .pop_front()
+        .ok_or_else(|| DataFusionError::Plan("no SQL statement was given".to_string()))
+}
+
+/// Numbers `?` placeholders as `$1`, `$2`, ... in order: DataFusion plans numbered
+/// placeholders, and drivers such as ADBC's send `?`.
+fn number_placeholders(statement: &mut DFStatement) {
+    if let DFStatement::Statement(ast_statement) = statement {
+        let mut next = 0;
+        let _ = ast::visit_expressions_mut(ast_statement.as_mut(), |expr| {
+            if let ast::Expr::Value(value) = expr
+                && matches!(&value.value, ast::Value::Placeholder(p) if p == "?")
+            {
+                next += 1;
+                value.value = ast::Value::Placeholder(format!("${next}"));
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+}
