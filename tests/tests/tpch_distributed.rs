@@ -5,7 +5,8 @@ use osprey_tests::{TestCluster, canonical_rows, tpch_mismatches, tpch_reference}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_sf01_matches_single_process_datafusion() {
-    let cluster = TestCluster::start_tpch(2);
+    // Partitions pinned, so the plans' snapshots do not depend on the machine's cores.
+    let cluster = TestCluster::start_tpch_with(2, &["--target-partitions", "2"]);
     let mut client = cluster.client().await;
 
     let reference = tpch_reference(&cluster.tpch_dir()).await;
@@ -23,6 +24,8 @@ async fn tpch_sf01_matches_single_process_datafusion() {
         "results differ:\n{}",
         mismatches.join("\n")
     );
+    let data_dir = cluster.data_dir.path().display().to_string();
+    assert_plans_match_their_snapshots(&mut client, &data_dir).await;
 
     // Work really ran on both executors.
     let after = client.executor_status().await;
@@ -65,4 +68,66 @@ async fn explain_shows_stages_and_explain_analyze_shows_metrics() {
         text.contains("elapsed_compute="),
         "no time metrics:\n{text}"
     );
+}
+
+/// The distributed plan of each of the 22 TPC-H queries at SF0.1 over two executors, kept as
+/// snapshots (`tests/tests/snapshots/`) so that a planning change shows up in review. After a
+/// deliberate change, `INSTA_UPDATE=always cargo test -p osprey-tests --test tpch_distributed`
+/// (or `cargo insta review`) rewrites them; read the diff before committing it.
+async fn assert_plans_match_their_snapshots(client: &mut osprey_tests::SqlClient, data_dir: &str) {
+    // Plans show file paths without their leading `/`.
+    let data_dir = regex_escape(data_dir.trim_start_matches('/'));
+    for query in 1..=22 {
+        let mut plans = Vec::new();
+        for statement in osprey_tests::tpch_statements(query) {
+            if !statement.trim_start().to_lowercase().starts_with("select") {
+                client.query(&statement).await.unwrap();
+                continue;
+            }
+            let (_, batches) = client
+                .query(&format!("EXPLAIN {statement}"))
+                .await
+                .unwrap_or_else(|err| panic!("EXPLAIN of q{query}: {err}"));
+            plans.push(physical_plan(&batches));
+        }
+        insta::with_settings!({
+            snapshot_suffix => format!("q{query:02}"),
+            description => format!("EXPLAIN of TPC-H q{query} (SF0.1, two executors)"),
+            omit_expression => true,
+            filters => vec![(data_dir.as_str(), "[DATA]")],
+        }, {
+            insta::assert_snapshot!("tpch_plan", plans.join("\n\n"));
+        });
+    }
+}
+
+/// The distributed plan of an EXPLAIN answer (the physical plan when it has no stages).
+fn physical_plan(batches: &[datafusion::arrow::array::RecordBatch]) -> String {
+    use datafusion::arrow::array::AsArray;
+    let mut physical = None;
+    for batch in batches {
+        let kinds = batch.column(0).as_string::<i32>();
+        let plans = batch.column(1).as_string::<i32>();
+        for row in 0..batch.num_rows() {
+            match kinds.value(row) {
+                "distributed_plan" => return plans.value(row).trim_end().to_string(),
+                "physical_plan" => physical = Some(plans.value(row).trim_end().to_string()),
+                _ => {}
+            }
+        }
+    }
+    physical.expect("EXPLAIN answers a physical plan")
+}
+
+/// `text` as a regular expression that matches it literally.
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
 }
