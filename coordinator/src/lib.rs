@@ -1,9 +1,12 @@
 //! The Osprey coordinator process: its front doors as thin adapters over the statement service
 //! ([`osprey_service`]), which owns the catalog, the users and every statement's run.
 //!
-//! - [`flight_sql`]: the Flight SQL door (ADBC, JDBC, the shell);
-//! - [`http`]: the HTTP door: the native query API, the statement stream, the Trino client
-//!   protocol, health checks, with [`trino`] holding Trino's types, metadata tables and errors;
+//! - [`FlightSqlFrontDoor`]: the Flight SQL door (ADBC, JDBC, the shell), its
+//!   [`session_options`] messages and the layer that answers oversized requests;
+//! - [`http_router`] over an [`HttpState`], served by [`serve_http`] (plain or
+//!   [`TlsListener`]): the HTTP door: the native query API, the statement stream, the Trino
+//!   client protocol, health checks, with Trino's types and metadata tables ([`TrinoMetadata`],
+//!   [`trino_type_name`]);
 //! - [`Coordinator::start`] builds the service from a [`CoordinatorConfig`]; [`run_coordinator`]
 //!   serves the doors until shutdown.
 //!
@@ -20,14 +23,22 @@
 //! # Ok(()) }
 //! ```
 
-pub mod flight_sql;
-pub mod http;
-pub mod trino;
+mod flight_sql;
+mod http;
+mod trino;
+
+pub use flight_sql::client_errors::OversizedRequestsLayer;
+pub use flight_sql::session_options;
+pub use flight_sql::{FlightSqlFrontDoor, FlightSqlLimits};
+pub use http::serve::serve as serve_http;
+pub use http::tls::TlsListener;
+pub use http::{HttpState, router as http_router};
+pub use trino::metadata::{TrinoCatalogList, TrinoMetadata};
+pub use trino::types::{trino_json_values, trino_type_name};
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use flight_sql::client_errors::{ClientErrors, OversizedRequestsLayer};
-use flight_sql::{FlightSqlFrontDoor, FlightSqlLimits};
+use flight_sql::client_errors::ClientErrors;
 use osprey_catalog::CatalogStore;
 use osprey_engine::{
     ClusterChannels, DistributedPlannerOptions, ExchangeCompression, ExecutorDispatchCounter,

@@ -119,7 +119,7 @@ async fn action(client: &mut osprey_tests::SqlClient, name: &str, body: Vec<u8>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_options_set_the_schema_and_settings() {
-    use osprey_coordinator::flight_sql::session_options::{
+    use osprey_coordinator::session_options::{
         GetSessionOptionsResult, OptionValue, SetSessionOptionsResult,
     };
     use prost::Message;

@@ -18,7 +18,7 @@ use datafusion::common::DataFusionError;
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col, lit};
 use futures::TryStreamExt;
-use osprey_coordinator::trino::metadata::TrinoMetadata;
+use osprey_coordinator::TrinoMetadata;
 use osprey_service::{
     MetadataFlavor, Principal, QueryError, SessionSettings, StatementPolicy, StatementRequest,
     StatementService,

@@ -51,7 +51,7 @@ fn oversized(message: &str) -> Status {
 /// request into `ResourceExhausted` (see the module documentation).
 ///
 /// ```
-/// use osprey_coordinator::flight_sql::client_errors::OversizedRequestsLayer;
+/// use osprey_coordinator::OversizedRequestsLayer;
 ///
 /// let server = tonic::transport::Server::builder().layer(OversizedRequestsLayer);
 /// # drop(server);

@@ -54,10 +54,10 @@ pub struct HttpState {
 /// The HTTP routes.
 ///
 /// ```no_run
-/// # async fn run(state: osprey_coordinator::http::HttpState) {
-/// let app = osprey_coordinator::http::router(state);
+/// # async fn run(state: osprey_coordinator::HttpState) {
+/// let app = osprey_coordinator::http_router(state);
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
-/// osprey_coordinator::http::serve::serve(listener, app, std::future::pending())
+/// osprey_coordinator::serve_http(listener, app, std::future::pending())
 ///     .await
 ///     .unwrap();
 /// # }

@@ -29,11 +29,11 @@ pub const MAX_PENDING_HANDSHAKES: usize = 256;
 ///
 /// ```no_run
 /// # async fn run(config: std::sync::Arc<tokio_rustls::rustls::ServerConfig>) {
-/// use osprey_coordinator::http::tls::TlsListener;
+/// use osprey_coordinator::TlsListener;
 /// let tcp = tokio::net::TcpListener::bind("127.0.0.1:8443").await.unwrap();
 /// let app = axum::Router::new();
 /// let listener = TlsListener::new(tcp, config);
-/// osprey_coordinator::http::serve::serve(listener, app, std::future::pending())
+/// osprey_coordinator::serve_http(listener, app, std::future::pending())
 ///     .await
 ///     .unwrap();
 /// # }

@@ -37,7 +37,7 @@ const SYSTEM_CATALOG: &str = "system";
 /// ```
 /// use datafusion::catalog::CatalogProviderList;
 /// use datafusion::prelude::SessionContext;
-/// use osprey_coordinator::trino::metadata::TrinoCatalogList;
+/// use osprey_coordinator::TrinoCatalogList;
 ///
 /// let ctx = SessionContext::new();
 /// let trino = TrinoCatalogList::new(ctx.state().catalog_list().clone());

@@ -43,7 +43,7 @@ const UNBOUNDED_VARCHAR: i64 = i32::MAX as i64;
 ///
 /// ```
 /// use datafusion::arrow::datatypes::{DataType, TimeUnit};
-/// use osprey_coordinator::trino::types::trino_type_name;
+/// use osprey_coordinator::trino_type_name;
 ///
 /// assert_eq!(trino_type_name(&DataType::Decimal128(12, 2)), "decimal(12,2)");
 /// assert_eq!(trino_type_name(&DataType::Timestamp(TimeUnit::Microsecond, None)), "timestamp(6)");
@@ -177,7 +177,7 @@ fn map_key_value(entries: &DataType) -> Option<(&DataType, &DataType)> {
 ///
 /// ```
 /// use datafusion::arrow::array::{ArrayRef, Int32Array};
-/// use osprey_coordinator::trino::types::trino_json_values;
+/// use osprey_coordinator::trino_json_values;
 /// use std::sync::Arc;
 ///
 /// let column: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), None]));
