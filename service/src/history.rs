@@ -8,6 +8,7 @@
 
 use crate::auth::Principal;
 use crate::error::QueryError;
+use crate::events::{StatementEvents, StatementListener};
 use crate::retry::RetryLog;
 use crate::system_tables::SystemTableSource;
 use datafusion::arrow::array::{
@@ -54,11 +55,30 @@ enum Event {
     Flush(oneshot::Sender<()>),
 }
 
-/// Records statements in the catalog's query history.
+/// Records statements in the catalog's query history. Every change of a statement is a
+/// statement event ([`StatementEvents`]); the history's writer is the first subscriber.
 #[derive(Clone, Debug)]
 pub struct QueryHistory {
     store: CatalogStore,
     sender: mpsc::Sender<Event>,
+    events: StatementEvents,
+}
+
+/// The history's own subscriber: hands each record to the background writer.
+#[derive(Debug)]
+struct HistoryWriter {
+    sender: mpsc::Sender<Event>,
+}
+
+impl StatementListener for HistoryWriter {
+    fn on_statement(&self, record: &QueryRecord) {
+        if let Err(err) = self
+            .sender
+            .try_send(Event::Record(Box::new(record.clone())))
+        {
+            tracing::warn!(error = %err, "query history backlog full; a record was dropped");
+        }
+    }
 }
 
 impl QueryHistory {
@@ -108,7 +128,21 @@ impl QueryHistory {
                 }
             }
         });
-        Self { store, sender }
+        let events = StatementEvents::default();
+        events.subscribe(Arc::new(HistoryWriter {
+            sender: sender.clone(),
+        }));
+        Self {
+            store,
+            sender,
+            events,
+        }
+    }
+
+    /// The statement events every tracked statement publishes: subscribe to follow every
+    /// statement from every front door (its record after each change).
+    pub fn events(&self) -> &StatementEvents {
+        &self.events
     }
 
     /// Starts tracking a statement from `user` through `front_door`.
@@ -163,10 +197,9 @@ impl QueryHistory {
             .map_err(|err| QueryError::Execution(format!("reading the query history: {err}")))
     }
 
+    /// Publishes a statement's record after a change.
     fn send(&self, record: QueryRecord) {
-        if let Err(err) = self.sender.try_send(Event::Record(Box::new(record))) {
-            tracing::warn!(error = %err, "query history backlog full; a record was dropped");
-        }
+        self.events.publish(&record);
     }
 }
 

@@ -80,6 +80,12 @@ impl StatementService {
         self
     }
 
+    /// The statement events: every statement's record after each change (registered, queued,
+    /// admitted, finished), from every front door. Metrics and audit subscribe here.
+    pub fn events(&self) -> &crate::events::StatementEvents {
+        self.engine.history().events()
+    }
+
     /// The bounds on open statements.
     pub fn statement_limits(&self) -> StatementLimits {
         self.open.limits()

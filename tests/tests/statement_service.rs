@@ -20,8 +20,8 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col, lit};
 use futures::TryStreamExt;
 use osprey_coordinator::TrinoMetadata;
 use osprey_service::{
-    MetadataFlavor, Principal, QueryError, SessionSettings, StatementPolicy, StatementRequest,
-    StatementService,
+    MetadataFlavor, Principal, QueryError, QueryRecord, SessionSettings, StatementListener,
+    StatementPolicy, StatementRequest, StatementService,
 };
 use std::sync::{Arc, Mutex};
 
@@ -92,6 +92,9 @@ async fn a_statement_reports_what_it_did_and_is_recorded() {
             Some(1),
         ),
     ];
+    // A subscriber to statement events sees every change of every statement.
+    let events = Arc::new(EventLog::default());
+    service.events().subscribe(events.clone());
     let mut ids = Vec::new();
     for (sql, kind, rows) in cases {
         let statement = service.statement(&admin, StatementRequest::new("test", sql));
@@ -163,6 +166,48 @@ async fn a_statement_reports_what_it_did_and_is_recorded() {
         .expect("the failure is recorded");
     assert_eq!(record.state.as_str(), "FAILED");
     assert_eq!(record.error_code.as_deref(), Some(err.code()));
+
+    // Each statement's events: RUNNING when registered, then exactly one end state.
+    for id in &ids {
+        let states = events.states_of(id);
+        assert_eq!(
+            states.first().map(String::as_str),
+            Some("RUNNING"),
+            "{id}: {states:?}"
+        );
+        assert_eq!(
+            states.last().map(String::as_str),
+            Some("SUCCEEDED"),
+            "{id}: {states:?}"
+        );
+        let ends = states.iter().filter(|s| s.as_str() != "RUNNING").count();
+        assert_eq!(ends, 1, "{id}: {states:?}");
+    }
+    assert_eq!(events.states_of(&failed_id), vec!["RUNNING", "FAILED"]);
+}
+
+/// Keeps the statement events it is given.
+#[derive(Debug, Default)]
+struct EventLog {
+    records: Mutex<Vec<QueryRecord>>,
+}
+
+impl EventLog {
+    fn states_of(&self, id: &str) -> Vec<String> {
+        self.records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|record| record.query_id == id)
+            .map(|record| record.state.as_str().to_string())
+            .collect()
+    }
+}
+
+impl StatementListener for EventLog {
+    fn on_statement(&self, record: &QueryRecord) {
+        self.records.lock().unwrap().push(record.clone());
+    }
 }
 
 /// Refuses plans that read a table named `secret`, shows only rows with `a > 1` of a table
