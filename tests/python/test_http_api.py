@@ -198,9 +198,24 @@ def test_statement_stream_in_three_formats(http):
     status, raw, _ = post(f"{http}/v1/statement:stream?format=ndjson",
                           b"SELECT 1 AS a, NULL AS b", admin(), "application/sql")
     assert (status, json.loads(raw)) == (200, {"a": 1, "b": None})
-    status, raw, _ = post(f"{http}/v1/statement:stream?format=arrow", b"SELEKT", admin(),
-                          "application/sql")
+    status, raw, headers = post(f"{http}/v1/statement:stream?format=arrow", b"SELEKT", admin(),
+                                "application/sql")
     assert status == 400 and json.loads(raw)["error"]["message"]
+    refused_id = headers["X-Osprey-Query-Id"]
+    # A statement that fails before its first batch answers an error status, not a cut stream;
+    # every answer names its statement, as the history does.
+    status, raw, headers = post(f"{http}/v1/statement:stream?format=arrow", b"SELECT 1 / 0",
+                                admin(), "application/sql")
+    assert status == 400 and json.loads(raw)["error"]["code"] == "INVALID_DATA", raw
+    failed_id = headers["X-Osprey-Query-Id"]
+    status, raw, headers = post(f"{http}/v1/statement:stream?format=csv", b"SELECT 7 AS n",
+                                admin(), "application/sql")
+    assert (status, raw.decode()) == (200, "n\n7\n")
+    ok_id = headers["X-Osprey-Query-Id"]
+    status, body, _ = call(f"{http}/v1/queries?limit=20", admin())
+    states = {q["query_id"]: q["state"] for q in body["queries"]}
+    assert (states.get(refused_id), states.get(failed_id), states.get(ok_id)) == \
+        ("FAILED", "FAILED", "SUCCEEDED"), states
 
 
 def test_pages_of_other_sites_cannot_run_sql(http):

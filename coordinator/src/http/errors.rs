@@ -22,6 +22,8 @@ pub struct ApiError {
     basic_challenge: bool,
     /// Waiting a second and sending the request again may succeed (`Retry-After: 1`).
     retry_after: bool,
+    /// The statement it answers for, sent as `X-Osprey-Query-Id` (its history record).
+    query_id: Option<String>,
 }
 
 impl ApiError {
@@ -33,7 +35,14 @@ impl ApiError {
             message: message.into(),
             basic_challenge: false,
             retry_after: false,
+            query_id: None,
         }
+    }
+
+    /// The same error, naming the statement it answers for (`X-Osprey-Query-Id`).
+    pub(super) fn for_query(mut self, query_id: String) -> Self {
+        self.query_id = Some(query_id);
+        self
     }
 
     /// The message for people.
@@ -108,6 +117,13 @@ impl IntoResponse for ApiError {
             Json(json!({"error": {"code": self.code, "message": self.message}})),
         )
             .into_response();
+        if let Some(id) = self
+            .query_id
+            .as_deref()
+            .and_then(|id| axum::http::HeaderValue::from_str(id).ok())
+        {
+            response.headers_mut().insert(super::QUERY_ID_HEADER, id);
+        }
         if self.retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -51,6 +51,9 @@ pub struct HttpState {
     pub tls: bool,
 }
 
+/// The header that names the statement an answer is for (its id in the query history).
+pub const QUERY_ID_HEADER: &str = "x-osprey-query-id";
+
 /// The HTTP routes.
 ///
 /// ```no_run

@@ -6,7 +6,7 @@
 //! (the client sees a truncated transfer, never a silently short result).
 //!
 //! The endpoint keeps no session (each request names its `catalog` and `schema`); a `USE`
-//! answers the context it chose in `Osprey-Set-Catalog` and `Osprey-Set-Schema` headers.
+//! answers the context it chose in `X-Osprey-Set-Catalog` and `X-Osprey-Set-Schema` headers.
 
 use super::encode::ARROW_STREAM;
 use super::{ApiError, Authenticated, HttpState};
@@ -90,17 +90,15 @@ pub async fn statement_stream(
         principal: Some(principal),
         ..SessionSettings::default()
     };
-    let mut stream = statement
-        .run(&mut session)
-        .await
-        .map_err(super::query_error)?
-        .stream;
+    let query_id = statement.id();
+    let failed = |err: QueryError| super::query_error(err).for_query(query_id.clone());
+    let mut stream = statement.run(&mut session).await.map_err(failed)?.stream;
     // Wait for the first batch before answering, so a statement that fails before producing
     // anything (most do: planning and execution errors come first) gets an error status with
     // its JSON error rather than a stream cut short.
     let first = match stream.next().await {
         Some(Ok(batch)) => Some(batch),
-        Some(Err(err)) => return Err(super::query_error(QueryError::from(err))),
+        Some(Err(err)) => return Err(failed(QueryError::from(err))),
         None => None,
     };
     // The endpoint keeps no session: a `USE` answers the context it chose, for the client to
@@ -153,6 +151,9 @@ pub async fn statement_stream(
     });
     let body = Body::from_stream(tokio_stream_from(receiver));
     let mut response = ([(header::CONTENT_TYPE, content_type(format))], body).into_response();
+    if let Ok(id) = HeaderValue::from_str(&query_id) {
+        response.headers_mut().insert(super::QUERY_ID_HEADER, id);
+    }
     for (name, value) in context {
         response
             .headers_mut()
@@ -162,9 +163,9 @@ pub async fn statement_stream(
 }
 
 /// The header naming the catalog a `USE` chose.
-const SET_CATALOG: &str = "osprey-set-catalog";
+const SET_CATALOG: &str = "x-osprey-set-catalog";
 /// The header naming the schema a `USE` chose.
-const SET_SCHEMA: &str = "osprey-set-schema";
+const SET_SCHEMA: &str = "x-osprey-set-schema";
 
 fn header_value(name: &str) -> Result<HeaderValue, ApiError> {
     HeaderValue::from_str(name).map_err(|_| {

@@ -1,7 +1,7 @@
 //! The HTTP API's streaming endpoint (`POST /v1/statement:stream`, Arrow IPC), through reqwest.
 //!
 //! The endpoint keeps no session, as Athena's API keeps none: the client sends its catalog and
-//! schema with every statement and follows the `Osprey-Set-*` headers a `USE` answers. What a
+//! schema with every statement and follows the `X-Osprey-Set-*` headers a `USE` answers. What a
 //! `SET` changes lasts one statement, so the corpus marks records that read an earlier `SET`
 //! with `skipif http`.
 
@@ -81,10 +81,10 @@ impl AsyncDB for HttpSession {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_string)
         };
-        if let Some(catalog) = header("osprey-set-catalog") {
+        if let Some(catalog) = header("x-osprey-set-catalog") {
             self.catalog = Some(catalog);
         }
-        if let Some(schema) = header("osprey-set-schema") {
+        if let Some(schema) = header("x-osprey-set-schema") {
             self.schema = Some(schema);
         }
         let body = response.bytes().await.map_err(HttpError::other)?;
