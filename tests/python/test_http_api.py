@@ -38,6 +38,10 @@ def test_everything_else_authenticates(http):
     status, body, headers = call(f"{http}/v1/whoami")
     assert status == 401
     assert body["error"]["code"] == "UNAUTHENTICATED"
+    # The message speaks HTTP (issue 30), not the Flight SQL handshake.
+    message = body["error"]["message"]
+    assert "Authorization: Basic" in message and "-u user:password" in message, message
+    assert "Handshake" not in message, message
     # No Basic challenge: a browser would prompt for and then cache credentials for any page.
     assert headers["WWW-Authenticate"].startswith("Bearer")
     status, body, _ = call(f"{http}/v1/whoami", basic("admin", "wrong"))

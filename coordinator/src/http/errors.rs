@@ -94,6 +94,14 @@ pub(super) fn auth_error(err: AuthError) -> ApiError {
             "TOO_MANY_LOGINS",
             err.to_string(),
         ),
+        // The service's message speaks of the Flight SQL handshake; HTTP clients send headers.
+        AuthError::Missing => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "authentication required: send `Authorization: Basic <base64 of user:password>` \
+             (curl: -u user:password), or a bearer token from a login as \
+             `Authorization: Bearer <token>`",
+        ),
         _ => ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", err.to_string()),
     }
 }
