@@ -85,7 +85,7 @@ the line), Ctrl-D leaves. Tab completes keywords, schemas, tables and columns.
 
 Listing and describing
   \\d               tables and views (like \\dt)
-  \\d NAME          columns of table NAME (schema.table or table)
+  \\d NAME          columns of NAME (table or schema.table; current schema first)
   \\dn              schemas
   \\dt              tables and views
 Output
@@ -439,22 +439,10 @@ impl Session {
                 .await?;
             }
             "\\d" | "\\dt" => {
+                // Resolved as SQL resolves it (the current schema first; `schema.table` and
+                // quoted names work), and an unknown name is an error, as in psql.
                 let name = argument.unwrap_or_default();
-                let (schema, table) = match name.rsplit_once('.') {
-                    Some((schema, table)) => (Some(schema), table),
-                    None => (None, name),
-                };
-                let quote = |text: &str| text.trim_matches('"').replace('\'', "''");
-                let schema_filter = schema
-                    .map(|schema| format!(" AND table_schema = '{}'", quote(schema)))
-                    .unwrap_or_default();
-                let sql = format!(
-                    "SELECT column_name AS \"column\", data_type AS \"type\", is_nullable AS \"nullable\" \
-                     FROM information_schema.columns WHERE table_name = '{}'{schema_filter} \
-                     ORDER BY table_schema, ordinal_position",
-                    quote(table)
-                );
-                self.run(&sql).await?;
+                self.run(&format!("DESCRIBE {name}")).await?;
             }
             other => {
                 return Err(ShellError::Usage(format!(

@@ -90,6 +90,27 @@ def test_exit_codes_and_scripts_with_errors(server, tmp_path):
     assert nowhere.returncode == 2 and "cannot connect" in nowhere.stderr
 
 
+def test_describe_resolves_names_as_sql_does(server, tmp_path):
+    """Issue 30: `\\d name` is resolved in the current schema first (never merged with a
+    same-named table elsewhere), takes `schema.name`, and an unknown name is an error."""
+    setup = shell(server, "-c", "CREATE SCHEMA IF NOT EXISTS shell_d")
+    assert setup.returncode == 0, setup.stderr
+    setup = shell(server, "-c", "CREATE TABLE IF NOT EXISTS shell_d.nation (only_here INT)")
+    assert setup.returncode == 0, setup.stderr
+    script = tmp_path / "describe.sql"
+    script.write_text("USE tpch;\n\\d nation\n")
+    out = shell(server, "-F", "csv", "-f", str(script))
+    assert out.returncode == 0, out.stderr
+    columns = [line.split(",")[0] for line in out.stdout.splitlines()[1:]]
+    assert columns == ["n_nationkey", "n_name", "n_regionkey", "n_comment"], out.stdout
+    script.write_text("\\d shell_d.nation\n")
+    out = shell(server, "-F", "csv", "-f", str(script))
+    assert out.returncode == 0 and out.stdout.splitlines()[1].startswith("only_here"), out
+    script.write_text("\\d no_such_table\n")
+    out = shell(server, "-F", "csv", "-f", str(script))
+    assert out.returncode == 1 and "no_such_table" in out.stderr, out
+
+
 def test_profiles_supply_the_connection(server, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(f'default = "here"\n[profiles.here]\nhost = "{server["host"]}"\n'
