@@ -221,15 +221,23 @@ impl Session {
                 }
             }
         }
-        if self.settings.timing {
-            let timing = format!("Time: {:.3} s\n", elapsed.as_secs_f64());
-            if format.is_for_people() {
-                text.push_str(&timing);
-            } else {
-                eprint!("{timing}");
-            }
+        let timing = self
+            .settings
+            .timing
+            .then(|| format!("Time: {:.3} s\n", elapsed.as_secs_f64()));
+        if let Some(timing) = &timing
+            && format.is_for_people()
+        {
+            text.push_str(timing);
         }
         self.emit(&text)?;
+        // Machine formats keep stdout for data: the time goes to stderr, after the result (as
+        // psql prints it), so a terminal showing both reads in order.
+        if let Some(timing) = timing
+            && !format.is_for_people()
+        {
+            eprint!("{timing}");
+        }
         if is_ddl(sql) {
             self.refresh_catalog().await;
         }

@@ -111,6 +111,18 @@ def test_describe_resolves_names_as_sql_does(server, tmp_path):
     assert out.returncode == 1 and "no_such_table" in out.stderr, out
 
 
+def test_timing_follows_the_result(server, tmp_path):
+    """Issue 30: `\\timing` prints after the result, also when the time goes to stderr."""
+    script = tmp_path / "timing.sql"
+    script.write_text("\\timing on\nSELECT 41 + 1 AS answer;\n")
+    out = subprocess.run([osprey_bin(), "shell", "-F", "csv", "-f", str(script)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=120, env=shell_env(server))
+    assert out.returncode == 0, out.stdout
+    lines = out.stdout.splitlines()
+    assert lines[-3:-1] == ["answer", "42"] and lines[-1].startswith("Time: "), lines
+
+
 def test_profiles_supply_the_connection(server, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(f'default = "here"\n[profiles.here]\nhost = "{server["host"]}"\n'
