@@ -14,10 +14,15 @@
 //!   the [`MetadataTables`] flavor a front door's clients expect.
 //! - Users and handles: [`Authenticator`] (passwords, tokens, the failure slowdown),
 //!   [`Principal`], [`ExpiringStore`] for a front door's opaque handles.
+//! - Open statements: every handle a door gives out holds an [`OpenStatement`] from the
+//!   service, one bound per user across all doors ([`StatementLimits`]).
+//! - Statement events: every change of a statement is published to the subscribers of
+//!   [`StatementEvents`] ([`StatementListener`]); the [`QueryHistory`] is the first.
 //! - The engine underneath: [`QueryEngine`] (statement routing, planning on the
-//!   [`QueryRuntime`]), the [`Lakehouse`] catalog, [`Locations`] users may reach, the
-//!   [`QueryHistory`], the live executors ([`ExecutorRegistry`]), the built-in TPC-H dataset
-//!   ([`ensure_dataset`], [`register_dataset`]).
+//!   [`QueryRuntime`]), the [`Lakehouse`] catalog with its [`TableFormats`] (one
+//!   [`TableFormat`] per format), [`Locations`] users may reach, the [`QueryHistory`], the
+//!   live executors ([`ExecutorRegistry`]), the built-in TPC-H dataset ([`ensure_dataset`],
+//!   [`register_dataset`]).
 //!
 //! The modules are private: this list of `pub use` is the crate's whole surface.
 
