@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use osprey_service::{AuthError, QueryError};
+use osprey_service::{AuthError, HandleLimitReached, QueryError};
 use serde_json::json;
 
 /// "Client closed request": the status the canonical gRPC-to-HTTP mapping gives a cancelled
@@ -79,6 +79,16 @@ pub fn query_error(err: QueryError) -> ApiError {
     // Only a full queue frees up by itself; over a limit, the same statement fails again.
     api_error.retry_after = matches!(err, QueryError::QueueFull(_));
     api_error
+}
+
+/// A statement refused because its user (or the coordinator) holds as many open statements as
+/// it may: `429 TOO_MANY_QUERIES`, for the HTTP API and the Trino protocol alike.
+pub fn too_many_statements(err: HandleLimitReached) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TOO_MANY_QUERIES",
+        err.to_string(),
+    )
 }
 
 /// A refused login or token as an HTTP error.

@@ -32,7 +32,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use errors::auth_error;
-pub use errors::{ApiError, bad_parameters, query_error};
+pub use errors::{ApiError, bad_parameters, query_error, too_many_statements};
 use osprey_service::{AuthError, ExecutorHealth, ExecutorRegistry, Principal, StatementService};
 use serde_json::json;
 

@@ -319,13 +319,10 @@ pub async fn submit(
     let wait = parse_wait(request.wait_timeout.as_deref())?;
     let queries = &state.queries;
     queries.purge();
-    let open = state.service.open_statement(&principal).map_err(|err| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_QUERIES",
-            err.to_string(),
-        )
-    })?;
+    let open = state
+        .service
+        .open_statement(&principal)
+        .map_err(super::too_many_statements)?;
     let statement = state
         .service
         .statement(&principal, StatementRequest::new(FRONT_DOOR, request.sql));

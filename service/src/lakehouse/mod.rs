@@ -65,16 +65,6 @@ impl Lakehouse {
         self
     }
 
-    /// The table formats, by name.
-    pub fn formats(&self) -> &TableFormats {
-        &self.formats
-    }
-
-    /// The catalog as committed.
-    pub fn committed(&self) -> &CommittedCatalog {
-        &self.catalog
-    }
-
     /// The persistent store.
     pub fn store(&self) -> &CatalogStore {
         self.catalog.store()

@@ -74,13 +74,10 @@ pub async fn submit(
     }
     let trino = &state.trino;
     drop(purge(&mut trino.lock(), &trino.limits));
-    let open = state.service.open_statement(&principal).map_err(|err| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_QUERIES",
-            err.to_string(),
-        )
-    })?;
+    let open = state
+        .service
+        .open_statement(&principal)
+        .map_err(crate::http::too_many_statements)?;
     let mut session = SessionSettings {
         catalog: header(&headers, "x-trino-catalog")?.map(str::to_string),
         schema: header(&headers, "x-trino-schema")?.map(str::to_string),
