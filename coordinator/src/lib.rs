@@ -33,7 +33,7 @@ pub use flight_sql::{FlightSqlFrontDoor, FlightSqlLimits};
 pub use http::serve::serve as serve_http;
 pub use http::tls::TlsListener;
 pub use http::{HttpState, router as http_router};
-pub use trino::metadata::{TrinoCatalogList, TrinoMetadata};
+pub use trino::TrinoMetadata;
 pub use trino::types::{trino_json_values, trino_type_name};
 
 use arrow_flight::flight_service_server::FlightServiceServer;

@@ -1,5 +1,7 @@
 //! Why a statement failed: one taxonomy for every front door.
 
+pub use crate::error_text::SourceLocation;
+use crate::error_text::{parser_message, plain_message};
 use crate::retry::{ExecutorLostAfterRows, ExecutorLostEveryRun, QueryTimedOut};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::DataFusionError;
@@ -14,7 +16,10 @@ use osprey_engine::NoLiveExecutors;
 ///
 /// | kind | code | Flight SQL (gRPC) | HTTP | Trino |
 /// |---|---|---|---|---|
-/// | [`QueryError::InvalidStatement`] | `INVALID_STATEMENT` | `INVALID_ARGUMENT` | 400 | `SYNTAX_ERROR` |
+/// | [`QueryError::SyntaxError`] | `SYNTAX_ERROR` | `INVALID_ARGUMENT` | 400 | `SYNTAX_ERROR`, with `errorLocation` |
+/// | [`QueryError::TableNotFound`] | `TABLE_NOT_FOUND` | `INVALID_ARGUMENT` | 400 | `TABLE_NOT_FOUND` |
+/// | [`QueryError::ColumnNotFound`] | `COLUMN_NOT_FOUND` | `INVALID_ARGUMENT` | 400 | `COLUMN_NOT_FOUND` |
+/// | [`QueryError::InvalidStatement`] | `INVALID_STATEMENT` | `INVALID_ARGUMENT` | 400 | `GENERIC_USER_ERROR` |
 /// | [`QueryError::NotFound`] | `NOT_FOUND` | `NOT_FOUND` | 404 | `NOT_FOUND` |
 /// | [`QueryError::NotSupported`] | `NOT_SUPPORTED` | `UNIMPLEMENTED` | 501 | `NOT_SUPPORTED` |
 /// | [`QueryError::PermissionDenied`] | `PERMISSION_DENIED` | `PERMISSION_DENIED` | 403 | `PERMISSION_DENIED` |
@@ -29,12 +34,33 @@ use osprey_engine::NoLiveExecutors;
 /// | [`QueryError::ExecutorLost`] | `EXECUTOR_LOST` | `UNAVAILABLE` | 503 | `REMOTE_TASK_ERROR` |
 /// | [`QueryError::Execution`] | `EXECUTION_FAILED` | `INTERNAL` | 500 | `GENERIC_INTERNAL_ERROR` |
 ///
+/// A statement that names a missing table or column is a wrong argument, not a missing
+/// resource of the protocol, so those are `INVALID_ARGUMENT` and 400 like any other wrong
+/// statement; Trino's clients tell them apart by name.
+///
+/// Messages are one sentence in Osprey's words: the engine's prefixes (`Error during
+/// planning:`, `Arrow error:`, ...) are removed ([`crate::error_text`]).
+///
 /// The gRPC codes are the ones gRPC defines for each case; the HTTP statuses follow the
 /// canonical gRPC-to-HTTP mapping (499 is the "client closed request" status of that mapping);
 /// the Trino names are Trino's own standard error codes.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryError {
-    /// The statement is wrong: bad SQL, an unknown table or column, a type error.
+    /// The statement's text is not SQL Osprey can parse.
+    #[error("{message}{}", location_text(.location))]
+    SyntaxError {
+        /// What is wrong, as `syntax error: expected X, found Y`.
+        message: String,
+        /// Where, when the parser knows.
+        location: Option<SourceLocation>,
+    },
+    /// A table or view the statement names does not exist (or is not visible to its user).
+    #[error("{0}")]
+    TableNotFound(String),
+    /// A column the statement names does not exist in the tables it reads.
+    #[error("{0}")]
+    ColumnNotFound(String),
+    /// The statement is wrong otherwise: a type error, an unknown function, a bad option.
     #[error("{0}")]
     InvalidStatement(String),
     /// Something the statement names does not exist: a query id, a user, a workgroup, a
@@ -110,20 +136,30 @@ impl QueryError {
         {
             return refusal.clone();
         }
-        let message = err.strip_backtrace().to_string();
+        let message = plain_message(err);
         match err.find_root() {
-            DataFusionError::SQL(..)
-            | DataFusionError::Plan(_)
+            DataFusionError::SQL(parser, _) => {
+                let (message, location) = parser_message(parser);
+                QueryError::SyntaxError { message, location }
+            }
+            DataFusionError::Plan(text) if missing_table(text).is_some() => {
+                let name = missing_table(text).unwrap_or_default();
+                QueryError::TableNotFound(format!("table {name} does not exist"))
+            }
+            DataFusionError::SchemaError(schema, _)
+                if matches!(
+                    schema.as_ref(),
+                    datafusion::common::SchemaError::FieldNotFound { .. }
+                ) =>
+            {
+                QueryError::ColumnNotFound(message)
+            }
+            DataFusionError::Plan(_)
             | DataFusionError::SchemaError(..)
             | DataFusionError::Configuration(_) => QueryError::InvalidStatement(message),
             DataFusionError::NotImplemented(_) => QueryError::NotSupported(message),
             // The variant's display already says "resources exhausted".
-            DataFusionError::ResourcesExhausted(_) => QueryError::ResourcesExhausted(
-                message
-                    .strip_prefix("Resources exhausted: ")
-                    .unwrap_or(&message)
-                    .to_string(),
-            ),
+            DataFusionError::ResourcesExhausted(_) => QueryError::ResourcesExhausted(message),
             DataFusionError::ArrowError(arrow, _)
                 if matches!(
                     arrow.as_ref(),
@@ -148,6 +184,9 @@ impl QueryError {
     /// A stable code for the kind of failure, as the query history stores it.
     pub fn code(&self) -> &'static str {
         match self {
+            QueryError::SyntaxError { .. } => "SYNTAX_ERROR",
+            QueryError::TableNotFound(_) => "TABLE_NOT_FOUND",
+            QueryError::ColumnNotFound(_) => "COLUMN_NOT_FOUND",
             QueryError::InvalidStatement(_) => "INVALID_STATEMENT",
             QueryError::NotFound(_) => "NOT_FOUND",
             QueryError::NotSupported(_) => "NOT_SUPPORTED",
@@ -164,6 +203,18 @@ impl QueryError {
             QueryError::Execution(_) => "EXECUTION_FAILED",
         }
     }
+}
+
+/// ` at line L, column C`, or nothing.
+fn location_text(location: &Option<SourceLocation>) -> String {
+    location
+        .map(|at| format!(" at line {}, column {}", at.line, at.column))
+        .unwrap_or_default()
+}
+
+/// The table DataFusion's planner did not find: `table 'a.b.c' not found` names `a.b.c`.
+fn missing_table(text: &str) -> Option<&str> {
+    text.strip_prefix("table '")?.strip_suffix("' not found")
 }
 
 /// Whether storage refused the credentials (HTTP 401/403). object_store reports some of these

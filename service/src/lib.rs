@@ -30,6 +30,7 @@ mod admin_sql;
 mod auth;
 mod discovery;
 mod error;
+mod error_text;
 mod events;
 mod expiring;
 mod history;
@@ -38,6 +39,7 @@ mod lakehouse;
 mod locations;
 mod locations_sql;
 mod login_checks;
+mod metadata_tables;
 mod nesting;
 mod open_statements;
 mod parser;
@@ -46,6 +48,7 @@ mod query;
 mod query_runtime;
 mod retry;
 mod session;
+mod sql_types;
 mod statement;
 mod statement_stats;
 mod system_tables;
@@ -59,7 +62,7 @@ pub use auth::{
     basic_credentials,
 };
 pub use discovery::{DiscoveryConfig, ExecutorHealth, ExecutorRegistry};
-pub use error::QueryError;
+pub use error::{QueryError, SourceLocation};
 pub use events::{StatementEvents, StatementListener};
 pub use expiring::{ExpiringStore, HandleLimitReached};
 pub use history::{QueryHistory, QuerySummary, QueueClock};
@@ -75,10 +78,12 @@ pub use policy::{AllowAll, StatementPolicy};
 pub use query::{Description, EngineParts, QueryEngine};
 pub use query_runtime::QueryRuntime;
 pub use retry::RetryPolicy;
+pub use metadata_tables::{MetadataCatalogList, MetadataStyle, SqlMetadata};
 pub use session::{MetadataFlavor, MetadataTables, SessionSettings, SessionStore, is_known_option};
 pub use statement::{
     Running, Statement, StatementRecord, StatementRequest, StatementService, Submitted,
 };
+pub use sql_types::{TypeNameCase, map_key_value, sql_type_name, time_precision};
 pub use system_tables::{SystemTable, SystemTableSource};
 pub use tpch::{TpchError, ensure_dataset, register_dataset};
 pub use units::{parse_byte_size, parse_seconds};

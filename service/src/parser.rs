@@ -64,9 +64,33 @@ pub(crate) fn parse_statement(
         return Ok(ParsedStatement::Location(statement));
     }
     let nesting = token_nesting(&significant);
-    let mut statement = parse_sql_tokens(state, dialect.as_ref(), tokens, nesting)?;
+    let mut statement = parse_sql_tokens(state, dialect.as_ref(), tokens, nesting)
+        .map_err(|err| located_at_end(err, sql))?;
     number_placeholders(&mut statement);
     Ok(ParsedStatement::Sql(Box::new(statement)))
+}
+
+/// A syntax error the parser found at the end of the text ("found EOF") has no place of its
+/// own: it is just past the text's last character.
+fn located_at_end(err: QueryError, sql: &str) -> QueryError {
+    match err {
+        QueryError::SyntaxError {
+            message,
+            location: None,
+        } if message.ends_with("found EOF") => {
+            let text = sql.trim_end();
+            let line = text.lines().count().max(1) as u64;
+            let last = text.rsplit('\n').next().unwrap_or("");
+            QueryError::SyntaxError {
+                message,
+                location: Some(crate::error::SourceLocation {
+                    line,
+                    column: last.chars().count() as u64 + 1,
+                }),
+            }
+        }
+        other => other,
+    }
 }
 
 /// Parses a statement that DataFusion's parser reads (the query inside an `UNLOAD`), within

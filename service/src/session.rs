@@ -7,6 +7,7 @@
 
 use crate::auth::Principal;
 use crate::error::QueryError;
+use crate::metadata_tables::SqlMetadata;
 use datafusion::catalog::CatalogProviderList;
 use datafusion::common::config::ConfigOptions;
 use datafusion::execution::context::SessionState;
@@ -26,8 +27,9 @@ pub struct SessionSettings {
     /// Front doors always set it. Planning sees it as a `Principal` config extension, which
     /// `system.queries` reads to show non-admins only their own queries.
     pub principal: Option<Principal>,
-    /// Whose metadata tables the session sees: `None` for DataFusion's `information_schema`;
-    /// a front door whose clients expect another engine's sets its own.
+    /// Whose metadata tables the session sees: `None` for Osprey's ([`crate::SqlMetadata`]:
+    /// SQL type names in upper case); a front door whose clients expect another engine's sets
+    /// its own.
     pub metadata: Option<MetadataFlavor>,
 }
 
@@ -88,15 +90,16 @@ impl SessionSettings {
                 .config_mut()
                 .set_extension(std::sync::Arc::new(principal.clone()));
         }
-        if let Some(MetadataFlavor(tables)) = &self.metadata {
-            // DataFusion answers `information_schema` itself when this is on, before asking
-            // the catalogs; off, the flavor's catalog list answers it.
-            state.config_mut().options_mut().catalog.information_schema = false;
-            let catalogs = tables.wrap(Arc::clone(state.catalog_list()));
-            *state = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone())
-                .with_catalog_list(catalogs)
-                .build();
-        }
+        // DataFusion answers `information_schema` itself when this is on, before asking the
+        // catalogs; off, the flavor's catalog list answers it, with SQL type names.
+        state.config_mut().options_mut().catalog.information_schema = false;
+        let catalogs = match &self.metadata {
+            Some(MetadataFlavor(tables)) => tables.wrap(Arc::clone(state.catalog_list())),
+            None => SqlMetadata.wrap(Arc::clone(state.catalog_list())),
+        };
+        *state = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone())
+            .with_catalog_list(catalogs)
+            .build();
         Ok(())
     }
 

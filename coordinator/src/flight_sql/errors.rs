@@ -9,9 +9,11 @@ use tonic::Status;
 pub fn query_status(err: QueryError) -> Status {
     let message = err.to_string();
     match err {
-        QueryError::InvalidStatement(_) | QueryError::InvalidData(_) => {
-            Status::invalid_argument(message)
-        }
+        QueryError::SyntaxError { .. }
+        | QueryError::TableNotFound(_)
+        | QueryError::ColumnNotFound(_)
+        | QueryError::InvalidStatement(_)
+        | QueryError::InvalidData(_) => Status::invalid_argument(message),
         QueryError::NotFound(_) => Status::not_found(message),
         QueryError::NotSupported(_) => Status::unimplemented(message),
         QueryError::PermissionDenied(_) => Status::permission_denied(message),

@@ -1,11 +1,18 @@
 //! Result encodings of the HTTP API: JSON rows, CSV, newline-delimited JSON and the Arrow IPC
 //! stream format.
+//!
+//! JSON numbers are doubles to most readers (JavaScript, jq, many JSON libraries), so the JSON
+//! encodings never send a value a double would change: decimals are strings of their exact
+//! digits (`"12345678901234567.89"`, as Trino's JSON does), and integers beyond ±(2^53 − 1)
+//! are strings of their digits. Smaller integers and floats stay numbers.
 
 use super::ApiError;
 use axum::http::StatusCode;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The media type of the Arrow IPC stream format.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -40,19 +47,88 @@ pub fn arrow_ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>,
     writer.into_inner().map_err(encoding_error)
 }
 
-/// One JSON object per row, one per line (nulls written explicitly).
+/// One JSON object per row, one per line (nulls written explicitly), with exact decimals and
+/// safe integers (see the module docs).
 pub fn ndjson(batches: &[RecordBatch]) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    for line in arrow_ndjson(batches)?
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+    {
+        let mut row = serde_json::from_slice::<Value>(line).map_err(encoding_error)?;
+        safe_integers(&mut row);
+        serde_json::to_writer(&mut out, &row).map_err(encoding_error)?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// Arrow's own newline-delimited JSON of `batches`, decimals cast to their exact text first.
+fn arrow_ndjson(batches: &[RecordBatch]) -> Result<Vec<u8>, ApiError> {
     let mut writer = datafusion::arrow::json::WriterBuilder::new()
         .with_explicit_nulls(true)
         .build::<_, datafusion::arrow::json::writer::LineDelimited>(Vec::new());
     for batch in batches {
-        writer.write(batch).map_err(encoding_error)?;
+        writer
+            .write(&exact_decimals(batch)?)
+            .map_err(encoding_error)?;
     }
     writer.finish().map_err(encoding_error)?;
     Ok(writer.into_inner())
 }
 
-/// The rows of `batches` as JSON arrays of values, in column order.
+/// `batch` with its decimal columns as text: a JSON number would be read as a double.
+fn exact_decimals(batch: &RecordBatch) -> Result<RecordBatch, ApiError> {
+    let is_decimal = |data_type: &DataType| {
+        matches!(
+            data_type,
+            DataType::Decimal32(..)
+                | DataType::Decimal64(..)
+                | DataType::Decimal128(..)
+                | DataType::Decimal256(..)
+        )
+    };
+    if !batch.schema().fields().iter().any(|f| is_decimal(f.data_type())) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if is_decimal(field.data_type()) {
+            columns.push(cast(column, &DataType::Utf8).map_err(encoding_error)?);
+            fields.push(field.as_ref().clone().with_data_type(DataType::Utf8));
+        } else {
+            columns.push(column.clone());
+            fields.push(field.as_ref().clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(encoding_error)
+}
+
+/// The largest integer every JSON reader holds exactly (a double's 53-bit mantissa).
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// Integers a double would round, as strings of their digits, anywhere in `value`.
+fn safe_integers(value: &mut Value) {
+    match value {
+        Value::Number(number) => {
+            let unsafe_integer = number
+                .as_i64()
+                .map(|n| n.unsigned_abs() > MAX_SAFE_INTEGER)
+                .or_else(|| number.as_u64().map(|n| n > MAX_SAFE_INTEGER))
+                .unwrap_or(false);
+            if unsafe_integer {
+                *value = Value::String(number.to_string());
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(safe_integers),
+        Value::Object(fields) => fields.values_mut().for_each(safe_integers),
+        _ => {}
+    }
+}
+
+/// The rows of `batches` as JSON arrays of values, in column order, with exact decimals and
+/// safe integers (see the module docs).
 pub fn json_rows(batches: &[RecordBatch]) -> Result<Value, ApiError> {
     let mut rows = Vec::new();
     for batch in batches {
@@ -70,7 +146,7 @@ pub fn json_rows(batches: &[RecordBatch]) -> Result<Value, ApiError> {
             batch.columns().to_vec(),
         )
         .map_err(encoding_error)?;
-        let lines = ndjson(std::slice::from_ref(&positional))?;
+        let lines = arrow_ndjson(std::slice::from_ref(&positional))?;
         for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let Value::Object(mut object) =
                 serde_json::from_slice::<Value>(line).map_err(encoding_error)?
@@ -82,7 +158,9 @@ pub fn json_rows(batches: &[RecordBatch]) -> Result<Value, ApiError> {
                 .map(|name| object.get(name).cloned().unwrap_or(Value::Null))
                 .collect();
             object.clear();
-            rows.push(Value::Array(row));
+            let mut row = Value::Array(row);
+            safe_integers(&mut row);
+            rows.push(row);
         }
     }
     Ok(Value::Array(rows))

@@ -60,7 +60,11 @@ impl ApiError {
 /// A statement's failure as an HTTP error.
 pub fn query_error(err: QueryError) -> ApiError {
     let status = match &err {
-        QueryError::InvalidStatement(_) | QueryError::InvalidData(_) => StatusCode::BAD_REQUEST,
+        QueryError::SyntaxError { .. }
+        | QueryError::TableNotFound(_)
+        | QueryError::ColumnNotFound(_)
+        | QueryError::InvalidStatement(_)
+        | QueryError::InvalidData(_) => StatusCode::BAD_REQUEST,
         QueryError::NotFound(_) => StatusCode::NOT_FOUND,
         QueryError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
         QueryError::PermissionDenied(_) => StatusCode::FORBIDDEN,

@@ -28,7 +28,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 use osprey_catalog::{HistoryCursor, QueryRecord, now_ms};
 use osprey_engine::QueryProgress;
-use osprey_service::{
+use osprey_service::{TypeNameCase, sql_type_name, 
     OpenStatement, Principal, QueryError, QueueClock, SessionSettings, Statement, StatementRequest,
 };
 use serde::Deserialize;
@@ -619,7 +619,7 @@ fn json_page(query: &ApiQuery, start: usize, max_rows: usize) -> Result<Value, A
     let columns: Vec<Value> = schema
         .iter()
         .flat_map(|schema| schema.fields().iter())
-        .map(|field| json!({"name": field.name(), "type": field.data_type().to_string()}))
+        .map(|field| json!({"name": field.name(), "type": sql_type_name(field.data_type(), TypeNameCase::Upper)}))
         .collect();
     Ok(json!({
         "columns": columns,

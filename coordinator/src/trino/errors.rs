@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 /// `INSUFFICIENT_RESOURCES`), with Osprey's own code in `failureInfo.type`.
 pub fn trino_error(err: &QueryError) -> Value {
     let (name, code, kind) = match err {
-        QueryError::InvalidStatement(_) => ("SYNTAX_ERROR", 1, "USER_ERROR"),
+        QueryError::SyntaxError { .. } => ("SYNTAX_ERROR", 1, "USER_ERROR"),
+        QueryError::TableNotFound(_) => ("TABLE_NOT_FOUND", 46, "USER_ERROR"),
+        QueryError::ColumnNotFound(_) => ("COLUMN_NOT_FOUND", 47, "USER_ERROR"),
+        QueryError::InvalidStatement(_) => ("GENERIC_USER_ERROR", 0, "USER_ERROR"),
         QueryError::Cancelled(_) => ("USER_CANCELED", 3, "USER_ERROR"),
         QueryError::PermissionDenied(_) => ("PERMISSION_DENIED", 4, "USER_ERROR"),
         QueryError::NotFound(_) => ("NOT_FOUND", 5, "USER_ERROR"),
@@ -35,7 +38,7 @@ pub fn trino_error(err: &QueryError) -> Value {
         }
     };
     let message = err.to_string();
-    json!({
+    let mut error = json!({
         "message": message,
         "errorCode": code,
         "errorName": name,
@@ -46,5 +49,12 @@ pub fn trino_error(err: &QueryError) -> Value {
             "suppressed": [],
             "stack": [],
         },
-    })
+    });
+    if let QueryError::SyntaxError {
+        location: Some(at), ..
+    } = err
+    {
+        error["errorLocation"] = json!({"lineNumber": at.line, "columnNumber": at.column});
+    }
+    error
 }

@@ -33,13 +33,15 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use osprey_service::{TypeNameCase, map_key_value, sql_type_name, time_precision as precision};
 use serde_json::{Value, json};
 
 /// Trino's length of an unbounded `varchar`.
 const UNBOUNDED_VARCHAR: i64 = i32::MAX as i64;
 
 /// The Trino type name of an Arrow type, as in `columns[].type`: `decimal(12,2)`,
-/// `array(varchar)`, `timestamp(6) with time zone`.
+/// `array(varchar)`, `timestamp(6) with time zone`. This is the SQL name every door shows
+/// ([`osprey_service::sql_type_name`]), in Trino's lower case.
 ///
 /// ```
 /// use datafusion::arrow::datatypes::{DataType, TimeUnit};
@@ -50,53 +52,9 @@ const UNBOUNDED_VARCHAR: i64 = i32::MAX as i64;
 /// ```
 pub fn trino_type_name(data_type: &DataType) -> String {
     match data_type {
-        DataType::Null => "unknown".into(),
-        DataType::Boolean => "boolean".into(),
-        DataType::Int8 => "tinyint".into(),
-        DataType::Int16 | DataType::UInt8 => "smallint".into(),
-        DataType::Int32 | DataType::UInt16 => "integer".into(),
-        DataType::Int64 | DataType::UInt32 => "bigint".into(),
-        DataType::UInt64 => "decimal(20,0)".into(),
-        DataType::Float16 | DataType::Float32 => "real".into(),
-        DataType::Float64 => "double".into(),
-        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => format!("decimal({p},{s})"),
-        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "varchar".into(),
-        DataType::Binary
-        | DataType::LargeBinary
-        | DataType::BinaryView
-        | DataType::FixedSizeBinary(_) => "varbinary".into(),
-        DataType::Date32 | DataType::Date64 => "date".into(),
-        DataType::Time32(unit) | DataType::Time64(unit) => format!("time({})", precision(unit)),
-        DataType::Timestamp(unit, None) => format!("timestamp({})", precision(unit)),
-        DataType::Timestamp(unit, Some(_)) => {
-            format!("timestamp({}) with time zone", precision(unit))
-        }
-        DataType::Interval(IntervalUnit::YearMonth) => "interval year to month".into(),
-        DataType::Interval(IntervalUnit::DayTime) => "interval day to second".into(),
-        DataType::List(item)
-        | DataType::LargeList(item)
-        | DataType::ListView(item)
-        | DataType::LargeListView(item)
-        | DataType::FixedSizeList(item, _) => {
-            format!("array({})", trino_type_name(item.data_type()))
-        }
-        DataType::Map(entries, _) => match map_key_value(entries.data_type()) {
-            Some((key, value)) => {
-                format!("map({},{})", trino_type_name(key), trino_type_name(value))
-            }
-            None => "varchar".into(),
-        },
-        DataType::Struct(fields) => {
-            let fields: Vec<String> = fields
-                .iter()
-                .map(|field| format!("{} {}", field.name(), trino_type_name(field.data_type())))
-                .collect();
-            format!("row({})", fields.join(", "))
-        }
-        DataType::Dictionary(_, value) => trino_type_name(value),
-        DataType::RunEndEncoded(_, value) => trino_type_name(value.data_type()),
-        _ => "varchar".into(),
+        // Trino has no interval of months, days and nanoseconds: its values go as text.
+        DataType::Interval(IntervalUnit::MonthDayNano) => "varchar".into(),
+        _ => sql_type_name(data_type, TypeNameCase::Lower),
     }
 }
 
@@ -152,25 +110,6 @@ pub fn trino_type_signature(data_type: &DataType) -> Value {
         }
     };
     json!({"rawType": raw, "arguments": arguments})
-}
-
-/// Digits of second fractions a time unit carries.
-fn precision(unit: &TimeUnit) -> i64 {
-    match unit {
-        TimeUnit::Second => 0,
-        TimeUnit::Millisecond => 3,
-        TimeUnit::Microsecond => 6,
-        TimeUnit::Nanosecond => 9,
-    }
-}
-
-fn map_key_value(entries: &DataType) -> Option<(&DataType, &DataType)> {
-    match entries {
-        DataType::Struct(fields) if fields.len() == 2 => {
-            Some((fields[0].data_type(), fields[1].data_type()))
-        }
-        _ => None,
-    }
 }
 
 /// The values of `array` as Trino encodes them in a result's `data` (see the module table).

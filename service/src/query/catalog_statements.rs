@@ -1,46 +1,7 @@
 //! Statements DataFusion does not plan, handled on the parsed statement: schemas, renames,
-//! UNLOAD, `SHOW SCHEMAS`, `SHOW CREATE` and `USE`.
+//! UNLOAD, the listings (`SHOW ...`, `DESCRIBE`, in [`super::listings`]) and `USE`.
 
 use super::*;
-use datafusion::logical_expr::{LogicalPlanBuilder, lit};
-
-/// `SHOW CREATE TABLE | VIEW name`: the statement that recreates it, found through the
-/// session's own catalogs (so through the policy's view of them, whatever the door's metadata
-/// flavor), as DataFusion answers it: `table_catalog, table_schema, table_name, definition`.
-async fn show_create(
-    state: &SessionState,
-    name: &ast::ObjectName,
-) -> Result<LogicalPlan, QueryError> {
-    let defaults = &state.config_options().catalog;
-    let resolved =
-        table_reference(name)?.resolve(&defaults.default_catalog, &defaults.default_schema);
-    let not_found = || {
-        QueryError::InvalidStatement(format!(
-            "table or view {resolved} does not exist: SHOW TABLES lists them"
-        ))
-    };
-    let table = state
-        .catalog_list()
-        .catalog(&resolved.catalog)
-        .and_then(|catalog| catalog.schema(&resolved.schema))
-        .ok_or_else(not_found)?
-        .table(&resolved.table)
-        .await?
-        .ok_or_else(not_found)?;
-    let definition = table.get_table_definition().map(str::to_string);
-    let row = vec![
-        lit(resolved.catalog.to_string()),
-        lit(resolved.schema.to_string()),
-        lit(resolved.table.to_string()),
-        lit(ScalarValue::Utf8(definition)),
-    ];
-    let names = ["table_catalog", "table_schema", "table_name", "definition"];
-    Ok(LogicalPlanBuilder::values(vec![row])?
-        .project(names.iter().enumerate().map(|(index, name)| {
-            datafusion::prelude::col(format!("column{}", index + 1)).alias(*name)
-        }))?
-        .build()?)
-}
 
 impl QueryEngine {
     /// Statements DataFusion does not plan, handled on the AST: schemas, renames, SHOW SCHEMAS.
@@ -50,6 +11,9 @@ impl QueryEngine {
         session: &SessionSettings,
         statement: &DFStatement,
     ) -> Result<Option<PreparedStatement>, QueryError> {
+        if let Some(plan) = super::listings::listing_plan(state, statement).await? {
+            return Ok(Some(PreparedStatement::Listing(plan)));
+        }
         let DFStatement::Statement(statement) = statement else {
             return Ok(None);
         };
@@ -172,21 +136,6 @@ impl QueryEngine {
                 tracing::info!(rows = unloaded.rows, files = unloaded.files, manifest = %unloaded.manifest, "unloaded");
                 Ok(Some(PreparedStatement::done("UNLOAD", unloaded.rows)))
             }
-            ast::Statement::ShowSchemas { .. } | ast::Statement::ShowDatabases { .. } => {
-                let sql = format!(
-                    "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = '{}' \
-                     ORDER BY schema_name",
-                    lakehouse.catalog_name().replace('\'', "''")
-                );
-                let plan = state.create_logical_plan(&sql).await?;
-                Ok(Some(PreparedStatement::Listing(plan)))
-            }
-            ast::Statement::ShowCreate {
-                obj_type: ast::ShowCreateObject::Table | ast::ShowCreateObject::View,
-                obj_name,
-            } => Ok(Some(PreparedStatement::Listing(
-                show_create(state, obj_name).await?,
-            ))),
             _ => Ok(None),
         }
     }

@@ -65,7 +65,16 @@ impl QueryEngine {
                 });
             }
         }
-        let plan = state.statement_to_plan(statement).await?;
+        if let Some(plan) = super::listings::listing_plan(&state, &statement).await? {
+            return Ok(Description {
+                schema: Arc::new(plan.schema().as_arrow().clone()),
+                parameters: no_parameters,
+            });
+        }
+        let plan = match state.statement_to_plan(statement).await {
+            Ok(plan) => plan,
+            Err(err) => return Err(super::listings::suggest_table(&state, err.into()).await),
+        };
         let plan = self.check_plan(session, plan)?;
         let mut fields: Vec<(usize, Field)> = Vec::new();
         for (name, field) in plan.get_parameter_fields()? {

@@ -14,6 +14,7 @@
 
 mod catalog_statements;
 mod describe;
+mod listings;
 mod parse;
 mod prepared;
 mod run;
@@ -456,7 +457,10 @@ impl QueryEngine {
             }
             _ => None,
         };
-        let plan = state.statement_to_plan(statement).await?;
+        let plan = match state.statement_to_plan(statement).await {
+            Ok(plan) => plan,
+            Err(err) => return Err(listings::suggest_table(&state, err.into()).await),
+        };
         let plan = match parameters {
             Some(values) => plan.with_param_values(ParamValues::List(
                 values.into_iter().map(ScalarAndMetadata::from).collect(),

@@ -17,7 +17,7 @@
 //!   authenticated user (impersonation is refused).
 //! - Parameters arrive as `EXECUTE IMMEDIATE '...' USING ...`, which the statement service
 //!   unwraps for every front door; the session sees Trino's `information_schema` and `system`
-//!   tables (see [`crate::trino::metadata`]).
+//!   tables (see [`crate::trino::TrinoMetadata`]).
 //!
 //! Authentication is the same as the rest of the HTTP API (Basic or Bearer), which Trino
 //! clients send only over HTTPS unless told otherwise. A statement nobody polls for
@@ -32,7 +32,7 @@ mod statement;
 pub use registry::{TrinoLimits, TrinoQueries};
 
 use super::{ApiError, Authenticated, HttpState};
-use crate::trino::metadata::TrinoMetadata;
+use crate::trino::TrinoMetadata;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
