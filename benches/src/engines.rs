@@ -159,7 +159,9 @@ impl Engine {
                 ))
             }
             EngineSpec::DataFusion => {
-                let config = SessionConfig::new().with_target_partitions(setup.threads);
+                let mut config = SessionConfig::new().with_target_partitions(setup.threads);
+                // The same SQL as Osprey's: `0.06` is a decimal literal.
+                config.options_mut().sql_parser.parse_float_as_decimal = true;
                 let state = SessionStateBuilder::new()
                     .with_config(config)
                     .with_default_features()

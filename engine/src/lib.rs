@@ -13,6 +13,7 @@
 mod codec;
 mod cooperative;
 mod distributed;
+mod functions;
 mod probe_slices;
 mod progress;
 mod runtime;
@@ -20,6 +21,7 @@ mod storage;
 mod write;
 
 pub use cooperative::yield_inside_joins;
+pub use functions::with_osprey_functions;
 pub use distributed::{
     ClusterChannels, DRAIN_NOTICE, DRAINING, DistributedPlannerOptions, ExchangeCompression,
     ExchangeStreamFigures, ExecutorDispatchCounter, ExecutorProbeError, ExecutorReport,

@@ -95,6 +95,32 @@ def test_a_quick_query_answers_with_its_result(http):
     assert status == 200 and record["rows"] == 1 and record["state"] == "SUCCEEDED"
 
 
+def test_json_numbers_are_exact_and_types_are_sql(http):
+    """Decimals arrive as their exact digits and integers beyond 2^53 as strings (a double would
+    change them); column types are SQL's names."""
+    sql = ("SELECT CAST('12345678901234567.89' AS DECIMAL(20,2)) AS price, "
+           "CAST(9007199254740993 AS BIGINT) AS big, CAST(-9007199254740993 AS BIGINT) AS low, "
+           "CAST(42 AS BIGINT) AS small, 0.5 AS half, 'x' AS name, DATE '2026-12-05' AS day, "
+           "CAST('2026-12-05T10:00:00Z' AS TIMESTAMP WITH TIME ZONE) AS at")
+    status, body, _ = post(f"{http}/v1/queries", {"sql": sql}, admin())
+    assert status == 200, body
+    result = json.loads(body)["result"]
+    assert [c["type"] for c in result["columns"]] == [
+        "DECIMAL(20,2)", "BIGINT", "BIGINT", "BIGINT", "DECIMAL(1,1)", "VARCHAR", "DATE",
+        "TIMESTAMP(9) WITH TIME ZONE"]
+    assert result["rows"][0][:6] == [
+        "12345678901234567.89", "9007199254740993", "-9007199254740993", 42, "0.5", "x"]
+    # An unquoted literal with a fraction is a decimal, as in PostgreSQL, Trino and DuckDB.
+    status, body, _ = post(f"{http}/v1/queries",
+                           {"sql": "SELECT 12345678901234567.89 AS exact"}, admin())
+    assert status == 200, body
+    assert json.loads(body)["result"]["rows"] == [["12345678901234567.89"]]
+    status, raw, _ = post(f"{http}/v1/statement:stream?format=ndjson",
+                          b"SELECT CAST(1.10 AS DECIMAL(5,2)) AS d, 9007199254740993 AS big",
+                          admin(), "application/sql")
+    assert (status, json.loads(raw)) == (200, {"d": "1.10", "big": "9007199254740993"})
+
+
 def test_a_long_query_runs_on_and_can_be_cancelled(http):
     endless = ("SELECT count(*) FROM (SELECT * FROM range(100000)) a, (SELECT * FROM range(100000)) b "
                "WHERE a.value < b.value")

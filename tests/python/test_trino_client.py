@@ -154,15 +154,49 @@ def test_use_and_set_travel_back_to_the_client_session(server):
 def test_errors_are_trino_errors_and_the_server_carries_on(server):
     with pytest.raises(trino.exceptions.TrinoUserError) as error:
         run(server, "SELECT no_such_column FROM nation")
-    assert error.value.error_name == "SYNTAX_ERROR"
+    assert error.value.error_name == "COLUMN_NOT_FOUND"
+    assert error.value.error_code == 47
     assert "no_such_column" in error.value.message
-    assert error.value.failure_info["type"] == "osprey.INVALID_STATEMENT"
+    assert error.value.failure_info["type"] == "osprey.COLUMN_NOT_FOUND"
+    with pytest.raises(trino.exceptions.TrinoUserError) as error:
+        run(server, "SELECT * FROM natoin")
+    assert error.value.error_name == "TABLE_NOT_FOUND"
+    assert error.value.error_code == 46
+    assert "Did you mean nation?" in error.value.message
+    with pytest.raises(trino.exceptions.TrinoUserError) as error:
+        run(server, "SELECT n_name\nFROM nation\nWHERE n_nationkey = = 1")
+    assert error.value.error_name == "SYNTAX_ERROR"
+    assert error.value.error_location == (3, 21)
+    assert error.value.message.startswith("syntax error: ")
     with pytest.raises(trino.exceptions.TrinoUserError) as error:
         run(server, "SELECT 1 / 0")
     assert error.value.error_name == "INVALID_FUNCTION_ARGUMENT"
+    assert error.value.message == "division by zero"
     with pytest.raises(trino.exceptions.TrinoUserError):
         run(server, "EXECUTE IMMEDIATE 'SELECT ?' USING (SELECT n_name FROM nation)")
     assert run(server, "SELECT 'still here'")[0] == [["still here"]]
+
+
+def test_listings_have_trinos_columns_and_types(server):
+    rows, description = run(server, "SHOW TABLES")
+    assert [column[0] for column in description] == ["Table"]
+    assert ["nation"] in rows and ["lineitem"] in rows
+    rows, description = run(server, "SHOW SCHEMAS")
+    assert [column[0] for column in description] == ["Schema"]
+    assert ["tpch"] in rows
+    rows, description = run(server, "SHOW COLUMNS FROM nation")
+    assert [column[0] for column in description] == ["Column", "Type", "Extra", "Comment"]
+    assert rows[0] == ["n_nationkey", "bigint", "", ""]
+    assert rows[1] == ["n_name", "varchar", "", ""]
+    assert run(server, "DESCRIBE nation")[0] == rows
+
+
+def test_aggregates_have_trinos_result_types(server):
+    rows, description = run(server, "SELECT approx_distinct(n_regionkey) AS d, count(*) AS c, "
+                                    "sum(n_nationkey) AS s, avg(n_nationkey) AS a FROM nation")
+    assert {column[0]: column[1] for column in description} == {
+        "d": "bigint", "c": "bigint", "s": "bigint", "a": "double"}
+    assert rows == [[5, 25, 300, 12.0]]
 
 
 def test_credentials_and_identity_are_checked(server):

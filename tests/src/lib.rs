@@ -634,7 +634,10 @@ pub fn canonical_rows(batches: &[RecordBatch]) -> Vec<String> {
 /// Single-process DataFusion over the TPC-H Parquet files in `dir` (one directory per table):
 /// the reference the distributed answers are compared with.
 pub async fn tpch_reference(dir: &Path) -> datafusion::prelude::SessionContext {
-    let reference = datafusion::prelude::SessionContext::new();
+    // Literals such as `0.06` are decimals in Osprey (as in SQL); so in the reference.
+    let mut config = datafusion::prelude::SessionConfig::new();
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    let reference = datafusion::prelude::SessionContext::new_with_config(config);
     for table in [
         "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
     ] {

@@ -142,7 +142,7 @@ async fn statements_are_recorded_with_rows_bytes_and_errors() {
              WHERE query LIKE 'SELECT no_such_column%'"
         )
         .await,
-        vec!["FAILED | INVALID_STATEMENT | true"]
+        vec!["FAILED | COLUMN_NOT_FOUND | true"]
     );
 
     // Data errors are the client's: InvalidArgument, recorded as INVALID_DATA.

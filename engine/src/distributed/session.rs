@@ -125,11 +125,13 @@ pub fn coordinator_session_state(
     channels: ClusterChannels,
     options: &DistributedPlannerOptions,
 ) -> Result<SessionState> {
-    let state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_runtime_env(runtime)
-        .with_default_features()
-        // The distributed planner wraps whatever query planner is set before it.
+    let state = crate::functions::with_osprey_functions(
+        SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features(),
+    )
+    // The distributed planner wraps whatever query planner is set before it.
         .with_query_planner(Arc::new(crate::write::OspreyQueryPlanner))
         .with_distributed_user_codec(crate::codec::OspreyCodec)
         .with_distributed_worker_resolver(ResolverAdapter(resolver))

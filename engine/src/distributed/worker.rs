@@ -218,8 +218,7 @@ pub async fn serve_executor(
         let query_pools = query_pools.clone();
         let process_runtime = Arc::clone(&process_runtime);
         async move {
-            let mut builder = ctx
-                .builder
+            let mut builder = crate::functions::with_osprey_functions(ctx.builder)
                 .with_distributed_user_codec(crate::codec::OspreyCodec)
                 .with_distributed_channel_resolver(channels);
             // A query with a memory limit runs its tasks here in its own pool.
