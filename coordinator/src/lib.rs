@@ -289,7 +289,10 @@ impl Coordinator {
             .with_default_catalog_and_schema(DEFAULT_CATALOG, &config.default_schema)
             .with_create_default_catalog_and_schema(true);
         // `12345678901234567.89` is a decimal, as in PostgreSQL, Trino and DuckDB, not a float.
-        session_config.options_mut().sql_parser.parse_float_as_decimal = true;
+        session_config
+            .options_mut()
+            .sql_parser
+            .parse_float_as_decimal = true;
         session_config.options_mut().sql_parser.recursion_limit =
             datafusion::config::ConfigNonZeroUsize::try_new(osprey_service::MAX_PARSER_RECURSION)?;
         if let Some(partitions) = config.target_partitions {

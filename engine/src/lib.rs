@@ -21,7 +21,6 @@ mod storage;
 mod write;
 
 pub use cooperative::yield_inside_joins;
-pub use functions::with_osprey_functions;
 pub use distributed::{
     ClusterChannels, DRAIN_NOTICE, DRAINING, DistributedPlannerOptions, ExchangeCompression,
     ExchangeStreamFigures, ExecutorDispatchCounter, ExecutorProbeError, ExecutorReport,
@@ -29,6 +28,7 @@ pub use distributed::{
     measure_exchange_stream, planned_scan_bytes, probe_executor, render_distributed_plan,
     serve_executor, tcp_incoming, with_metrics_collection,
 };
+pub use functions::with_osprey_functions;
 pub use osprey_proto::progress::ExecutorStatusResponse;
 pub use progress::{ProgressSnapshot, QueryProgress, ReadFigures, read_figures};
 pub use runtime::{

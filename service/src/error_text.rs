@@ -90,11 +90,17 @@ pub(crate) fn parser_message(err: &ParserError) -> (String, Option<SourceLocatio
     let text = match err {
         ParserError::TokenizerError(text) | ParserError::ParserError(text) => text.as_str(),
         ParserError::RecursionLimitExceeded => {
-            return ("syntax error: the statement is nested too deeply".into(), None);
+            return (
+                "syntax error: the statement is nested too deeply".into(),
+                None,
+            );
         }
     };
     let (text, location) = match text.rfind(" at Line: ") {
-        Some(at) => (&text[..at], source_location(&text[at + " at Line: ".len()..])),
+        Some(at) => (
+            &text[..at],
+            source_location(&text[at + " at Line: ".len()..]),
+        ),
         None => (text, None),
     };
     // "Expected: an SQL statement, found: SELCT" reads as a sentence without the colons.
@@ -129,7 +135,10 @@ mod tests {
             "Expected: an SQL statement, found: SELCT at Line: 2, Column: 3".into(),
         );
         let (message, location) = parser_message(&err);
-        assert_eq!(message, "syntax error: expected an SQL statement, found SELCT");
+        assert_eq!(
+            message,
+            "syntax error: expected an SQL statement, found SELCT"
+        );
         assert_eq!(location, Some(SourceLocation { line: 2, column: 3 }));
         let err = DataFusionError::SQL(Box::new(err), None);
         assert_eq!(

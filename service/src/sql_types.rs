@@ -93,7 +93,11 @@ pub fn sql_type_name(data_type: &DataType, case: TypeNameCase) -> String {
         | DataType::ListView(item)
         | DataType::LargeListView(item)
         | DataType::FixedSizeList(item, _) => {
-            format!("{}({})", word("ARRAY"), sql_type_name(item.data_type(), case))
+            format!(
+                "{}({})",
+                word("ARRAY"),
+                sql_type_name(item.data_type(), case)
+            )
         }
         DataType::Map(entries, _) => match map_key_value(entries.data_type()) {
             Some((key, value)) => format!(
@@ -107,7 +111,13 @@ pub fn sql_type_name(data_type: &DataType, case: TypeNameCase) -> String {
         DataType::Struct(fields) => {
             let fields: Vec<String> = fields
                 .iter()
-                .map(|field| format!("{} {}", field.name(), sql_type_name(field.data_type(), case)))
+                .map(|field| {
+                    format!(
+                        "{} {}",
+                        field.name(),
+                        sql_type_name(field.data_type(), case)
+                    )
+                })
                 .collect();
             format!("{}({})", word("ROW"), fields.join(", "))
         }

@@ -43,11 +43,44 @@ impl From<arrow_flight::error::FlightError> for ClientError {
     }
 }
 
+/// Why a login failed, and what to do about it, for people: no gRPC status dump.
+fn login_message(err: &arrow_flight::error::FlightError) -> String {
+    // The Flight SQL client reports a refused handshake as an Arrow IPC error around the
+    // status, so the status is recognised in the text too.
+    let text = err.to_string();
+    let refused = matches!(
+        err,
+        arrow_flight::error::FlightError::Tonic(status)
+            if status.code() == tonic::Code::Unauthenticated
+    ) || text.contains("valid authentication credentials");
+    if refused {
+        return "wrong user name or password. Check the user (-U or OSPREY_USER) and the \
+                password (OSPREY_PASSWORD, or the prompt); an admin can set a new one with \
+                ALTER USER name PASSWORD '...'"
+            .to_string();
+    }
+    match err {
+        arrow_flight::error::FlightError::Tonic(status) => status.message().to_string(),
+        _ => match text.split_once("message: \"") {
+            Some((_, message)) => message.trim_end_matches('"').to_string(),
+            None => text,
+        },
+    }
+}
+
 /// The server's message without gRPC framing.
 fn flight_message(err: &arrow_flight::error::FlightError) -> String {
     match err {
         arrow_flight::error::FlightError::Tonic(status) => {
-            format!("{}: {}", code_name(status.code()), status.message())
+            // Osprey names the kind of failure from its taxonomy; other servers by gRPC code.
+            match status
+                .metadata()
+                .get("x-osprey-error-code")
+                .and_then(|code| code.to_str().ok())
+            {
+                Some(code) => format!("{} ({code})", status.message()),
+                None => format!("{}: {}", code_name(status.code()), status.message()),
+            }
         }
         other => other.to_string(),
     }
@@ -65,6 +98,21 @@ fn code_name(code: tonic::Code) -> &'static str {
         tonic::Code::Unimplemented => "not supported",
         _ => "error",
     }
+}
+
+/// Flight.proto's `GetSessionOptionsResult`, reading only string values (the `oneof`'s
+/// `string_value` has tag 1; other kinds are skipped). arrow-flight 59 does not ship it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SessionOptions {
+    #[prost(map = "string, message", tag = "1")]
+    session_options: std::collections::HashMap<String, SessionOptionText>,
+}
+
+/// A `SessionOptionValue` whose value is a string.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SessionOptionText {
+    #[prost(string, optional, tag = "1")]
+    string_value: Option<String>,
 }
 
 /// How the shell proves who it is.
@@ -171,7 +219,7 @@ impl Client {
                     .await
                     .map_err(|err| ClientError::Login {
                         user: target.user.clone(),
-                        reason: flight_message(&err),
+                        reason: login_message(&err),
                     })?;
             }
             Credentials::Token(token) => inner.set_token(token.clone()),
@@ -243,6 +291,19 @@ impl Client {
         // Before it runs (waiting for its fetch, being planned) there is nothing to show but
         // a wait in its workgroup's queue.
         matches!(progress.state.as_str(), "running" | "queued").then_some(progress)
+    }
+
+    /// The session's current schema on the server (Flight's `GetSessionOptions` action), or
+    /// `None` when the server does not say.
+    pub async fn current_schema(&mut self) -> Option<String> {
+        let action = Action {
+            r#type: "GetSessionOptions".to_string(),
+            body: Default::default(),
+        };
+        let mut results = self.inner.do_action(action).await.ok()?;
+        let body = results.next().await?.ok()?;
+        let options = SessionOptions::decode(body.body).ok()?;
+        options.session_options.get("schema")?.string_value.clone()
     }
 
     /// Every table the user can see with its columns: `(schema, table, columns)`.

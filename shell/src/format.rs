@@ -2,7 +2,7 @@
 //! machine formats (CSV, TSV, JSON, NDJSON, Markdown), which carry no decoration.
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use std::str::FromStr;
@@ -11,7 +11,9 @@ use unicode_width::UnicodeWidthStr;
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// Aligned columns with a header, fitted to the terminal; long values are cut with `…`.
+    /// Aligned columns with a header, fitted to the terminal: long text wraps onto more lines
+    /// and multi-line values (plans, `SHOW CREATE`) keep their lines, as psql's wrapped
+    /// format; numbers and dates are never cut.
     Table,
     /// One `column | value` line per field, records separated by a header line.
     Vertical,
@@ -174,11 +176,39 @@ fn delimited_part(
     Ok(String::from_utf8_lossy(&writer.into_inner()).into_owned())
 }
 
-/// A result as text: the header, which columns are numbers, and the rows (`None` for NULL).
+/// A result as text: the header, how each column lays out, and the rows (`None` for NULL).
 struct Cells {
     header: Vec<String>,
-    numeric: Vec<bool>,
+    kinds: Vec<ColumnKind>,
     rows: Vec<Vec<Option<String>>>,
+}
+
+/// How a column's values may be laid out in a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColumnKind {
+    /// Numbers: aligned on the right, never cut or wrapped.
+    Number,
+    /// Dates, times, booleans and the like: never cut or wrapped.
+    Fixed,
+    /// Text and nested values: wrapped onto more lines to fit, and their own line breaks kept.
+    Text,
+}
+
+impl ColumnKind {
+    fn of(data_type: &DataType) -> Self {
+        if data_type.is_numeric() {
+            ColumnKind::Number
+        } else if data_type.is_temporal()
+            || matches!(
+                data_type,
+                DataType::Boolean | DataType::Interval(_) | DataType::Duration(_)
+            )
+        {
+            ColumnKind::Fixed
+        } else {
+            ColumnKind::Text
+        }
+    }
 }
 
 fn cells(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Cells, ArrowError> {
@@ -207,10 +237,10 @@ fn cells(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Cells, ArrowErro
     }
     Ok(Cells {
         header: schema.fields().iter().map(|f| f.name().clone()).collect(),
-        numeric: schema
+        kinds: schema
             .fields()
             .iter()
-            .map(|f| f.data_type().is_numeric())
+            .map(|f| ColumnKind::of(f.data_type()))
             .collect(),
         rows,
     })
@@ -259,9 +289,9 @@ fn paint(text: &str, code: &str, color: bool) -> String {
     }
 }
 
-/// Column widths that fit `total` columns of terminal: the widest columns give way first,
-/// none below 6 (or its natural width).
-fn fitted_widths(natural: &[usize], total: Option<usize>) -> Vec<usize> {
+/// Column widths that fit `total` columns of terminal: the widest text columns give way first,
+/// none below 6 (or its natural width); numbers and dates keep their width.
+fn fitted_widths(natural: &[usize], kinds: &[ColumnKind], total: Option<usize>) -> Vec<usize> {
     let mut widths = natural.to_vec();
     let Some(total) = total else {
         return widths;
@@ -270,53 +300,73 @@ fn fitted_widths(natural: &[usize], total: Option<usize>) -> Vec<usize> {
     let chrome = natural.len().saturating_sub(1) * 3;
     let budget = total.saturating_sub(chrome).max(natural.len() * 6);
     while widths.iter().sum::<usize>() > budget {
-        let Some((widest, &w)) = widths.iter().enumerate().max_by_key(|(_, w)| **w) else {
+        let widest = widths
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| kinds[*i] == ColumnKind::Text && **w > 6)
+            .max_by_key(|(_, w)| **w);
+        let Some((widest, &w)) = widest else {
             break;
         };
-        if w <= 6 {
-            break;
-        }
         widths[widest] = w - 1;
     }
     widths
 }
 
+/// A value as the lines it takes in a column `max` wide: its own line breaks kept, long lines
+/// wrapped (psql's wrapped format). Tabs become spaces and other control characters are
+/// shown visibly, so a value cannot break the layout.
+fn wrapped(text: &str, max: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for line in text.split('\n') {
+        let line = printable(&line.trim_end_matches('\r').replace('\t', "    "));
+        let mut current = String::new();
+        let mut used = 0;
+        for c in line.chars() {
+            let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+            if used + w > max.max(1) && !current.is_empty() {
+                lines.push(std::mem::take(&mut current));
+                used = 0;
+            }
+            current.push(c);
+            used += w;
+        }
+        lines.push(current);
+    }
+    lines
+}
+
 fn table(cells: &Cells, style: Style) -> String {
-    let texts: Vec<Vec<String>> = cells
-        .rows
-        .iter()
-        .map(|row| {
-            row.iter()
-                .map(|cell| cell.as_deref().map_or(NULL.to_string(), printable))
-                .collect()
-        })
-        .collect();
     let natural: Vec<usize> = cells
         .header
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            texts
+            cells
+                .rows
                 .iter()
-                .map(|row| width(&row[i]))
+                .map(|row| match &row[i] {
+                    None => width(NULL),
+                    Some(text) => wrapped(text, usize::MAX)
+                        .iter()
+                        .map(|line| width(line))
+                        .max()
+                        .unwrap_or(0),
+                })
                 .chain([width(name)])
                 .max()
                 .unwrap_or(0)
         })
         .collect();
-    let widths = fitted_widths(&natural, style.width);
-    let pad = |text: &str, w: usize| {
-        let text = fit(text, w);
-        let spaces = w.saturating_sub(width(&text));
-        (text, " ".repeat(spaces))
-    };
+    let widths = fitted_widths(&natural, &cells.kinds, style.width);
     let mut out = String::new();
     let header: Vec<String> = cells
         .header
         .iter()
         .zip(&widths)
         .map(|(name, w)| {
-            let (text, spaces) = pad(&printable(name), *w);
+            let text = fit(&printable(name), *w);
+            let spaces = " ".repeat(w.saturating_sub(width(&text)));
             format!("{}{spaces}", paint(&text, "1", style.color))
         })
         .collect();
@@ -325,24 +375,36 @@ fn table(cells: &Cells, style: Style) -> String {
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     out.push_str(&rule.join("-+-"));
     out.push('\n');
-    for (row, text) in cells.rows.iter().zip(&texts) {
-        let line: Vec<String> = row
+    for row in &cells.rows {
+        let lines: Vec<Vec<String>> = row
             .iter()
-            .zip(text)
             .zip(&widths)
-            .zip(&cells.numeric)
-            .map(|(((cell, text), w), numeric)| {
-                let (shown, spaces) = pad(text, *w);
-                match cell {
-                    None => format!("{}{spaces}", paint(&shown, "2", style.color)),
-                    // Numbers line up on the right, like psql's.
-                    Some(_) if *numeric => format!("{spaces}{shown}"),
-                    Some(_) => format!("{shown}{spaces}"),
-                }
+            .map(|(cell, w)| match cell {
+                None => vec![NULL.to_string()],
+                Some(text) => wrapped(text, *w),
             })
             .collect();
-        out.push_str(line.join(" | ").trim_end());
-        out.push('\n');
+        let height = lines.iter().map(Vec::len).max().unwrap_or(1);
+        for index in 0..height {
+            let line: Vec<String> = lines
+                .iter()
+                .zip(row)
+                .zip(&widths)
+                .zip(&cells.kinds)
+                .map(|(((cell_lines, cell), w), kind)| {
+                    let shown = cell_lines.get(index).map(String::as_str).unwrap_or("");
+                    let spaces = " ".repeat(w.saturating_sub(width(shown)));
+                    match cell {
+                        None => format!("{}{spaces}", paint(shown, "2", style.color)),
+                        // Numbers line up on the right, like psql's.
+                        Some(_) if *kind == ColumnKind::Number => format!("{spaces}{shown}"),
+                        Some(_) => format!("{shown}{spaces}"),
+                    }
+                })
+                .collect();
+            out.push_str(line.join(" | ").trim_end());
+            out.push('\n');
+        }
     }
     out
 }
@@ -361,15 +423,21 @@ fn vertical(cells: &Cells, style: Style) -> String {
         ));
         out.push('\n');
         for (name, cell) in cells.header.iter().zip(row) {
-            let value = match cell {
-                None => paint(NULL, "2", style.color),
-                Some(text) => {
-                    let text = printable(text);
-                    value_width.map_or(text.clone(), |w| fit(&text, w))
-                }
+            let lines = match cell {
+                None => vec![paint(NULL, "2", style.color)],
+                Some(text) => wrapped(text, value_width.unwrap_or(usize::MAX)),
             };
             let spaces = " ".repeat(name_width - width(name));
-            out.push_str(&format!("{name}{spaces} | {value}\n"));
+            for (index, line) in lines.iter().enumerate() {
+                let label = if index == 0 { name.as_str() } else { "" };
+                let spaces = if index == 0 {
+                    spaces.clone()
+                } else {
+                    " ".repeat(name_width)
+                };
+                out.push_str(format!("{label}{spaces} | {line}").trim_end());
+                out.push('\n');
+            }
         }
     }
     out
@@ -439,8 +507,56 @@ mod tests {
         for line in text.lines() {
             assert!(width(line) <= 30, "{line:?} is wider than 30");
         }
-        assert!(text.contains('…'), "{text}");
-        assert!(text.lines().nth(3).unwrap().ends_with("NULL"), "{text}");
+        // The long note wraps onto more lines (nothing is cut), and the NULL row follows it.
+        let note: String = text
+            .lines()
+            .skip(2)
+            .filter_map(|line| line.split_once(" | ").map(|(_, note)| note.to_string()))
+            .collect();
+        assert!(
+            note.replace(' ', "")
+                .contains("aratherlongnotethatwillnotfit|atall"),
+            "{text}"
+        );
+        assert!(text.lines().last().unwrap().ends_with("NULL"), "{text}");
+        assert!(
+            text.lines().nth(2).unwrap().starts_with(" 1 | a rather"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn multi_line_values_keep_their_lines_and_numbers_are_never_cut() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("total", DataType::Int64, false),
+            Field::new("plan", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![1234567890123])),
+                Arc::new(StringArray::from(vec![
+                    "ProjectionExec\n  FilterExec\n    DataSourceExec",
+                ])),
+            ],
+        )
+        .unwrap();
+        let style = Style {
+            color: false,
+            width: Some(40),
+        };
+        let text = render(Format::Table, &schema, std::slice::from_ref(&batch), style).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[2], "1234567890123 | ProjectionExec", "{text}");
+        assert_eq!(lines[3], "              |   FilterExec", "{text}");
+        assert!(!text.contains('↵') && !text.contains('…'), "{text}");
+        // Too narrow a terminal wraps the text, never the number.
+        let narrow = Style {
+            color: false,
+            width: Some(10),
+        };
+        let text = render(Format::Table, &schema, &[batch], narrow).unwrap();
+        assert!(text.contains("1234567890123 | "), "{text}");
     }
 
     #[test]

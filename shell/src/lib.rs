@@ -166,21 +166,28 @@ pub async fn run(args: ShellArgs) -> i32 {
         };
     }
     let mut failures = 0;
-    let mut scripts: Vec<Result<String, String>> =
-        args.commands.iter().map(|sql| Ok(sql.clone())).collect();
+    // Each script with the name its errors give (`-f` files by path; `-c` and input by none).
+    let mut scripts: Vec<(Option<String>, Result<String, String>)> = args
+        .commands
+        .iter()
+        .map(|sql| (None, Ok(sql.clone())))
+        .collect();
     if !scripted {
-        scripts.push(read_stdin());
+        scripts.push((None, read_stdin()));
     }
     for path in &args.files {
         scripts.push(if path.as_os_str() == "-" {
-            read_stdin()
+            (None, read_stdin())
         } else {
-            std::fs::read_to_string(path).map_err(|err| format!("{}: {err}", path.display()))
+            (
+                Some(path.display().to_string()),
+                std::fs::read_to_string(path).map_err(|err| format!("{}: {err}", path.display())),
+            )
         });
     }
-    for script in scripts {
+    for (name, script) in scripts {
         match script {
-            Ok(text) => failures += session.run_script(&text).await,
+            Ok(text) => failures += session.run_script(&text, name.as_deref()).await,
             Err(message) => {
                 eprintln!("ERROR: {message}");
                 failures += 1;

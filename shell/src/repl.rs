@@ -9,7 +9,7 @@ use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -202,15 +202,9 @@ impl Hinter for ShellHelper {
 
 impl Highlighter for ShellHelper {}
 
-impl Validator for ShellHelper {
-    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
-        Ok(if input_complete(ctx.input()) {
-            ValidationResult::Valid(None)
-        } else {
-            ValidationResult::Incomplete
-        })
-    }
-}
+// Every line is taken as typed: the loop in [`run`] gathers a statement over several lines,
+// with its own continuation prompt.
+impl Validator for ShellHelper {}
 
 impl Helper for ShellHelper {}
 
@@ -238,6 +232,34 @@ pub fn history_path() -> Option<PathBuf> {
     Some(state.join("osprey").join("history"))
 }
 
+/// The prompt: `osprey:SCHEMA=> ` for a new statement and `osprey:SCHEMA-> ` while one
+/// continues over more lines, as psql's `db=>` and `db->`.
+fn prompt(schema: Option<&str>, continuing: bool) -> String {
+    let place = schema.map_or_else(|| "osprey".to_string(), |s| format!("osprey:{s}"));
+    format!("{place}{} ", if continuing { "->" } else { "=>" })
+}
+
+/// Whether `statement` may change the session's current schema (`USE ...`).
+fn changes_schema(statement: &str) -> bool {
+    statement
+        .split_whitespace()
+        .next()
+        .is_some_and(|word| word.eq_ignore_ascii_case("use"))
+}
+
+/// Adds `entry` (a whole statement, however many lines it took) to the history, and appends it
+/// to the history file at once, so a crash or a kill loses nothing.
+fn remember(
+    editor: &mut Editor<ShellHelper, DefaultHistory>,
+    file: Option<&std::path::Path>,
+    entry: &str,
+) {
+    let _ = editor.add_history_entry(entry);
+    if let Some(path) = file {
+        let _ = editor.append_history(path);
+    }
+}
+
 /// Reads and runs input until `\q` or Ctrl-D.
 pub async fn run(session: &mut Session) -> rustyline::Result<()> {
     let config = rustyline::Config::builder()
@@ -255,25 +277,28 @@ pub async fn run(session: &mut Session) -> rustyline::Result<()> {
         let _ = editor.load_history(path);
     }
     eprintln!("Type \\? for help, \\q or Ctrl-D to leave. Statements end with `;`.");
+    let mut schema = session.current_schema().await;
+    // A statement typed over several lines gathers here until it ends with `;`.
+    let mut pending = String::new();
     loop {
-        let line = tokio::task::block_in_place(|| editor.readline("osprey> "));
+        let prompt = prompt(schema.as_deref(), !pending.is_empty());
+        let line = tokio::task::block_in_place(|| editor.readline(&prompt));
         let input = match line {
             Ok(input) => input,
-            // Ctrl-C at the prompt clears the line.
-            Err(ReadlineError::Interrupted) => continue,
+            // Ctrl-C at the prompt clears the statement being typed.
+            Err(ReadlineError::Interrupted) => {
+                pending.clear();
+                continue;
+            }
             Err(ReadlineError::Eof) => break,
             Err(err) => return Err(err),
         };
-        if input.trim().is_empty() {
+        if pending.is_empty() && input.trim().is_empty() {
             continue;
         }
-        let _ = editor.add_history_entry(input.as_str());
-        if let Some(path) = &history {
-            // Appended at once, so a crash or a kill loses nothing.
-            let _ = editor.append_history(path);
-        }
         let trimmed = input.trim();
-        if trimmed.starts_with('\\') {
+        if pending.is_empty() && trimmed.starts_with('\\') {
+            remember(&mut editor, history.as_deref(), trimmed);
             match session.meta(trimmed).await {
                 Ok(Next::Quit) => break,
                 Ok(Next::Continue) => {}
@@ -281,11 +306,22 @@ pub async fn run(session: &mut Session) -> rustyline::Result<()> {
             }
             continue;
         }
-        let (statements, _) = split_statements(&input);
+        pending.push_str(&input);
+        pending.push('\n');
+        if !input_complete(&pending) {
+            continue;
+        }
+        let text = std::mem::take(&mut pending);
+        remember(&mut editor, history.as_deref(), text.trim_end());
+        let (statements, _) = split_statements(&text);
         for statement in statements {
-            if let Err(err) = session.run(&statement).await {
-                session.report(&err);
+            let result = session.run(&statement).await;
+            if let Err(err) = result {
+                session.report_in(&err, Some(&statement), None);
                 break;
+            }
+            if changes_schema(&statement) {
+                schema = session.current_schema().await;
             }
         }
     }

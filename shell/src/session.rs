@@ -116,6 +116,11 @@ impl Session {
         }
     }
 
+    /// The session's current schema on the server, for the prompt.
+    pub async fn current_schema(&mut self) -> Option<String> {
+        self.client.current_schema().await
+    }
+
     /// Reloads the tables and columns used for completion (errors leave the old list).
     pub async fn refresh_catalog(&mut self) {
         if let Ok(tables) = self.client.tables().await {
@@ -124,10 +129,15 @@ impl Session {
     }
 
     /// Runs every statement in `text` in order. Stops at the first failure unless
-    /// `continue_on_error`; returns how many failed.
-    pub async fn run_script(&mut self, text: &str) -> usize {
+    /// `continue_on_error`; returns how many failed. Errors name `source` (a script file) and
+    /// the line its failing statement starts on, as psql does.
+    pub async fn run_script(&mut self, text: &str, source: Option<&str>) -> usize {
         let mut failures = 0;
-        for item in script_items(text) {
+        for (line, item) in script_items(text) {
+            let statement = match &item {
+                ScriptItem::Sql(statement) => Some(statement.clone()),
+                ScriptItem::Meta(_) => None,
+            };
             let outcome = match item {
                 ScriptItem::Meta(line) => match self.meta(&line).await {
                     Ok(Next::Quit) => break,
@@ -137,7 +147,8 @@ impl Session {
                 ScriptItem::Sql(statement) => self.run(&statement).await,
             };
             if let Err(err) = outcome {
-                self.report(&err);
+                let place = source.map(|name| format!("{name}:{line}"));
+                self.report_in(&err, statement.as_deref(), place.as_deref());
                 failures += 1;
                 if !self.settings.continue_on_error {
                     break;
@@ -149,13 +160,24 @@ impl Session {
 
     /// Prints an error to standard error.
     pub fn report(&self, err: &ShellError) {
+        self.report_in(err, None, None);
+    }
+
+    /// Prints an error of `statement` to standard error: after `place` (a script's
+    /// `file:line`) when given, and with the statement's line and a caret under the spot when
+    /// the error says where (`at line L, column C`), as psql does.
+    pub fn report_in(&self, err: &ShellError, statement: Option<&str>, place: Option<&str>) {
         let color = self.settings.interactive && terminal::stderr_is_tty();
         let label = if color {
             "\x1b[31mERROR\x1b[0m"
         } else {
             "ERROR"
         };
-        eprintln!("{label}: {err}");
+        let prefix = place.map(|place| format!("{place}: ")).unwrap_or_default();
+        eprintln!("{prefix}{label}: {err}");
+        if let Some(pointer) = statement.and_then(|sql| error_pointer(&err.to_string(), sql)) {
+            eprint!("{pointer}");
+        }
     }
 
     /// Runs one statement and prints its result.
@@ -412,7 +434,7 @@ impl Session {
                     path: PathBuf::from(path),
                     source,
                 })?;
-                Box::pin(self.run_script(&text)).await;
+                Box::pin(self.run_script(&text, Some(path))).await;
             }
             "\\c" | "\\connect" => {
                 let Some(schema) = argument else {
@@ -471,30 +493,76 @@ enum ScriptItem {
     Sql(String),
 }
 
-/// A script's meta-commands and statements in order. Like psql, a backslash command is a line
-/// of its own and needs no `;`.
-fn script_items(text: &str) -> Vec<ScriptItem> {
+/// A script's meta-commands and statements in order, each with the line (from 1) where it
+/// starts. Like psql, a backslash command is a line of its own and needs no `;`.
+fn script_items(text: &str) -> Vec<(usize, ScriptItem)> {
     let mut items = Vec::new();
     let mut pending = String::new();
-    for line in text.lines() {
+    // The line where the text in `pending` starts.
+    let mut pending_line = 1;
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
         if crate::split::is_blank(&pending) && line.trim_start().starts_with('\\') {
-            items.push(ScriptItem::Meta(line.trim().to_string()));
+            items.push((number, ScriptItem::Meta(line.trim().to_string())));
             pending.clear();
             continue;
+        }
+        if crate::split::is_blank(&pending) {
+            pending.clear();
+            pending_line = number;
         }
         pending.push_str(line);
         pending.push('\n');
         let (statements, rest) = split_statements(&pending);
-        items.extend(statements.into_iter().map(ScriptItem::Sql));
+        if !statements.is_empty() {
+            for statement in statements {
+                items.push((
+                    statement_line(&pending, &statement, pending_line),
+                    ScriptItem::Sql(statement),
+                ));
+            }
+            // What follows the last `;` starts on this line.
+            pending_line = number;
+        }
         pending = rest;
         if !pending.is_empty() {
             pending.push('\n');
         }
     }
     if !crate::split::is_blank(&pending) {
-        items.push(ScriptItem::Sql(pending.trim().to_string()));
+        let statement = pending.trim().to_string();
+        items.push((
+            statement_line(&pending, &statement, pending_line),
+            ScriptItem::Sql(statement),
+        ));
     }
     items
+}
+
+/// The line `statement` starts on, found in `text` (which starts on line `first`).
+fn statement_line(text: &str, statement: &str, first: usize) -> usize {
+    let Some(first_line) = statement.lines().next() else {
+        return first;
+    };
+    match text.find(first_line) {
+        Some(offset) => first + text[..offset].matches('\n').count(),
+        None => first,
+    }
+}
+
+/// `LINE n: text` and a caret under the column an error names (`at line L, column C`), as
+/// psql prints under a syntax error; `None` when the message names no place in `sql`.
+fn error_pointer(message: &str, sql: &str) -> Option<String> {
+    let at = message.rfind("at line ")?;
+    let (line, rest) = message[at + "at line ".len()..].split_once(", column ")?;
+    let line: usize = line.trim().parse().ok()?;
+    let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let column: usize = column.parse().ok()?;
+    let text = sql.lines().nth(line.checked_sub(1)?)?;
+    let label = format!("LINE {line}: ");
+    let before: String = text.chars().take(column.saturating_sub(1)).collect();
+    let indent = label.len() + unicode_width::UnicodeWidthStr::width(before.as_str());
+    Some(format!("{label}{text}\n{}^\n", " ".repeat(indent)))
 }
 
 fn on_off(value: bool) -> &'static str {
@@ -698,17 +766,30 @@ mod tests {
     }
 
     #[test]
+    fn syntax_errors_point_at_their_column() {
+        let pointer = error_pointer(
+            "syntax error: expected an expression, found = at line 2, column 9",
+            "SELECT 1\nWHERE 1 = = 1",
+        );
+        assert_eq!(
+            pointer.as_deref(),
+            Some("LINE 2: WHERE 1 = = 1\n                ^\n")
+        );
+        assert_eq!(error_pointer("division by zero", "SELECT 1/0"), None);
+    }
+
+    #[test]
     fn scripts_mix_meta_commands_and_statements() {
         let items =
             script_items("\\timing on\nSELECT 1\n  AS a; SELECT ';' -- c\n;\n\\x\nSELECT 2");
         assert_eq!(
             items,
             vec![
-                ScriptItem::Meta("\\timing on".into()),
-                ScriptItem::Sql("SELECT 1\n  AS a".into()),
-                ScriptItem::Sql("SELECT ';' -- c".into()),
-                ScriptItem::Meta("\\x".into()),
-                ScriptItem::Sql("SELECT 2".into()),
+                (1, ScriptItem::Meta("\\timing on".into())),
+                (2, ScriptItem::Sql("SELECT 1\n  AS a".into())),
+                (3, ScriptItem::Sql("SELECT ';' -- c".into())),
+                (5, ScriptItem::Meta("\\x".into())),
+                (6, ScriptItem::Sql("SELECT 2".into())),
             ]
         );
     }

@@ -85,7 +85,9 @@ def test_exit_codes_and_scripts_with_errors(server, tmp_path):
     out = shell(server, "-F", "csv", stdin="SELECT 7 AS piped;\nSELECT 8 AS more\n")
     assert (out.returncode, out.stdout) == (0, "piped\n7\nmore\n8\n")
     bad = shell(server, "-c", "SELECT 1", env=shell_env(server, OSPREY_PASSWORD="wrong"))
-    assert bad.returncode == 2 and "login as admin failed" in bad.stderr
+    assert bad.returncode == 2 and "login as admin failed: wrong user name or password" \
+        in bad.stderr, bad.stderr
+    assert "code:" not in bad.stderr and "Status" not in bad.stderr, bad.stderr
     nowhere = shell(server, "-c", "SELECT 1", env=shell_env(server, OSPREY_PORT="1"))
     assert nowhere.returncode == 2 and "cannot connect" in nowhere.stderr
 
@@ -109,6 +111,50 @@ def test_describe_resolves_names_as_sql_does(server, tmp_path):
     script.write_text("\\d no_such_table\n")
     out = shell(server, "-F", "csv", "-f", str(script))
     assert out.returncode == 1 and "no_such_table" in out.stderr, out
+
+
+def test_errors_point_at_the_spot_and_name_the_script_line(server, tmp_path):
+    """Issue 30: a syntax error shows its line with a caret under the spot (as psql), a script's
+    error names the file and the line its statement starts on, and no engine prefix shows."""
+    script = tmp_path / "report.sql"
+    script.write_text("SELECT 1 AS a;\n\nSELECT n_name\nFROM tpch.nation\nWHERE n_nationkey = = 1;\n")
+    out = shell(server, "-F", "csv", "-f", str(script))
+    assert out.returncode == 1
+    assert (f"{script}:3: ERROR: syntax error: expected an expression, found = at line 3, "
+            "column 21 (SYNTAX_ERROR)") in out.stderr, out.stderr
+    assert "LINE 3: WHERE n_nationkey = = 1\n" + " " * 28 + "^\n" in out.stderr, out.stderr
+    out = shell(server, "-c", "SELECT * FROM tpch.natoin")
+    assert out.returncode == 1
+    assert "table osprey.tpch.natoin does not exist. Did you mean tpch.nation? " \
+        "(TABLE_NOT_FOUND)" in out.stderr, out.stderr
+    out = shell(server, "-c", "SELECT 1 / 0")
+    assert "ERROR: division by zero (INVALID_DATA)" in out.stderr, out.stderr
+    for prefix in ["SQL error", "ParserError", "Error during planning", "Arrow error",
+                   "Schema error", "External error", "Tonic", "Status {"]:
+        assert prefix not in out.stderr, out.stderr
+
+
+def test_multi_line_values_print_as_lines(server):
+    """Issue 30: EXPLAIN and SHOW CREATE come out as lines (psql's wrapped format), and a
+    narrow terminal wraps text but never cuts numbers."""
+    out = shell(server, "-c", "EXPLAIN SELECT n_name FROM tpch.nation WHERE n_nationkey > 3")
+    assert out.returncode == 0, out.stderr
+    assert "↵" not in out.stdout and "…" not in out.stdout, out.stdout
+    assert len(out.stdout.splitlines()) > 5, out.stdout
+    plan = out.stdout.splitlines()
+    assert any(line.startswith("distributed_plan | FilterExec") for line in plan), out.stdout
+    assert any(line.strip().startswith("| ") and "DataSourceExec" in line for line in plan), \
+        out.stdout
+    out = shell(server, "-c", "CREATE TABLE IF NOT EXISTS public.shell_wide AS "
+                "SELECT 1 AS id, 'x' AS name")
+    assert out.returncode == 0, out.stderr
+    out = shell(server, "-c", "SHOW CREATE TABLE public.shell_wide")
+    assert out.returncode == 0, out.stderr
+    assert "↵" not in out.stdout, out.stdout
+    lines = out.stdout.splitlines()
+    # The definition's lines, one under the other in its column.
+    assert any("CREATE" in line for line in lines), out.stdout
+    assert len([line for line in lines if line.startswith(" " * 14)]) >= 1, out.stdout
 
 
 def test_timing_follows_the_result(server, tmp_path):
@@ -135,27 +181,34 @@ def test_profiles_supply_the_connection(server, tmp_path):
     assert out.returncode == 2 and "no profile \"elsewhere\"" in out.stderr
 
 
+# psql's prompts: `osprey:SCHEMA=> ` for a new statement, `osprey:SCHEMA-> ` for its next lines.
+PROMPT = r"osprey:\w+=> "
+CONTINUED = r"osprey:\w+-> "
+
+
 def spawn_interactive(server, env=None):
     child = pexpect.spawn(osprey_bin(), ["shell"], env=env or shell_env(server),
                           encoding="utf-8", timeout=60, dimensions=(40, 120))
-    child.expect_exact("osprey> ")
+    child.expect(PROMPT)
     return child
 
 
 def test_interactive_prompt_multiline_completion_and_cancel(server):
     child = spawn_interactive(server)
-    # A statement over two lines runs when the `;` arrives.
+    # A statement over two lines runs when the `;` arrives; the second line's prompt says the
+    # statement continues.
     child.sendline("SELECT 40 + 2")
+    child.expect(CONTINUED)
     child.sendline("  AS answer;")
     # (the header is bold: colour is on in a terminal)
     child.expect(r"\x1b\[1manswer\x1b\[0m\r\n-+\r\n\s*42\r\n\(1 row\)")
-    child.expect_exact("osprey> ")
+    child.expect(PROMPT)
     # Completion of a table name loaded from the server's metadata.
     child.send("SELECT count(*) FROM tpch.supp\t")
     child.expect_exact("tpch.supplier")
     child.sendline(";")
     child.expect(r"\b100\b")
-    child.expect_exact("osprey> ")
+    child.expect(PROMPT)
     # A long query shows the server's progress in a live line: rows and bytes read so far out
     # of the bytes planned (stages done/total too when the plan has executor stages; at this
     # scale it runs in one; tests/tests/progress.rs covers stages).
@@ -166,10 +219,21 @@ def test_interactive_prompt_multiline_completion_and_cancel(server):
     # Ctrl-C cancels it on the server; the next query works.
     child.sendintr()
     child.expect("cancelled")
-    child.expect_exact("osprey> ")
+    child.expect(PROMPT)
     child.sendline("SELECT 'after' AS next;")
     child.expect(r"after\r\n\(1 row\)")
-    child.expect_exact("osprey> ")
+    child.expect(PROMPT)
+    # The prompt names the current schema.
+    child.sendline("USE tpch;")
+    child.expect_exact("osprey:tpch=> ")
+    # Plans print as lines, not one cut row.
+    child.sendline("EXPLAIN SELECT count(*) FROM nation;")
+    child.expect(r"\r\n\s*\|\s+\S*Exec")
+    child.expect(PROMPT)
+    # Long text wraps to the terminal's 120 columns; the number beside it is whole.
+    child.sendline("SELECT 12345678901234567 AS big, repeat('x', 300) AS text;")
+    child.expect(r"12345678901234567 \| x{100,}\r\n\s+\| x{100,}\r\n")
+    child.expect(PROMPT)
     child.sendline("\\q")
     child.expect(pexpect.EOF)
     history = (server["home"] / "history").read_text()
@@ -180,13 +244,13 @@ def test_history_survives_a_restart_and_meta_commands_work(server):
     child = spawn_interactive(server)
     child.sendline("SELECT 'remember me' AS note;")
     child.expect_exact("(1 row)")
-    child.expect_exact("osprey> ")
+    child.expect(PROMPT)
     child.sendline("\\dt")
     child.expect("lineitem")
-    child.expect_exact("osprey> ")
+    child.expect(PROMPT)
     child.sendline("\\conninfo")
     child.expect("Connected to grpc://.* as user admin")
-    child.expect_exact("osprey> ")
+    child.expect(PROMPT)
     child.sendeof()  # Ctrl-D leaves
     child.expect(pexpect.EOF)
     child = spawn_interactive(server)
@@ -199,10 +263,10 @@ def test_history_survives_a_restart_and_meta_commands_work(server):
     child.expect_exact("At most 5 rows are printed per result.")
     child.sendline("SELECT n_nationkey FROM tpch.nation ORDER BY 1;")
     child.expect(r"\r\n\s+4\r\n\(25 rows; the first 5 shown")
-    child.expect_exact("osprey> ")
+    child.expect(PROMPT)
     child.sendline("\\maxrows off")
     child.expect_exact("Every row is printed.")
-    child.expect_exact("osprey> ")
+    child.expect(PROMPT)
     child.sendline("\\q")
     child.expect(pexpect.EOF)
 
@@ -270,7 +334,7 @@ def test_a_queued_statement_says_so_and_ctrl_c_takes_it_out_of_the_queue(server)
                      r"Ctrl-C cancels")
         child.sendintr()
         child.expect("cancelled")
-        child.expect_exact("osprey> ")
+        child.expect(PROMPT)
         child.sendline("\\q")
         child.expect(pexpect.EOF)
     finally:

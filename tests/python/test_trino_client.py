@@ -59,7 +59,7 @@ def test_every_type_arrives_as_the_python_type_trino_gives(server):
     rows, description = run(server, """
         SELECT true AS flag, CAST(7 AS TINYINT) AS tiny, CAST(300 AS SMALLINT) AS small,
                CAST(70000 AS INT) AS medium, 9007199254740993 AS big,
-               CAST(1.5 AS REAL) AS single, 2.25 AS double_value,
+               CAST(1.5 AS REAL) AS single, CAST(2.25 AS DOUBLE) AS double_value,
                CAST('-12345.67' AS DECIMAL(12,2)) AS price, 'héllo' AS text,
                X'00ff10' AS bytes, DATE '2024-02-29' AS day,
                TIMESTAMP '2024-02-29 13:14:15.123456' AS moment,

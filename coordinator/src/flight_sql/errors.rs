@@ -5,8 +5,23 @@ use arrow_flight::error::FlightError;
 use osprey_service::QueryError;
 use tonic::Status;
 
-/// Maps a statement's failure to the gRPC status a client can act on.
+/// The gRPC metadata key carrying a failure's code from the error taxonomy
+/// ([`QueryError::code`], such as `TABLE_NOT_FOUND`), for clients that show or branch on it.
+pub const ERROR_CODE_METADATA: &str = "x-osprey-error-code";
+
+/// Maps a statement's failure to the gRPC status a client can act on, with the taxonomy's code
+/// in the [`ERROR_CODE_METADATA`] metadata.
 pub fn query_status(err: QueryError) -> Status {
+    let code = err.code();
+    let mut status = grpc_status(err);
+    status.metadata_mut().insert(
+        ERROR_CODE_METADATA,
+        tonic::metadata::MetadataValue::from_static(code),
+    );
+    status
+}
+
+fn grpc_status(err: QueryError) -> Status {
     let message = err.to_string();
     match err {
         QueryError::SyntaxError { .. }

@@ -88,7 +88,12 @@ fn exact_decimals(batch: &RecordBatch) -> Result<RecordBatch, ApiError> {
                 | DataType::Decimal256(..)
         )
     };
-    if !batch.schema().fields().iter().any(|f| is_decimal(f.data_type())) {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| is_decimal(f.data_type()))
+    {
         return Ok(batch.clone());
     }
     let mut fields = Vec::with_capacity(batch.num_columns());

@@ -28,8 +28,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 use osprey_catalog::{HistoryCursor, QueryRecord, now_ms};
 use osprey_engine::QueryProgress;
-use osprey_service::{TypeNameCase, sql_type_name, 
+use osprey_service::{
     OpenStatement, Principal, QueryError, QueueClock, SessionSettings, Statement, StatementRequest,
+    TypeNameCase, sql_type_name,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};

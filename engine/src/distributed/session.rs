@@ -132,19 +132,19 @@ pub fn coordinator_session_state(
             .with_default_features(),
     )
     // The distributed planner wraps whatever query planner is set before it.
-        .with_query_planner(Arc::new(crate::write::OspreyQueryPlanner))
-        .with_distributed_user_codec(crate::codec::OspreyCodec)
-        .with_distributed_worker_resolver(ResolverAdapter(resolver))
-        .with_distributed_channel_resolver(channels)
-        .with_distributed_planner()
-        .with_distributed_file_scan_config_bytes_per_partition(options.bytes_per_task.max(1))?
-        .with_distributed_metrics_collection(false)?
-        .with_distributed_compression(match options.exchange_compression {
-            ExchangeCompression::None => None,
-            ExchangeCompression::Lz4 => Some(datafusion_distributed::CompressionType::LZ4_FRAME),
-            ExchangeCompression::Zstd => Some(datafusion_distributed::CompressionType::ZSTD),
-        })?
-        .build();
+    .with_query_planner(Arc::new(crate::write::OspreyQueryPlanner))
+    .with_distributed_user_codec(crate::codec::OspreyCodec)
+    .with_distributed_worker_resolver(ResolverAdapter(resolver))
+    .with_distributed_channel_resolver(channels)
+    .with_distributed_planner()
+    .with_distributed_file_scan_config_bytes_per_partition(options.bytes_per_task.max(1))?
+    .with_distributed_metrics_collection(false)?
+    .with_distributed_compression(match options.exchange_compression {
+        ExchangeCompression::None => None,
+        ExchangeCompression::Lz4 => Some(datafusion_distributed::CompressionType::LZ4_FRAME),
+        ExchangeCompression::Zstd => Some(datafusion_distributed::CompressionType::ZSTD),
+    })?
+    .build();
     Ok(state)
 }
 

@@ -206,7 +206,10 @@ impl MetadataTable {
                                                 if field.is_nullable() { "YES" } else { "NO" }
                                                     .to_string(),
                                             ),
-                                            Some(sql_type_name(field.data_type(), self.style.type_names)),
+                                            Some(sql_type_name(
+                                                field.data_type(),
+                                                self.style.type_names,
+                                            )),
                                             None,
                                             None,
                                         ],
@@ -295,4 +298,3 @@ impl TableProvider for MetadataTable {
         table.scan(state, projection, &[], limit).await
     }
 }
-

@@ -86,8 +86,12 @@ pub(super) async fn listing_plan(
                     "SHOW COLUMNS needs a table: SHOW COLUMNS FROM t".into(),
                 ));
             };
-            columns_sql(state, &parts, like_filter("column_name", show_options, " AND ")?)
-                .await?
+            columns_sql(
+                state,
+                &parts,
+                like_filter("column_name", show_options, " AND ")?,
+            )
+            .await?
         }
         ast::Statement::ExplainTable {
             describe_alias: ast::DescribeAlias::Describe | ast::DescribeAlias::Desc,
@@ -190,9 +194,13 @@ pub(super) async fn suggest_table(state: &SessionState, err: QueryError) -> Quer
     else {
         return err;
     };
-    let wanted = missing.rsplit('.').next().unwrap_or(missing).to_lowercase();
+    let mut parts = missing.rsplit('.');
+    let wanted = parts.next().unwrap_or(missing).to_lowercase();
+    // The schema the name was looked for in: a table there is the likeliest meant.
+    let wanted_schema = parts.next().map(str::to_string);
     let defaults = &state.config_options().catalog;
-    let mut best: Option<(usize, String)> = None;
+    // (edits, elsewhere than the schema looked in, the name to show)
+    let mut best: Option<(usize, bool, String)> = None;
     for catalog_name in state.catalog_list().catalog_names() {
         let Some(catalog) = state.catalog_list().catalog(&catalog_name) else {
             continue;
@@ -204,11 +212,15 @@ pub(super) async fn suggest_table(state: &SessionState, err: QueryError) -> Quer
             let Some(schema) = catalog.schema(&schema_name) else {
                 continue;
             };
+            let elsewhere = wanted_schema.as_deref() != Some(schema_name.as_str());
             for table in schema.table_names() {
                 let distance =
                     datafusion::common::utils::datafusion_strsim::levenshtein(&wanted, &table);
-                // Close enough to be a slip: a third of the name, at least one edit.
-                if distance > (wanted.len() / 3).max(1) || best.as_ref().is_some_and(|b| b.0 <= distance) {
+                // Close enough to be a slip: a third of the name, at least two edits.
+                let better = best
+                    .as_ref()
+                    .is_none_or(|b| (distance, elsewhere) < (b.0, b.1));
+                if distance > (wanted.len() / 3).max(2) || !better {
                     continue;
                 }
                 let current = catalog_name == defaults.default_catalog
@@ -220,12 +232,12 @@ pub(super) async fn suggest_table(state: &SessionState, err: QueryError) -> Quer
                 } else {
                     format!("{catalog_name}.{schema_name}.{table}")
                 };
-                best = Some((distance, shown));
+                best = Some((distance, elsewhere, shown));
             }
         }
     }
     match best {
-        Some((_, name)) => QueryError::TableNotFound(format!("{message}. Did you mean {name}?")),
+        Some((_, _, name)) => QueryError::TableNotFound(format!("{message}. Did you mean {name}?")),
         None => QueryError::TableNotFound(format!("{message}: SHOW TABLES lists them")),
     }
 }
