@@ -337,3 +337,52 @@ def test_a_full_workgroup_queues_visibly_then_refuses_at_once(http):
     status, done, _ = call(f"{http}/v1/queries/{waiting['query_id']}", sol)
     assert done["state"] == "SUCCEEDED" and done["queued_ms"] >= 500, done
     assert done["rows"] == 1
+
+
+def test_files_are_queried_directly_within_granted_locations(http, tmp_path):
+    """Issue 30: `SELECT * FROM 'dir/*.parquet'` and read_parquet/read_csv/read_json, with
+    globs and the schema inferred; an admin reads any path outside Osprey's own storage, a user
+    only the locations granted to them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    lake = tmp_path / "lake"
+    (lake / "orders").mkdir(parents=True)
+    for part in range(3):
+        pq.write_table(pa.table({"id": [part * 10 + i for i in range(10)],
+                                 "amount": [1.5] * 10}), lake / "orders" / f"part-{part}.parquet")
+    (lake / "people.csv").write_text("id,name\n1,ada\n2,grace\n")
+    (lake / "events.ndjson").write_text('{"kind": "click"}\n{"kind": "view"}\n{"kind": "click"}\n')
+
+    def rows(sql, headers=None):
+        status, body, _ = post(f"{http}/v1/queries", {"sql": sql}, headers or admin())
+        return status, json.loads(body)
+
+    status, body = rows(f"SELECT count(*) AS n, sum(id) AS s FROM '{lake}/orders/*.parquet'")
+    assert (status, body["result"]["rows"]) == (200, [[30, 435]]), body
+    status, body = rows(f"SELECT count(*) FROM read_parquet('{lake}/orders/')")
+    assert (status, body["result"]["rows"]) == (200, [[30]]), body
+    status, body = rows(f"SELECT name FROM read_csv('{lake}/people.csv') WHERE id = 2")
+    assert (status, body["result"]["rows"]) == (200, [["grace"]]), body
+    status, body = rows(f"SELECT kind, count(*) FROM '{lake}/events.ndjson' GROUP BY kind "
+                        "ORDER BY kind")
+    assert (status, body["result"]["rows"]) == (200, [["click", 2], ["view", 1]]), body
+    # Joined with each other, and the files' columns typed from the files.
+    status, body = rows(f"SELECT o.id, p.name FROM '{lake}/orders/*.parquet' o "
+                        f"JOIN read_csv('{lake}/people.csv') p ON o.id = p.id ORDER BY 1")
+    assert (status, body["result"]["rows"]) == (200, [[1, "ada"], [2, "grace"]]), body
+    status, body = rows(f"SELECT * FROM '{lake}/nothing/*.parquet'")
+    assert body["state"] == "FAILED" and body["error"]["message"].startswith(
+        "no parquet files match"), body
+    # A user reads only what a location grants them.
+    status, body = rows("CREATE USER files_user PASSWORD 'files-user-password'")
+    assert status == 200, body
+    user = basic("files_user", "files-user-password")
+    status, body = rows(f"SELECT count(*) FROM '{lake}/orders/*.parquet'", user)
+    assert body["state"] == "FAILED" and body["error"]["code"] == "PERMISSION_DENIED", body
+    status, body = rows(f"CREATE LOCATION files_lake URL '{lake}/orders/' READ ONLY "
+                        "FOR USERS files_user")
+    assert status == 200, body
+    status, body = rows(f"SELECT count(*) FROM '{lake}/orders/*.parquet'", user)
+    assert (status, body["result"]["rows"]) == (200, [[30]]), body
+    status, body = rows(f"SELECT count(*) FROM read_csv('{lake}/people.csv')", user)
+    assert body["error"]["code"] == "PERMISSION_DENIED", body

@@ -24,7 +24,7 @@ impl QueryEngine {
         session: &SessionSettings,
         sql: &str,
     ) -> Result<Description, QueryError> {
-        let state = self.state_for(session)?;
+        let mut state = self.state_for(session)?;
         let no_parameters = Arc::new(Schema::empty());
         let listing_or_ddl = |listing: Option<SchemaRef>| Description {
             schema: listing.unwrap_or_else(ddl_schema),
@@ -51,6 +51,9 @@ impl QueryEngine {
             }
             ParsedStatement::Sql(statement) => *statement,
         };
+        let mut statement = statement;
+        self.resolve_file_references(&mut state, session, &mut statement)
+            .await?;
         // Statements Osprey runs itself, which DataFusion cannot plan.
         if let DFStatement::Statement(ast_statement) = &statement {
             let schema = match ast_statement.as_ref() {

@@ -14,6 +14,7 @@
 
 mod catalog_statements;
 mod describe;
+mod file_queries;
 mod listings;
 mod parse;
 mod prepared;
@@ -420,6 +421,9 @@ impl QueryEngine {
             }
             ParsedStatement::Sql(statement) => *statement,
         };
+        let mut statement = statement;
+        self.resolve_file_references(&mut state, session, &mut statement)
+            .await?;
         if let DFStatement::Statement(ast_statement) = &statement
             && let ast::Statement::Use(target) = ast_statement.as_ref()
         {
