@@ -22,6 +22,9 @@ const EXECUTOR_START_TIMEOUT: Duration = Duration::from_secs(30);
 const EXECUTOR_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default memory per executor in `local` mode: modest, since they share one machine.
 const DEFAULT_EXECUTOR_MEMORY: u64 = 2 << 30;
+/// Input bytes per scan task in `osprey local` (a cluster's default is 16 MiB).
+const LOCAL_BYTES_PER_TASK: u64 = 4 << 20;
+
 /// The default TPC-H scale factor generated on first start.
 const DEFAULT_TPCH_SCALE: f64 = 0.1;
 
@@ -38,6 +41,11 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
     }
     if common.tpch_scale.is_none() && file.coordinator.tpch_scale_factor.is_none() {
         common.tpch_scale = Some(DEFAULT_TPCH_SCALE);
+    }
+    if common.bytes_per_task.is_none() && file.coordinator.bytes_per_task.is_none() {
+        // Small enough that the quick start's queries over TPC-H SF0.1 (lineitem is 15 MB)
+        // are split into tasks on the executors, as a newcomer should see them run.
+        common.bytes_per_task = Some(crate::config_file::ByteSize(LOCAL_BYTES_PER_TASK));
     }
     // A fresh cluster secret each run: only processes started here ever know it.
     let secret = ClusterSecret::new(random_token())?;

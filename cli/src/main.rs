@@ -151,7 +151,8 @@ struct CoordinatorCommon {
     #[arg(long, env = "OSPREY_COORDINATOR_MEMORY", value_name = "SIZE")]
     coordinator_memory: Option<ByteSize>,
 
-    /// Input bytes per scan task; smaller spreads scans over more tasks, e.g. 16MiB.
+    /// Input bytes per scan task; smaller spreads scans over more tasks [default: 16MiB;
+    /// `osprey local`: 4MiB, so that its TPC-H SF0.1 queries run as tasks on the executors].
     #[arg(long, env = "OSPREY_BYTES_PER_TASK", value_name = "SIZE")]
     bytes_per_task: Option<ByteSize>,
 

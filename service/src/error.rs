@@ -147,12 +147,12 @@ impl QueryError {
                 QueryError::TableNotFound(format!("table {name} does not exist"))
             }
             DataFusionError::SchemaError(schema, _)
-                if matches!(
-                    schema.as_ref(),
-                    datafusion::common::SchemaError::FieldNotFound { .. }
-                ) =>
+                if let datafusion::common::SchemaError::FieldNotFound {
+                    field,
+                    valid_fields,
+                } = schema.as_ref() =>
             {
-                QueryError::ColumnNotFound(message)
+                QueryError::ColumnNotFound(missing_column(field, valid_fields))
             }
             DataFusionError::Plan(_)
             | DataFusionError::SchemaError(..)
@@ -210,6 +210,45 @@ fn location_text(location: &Option<SourceLocation>) -> String {
     location
         .map(|at| format!(" at line {}, column {}", at.line, at.column))
         .unwrap_or_default()
+}
+
+/// `column x does not exist`, with the closest column of the statement's tables ("did you
+/// mean"), or the columns there are when none is close.
+fn missing_column(
+    field: &datafusion::common::Column,
+    valid: &[datafusion::common::Column],
+) -> String {
+    let wanted = field.flat_name();
+    let lower = field.name.to_lowercase();
+    let closest = valid
+        .iter()
+        .map(|column| {
+            let distance = datafusion::common::utils::datafusion_strsim::levenshtein(
+                &lower,
+                &column.name.to_lowercase(),
+            );
+            (distance, column)
+        })
+        .filter(|(distance, _)| *distance <= (lower.len() / 3).max(2))
+        .min_by_key(|(distance, _)| *distance);
+    if let Some((_, column)) = closest {
+        return format!(
+            "column {wanted} does not exist. Did you mean {}?",
+            column.name
+        );
+    }
+    let mut names: Vec<&str> = valid.iter().map(|c| c.name.as_str()).collect();
+    names.dedup();
+    const SHOWN: usize = 8;
+    let more = if names.len() > SHOWN { ", ..." } else { "" };
+    names.truncate(SHOWN);
+    if names.is_empty() {
+        return format!("column {wanted} does not exist: the statement reads no columns here");
+    }
+    format!(
+        "column {wanted} does not exist; the columns here are {}{more}",
+        names.join(", ")
+    )
 }
 
 /// The table DataFusion's planner did not find: `table 'a.b.c' not found` names `a.b.c`.

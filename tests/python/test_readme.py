@@ -274,6 +274,46 @@ def run_sh(block: Block, server: Server) -> Outcome:
     return Outcome(out.stdout, server.directory)
 
 
+def transcript_steps(text: str):
+    """A terminal transcript (`$ command` lines, each followed by its output) as
+    (command, expected output lines); a command continues on lines ending with a backslash."""
+    steps = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        assert line.startswith("$ "), f"transcript line {line!r} is not a command"
+        command = line[2:]
+        while command.endswith("\\"):
+            index += 1
+            command = command[:-1] + lines[index].strip()
+        index += 1
+        output = []
+        while index < len(lines) and not lines[index].startswith("$ "):
+            output.append(lines[index])
+            index += 1
+        steps.append((command, output))
+    return steps
+
+
+def run_transcript(block: Block, server: Server) -> Outcome:
+    """Runs a transcript's commands in the server's directory and checks each prints exactly
+    the lines shown (standard output and error together, as a terminal shows them). `cat FILE`
+    shows a file the transcript uses: it is written from the lines shown."""
+    for command, expected in transcript_steps(block.text):
+        if command.startswith("cat "):
+            (server.directory / command[4:].strip()).write_text("\n".join(expected) + "\n")
+            continue
+        script = SH_PRELUDE + "PW=$(cat osprey-data/admin-password)\n" + server.ports(command)
+        out = subprocess.run(["bash", "-uo", "pipefail", "-c", script], cwd=server.directory,
+                             env=shell_env(server), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, timeout=120)
+        assert out.stdout.rstrip("\n").splitlines() == expected, \
+            f"{block}: `{command}` printed:\n{out.stdout}\nthe README shows:\n" + \
+            "\n".join(expected)
+    return Outcome("", server.directory)
+
+
 def run_python(block: Block, server: Server, monkeypatch) -> Outcome:
     monkeypatch.chdir(server.directory)
     for name in [k for k in os.environ if k in FOREIGN_ENV or "proxy" in k.lower()]:
@@ -406,6 +446,16 @@ def check_query_history(out: Outcome):
         assert expected in out.stdout, out.stdout
 
 
+def check_errors_transcript(out: Outcome):
+    pass  # run_transcript compares every line the README shows with what the commands print
+
+
+def check_quick_start_stages(out: Outcome):
+    # The quick start's query runs as tasks on the executors, at `osprey local`'s defaults.
+    assert re.search(r"Stage \d+ ── tasks=[2-9]", out.stdout), out.stdout
+    assert "DistributedExec" in out.stdout, out.stdout
+
+
 def check_executors(out: Outcome):
     assert "memory_reserved_bytes" in out.stdout, out.stdout
     assert len(re.findall(r"\| up +\|", out.stdout)) == 2, out.stdout  # both executors up
@@ -468,6 +518,8 @@ def check_shell(out: Outcome):
 
 CHECKS = {
     "import adbc_driver_flightsql": check_quick_start_adbc,
+    "EXPLAIN SELECT l_returnflag": check_quick_start_stages,
+    "$ cat report.sql": check_errors_transcript,
     "CREATE SCHEMA lake": check_catalog_ddl,
     "SELECT submitted_at": check_query_history,
     "SELECT url, state": check_executors,
@@ -507,7 +559,8 @@ def test_every_block_is_run_or_excluded():
         matching = [str(b) for b in RUN if b.first_line.startswith(key)]
         assert len(matching) == 1, f"CHECKS entry {key!r} matches {matching}"
     for block in RUN:
-        assert block.lang in ("sql", "sh", "python", "toml"), \
+        transcript = block.lang == "text" and block.first_line.startswith("$ ")
+        assert block.lang in ("sql", "sh", "python", "toml") or transcript, \
             f"{block}: run it here or add it to NOT_RUN with the reason"
         check_for(block)
     text = README.read_text()
@@ -528,6 +581,8 @@ def test_readme_example(block, request, monkeypatch):
         check(run_sh(block, server))
     elif block.lang == "python":
         check(run_python(block, server, monkeypatch))
+    elif block.lang == "text" and block.first_line.startswith("$ "):
+        check(run_transcript(block, server))
     else:
         pytest.fail(f"{block}: no way to run a {block.lang} block")
 
