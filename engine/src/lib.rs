@@ -12,6 +12,7 @@
 
 mod codec;
 mod cooperative;
+mod csv_errors;
 mod distributed;
 mod functions;
 mod probe_slices;
@@ -21,6 +22,7 @@ mod storage;
 mod write;
 
 pub use cooperative::yield_inside_joins;
+pub use csv_errors::with_named_csv_errors;
 pub use distributed::{
     ClusterChannels, DRAIN_NOTICE, DRAINING, DistributedPlannerOptions, ExchangeCompression,
     ExchangeStreamFigures, ExecutorDispatchCounter, ExecutorProbeError, ExecutorReport,

@@ -52,6 +52,39 @@ def test_create_external_table_then_query(cluster, tmp_path):
         assert cur.fetchone() == (6,)
 
 
+def test_a_bad_csv_row_names_its_file_and_line(cluster, tmp_path):
+    """Issue 30: a value that does not parse names the file and its line in the file (the
+    header counted), whether the coordinator reads the file (one small file) or an executor
+    does (files spread over tasks: this cluster makes a task of every 1 MiB)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "people.csv").write_text("id,name\n1,ada\n2,grace\nthree,alan\n")
+    spread = tmp_path / "spread"
+    spread.mkdir()
+    good = "id,name\n" + "".join(f"{i},name-{i:08d}\n" for i in range(40000))
+    for part in range(3):
+        (spread / f"part-{part}.csv").write_text(good)
+    (spread / "part-3.csv").write_text(good + "oops,late\n")
+    with connect(cluster) as conn, conn.cursor() as cur:
+        for name, directory, file, line in [("csv_small", small, "people.csv", 4),
+                                            ("csv_spread", spread, "part-3.csv", 40002)]:
+            cur.execute(f"CREATE EXTERNAL TABLE {name} (id BIGINT, name VARCHAR) "
+                        f"STORED AS CSV LOCATION '{directory}/' "
+                        "OPTIONS ('format.has_header' 'true')")
+            cur.fetchall()
+            with pytest.raises(adbc_driver_manager.ProgrammingError) as error:
+                cur.execute(f"SELECT sum(id) FROM {name}")
+                cur.fetchall()
+            message = str(error.value)
+            assert f"bad CSV data in {directory / file}, line {line}: " in message, message
+            assert "Arrow error" not in message and "External error" not in message, message
+        cur.execute("EXPLAIN SELECT sum(id) FROM csv_spread")
+        plan = "\n".join(row[1] for row in cur.fetchall())
+        assert "tasks=" in plan, plan  # the spread files are read by executors
+        cur.execute("SELECT 42")
+        assert cur.fetchone() == (42,)
+
+
 def test_bad_sql_is_a_clear_error_and_the_connection_survives(cluster):
     with connect(cluster) as conn, conn.cursor() as cur:
         with pytest.raises(adbc_driver_manager.ProgrammingError, match="does not exist"):

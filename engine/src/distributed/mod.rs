@@ -35,5 +35,5 @@ pub use session::{
     DistributedPlannerOptions, ExchangeCompression, ExecutorResolver, NoLiveExecutors,
     coordinator_session_state, with_metrics_collection,
 };
-pub use shape::{planned_scan_bytes, render_distributed_plan};
+pub use shape::{is_stage_boundary, planned_scan_bytes, render_distributed_plan};
 pub use worker::{DRAIN_NOTICE, DRAINING, serve_executor};

@@ -145,6 +145,11 @@ pub fn coordinator_session_state(
         ExchangeCompression::Zstd => Some(datafusion_distributed::CompressionType::ZSTD),
     })?
     .build();
+    // Outermost: CSV errors name their file in the coordinator's own part of each plan.
+    let planner = Arc::clone(state.query_planner());
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_query_planner(Arc::new(crate::csv_errors::NamedCsvErrorsPlanner(planner)))
+        .build();
     Ok(state)
 }
 

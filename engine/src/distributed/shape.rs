@@ -85,3 +85,9 @@ pub fn planned_scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
         .map(|child| planned_scan_bytes(child.as_ref()))
         .sum()
 }
+
+/// Whether `plan` is where a stage run by other processes starts (a network boundary): a
+/// rewrite of one process's part of a plan stops there.
+pub fn is_stage_boundary(plan: &dyn ExecutionPlan) -> bool {
+    plan.is_network_boundary()
+}

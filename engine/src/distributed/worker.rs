@@ -229,15 +229,18 @@ pub async fn serve_executor(
                 let pool = query_pools.pool_for(query_id, limit, &process_runtime);
                 builder = builder.with_runtime_env(runtime_with_pool(&process_runtime, pool)?);
             }
-            // Keep the task's plan (unchanged) for progress reports.
-            if let Some((query_id, stage, task)) = task_identity(&ctx.headers) {
-                builder = builder.with_distributed_worker_plan_rewrite_handler(
-                    move |event: WorkerPlanRewriteEvent<'_>| {
-                        running.register(query_id, stage, task, &event.plan);
-                        Ok(WorkerPlanRewriteEventResponse::new(event.plan))
-                    },
-                );
-            }
+            // Keep the task's plan for progress reports; its CSV scans name their files in
+            // their errors.
+            let identity = task_identity(&ctx.headers);
+            builder = builder.with_distributed_worker_plan_rewrite_handler(
+                move |event: WorkerPlanRewriteEvent<'_>| {
+                    let plan = crate::csv_errors::with_named_csv_errors(event.plan)?;
+                    if let Some((query_id, stage, task)) = identity {
+                        running.register(query_id, stage, task, &plan);
+                    }
+                    Ok(WorkerPlanRewriteEventResponse::new(plan))
+                },
+            );
             Ok(builder.build())
         }
     })
