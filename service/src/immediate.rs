@@ -110,7 +110,7 @@ pub fn evaluate_parameters(using: &[Token]) -> Result<Vec<ScalarValue>, QueryErr
             }
         })
         .collect::<Result<Vec<_>, DataFusionError>>()
-        .map_err(|err| refuse(err.strip_backtrace()))
+        .map_err(|err| refuse(crate::error_text::plain_message(&err)))
 }
 
 /// Stops at the first part of an expression that is not a constant.

@@ -75,9 +75,9 @@ impl SessionSettings {
     pub fn apply(&self, state: &mut SessionState) -> Result<(), QueryError> {
         let options = state.config_mut().options_mut();
         for (key, value) in &self.options {
-            options
-                .set(key, value)
-                .map_err(|err| QueryError::InvalidStatement(err.strip_backtrace()))?;
+            options.set(key, value).map_err(|err| {
+                QueryError::InvalidStatement(crate::error_text::plain_message(&err))
+            })?;
         }
         if let Some(catalog) = &self.catalog {
             options.catalog.default_catalog = catalog.clone();
@@ -122,7 +122,7 @@ impl SessionSettings {
         check.set(&key, value).map_err(|err| {
             QueryError::InvalidStatement(format!(
                 "SET {variable}: {}; SHOW ALL lists the settings",
-                err.strip_backtrace()
+                crate::error_text::plain_message(&err)
             ))
         })?;
         self.options.insert(key, value.to_string());

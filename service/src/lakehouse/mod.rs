@@ -118,7 +118,7 @@ impl Lakehouse {
                 DataFusionError::Plan(format!(
                     "cannot open {}: {}",
                     entry.qualified_name(),
-                    err.strip_backtrace()
+                    crate::error_text::plain_message(&err)
                 ))
             })
     }

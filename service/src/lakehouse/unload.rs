@@ -231,7 +231,7 @@ async fn refuse_non_empty(
             let err = DataFusionError::ObjectStore(Box::new(err));
             let message = format!(
                 "cannot list the UNLOAD target {target}: {}",
-                err.strip_backtrace()
+                crate::error_text::plain_message(&err)
             );
             Err(match QueryError::from_ref(&err) {
                 QueryError::PermissionDenied(_) => QueryError::PermissionDenied(format!(

@@ -216,7 +216,7 @@ impl TableFormat for FilesFormat {
 
 /// Storage errors while reading a location, with the location named.
 fn storage_error(location: &str, err: DataFusionError) -> QueryError {
-    let message = err.strip_backtrace();
+    let message = crate::error_text::plain_message(&err);
     match QueryError::from_ref(&err) {
         QueryError::PermissionDenied(_) => QueryError::PermissionDenied(format!(
             "cannot read {location}: {message}. Check the credentials in [[storage]] for this \
