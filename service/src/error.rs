@@ -39,7 +39,7 @@ use osprey_engine::NoLiveExecutors;
 /// statement; Trino's clients tell them apart by name.
 ///
 /// Messages are one sentence in Osprey's words: the engine's prefixes (`Error during
-/// planning:`, `Arrow error:`, ...) are removed ([`crate::error_text`]).
+/// planning:`, `Arrow error:`, ...) are removed (the service's `error_text` module).
 ///
 /// The gRPC codes are the ones gRPC defines for each case; the HTTP statuses follow the
 /// canonical gRPC-to-HTTP mapping (499 is the "client closed request" status of that mapping);
