@@ -71,7 +71,9 @@ pub use lakehouse::committed::CommittedCatalog;
 pub use lakehouse::formats::{FilesFormat, TableFormat, TableFormats, ViewFormat};
 pub use lakehouse::writes::clean_abandoned_writes;
 pub use locations::{LocationConfig, Locations};
-pub use metadata_tables::{MetadataCatalogList, MetadataStyle, SqlMetadata};
+pub use metadata_tables::{
+    MetadataCatalogList, MetadataFlavor, MetadataStyle, MetadataTables, SqlMetadata,
+};
 pub use nesting::MAX_PARSER_RECURSION;
 pub use open_statements::{OpenStatement, OpenStatements, StatementLimits};
 pub use osprey_catalog::{QueryRecord, QueryState};
@@ -79,7 +81,7 @@ pub use policy::{AllowAll, StatementPolicy};
 pub use query::{Description, EngineParts, QueryEngine};
 pub use query_runtime::QueryRuntime;
 pub use retry::RetryPolicy;
-pub use session::{MetadataFlavor, MetadataTables, SessionSettings, SessionStore, is_known_option};
+pub use session::{SessionSettings, SessionStore, is_known_option};
 pub use sql_types::{TypeNameCase, map_key_value, sql_type_name, time_precision};
 pub use statement::{
     Running, Statement, StatementRecord, StatementRequest, StatementService, Submitted,

@@ -7,8 +7,7 @@
 
 use crate::auth::Principal;
 use crate::error::QueryError;
-use crate::metadata_tables::SqlMetadata;
-use datafusion::catalog::CatalogProviderList;
+use crate::metadata_tables::{MetadataFlavor, MetadataTables, SqlMetadata};
 use datafusion::common::config::ConfigOptions;
 use datafusion::execution::context::SessionState;
 use std::collections::{BTreeMap, HashMap};
@@ -32,29 +31,6 @@ pub struct SessionSettings {
     /// its own.
     pub metadata: Option<MetadataFlavor>,
 }
-
-/// The metadata tables a front door's clients expect, when they are not DataFusion's: the
-/// Trino door's clients read Trino's `information_schema` and `system.jdbc` tables. A session
-/// with a flavor sees the catalogs through it, and DataFusion's own `information_schema` is
-/// off (the flavor answers it).
-pub trait MetadataTables: std::fmt::Debug + Send + Sync {
-    /// The flavor's name; sessions with the same name see the same tables.
-    fn name(&self) -> &'static str;
-    /// The catalogs as the session sees them, given the server's.
-    fn wrap(&self, catalogs: Arc<dyn CatalogProviderList>) -> Arc<dyn CatalogProviderList>;
-}
-
-/// A session's [`MetadataTables`].
-#[derive(Debug, Clone)]
-pub struct MetadataFlavor(pub Arc<dyn MetadataTables>);
-
-impl PartialEq for MetadataFlavor {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.name() == other.0.name()
-    }
-}
-
-impl Eq for MetadataFlavor {}
 
 impl SessionSettings {
     /// Applies the settings to a copy of the server's state.

@@ -13,6 +13,7 @@ pub mod client;
 pub mod connect;
 pub mod format;
 pub mod repl;
+mod script;
 pub mod session;
 pub mod split;
 pub mod terminal;

@@ -16,7 +16,6 @@
 
 mod listing;
 
-use crate::session::MetadataTables;
 use crate::sql_types::TypeNameCase;
 use datafusion::catalog::information_schema::InformationSchemaProvider;
 use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, TableProvider};
@@ -27,6 +26,29 @@ use std::sync::Arc;
 const INFORMATION_SCHEMA: &str = "information_schema";
 /// The name of the catalog with `jdbc` and `metadata` schemas.
 const SYSTEM_CATALOG: &str = "system";
+
+/// The metadata tables a front door's clients expect: the Trino door's clients read Trino's
+/// `information_schema` and `system.jdbc` tables. A session
+/// with a flavor sees the catalogs through it, and DataFusion's own `information_schema` is
+/// off (the flavor answers it).
+pub trait MetadataTables: std::fmt::Debug + Send + Sync {
+    /// The flavor's name; sessions with the same name see the same tables.
+    fn name(&self) -> &'static str;
+    /// The catalogs as the session sees them, given the server's.
+    fn wrap(&self, catalogs: Arc<dyn CatalogProviderList>) -> Arc<dyn CatalogProviderList>;
+}
+
+/// A session's [`MetadataTables`].
+#[derive(Debug, Clone)]
+pub struct MetadataFlavor(pub Arc<dyn MetadataTables>);
+
+impl PartialEq for MetadataFlavor {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name() == other.0.name()
+    }
+}
+
+impl Eq for MetadataFlavor {}
 
 /// How a front door's clients want the metadata tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
