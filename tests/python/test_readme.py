@@ -1,8 +1,8 @@
 """README.md's examples, run as a reader would paste them (issue 30).
 
 Every code block of README.md (fenced, or indented four spaces) is either run here against a
-real `osprey local` or excluded in `NOT_RUN` with the reason (reported as skipped, with it, by
-`test_readme_example_not_run`); a new example is run by default, and
+real `osprey local` or excluded in `NOT_RUN` with the reason written next to it; a new example
+is run by default, and
 `test_every_block_is_run_or_excluded` fails when too few blocks run or an entry is stale.
 
 How each kind runs:
@@ -610,9 +610,3 @@ def test_every_curl_is_a_route_of_the_openapi_document(local):
             assert any(pattern.match(path) and method in methods for pattern, methods in routes), \
                 f"{block}: {method.upper()} {path} is not in /v1/openapi.json"
     assert len(calls) >= 5, calls
-
-
-@pytest.mark.parametrize("block", [b for b in BLOCKS if excluded(b)], ids=block_id)
-def test_readme_example_not_run(block):
-    """Listed so that every block shows in the report: these say why they are not run."""
-    pytest.skip(f"{block}: {excluded(block)}")

@@ -105,6 +105,9 @@ def test_describe_resolves_names_as_sql_does(server, tmp_path):
     assert out.returncode == 0, out.stderr
     columns = [line.split(",")[0] for line in out.stdout.splitlines()[1:]]
     assert columns == ["n_nationkey", "n_name", "n_regionkey", "n_comment"], out.stdout
+    # SQL's type names, as every door shows them.
+    assert out.stdout.splitlines()[:2] == ["Column,Type,Extra,Comment", "n_nationkey,BIGINT,,"], \
+        out.stdout
     script.write_text("\\d shell_d.nation\n")
     out = shell(server, "-F", "csv", "-f", str(script))
     assert out.returncode == 0 and out.stdout.splitlines()[1].startswith("only_here"), out
