@@ -1,0 +1,13 @@
+//! Why Iceberg metadata could not be read.
+
+/// Why Iceberg metadata could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum IcebergError {
+    /// The file is not valid Iceberg metadata (bad JSON, a missing or malformed field).
+    #[error("invalid Iceberg metadata: {0}")]
+    Invalid(String),
+    /// The metadata uses something of the spec Osprey does not read yet (a format version, a
+    /// type, a transform); it is refused rather than read wrongly.
+    #[error("not supported yet: {0}")]
+    Unsupported(String),
+}
