@@ -14,15 +14,21 @@
 //!
 //! This first part reads table metadata files ([`TableMetadata`]): schemas and their types as
 //! Arrow types with field ids ([`Schema::to_arrow`]), partition specs with their transforms,
-//! snapshots and refs. Anything the spec defines that Osprey cannot read yet is refused by
+//! snapshots and refs; and a snapshot's manifest list and manifests ([`read_manifest_list`],
+//! [`read_manifest`]): its data and delete files with their sequence numbers. Anything the spec defines that Osprey cannot read yet is refused by
 //! name ([`IcebergError::Unsupported`]), never read wrongly.
 
 mod error;
+mod manifest;
 mod metadata;
 mod partition;
 mod schema;
 
 pub use error::IcebergError;
+pub use manifest::{
+    DataFile, EntryStatus, FileContent, ManifestContent, ManifestEntry, ManifestFile,
+    read_manifest, read_manifest_list,
+};
 pub use metadata::{Snapshot, SnapshotRef, SnapshotRefKind, TableMetadata};
 pub use partition::{PartitionField, PartitionSpec, Transform};
 pub use schema::{FIELD_ID_KEY, NestedField, PrimitiveType, Schema, Type};

@@ -1,0 +1,390 @@
+//! Manifest lists and manifests (spec: "Manifests", "Manifest Lists"): the Avro files that
+//! list a snapshot's data and delete files.
+//!
+//! Fields are read by name from Avro's generic values, so the v1, v2 and v3 layouts (and
+//! writers that add optional fields) read through the same code. Sequence numbers left null by
+//! a writer are inherited as the spec says: a manifest from its manifest list entry, an added
+//! file from its manifest.
+
+use crate::error::IcebergError;
+use apache_avro::types::Value;
+
+/// One manifest of a snapshot, as its manifest list describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestFile {
+    /// Where the manifest is.
+    pub path: String,
+    /// Its size in bytes.
+    pub length: i64,
+    /// The partition spec its files were written with.
+    pub partition_spec_id: i32,
+    /// Whether it lists data files or delete files.
+    pub content: ManifestContent,
+    /// The sequence number of the commit that added it (0 in v1).
+    pub sequence_number: i64,
+    /// The lowest data sequence number of its live files.
+    pub min_sequence_number: i64,
+    /// The snapshot that added it.
+    pub added_snapshot_id: i64,
+}
+
+/// What a manifest lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestContent {
+    /// Data files.
+    Data,
+    /// Delete files (v2 and later).
+    Deletes,
+}
+
+/// A manifest entry's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryStatus {
+    /// Carried over from an earlier snapshot.
+    Existing,
+    /// Added by the manifest's snapshot.
+    Added,
+    /// Removed by the manifest's snapshot: not part of the table any more.
+    Deleted,
+}
+
+/// What a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileContent {
+    /// Rows.
+    Data,
+    /// Positions of deleted rows (file path and row position), or a deletion vector (v3).
+    PositionDeletes,
+    /// Values of the equality fields of deleted rows.
+    EqualityDeletes,
+}
+
+/// One file of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEntry {
+    /// Existing, added or deleted.
+    pub status: EntryStatus,
+    /// The snapshot that added or removed the file.
+    pub snapshot_id: Option<i64>,
+    /// The data sequence number of the file (inherited when the writer left it null).
+    pub sequence_number: i64,
+    /// The file.
+    pub file: DataFile,
+}
+
+/// A data or delete file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFile {
+    /// Data, position deletes or equality deletes.
+    pub content: FileContent,
+    /// Where the file is.
+    pub file_path: String,
+    /// `PARQUET`, `AVRO`, `ORC` or `PUFFIN`.
+    pub file_format: String,
+    /// Rows in the file.
+    pub record_count: i64,
+    /// Size in bytes.
+    pub file_size_in_bytes: i64,
+    /// For equality deletes: the fields compared.
+    pub equality_ids: Vec<i32>,
+    /// For a deletion vector (v3): the data file it applies to.
+    pub referenced_data_file: Option<String>,
+}
+
+/// Reads a manifest list.
+pub fn read_manifest_list(bytes: &[u8]) -> Result<Vec<ManifestFile>, IcebergError> {
+    records(bytes, "manifest list")?
+        .iter()
+        .map(|record| {
+            let content = match optional_int(record, "content")?.unwrap_or(0) {
+                0 => ManifestContent::Data,
+                1 => ManifestContent::Deletes,
+                other => {
+                    return Err(IcebergError::Invalid(format!(
+                        "manifest content {other} (0: data, 1: deletes)"
+                    )));
+                }
+            };
+            let sequence_number = optional_long(record, "sequence_number")?.unwrap_or(0);
+            Ok(ManifestFile {
+                path: string(record, "manifest_path")?,
+                length: long(record, "manifest_length")?,
+                partition_spec_id: int(record, "partition_spec_id")?,
+                content,
+                sequence_number,
+                min_sequence_number: optional_long(record, "min_sequence_number")?
+                    .unwrap_or(sequence_number),
+                added_snapshot_id: long(record, "added_snapshot_id")?,
+            })
+        })
+        .collect()
+}
+
+/// Reads the entries of `manifest` from its bytes.
+pub fn read_manifest(
+    bytes: &[u8],
+    manifest: &ManifestFile,
+) -> Result<Vec<ManifestEntry>, IcebergError> {
+    records(bytes, &manifest.path)?
+        .iter()
+        .map(|record| {
+            let status = match int(record, "status")? {
+                0 => EntryStatus::Existing,
+                1 => EntryStatus::Added,
+                2 => EntryStatus::Deleted,
+                other => {
+                    return Err(IcebergError::Invalid(format!(
+                        "manifest entry status {other} in {}",
+                        manifest.path
+                    )));
+                }
+            };
+            let file = field(record, "data_file")?;
+            let content = match optional_int(file, "content")?.unwrap_or(0) {
+                0 => FileContent::Data,
+                1 => FileContent::PositionDeletes,
+                2 => FileContent::EqualityDeletes,
+                other => {
+                    return Err(IcebergError::Invalid(format!(
+                        "file content {other} in {}",
+                        manifest.path
+                    )));
+                }
+            };
+            // An added file's null sequence number is its manifest's; others keep theirs.
+            let sequence_number = match optional_long(record, "sequence_number")? {
+                Some(number) => number,
+                None if status == EntryStatus::Added || manifest.sequence_number == 0 => {
+                    manifest.sequence_number
+                }
+                None => {
+                    return Err(IcebergError::Invalid(format!(
+                        "an existing entry without a sequence number in {}",
+                        manifest.path
+                    )));
+                }
+            };
+            let equality_ids = match unwrap_union(field_or_null(file, "equality_ids")) {
+                Value::Array(ids) => ids
+                    .iter()
+                    .filter_map(|id| match unwrap_union(id) {
+                        Value::Int(id) => Some(*id),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Ok(ManifestEntry {
+                status,
+                snapshot_id: optional_long(record, "snapshot_id")?,
+                sequence_number,
+                file: DataFile {
+                    content,
+                    file_path: string(file, "file_path")?,
+                    file_format: string(file, "file_format")?.to_ascii_uppercase(),
+                    record_count: long(file, "record_count")?,
+                    file_size_in_bytes: long(file, "file_size_in_bytes")?,
+                    equality_ids,
+                    referenced_data_file: optional_string(file, "referenced_data_file")?,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The records of an Avro object container file.
+fn records(bytes: &[u8], what: &str) -> Result<Vec<Value>, IcebergError> {
+    let invalid = |err: apache_avro::Error| IcebergError::Invalid(format!("{what}: {err}"));
+    let reader = apache_avro::Reader::new(bytes).map_err(invalid)?;
+    reader.map(|record| record.map_err(invalid)).collect()
+}
+
+fn field_or_null<'a>(record: &'a Value, name: &str) -> &'a Value {
+    static NULL: Value = Value::Null;
+    match record {
+        Value::Record(fields) => fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map_or(&NULL, |(_, value)| value),
+        _ => &NULL,
+    }
+}
+
+fn field<'a>(record: &'a Value, name: &str) -> Result<&'a Value, IcebergError> {
+    match unwrap_union(field_or_null(record, name)) {
+        Value::Null => Err(IcebergError::Invalid(format!("no {name}"))),
+        value => Ok(value),
+    }
+}
+
+fn unwrap_union(value: &Value) -> &Value {
+    match value {
+        Value::Union(_, inner) => inner,
+        other => other,
+    }
+}
+
+fn optional_long(record: &Value, name: &str) -> Result<Option<i64>, IcebergError> {
+    match unwrap_union(field_or_null(record, name)) {
+        Value::Null => Ok(None),
+        Value::Long(n) => Ok(Some(*n)),
+        Value::Int(n) => Ok(Some(i64::from(*n))),
+        other => Err(IcebergError::Invalid(format!("{name} is {other:?}"))),
+    }
+}
+
+fn long(record: &Value, name: &str) -> Result<i64, IcebergError> {
+    optional_long(record, name)?.ok_or_else(|| IcebergError::Invalid(format!("no {name}")))
+}
+
+fn optional_int(record: &Value, name: &str) -> Result<Option<i32>, IcebergError> {
+    optional_long(record, name)?
+        .map(|n| i32::try_from(n).map_err(|_| IcebergError::Invalid(format!("{name} is {n}"))))
+        .transpose()
+}
+
+fn int(record: &Value, name: &str) -> Result<i32, IcebergError> {
+    optional_int(record, name)?.ok_or_else(|| IcebergError::Invalid(format!("no {name}")))
+}
+
+fn optional_string(record: &Value, name: &str) -> Result<Option<String>, IcebergError> {
+    match unwrap_union(field_or_null(record, name)) {
+        Value::Null => Ok(None),
+        Value::String(text) => Ok(Some(text.clone())),
+        other => Err(IcebergError::Invalid(format!("{name} is {other:?}"))),
+    }
+}
+
+fn string(record: &Value, name: &str) -> Result<String, IcebergError> {
+    optional_string(record, name)?.ok_or_else(|| IcebergError::Invalid(format!("no {name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apache_avro::{Codec, Schema as AvroSchema, Writer};
+
+    /// The v2 `manifest_file` fields the reader uses (writers add more; they are skipped).
+    const MANIFEST_LIST_SCHEMA: &str = r#"{"type": "record", "name": "manifest_file", "fields": [
+        {"name": "manifest_path", "type": "string", "field-id": 500},
+        {"name": "manifest_length", "type": "long", "field-id": 501},
+        {"name": "partition_spec_id", "type": "int", "field-id": 502},
+        {"name": "content", "type": "int", "field-id": 517},
+        {"name": "sequence_number", "type": "long", "field-id": 515},
+        {"name": "min_sequence_number", "type": "long", "field-id": 516},
+        {"name": "added_snapshot_id", "type": "long", "field-id": 503},
+        {"name": "added_files_count", "type": "int", "field-id": 504}
+    ]}"#;
+
+    /// The v2 `manifest_entry` fields the reader uses.
+    const MANIFEST_SCHEMA: &str = r#"{"type": "record", "name": "manifest_entry", "fields": [
+        {"name": "status", "type": "int", "field-id": 0},
+        {"name": "snapshot_id", "type": ["null", "long"], "field-id": 1},
+        {"name": "sequence_number", "type": ["null", "long"], "field-id": 3},
+        {"name": "data_file", "field-id": 2, "type": {"type": "record", "name": "r2", "fields": [
+            {"name": "content", "type": "int", "field-id": 134},
+            {"name": "file_path", "type": "string", "field-id": 100},
+            {"name": "file_format", "type": "string", "field-id": 101},
+            {"name": "record_count", "type": "long", "field-id": 103},
+            {"name": "file_size_in_bytes", "type": "long", "field-id": 104},
+            {"name": "equality_ids", "type": ["null", {"type": "array", "items": "int"}],
+             "field-id": 135}
+        ]}}
+    ]}"#;
+
+    fn avro(schema: &str, records: Vec<Value>) -> Vec<u8> {
+        let schema = AvroSchema::parse_str(schema).unwrap();
+        let mut writer =
+            Writer::with_codec(&schema, Vec::new(), Codec::Deflate(Default::default())).unwrap();
+        for record in records {
+            writer.append_value(record).unwrap();
+        }
+        writer.into_inner().unwrap()
+    }
+
+    fn record(fields: Vec<(&str, Value)>) -> Value {
+        Value::Record(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn manifest_lists_and_manifests_read_with_inherited_sequence_numbers() {
+        let list = avro(
+            MANIFEST_LIST_SCHEMA,
+            vec![record(vec![
+                ("manifest_path", Value::String("/t/metadata/m1.avro".into())),
+                ("manifest_length", Value::Long(4096)),
+                ("partition_spec_id", Value::Int(0)),
+                ("content", Value::Int(0)),
+                ("sequence_number", Value::Long(7)),
+                ("min_sequence_number", Value::Long(3)),
+                ("added_snapshot_id", Value::Long(42)),
+                ("added_files_count", Value::Int(1)),
+            ])],
+        );
+        let manifests = read_manifest_list(&list).unwrap();
+        assert_eq!(manifests.len(), 1);
+        assert_eq!(manifests[0].path, "/t/metadata/m1.avro");
+        assert_eq!(manifests[0].min_sequence_number, 3);
+        let file = |path: &str, content: i32| {
+            record(vec![
+                ("content", Value::Int(content)),
+                ("file_path", Value::String(path.into())),
+                ("file_format", Value::String("parquet".into())),
+                ("record_count", Value::Long(10)),
+                ("file_size_in_bytes", Value::Long(1000)),
+                (
+                    "equality_ids",
+                    if content == 2 {
+                        Value::Union(1, Box::new(Value::Array(vec![Value::Int(1)])))
+                    } else {
+                        Value::Union(0, Box::new(Value::Null))
+                    },
+                ),
+            ])
+        };
+        let entries = avro(
+            MANIFEST_SCHEMA,
+            vec![
+                record(vec![
+                    ("status", Value::Int(1)),
+                    ("snapshot_id", Value::Union(1, Box::new(Value::Long(42)))),
+                    ("sequence_number", Value::Union(0, Box::new(Value::Null))),
+                    ("data_file", file("/t/data/a.parquet", 0)),
+                ]),
+                record(vec![
+                    ("status", Value::Int(0)),
+                    ("snapshot_id", Value::Union(1, Box::new(Value::Long(40)))),
+                    ("sequence_number", Value::Union(1, Box::new(Value::Long(3)))),
+                    ("data_file", file("/t/data/eq.parquet", 2)),
+                ]),
+            ],
+        );
+        let read = read_manifest(&entries, &manifests[0]).unwrap();
+        assert_eq!(read[0].status, EntryStatus::Added);
+        assert_eq!(read[0].sequence_number, 7, "inherited from the manifest");
+        assert_eq!(read[0].file.file_format, "PARQUET");
+        assert_eq!(read[1].sequence_number, 3);
+        assert_eq!(read[1].file.content, FileContent::EqualityDeletes);
+        assert_eq!(read[1].file.equality_ids, vec![1]);
+    }
+
+    #[test]
+    fn corrupt_manifests_are_errors_naming_the_file() {
+        let manifest = ManifestFile {
+            path: "/t/metadata/broken.avro".into(),
+            length: 3,
+            partition_spec_id: 0,
+            content: ManifestContent::Data,
+            sequence_number: 1,
+            min_sequence_number: 1,
+            added_snapshot_id: 1,
+        };
+        let err = read_manifest(b"not avro", &manifest).unwrap_err();
+        assert!(err.to_string().contains("/t/metadata/broken.avro"), "{err}");
+    }
+}
