@@ -15,14 +15,19 @@
 //! This first part reads table metadata files ([`TableMetadata`]): schemas and their types as
 //! Arrow types with field ids ([`Schema::to_arrow`]), partition specs with their transforms,
 //! snapshots and refs; and a snapshot's manifest list and manifests ([`read_manifest_list`],
-//! [`read_manifest`]): its data and delete files with their sequence numbers. Anything the spec defines that Osprey cannot read yet is refused by
+//! [`read_manifest`]): its data and delete files with their sequence numbers, read from
+//! storage with the manifests in parallel ([`snapshot_files`]), and which delete files may
+//! apply to a data file by sequence number ([`SnapshotFiles::deletes_for`]). Anything the spec defines that Osprey cannot read yet is refused by
 //! name ([`IcebergError::Unsupported`]), never read wrongly.
 
 mod error;
 mod manifest;
 mod metadata;
 mod partition;
+mod plan;
 mod schema;
+#[cfg(test)]
+mod testing;
 
 pub use error::IcebergError;
 pub use manifest::{
@@ -31,4 +36,5 @@ pub use manifest::{
 };
 pub use metadata::{Snapshot, SnapshotRef, SnapshotRefKind, TableMetadata};
 pub use partition::{PartitionField, PartitionSpec, Transform};
+pub use plan::{LiveFile, SnapshotFiles, snapshot_files};
 pub use schema::{FIELD_ID_KEY, NestedField, PrimitiveType, Schema, Type};
