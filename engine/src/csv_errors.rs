@@ -275,18 +275,18 @@ fn csv_error_text(err: &DataFusionError) -> Option<String> {
 /// 0, a header included) and `incorrect number of fields for line N, expected ...` for a row of
 /// the wrong width (N counts them from 1).
 fn data_row(text: &str) -> Option<(String, usize)> {
-    if let Some(at) = text.find(" at line ") {
-        let rest = &text[at + " at line ".len()..];
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let offset: usize = digits.parse().ok()?;
+    // The number after `marker`, and the text after the number.
+    let number_after = |marker: &str| -> Option<(usize, usize, &str)> {
+        let at = text.find(marker)?;
+        let rest = &text[at + marker.len()..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        Some((at, rest[..digits].parse().ok()?, &rest[digits..]))
+    };
+    if let Some((at, offset, _)) = number_after(" at line ") {
         return Some((text[..at].to_string(), offset));
     }
-    let at = text.find(" for line ")?;
-    let rest = &text[at + " for line ".len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let line: usize = digits.parse().ok()?;
-    let message = format!("{}{}", &text[..at], &rest[digits.len()..]);
-    Some((message, line.checked_sub(1)?))
+    let (at, line, rest) = number_after(" for line ")?;
+    Some((format!("{}{rest}", &text[..at]), line.checked_sub(1)?))
 }
 
 #[cfg(test)]

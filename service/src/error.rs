@@ -47,7 +47,7 @@ use osprey_engine::NoLiveExecutors;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryError {
     /// The statement's text is not SQL Osprey can parse.
-    #[error("{message}{}", location_text(.location))]
+    #[error("{message}{}", crate::error_text::location_suffix(.location))]
     SyntaxError {
         /// What is wrong, as `syntax error: expected X, found Y`.
         message: String,
@@ -205,13 +205,6 @@ impl QueryError {
     }
 }
 
-/// ` at line L, column C`, or nothing.
-fn location_text(location: &Option<SourceLocation>) -> String {
-    location
-        .map(|at| format!(" at line {}, column {}", at.line, at.column))
-        .unwrap_or_default()
-}
-
 /// `column x does not exist`, with the closest column of the statement's tables ("did you
 /// mean"), or the columns there are when none is close.
 fn missing_column(
@@ -219,17 +212,11 @@ fn missing_column(
     valid: &[datafusion::common::Column],
 ) -> String {
     let wanted = field.flat_name();
-    let lower = field.name.to_lowercase();
     let closest = valid
         .iter()
-        .map(|column| {
-            let distance = datafusion::common::utils::datafusion_strsim::levenshtein(
-                &lower,
-                &column.name.to_lowercase(),
-            );
-            (distance, column)
+        .filter_map(|column| {
+            crate::error_text::slip_distance(&field.name, &column.name).map(|d| (d, column))
         })
-        .filter(|(distance, _)| *distance <= (lower.len() / 3).max(2))
         .min_by_key(|(distance, _)| *distance);
     if let Some((_, column)) = closest {
         return format!(

@@ -22,10 +22,7 @@ pub(crate) fn plain_message(err: &DataFusionError) -> String {
         DataFusionError::ArrowError(arrow, _) => arrow_message(arrow),
         DataFusionError::SQL(parser, _) => {
             let (message, location) = parser_message(parser);
-            match location {
-                Some(at) => format!("{message} at line {}, column {}", at.line, at.column),
-                None => message,
-            }
+            format!("{message}{}", location_suffix(&location))
         }
         DataFusionError::SchemaError(schema, _) => schema.to_string(),
         DataFusionError::External(inner) => {
@@ -82,6 +79,25 @@ fn arrow_message(err: &ArrowError) -> String {
         ArrowError::IoError(text, _) => text.clone(),
         other => other.to_string(),
     }
+}
+
+/// ` at line L, column C`, or nothing.
+pub(crate) fn location_suffix(location: &Option<SourceLocation>) -> String {
+    location
+        .map(|at| format!(" at line {}, column {}", at.line, at.column))
+        .unwrap_or_default()
+}
+
+/// The edits from `wanted` to `candidate` (ignoring case) when few enough to be a slip of
+/// the keyboard: at most a third of the name, and at least two are allowed. The one rule of
+/// every "did you mean".
+pub(crate) fn slip_distance(wanted: &str, candidate: &str) -> Option<usize> {
+    let wanted = wanted.to_lowercase();
+    let distance = datafusion::common::utils::datafusion_strsim::levenshtein(
+        &wanted,
+        &candidate.to_lowercase(),
+    );
+    (distance <= (wanted.len() / 3).max(2)).then_some(distance)
 }
 
 /// A SQL parser error as `syntax error: expected X, found Y` and where it is, parsed from the

@@ -360,11 +360,13 @@ fn describe_columns(columns: &[(&str, &DataType)]) -> String {
     format!("({})", parts.join(", "))
 }
 
-fn quote(text: &str) -> String {
+/// `text` as a SQL string literal.
+pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-fn quote_ident(name: &str) -> String {
+/// `name` as a SQL identifier, quoted when it must be.
+pub(crate) fn quote_ident(name: &str) -> String {
     if name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')

@@ -13,6 +13,7 @@
 //! see ([`suggest_table`]).
 
 use super::*;
+use crate::lakehouse::tables::{quote, quote_ident};
 use datafusion::logical_expr::{LogicalPlanBuilder, lit};
 
 /// The plan answering a listing statement, or `None` for any other statement.
@@ -44,7 +45,7 @@ pub(super) async fn listing_plan(
             }
             format!(
                 "SELECT schema_name AS \"Schema\" FROM {}.information_schema.schemata{} ORDER BY 1",
-                quote_identifier(&catalog),
+                quote_ident(&catalog),
                 like_filter("schema_name", show_options, " WHERE ")?
             )
         }
@@ -75,8 +76,8 @@ pub(super) async fn listing_plan(
             format!(
                 "SELECT table_name AS \"Table\" FROM {}.information_schema.tables \
                  WHERE table_schema = {}{} ORDER BY 1",
-                quote_identifier(&catalog),
-                quote_literal(&schema),
+                quote_ident(&catalog),
+                quote(&schema),
                 like_filter("table_name", show_options, " AND ")?
             )
         }
@@ -114,15 +115,15 @@ async fn columns_sql(
     parts: &[String],
     filter: String,
 ) -> Result<String, QueryError> {
-    let resolved = resolve_existing(state, &table_reference_from_parts(parts)?).await?;
+    let (resolved, _) = resolve_existing(state, &table_reference_from_parts(parts)?).await?;
     Ok(format!(
         "SELECT column_name AS \"Column\", data_type AS \"Type\", \
          coalesce(extra_info, '') AS \"Extra\", coalesce(comment, '') AS \"Comment\" \
          FROM {}.information_schema.columns \
          WHERE table_schema = {} AND table_name = {}{filter} ORDER BY ordinal_position",
-        quote_identifier(&resolved.catalog),
-        quote_literal(&resolved.schema),
-        quote_literal(&resolved.table),
+        quote_ident(&resolved.catalog),
+        quote(&resolved.schema),
+        quote(&resolved.table),
     ))
 }
 
@@ -133,9 +134,8 @@ async fn show_create(
     state: &SessionState,
     name: &ast::ObjectName,
 ) -> Result<LogicalPlan, QueryError> {
-    let resolved = resolve_existing(state, &table_reference(name)?).await?;
-    let table = find_table(state, &resolved).await?;
-    let definition = table.and_then(|t| t.get_table_definition().map(str::to_string));
+    let (resolved, table) = resolve_existing(state, &table_reference(name)?).await?;
+    let definition = table.get_table_definition().map(str::to_string);
     let row = vec![
         lit(resolved.catalog.to_string()),
         lit(resolved.schema.to_string()),
@@ -150,21 +150,29 @@ async fn show_create(
         .build()?)
 }
 
-/// `reference` resolved against the session's current catalog and schema; a table or view
-/// the session cannot see is [`QueryError::TableNotFound`], with a suggestion.
+/// `reference` resolved against the session's current catalog and schema, with its table; a
+/// table or view the session cannot see is [`QueryError::TableNotFound`], with a suggestion.
 async fn resolve_existing(
     state: &SessionState,
     reference: &TableReference,
-) -> Result<datafusion::common::ResolvedTableReference, QueryError> {
+) -> Result<
+    (
+        datafusion::common::ResolvedTableReference,
+        Arc<dyn TableProvider>,
+    ),
+    QueryError,
+> {
     let defaults = &state.config_options().catalog;
     let resolved = reference
         .clone()
         .resolve(&defaults.default_catalog, &defaults.default_schema);
-    if find_table(state, &resolved).await?.is_none() {
-        let err = QueryError::TableNotFound(format!("table {resolved} does not exist"));
-        return Err(suggest_table(state, err).await);
+    match find_table(state, &resolved).await? {
+        Some(table) => Ok((resolved, table)),
+        None => {
+            let err = QueryError::TableNotFound(format!("table {resolved} does not exist"));
+            Err(suggest_table(state, err).await)
+        }
     }
-    Ok(resolved)
 }
 
 async fn find_table(
@@ -214,13 +222,13 @@ pub(super) async fn suggest_table(state: &SessionState, err: QueryError) -> Quer
             };
             let elsewhere = wanted_schema.as_deref() != Some(schema_name.as_str());
             for table in schema.table_names() {
-                let distance =
-                    datafusion::common::utils::datafusion_strsim::levenshtein(&wanted, &table);
-                // Close enough to be a slip: a third of the name, at least two edits.
+                let Some(distance) = crate::error_text::slip_distance(&wanted, &table) else {
+                    continue;
+                };
                 let better = best
                     .as_ref()
                     .is_none_or(|b| (distance, elsewhere) < (b.0, b.1));
-                if distance > (wanted.len() / 3).max(2) || !better {
+                if !better {
                     continue;
                 }
                 let current = catalog_name == defaults.default_catalog
@@ -265,23 +273,13 @@ fn like_filter(
     };
     match filter {
         ShowStatementFilter::Like(pattern) => {
-            Ok(format!("{joiner}{column} LIKE {}", quote_literal(pattern)))
+            Ok(format!("{joiner}{column} LIKE {}", quote(pattern)))
         }
         ShowStatementFilter::ILike(pattern) => {
-            Ok(format!("{joiner}{column} ILIKE {}", quote_literal(pattern)))
+            Ok(format!("{joiner}{column} ILIKE {}", quote(pattern)))
         }
         _ => Err(QueryError::NotSupported(
             "SHOW ... WHERE: filter with LIKE 'pattern', or query information_schema".into(),
         )),
     }
-}
-
-/// `text` as a SQL string literal.
-fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-/// `name` as a quoted SQL identifier.
-fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
