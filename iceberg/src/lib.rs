@@ -21,15 +21,18 @@
 //! name ([`IcebergError::Unsupported`]), never read wrongly.
 
 mod error;
+mod load;
 mod manifest;
 mod metadata;
 mod partition;
 mod plan;
+mod scan;
 mod schema;
 #[cfg(test)]
 mod testing;
 
 pub use error::IcebergError;
+pub use load::{is_metadata_file, metadata_location, read_metadata, table_root};
 pub use manifest::{
     DataFile, EntryStatus, FileContent, ManifestContent, ManifestEntry, ManifestFile,
     read_manifest, read_manifest_list,
@@ -37,4 +40,11 @@ pub use manifest::{
 pub use metadata::{Snapshot, SnapshotRef, SnapshotRefKind, TableMetadata};
 pub use partition::{PartitionField, PartitionSpec, Transform};
 pub use plan::{LiveFile, SnapshotFiles, snapshot_files};
+pub use scan::codec::ScanCodec;
+pub use scan::deletes::{DataFileDeletes, DeleteFile, DeleteKind, ScanDeletes, encode_vector};
+pub use scan::field_ids::FieldIdAdapterFactory;
+pub use scan::location::StoreLocation;
+pub use scan::name_mapping::{MappedField, NAME_MAPPING_PROPERTY, NameMapping};
+pub use scan::source::IcebergSource;
+pub use scan::table::IcebergTable;
 pub use schema::{FIELD_ID_KEY, NestedField, PrimitiveType, Schema, Type};

@@ -89,6 +89,13 @@ pub struct DataFile {
     pub equality_ids: Vec<i32>,
     /// For a deletion vector (v3): the data file it applies to.
     pub referenced_data_file: Option<String>,
+    /// For a deletion vector: where its blob starts in the Puffin file.
+    pub content_offset: Option<i64>,
+    /// For a deletion vector: its blob's length.
+    pub content_size_in_bytes: Option<i64>,
+    /// The file's partition tuple, rendered so that equal tuples render equally (empty for
+    /// unpartitioned files): deletes apply within their partition.
+    pub partition_key: String,
 }
 
 /// Reads a manifest list.
@@ -186,10 +193,26 @@ pub fn read_manifest(
                     file_size_in_bytes: long(file, "file_size_in_bytes")?,
                     equality_ids,
                     referenced_data_file: optional_string(file, "referenced_data_file")?,
+                    content_offset: optional_long(file, "content_offset")?,
+                    content_size_in_bytes: optional_long(file, "content_size_in_bytes")?,
+                    partition_key: partition_key(field_or_null(file, "partition")),
                 },
             })
         })
         .collect()
+}
+
+/// A partition tuple as a string: its values in order, so that tuples written by different
+/// writers under one spec compare equal (field names may differ; positions do not).
+fn partition_key(partition: &Value) -> String {
+    match unwrap_union(partition) {
+        Value::Record(fields) => fields
+            .iter()
+            .map(|(_, value)| format!("{:?}", unwrap_union(value)))
+            .collect::<Vec<_>>()
+            .join("\u{1f}"),
+        _ => String::new(),
+    }
 }
 
 /// The records of an Avro object container file.

@@ -1,0 +1,372 @@
+//! [`IcebergTable`]: one snapshot of an Iceberg table as a DataFusion table.
+//!
+//! The coordinator reads the snapshot's manifests when a query is planned, and the plan pins
+//! the files it found: executors never look at "current" again, so a query reads one snapshot
+//! from start to end while other engines commit.
+
+use super::deletes::{DataFileDeletes, DeleteFile, DeleteKind, ScanDeletes};
+use super::field_ids::FieldIdAdapterFactory;
+use super::location::StoreLocation;
+use super::name_mapping::{NAME_MAPPING_PROPERTY, NameMapping};
+use super::source::IcebergSource;
+use crate::error::IcebergError;
+use crate::manifest::FileContent;
+use crate::metadata::{Snapshot, TableMetadata};
+use crate::plan::{LiveFile, SnapshotFiles, snapshot_files};
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::ProjectionExec;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// One snapshot of an Iceberg table, read as DataFusion reads Parquet (see the module docs).
+#[derive(Debug, Clone)]
+pub struct IcebergTable {
+    metadata: Arc<TableMetadata>,
+    /// The snapshot read; `None` for a table with no snapshot yet (no rows).
+    snapshot: Option<Snapshot>,
+    /// The table's columns as Arrow, each with its field id.
+    schema: SchemaRef,
+    location: StoreLocation,
+    name_mapping: Option<Arc<NameMapping>>,
+}
+
+impl IcebergTable {
+    /// The current snapshot of the table `metadata` describes, whose files must lie under
+    /// `root` (the location the table was registered with). `view_types` reads strings and
+    /// binaries as Arrow's view types, as DataFusion reads Parquet by default.
+    pub fn new(
+        metadata: Arc<TableMetadata>,
+        root: &str,
+        view_types: bool,
+    ) -> Result<Self, IcebergError> {
+        let snapshot = metadata.current_snapshot().cloned();
+        let location = StoreLocation::parse(root)?;
+        let name_mapping = metadata
+            .properties
+            .get(NAME_MAPPING_PROPERTY)
+            .map(|json| NameMapping::parse(json).map(Arc::new))
+            .transpose()?;
+        let schema = Arc::new(table_schema(
+            &metadata.current_schema().to_arrow(),
+            view_types,
+        ));
+        Ok(Self {
+            metadata,
+            snapshot,
+            schema,
+            location,
+            name_mapping,
+        })
+    }
+
+    /// The table's metadata.
+    pub fn metadata(&self) -> &Arc<TableMetadata> {
+        &self.metadata
+    }
+
+    /// The snapshot a scan reads.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// The scan of `files` (a snapshot's live files) for `projection` and `limit`.
+    fn plan(
+        &self,
+        state: &dyn Session,
+        files: SnapshotFiles,
+        projection: Option<&Vec<usize>>,
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let deletes = self.deletes(&files)?;
+        // Equality deletes compare column values, so their columns are read even when the
+        // query does not ask for them, and projected away afterwards.
+        let equality_ids: BTreeSet<i32> = deletes
+            .files
+            .values()
+            .flat_map(|file| &file.deletes)
+            .flat_map(|delete| match &delete.kind {
+                DeleteKind::Equality { field_ids } => field_ids.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let wanted: Vec<usize> = match projection {
+            Some(projection) => projection.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let mut read = wanted.clone();
+        for id in &equality_ids {
+            let index = self
+                .schema
+                .fields()
+                .iter()
+                .position(|f| super::field_ids::field_id(f) == Some(*id))
+                .ok_or_else(|| {
+                    DataFusionError::NotImplemented(format!(
+                        "equality deletes on field {id}, which is not a top-level column"
+                    ))
+                })?;
+            if !read.contains(&index) {
+                read.push(index);
+            }
+        }
+
+        let mut groups: Vec<Vec<PartitionedFile>> =
+            vec![Vec::new(); state.config().target_partitions().max(1)];
+        let mut sizes = vec![0u64; groups.len()];
+        for file in &files.data {
+            let path = self.location.path_of(&file.file.file_path)?;
+            let size = file.file.file_size_in_bytes.max(0) as u64;
+            // The group with the fewest bytes so far takes the next file.
+            let (smallest, _) = sizes
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, bytes)| **bytes)
+                .expect("at least one group");
+            sizes[smallest] += size;
+            groups[smallest].push(PartitionedFile::new(path.to_string(), size));
+        }
+        let groups: Vec<FileGroup> = groups
+            .into_iter()
+            .filter(|group| !group.is_empty())
+            .map(FileGroup::new)
+            .collect();
+
+        let parquet = ParquetSource::new(Arc::clone(&self.schema))
+            .with_table_parquet_options(state.table_options().parquet.clone());
+        let source = IcebergSource::new(Arc::new(parquet), Arc::new(deletes))
+            .with_name_mapping(self.name_mapping.clone());
+        let config = FileScanConfigBuilder::new(self.location.store_url(), Arc::new(source))
+            .with_file_groups(groups)
+            .with_projection_indices(Some(read.clone()))?
+            .with_limit(if equality_ids.is_empty() { limit } else { None })
+            .with_expr_adapter(Some(Arc::new(FieldIdAdapterFactory::new(
+                self.name_mapping.clone(),
+            ))))
+            .build();
+        let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        if read.len() == wanted.len() {
+            return Ok(scan);
+        }
+        let scan_schema = scan.schema();
+        let columns = (0..wanted.len())
+            .map(|i| {
+                let name = scan_schema.field(i).name().clone();
+                (
+                    Arc::new(Column::new(&name, i))
+                        as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+                    name,
+                )
+            })
+            .collect::<Vec<_>>();
+        Ok(Arc::new(ProjectionExec::try_new(columns, scan)?))
+    }
+
+    /// Which delete files apply to which data files: by sequence number, by partition, and by
+    /// the data file a deletion vector or file-scoped position delete names.
+    fn deletes(&self, files: &SnapshotFiles) -> Result<ScanDeletes> {
+        let mut scan = ScanDeletes::default();
+        if files.deletes.is_empty() {
+            return Ok(scan);
+        }
+        for data in &files.data {
+            let applying: Vec<DeleteFile> = files
+                .deletes_for(data)
+                .filter(|delete| self.applies(delete, data))
+                .map(|delete| self.delete_file(delete))
+                .collect::<Result<_>>()?;
+            if applying.is_empty() {
+                continue;
+            }
+            scan.files.insert(
+                self.location.path_of(&data.file.file_path)?.to_string(),
+                DataFileDeletes {
+                    location: data.file.file_path.clone(),
+                    record_count: data.file.record_count.max(0) as u64,
+                    deletes: applying,
+                },
+            );
+        }
+        Ok(scan)
+    }
+
+    fn applies(&self, delete: &LiveFile, data: &LiveFile) -> bool {
+        if let Some(referenced) = &delete.file.referenced_data_file {
+            return *referenced == data.file.file_path;
+        }
+        // An unpartitioned delete applies to every partition; a partitioned one to its own.
+        let unpartitioned = self
+            .metadata
+            .partition_spec(delete.partition_spec_id)
+            .is_none_or(|spec| spec.fields.is_empty());
+        unpartitioned
+            || (delete.partition_spec_id == data.partition_spec_id
+                && delete.file.partition_key == data.file.partition_key)
+    }
+
+    fn delete_file(&self, delete: &LiveFile) -> Result<DeleteFile> {
+        let file = &delete.file;
+        let kind = match file.content {
+            FileContent::EqualityDeletes => DeleteKind::Equality {
+                field_ids: file.equality_ids.clone(),
+            },
+            FileContent::PositionDeletes if file.file_format == "PUFFIN" => {
+                match (file.content_offset, file.content_size_in_bytes) {
+                    (Some(offset), Some(length)) if offset >= 0 && length >= 0 => {
+                        DeleteKind::Vector {
+                            offset: offset as u64,
+                            length: length as u64,
+                        }
+                    }
+                    _ => {
+                        return Err(IcebergError::Invalid(format!(
+                            "deletion vector {} without its content offset and size",
+                            file.file_path
+                        ))
+                        .into());
+                    }
+                }
+            }
+            FileContent::PositionDeletes => DeleteKind::Positions,
+            FileContent::Data => {
+                return Err(DataFusionError::Internal("a data file as a delete".into()));
+            }
+        };
+        if !matches!(file.file_format.as_str(), "PARQUET" | "PUFFIN") {
+            return Err(IcebergError::Unsupported(format!(
+                "{} delete files ({})",
+                file.file_format, file.file_path
+            ))
+            .into());
+        }
+        Ok(DeleteFile {
+            path: self.location.path_of(&file.file_path)?.to_string(),
+            location: file.file_path.clone(),
+            size: file.file_size_in_bytes.max(0) as u64,
+            kind,
+        })
+    }
+}
+
+impl From<IcebergError> for DataFusionError {
+    fn from(err: IcebergError) -> Self {
+        DataFusionError::External(Box::new(err))
+    }
+}
+
+#[async_trait]
+impl TableProvider for IcebergTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // DataFusion keeps the filter and pushes it into the Parquet scan for pruning.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let files = match &self.snapshot {
+            Some(snapshot) => {
+                let store = state
+                    .runtime_env()
+                    .object_store(self.location.store_url())?;
+                let location = &self.location;
+                snapshot_files(store.as_ref(), snapshot, |file| location.path_of(file)).await?
+            }
+            None => SnapshotFiles::default(),
+        };
+        for file in &files.data {
+            if file.file.file_format != "PARQUET" {
+                return Err(IcebergError::Unsupported(format!(
+                    "{} data files ({})",
+                    file.file.file_format, file.file.file_path
+                ))
+                .into());
+            }
+        }
+        self.plan(state, files, projection, limit)
+    }
+}
+
+/// The table's Arrow schema as scans produce it: every column nullable (files written before a
+/// required column was added read it as NULL until rewritten), and, with `view_types`,
+/// top-level strings and binaries as view types.
+fn table_schema(schema: &Schema, view_types: bool) -> Schema {
+    fn nullable(field: &Field) -> Field {
+        let data_type = match field.data_type() {
+            DataType::Struct(children) => DataType::Struct(Fields::from(
+                children.iter().map(|c| nullable(c)).collect::<Vec<_>>(),
+            )),
+            DataType::List(element) => DataType::List(Arc::new(nullable(element))),
+            DataType::Map(entries, sorted) => {
+                let DataType::Struct(key_value) = entries.data_type() else {
+                    return field.clone().with_nullable(true);
+                };
+                // A map's keys stay required, as Arrow requires.
+                let key_value: Vec<Field> = key_value
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        if i == 0 {
+                            f.as_ref().clone()
+                        } else {
+                            nullable(f)
+                        }
+                    })
+                    .collect();
+                DataType::Map(
+                    Arc::new(
+                        entries
+                            .as_ref()
+                            .clone()
+                            .with_data_type(DataType::Struct(Fields::from(key_value))),
+                    ),
+                    *sorted,
+                )
+            }
+            other => other.clone(),
+        };
+        field.clone().with_data_type(data_type).with_nullable(true)
+    }
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let field = nullable(field);
+                let view = match field.data_type() {
+                    DataType::Utf8 if view_types => Some(DataType::Utf8View),
+                    DataType::Binary if view_types => Some(DataType::BinaryView),
+                    _ => None,
+                };
+                match view {
+                    Some(data_type) => field.with_data_type(data_type),
+                    None => field,
+                }
+            })
+            .collect::<Vec<_>>(),
+    )
+}
