@@ -22,6 +22,15 @@ export OSPREY_TEST_PYTHON="$venv/bin/python"
 scripts/with-postgres.sh cargo test --workspace --locked
 OSPREY_BIN="$CARGO_TARGET_DIR/debug/osprey" "$venv/bin/python" -m pytest -q tests/python
 
+# The Iceberg interoperability tests use pyiceberg, whose SQL catalog needs SQLAlchemy 2 while
+# the client tests pin 1.4 (for flightsql-dbapi): they get a pinned venv of their own.
+iceberg_venv="${OSPREY_ICEBERG_VENV:-$HOME/.cache/osprey/venv-iceberg}"
+if [ ! -x "$iceberg_venv/bin/python" ]; then
+  python3 -m venv "$iceberg_venv"
+fi
+"$iceberg_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/iceberg/requirements.txt
+OSPREY_BIN="$CARGO_TARGET_DIR/debug/osprey" "$iceberg_venv/bin/python" -m pytest -q tests/iceberg
+
 # Keep the benchmark harness from rotting: a seconds-long run (TPC-H SF0.01, two queries,
 # Osprey checked against DataFusion, short latency and exchange runs). Figures are not judged.
 smoke_dir="$(mktemp -d)"

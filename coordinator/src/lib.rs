@@ -334,7 +334,14 @@ impl Coordinator {
                 format!("file://{}/", dir.display())
             }
         };
-        let lakehouse = Lakehouse::load(store, DEFAULT_CATALOG, &warehouse, config_options).await?;
+        let lakehouse = Lakehouse::load(
+            store,
+            DEFAULT_CATALOG,
+            &warehouse,
+            config_options,
+            ctx.runtime_env(),
+        )
+        .await?;
         osprey_service::clean_abandoned_writes(lakehouse.store(), ctx.runtime_env().as_ref()).await;
         let auth = Authenticator::open(lakehouse.store().clone(), &config.auth).await?;
         let history = QueryHistory::start(lakehouse.store().clone()).await;

@@ -1,6 +1,7 @@
-//! The codec that carries Osprey's own plan nodes to executors: [`StagedWriteExec`] (writes)
-//! and [`ProbeSliceExec`] (nested-loop joins in short steps). Registered on both sides. Each
-//! node is encoded as a one-byte tag and the node's own payload.
+//! The codec that carries Osprey's own plan nodes to executors: [`StagedWriteExec`] (writes),
+//! [`ProbeSliceExec`] (nested-loop joins in short steps) and Iceberg scans
+//! ([`osprey_iceberg::ScanCodec`]). Registered on both sides. Each node is encoded as a
+//! one-byte tag and the node's own payload.
 
 use crate::probe_slices::ProbeSliceExec;
 use crate::write::{StagedWriteExec, WriteCodec};
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 const WRITE: u8 = b'W';
 const PROBE_SLICES: u8 = b'P';
+const ICEBERG_SCAN: u8 = b'I';
 
 /// Encodes and decodes Osprey's plan nodes (see the module docs).
 #[derive(Debug, Default)]
@@ -27,6 +29,9 @@ impl PhysicalExtensionCodec for OspreyCodec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match buf.split_first() {
             Some((&WRITE, payload)) => WriteCodec.try_decode(payload, inputs, ctx, proto_converter),
+            Some((&ICEBERG_SCAN, payload)) => {
+                osprey_iceberg::ScanCodec::decode(payload, ctx, self, proto_converter)
+            }
             Some((&PROBE_SLICES, payload)) => {
                 let rows = <[u8; 8]>::try_from(payload).map_err(|_| {
                     DataFusionError::Internal("undecodable ProbeSliceExec".to_string())
@@ -57,6 +62,10 @@ impl PhysicalExtensionCodec for OspreyCodec {
         if node.downcast_ref::<StagedWriteExec>().is_some() {
             buf.push(WRITE);
             return WriteCodec.try_encode(node, buf, proto_converter);
+        }
+        if osprey_iceberg::ScanCodec::handles(node.as_ref()) {
+            buf.push(ICEBERG_SCAN);
+            return osprey_iceberg::ScanCodec::encode(node.as_ref(), buf, self, proto_converter);
         }
         if let Some(slices) = node.downcast_ref::<ProbeSliceExec>() {
             buf.push(PROBE_SLICES);

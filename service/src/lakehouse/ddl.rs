@@ -142,7 +142,9 @@ impl Lakehouse {
             definition,
             created_at_ms: now_ms(),
         };
-        format.open(&entry, vec![], state.config_options())?;
+        format
+            .open(&entry, vec![], state.config_options(), state.runtime_env())
+            .await?;
         self.catalog
             .create_table(entry, vec![], cmd.or_replace, None)
             .await?;

@@ -20,6 +20,7 @@ use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::common::DataFusionError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::error::Result;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use formats::{TableFormat, TableFormats};
 use osprey_catalog::{CatalogError, CatalogStore, TableEntry};
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct Lakehouse {
     formats: Arc<TableFormats>,
     /// Defaults for file format options.
     config: Arc<ConfigOptions>,
+    /// The coordinator's object stores, for formats that read metadata from storage.
+    runtime: Arc<RuntimeEnv>,
 }
 
 impl std::fmt::Debug for Lakehouse {
@@ -45,17 +48,19 @@ impl std::fmt::Debug for Lakehouse {
 impl Lakehouse {
     /// Loads the catalog `catalog_name` from `store`, with the built-in table formats. Managed
     /// tables go under `warehouse` (a URL ending in `/`). `config` supplies defaults for file
-    /// format options.
+    /// format options; `runtime` has the object stores formats read metadata from.
     pub async fn load(
         store: CatalogStore,
         catalog_name: &str,
         warehouse: &str,
         config: ConfigOptions,
+        runtime: Arc<RuntimeEnv>,
     ) -> Result<Self, CatalogError> {
         Ok(Self {
             catalog: CommittedCatalog::load(store, catalog_name, warehouse).await?,
             formats: Arc::new(TableFormats::default()),
             config: Arc::new(config),
+            runtime,
         })
     }
 
@@ -103,7 +108,7 @@ impl Lakehouse {
     }
 
     /// Opens `schema.name` with its format, if it exists.
-    fn provider(&self, schema: &str, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+    async fn provider(&self, schema: &str, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some((entry, files)) = self.catalog.table_with_files(schema, name) else {
             return Ok(None);
         };
@@ -112,7 +117,8 @@ impl Lakehouse {
             .of(&entry)
             .map_err(|err| DataFusionError::Plan(err.to_string()))?;
         format
-            .open(&entry, files, &self.config)
+            .open(&entry, files, &self.config, &self.runtime)
+            .await
             .map(Some)
             .map_err(|err| {
                 DataFusionError::Plan(format!(
@@ -176,7 +182,7 @@ impl SchemaProvider for LakeSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        self.lakehouse.provider(&self.schema, name)
+        self.lakehouse.provider(&self.schema, name).await
     }
 
     fn table_exist(&self, name: &str) -> bool {

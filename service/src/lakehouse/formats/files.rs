@@ -17,6 +17,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{CreateExternalTable, LogicalPlan};
 use osprey_catalog::{DataFile, TableDefinition, TableEntry, TableKind};
 use osprey_engine::WriteFormat;
@@ -72,11 +73,12 @@ impl TableFormat for FilesFormat {
         self.name
     }
 
-    fn open(
+    async fn open(
         &self,
         entry: &TableEntry,
         files: Vec<DataFile>,
         config: &ConfigOptions,
+        _runtime: &Arc<RuntimeEnv>,
     ) -> Result<Arc<dyn TableProvider>> {
         match entry.kind {
             TableKind::Managed if self.ownable() => Ok(Arc::new(ManagedTable::new(entry, files)?)),

@@ -8,9 +8,11 @@
 //! data's removal.
 
 mod files;
+mod iceberg;
 mod view;
 
 pub use files::FilesFormat;
+pub use iceberg::IcebergFormat;
 pub use view::ViewFormat;
 
 use super::committed::CommittedCatalog;
@@ -20,6 +22,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{CreateExternalTable, LogicalPlan};
 use osprey_catalog::{DataFile, TableDefinition, TableEntry, TableKind};
 use std::collections::BTreeMap;
@@ -36,12 +39,14 @@ pub trait TableFormat: std::fmt::Debug + Send + Sync {
     fn name(&self) -> &str;
 
     /// Opens a table of this format for planning, with its committed `files` (the catalog
-    /// keeps file lists for the tables Osprey owns; other formats get none).
-    fn open(
+    /// keeps file lists for the tables Osprey owns; other formats get none). `runtime` has the
+    /// object stores, for formats that read their metadata from storage.
+    async fn open(
         &self,
         entry: &TableEntry,
         files: Vec<DataFile>,
         config: &ConfigOptions,
+        runtime: &Arc<RuntimeEnv>,
     ) -> Result<Arc<dyn TableProvider>>;
 
     /// `CREATE EXTERNAL TABLE ... STORED AS <name> LOCATION '...'`: the definition of a table
@@ -125,7 +130,8 @@ pub struct TableFormats {
 
 impl Default for TableFormats {
     /// The built-in formats: `parquet`, `csv`, `json` (files at a location; Osprey owns
-    /// Parquet tables it creates) and `view`. Owned tables default to Parquet.
+    /// Parquet tables it creates), `iceberg` (Apache Iceberg tables, read) and `view`. Owned
+    /// tables default to Parquet.
     fn default() -> Self {
         let mut formats = Self {
             by_name: BTreeMap::new(),
@@ -138,6 +144,7 @@ impl Default for TableFormats {
         ] {
             formats.register(Arc::new(format));
         }
+        formats.register(Arc::new(IcebergFormat::default()));
         formats.register(Arc::new(ViewFormat));
         formats
     }

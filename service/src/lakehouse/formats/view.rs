@@ -8,6 +8,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::LogicalPlan;
 use osprey_catalog::{DataFile, TableEntry};
 use std::sync::Arc;
@@ -27,11 +28,12 @@ impl TableFormat for ViewFormat {
         Self::NAME
     }
 
-    fn open(
+    async fn open(
         &self,
         entry: &TableEntry,
         _files: Vec<DataFile>,
         _config: &ConfigOptions,
+        _runtime: &Arc<RuntimeEnv>,
     ) -> Result<Arc<dyn TableProvider>> {
         Ok(Arc::new(SqlView::new(entry)?))
     }

@@ -1,0 +1,163 @@
+//! Apache Iceberg tables (`osprey_iceberg`), registered by their metadata file or their table
+//! directory:
+//!
+//! ```sql
+//! CREATE EXTERNAL TABLE t STORED AS ICEBERG LOCATION 's3://lake/db/t/metadata/v3.metadata.json';
+//! CREATE EXTERNAL TABLE t STORED AS ICEBERG LOCATION 's3://lake/db/t';
+//! ```
+//!
+//! A table registered by its directory reads the newest metadata there at each query, so
+//! commits by other engines show at the next query; one registered by a metadata file stays at
+//! that version. Metadata files never change once written, so they are cached by location.
+
+use super::TableFormat;
+use crate::error::QueryError;
+use crate::lakehouse::tables::encode_schema;
+use datafusion::catalog::TableProvider;
+use datafusion::common::DataFusionError;
+use datafusion::common::config::ConfigOptions;
+use datafusion::error::Result;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::CreateExternalTable;
+use osprey_catalog::{DataFile, TableDefinition, TableEntry, TableKind};
+use osprey_iceberg::{IcebergError, IcebergTable, StoreLocation, TableMetadata};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How many metadata files the cache keeps; past it, it starts again.
+const CACHED_METADATA_FILES: usize = 256;
+
+/// Apache Iceberg tables, read (see the module docs).
+#[derive(Debug, Default)]
+pub struct IcebergFormat {
+    /// Parsed metadata files, by location.
+    metadata: Mutex<HashMap<String, Arc<TableMetadata>>>,
+}
+
+impl IcebergFormat {
+    /// The name the format is registered under.
+    pub const NAME: &'static str = "iceberg";
+
+    /// The metadata to read for the table at `location` (a metadata file or a table
+    /// directory), from the cache when that file was read before.
+    async fn load(
+        &self,
+        runtime: &RuntimeEnv,
+        location: &str,
+    ) -> Result<Arc<TableMetadata>, IcebergError> {
+        let store_url = StoreLocation::parse(location)?.store_url();
+        let store = runtime
+            .object_store(&store_url)
+            .map_err(|err| IcebergError::Invalid(format!("cannot reach {location}: {err}")))?;
+        let file = osprey_iceberg::metadata_location(store.as_ref(), location).await?;
+        if let Some(cached) = self.cache().get(&file) {
+            return Ok(Arc::clone(cached));
+        }
+        let metadata = Arc::new(osprey_iceberg::read_metadata(store.as_ref(), &file).await?);
+        let mut cache = self.cache();
+        if cache.len() >= CACHED_METADATA_FILES {
+            cache.clear();
+        }
+        cache.insert(file, Arc::clone(&metadata));
+        Ok(metadata)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TableMetadata>>> {
+        self.metadata
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn table(
+        metadata: Arc<TableMetadata>,
+        location: &str,
+        config: &ConfigOptions,
+    ) -> Result<IcebergTable, IcebergError> {
+        IcebergTable::new(
+            metadata,
+            &osprey_iceberg::table_root(location),
+            config.execution.parquet.schema_force_view_types,
+        )
+    }
+}
+
+/// An Iceberg error as a statement error: refused features as not supported, the rest as a
+/// table that cannot be read.
+fn query_error(location: &str, err: IcebergError) -> QueryError {
+    match err {
+        IcebergError::Unsupported(message) => {
+            QueryError::NotSupported(format!("the Iceberg table at {location} uses {message}"))
+        }
+        IcebergError::Invalid(message) => QueryError::InvalidStatement(format!(
+            "cannot read the Iceberg table at {location}: {message}"
+        )),
+    }
+}
+
+#[async_trait::async_trait]
+impl TableFormat for IcebergFormat {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    async fn open(
+        &self,
+        entry: &TableEntry,
+        _files: Vec<DataFile>,
+        config: &ConfigOptions,
+        runtime: &Arc<RuntimeEnv>,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let location = match (&entry.kind, &entry.definition.location) {
+            (TableKind::External, Some(location)) => location,
+            _ => {
+                return Err(DataFusionError::Plan(format!(
+                    "{} is an Iceberg entry without a location",
+                    entry.qualified_name()
+                )));
+            }
+        };
+        let metadata = self.load(runtime, location).await?;
+        Ok(Arc::new(Self::table(metadata, location, config)?))
+    }
+
+    async fn define_external(
+        &self,
+        state: &SessionState,
+        location: &str,
+        cmd: &CreateExternalTable,
+    ) -> Result<TableDefinition, QueryError> {
+        if !cmd.schema.fields().is_empty() {
+            return Err(QueryError::InvalidStatement(
+                "an Iceberg table's columns come from its metadata: leave out the column list"
+                    .to_string(),
+            ));
+        }
+        if !cmd.table_partition_cols.is_empty() {
+            return Err(QueryError::InvalidStatement(
+                "an Iceberg table's partitioning comes from its metadata: leave out PARTITIONED BY"
+                    .to_string(),
+            ));
+        }
+        if let Some(option) = cmd.options.iter().next() {
+            return Err(QueryError::InvalidStatement(format!(
+                "Iceberg tables take no OPTIONS (got {:?})",
+                option.0
+            )));
+        }
+        // A directory keeps no trailing slash: its metadata is found under `metadata/`.
+        let location = location.trim_end_matches('/');
+        let metadata = self
+            .load(state.runtime_env(), location)
+            .await
+            .map_err(|err| query_error(location, err))?;
+        let table = Self::table(metadata, location, state.config_options())
+            .map_err(|err| query_error(location, err))?;
+        Ok(TableDefinition {
+            location: Some(location.to_string()),
+            format: Some(Self::NAME.to_string()),
+            arrow_schema: encode_schema(&table.schema())?,
+            ..TableDefinition::default()
+        })
+    }
+}

@@ -1,0 +1,50 @@
+"""Shared pieces for the Iceberg interoperability tests: an `osprey local` cluster (from the
+client tests' conftest) and a pyiceberg SqlCatalog on SQLite with a local warehouse."""
+
+import importlib.util
+import pathlib
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "osprey_client_conftest", pathlib.Path(__file__).resolve().parents[1] / "python" / "conftest.py")
+client_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(client_conftest)
+PASSWORD = client_conftest.PASSWORD
+
+
+@pytest.fixture(scope="session")
+def osprey(tmp_path_factory):
+    """An `osprey local` with two executors and tiny scan tasks, so Iceberg scans are split
+    across executors (and so travel through the plan codec)."""
+    data_dir = tmp_path_factory.mktemp("osprey-data")
+    with client_conftest.osprey_local("--executors", "2", "--tpch-scale", "0",
+                                      "--data-dir", str(data_dir),
+                                      "--bytes-per-task", "1KiB") as uri:
+        yield uri
+
+
+def connect(uri):
+    return flightsql.connect(uri, db_kwargs={"username": "admin", "password": PASSWORD},
+                             autocommit=True)
+
+
+def run(uri, sql):
+    """The rows of `sql` as a pyarrow table."""
+    with connect(uri) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetch_arrow_table()
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    """A pyiceberg SqlCatalog named `lake` on SQLite, with a `file://` warehouse."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    root = tmp_path_factory.mktemp("iceberg")
+    (root / "warehouse").mkdir()
+    catalog = SqlCatalog("lake", uri=f"sqlite:///{root}/pyiceberg.db",
+                         warehouse=f"file://{root}/warehouse")
+    catalog.create_namespace("db")
+    return catalog
