@@ -174,13 +174,30 @@ pub fn read_manifest(
             let equality_ids = match unwrap_union(field_or_null(file, "equality_ids")) {
                 Value::Array(ids) => ids
                     .iter()
-                    .filter_map(|id| match unwrap_union(id) {
-                        Value::Int(id) => Some(*id),
-                        _ => None,
+                    .map(|id| match unwrap_union(id) {
+                        Value::Int(id) => Ok(*id),
+                        // pyiceberg writes the ids as longs.
+                        Value::Long(id) => i32::try_from(*id).map_err(|_| {
+                            IcebergError::Invalid(format!(
+                                "equality field id {id} in {}",
+                                manifest.path
+                            ))
+                        }),
+                        other => Err(IcebergError::Invalid(format!(
+                            "equality field id {other:?} in {}",
+                            manifest.path
+                        ))),
                     })
-                    .collect(),
+                    .collect::<Result<Vec<i32>, _>>()?,
                 _ => Vec::new(),
             };
+            // With no columns to compare, an equality delete would delete every row.
+            if content == FileContent::EqualityDeletes && equality_ids.is_empty() {
+                return Err(IcebergError::Invalid(format!(
+                    "an equality delete file without equality field ids in {}",
+                    manifest.path
+                )));
+            }
             Ok(ManifestEntry {
                 status,
                 snapshot_id: optional_long(record, "snapshot_id")?,

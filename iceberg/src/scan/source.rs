@@ -79,6 +79,14 @@ impl IcebergSource {
         &self.deletes
     }
 
+    fn has_equality_deletes(&self) -> bool {
+        self.deletes
+            .files
+            .values()
+            .flat_map(|file| &file.deletes)
+            .any(|delete| matches!(delete.kind, super::deletes::DeleteKind::Equality { .. }))
+    }
+
     fn wrap(&self, inner: Arc<dyn FileSource>) -> Arc<dyn FileSource> {
         Arc::new(Self {
             inner,
@@ -217,6 +225,11 @@ impl FileSource for IcebergSource {
         &self,
         projection: &ProjectionExprs,
     ) -> Result<Option<Arc<dyn FileSource>>> {
+        // Equality deletes compare columns the query may not select: the scan reads them and
+        // a projection above drops them, so no projection may narrow the scan itself.
+        if self.has_equality_deletes() {
+            return Ok(None);
+        }
         Ok(self
             .inner
             .try_pushdown_projection(projection)?

@@ -143,15 +143,20 @@ impl IcebergTable {
 
         let parquet = ParquetSource::new(Arc::clone(&self.schema))
             .with_table_parquet_options(state.table_options().parquet.clone());
-        let source = IcebergSource::new(Arc::new(parquet), Arc::new(deletes))
-            .with_name_mapping(self.name_mapping.clone());
-        let config = FileScanConfigBuilder::new(self.location.store_url(), Arc::new(source))
+        // The projection goes into the Parquet source before it is wrapped: the wrapper
+        // refuses to narrow a scan with equality deletes afterwards.
+        let config = FileScanConfigBuilder::new(self.location.store_url(), Arc::new(parquet))
             .with_file_groups(groups)
             .with_projection_indices(Some(read.clone()))?
             .with_limit(if equality_ids.is_empty() { limit } else { None })
             .with_expr_adapter(Some(Arc::new(FieldIdAdapterFactory::new(
                 self.name_mapping.clone(),
             ))))
+            .build();
+        let source = IcebergSource::new(Arc::clone(config.file_source()), Arc::new(deletes))
+            .with_name_mapping(self.name_mapping.clone());
+        let config = FileScanConfigBuilder::from(config)
+            .with_source(Arc::new(source))
             .build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
         if read.len() == wanted.len() {
