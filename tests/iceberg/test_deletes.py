@@ -5,10 +5,12 @@ following the spec); pyiceberg reads the position deletes back as the reference.
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.schema import Schema
+from pyiceberg.table import StaticTable
 from pyiceberg.types import LongType, NestedField, StringType
 
 from conftest import run
-from delete_writer import commit_deletes, data_files, equality_delete_file, position_delete_file
+from delete_writer import (commit_deletes, data_files, deletion_vector_file, equality_delete_file,
+                           position_delete_file, write_v3_with_deletes)
 
 SCHEMA = Schema(
     NestedField(1, "id", LongType(), required=True),
@@ -82,3 +84,24 @@ def test_equality_deletes_drop_equal_rows_written_before_them(osprey, catalog):
         team = "a" if i == 1000 else ["a", "b", "c"][i % 3]
         teams[team] = teams.get(team, 0) + 1
     assert [(row["team"], row["n"]) for row in got] == sorted(teams.items())
+
+
+def test_deletion_vectors_skip_their_rows(osprey, catalog):
+    table = catalog.create_table("db.vectors", schema=SCHEMA, properties={"format-version": "2"})
+    table.append(batch(table, range(0, 50)))
+    table.append(batch(table, range(50, 100)))
+    table = catalog.load_table("db.vectors")
+    counts = data_files(table)
+    first = sorted(counts)[0]
+    positions = [1, 2, 10, 49]
+    location = write_v3_with_deletes(
+        table, [deletion_vector_file(table, first, counts[first], positions)])
+    v3 = StaticTable.from_metadata(location)
+    assert v3.format_version == 3
+    gone = {ids_in(first)[pos] for pos in positions}
+    expected = sorted(row["id"] for row in v3.scan().to_arrow().to_pylist())
+    assert len(expected) == 100 - len(gone) and not gone & set(expected)
+    run(osprey, "CREATE SCHEMA IF NOT EXISTS lake")
+    run(osprey, "CREATE EXTERNAL TABLE lake.vectors STORED AS ICEBERG "
+                f"LOCATION '{location.removeprefix('file://')}'")
+    assert osprey_ids(osprey, "SELECT id FROM lake.vectors") == expected
