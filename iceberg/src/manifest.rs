@@ -26,6 +26,25 @@ pub struct ManifestFile {
     pub min_sequence_number: i64,
     /// The snapshot that added it.
     pub added_snapshot_id: i64,
+    /// Files and rows it adds, keeps and removes, when the writer counted them.
+    pub counts: ManifestCounts,
+}
+
+/// The file and row counts of a manifest list entry (each optional in v1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ManifestCounts {
+    /// Files added by the manifest's snapshot.
+    pub added_files: Option<i64>,
+    /// Files kept from earlier snapshots.
+    pub existing_files: Option<i64>,
+    /// Files removed by the manifest's snapshot.
+    pub deleted_files: Option<i64>,
+    /// Rows in the added files.
+    pub added_rows: Option<i64>,
+    /// Rows in the existing files.
+    pub existing_rows: Option<i64>,
+    /// Rows in the removed files.
+    pub deleted_rows: Option<i64>,
 }
 
 /// What a manifest lists.
@@ -122,6 +141,17 @@ pub fn read_manifest_list(bytes: &[u8]) -> Result<Vec<ManifestFile>, IcebergErro
                 min_sequence_number: optional_long(record, "min_sequence_number")?
                     .unwrap_or(sequence_number),
                 added_snapshot_id: long(record, "added_snapshot_id")?,
+                counts: ManifestCounts {
+                    added_files: optional_long(record, "added_files_count")?
+                        .or(optional_long(record, "added_data_files_count")?),
+                    existing_files: optional_long(record, "existing_files_count")?
+                        .or(optional_long(record, "existing_data_files_count")?),
+                    deleted_files: optional_long(record, "deleted_files_count")?
+                        .or(optional_long(record, "deleted_data_files_count")?),
+                    added_rows: optional_long(record, "added_rows_count")?,
+                    existing_rows: optional_long(record, "existing_rows_count")?,
+                    deleted_rows: optional_long(record, "deleted_rows_count")?,
+                },
             })
         })
         .collect()
@@ -376,6 +406,7 @@ mod tests {
             sequence_number: 1,
             min_sequence_number: 1,
             added_snapshot_id: 1,
+            counts: ManifestCounts::default(),
         };
         let err = read_manifest(b"not avro", &manifest).unwrap_err();
         assert!(err.to_string().contains("/t/metadata/broken.avro"), "{err}");

@@ -39,6 +39,8 @@ pub struct TableMetadata {
     pub snapshots: Vec<Snapshot>,
     /// Branches and tags, by name (`main` included when the table has a snapshot).
     pub refs: BTreeMap<String, SnapshotRef>,
+    /// When each snapshot became current, oldest first: `(timestamp ms, snapshot id)`.
+    pub snapshot_log: Vec<(i64, i64)>,
 }
 
 /// One snapshot: the table's state after one commit.
@@ -251,6 +253,20 @@ impl TableMetadata {
                 kind: SnapshotRefKind::Branch,
             });
         }
+        let snapshot_log = object
+            .get("snapshot-log")
+            .and_then(Value::as_array)
+            .map(|log| {
+                log.iter()
+                    .filter_map(|entry| {
+                        Some((
+                            entry.get("timestamp-ms")?.as_i64()?,
+                            entry.get("snapshot-id")?.as_i64()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(TableMetadata {
             format_version: version as u8,
             table_uuid,
@@ -265,6 +281,7 @@ impl TableMetadata {
             current_snapshot_id,
             snapshots,
             refs,
+            snapshot_log,
         })
     }
 

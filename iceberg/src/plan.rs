@@ -57,15 +57,7 @@ pub async fn snapshot_files(
     snapshot: &Snapshot,
     path_of: impl Fn(&str) -> Result<Path, IcebergError>,
 ) -> Result<SnapshotFiles, IcebergError> {
-    let manifests: Vec<ManifestFile> = match &snapshot.manifest_list {
-        Some(list) => read_manifest_list(&read(store, &path_of(list)?, list).await?)?,
-        None if snapshot.manifests.is_empty() => Vec::new(),
-        None => {
-            return Err(IcebergError::Unsupported(
-                "v1 snapshots that list manifests without a manifest list".into(),
-            ));
-        }
-    };
+    let manifests = snapshot_manifests(store, snapshot, &path_of).await?;
     let entries: Vec<Vec<LiveFile>> =
         futures::stream::iter(manifests.into_iter().map(|manifest| {
             let path = path_of(&manifest.path);
@@ -103,6 +95,21 @@ pub async fn snapshot_files(
         .deletes
         .sort_by(|a, b| a.file.file_path.cmp(&b.file.file_path));
     Ok(files)
+}
+
+/// The manifests of `snapshot`, from its manifest list.
+pub async fn snapshot_manifests(
+    store: &dyn ObjectStore,
+    snapshot: &Snapshot,
+    path_of: impl Fn(&str) -> Result<Path, IcebergError>,
+) -> Result<Vec<ManifestFile>, IcebergError> {
+    match &snapshot.manifest_list {
+        Some(list) => read_manifest_list(&read(store, &path_of(list)?, list).await?),
+        None if snapshot.manifests.is_empty() => Ok(Vec::new()),
+        None => Err(IcebergError::Unsupported(
+            "v1 snapshots that list manifests without a manifest list".into(),
+        )),
+    }
 }
 
 async fn read(store: &dyn ObjectStore, path: &Path, shown: &str) -> Result<Vec<u8>, IcebergError> {

@@ -259,3 +259,43 @@ def test_bad_metadata_is_a_clear_error(osprey, tmp_path):
     with pytest.raises(adbc_driver_manager.Error) as error:
         run(osprey, f"CREATE EXTERNAL TABLE lake_none STORED AS ICEBERG LOCATION '{empty}'")
     assert "no Iceberg metadata file" in str(error.value)
+
+
+def test_metadata_tables_match_pyicebergs(osprey, catalog):
+    table = catalog.create_table("db.inspected", schema=EVENTS)
+    table.append(pa.Table.from_pylist([event(i) for i in range(10)],
+                                      schema=table.schema().as_arrow()))
+    table.append(pa.Table.from_pylist([event(i) for i in range(10, 15)],
+                                      schema=table.schema().as_arrow()))
+    table.delete("id < 3")
+    table = catalog.load_table("db.inspected")
+    register(osprey, "inspected", table_dir(table))
+
+    def pairs(arrow, *columns):
+        return sorted(tuple(row[c] for c in columns) for row in arrow.to_pylist())
+
+    snapshots = run(osprey, 'SELECT * FROM lake."inspected$snapshots"')
+    assert snapshots.schema.names == ["committed_at", "snapshot_id", "parent_id", "operation",
+                                      "manifest_list", "summary"]
+    columns = ("snapshot_id", "parent_id", "operation", "manifest_list")
+    assert pairs(snapshots, *columns) == pairs(table.inspect.snapshots(), *columns)
+    ours = {r["snapshot_id"]: dict(r["summary"]) for r in snapshots.to_pylist()}
+    theirs = {r["snapshot_id"]: dict(r["summary"]) for r in
+              table.inspect.snapshots().to_pylist()}
+    assert ours == theirs
+    history = ("snapshot_id", "parent_id", "is_current_ancestor")
+    assert pairs(run(osprey, 'SELECT * FROM lake."inspected$history"'), *history) == \
+        pairs(table.inspect.history(), *history)
+    refs = ("name", "type", "snapshot_id")
+    assert pairs(run(osprey, 'SELECT * FROM lake."inspected$refs"'), *refs) == \
+        pairs(table.inspect.refs(), *refs)
+    files = ("content", "file_path", "record_count", "file_size_in_bytes")
+    assert pairs(run(osprey, 'SELECT * FROM lake."inspected$files"'), *files) == \
+        pairs(table.inspect.files(), *files)
+    manifests = ("path", "length", "added_data_files_count", "existing_data_files_count",
+                 "deleted_data_files_count")
+    assert pairs(run(osprey, 'SELECT * FROM lake."inspected$manifests"'), *manifests) == \
+        pairs(table.inspect.manifests(), *manifests)
+    with pytest.raises(Exception) as error:
+        run(osprey, 'SELECT * FROM lake."inspected$nothing"')
+    assert "$snapshots" in str(error.value)

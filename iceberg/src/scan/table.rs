@@ -74,6 +74,11 @@ impl IcebergTable {
         &self.metadata
     }
 
+    /// Where the table's files are.
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
     /// The snapshot a scan reads.
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()

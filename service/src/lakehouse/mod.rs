@@ -110,7 +110,7 @@ impl Lakehouse {
     /// Opens `schema.name` with its format, if it exists.
     async fn provider(&self, schema: &str, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some((entry, files)) = self.catalog.table_with_files(schema, name) else {
-            return Ok(None);
+            return self.metadata_table(schema, name).await;
         };
         let format = self
             .formats
@@ -127,6 +127,29 @@ impl Lakehouse {
                     crate::error_text::plain_message(&err)
                 ))
             })
+    }
+}
+
+impl Lakehouse {
+    /// `"<table>$<name>"`: a metadata table of `schema.<table>`, when its format has them.
+    async fn metadata_table(
+        &self,
+        schema: &str,
+        name: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some((table, kind)) = name.rsplit_once('$') else {
+            return Ok(None);
+        };
+        let Some(entry) = self.catalog.table(schema, table) else {
+            return Ok(None);
+        };
+        let format = self
+            .formats
+            .of(&entry)
+            .map_err(|err| DataFusionError::Plan(err.to_string()))?;
+        format
+            .metadata_table(&entry, kind, &self.config, &self.runtime)
+            .await
     }
 }
 

@@ -9,6 +9,9 @@
 //! A table registered by its directory reads the newest metadata there at each query, so
 //! commits by other engines show at the next query; one registered by a metadata file stays at
 //! that version. Metadata files never change once written, so they are cached by location.
+//!
+//! Its metadata reads as tables, as in Trino: `SELECT * FROM "t$snapshots"` (also `$history`,
+//! `$refs`, `$manifests` and `$files`).
 
 use super::TableFormat;
 use crate::error::QueryError;
@@ -21,7 +24,7 @@ use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::CreateExternalTable;
 use osprey_catalog::{DataFile, TableDefinition, TableEntry, TableKind};
-use osprey_iceberg::{IcebergError, IcebergTable, StoreLocation, TableMetadata};
+use osprey_iceberg::{IcebergError, IcebergTable, MetadataTable, StoreLocation, TableMetadata};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -119,6 +122,29 @@ impl TableFormat for IcebergFormat {
         };
         let metadata = self.load(runtime, location).await?;
         Ok(Arc::new(Self::table(metadata, location, config)?))
+    }
+
+    async fn metadata_table(
+        &self,
+        entry: &TableEntry,
+        name: &str,
+        config: &ConfigOptions,
+        runtime: &Arc<RuntimeEnv>,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(kind) = MetadataTable::parse(name) else {
+            return Err(DataFusionError::Plan(format!(
+                "{} has no metadata table ${name}: Iceberg tables have {}",
+                entry.qualified_name(),
+                MetadataTable::NAMES.map(|n| format!("${n}")).join(", ")
+            )));
+        };
+        let Some(location) = &entry.definition.location else {
+            return Ok(None);
+        };
+        let metadata = self.load(runtime, location).await?;
+        let table = Self::table(metadata, location, config)?;
+        let store = runtime.object_store(table.location().store_url())?;
+        Ok(Some(Arc::new(kind.read(&table, store.as_ref()).await?)))
     }
 
     async fn define_external(

@@ -49,6 +49,20 @@ pub trait TableFormat: std::fmt::Debug + Send + Sync {
         runtime: &Arc<RuntimeEnv>,
     ) -> Result<Arc<dyn TableProvider>>;
 
+    /// The metadata table `"<table>$<name>"` of `entry` (Iceberg's `$snapshots`, ...):
+    /// `None` when the format has no metadata tables; an error naming the ones it has when
+    /// `name` is not one of them.
+    async fn metadata_table(
+        &self,
+        entry: &TableEntry,
+        name: &str,
+        config: &ConfigOptions,
+        runtime: &Arc<RuntimeEnv>,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let _ = (entry, name, config, runtime);
+        Ok(None)
+    }
+
     /// `CREATE EXTERNAL TABLE ... STORED AS <name> LOCATION '...'`: the definition of a table
     /// over data the user owns at `location` (already checked against the user's grants),
     /// reading the location where the columns must be inferred.
