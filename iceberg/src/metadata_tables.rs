@@ -82,7 +82,11 @@ fn snapshots(table: &IcebergTable) -> Result<RecordBatch> {
     let mut summary = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
     for snapshot in &metadata.snapshots {
         // The operation has a column of its own.
-        for (key, value) in snapshot.summary.iter().filter(|(key, _)| *key != "operation") {
+        for (key, value) in snapshot
+            .summary
+            .iter()
+            .filter(|(key, _)| *key != "operation")
+        {
             summary.keys().append_value(key);
             summary.values().append_value(value);
         }

@@ -52,6 +52,7 @@ mod sql_types;
 mod statement;
 mod statement_stats;
 mod system_tables;
+mod time_travel;
 mod tpch;
 mod units;
 mod users;

@@ -64,8 +64,10 @@ pub(crate) fn parse_statement(
         return Ok(ParsedStatement::Location(statement));
     }
     let nesting = token_nesting(&significant);
+    let tokens = crate::time_travel::rewrite(tokens)?;
     let mut statement = parse_sql_tokens(state, dialect.as_ref(), tokens, nesting)
         .map_err(|err| located_at_end(err, sql))?;
+    crate::time_travel::refuse_parsed_versions(&statement)?;
     number_placeholders(&mut statement);
     Ok(ParsedStatement::Sql(Box::new(statement)))
 }

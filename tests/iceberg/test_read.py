@@ -299,3 +299,60 @@ def test_metadata_tables_match_pyicebergs(osprey, catalog):
     with pytest.raises(Exception) as error:
         run(osprey, 'SELECT * FROM lake."inspected$nothing"')
     assert "$snapshots" in str(error.value)
+
+
+def test_time_travel_by_snapshot_ref_and_timestamp(osprey, catalog):
+    import time
+
+    table = catalog.create_table("db.travel", schema=EVENTS)
+    table.append(pa.Table.from_pylist([event(i) for i in range(5)],
+                                      schema=table.schema().as_arrow()))
+    first = catalog.load_table("db.travel").current_snapshot()
+    time.sleep(0.05)
+    with table.update_schema() as update:
+        update.add_column("note", StringType())
+    table = catalog.load_table("db.travel")
+    later = [dict(event(i), note="new") for i in range(5, 8)]
+    table.append(pa.Table.from_pylist(later, schema=table.schema().as_arrow()))
+    table = catalog.load_table("db.travel")
+    table.manage_snapshots().create_tag(first.snapshot_id, "launch").commit()
+    register(osprey, "travel", table_dir(table))
+
+    then = table.scan(snapshot_id=first.snapshot_id).to_arrow()
+    by_id = run(osprey, f"SELECT * FROM lake.travel FOR VERSION AS OF {first.snapshot_id}")
+    # An old snapshot reads with the schema it was written with.
+    assert by_id.schema.names == then.schema.names
+    assert rows(by_id) == rows(then)
+    by_tag = run(osprey, "SELECT * FROM lake.travel FOR VERSION AS OF 'launch'")
+    assert rows(by_tag) == rows(then)
+    at = datetime.datetime.fromtimestamp(first.timestamp_ms / 1000, UTC)
+    by_time = run(osprey, "SELECT count(*) AS n FROM lake.travel FOR TIMESTAMP AS OF "
+                          f"TIMESTAMP '{at:%Y-%m-%d %H:%M:%S.%f} UTC'")
+    assert by_time.to_pylist() == [{"n": 5}]
+    assert run(osprey, "SELECT count(*) AS n FROM lake.travel").to_pylist() == [{"n": 8}]
+    # Joined with the present, in one query.
+    joined = run(osprey, "SELECT count(*) AS n FROM lake.travel t JOIN lake.travel "
+                         f"FOR VERSION AS OF {first.snapshot_id} o ON t.id = o.id")
+    assert joined.to_pylist() == [{"n": 5}]
+    for sql, message in [
+        ("SELECT * FROM lake.travel FOR VERSION AS OF 1", "no snapshot 1"),
+        ("SELECT * FROM lake.travel FOR VERSION AS OF 'nope'", "no branch or tag"),
+        ("SELECT * FROM lake.travel FOR TIMESTAMP AS OF TIMESTAMP '2000-01-01 00:00:00 UTC'",
+         "no snapshot was current"),
+    ]:
+        with pytest.raises(Exception) as error:
+            run(osprey, sql)
+        assert message in str(error.value), sql
+
+
+def test_time_travel_on_a_table_without_versions_is_refused(osprey, tmp_path):
+    import pyarrow.parquet as pq
+
+    (tmp_path / "plain").mkdir()
+    pq.write_table(pa.table({"id": [1, 2]}), tmp_path / "plain" / "part-0.parquet")
+    run(osprey, "CREATE SCHEMA IF NOT EXISTS lake")
+    run(osprey, f"CREATE EXTERNAL TABLE lake.plain STORED AS PARQUET "
+                f"LOCATION '{tmp_path / 'plain'}/'")
+    with pytest.raises(Exception) as error:
+        run(osprey, "SELECT * FROM lake.plain FOR VERSION AS OF 1")
+    assert "only Iceberg tables keep versions" in str(error.value)

@@ -38,6 +38,8 @@ pub struct IcebergTable {
     schema: SchemaRef,
     location: StoreLocation,
     name_mapping: Option<Arc<NameMapping>>,
+    /// Whether strings and binaries read as Arrow's view types.
+    view_types: bool,
 }
 
 impl IcebergTable {
@@ -66,7 +68,68 @@ impl IcebergTable {
             schema,
             location,
             name_mapping,
+            view_types,
         })
+    }
+
+    /// The table as of snapshot `id`, read with the schema that snapshot was written with.
+    pub fn at_snapshot(mut self, id: i64) -> Result<Self, IcebergError> {
+        let snapshot = self.metadata.snapshot(id).cloned().ok_or_else(|| {
+            IcebergError::Invalid(format!(
+                "no snapshot {id}: the table's snapshots are listed in its $snapshots table"
+            ))
+        })?;
+        if let Some(schema) = snapshot.schema_id.and_then(|id| self.metadata.schema(id)) {
+            self.schema = Arc::new(table_schema(&schema.to_arrow(), self.view_types));
+        }
+        self.snapshot = Some(snapshot);
+        Ok(self)
+    }
+
+    /// The table as of the branch or tag `name`.
+    pub fn at_ref(self, name: &str) -> Result<Self, IcebergError> {
+        let id = self
+            .metadata
+            .refs
+            .get(name)
+            .map(|r| r.snapshot_id)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.metadata.refs.keys().map(String::as_str).collect();
+                IcebergError::Invalid(format!(
+                    "no branch or tag {name:?} (the table has {})",
+                    known.join(", ")
+                ))
+            })?;
+        self.at_snapshot(id)
+    }
+
+    /// The table as it was at `ms` (since the epoch): the snapshot that was current then,
+    /// from the table's snapshot log.
+    pub fn as_of(self, ms: i64) -> Result<Self, IcebergError> {
+        let log: Vec<(i64, i64)> = if self.metadata.snapshot_log.is_empty() {
+            let mut log: Vec<(i64, i64)> = self
+                .metadata
+                .snapshots
+                .iter()
+                .map(|s| (s.timestamp_ms, s.snapshot_id))
+                .collect();
+            log.sort();
+            log
+        } else {
+            self.metadata.snapshot_log.clone()
+        };
+        let id = log
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= ms)
+            .map(|(_, id)| *id)
+            .ok_or_else(|| {
+                IcebergError::Invalid(format!(
+                    "no snapshot was current at {ms} ms since the epoch: the table's first \
+                     snapshot is later (see its $history table)"
+                ))
+            })?;
+        self.at_snapshot(id)
     }
 
     /// The table's metadata.

@@ -131,7 +131,8 @@ impl Lakehouse {
 }
 
 impl Lakehouse {
-    /// `"<table>$<name>"`: a metadata table of `schema.<table>`, when its format has them.
+    /// `"<table>$<name>"`: a metadata table (`$snapshots`) or a version (`$version=<id>`,
+    /// written by [`crate::time_travel`]) of `schema.<table>`, when its format has them.
     async fn metadata_table(
         &self,
         schema: &str,
@@ -147,9 +148,19 @@ impl Lakehouse {
             .formats
             .of(&entry)
             .map_err(|err| DataFusionError::Plan(err.to_string()))?;
-        format
+        let table = format
             .metadata_table(&entry, kind, &self.config, &self.runtime)
-            .await
+            .await?;
+        // A version clause is never dropped: a format without versions refuses it.
+        if table.is_none() && crate::time_travel::TableVersion::from_suffix(kind).is_some() {
+            return Err(DataFusionError::NotImplemented(format!(
+                "time travel (FOR VERSION | TIMESTAMP AS OF) on {}, which is stored as {}: \
+                 only Iceberg tables keep versions",
+                entry.qualified_name(),
+                format.name().to_uppercase()
+            )));
+        }
+        Ok(table)
     }
 }
 

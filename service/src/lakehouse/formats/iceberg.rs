@@ -11,11 +11,13 @@
 //! that version. Metadata files never change once written, so they are cached by location.
 //!
 //! Its metadata reads as tables, as in Trino: `SELECT * FROM "t$snapshots"` (also `$history`,
-//! `$refs`, `$manifests` and `$files`).
+//! `$refs`, `$manifests` and `$files`); its earlier versions with `FOR VERSION AS OF` and
+//! `FOR TIMESTAMP AS OF` ([`crate::time_travel`]).
 
 use super::TableFormat;
 use crate::error::QueryError;
 use crate::lakehouse::tables::encode_schema;
+use crate::time_travel::TableVersion;
 use datafusion::catalog::TableProvider;
 use datafusion::common::DataFusionError;
 use datafusion::common::config::ConfigOptions;
@@ -131,6 +133,26 @@ impl TableFormat for IcebergFormat {
         config: &ConfigOptions,
         runtime: &Arc<RuntimeEnv>,
     ) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(version) = TableVersion::from_suffix(name) {
+            let Some(location) = &entry.definition.location else {
+                return Ok(None);
+            };
+            let metadata = self.load(runtime, location).await?;
+            let table = Self::table(metadata, location, config)?;
+            let table = match version {
+                TableVersion::Snapshot(id) => table.at_snapshot(id),
+                TableVersion::Ref(name) => table.at_ref(&name),
+                TableVersion::AsOfTime(ms) => table.as_of(ms),
+            }
+            .map_err(|err| {
+                DataFusionError::Plan(format!(
+                    "{}: {}",
+                    entry.qualified_name(),
+                    crate::error_text::plain_message(&err.into())
+                ))
+            })?;
+            return Ok(Some(Arc::new(table)));
+        }
         let Some(kind) = MetadataTable::parse(name) else {
             return Err(DataFusionError::Plan(format!(
                 "{} has no metadata table ${name}: Iceberg tables have {}",
