@@ -302,7 +302,8 @@ pub(crate) fn decode_vector(blob: &[u8]) -> Result<RoaringTreemap, String> {
         .map_err(|err| format!("an unreadable deletion vector: {err}"))
 }
 
-/// Encodes `positions` as a `deletion-vector-v1` blob (the inverse of [`decode_vector`]).
+/// Encodes `positions` as a `deletion-vector-v1` blob: its length (4 bytes, big-endian), the
+/// magic, the portable 64-bit roaring bitmap and the CRC-32 of magic and bitmap.
 pub fn encode_vector(positions: &RoaringTreemap) -> Vec<u8> {
     let mut body = VECTOR_MAGIC.to_vec();
     positions
