@@ -242,6 +242,12 @@ def test_commits_by_another_writer_show_at_the_next_query(osprey, catalog):
     assert run(osprey, "SELECT count(*) AS n FROM lake.moving").to_pylist() == [{"n": 2}]
     # Registered by its metadata file, a table stays at that version.
     assert run(osprey, "SELECT count(*) AS n FROM lake.moving_v1").to_pylist() == [{"n": 1}]
+    # SHOW CREATE TABLE gives the statement that registers it again.
+    shown = run(osprey, "SHOW CREATE TABLE lake.moving").to_pylist()[0]["definition"]
+    assert "STORED AS ICEBERG" in shown and "(" not in shown, shown
+    run(osprey, "DROP TABLE lake.moving")
+    run(osprey, shown)
+    assert run(osprey, "SELECT count(*) AS n FROM lake.moving").to_pylist() == [{"n": 2}]
 
 
 def test_bad_metadata_is_a_clear_error(osprey, tmp_path):

@@ -40,6 +40,8 @@ pub struct IcebergTable {
     name_mapping: Option<Arc<NameMapping>>,
     /// Whether strings and binaries read as Arrow's view types.
     view_types: bool,
+    /// The statement that registered the table, for `SHOW CREATE TABLE`.
+    definition: Option<String>,
 }
 
 impl IcebergTable {
@@ -69,6 +71,7 @@ impl IcebergTable {
             location,
             name_mapping,
             view_types,
+            definition: None,
         })
     }
 
@@ -135,6 +138,12 @@ impl IcebergTable {
     /// The table's metadata.
     pub fn metadata(&self) -> &Arc<TableMetadata> {
         &self.metadata
+    }
+
+    /// This table with the statement that registered it (what `SHOW CREATE TABLE` shows).
+    pub fn with_definition(mut self, definition: String) -> Self {
+        self.definition = Some(definition);
+        self
     }
 
     /// Where the table's files are.
@@ -344,6 +353,10 @@ impl TableProvider for IcebergTable {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        self.definition.as_deref()
     }
 
     fn supports_filters_pushdown(

@@ -411,6 +411,13 @@ pub fn show_create(entry: &TableEntry) -> String {
                 .join(",\n")
         })
         .unwrap_or_default();
+    // An Iceberg table's columns come from its metadata: its statement has none.
+    if definition.format.as_deref() == Some("iceberg") {
+        return format!(
+            "CREATE EXTERNAL TABLE {name}\nSTORED AS ICEBERG\nLOCATION {}",
+            quote(definition.location.as_deref().unwrap_or_default())
+        );
+    }
     match entry.kind {
         TableKind::Managed => format!("CREATE TABLE {name} (\n{columns}\n)"),
         _ => {

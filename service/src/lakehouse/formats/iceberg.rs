@@ -16,7 +16,7 @@
 
 use super::TableFormat;
 use crate::error::QueryError;
-use crate::lakehouse::tables::encode_schema;
+use crate::lakehouse::tables::{encode_schema, show_create};
 use crate::time_travel::TableVersion;
 use datafusion::catalog::TableProvider;
 use datafusion::common::DataFusionError;
@@ -123,7 +123,9 @@ impl TableFormat for IcebergFormat {
             }
         };
         let metadata = self.load(runtime, location).await?;
-        Ok(Arc::new(Self::table(metadata, location, config)?))
+        Ok(Arc::new(
+            Self::table(metadata, location, config)?.with_definition(show_create(entry)),
+        ))
     }
 
     async fn metadata_table(
