@@ -11,3 +11,10 @@ pub enum IcebergError {
     #[error("not supported yet: {0}")]
     Unsupported(String),
 }
+
+/// Iceberg errors inside DataFusion (scans, table providers) keep their message and kind.
+impl From<IcebergError> for datafusion::common::DataFusionError {
+    fn from(err: IcebergError) -> Self {
+        datafusion::common::DataFusionError::External(Box::new(err))
+    }
+}

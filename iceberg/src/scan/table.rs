@@ -339,12 +339,6 @@ impl IcebergTable {
     }
 }
 
-impl From<IcebergError> for DataFusionError {
-    fn from(err: IcebergError) -> Self {
-        DataFusionError::External(Box::new(err))
-    }
-}
-
 #[async_trait]
 impl TableProvider for IcebergTable {
     fn schema(&self) -> SchemaRef {
