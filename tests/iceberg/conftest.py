@@ -37,6 +37,17 @@ def run(uri, sql):
         return cur.fetch_arrow_table()
 
 
+def table_dir(table):
+    """A pyiceberg table's directory, as a local path."""
+    return table.location().removeprefix("file://")
+
+
+def register(uri, name, location):
+    """Registers the Iceberg table at `location` as lake.NAME."""
+    run(uri, "CREATE SCHEMA IF NOT EXISTS lake")
+    run(uri, f"CREATE EXTERNAL TABLE lake.{name} STORED AS ICEBERG LOCATION '{location}'")
+
+
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     """A pyiceberg SqlCatalog named `lake` on SQLite, with a `file://` warehouse."""

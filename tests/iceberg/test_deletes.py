@@ -8,7 +8,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import StaticTable
 from pyiceberg.types import LongType, NestedField, StringType
 
-from conftest import run
+from conftest import register, run, table_dir
 from delete_writer import (commit_deletes, data_files, deletion_vector_file, equality_delete_file,
                            position_delete_file, write_v3_with_deletes)
 
@@ -45,9 +45,7 @@ def test_position_deletes_skip_their_rows(osprey, catalog):
 
     expected = sorted(row["id"] for row in table.scan().to_arrow().to_pylist())
     assert len(expected) == 90 - len(gone) and not gone & set(expected)
-    run(osprey, "CREATE SCHEMA IF NOT EXISTS lake")
-    run(osprey, "CREATE EXTERNAL TABLE lake.positions STORED AS ICEBERG "
-                f"LOCATION '{table.location().removeprefix('file://')}'")
+    register(osprey, "positions", table_dir(table))
     assert osprey_ids(osprey, "SELECT id FROM lake.positions") == expected
     assert run(osprey, "SELECT count(*) AS n FROM lake.positions").to_pylist() == [
         {"n": len(expected)}]
@@ -70,9 +68,7 @@ def test_equality_deletes_drop_equal_rows_written_before_them(osprey, catalog):
                                       schema=table.schema().as_arrow()))
     # id 7 is team b (7 % 3 == 1): deleted; id 8 is team c, not x: kept.
     expected = sorted(set(range(40)) - {3, 25, 7} | {1000})
-    run(osprey, "CREATE SCHEMA IF NOT EXISTS lake")
-    run(osprey, "CREATE EXTERNAL TABLE lake.equality STORED AS ICEBERG "
-                f"LOCATION '{table.location().removeprefix('file://')}'")
+    register(osprey, "equality", table_dir(table))
     assert osprey_ids(osprey, "SELECT id FROM lake.equality") == expected
     assert osprey_ids(osprey, "SELECT * FROM lake.equality") == expected
     assert run(osprey, "SELECT count(*) AS n FROM lake.equality").to_pylist() == [
@@ -101,7 +97,5 @@ def test_deletion_vectors_skip_their_rows(osprey, catalog):
     gone = {ids_in(first)[pos] for pos in positions}
     expected = sorted(row["id"] for row in v3.scan().to_arrow().to_pylist())
     assert len(expected) == 100 - len(gone) and not gone & set(expected)
-    run(osprey, "CREATE SCHEMA IF NOT EXISTS lake")
-    run(osprey, "CREATE EXTERNAL TABLE lake.vectors STORED AS ICEBERG "
-                f"LOCATION '{location.removeprefix('file://')}'")
+    register(osprey, "vectors", location.removeprefix("file://"))
     assert osprey_ids(osprey, "SELECT id FROM lake.vectors") == expected

@@ -22,7 +22,7 @@ from pyiceberg.types import (BinaryType, BooleanType, DateType, DecimalType, Dou
                              NestedField, StringType, StructType, TimestampType,
                              TimestamptzType, TimeType, UUIDType)
 
-from conftest import run
+from conftest import register, run, table_dir
 
 UTC = datetime.timezone.utc
 
@@ -43,15 +43,6 @@ def plain(value):
 def rows(table: pa.Table, key="id"):
     """`table`'s rows as plain dicts, ordered by `key`."""
     return [plain(row) for row in sorted(table.to_pylist(), key=lambda row: row[key])]
-
-
-def register(uri, name, location):
-    run(uri, "CREATE SCHEMA IF NOT EXISTS lake")
-    run(uri, f"CREATE EXTERNAL TABLE lake.{name} STORED AS ICEBERG LOCATION '{location}'")
-
-
-def table_dir(table):
-    return table.location().removeprefix("file://")
 
 
 def assert_same(uri, table, name, key="id"):

@@ -74,6 +74,26 @@ impl IcebergFormat {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The current state of the Iceberg table `entry` registers.
+    async fn open_table(
+        &self,
+        entry: &TableEntry,
+        config: &ConfigOptions,
+        runtime: &RuntimeEnv,
+    ) -> Result<IcebergTable> {
+        let location = match (&entry.kind, &entry.definition.location) {
+            (TableKind::External, Some(location)) => location,
+            _ => {
+                return Err(DataFusionError::Plan(format!(
+                    "{} is an Iceberg entry without a location",
+                    entry.qualified_name()
+                )));
+            }
+        };
+        let metadata = self.load(runtime, location).await?;
+        Ok(Self::table(metadata, location, config)?)
+    }
+
     fn table(
         metadata: Arc<TableMetadata>,
         location: &str,
@@ -113,18 +133,10 @@ impl TableFormat for IcebergFormat {
         config: &ConfigOptions,
         runtime: &Arc<RuntimeEnv>,
     ) -> Result<Arc<dyn TableProvider>> {
-        let location = match (&entry.kind, &entry.definition.location) {
-            (TableKind::External, Some(location)) => location,
-            _ => {
-                return Err(DataFusionError::Plan(format!(
-                    "{} is an Iceberg entry without a location",
-                    entry.qualified_name()
-                )));
-            }
-        };
-        let metadata = self.load(runtime, location).await?;
         Ok(Arc::new(
-            Self::table(metadata, location, config)?.with_definition(show_create(entry)),
+            self.open_table(entry, config, runtime)
+                .await?
+                .with_definition(show_create(entry)),
         ))
     }
 
@@ -136,11 +148,7 @@ impl TableFormat for IcebergFormat {
         runtime: &Arc<RuntimeEnv>,
     ) -> Result<Option<Arc<dyn TableProvider>>> {
         if let Some(version) = TableVersion::from_suffix(name) {
-            let Some(location) = &entry.definition.location else {
-                return Ok(None);
-            };
-            let metadata = self.load(runtime, location).await?;
-            let table = Self::table(metadata, location, config)?;
+            let table = self.open_table(entry, config, runtime).await?;
             let table = match version {
                 TableVersion::Snapshot(id) => table.at_snapshot(id),
                 TableVersion::Ref(name) => table.at_ref(&name),
@@ -162,11 +170,7 @@ impl TableFormat for IcebergFormat {
                 MetadataTable::NAMES.map(|n| format!("${n}")).join(", ")
             )));
         };
-        let Some(location) = &entry.definition.location else {
-            return Ok(None);
-        };
-        let metadata = self.load(runtime, location).await?;
-        let table = Self::table(metadata, location, config)?;
+        let table = self.open_table(entry, config, runtime).await?;
         let store = runtime.object_store(table.location().store_url())?;
         Ok(Some(Arc::new(kind.read(&table, store.as_ref()).await?)))
     }
