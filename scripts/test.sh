@@ -29,7 +29,9 @@ if [ ! -x "$iceberg_venv/bin/python" ]; then
   python3 -m venv "$iceberg_venv"
 fi
 "$iceberg_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/iceberg/requirements.txt
-OSPREY_BIN="$CARGO_TARGET_DIR/debug/osprey" "$iceberg_venv/bin/python" -m pytest -q tests/iceberg
+# Attached SQL catalogs are tested on SQLite and on a throwaway PostgreSQL server.
+OSPREY_BIN="$CARGO_TARGET_DIR/debug/osprey" scripts/with-postgres.sh \
+  "$iceberg_venv/bin/python" -m pytest -q tests/iceberg
 
 # Keep the benchmark harness from rotting: a seconds-long run (TPC-H SF0.01, two queries,
 # Osprey checked against DataFusion, short latency and exchange runs). Figures are not judged.

@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod attached;
 mod entries;
 mod error;
 mod history;
@@ -35,6 +36,7 @@ mod users;
 mod workgroups;
 mod writes;
 
+pub use attached::AttachedCatalogRecord;
 pub use entries::{CatalogContents, DataFile, SchemaEntry, TableDefinition, TableEntry, TableKind};
 pub use error::CatalogError;
 pub use history::{HistoryCursor, QueryRecord, QueryState};

@@ -70,6 +70,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../migrations/0007_user_ids.sql")),
                 false,
             ),
+            Migration::new(
+                8,
+                Cow::Borrowed("attached catalogs"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0008_attached_catalogs.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }

@@ -30,6 +30,9 @@ pub struct FileConfig {
     /// `[[locations]]`: storage prefixes granted to users who are not admins.
     #[serde(default)]
     pub locations: Vec<LocationEntry>,
+    /// `[[catalogs]]`: Iceberg catalogs attached for the life of the process.
+    #[serde(default)]
+    pub catalogs: Vec<CatalogEntry>,
     /// `[limits]`: what users may hold open on the coordinator, across every front door.
     #[serde(default)]
     pub limits: LimitsSection,
@@ -195,6 +198,28 @@ pub struct WorkgroupEntry {
     /// Users whose queries run in this workgroup.
     #[serde(default)]
     pub users: Vec<String>,
+}
+
+/// `[[catalogs]]`: a catalog attached as `CREATE CATALOG name USING connector WITH (...)`
+/// would: every key but `name` and `connector` is one of its properties (`type`, `uri`, ...).
+#[derive(Deserialize)]
+pub struct CatalogEntry {
+    pub name: String,
+    /// `iceberg` (the default).
+    #[serde(default)]
+    pub connector: String,
+    #[serde(flatten)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for CatalogEntry {
+    // Property values may be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogEntry")
+            .field("name", &self.name)
+            .field("property_keys", &self.properties.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// `[[locations]]`: a storage prefix users may create external tables over and (unless

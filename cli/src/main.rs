@@ -11,7 +11,7 @@ use osprey_coordinator::{CoordinatorConfig, TlsFiles};
 use osprey_engine::ExchangeCompression;
 use osprey_executor::ExecutorConfig;
 use osprey_proto::ClusterSecret;
-use osprey_service::{LocationConfig, UserCredential, WorkgroupConfig};
+use osprey_service::{CatalogConfig, LocationConfig, UserCredential, WorkgroupConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -497,6 +497,15 @@ fn coordinator_config(
             url: entry.url.clone(),
             users: entry.users.clone(),
             read_only: entry.read_only,
+        })
+        .collect();
+    config.catalogs = file
+        .catalogs
+        .iter()
+        .map(|entry| CatalogConfig {
+            name: entry.name.clone(),
+            connector: entry.connector.clone(),
+            properties: entry.properties.clone(),
         })
         .collect();
     config.catalog_url = common.catalog_url.clone().or(section.catalog_url.clone());

@@ -127,6 +127,9 @@ pub struct CoordinatorConfig {
     /// Locations defined by the configuration (`[[locations]]`): the storage prefixes users
     /// who are not admins may reach (see `osprey_service::Locations`).
     pub locations: Vec<osprey_service::LocationConfig>,
+    /// Catalogs attached by the configuration (`[[catalogs]]`; see
+    /// `osprey_service::AttachedCatalogs`).
+    pub catalogs: Vec<osprey_service::CatalogConfig>,
 }
 
 impl CoordinatorConfig {
@@ -156,6 +159,7 @@ impl CoordinatorConfig {
             query_timeout: Some(DEFAULT_QUERY_TIMEOUT),
             workgroups: osprey_service::WorkgroupsConfig::default(),
             locations: Vec::new(),
+            catalogs: Vec::new(),
         }
     }
 }
@@ -356,6 +360,15 @@ impl Coordinator {
             &[&warehouse, &format!("{}/", data_dir.display())],
         )
         .await?;
+        let catalogs = osprey_service::AttachedCatalogs::load(
+            lakehouse.store().clone(),
+            &config.catalogs,
+            DEFAULT_CATALOG,
+            lakehouse.config(),
+            ctx.runtime_env(),
+            locations.clone(),
+        )
+        .await?;
         let engine = QueryEngine::new(
             ctx,
             osprey_service::EngineParts {
@@ -366,6 +379,7 @@ impl Coordinator {
                 auth,
                 workgroups,
                 locations,
+                catalogs,
             },
         )?
         .with_retry_policy(config.retry)

@@ -10,6 +10,17 @@ pub enum IcebergError {
     /// type, a transform); it is refused rather than read wrongly.
     #[error("not supported yet: {0}")]
     Unsupported(String),
+    /// A catalog could not be reached or answered with a server error; trying again later may
+    /// work.
+    #[error("{0}")]
+    CatalogUnavailable(String),
+    /// A catalog refused Osprey's credentials.
+    #[error("{0}")]
+    CatalogDenied(String),
+    /// A catalog answered something other than the protocol says, or its configuration is
+    /// wrong.
+    #[error("{0}")]
+    Catalog(String),
 }
 
 /// Iceberg errors inside DataFusion (scans, table providers) keep their message and kind.

@@ -20,6 +20,7 @@
 //! apply to a data file by sequence number ([`SnapshotFiles::deletes_for`]). Anything the spec defines that Osprey cannot read yet is refused by
 //! name ([`IcebergError::Unsupported`]), never read wrongly.
 
+mod catalog;
 mod error;
 mod load;
 mod manifest;
@@ -32,6 +33,9 @@ mod schema;
 #[cfg(test)]
 mod testing;
 
+pub use catalog::{
+    HadoopCatalog, IcebergCatalog, LoadedTable, RestCatalog, RestCatalogConfig, SqlCatalog,
+};
 pub use error::IcebergError;
 pub use load::{is_metadata_file, metadata_location, read_metadata, table_root};
 pub use manifest::{

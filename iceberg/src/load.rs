@@ -101,6 +101,7 @@ pub async fn read_metadata(
         IcebergError::Unsupported(message) => {
             IcebergError::Unsupported(format!("{message} (in {location})"))
         }
+        other => other,
     })
 }
 

@@ -32,6 +32,7 @@ use osprey_engine::NoLiveExecutors;
 /// | [`QueryError::TimedOut`] | `QUERY_TIMEOUT` | `DEADLINE_EXCEEDED` | 504 | `EXCEEDED_TIME_LIMIT` |
 /// | [`QueryError::NoExecutors`] | `NO_EXECUTORS` | `UNAVAILABLE` | 503 | `NO_NODES_AVAILABLE` |
 /// | [`QueryError::ExecutorLost`] | `EXECUTOR_LOST` | `UNAVAILABLE` | 503 | `REMOTE_TASK_ERROR` |
+/// | [`QueryError::CatalogUnavailable`] | `CATALOG_UNAVAILABLE` | `UNAVAILABLE` | 503 | `GENERIC_EXTERNAL` |
 /// | [`QueryError::Execution`] | `EXECUTION_FAILED` | `INTERNAL` | 500 | `GENERIC_INTERNAL_ERROR` |
 ///
 /// A statement that names a missing table or column is a wrong argument, not a missing
@@ -93,6 +94,10 @@ pub enum QueryError {
     /// already been sent, or every allowed run lost one). Running it again is safe.
     #[error("{0}")]
     ExecutorLost(String),
+    /// An attached catalog could not be reached, or answered with a server error. Running the
+    /// statement again later may work.
+    #[error("{0}")]
+    CatalogUnavailable(String),
     /// The query ran past its time limit and was stopped.
     #[error("{0}")]
     TimedOut(String),
@@ -197,6 +202,7 @@ impl QueryError {
             QueryError::InvalidData(_) => "INVALID_DATA",
             QueryError::PermissionDenied(_) => "PERMISSION_DENIED",
             QueryError::ExecutorLost(_) => "EXECUTOR_LOST",
+            QueryError::CatalogUnavailable(_) => "CATALOG_UNAVAILABLE",
             QueryError::TimedOut(_) => "QUERY_TIMEOUT",
             QueryError::QueueFull(_) => "QUEUE_FULL",
             QueryError::ScanLimitExceeded(_) => "SCAN_LIMIT_EXCEEDED",

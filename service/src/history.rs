@@ -453,7 +453,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Masks secrets in a statement before it is stored: the literal after any word or string that
-/// names a password, secret, token or key (`PASSWORD '...'`, `'aws.secret_access_key' '...'`).
+/// names a password, secret, token or key (`PASSWORD '...'`, `'aws.secret_access_key' '...'`),
+/// and the password of a URL (`'postgres://user:secret@host/db'`).
 /// A statement that cannot be tokenized is stored only if it names no secret.
 pub fn redact_secrets(sql: &str) -> String {
     fn sensitive(text: &str) -> bool {
@@ -492,6 +493,16 @@ pub fn redact_secrets(sql: &str) -> String {
             mask_next = false;
             masked = true;
             continue;
+        }
+        // A URL with a password in it (an attached catalog's `uri`) keeps all but the password.
+        if let Token::SingleQuotedString(text) = &token {
+            let redacted = osprey_catalog::redact_url(text);
+            if redacted != *text {
+                out.push_str(&Token::SingleQuotedString(redacted).to_string());
+                masked = true;
+                mask_next = false;
+                continue;
+            }
         }
         match &token {
             Token::Word(word) if sensitive(&word.value) => mask_next = true,
@@ -655,6 +666,12 @@ mod tests {
 
     #[test]
     fn secrets_inside_a_quoted_statement_are_masked() {
+        let attached = redact_secrets(
+            "CREATE CATALOG c USING iceberg WITH (type = 'sql', uri = 'postgres://u:hunter2@db/x', \
+             credential = 'id:hunter2')",
+        );
+        assert!(!attached.contains("hunter2"), "{attached}");
+        assert!(attached.contains("postgres://u:***@db/x"), "{attached}");
         let redacted = redact_secrets("EXECUTE IMMEDIATE 'CREATE USER bob PASSWORD ''hunter2'''");
         assert!(!redacted.contains("hunter2"), "{redacted}");
         assert!(redacted.contains("CREATE USER bob PASSWORD"), "{redacted}");

@@ -28,6 +28,7 @@
 
 mod admin_sql;
 mod auth;
+mod catalogs;
 mod discovery;
 mod error;
 mod error_text;
@@ -62,6 +63,7 @@ pub use auth::{
     AuthConfig, AuthError, AuthSetupError, Authenticator, Principal, UserCredential,
     basic_credentials,
 };
+pub use catalogs::{AttachedCatalog, AttachedCatalogs, CatalogConfig};
 pub use discovery::{DiscoveryConfig, ExecutorHealth, ExecutorRegistry};
 pub use error::{QueryError, SourceLocation};
 pub use events::{StatementEvents, StatementListener};

@@ -177,6 +177,15 @@ impl Locations {
         Ok(url)
     }
 
+    /// Checks that `location` is outside Osprey's own storage (the warehouse and the data
+    /// directory), for storage that admins configured (an attached catalog's tables), and
+    /// returns it as a normalized URL.
+    pub fn check_unprotected(&self, location: &str) -> Result<String, QueryError> {
+        let url = normalize(location)?;
+        check_not_protected(&url, &self.inner.protected)?;
+        Ok(url)
+    }
+
     /// `CREATE [OR REPLACE] LOCATION`.
     pub async fn create(
         &self,

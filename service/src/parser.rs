@@ -2,7 +2,8 @@
 //!
 //! The text is lexed once, with the session's SQL dialect. Osprey's own statements are
 //! recognised on those tokens: users (`CREATE | ALTER | DROP USER`, `SHOW USERS`), workgroups,
-//! locations and `EXECUTE IMMEDIATE`. Every other statement goes to DataFusion's parser, built
+//! locations, attached catalogs and `EXECUTE IMMEDIATE`. Every other statement goes to
+//! DataFusion's parser, built
 //! on the same tokens: SQL, and what sqlparser reads for Osprey (`UNLOAD`, `USE`, `SET`,
 //! `SHOW`). The statement router matches the one [`ParsedStatement`] this returns, and nothing
 //! lexes a statement ahead of it.
@@ -11,6 +12,7 @@
 //! ([`crate::admin_sql::Tokens`]) rather than by a sqlparser `Dialect`: a dialect can add
 //! statements only by replacing the whole statement parser of the dialect users choose.
 
+use crate::catalogs::sql::{CatalogStatement, parse_catalog_statement};
 use crate::error::QueryError;
 use crate::immediate::{ExecuteImmediate, parse_execute_immediate};
 use crate::locations_sql::{LocationStatement, parse_location_statement};
@@ -37,6 +39,8 @@ pub(crate) enum ParsedStatement {
     Workgroup(WorkgroupStatement),
     /// `CREATE | DROP LOCATION`, `SHOW LOCATIONS`.
     Location(LocationStatement),
+    /// `CREATE | DROP CATALOG`, `SHOW CATALOGS`, `SHOW CREATE CATALOG`.
+    Catalog(CatalogStatement),
     /// `EXECUTE IMMEDIATE 'statement' [USING ...]`: the statement inside is parsed in its turn.
     Immediate(ExecuteImmediate),
     /// Everything DataFusion's parser reads, `?` placeholders numbered `$1`, `$2`, ...
@@ -62,6 +66,9 @@ pub(crate) fn parse_statement(
     }
     if let Some(statement) = parse_location_statement(&significant)? {
         return Ok(ParsedStatement::Location(statement));
+    }
+    if let Some(statement) = parse_catalog_statement(&significant)? {
+        return Ok(ParsedStatement::Catalog(statement));
     }
     let nesting = token_nesting(&significant);
     let tokens = crate::time_travel::rewrite(tokens)?;

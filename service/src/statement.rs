@@ -119,11 +119,13 @@ impl StatementService {
 
     /// The catalogs as `session` sees them: the one place metadata listings (a driver's
     /// catalogs, schemas and tables calls) go through, so that what applies to the session's
-    /// statements applies to its listings too.
-    pub fn catalogs(
+    /// statements applies to its listings too. Attached catalogs are listed again first (one
+    /// that does not answer keeps its last listing).
+    pub async fn catalogs(
         &self,
         session: &SessionSettings,
     ) -> Result<Arc<dyn CatalogProviderList>, QueryError> {
+        self.engine.attached_catalogs().refresh(None).await?;
         self.engine.catalogs_for(session)
     }
 

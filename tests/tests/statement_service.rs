@@ -397,9 +397,9 @@ async fn every_statement_passes_the_policy_and_its_rewrite_is_what_runs() {
         principal: Some(nobody.clone()),
         ..SessionSettings::default()
     };
-    let catalogs = service.catalogs(&nobody_session).unwrap();
+    let catalogs = service.catalogs(&nobody_session).await.unwrap();
     assert_eq!(catalogs.catalog_names(), vec!["empty".to_string()]);
-    let admin_catalogs = service.catalogs(&session).unwrap();
+    let admin_catalogs = service.catalogs(&session).await.unwrap();
     assert!(admin_catalogs.catalog("osprey").is_some());
     let hidden = run(
         &service,

@@ -33,9 +33,10 @@ fn grpc_status(err: QueryError) -> Status {
         QueryError::NotSupported(_) => Status::unimplemented(message),
         QueryError::PermissionDenied(_) => Status::permission_denied(message),
         QueryError::Cancelled(_) => Status::cancelled(message),
-        QueryError::QueueFull(_) | QueryError::NoExecutors(_) | QueryError::ExecutorLost(_) => {
-            Status::unavailable(message)
-        }
+        QueryError::QueueFull(_)
+        | QueryError::NoExecutors(_)
+        | QueryError::ExecutorLost(_)
+        | QueryError::CatalogUnavailable(_) => Status::unavailable(message),
         QueryError::ScanLimitExceeded(_)
         | QueryError::ResourcesExhausted(_)
         | QueryError::ResultTooLarge(_) => Status::resource_exhausted(message),

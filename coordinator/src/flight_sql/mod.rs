@@ -189,9 +189,10 @@ impl FlightSqlFrontDoor {
     }
 
     /// The catalogs as `user`'s session sees them, for the metadata calls.
-    fn catalogs_of(&self, user: &Principal) -> Result<Arc<dyn CatalogProviderList>, Status> {
+    async fn catalogs_of(&self, user: &Principal) -> Result<Arc<dyn CatalogProviderList>, Status> {
         self.service
             .catalogs(&self.session_of(user))
+            .await
             .map_err(query_status)
     }
 

@@ -262,7 +262,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let user = self.authenticate(&request).await?;
-        let catalogs = self.catalogs_of(&user)?;
+        let catalogs = self.catalogs_of(&user).await?;
         let mut builder = query.into_builder();
         metadata::append_catalogs(catalogs.as_ref(), &mut builder);
         batch_response(builder.schema(), builder.build())
@@ -284,7 +284,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let user = self.authenticate(&request).await?;
-        let catalogs = self.catalogs_of(&user)?;
+        let catalogs = self.catalogs_of(&user).await?;
         let mut builder = query.into_builder();
         metadata::append_schemas(catalogs.as_ref(), &mut builder);
         batch_response(builder.schema(), builder.build())
@@ -307,7 +307,7 @@ impl FlightSqlService for FlightSqlFrontDoor {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let user = self.authenticate(&request).await?;
         tracing::debug!(?query, "GetTables");
-        let catalogs = self.catalogs_of(&user)?;
+        let catalogs = self.catalogs_of(&user).await?;
         let catalog = query.catalog.clone();
         let mut builder = query.into_builder();
         metadata::append_tables(catalogs.as_ref(), catalog.as_deref(), &mut builder)
@@ -491,6 +491,13 @@ impl FlightSqlService for FlightSqlFrontDoor {
                          and send its bearer token",
                     )
                 })?;
+                // A schema of an attached catalog is checked against its current names.
+                self.service
+                    .engine()
+                    .attached_catalogs()
+                    .refresh(None)
+                    .await
+                    .map_err(query_status)?;
                 let mut session = self.sessions.get(id);
                 let result =
                     session_options::set_options(self.service.engine(), &mut session, options);

@@ -76,7 +76,9 @@ pub fn query_error(err: QueryError) -> ApiError {
         | QueryError::ResourcesExhausted(_)
         | QueryError::ResultTooLarge(_) => StatusCode::TOO_MANY_REQUESTS,
         QueryError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
-        QueryError::NoExecutors(_) | QueryError::ExecutorLost(_) => StatusCode::SERVICE_UNAVAILABLE,
+        QueryError::NoExecutors(_)
+        | QueryError::ExecutorLost(_)
+        | QueryError::CatalogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         QueryError::Execution(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let mut api_error = ApiError::new(status, err.code(), err.to_string());

@@ -21,6 +21,7 @@ pub fn trino_error(err: &QueryError) -> Value {
         QueryError::Execution(_) => ("GENERIC_INTERNAL_ERROR", 65536, "INTERNAL_ERROR"),
         QueryError::NoExecutors(_) => ("NO_NODES_AVAILABLE", 65541, "INTERNAL_ERROR"),
         QueryError::ExecutorLost(_) => ("REMOTE_TASK_ERROR", 65542, "INTERNAL_ERROR"),
+        QueryError::CatalogUnavailable(_) => ("GENERIC_EXTERNAL", 16777216, "EXTERNAL"),
         QueryError::ResultTooLarge(_) => (
             "GENERIC_INSUFFICIENT_RESOURCES",
             131072,

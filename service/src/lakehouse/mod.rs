@@ -80,6 +80,11 @@ impl Lakehouse {
         self.catalog.catalog_name()
     }
 
+    /// The defaults tables are read with (file format options, view types).
+    pub fn config(&self) -> Arc<ConfigOptions> {
+        Arc::clone(&self.config)
+    }
+
     /// The URL managed tables are created under.
     pub fn warehouse(&self) -> &str {
         self.catalog.warehouse()

@@ -2,6 +2,7 @@
 //! catalogs on every scan.
 
 use super::{MetadataCatalogList, MetadataStyle};
+use crate::catalogs::AttachedCatalogs;
 use crate::sql_types::sql_type_name;
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -290,8 +291,23 @@ impl TableProvider for MetadataTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let keys = self.keys(filters);
+        // Attached catalogs answer over the network: their names are listed again now. A
+        // listing of one catalog fails when it does not answer; one of all of them goes on.
+        if let Some(attached) = state.config().get_extension::<AttachedCatalogs>()
+            && self.kind != Kind::JdbcCatalogs
+        {
+            let wanted = match &self.source {
+                Source::Catalog(_) => Some(self.catalog_name.as_str()),
+                Source::AllCatalogs(_) => keys[0].as_deref(),
+            };
+            attached
+                .refresh(wanted)
+                .await
+                .map_err(|err| DataFusionError::External(Box::new(err)))?;
+        }
         let batch = self
-            .rows(&self.keys(filters))
+            .rows(&keys)
             .await
             .map_err(|err| DataFusionError::Context("listing metadata".into(), Box::new(err)))?;
         let table = MemTable::try_new(self.kind.schema(), vec![vec![batch]])?;

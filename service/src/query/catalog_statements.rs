@@ -179,7 +179,17 @@ impl QueryEngine {
         if let Some(catalog) = catalog {
             self.check_catalog(catalog)?;
         }
-        if !self.lakehouse.schema_exists(schema) {
+        let (current, _) = self.current_schema(session);
+        let in_catalog = catalog.map_or(current, str::to_string);
+        if self.catalogs.contains(&in_catalog) {
+            // An attached catalog: its namespaces as last listed (a USE statement lists them
+            // again first).
+            if !self.catalogs.has_namespace(&in_catalog, schema) {
+                return Err(QueryError::InvalidStatement(format!(
+                    "schema {in_catalog}.{schema} does not exist: SHOW SCHEMAS FROM                      {in_catalog} lists them"
+                )));
+            }
+        } else if !self.lakehouse.schema_exists(schema) {
             return Err(QueryError::InvalidStatement(format!(
                 "schema {schema} does not exist: SHOW SCHEMAS lists them, CREATE SCHEMA {schema} \
                  makes it"
@@ -202,10 +212,9 @@ impl QueryEngine {
     }
 
     pub(super) fn check_catalog(&self, catalog: &str) -> Result<(), QueryError> {
-        if catalog != self.lakehouse.catalog_name() {
+        if catalog != self.lakehouse.catalog_name() && !self.catalogs.contains(catalog) {
             return Err(QueryError::InvalidStatement(format!(
-                "catalog {catalog} does not exist (the catalog is {})",
-                self.lakehouse.catalog_name()
+                "catalog {catalog} does not exist: SHOW CATALOGS lists them"
             )));
         }
         Ok(())

@@ -45,6 +45,9 @@ impl QueryEngine {
                     show.then(crate::locations_sql::listing_schema),
                 ));
             }
+            ParsedStatement::Catalog(statement) => {
+                return Ok(listing_or_ddl(statement.listing_schema()));
+            }
             // Describes the statement it wraps (its USING values are constants).
             ParsedStatement::Immediate(wrapped) => {
                 return Box::pin(self.describe_here(session, &wrapped.statement)).await;

@@ -25,6 +25,8 @@ use prepared::*;
 pub use prepared::{Description, Execution, PreparedStatement};
 
 use crate::auth::Authenticator;
+use crate::catalogs::AttachedCatalogs;
+use crate::catalogs::sql::{CatalogStatementResult, execute_catalog_statement};
 use crate::discovery::ExecutorRegistry;
 pub use crate::error::QueryError;
 use crate::history::{QueriesTable, QueryHistory, TrackedQuery};
@@ -89,6 +91,8 @@ pub struct EngineParts {
     pub workgroups: Workgroups,
     /// The locations users may reach.
     pub locations: Locations,
+    /// The attached catalogs (`CREATE CATALOG`, `[[catalogs]]`).
+    pub catalogs: AttachedCatalogs,
 }
 
 /// Plans and runs statements against the coordinator's catalog.
@@ -99,6 +103,7 @@ pub struct QueryEngine {
     query_runtime: tokio::runtime::Handle,
     locations: Locations,
     lakehouse: Lakehouse,
+    catalogs: AttachedCatalogs,
     history: QueryHistory,
     auth: Authenticator,
     workgroups: Workgroups,
@@ -124,6 +129,7 @@ impl QueryEngine {
             auth,
             workgroups,
             locations,
+            catalogs,
         } = parts;
         let catalog = lakehouse.catalog_provider();
         ctx.register_catalog(lakehouse.catalog_name(), Arc::clone(&catalog));
@@ -142,6 +148,7 @@ impl QueryEngine {
             query_runtime,
             locations,
             lakehouse,
+            catalogs,
             history,
             auth,
             workgroups,
@@ -189,6 +196,11 @@ impl QueryEngine {
     /// The lakehouse catalog.
     pub fn lakehouse(&self) -> &Lakehouse {
         &self.lakehouse
+    }
+
+    /// The attached catalogs.
+    pub fn attached_catalogs(&self) -> &AttachedCatalogs {
+        &self.catalogs
     }
 
     /// The query history.
@@ -349,17 +361,20 @@ impl QueryEngine {
     /// shows the session's principal.
     fn state_for(&self, session: &SessionSettings) -> Result<SessionState, QueryError> {
         let mut state = self.ctx.state();
-        // The policy's catalogs first: a metadata flavor the session applies next (Trino's
-        // information_schema) then lists only what the policy shows.
-        let catalogs = Arc::clone(state.catalog_list());
+        // The attached catalogs join the shared ones; then the policy's choice: a metadata
+        // flavor the session applies next (Trino's information_schema) lists only what the
+        // policy shows.
+        let catalogs = self.catalogs.overlay(Arc::clone(state.catalog_list()));
+        // Listings ask the attached catalogs for their names again (metadata_tables).
+        state
+            .config_mut()
+            .set_extension(Arc::new(self.catalogs.clone()));
         let visible = self
             .policy
             .visible_catalogs(session.principal.as_ref(), Arc::clone(&catalogs));
-        if !Arc::ptr_eq(&catalogs, &visible) {
-            state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
-                .with_catalog_list(visible)
-                .build();
-        }
+        state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_catalog_list(visible)
+            .build();
         session.apply(&mut state)?;
         Ok(state)
     }
@@ -404,6 +419,22 @@ impl QueryEngine {
                     },
                 );
             }
+            ParsedStatement::Catalog(statement) => {
+                let kind = statement.kind();
+                return Ok(
+                    match execute_catalog_statement(
+                        &self.catalogs,
+                        state.catalog_list().as_ref(),
+                        principal,
+                        statement,
+                    )
+                    .await?
+                    {
+                        CatalogStatementResult::Done => PreparedStatement::ddl_done(kind),
+                        CatalogStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
+                    },
+                );
+            }
             ParsedStatement::Immediate(wrapped) => {
                 let parameters = match (wrapped.using, parameters) {
                     (Some(_), Some(_)) => {
@@ -427,6 +458,8 @@ impl QueryEngine {
         if let DFStatement::Statement(ast_statement) = &statement
             && let ast::Statement::Use(target) = ast_statement.as_ref()
         {
+            // An attached catalog's namespaces are listed again for the check.
+            self.catalogs.refresh(None).await?;
             self.use_schema(session, target)?;
             return Ok(PreparedStatement::ddl_done("USE"));
         }

@@ -36,17 +36,19 @@ const CACHED_METADATA_FILES: usize = 256;
 /// Apache Iceberg tables, read (see the module docs).
 #[derive(Debug, Default)]
 pub struct IcebergFormat {
-    /// Parsed metadata files, by location.
-    metadata: Mutex<HashMap<String, Arc<TableMetadata>>>,
+    metadata: MetadataCache,
 }
 
-impl IcebergFormat {
-    /// The name the format is registered under.
-    pub const NAME: &'static str = "iceberg";
+/// Parsed Iceberg metadata files, by location: a metadata file never changes once written.
+#[derive(Debug, Default)]
+pub(crate) struct MetadataCache {
+    files: Mutex<HashMap<String, Arc<TableMetadata>>>,
+}
 
+impl MetadataCache {
     /// The metadata to read for the table at `location` (a metadata file or a table
     /// directory), from the cache when that file was read before.
-    async fn load(
+    pub(crate) async fn load(
         &self,
         runtime: &RuntimeEnv,
         location: &str,
@@ -56,23 +58,86 @@ impl IcebergFormat {
             .object_store(&store_url)
             .map_err(|err| IcebergError::Invalid(format!("cannot reach {location}: {err}")))?;
         let file = osprey_iceberg::metadata_location(store.as_ref(), location).await?;
-        if let Some(cached) = self.cache().get(&file) {
-            return Ok(Arc::clone(cached));
+        if let Some(cached) = self.cached(&file) {
+            return Ok(cached);
         }
-        let metadata = Arc::new(osprey_iceberg::read_metadata(store.as_ref(), &file).await?);
-        let mut cache = self.cache();
-        if cache.len() >= CACHED_METADATA_FILES {
-            cache.clear();
-        }
-        cache.insert(file, Arc::clone(&metadata));
-        Ok(metadata)
+        let metadata = osprey_iceberg::read_metadata(store.as_ref(), &file).await?;
+        Ok(self.keep(file, metadata))
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TableMetadata>>> {
-        self.metadata
+    /// The metadata file at `file`, as cached.
+    pub(crate) fn cached(&self, file: &str) -> Option<Arc<TableMetadata>> {
+        self.files().get(file).cloned()
+    }
+
+    /// Keeps `metadata`, read from `file` (or sent by a catalog), and returns it.
+    pub(crate) fn keep(&self, file: String, metadata: TableMetadata) -> Arc<TableMetadata> {
+        let metadata = Arc::new(metadata);
+        let mut files = self.files();
+        if files.len() >= CACHED_METADATA_FILES {
+            files.clear();
+        }
+        files.insert(file, Arc::clone(&metadata));
+        metadata
+    }
+
+    fn files(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TableMetadata>>> {
+        self.files
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The table provider for an Iceberg table's `metadata`, found at `location` (its directory
+/// or metadata file).
+pub(crate) fn iceberg_table(
+    metadata: Arc<TableMetadata>,
+    location: &str,
+    config: &ConfigOptions,
+) -> Result<IcebergTable, IcebergError> {
+    IcebergTable::new(
+        metadata,
+        &osprey_iceberg::table_root(location),
+        config.execution.parquet.schema_force_view_types,
+    )
+}
+
+/// `"<table>$<suffix>"` of the Iceberg table `table` (named `name` in messages): a version
+/// (`$version=<id>`, `$ref=<name>`, `$timestamp=<ms>`, written by [`crate::time_travel`]) or
+/// a metadata table (`$snapshots`, ...).
+pub(crate) async fn iceberg_suffix_table(
+    table: IcebergTable,
+    name: &str,
+    suffix: &str,
+    runtime: &RuntimeEnv,
+) -> Result<Arc<dyn TableProvider>> {
+    if let Some(version) = TableVersion::from_suffix(suffix) {
+        let table = match version {
+            TableVersion::Snapshot(id) => table.at_snapshot(id),
+            TableVersion::Ref(name) => table.at_ref(&name),
+            TableVersion::AsOfTime(ms) => table.as_of(ms),
+        }
+        .map_err(|err| {
+            DataFusionError::Plan(format!(
+                "{name}: {}",
+                crate::error_text::plain_message(&err.into())
+            ))
+        })?;
+        return Ok(Arc::new(table));
+    }
+    let Some(kind) = MetadataTable::parse(suffix) else {
+        return Err(DataFusionError::Plan(format!(
+            "{name} has no metadata table ${suffix}: Iceberg tables have {}",
+            MetadataTable::NAMES.map(|n| format!("${n}")).join(", ")
+        )));
+    };
+    let store = runtime.object_store(table.location().store_url())?;
+    Ok(Arc::new(kind.read(&table, store.as_ref()).await?))
+}
+
+impl IcebergFormat {
+    /// The name the format is registered under.
+    pub const NAME: &'static str = "iceberg";
 
     /// The current state of the Iceberg table `entry` registers.
     async fn open_table(
@@ -90,20 +155,8 @@ impl IcebergFormat {
                 )));
             }
         };
-        let metadata = self.load(runtime, location).await?;
-        Ok(Self::table(metadata, location, config)?)
-    }
-
-    fn table(
-        metadata: Arc<TableMetadata>,
-        location: &str,
-        config: &ConfigOptions,
-    ) -> Result<IcebergTable, IcebergError> {
-        IcebergTable::new(
-            metadata,
-            &osprey_iceberg::table_root(location),
-            config.execution.parquet.schema_force_view_types,
-        )
+        let metadata = self.metadata.load(runtime, location).await?;
+        Ok(iceberg_table(metadata, location, config)?)
     }
 }
 
@@ -116,6 +169,9 @@ fn query_error(location: &str, err: IcebergError) -> QueryError {
         }
         IcebergError::Invalid(message) => QueryError::InvalidStatement(format!(
             "cannot read the Iceberg table at {location}: {message}"
+        )),
+        other => QueryError::InvalidStatement(format!(
+            "cannot read the Iceberg table at {location}: {other}"
         )),
     }
 }
@@ -147,32 +203,10 @@ impl TableFormat for IcebergFormat {
         config: &ConfigOptions,
         runtime: &Arc<RuntimeEnv>,
     ) -> Result<Option<Arc<dyn TableProvider>>> {
-        if let Some(version) = TableVersion::from_suffix(name) {
-            let table = self.open_table(entry, config, runtime).await?;
-            let table = match version {
-                TableVersion::Snapshot(id) => table.at_snapshot(id),
-                TableVersion::Ref(name) => table.at_ref(&name),
-                TableVersion::AsOfTime(ms) => table.as_of(ms),
-            }
-            .map_err(|err| {
-                DataFusionError::Plan(format!(
-                    "{}: {}",
-                    entry.qualified_name(),
-                    crate::error_text::plain_message(&err.into())
-                ))
-            })?;
-            return Ok(Some(Arc::new(table)));
-        }
-        let Some(kind) = MetadataTable::parse(name) else {
-            return Err(DataFusionError::Plan(format!(
-                "{} has no metadata table ${name}: Iceberg tables have {}",
-                entry.qualified_name(),
-                MetadataTable::NAMES.map(|n| format!("${n}")).join(", ")
-            )));
-        };
         let table = self.open_table(entry, config, runtime).await?;
-        let store = runtime.object_store(table.location().store_url())?;
-        Ok(Some(Arc::new(kind.read(&table, store.as_ref()).await?)))
+        iceberg_suffix_table(table, &entry.qualified_name(), name, runtime)
+            .await
+            .map(Some)
     }
 
     async fn define_external(
@@ -202,10 +236,11 @@ impl TableFormat for IcebergFormat {
         // A directory keeps no trailing slash: its metadata is found under `metadata/`.
         let location = location.trim_end_matches('/');
         let metadata = self
+            .metadata
             .load(state.runtime_env(), location)
             .await
             .map_err(|err| query_error(location, err))?;
-        let table = Self::table(metadata, location, state.config_options())
+        let table = iceberg_table(metadata, location, state.config_options())
             .map_err(|err| query_error(location, err))?;
         Ok(TableDefinition {
             location: Some(location.to_string()),

@@ -1,0 +1,55 @@
+//! Iceberg catalogs: where the current metadata file of a table is found by its name.
+//!
+//! A catalog maps `namespace.table` to the location of the table's current metadata file
+//! (and, for the REST protocol, often to the metadata itself). Three kinds are read:
+//!
+//! - [`SqlCatalog`]: the JDBC catalog's tables (`iceberg_tables`,
+//!   `iceberg_namespace_properties`) in SQLite or PostgreSQL, as pyiceberg's `SqlCatalog`
+//!   and Java's `JdbcCatalog` keep them;
+//! - [`RestCatalog`]: the Iceberg REST catalog protocol, with OAuth2 client credentials or a
+//!   bearer token;
+//! - [`HadoopCatalog`]: a warehouse directory laid out as `<namespace>/<table>/metadata/`.
+//!
+//! Namespaces are named by their levels joined with `.` (`sales.eu`), as the JDBC catalog
+//! stores them.
+
+mod hadoop;
+mod rest;
+mod sql;
+
+pub use hadoop::HadoopCatalog;
+pub use rest::{RestCatalog, RestCatalogConfig};
+pub use sql::SqlCatalog;
+
+use crate::error::IcebergError;
+use crate::metadata::TableMetadata;
+
+/// A table as a catalog answers for it.
+#[derive(Debug, Clone)]
+pub struct LoadedTable {
+    /// The location of its current metadata file.
+    pub metadata_location: String,
+    /// The metadata itself, when the catalog sent it (REST); otherwise it is read from
+    /// `metadata_location`.
+    pub metadata: Option<TableMetadata>,
+}
+
+/// A catalog of Iceberg tables (see the module docs).
+#[async_trait::async_trait]
+pub trait IcebergCatalog: std::fmt::Debug + Send + Sync {
+    /// The kind, as `CREATE CATALOG ... WITH (type = '...')` names it.
+    fn kind(&self) -> &'static str;
+
+    /// Every namespace, levels joined with `.`, sorted.
+    async fn namespaces(&self) -> Result<Vec<String>, IcebergError>;
+
+    /// The tables of `namespace`, sorted; an empty list when it does not exist.
+    async fn table_names(&self, namespace: &str) -> Result<Vec<String>, IcebergError>;
+
+    /// The table `namespace.name`; `None` when there is none.
+    async fn load_table(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<LoadedTable>, IcebergError>;
+}
