@@ -232,6 +232,17 @@ def test_attached_catalogs_survive_a_restart(tmp_path):
     args = ("--executors", "1", "--tpch-scale", "0", "--data-dir", str(data_dir))
     with client_conftest.osprey_local(*args) as uri:
         run(uri, f"CREATE CATALOG kept USING iceberg WITH (type = 'sql', uri = 'sqlite://{tmp_path}/kept.db')")
-    with client_conftest.osprey_local(*args) as uri:
+    # The configuration file attaches one more, for the life of the process.
+    config = tmp_path / "osprey.toml"
+    config.write_text(f"""
+[[catalogs]]
+name = "configured"
+type = "sql"
+uri = "sqlite://{tmp_path}/kept.db"
+catalog-name = "kept"
+""")
+    with client_conftest.osprey_local(*args, "--config", str(config)) as uri:
         assert run(uri, "SELECT count(*) AS n FROM kept.db.t").column("n")[0].as_py() == 4
-    assert PASSWORD
+        assert run(uri, "SELECT count(*) AS n FROM configured.db.t").column("n")[0].as_py() == 4
+        assert "configuration file" in error_of(uri, "DROP CATALOG configured")
+        assert PASSWORD
