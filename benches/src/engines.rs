@@ -23,6 +23,9 @@ pub enum EngineSpec {
     Osprey {
         /// Executor processes.
         executors: usize,
+        /// The tables as Iceberg tables (`osprey-N-iceberg`): pyiceberg's metadata over the
+        /// same Parquet files (see `suite::ensure_iceberg`).
+        iceberg: bool,
     },
     /// DataFusion in this process, same version and settings as Osprey's.
     DataFusion,
@@ -43,13 +46,19 @@ impl std::str::FromStr for EngineSpec {
             "duckdb" => Ok(Self::DuckDb),
             "spark" => Ok(Self::Spark),
             "ballista" => Ok(Self::Ballista),
-            _ => match text.strip_prefix("osprey-").map(str::parse::<usize>) {
-                Some(Ok(executors)) if executors > 0 => Ok(Self::Osprey { executors }),
-                _ => Err(format!(
-                    "unknown engine '{text}': use osprey-N (N executors), datafusion, duckdb, \
-                     spark or ballista"
-                )),
-            },
+            _ => {
+                let (text, iceberg) = match text.strip_suffix("-iceberg") {
+                    Some(plain) => (plain, true),
+                    None => (text, false),
+                };
+                match text.strip_prefix("osprey-").map(str::parse::<usize>) {
+                    Some(Ok(executors)) if executors > 0 => Ok(Self::Osprey { executors, iceberg }),
+                    _ => Err(format!(
+                        "unknown engine '{text}': use osprey-N (N executors; osprey-N-iceberg \
+                         reads the tables as Iceberg), datafusion, duckdb, spark or ballista"
+                    )),
+                }
+            }
         }
     }
 }
@@ -57,7 +66,14 @@ impl std::str::FromStr for EngineSpec {
 impl std::fmt::Display for EngineSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Osprey { executors } => write!(f, "osprey-{executors}"),
+            Self::Osprey {
+                executors,
+                iceberg: false,
+            } => write!(f, "osprey-{executors}"),
+            Self::Osprey {
+                executors,
+                iceberg: true,
+            } => write!(f, "osprey-{executors}-iceberg"),
             Self::DataFusion => write!(f, "datafusion"),
             Self::DuckDb => write!(f, "duckdb"),
             Self::Spark => write!(f, "spark"),
@@ -121,9 +137,9 @@ impl Engine {
     /// and its message says why.
     pub async fn start(spec: EngineSpec, setup: &EngineSetup<'_>) -> Result<(Engine, String)> {
         match spec {
-            EngineSpec::Osprey { executors } => {
+            EngineSpec::Osprey { executors, iceberg } => {
                 let threads_per_executor = (setup.threads / executors).max(1);
-                let data_dir = setup.work_dir.join(format!("osprey-{executors}"));
+                let data_dir = setup.work_dir.join(spec.to_string());
                 std::fs::create_dir_all(&data_dir)?;
                 let cluster = LocalCluster::start(
                     &data_dir,
@@ -134,9 +150,16 @@ impl Engine {
                 let mut client = SqlClient::connect(cluster.addr, "admin", OSPREY_PASSWORD)
                     .await
                     .context("cannot log in to osprey local")?;
-                for (table, dir) in &setup.dataset.tables {
+                let (tables, format) = match iceberg {
+                    false => (setup.dataset.tables.clone(), "PARQUET"),
+                    true => (
+                        crate::suite::ensure_iceberg(setup.dataset, setup.python)?,
+                        "ICEBERG",
+                    ),
+                };
+                for (table, dir) in &tables {
                     let sql = format!(
-                        "CREATE EXTERNAL TABLE {table} STORED AS PARQUET LOCATION '{}/'",
+                        "CREATE EXTERNAL TABLE {table} STORED AS {format} LOCATION '{}/'",
                         dir.display()
                     );
                     client
@@ -145,8 +168,9 @@ impl Engine {
                         .with_context(|| format!("cannot register {table} in Osprey"))?;
                 }
                 let version = format!(
-                    "Osprey {} ({executors} executor{} x {threads_per_executor} thread{})",
+                    "Osprey {}{} ({executors} executor{} x {threads_per_executor} thread{})",
                     env!("CARGO_PKG_VERSION"),
+                    if iceberg { ", Iceberg tables" } else { "" },
                     if executors == 1 { "" } else { "s" },
                     if threads_per_executor == 1 { "" } else { "s" },
                 );

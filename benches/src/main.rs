@@ -32,6 +32,7 @@ Examples:
   osprey-benches suite --suite tpch --scale 1       # all engines, TPC-H SF1
   osprey-benches suite --suite tpch --scale 10 --engines osprey-2,datafusion,duckdb
   osprey-benches suite --suite tpcds --scale 1 --queries 3,7,19
+  osprey-benches suite --suite tpch --scale 1 --engines osprey-2,osprey-2-iceberg
   osprey-benches latency                            # SELECT 1 p50/p99 through Flight SQL
   osprey-benches exchange                           # GB/s of one executor exchange stream
   osprey-benches planning                           # distributed planner time, TPC-DS
@@ -459,7 +460,13 @@ async fn smoke(common: CommonArgs) -> Result<()> {
     let args = SuiteArgs {
         suite: Suite::Tpch,
         scale: 0.01,
-        engines: vec![EngineSpec::Osprey { executors: 2 }, EngineSpec::DataFusion],
+        engines: vec![
+            EngineSpec::Osprey {
+                executors: 2,
+                iceberg: false,
+            },
+            EngineSpec::DataFusion,
+        ],
         iterations: 1,
         queries: vec![1, 6],
         timeout_secs: 120,

@@ -128,6 +128,49 @@ fn ensure_tpcds(data_dir: &Path, scale: f64, python: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// The dataset's tables as Iceberg tables, made once beside it (`<dataset>-iceberg/`) by
+/// `peers/iceberg_tables.py` with pyiceberg from `python`'s venv: each table's Parquet files,
+/// hard-linked under the table's `data/` and added with pyiceberg's `add_files`, so both
+/// formats read the very same files. Returns (table name, Iceberg table directory) pairs.
+pub fn ensure_iceberg(dataset: &Dataset, python: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let source = dataset.tables[0]
+        .1
+        .parent()
+        .context("a dataset's tables are in one directory")?;
+    let name = source.file_name().unwrap_or_default().to_string_lossy();
+    let dir = source.with_file_name(format!("{name}-iceberg"));
+    if !dir.join(SUCCESS_MARKER).exists() {
+        let staging = source.with_file_name(format!(".{name}-iceberg.partial"));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)?;
+        }
+        eprintln!("  writing the tables as Iceberg with pyiceberg (first run only)...");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/iceberg_tables.py");
+        let status = Command::new(python)
+            .arg(&script)
+            .arg(source)
+            .arg(&staging)
+            .status()
+            .with_context(|| format!("cannot run {}", python.display()))?;
+        if !status.success() {
+            bail!(
+                "{} failed ({status}): it needs pyiceberg, which benches/setup.sh installs",
+                script.display()
+            );
+        }
+        std::fs::write(staging.join(SUCCESS_MARKER), b"")?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::rename(&staging, &dir)?;
+    }
+    Ok(dataset
+        .tables
+        .iter()
+        .map(|(table, _)| (table.clone(), dir.join("tables").join(table)))
+        .collect())
+}
+
 /// The SQL statements of one query file, in order (TPC-H q15 has three).
 pub fn statements(suite: Suite, query: usize) -> Result<Vec<String>> {
     let path = osprey_tests::queries_dir()

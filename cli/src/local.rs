@@ -9,7 +9,7 @@ use osprey_proto::ClusterSecret;
 use osprey_service::UserCredential;
 use rand::RngCore;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -68,13 +68,24 @@ pub async fn run(args: LocalArgs, file: FileConfig) -> Result<()> {
         },
     };
     let executor_threads = args.executor_threads.or(file.executor.threads);
+    // Executors read the data, so they need the buckets' options: only `[[storage]]`, in a
+    // private file of the data directory (none of the coordinator's other settings).
+    let storage_config = executor_storage_config(&file, &config.data_dir)?;
     let mut executors = Vec::with_capacity(args.executors);
     for index in 0..args.executors {
         let spill_dir = config
             .data_dir
             .join("spill")
             .join(format!("executor-{index}"));
-        match start_executor(&secret, executor_memory, executor_threads, &spill_dir).await {
+        let started = start_executor(
+            &secret,
+            executor_memory,
+            executor_threads,
+            &spill_dir,
+            storage_config.as_deref(),
+        )
+        .await;
+        match started {
             Ok(executor) => executors.push(executor),
             Err(err) => {
                 stop_executors(&mut executors).await;
@@ -113,11 +124,55 @@ struct LocalExecutor {
 /// The `OSPREY_*` variables an executor started by `osprey local` keeps from its parent.
 const EXECUTOR_ENV: &[&str] = &["OSPREY_CLUSTER_SECRET", "OSPREY_LOG_FORMAT"];
 
+/// Writes the configuration file's `[[storage]]` entries (bucket options, which may hold
+/// credentials) to a private file for the executors; `None` when there are none.
+fn executor_storage_config(file: &FileConfig, data_dir: &Path) -> Result<Option<PathBuf>> {
+    if file.storage.is_empty() {
+        return Ok(None);
+    }
+    // TOML basic strings: backslashes and quotes escaped, control characters as \uXXXX.
+    let quoted = |text: &str| {
+        let mut out = String::from("\"");
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    let mut text = String::from("# Written by `osprey local` for its executors.\n");
+    for entry in &file.storage {
+        let options: Vec<String> = entry
+            .options
+            .iter()
+            .map(|(key, value)| format!("{} = {}", quoted(key), quoted(value)))
+            .collect();
+        text.push_str(&format!(
+            "[[storage]]\nprefix = {}\noptions = {{ {} }}\n",
+            quoted(&entry.prefix),
+            options.join(", ")
+        ));
+    }
+    let path = data_dir.join("executor-storage.toml");
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("cannot replace {}", path.display())),
+    }
+    write_private_file(&path, &text)?;
+    Ok(Some(path))
+}
+
 async fn start_executor(
     secret: &ClusterSecret,
     memory: u64,
     threads: Option<usize>,
     spill_dir: &Path,
+    storage_config: Option<&Path>,
 ) -> Result<LocalExecutor> {
     let exe = std::env::current_exe().context("cannot find the osprey executable")?;
     let mut command = Command::new(exe);
@@ -149,6 +204,9 @@ async fn start_executor(
     }
     if let Some(threads) = threads {
         command.arg("--threads").arg(threads.to_string());
+    }
+    if let Some(path) = storage_config {
+        command.arg("--config").arg(path);
     }
     #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec.

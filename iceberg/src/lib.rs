@@ -24,10 +24,12 @@ mod catalog;
 mod error;
 mod load;
 mod manifest;
+mod manifest_metrics;
 mod metadata;
 mod metadata_tables;
 mod partition;
 mod plan;
+mod prune;
 mod scan;
 mod schema;
 #[cfg(test)]
@@ -39,13 +41,15 @@ pub use catalog::{
 pub use error::IcebergError;
 pub use load::{is_metadata_file, metadata_location, read_metadata, table_root};
 pub use manifest::{
-    DataFile, EntryStatus, FileContent, ManifestContent, ManifestCounts, ManifestEntry,
-    ManifestFile, read_manifest, read_manifest_list,
+    DataFile, EntryStatus, FieldSummary, FileContent, FileMetrics, ManifestContent, ManifestCounts,
+    ManifestEntry, ManifestFile, read_manifest, read_manifest_list,
 };
 pub use metadata::{Snapshot, SnapshotRef, SnapshotRefKind, TableMetadata};
 pub use metadata_tables::MetadataTable;
 pub use partition::{PartitionField, PartitionSpec, Transform};
-pub use plan::{LiveFile, SnapshotFiles, snapshot_files, snapshot_manifests};
+pub use plan::{
+    LiveFile, ManifestCache, SnapshotFiles, manifest_files, snapshot_files, snapshot_manifests,
+};
 pub use scan::codec::ScanCodec;
 pub use scan::deletes::{DataFileDeletes, DeleteFile, DeleteKind, ScanDeletes, encode_vector};
 pub use scan::field_ids::FieldIdAdapterFactory;

@@ -7,6 +7,8 @@
 //! file from its manifest.
 
 use crate::error::IcebergError;
+pub use crate::manifest_metrics::{FieldSummary, FileMetrics};
+use crate::manifest_metrics::{field_summaries, file_metrics};
 use apache_avro::types::Value;
 
 /// One manifest of a snapshot, as its manifest list describes it.
@@ -28,6 +30,8 @@ pub struct ManifestFile {
     pub added_snapshot_id: i64,
     /// Files and rows it adds, keeps and removes, when the writer counted them.
     pub counts: ManifestCounts,
+    /// The range of each partition field over its files, in the order of its spec.
+    pub partitions: Vec<FieldSummary>,
 }
 
 /// The file and row counts of a manifest list entry (each optional in v1).
@@ -115,6 +119,8 @@ pub struct DataFile {
     /// The file's partition tuple, rendered so that equal tuples render equally (empty for
     /// unpartitioned files): deletes apply within their partition.
     pub partition_key: String,
+    /// Its partition values and column metrics, for pruning.
+    pub metrics: FileMetrics,
 }
 
 /// Reads a manifest list.
@@ -152,6 +158,7 @@ pub fn read_manifest_list(bytes: &[u8]) -> Result<Vec<ManifestFile>, IcebergErro
                     existing_rows: optional_long(record, "existing_rows_count")?,
                     deleted_rows: optional_long(record, "deleted_rows_count")?,
                 },
+                partitions: field_summaries(record),
             })
         })
         .collect()
@@ -243,6 +250,7 @@ pub fn read_manifest(
                     content_offset: optional_long(file, "content_offset")?,
                     content_size_in_bytes: optional_long(file, "content_size_in_bytes")?,
                     partition_key: partition_key(field_or_null(file, "partition")),
+                    metrics: file_metrics(file),
                 },
             })
         })
@@ -269,7 +277,7 @@ fn records(bytes: &[u8], what: &str) -> Result<Vec<Value>, IcebergError> {
     reader.map(|record| record.map_err(invalid)).collect()
 }
 
-fn field_or_null<'a>(record: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn field_or_null<'a>(record: &'a Value, name: &str) -> &'a Value {
     static NULL: Value = Value::Null;
     match record {
         Value::Record(fields) => fields
@@ -287,7 +295,7 @@ fn field<'a>(record: &'a Value, name: &str) -> Result<&'a Value, IcebergError> {
     }
 }
 
-fn unwrap_union(value: &Value) -> &Value {
+pub(crate) fn unwrap_union(value: &Value) -> &Value {
     match value {
         Value::Union(_, inner) => inner,
         other => other,
@@ -407,6 +415,7 @@ mod tests {
             min_sequence_number: 1,
             added_snapshot_id: 1,
             counts: ManifestCounts::default(),
+            partitions: Vec::new(),
         };
         let err = read_manifest(b"not avro", &manifest).unwrap_err();
         assert!(err.to_string().contains("/t/metadata/broken.avro"), "{err}");

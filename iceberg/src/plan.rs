@@ -14,9 +14,48 @@ use crate::metadata::Snapshot;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
+use std::sync::Arc;
 
 /// How many manifests are read at once.
 const PARALLEL_MANIFEST_READS: usize = 8;
+
+/// How many file entries a [`ManifestCache`] keeps; past it, it starts again.
+const CACHED_MANIFEST_ENTRIES: usize = 1_000_000;
+
+/// Manifests already read, by location: a manifest never changes once written, so a table
+/// scanned again reads only the manifests its new commits added.
+#[derive(Debug, Default)]
+pub struct ManifestCache {
+    manifests: std::sync::Mutex<CachedManifests>,
+}
+
+#[derive(Debug, Default)]
+struct CachedManifests {
+    /// File entries kept, over all manifests.
+    entries: usize,
+    by_path: std::collections::HashMap<String, Arc<Vec<LiveFile>>>,
+}
+
+impl ManifestCache {
+    fn get(&self, path: &str) -> Option<Arc<Vec<LiveFile>>> {
+        self.lock().by_path.get(path).cloned()
+    }
+
+    fn keep(&self, path: &str, files: Arc<Vec<LiveFile>>) {
+        let mut cache = self.lock();
+        if cache.entries + files.len() > CACHED_MANIFEST_ENTRIES {
+            *cache = CachedManifests::default();
+        }
+        cache.entries += files.len();
+        cache.by_path.insert(path.to_string(), files);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CachedManifests> {
+        self.manifests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// A live file of a snapshot, with its data sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,13 +97,27 @@ pub async fn snapshot_files(
     path_of: impl Fn(&str) -> Result<Path, IcebergError>,
 ) -> Result<SnapshotFiles, IcebergError> {
     let manifests = snapshot_manifests(store, snapshot, &path_of).await?;
-    let entries: Vec<Vec<LiveFile>> =
+    manifest_files(store, manifests, path_of, None).await
+}
+
+/// Reads the live files of `manifests` (some of a snapshot's, after pruning) from `store`,
+/// or from `cache` for the manifests read before.
+pub async fn manifest_files(
+    store: &dyn ObjectStore,
+    manifests: Vec<ManifestFile>,
+    path_of: impl Fn(&str) -> Result<Path, IcebergError>,
+    cache: Option<&ManifestCache>,
+) -> Result<SnapshotFiles, IcebergError> {
+    let entries: Vec<Arc<Vec<LiveFile>>> =
         futures::stream::iter(manifests.into_iter().map(|manifest| {
             let path = path_of(&manifest.path);
             async move {
+                if let Some(cached) = cache.and_then(|c| c.get(&manifest.path)) {
+                    return Ok(cached);
+                }
                 let bytes = read(store, &path?, &manifest.path).await?;
                 let entries = read_manifest(&bytes, &manifest)?;
-                Ok::<_, IcebergError>(
+                let live: Arc<Vec<LiveFile>> = Arc::new(
                     entries
                         .into_iter()
                         .filter(|entry| entry.status != EntryStatus::Deleted)
@@ -74,14 +127,18 @@ pub async fn snapshot_files(
                             partition_spec_id: manifest.partition_spec_id,
                         })
                         .collect(),
-                )
+                );
+                if let Some(cache) = cache {
+                    cache.keep(&manifest.path, Arc::clone(&live));
+                }
+                Ok::<_, IcebergError>(live)
             }
         }))
         .buffer_unordered(PARALLEL_MANIFEST_READS)
         .try_collect()
         .await?;
     let mut files = SnapshotFiles::default();
-    for file in entries.into_iter().flatten() {
+    for file in entries.iter().flat_map(|files| files.iter().cloned()) {
         match file.file.content {
             FileContent::Data => files.data.push(file),
             _ => files.deletes.push(file),

@@ -45,6 +45,9 @@ pub struct IcebergSource {
     name_mapping: Option<Arc<NameMapping>>,
     /// Delete files this process has read for the scan.
     cache: Arc<DeleteCache>,
+    /// What pruning left of the snapshot's manifests and files, for `EXPLAIN` (planning side
+    /// only: it does not travel to executors).
+    pruning_summary: Option<String>,
 }
 
 impl IcebergSource {
@@ -55,12 +58,19 @@ impl IcebergSource {
             deletes,
             name_mapping: None,
             cache: Arc::default(),
+            pruning_summary: None,
         }
     }
 
     /// This source with the table's name mapping.
     pub fn with_name_mapping(mut self, name_mapping: Option<Arc<NameMapping>>) -> Self {
         self.name_mapping = name_mapping;
+        self
+    }
+
+    /// Says, in `EXPLAIN`, what pruning left of the snapshot's manifests and files.
+    pub fn with_pruning_summary(mut self, summary: Option<String>) -> Self {
+        self.pruning_summary = summary;
         self
     }
 
@@ -93,6 +103,7 @@ impl IcebergSource {
             deletes: Arc::clone(&self.deletes),
             name_mapping: self.name_mapping.clone(),
             cache: Arc::clone(&self.cache),
+            pruning_summary: self.pruning_summary.clone(),
         })
     }
 }
@@ -168,6 +179,9 @@ impl FileSource for IcebergSource {
 
     fn fmt_extra(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         self.inner.fmt_extra(t, f)?;
+        if let Some(summary) = &self.pruning_summary {
+            write!(f, ", iceberg_pruning=[{summary}]")?;
+        }
         if !self.deletes.files.is_empty() {
             write!(
                 f,

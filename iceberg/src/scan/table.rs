@@ -11,8 +11,10 @@ use super::name_mapping::{NAME_MAPPING_PROPERTY, NameMapping};
 use super::source::IcebergSource;
 use crate::error::IcebergError;
 use crate::manifest::FileContent;
+use crate::manifest::{ManifestContent, ManifestFile};
 use crate::metadata::{Snapshot, TableMetadata};
-use crate::plan::{LiveFile, SnapshotFiles, snapshot_files};
+use crate::plan::{LiveFile, ManifestCache, SnapshotFiles, manifest_files, snapshot_manifests};
+use crate::prune::Pruner;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
@@ -42,6 +44,8 @@ pub struct IcebergTable {
     view_types: bool,
     /// The statement that registered the table, for `SHOW CREATE TABLE`.
     definition: Option<String>,
+    /// Manifests read before, shared by the tables of one coordinator.
+    manifest_cache: Option<Arc<ManifestCache>>,
 }
 
 impl IcebergTable {
@@ -72,6 +76,7 @@ impl IcebergTable {
             name_mapping,
             view_types,
             definition: None,
+            manifest_cache: None,
         })
     }
 
@@ -151,6 +156,12 @@ impl IcebergTable {
         &self.location
     }
 
+    /// This table, reading manifests through `cache` (see [`ManifestCache`]).
+    pub fn with_manifest_cache(mut self, cache: Arc<ManifestCache>) -> Self {
+        self.manifest_cache = Some(cache);
+        self
+    }
+
     /// The snapshot a scan reads.
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
@@ -163,6 +174,7 @@ impl IcebergTable {
         files: SnapshotFiles,
         projection: Option<&Vec<usize>>,
         limit: Option<usize>,
+        pruned: Option<String>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let deletes = self.deletes(&files)?;
         // Equality deletes compare column values, so their columns are read even when the
@@ -231,7 +243,8 @@ impl IcebergTable {
             ))))
             .build();
         let source = IcebergSource::new(Arc::clone(config.file_source()), Arc::new(deletes))
-            .with_name_mapping(self.name_mapping.clone());
+            .with_name_mapping(self.name_mapping.clone())
+            .with_pruning_summary(pruned);
         let config = FileScanConfigBuilder::from(config)
             .with_source(Arc::new(source))
             .build();
@@ -365,18 +378,12 @@ impl TableProvider for IcebergTable {
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let files = match &self.snapshot {
-            Some(snapshot) => {
-                let store = state
-                    .runtime_env()
-                    .object_store(self.location.store_url())?;
-                let location = &self.location;
-                snapshot_files(store.as_ref(), snapshot, |file| location.path_of(file)).await?
-            }
-            None => SnapshotFiles::default(),
+        let (files, pruned) = match &self.snapshot {
+            Some(snapshot) => self.live_files(state, snapshot, filters).await?,
+            None => (SnapshotFiles::default(), None),
         };
         for file in &files.data {
             if file.file.file_format != "PARQUET" {
@@ -387,7 +394,53 @@ impl TableProvider for IcebergTable {
                 .into());
             }
         }
-        self.plan(state, files, projection, limit)
+        self.plan(state, files, projection, limit, pruned)
+    }
+}
+
+impl IcebergTable {
+    /// The live files of `snapshot` that `filters` may match: manifests pruned by their
+    /// partition summaries before they are read, then data files by partition values and
+    /// column metrics. Also says what pruning left, for `EXPLAIN`.
+    async fn live_files(
+        &self,
+        state: &dyn Session,
+        snapshot: &Snapshot,
+        filters: &[Expr],
+    ) -> Result<(SnapshotFiles, Option<String>)> {
+        let store = state
+            .runtime_env()
+            .object_store(self.location.store_url())?;
+        let location = &self.location;
+        let path_of = |file: &str| location.path_of(file);
+        let pruner = Pruner::new(filters, &self.schema, &self.metadata, state);
+        let cache = self.manifest_cache.as_deref();
+        let mut manifests = snapshot_manifests(store.as_ref(), snapshot, path_of).await?;
+        let Some(pruner) = pruner else {
+            let files = manifest_files(store.as_ref(), manifests, path_of, cache).await?;
+            return Ok((files, None));
+        };
+        let data_manifests = |m: &[ManifestFile]| {
+            m.iter()
+                .filter(|m| m.content == ManifestContent::Data)
+                .count()
+        };
+        let all_manifests = data_manifests(&manifests);
+        let keep = pruner.keep_manifests(&manifests);
+        let mut kept = keep.into_iter();
+        manifests.retain(|_| kept.next().unwrap_or(true));
+        let read_manifests = data_manifests(&manifests);
+        let mut files = manifest_files(store.as_ref(), manifests, path_of, cache).await?;
+        let read_files = files.data.len();
+        let keep = pruner.keep_files(&files.data);
+        let mut kept = keep.into_iter();
+        files.data.retain(|_| kept.next().unwrap_or(true));
+        let summary = format!(
+            "data manifests {read_manifests} of {all_manifests}, data files {} of {read_files} \
+             in them",
+            files.data.len()
+        );
+        Ok((files, Some(summary)))
     }
 }
 

@@ -8,7 +8,7 @@
 //! when the names are older.
 
 use crate::error::QueryError;
-use crate::lakehouse::formats::{MetadataCache, iceberg_suffix_table, iceberg_table};
+use crate::lakehouse::formats::{MetadataCache, iceberg_suffix_table};
 use crate::locations::Locations;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::common::DataFusionError;
@@ -141,8 +141,10 @@ impl Inner {
         self.locations
             .check_unprotected(&metadata.location)
             .map_err(failed)?;
-        let table =
-            iceberg_table(metadata, &file, &self.config).map_err(|err| failed(self.error(err)))?;
+        let table = self
+            .metadata
+            .table(metadata, &file, &self.config)
+            .map_err(|err| failed(self.error(err)))?;
         match suffix {
             None => Ok(Some(Arc::new(table))),
             Some(suffix) => iceberg_suffix_table(table, &qualified, suffix, &self.runtime)

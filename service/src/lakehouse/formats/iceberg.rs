@@ -26,7 +26,9 @@ use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::CreateExternalTable;
 use osprey_catalog::{DataFile, TableDefinition, TableEntry, TableKind};
-use osprey_iceberg::{IcebergError, IcebergTable, MetadataTable, StoreLocation, TableMetadata};
+use osprey_iceberg::{
+    IcebergError, IcebergTable, ManifestCache, MetadataTable, StoreLocation, TableMetadata,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -43,6 +45,8 @@ pub struct IcebergFormat {
 #[derive(Debug, Default)]
 pub(crate) struct MetadataCache {
     files: Mutex<HashMap<String, Arc<TableMetadata>>>,
+    /// Manifests already read: immutable too.
+    manifests: Arc<ManifestCache>,
 }
 
 impl MetadataCache {
@@ -88,18 +92,22 @@ impl MetadataCache {
     }
 }
 
-/// The table provider for an Iceberg table's `metadata`, found at `location` (its directory
-/// or metadata file).
-pub(crate) fn iceberg_table(
-    metadata: Arc<TableMetadata>,
-    location: &str,
-    config: &ConfigOptions,
-) -> Result<IcebergTable, IcebergError> {
-    IcebergTable::new(
-        metadata,
-        &osprey_iceberg::table_root(location),
-        config.execution.parquet.schema_force_view_types,
-    )
+impl MetadataCache {
+    /// The table provider for an Iceberg table's `metadata`, found at `location` (its
+    /// directory or metadata file), reading manifests through this cache.
+    pub(crate) fn table(
+        &self,
+        metadata: Arc<TableMetadata>,
+        location: &str,
+        config: &ConfigOptions,
+    ) -> Result<IcebergTable, IcebergError> {
+        Ok(IcebergTable::new(
+            metadata,
+            &osprey_iceberg::table_root(location),
+            config.execution.parquet.schema_force_view_types,
+        )?
+        .with_manifest_cache(Arc::clone(&self.manifests)))
+    }
 }
 
 /// `"<table>$<suffix>"` of the Iceberg table `table` (named `name` in messages): a version
@@ -156,7 +164,7 @@ impl IcebergFormat {
             }
         };
         let metadata = self.metadata.load(runtime, location).await?;
-        Ok(iceberg_table(metadata, location, config)?)
+        Ok(self.metadata.table(metadata, location, config)?)
     }
 }
 
@@ -240,7 +248,9 @@ impl TableFormat for IcebergFormat {
             .load(state.runtime_env(), location)
             .await
             .map_err(|err| query_error(location, err))?;
-        let table = iceberg_table(metadata, location, state.config_options())
+        let table = self
+            .metadata
+            .table(metadata, location, state.config_options())
             .map_err(|err| query_error(location, err))?;
         Ok(TableDefinition {
             location: Some(location.to_string()),
