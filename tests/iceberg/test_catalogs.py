@@ -122,6 +122,8 @@ def test_sql_catalog_reads_lists_and_follows_commits(osprey, sql_catalog):
         assert "pg-secret" not in shown
         assert "pg-secret" not in str(run(osprey, "SELECT * FROM system.queries").to_pylist())
 
+        described = run(osprey, f"SHOW CREATE TABLE {name}.sales.orders").to_pylist()[0]["definition"]
+        assert f"attached Iceberg catalog {name}" in described, described
         missing = error_of(osprey, f"SELECT * FROM {name}.sales.nothing")
         assert "nothing" in missing and "not" in missing
         # Iceberg writes come with issue 23: refused by name, nothing changes.

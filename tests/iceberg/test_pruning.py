@@ -104,6 +104,10 @@ def test_partition_filters_prune_manifests_and_files(osprey, pruned):
     read, manifests, _, _ = pruning_of(osprey, sql)
     assert (read, manifests) == (2, 4)
 
+    # SHOW CREATE TABLE gives the partitioning, in Trino's spelling.
+    shown = run(osprey, "SHOW CREATE TABLE lake.pruned").to_pylist()[0]["definition"]
+    assert "-- partitioning = ARRAY['day(ts)', 'region']" in shown, shown
+
     # Nothing matches: nothing is read, and the answer is empty.
     sql = "SELECT id FROM lake.pruned WHERE region = 'mars'"
     assert same(osprey, sql, table, EqualTo("region", "mars")) == []

@@ -13,6 +13,7 @@ use crate::error::IcebergError;
 use crate::manifest::FileContent;
 use crate::manifest::{ManifestContent, ManifestFile};
 use crate::metadata::{Snapshot, TableMetadata};
+use crate::partition::Transform;
 use crate::plan::{LiveFile, ManifestCache, SnapshotFiles, manifest_files, snapshot_manifests};
 use crate::prune::Pruner;
 use async_trait::async_trait;
@@ -149,6 +150,60 @@ impl IcebergTable {
     pub fn with_definition(mut self, definition: String) -> Self {
         self.definition = Some(definition);
         self
+    }
+
+    /// The table's layout as SQL comment lines, for `SHOW CREATE TABLE`: its format version,
+    /// its partitioning in Trino's spelling (`ARRAY['day(ts)', 'bucket(id, 16)']`) and its
+    /// properties.
+    pub fn layout_comment(&self) -> String {
+        let metadata = &self.metadata;
+        let schema = metadata.current_schema();
+        let column = |id: i32| {
+            schema
+                .field_by_id(id)
+                .map_or_else(|| format!("field {id}"), |field| field.name.clone())
+        };
+        let fields: Vec<String> = metadata
+            .partition_spec(metadata.default_spec_id)
+            .map(|spec| spec.fields.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|field| {
+                let name = column(field.source_id);
+                let text = match &field.transform {
+                    Transform::Identity => name,
+                    Transform::Bucket(n) => format!("bucket({name}, {n})"),
+                    Transform::Truncate(w) => format!("truncate({name}, {w})"),
+                    Transform::Year => format!("year({name})"),
+                    Transform::Month => format!("month({name})"),
+                    Transform::Day => format!("day({name})"),
+                    Transform::Hour => format!("hour({name})"),
+                    Transform::Void => format!("void({name})"),
+                    Transform::Unknown(other) => format!("{other}({name})"),
+                };
+                format!("'{}'", text.replace('\'', "''"))
+            })
+            .collect();
+        let mut lines = vec![format!(
+            "-- Iceberg format version {}",
+            metadata.format_version
+        )];
+        if !fields.is_empty() {
+            lines.push(format!("-- partitioning = ARRAY[{}]", fields.join(", ")));
+        }
+        let properties: Vec<String> = metadata
+            .properties
+            .iter()
+            .filter(|(key, _)| key.as_str() != NAME_MAPPING_PROPERTY)
+            .map(|(key, value)| {
+                let value: String = value.chars().take(80).collect();
+                format!("'{key}' = '{}'", value.replace('\'', "''"))
+            })
+            .collect();
+        if !properties.is_empty() {
+            lines.push(format!("-- properties: {}", properties.join(", ")));
+        }
+        lines.join("\n")
     }
 
     /// Where the table's files are.

@@ -146,7 +146,18 @@ impl Inner {
             .table(metadata, &file, &self.config)
             .map_err(|err| failed(self.error(err)))?;
         match suffix {
-            None => Ok(Some(Arc::new(table))),
+            None => {
+                // Nothing in Osprey creates it: SHOW CREATE TABLE describes it instead.
+                let definition = format!(
+                    "-- {qualified}: a table of the attached Iceberg catalog {} (SHOW CREATE \
+                     CATALOG {}), at {}\n{}",
+                    self.name,
+                    self.name,
+                    osprey_iceberg::table_root(&file),
+                    table.layout_comment()
+                );
+                Ok(Some(Arc::new(table.with_definition(definition))))
+            }
             Some(suffix) => iceberg_suffix_table(table, &qualified, suffix, &self.runtime)
                 .await
                 .map(Some),

@@ -197,11 +197,9 @@ impl TableFormat for IcebergFormat {
         config: &ConfigOptions,
         runtime: &Arc<RuntimeEnv>,
     ) -> Result<Arc<dyn TableProvider>> {
-        Ok(Arc::new(
-            self.open_table(entry, config, runtime)
-                .await?
-                .with_definition(show_create(entry)),
-        ))
+        let table = self.open_table(entry, config, runtime).await?;
+        let definition = format!("{}\n{}", show_create(entry), table.layout_comment());
+        Ok(Arc::new(table.with_definition(definition)))
     }
 
     async fn metadata_table(
