@@ -28,6 +28,7 @@ mod manifest_metrics;
 mod metadata;
 mod metadata_tables;
 mod partition;
+mod partitions_table;
 mod plan;
 mod prune;
 mod scan;

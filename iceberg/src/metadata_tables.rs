@@ -1,6 +1,6 @@
 //! A table's metadata as tables, with Trino's names and columns: `"t$snapshots"`,
-//! `"t$history"`, `"t$refs"`, `"t$manifests"` and `"t$files"` (the last two of the snapshot the
-//! table reads).
+//! `"t$history"`, `"t$refs"`, `"t$manifests"`, `"t$files"` and `"t$partitions"` (the last
+//! three of the snapshot the table reads).
 
 use crate::manifest::FileContent;
 use crate::metadata::SnapshotRefKind;
@@ -31,11 +31,20 @@ pub enum MetadataTable {
     Manifests,
     /// The live data and delete files of the snapshot read.
     Files,
+    /// The partitions of the snapshot read, with their rows, files and bytes.
+    Partitions,
 }
 
 impl MetadataTable {
     /// The metadata tables' names, as they follow `$`.
-    pub const NAMES: [&'static str; 5] = ["snapshots", "history", "refs", "manifests", "files"];
+    pub const NAMES: [&'static str; 6] = [
+        "snapshots",
+        "history",
+        "refs",
+        "manifests",
+        "files",
+        "partitions",
+    ];
 
     /// The metadata table `name` (what follows `$`, any case), if there is one.
     pub fn parse(name: &str) -> Option<Self> {
@@ -45,6 +54,7 @@ impl MetadataTable {
             "refs" => Some(Self::Refs),
             "manifests" => Some(Self::Manifests),
             "files" => Some(Self::Files),
+            "partitions" => Some(Self::Partitions),
             _ => None,
         }
     }
@@ -57,6 +67,7 @@ impl MetadataTable {
             Self::Refs => refs(table)?,
             Self::Manifests => manifests(table, store).await?,
             Self::Files => files(table, store).await?,
+            Self::Partitions => crate::partitions_table::partitions(table, store).await?,
         };
         MemTable::try_new(batch.schema(), vec![vec![batch]])
     }

@@ -140,3 +140,13 @@ def test_bytes_scanned_count_only_the_files_left(osprey, pruned):
     history = run(osprey, "SELECT query, bytes_scanned FROM system.queries").to_pylist()
     scanned = {row["query"]: row["bytes_scanned"] for row in history}
     assert 0 < scanned[some] < scanned[every]
+
+
+def test_partitions_table_matches_pyiceberg(osprey, pruned):
+    table, _ = pruned
+    got = run(osprey, 'SELECT partition, record_count, file_count, total_size FROM lake."pruned$partitions"').to_pylist()
+    expected = table.inspect.partitions().to_pylist()
+    key = lambda p: (str(p["ts_day"]), p["region"])
+    assert sorted((key(r["partition"]), r["record_count"], r["file_count"]) for r in got) == \
+        sorted((key(r["partition"]), r["record_count"], r["file_count"]) for r in expected)
+    assert sum(r["total_size"] for r in got) == sum(r["total_data_file_size_in_bytes"] for r in expected)

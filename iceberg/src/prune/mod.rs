@@ -26,9 +26,11 @@ use datafusion::common::DFSchema;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
+pub(crate) use ranges::result_type;
 use stats::{ColumnBounds, ColumnSlot, Containers};
 use std::collections::HashMap;
 use std::sync::Arc;
+pub(crate) use values::decode;
 
 /// The filters of a scan, ready to judge manifests and data files (see the module docs).
 pub(crate) struct Pruner {

@@ -11,7 +11,8 @@
 //! that version. Metadata files never change once written, so they are cached by location.
 //!
 //! Its metadata reads as tables, as in Trino: `SELECT * FROM "t$snapshots"` (also `$history`,
-//! `$refs`, `$manifests` and `$files`); its earlier versions with `FOR VERSION AS OF` and
+//! `$refs`, `$manifests`, `$files` and `$partitions`); its earlier versions with
+//! `FOR VERSION AS OF` and
 //! `FOR TIMESTAMP AS OF` ([`crate::time_travel`]).
 
 use super::TableFormat;
