@@ -20,6 +20,7 @@
 //! apply to a data file by sequence number ([`SnapshotFiles::deletes_for`]). Anything the spec defines that Osprey cannot read yet is refused by
 //! name ([`IcebergError::Unsupported`]), never read wrongly.
 
+mod avro_fields;
 mod catalog;
 mod error;
 mod load;

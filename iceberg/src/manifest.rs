@@ -6,6 +6,7 @@
 //! a writer are inherited as the spec says: a manifest from its manifest list entry, an added
 //! file from its manifest.
 
+use crate::avro_fields::{field_or_null, unwrap_union};
 use crate::error::IcebergError;
 pub use crate::manifest_metrics::{FieldSummary, FileMetrics};
 use crate::manifest_metrics::{field_summaries, file_metrics};
@@ -277,28 +278,10 @@ fn records(bytes: &[u8], what: &str) -> Result<Vec<Value>, IcebergError> {
     reader.map(|record| record.map_err(invalid)).collect()
 }
 
-pub(crate) fn field_or_null<'a>(record: &'a Value, name: &str) -> &'a Value {
-    static NULL: Value = Value::Null;
-    match record {
-        Value::Record(fields) => fields
-            .iter()
-            .find(|(field, _)| field == name)
-            .map_or(&NULL, |(_, value)| value),
-        _ => &NULL,
-    }
-}
-
 fn field<'a>(record: &'a Value, name: &str) -> Result<&'a Value, IcebergError> {
     match unwrap_union(field_or_null(record, name)) {
         Value::Null => Err(IcebergError::Invalid(format!("no {name}"))),
         value => Ok(value),
-    }
-}
-
-pub(crate) fn unwrap_union(value: &Value) -> &Value {
-    match value {
-        Value::Union(_, inner) => inner,
-        other => other,
     }
 }
 

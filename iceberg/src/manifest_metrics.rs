@@ -3,7 +3,7 @@
 //! serialization (spec, Appendix D) so that one decoder ([`crate::prune`]) reads bounds,
 //! summaries and partition values alike.
 
-use crate::manifest::{field_or_null, unwrap_union};
+use crate::avro_fields::{field_or_null, unwrap_union};
 use apache_avro::types::Value;
 use std::collections::BTreeMap;
 

@@ -19,7 +19,8 @@ use crate::prune::Pruner;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::stats::Precision;
+use datafusion::common::{DataFusionError, Result, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
@@ -285,6 +286,16 @@ impl IcebergTable {
             .map(FileGroup::new)
             .collect();
 
+        // The files' rows, exact when no delete applies to any of them: DataFusion plans joins
+        // by them, and answers `count(*)` from them when nothing filters.
+        let rows: i64 = files.data.iter().map(|f| f.file.record_count.max(0)).sum();
+        let bytes: u64 = sizes.iter().sum();
+        let mut statistics = Statistics::new_unknown(&self.schema);
+        statistics.num_rows = match deletes.files.is_empty() {
+            true => Precision::Exact(rows as usize),
+            false => Precision::Inexact(rows as usize),
+        };
+        statistics.total_byte_size = Precision::Inexact(bytes as usize);
         let parquet = ParquetSource::new(Arc::clone(&self.schema))
             .with_table_parquet_options(state.table_options().parquet.clone());
         // The projection goes into the Parquet source before it is wrapped: the wrapper
@@ -293,6 +304,7 @@ impl IcebergTable {
             .with_file_groups(groups)
             .with_projection_indices(Some(read.clone()))?
             .with_limit(if equality_ids.is_empty() { limit } else { None })
+            .with_statistics(statistics)
             .with_expr_adapter(Some(Arc::new(FieldIdAdapterFactory::new(
                 self.name_mapping.clone(),
             ))))
