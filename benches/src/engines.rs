@@ -139,7 +139,11 @@ impl Engine {
         match spec {
             EngineSpec::Osprey { executors, iceberg } => {
                 let threads_per_executor = (setup.threads / executors).max(1);
+                // A fresh catalog each run: tables of an earlier run would clash.
                 let data_dir = setup.work_dir.join(spec.to_string());
+                if data_dir.exists() {
+                    std::fs::remove_dir_all(&data_dir)?;
+                }
                 std::fs::create_dir_all(&data_dir)?;
                 let cluster = LocalCluster::start(
                     &data_dir,

@@ -140,16 +140,17 @@ pub fn ensure_iceberg(dataset: &Dataset, python: &Path) -> Result<Vec<(String, P
     let name = source.file_name().unwrap_or_default().to_string_lossy();
     let dir = source.with_file_name(format!("{name}-iceberg"));
     if !dir.join(SUCCESS_MARKER).exists() {
-        let staging = source.with_file_name(format!(".{name}-iceberg.partial"));
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging)?;
+        // Written in place (Iceberg metadata holds absolute paths, so it cannot be moved), and
+        // marked complete last; a half-written copy is written again.
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
         }
         eprintln!("  writing the tables as Iceberg with pyiceberg (first run only)...");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/iceberg_tables.py");
         let status = Command::new(python)
             .arg(&script)
             .arg(source)
-            .arg(&staging)
+            .arg(&dir)
             .status()
             .with_context(|| format!("cannot run {}", python.display()))?;
         if !status.success() {
@@ -158,11 +159,7 @@ pub fn ensure_iceberg(dataset: &Dataset, python: &Path) -> Result<Vec<(String, P
                 script.display()
             );
         }
-        std::fs::write(staging.join(SUCCESS_MARKER), b"")?;
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        std::fs::rename(&staging, &dir)?;
+        std::fs::write(dir.join(SUCCESS_MARKER), b"")?;
     }
     Ok(dataset
         .tables

@@ -395,6 +395,23 @@ mod tests {
     }
 
     #[test]
+    fn catalogs_take_their_properties_as_keys() {
+        let config: FileConfig = toml::from_str(
+            "[[catalogs]]\nname = \"lake\"\ntype = \"rest\"\nuri = \"http://c\"\ncredential = \"id:s\"\n",
+        )
+        .unwrap();
+        let lake = &config.catalogs[0];
+        assert_eq!(lake.name, "lake");
+        assert_eq!(lake.connector, "");
+        assert_eq!(lake.properties["type"], "rest");
+        assert_eq!(lake.properties.len(), 3);
+        assert!(
+            !format!("{lake:?}").contains("id:s"),
+            "secrets stay out of Debug"
+        );
+    }
+
+    #[test]
     fn example_file_parses() {
         let text = include_str!("../../osprey.example.toml");
         let config: FileConfig = toml::from_str(text).unwrap();

@@ -356,3 +356,27 @@ impl Banner {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executors_get_the_storage_options_exactly() {
+        let file: FileConfig = toml::from_str(
+            "[[storage]]\nprefix = \"s3://lake\"\noptions = { aws_secret_access_key = 'a\"b\\\\c', aws_region = \"eu\" }\n",
+        )
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!("osprey-local-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = executor_storage_config(&file, &dir).unwrap().unwrap();
+        let written: FileConfig = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(written.storage[0].prefix, "s3://lake");
+        assert_eq!(written.storage[0].options, file.storage[0].options);
+        // Written again at the next start.
+        assert!(executor_storage_config(&file, &dir).unwrap().is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+        let none = FileConfig::default();
+        assert!(executor_storage_config(&none, &dir).unwrap().is_none());
+    }
+}

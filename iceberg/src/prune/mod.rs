@@ -11,6 +11,7 @@
 //! ([`values`]). Floating-point bounds are used only where the file records that it holds no
 //! NaN (bounds leave NaN out). What cannot be read only prunes less.
 
+mod column_stats;
 mod ranges;
 mod stats;
 mod values;
@@ -20,6 +21,7 @@ use crate::metadata::TableMetadata;
 use crate::partition::Transform;
 use crate::plan::LiveFile;
 use crate::schema::{FIELD_ID_KEY, PrimitiveType, Type};
+pub(crate) use column_stats::column_statistics;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::DFSchema;

@@ -15,7 +15,7 @@ use crate::manifest::{ManifestContent, ManifestFile};
 use crate::metadata::{Snapshot, TableMetadata};
 use crate::partition::Transform;
 use crate::plan::{LiveFile, ManifestCache, SnapshotFiles, manifest_files, snapshot_manifests};
-use crate::prune::Pruner;
+use crate::prune::{Pruner, column_statistics};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
@@ -290,11 +290,14 @@ impl IcebergTable {
         // by them, and answers `count(*)` from them when nothing filters.
         let rows: i64 = files.data.iter().map(|f| f.file.record_count.max(0)).sum();
         let bytes: u64 = sizes.iter().sum();
+        let exact = deletes.files.is_empty();
         let mut statistics = Statistics::new_unknown(&self.schema);
-        statistics.num_rows = match deletes.files.is_empty() {
+        statistics.num_rows = match exact {
             true => Precision::Exact(rows as usize),
             false => Precision::Inexact(rows as usize),
         };
+        statistics.column_statistics =
+            column_statistics(&self.schema, &self.metadata, &files.data, exact);
         statistics.total_byte_size = Precision::Inexact(bytes as usize);
         let parquet = ParquetSource::new(Arc::clone(&self.schema))
             .with_table_parquet_options(state.table_options().parquet.clone());
