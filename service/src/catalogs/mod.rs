@@ -32,6 +32,9 @@ use provider::{IcebergCatalogProvider, ProviderParts};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+/// How long a listing of every attached catalog waits for each one.
+const LISTING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A catalog from the configuration file (`[[catalogs]]`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CatalogConfig {
@@ -277,9 +280,22 @@ impl AttachedCatalogs {
             .filter(|(catalog, _)| name.is_none_or(|wanted| wanted == catalog.as_str()))
             .map(|(catalog, entry)| (catalog.clone(), Arc::clone(&entry.provider)))
             .collect();
-        let results =
-            futures::future::join_all(providers.iter().map(|(_, provider)| provider.refresh()))
-                .await;
+        // Listing every catalog waits a bounded time for each: a slow one keeps its last
+        // listing rather than holding up the others.
+        let results = futures::future::join_all(providers.iter().map(|(_, provider)| async move {
+            match name {
+                Some(_) => provider.refresh().await,
+                None => tokio::time::timeout(LISTING_WAIT, provider.refresh())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(QueryError::CatalogUnavailable(format!(
+                            "no answer within {} s",
+                            LISTING_WAIT.as_secs()
+                        )))
+                    }),
+            }
+        }))
+        .await;
         for ((catalog, _), result) in providers.iter().zip(results) {
             match result {
                 Err(err) if name.is_some() => return Err(err),

@@ -140,6 +140,20 @@ impl QueryEngine {
         }
     }
 
+    /// The catalog a `USE` statement switches in: the one it names, else the current one.
+    pub(super) fn use_catalog(&self, session: &SessionSettings, target: &ast::Use) -> String {
+        match target {
+            ast::Use::Object(name) | ast::Use::Schema(name) | ast::Use::Database(name) => {
+                match name_parts(name).as_slice() {
+                    [catalog, _] => catalog.clone(),
+                    _ => self.current_schema(session).0,
+                }
+            }
+            ast::Use::Catalog(name) => name_parts(name).join("."),
+            _ => self.current_schema(session).0,
+        }
+    }
+
     /// `USE [SCHEMA|DATABASE] [catalog.]schema` and `USE CATALOG catalog`: changes the
     /// session's current schema (or catalog), which must exist.
     pub(super) fn use_schema(

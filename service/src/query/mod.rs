@@ -459,7 +459,8 @@ impl QueryEngine {
             && let ast::Statement::Use(target) = ast_statement.as_ref()
         {
             // An attached catalog's namespaces are listed again for the check.
-            self.catalogs.refresh(None).await?;
+            let catalog = self.use_catalog(session, target);
+            self.catalogs.refresh(Some(&catalog)).await?;
             self.use_schema(session, target)?;
             return Ok(PreparedStatement::ddl_done("USE"));
         }
