@@ -16,6 +16,7 @@ mod catalog_statements;
 mod describe;
 mod file_queries;
 mod listings;
+mod own_statements;
 mod parse;
 mod prepared;
 mod run;
@@ -388,53 +389,6 @@ impl QueryEngine {
     ) -> Result<PreparedStatement, QueryError> {
         let principal = session.principal.as_ref();
         let statement = match parse_statement(&state, sql)? {
-            ParsedStatement::User(statement) => {
-                let kind = user_statement_kind(&statement);
-                return Ok(
-                    match execute_user_statement(&self.auth, &self.workgroups, principal, statement)
-                        .await?
-                    {
-                        UserStatementResult::Done => PreparedStatement::ddl_done(kind),
-                        UserStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
-                    },
-                );
-            }
-            ParsedStatement::Workgroup(statement) => {
-                let is_admin = principal.is_none_or(|p| p.is_admin);
-                let kind = workgroup_statement_kind(&statement);
-                return Ok(
-                    match execute_workgroup_statement(&self.workgroups, is_admin, statement).await?
-                    {
-                        WorkgroupStatementResult::Done => PreparedStatement::ddl_done(kind),
-                        WorkgroupStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
-                    },
-                );
-            }
-            ParsedStatement::Location(statement) => {
-                let kind = location_statement_kind(&statement);
-                return Ok(
-                    match execute_location_statement(&self.locations, principal, statement).await? {
-                        LocationStatementResult::Done => PreparedStatement::ddl_done(kind),
-                        LocationStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
-                    },
-                );
-            }
-            ParsedStatement::Catalog(statement) => {
-                let kind = statement.kind();
-                return Ok(
-                    match execute_catalog_statement(
-                        &self.catalogs,
-                        state.catalog_list().as_ref(),
-                        principal,
-                        statement,
-                    )
-                    .await?
-                    {
-                        CatalogStatementResult::Done => PreparedStatement::ddl_done(kind),
-                        CatalogStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
-                    },
-                );
-            }
             ParsedStatement::Immediate(wrapped) => {
                 let parameters = match (wrapped.using, parameters) {
                     (Some(_), Some(_)) => {
@@ -451,6 +405,7 @@ impl QueryEngine {
                     .await;
             }
             ParsedStatement::Sql(statement) => *statement,
+            own => return self.run_own_statement(&state, principal, own).await,
         };
         let mut statement = statement;
         self.resolve_file_references(&mut state, session, &mut statement)
