@@ -22,7 +22,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 from pyiceberg.types import LongType, NestedField, StringType
 
-from conftest import PASSWORD, client_conftest, connect, run
+from conftest import client_conftest, connect, run
 
 SCHEMA = Schema(NestedField(1, "id", LongType(), required=True), NestedField(2, "name", StringType()))
 
@@ -247,4 +247,3 @@ catalog-name = "kept"
         assert run(uri, "SELECT count(*) AS n FROM kept.db.t").column("n")[0].as_py() == 4
         assert run(uri, "SELECT count(*) AS n FROM configured.db.t").column("n")[0].as_py() == 4
         assert "configuration file" in error_of(uri, "DROP CATALOG configured")
-        assert PASSWORD

@@ -123,7 +123,7 @@ impl AttachedCatalogs {
                 connector => connector,
             };
             let entry = attached.entry(&catalog.name, connector, properties, ManagedBy::Config)?;
-            attached.entries().insert(catalog.name.clone(), entry);
+            attached.entries_mut().insert(catalog.name.clone(), entry);
         }
         for record in store.attached_catalogs().await? {
             if attached.entries().contains_key(&record.name) {
@@ -137,7 +137,7 @@ impl AttachedCatalogs {
                 ManagedBy::Sql,
             ) {
                 Ok(entry) => {
-                    attached.entries().insert(record.name, entry);
+                    attached.entries_mut().insert(record.name, entry);
                 }
                 Err(err) => {
                     tracing::warn!(catalog = %record.name, error = %err, "attached catalog left out")
@@ -147,11 +147,22 @@ impl AttachedCatalogs {
         Ok(attached)
     }
 
-    fn entries(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
+    /// The attached catalogs, to change.
+    fn entries_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
         self.inner
             .entries
             .write()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The attached catalogs, to read (every table a statement names looks here).
+    fn entries(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
+        self.inner.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether no catalog is attached.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries().is_empty()
     }
 
     /// Builds (without contacting it) the catalog `name`.
@@ -224,7 +235,7 @@ impl AttachedCatalogs {
         )?;
         entry.provider.refresh().await?;
         self.inner.store.attach_catalog(&record, replace).await?;
-        self.entries().insert(name, entry);
+        self.entries_mut().insert(name, entry);
         Ok(())
     }
 
@@ -245,7 +256,7 @@ impl AttachedCatalogs {
             Some(ManagedBy::Sql) => {}
         }
         self.inner.store.detach_catalog(name).await?;
-        self.entries().remove(name);
+        self.entries_mut().remove(name);
         Ok(())
     }
 

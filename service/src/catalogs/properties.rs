@@ -158,9 +158,9 @@ pub(crate) fn client(
             Arc::new(HadoopCatalog::new(store, &warehouse).map_err(invalid)?)
         }
         _ => {
-            return Err(check("iceberg", properties).err().unwrap_or_else(|| {
-                QueryError::InvalidStatement(format!("catalog {name} has no type"))
-            }));
+            return Err(QueryError::InvalidStatement(format!(
+                "catalog {name} needs type = 'rest', 'sql' or 'hadoop'"
+            )));
         }
     })
 }

@@ -8,16 +8,20 @@
 //! when the names are older.
 
 use crate::error::QueryError;
-use crate::lakehouse::formats::{MetadataCache, iceberg_suffix_table};
+use crate::lakehouse::formats::{MetadataCache, iceberg_query_error, iceberg_suffix_table};
 use crate::locations::Locations;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::common::DataFusionError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use futures::{StreamExt, TryStreamExt};
 use osprey_iceberg::{IcebergCatalog, IcebergError};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+
+/// How many namespaces of one catalog are listed at once.
+const PARALLEL_LISTINGS: usize = 8;
 
 /// An attached Iceberg catalog (see the module docs).
 #[derive(Debug)]
@@ -75,13 +79,17 @@ impl IcebergCatalogProvider {
             .namespaces()
             .await
             .map_err(|err| inner.error(err))?;
-        let tables = futures::future::try_join_all(
-            namespaces
-                .iter()
-                .map(|namespace| inner.client.table_names(namespace)),
-        )
-        .await
-        .map_err(|err| inner.error(err))?;
+        // A few namespaces at a time: a catalog with many is not asked all at once.
+        // Owned futures (a client and a name each), so the stream is `Send` for any lifetime.
+        let listings = namespaces.clone().into_iter().map(|namespace| {
+            let client = Arc::clone(&inner.client);
+            async move { client.table_names(&namespace).await }
+        });
+        let tables: Vec<Vec<String>> = futures::stream::iter(listings)
+            .buffered(PARALLEL_LISTINGS)
+            .try_collect()
+            .await
+            .map_err(|err| inner.error(err))?;
         *inner.listed.write().unwrap_or_else(|p| p.into_inner()) =
             namespaces.into_iter().zip(tables).collect();
         Ok(())
@@ -95,20 +103,7 @@ impl Inner {
 
     /// A catalog's error as a statement error naming the catalog.
     fn error(&self, err: IcebergError) -> QueryError {
-        let name = &self.name;
-        match err {
-            IcebergError::CatalogUnavailable(message) => QueryError::CatalogUnavailable(format!(
-                "catalog {name} is unavailable: {message}. Try again later"
-            )),
-            IcebergError::CatalogDenied(message) => QueryError::PermissionDenied(format!(
-                "catalog {name} refused Osprey's credentials: {message}. An admin attaches it \
-                 again with CREATE OR REPLACE CATALOG"
-            )),
-            IcebergError::Unsupported(message) => {
-                QueryError::NotSupported(format!("catalog {name}: {message}"))
-            }
-            other => QueryError::InvalidStatement(format!("catalog {name}: {other}")),
-        }
+        iceberg_query_error(&format!("catalog {}", self.name), err)
     }
 
     /// Opens `namespace.name`, or one of its versions or metadata tables (`name$suffix`).

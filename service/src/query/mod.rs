@@ -365,17 +365,24 @@ impl QueryEngine {
         // The attached catalogs join the shared ones; then the policy's choice: a metadata
         // flavor the session applies next (Trino's information_schema) lists only what the
         // policy shows.
-        let catalogs = self.catalogs.overlay(Arc::clone(state.catalog_list()));
+        let shared = Arc::clone(state.catalog_list());
+        let catalogs = match self.catalogs.is_empty() {
+            true => Arc::clone(&shared),
+            false => self.catalogs.overlay(Arc::clone(&shared)),
+        };
         // Listings ask the attached catalogs for their names again (metadata_tables).
         state
             .config_mut()
             .set_extension(Arc::new(self.catalogs.clone()));
         let visible = self
             .policy
-            .visible_catalogs(session.principal.as_ref(), Arc::clone(&catalogs));
-        state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
-            .with_catalog_list(visible)
-            .build();
+            .visible_catalogs(session.principal.as_ref(), catalogs);
+        // Only a changed list costs a rebuild of the state.
+        if !Arc::ptr_eq(&shared, &visible) {
+            state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+                .with_catalog_list(visible)
+                .build();
+        }
         session.apply(&mut state)?;
         Ok(state)
     }

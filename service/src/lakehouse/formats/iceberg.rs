@@ -169,19 +169,27 @@ impl IcebergFormat {
     }
 }
 
-/// An Iceberg error as a statement error: refused features as not supported, the rest as a
-/// table that cannot be read.
-fn query_error(location: &str, err: IcebergError) -> QueryError {
+/// An Iceberg error as a statement error about `subject` ("the Iceberg table at ...",
+/// "catalog lake"): refused features as not supported, an unreachable catalog as retryable,
+/// refused credentials as denied, the rest as something that cannot be read.
+pub(crate) fn iceberg_query_error(subject: &str, err: IcebergError) -> QueryError {
     match err {
         IcebergError::Unsupported(message) => {
-            QueryError::NotSupported(format!("the Iceberg table at {location} uses {message}"))
+            QueryError::NotSupported(format!("{subject} uses {message}"))
         }
-        IcebergError::Invalid(message) => QueryError::InvalidStatement(format!(
-            "cannot read the Iceberg table at {location}: {message}"
+        IcebergError::Invalid(message) => {
+            QueryError::InvalidStatement(format!("cannot read {subject}: {message}"))
+        }
+        IcebergError::CatalogUnavailable(message) => QueryError::CatalogUnavailable(format!(
+            "{subject} is unavailable: {message}. Try again later"
         )),
-        other => QueryError::InvalidStatement(format!(
-            "cannot read the Iceberg table at {location}: {other}"
+        IcebergError::CatalogDenied(message) => QueryError::PermissionDenied(format!(
+            "{subject} refused Osprey's credentials: {message}. An admin attaches it again \
+             with CREATE OR REPLACE CATALOG"
         )),
+        IcebergError::Catalog(message) => {
+            QueryError::InvalidStatement(format!("{subject}: {message}"))
+        }
     }
 }
 
@@ -246,11 +254,11 @@ impl TableFormat for IcebergFormat {
             .metadata
             .load(state.runtime_env(), location)
             .await
-            .map_err(|err| query_error(location, err))?;
+            .map_err(|err| iceberg_query_error(&format!("the Iceberg table at {location}"), err))?;
         let table = self
             .metadata
             .table(metadata, location, state.config_options())
-            .map_err(|err| query_error(location, err))?;
+            .map_err(|err| iceberg_query_error(&format!("the Iceberg table at {location}"), err))?;
         Ok(TableDefinition {
             location: Some(location.to_string()),
             format: Some(Self::NAME.to_string()),
