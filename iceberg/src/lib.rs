@@ -38,7 +38,8 @@ mod schema;
 mod testing;
 
 pub use catalog::{
-    HadoopCatalog, IcebergCatalog, LoadedTable, RestCatalog, RestCatalogConfig, SqlCatalog,
+    GlueCatalog, GlueCatalogConfig, HadoopCatalog, IcebergCatalog, LoadedTable, RestCatalog,
+    RestCatalogConfig, SqlCatalog,
 };
 pub use error::IcebergError;
 pub use load::{is_metadata_file, metadata_location, read_metadata, table_root};

@@ -5,6 +5,7 @@ import importlib.util
 import pathlib
 
 import adbc_driver_flightsql.dbapi as flightsql
+import adbc_driver_manager
 import pytest
 
 _spec = importlib.util.spec_from_file_location(
@@ -35,6 +36,18 @@ def run(uri, sql):
     with connect(uri) as conn, conn.cursor() as cur:
         cur.execute(sql)
         return cur.fetch_arrow_table()
+
+
+def column(table, name):
+    """The values of `table`'s column `name`, as a list."""
+    return table.column(name).to_pylist()
+
+
+def error_of(uri, sql):
+    """The message of the error `sql` fails with (the test fails when it succeeds)."""
+    with pytest.raises(adbc_driver_manager.Error) as error:
+        run(uri, sql)
+    return str(error.value)
 
 
 def table_dir(table):

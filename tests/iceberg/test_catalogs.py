@@ -22,7 +22,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 from pyiceberg.types import LongType, NestedField, StringType
 
-from conftest import client_conftest, connect, run
+from conftest import client_conftest, column, connect, error_of, run
 
 SCHEMA = Schema(NestedField(1, "id", LongType(), required=True), NestedField(2, "name", StringType()))
 
@@ -30,16 +30,6 @@ SCHEMA = Schema(NestedField(1, "id", LongType(), required=True), NestedField(2, 
 def batch(ids):
     return pa.Table.from_pylist([{"id": i, "name": f"n{i}"} for i in ids],
                                 schema=SCHEMA.as_arrow())
-
-
-def column(table, name):
-    return table.column(name).to_pylist()
-
-
-def error_of(uri, sql):
-    with pytest.raises(adbc_driver_manager.Error) as error:
-        run(uri, sql)
-    return str(error.value)
 
 
 def postgres_urls():
@@ -198,7 +188,7 @@ def test_hadoop_catalog(osprey, tmp_path):
 def test_catalog_statements_refuse_what_is_wrong(osprey, tmp_path):
     cases = {
         "CREATE CATALOG c USING delta WITH (type = 'rest', uri = 'http://x')": "iceberg",
-        "CREATE CATALOG c USING iceberg WITH (type = 'glue')": "not supported",
+        "CREATE CATALOG c USING iceberg WITH (type = 'glue', 'glue.region' = 'us-east-1', 'glue.access-key-id' = 'x')": "both glue.access-key-id",
         "CREATE CATALOG c USING iceberg WITH (type = 'rest')": "needs uri",
         "CREATE CATALOG c USING iceberg WITH (type = 'sql', uri = 'sqlite:///x', tokn = 'x')": "tokn",
         f"CREATE CATALOG c USING iceberg WITH (type = 'sql', uri = 'sqlite://{tmp_path}/none.db')": "catalog c",

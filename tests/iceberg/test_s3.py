@@ -1,7 +1,8 @@
-"""An Iceberg table on object storage: pyiceberg writes it to moto's S3-compatible server (the
-one the Rust S3 tests use, named by OSPREY_TEST_MOTO_SERVER), and Osprey reads it, registered
-by its directory and through an attached SQL catalog, with the bucket's credentials in its
-own `[[storage]]` configuration (never in plans)."""
+"""Iceberg tables on object storage: pyiceberg writes them to moto's S3-compatible server (the
+one the Rust S3 tests use, named by OSPREY_TEST_MOTO_SERVER), and Osprey reads them,
+registered by their directory, through an attached SQL catalog, and through moto's Glue Data
+Catalog, with the bucket's credentials in its own `[[storage]]` configuration (never in
+plans)."""
 
 import os
 import socket
@@ -15,12 +16,12 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 from pyiceberg.types import LongType, NestedField, StringType
 
-from conftest import client_conftest, run
+from conftest import client_conftest, column, error_of, run
 
 KEY, SECRET = "osprey-test-key", "osprey-test-secret"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def moto():
     binary = os.environ.get("OSPREY_TEST_MOTO_SERVER")
     if not binary:
@@ -44,14 +45,33 @@ def moto():
     server.wait()
 
 
-def test_an_iceberg_table_on_s3(moto, tmp_path):
+@pytest.fixture(scope="module")
+def s3_osprey(moto, tmp_path_factory):
+    """An `osprey local` whose `[[storage]]` reaches the bucket `lake` on moto."""
     s3 = pyarrow.fs.S3FileSystem(endpoint_override=moto, access_key=KEY, secret_key=SECRET,
                                  region="us-east-1", scheme="http", allow_bucket_creation=True)
     s3.create_dir("lake")
+    root = tmp_path_factory.mktemp("s3-osprey")
+    config = root / "osprey.toml"
+    config.write_text(f"""
+[[storage]]
+prefix = "s3://lake"
+options = {{ aws_endpoint = "{moto}", aws_allow_http = "true", aws_virtual_hosted_style_request = "false", aws_region = "us-east-1", aws_access_key_id = "{KEY}", aws_secret_access_key = "{SECRET}" }}
+""")
+    args = ("--executors", "2", "--tpch-scale", "0", "--data-dir", str(root / "data"),
+            "--bytes-per-task", "1KiB", "--config", str(config))
+    with client_conftest.osprey_local(*args) as uri:
+        yield uri
+
+
+S3_PROPERTIES = {"s3.access-key-id": KEY, "s3.secret-access-key": SECRET, "s3.region": "us-east-1"}
+
+
+def test_an_iceberg_table_on_s3(moto, s3_osprey, tmp_path):
+    uri = s3_osprey
     writer = SqlCatalog("s3lake", uri=f"sqlite:///{tmp_path}/catalog.db",
                         warehouse="s3://lake/warehouse",
-                        **{"s3.endpoint": moto, "s3.access-key-id": KEY,
-                           "s3.secret-access-key": SECRET, "s3.region": "us-east-1"})
+                        **{"s3.endpoint": moto, **S3_PROPERTIES})
     writer.create_namespace("db")
     schema = Schema(NestedField(1, "id", LongType(), required=True), NestedField(2, "name", StringType()))
     table = writer.create_table("db.events", schema)
@@ -61,23 +81,68 @@ def test_an_iceberg_table_on_s3(moto, tmp_path):
     table.delete("id < 10")
     assert table.location().startswith("s3://lake/")
 
-    config = tmp_path / "osprey.toml"
-    config.write_text(f"""
-[[storage]]
-prefix = "s3://lake"
-options = {{ aws_endpoint = "{moto}", aws_allow_http = "true", aws_virtual_hosted_style_request = "false", aws_region = "us-east-1", aws_access_key_id = "{KEY}", aws_secret_access_key = "{SECRET}" }}
-""")
-    args = ("--executors", "2", "--tpch-scale", "0", "--data-dir", str(tmp_path / "data"),
-            "--bytes-per-task", "1KiB", "--config", str(config))
-    with client_conftest.osprey_local(*args) as uri:
-        run(uri, "CREATE SCHEMA lake")
-        run(uri, f"CREATE EXTERNAL TABLE lake.events STORED AS ICEBERG LOCATION '{table.location()}'")
-        got = run(uri, "SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM lake.events").to_pylist()
-        assert got == [{"n": 190, "lo": 10, "hi": 199}]
+    run(uri, "CREATE SCHEMA lake")
+    run(uri, f"CREATE EXTERNAL TABLE lake.events STORED AS ICEBERG LOCATION '{table.location()}'")
+    got = run(uri, "SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM lake.events").to_pylist()
+    assert got == [{"n": 190, "lo": 10, "hi": 199}]
 
-        run(uri, f"CREATE CATALOG s3cat USING iceberg WITH (type = 'sql', "
-                 f"uri = 'sqlite://{tmp_path}/catalog.db', catalog_name = 's3lake')")
-        got = run(uri, "SELECT name FROM s3cat.db.events WHERE id = 150").to_pylist()
-        assert got == [{"name": "e150"}]
-        plan = str(run(uri, "EXPLAIN SELECT * FROM s3cat.db.events").to_pylist())
+    run(uri, f"CREATE CATALOG s3cat USING iceberg WITH (type = 'sql', "
+             f"uri = 'sqlite://{tmp_path}/catalog.db', catalog_name = 's3lake')")
+    got = run(uri, "SELECT name FROM s3cat.db.events WHERE id = 150").to_pylist()
+    assert got == [{"name": "e150"}]
+    plan = str(run(uri, "EXPLAIN SELECT * FROM s3cat.db.events").to_pylist())
+    assert SECRET not in plan and KEY not in plan
+
+
+def test_a_glue_catalog(moto, s3_osprey):
+    """pyiceberg's GlueCatalog writes through moto's Glue Data Catalog; Osprey attaches the same
+    catalog with `type = 'glue'`, signing its calls with the catalog's own keys."""
+    import boto3
+    from pyiceberg.catalog.glue import GlueCatalog
+
+    glue_properties = {"glue.endpoint": moto, "glue.region": "us-east-1",
+                       "glue.access-key-id": KEY, "glue.secret-access-key": SECRET}
+    writer = GlueCatalog("glue", warehouse="s3://lake/glue", **glue_properties,
+                         **{"s3.endpoint": moto, **S3_PROPERTIES})
+    writer.create_namespace("sales")
+    schema = Schema(NestedField(1, "id", LongType(), required=True), NestedField(2, "region", StringType()))
+    orders = writer.create_table("sales.orders", schema)
+    orders.append(pa.Table.from_pylist([{"id": i, "region": "eu" if i % 2 else "us"} for i in range(50)],
+                                       schema=schema.as_arrow()))
+    # A Hive table in the same database: not Iceberg, so not listed, and refused by name.
+    boto3.client("glue", endpoint_url=moto, region_name="us-east-1", aws_access_key_id=KEY,
+                 aws_secret_access_key=SECRET).create_table(
+        DatabaseName="sales", TableInput={"Name": "legacy", "Parameters": {"classification": "csv"}})
+
+    uri = s3_osprey
+    with_clause = ", ".join(f"'{k}' = '{v}'" for k, v in glue_properties.items())
+    run(uri, f"CREATE CATALOG aws USING iceberg WITH (type = 'glue', {with_clause})")
+    try:
+        assert "sales" in column(run(uri, "SHOW SCHEMAS FROM aws"), "Schema")
+        assert column(run(uri, "SHOW TABLES FROM aws.sales"), "Table") == ["orders"]
+        got = run(uri, "SELECT region, count(*) AS n FROM aws.sales.orders GROUP BY region ORDER BY region")
+        assert got.to_pylist() == [{"region": "eu", "n": 25}, {"region": "us", "n": 25}]
+
+        # Another engine's commit shows at the next statement.
+        orders.append(pa.Table.from_pylist([{"id": 100, "region": "apac"}], schema=schema.as_arrow()))
+        got = run(uri, "SELECT count(*) AS n FROM aws.sales.orders").to_pylist()
+        assert got == [{"n": 51}]
+        history = run(uri, 'SELECT snapshot_id FROM aws.sales."orders$snapshots"')
+        assert history.num_rows == 2
+
+        assert "not an Iceberg table" in error_of(uri, "SELECT * FROM aws.sales.legacy")
+        shown = str(run(uri, "SHOW CREATE CATALOG aws").to_pylist())
+        assert SECRET not in shown and KEY in shown
+        plan = str(run(uri, "EXPLAIN SELECT * FROM aws.sales.orders").to_pylist())
         assert SECRET not in plan and KEY not in plan
+    finally:
+        run(uri, "DROP CATALOG aws")
+
+    # A Glue endpoint that does not answer: refused at CREATE, as retryable.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    message = error_of(uri, f"CREATE CATALOG dead USING iceberg WITH (type = 'glue', "
+                            f"'glue.region' = 'us-east-1', 'glue.endpoint' = 'http://127.0.0.1:{closed}', "
+                            f"'glue.access-key-id' = '{KEY}', 'glue.secret-access-key' = '{SECRET}')")
+    assert "cannot be reached" in message and SECRET not in message

@@ -1,22 +1,26 @@
 //! Iceberg catalogs: where the current metadata file of a table is found by its name.
 //!
 //! A catalog maps `namespace.table` to the location of the table's current metadata file
-//! (and, for the REST protocol, often to the metadata itself). Three kinds are read:
+//! (and, for the REST protocol, often to the metadata itself). Four kinds are read:
 //!
 //! - [`SqlCatalog`]: the JDBC catalog's tables (`iceberg_tables`,
 //!   `iceberg_namespace_properties`) in SQLite or PostgreSQL, as pyiceberg's `SqlCatalog`
 //!   and Java's `JdbcCatalog` keep them;
 //! - [`RestCatalog`]: the Iceberg REST catalog protocol, with OAuth2 client credentials or a
 //!   bearer token;
+//! - [`GlueCatalog`]: the AWS Glue Data Catalog, whose tables marked `table_type = ICEBERG`
+//!   name their current metadata file;
 //! - [`HadoopCatalog`]: a warehouse directory laid out as `<namespace>/<table>/metadata/`.
 //!
 //! Namespaces are named by their levels joined with `.` (`sales.eu`), as the JDBC catalog
 //! stores them.
 
+mod glue;
 mod hadoop;
 mod rest;
 mod sql;
 
+pub use glue::{GlueCatalog, GlueCatalogConfig};
 pub use hadoop::HadoopCatalog;
 pub use rest::{RestCatalog, RestCatalogConfig};
 pub use sql::SqlCatalog;
@@ -52,4 +56,16 @@ pub trait IcebergCatalog: std::fmt::Debug + Send + Sync {
         namespace: &str,
         name: &str,
     ) -> Result<Option<LoadedTable>, IcebergError>;
+}
+
+/// An error's message with its causes (reqwest's own stops at "error sending request").
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -9,7 +9,7 @@
 //! Written on reqwest (already in the build through object_store) rather than a generated
 //! client: the reading half is five calls.
 
-use super::{IcebergCatalog, LoadedTable};
+use super::{IcebergCatalog, LoadedTable, error_chain};
 use crate::error::IcebergError;
 use crate::metadata::TableMetadata;
 use reqwest::{Method, StatusCode};
@@ -322,18 +322,6 @@ fn namespace_path(namespace: &str) -> String {
 /// `name` percent-encoded as one path segment.
 fn segment(name: &str) -> String {
     percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-/// An error's message with its causes (reqwest's own stops at "error sending request").
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[async_trait::async_trait]

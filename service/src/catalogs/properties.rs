@@ -2,11 +2,15 @@
 //! which of them are secrets, and the catalog client they build.
 //!
 //! Property names are pyiceberg's (`uri`, `warehouse`, `credential`, `token`, `prefix`,
-//! `oauth2-server-uri`, `scope`), compared without case and with `_` read as `-`.
+//! `oauth2-server-uri`, `scope`, `glue.region`, ...), compared without case and with `_` read
+//! as `-`.
 
 use crate::error::QueryError;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use osprey_iceberg::{HadoopCatalog, IcebergCatalog, RestCatalog, RestCatalogConfig, SqlCatalog};
+use osprey_iceberg::{
+    GlueCatalog, GlueCatalogConfig, HadoopCatalog, IcebergCatalog, RestCatalog, RestCatalogConfig,
+    SqlCatalog,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -30,10 +34,30 @@ const KINDS: &[(&str, &[&str])] = &[
     ),
     ("sql", &["type", "uri", "warehouse", "catalog-name"]),
     ("hadoop", &["type", "warehouse"]),
+    (
+        "glue",
+        &[
+            "type",
+            "glue.region",
+            "glue.endpoint",
+            "glue.id",
+            "glue.access-key-id",
+            "glue.secret-access-key",
+            "glue.session-token",
+        ],
+    ),
 ];
 
+/// The kinds, as errors list them.
+const KIND_NAMES: &str = "'rest', 'sql', 'hadoop' or 'glue'";
+
 /// Properties whose whole value is a secret.
-const SECRETS: &[&str] = &["credential", "token"];
+const SECRETS: &[&str] = &[
+    "credential",
+    "token",
+    "glue.secret-access-key",
+    "glue.session-token",
+];
 
 /// How secrets are shown.
 pub(crate) const MASK: &str = "****";
@@ -73,16 +97,9 @@ pub(crate) fn check(
         )));
     }
     let kind = properties.get("type").map(String::as_str).unwrap_or("");
-    if kind == "glue" {
-        return Err(QueryError::NotSupported(
-            "Iceberg catalogs of type 'glue' (the Glue Data Catalog) are not supported yet: \
-             attach type 'rest', 'sql' or 'hadoop'"
-                .to_string(),
-        ));
-    }
     let Some((_, allowed)) = KINDS.iter().find(|(name, _)| *name == kind) else {
         return Err(QueryError::InvalidStatement(format!(
-            "an Iceberg catalog needs type = 'rest', 'sql' or 'hadoop' in its WITH clause{}",
+            "an Iceberg catalog needs type = {KIND_NAMES} in its WITH clause{}",
             match kind {
                 "" => String::new(),
                 other => format!(" (got '{other}')"),
@@ -100,6 +117,8 @@ pub(crate) fn check(
     }
     let required: &[&str] = match kind {
         "hadoop" => &["warehouse"],
+        // The region may come from the coordinator's AWS_REGION.
+        "glue" => &[],
         _ => &["uri"],
     };
     if let Some(missing) = required
@@ -157,9 +176,20 @@ pub(crate) fn client(
             let store = runtime.object_store(store_location.store_url())?;
             Arc::new(HadoopCatalog::new(store, &warehouse).map_err(invalid)?)
         }
+        Some("glue") => Arc::new(
+            GlueCatalog::new(GlueCatalogConfig {
+                region: get("glue.region"),
+                endpoint: get("glue.endpoint"),
+                catalog_id: get("glue.id"),
+                access_key_id: get("glue.access-key-id"),
+                secret_access_key: get("glue.secret-access-key"),
+                session_token: get("glue.session-token"),
+            })
+            .map_err(invalid)?,
+        ),
         _ => {
             return Err(QueryError::InvalidStatement(format!(
-                "catalog {name} needs type = 'rest', 'sql' or 'hadoop'"
+                "catalog {name} needs type = {KIND_NAMES}"
             )));
         }
     })
@@ -202,11 +232,14 @@ mod tests {
             assert!(err.contains(why), "{err}");
         }
         assert!(check("delta", &rest).is_err());
-        assert_eq!(
-            check("iceberg", &props(&[("type", "glue")]))
-                .unwrap_err()
-                .code(),
-            "NOT_SUPPORTED"
-        );
+        let glue = props(&[
+            ("type", "glue"),
+            ("glue.region", "eu-west-1"),
+            ("glue.access-key-id", "AKID"),
+            ("glue.secret-access-key", "s3cr3t"),
+        ]);
+        check("iceberg", &glue).unwrap();
+        assert_eq!(masked(&glue)["glue.secret-access-key"], MASK);
+        assert_eq!(masked(&glue)["glue.access-key-id"], "AKID");
     }
 }
