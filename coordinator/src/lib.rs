@@ -262,8 +262,10 @@ impl Coordinator {
     /// Starts discovery, builds the session and registers the built-in datasets.
     pub async fn start(config: &CoordinatorConfig) -> Result<Self, CoordinatorError> {
         let dispatch = ExecutorDispatchCounter::default();
+        let storage = Arc::new(StorageRegistry::new(config.storage.clone())?);
         let channels = ClusterChannels::new(config.cluster_secret.clone())
-            .with_dispatch_counter(dispatch.clone());
+            .with_dispatch_counter(dispatch.clone())
+            .with_vended_credentials(Arc::clone(&storage));
         let (registry, discovery_task) =
             ExecutorRegistry::start(config.discovery.clone(), channels.clone(), dispatch).await;
 
@@ -279,14 +281,13 @@ impl Coordinator {
                     path: config.data_dir.clone(),
                     source,
                 })?;
-        let storage = Arc::new(StorageRegistry::new(config.storage.clone())?);
         let runtime = build_runtime_env_with_storage(
             &RuntimeLimits {
                 memory_limit_bytes: config.memory_limit_bytes,
                 spill_dir: Some(data_dir.join("spill")),
                 ..RuntimeLimits::default()
             },
-            storage,
+            Arc::clone(&storage),
         )?;
         let mut session_config = SessionConfig::new()
             .with_information_schema(true)
@@ -366,6 +367,7 @@ impl Coordinator {
             DEFAULT_CATALOG,
             lakehouse.config(),
             ctx.runtime_env(),
+            storage,
             locations.clone(),
         )
         .await?;

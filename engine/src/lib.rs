@@ -37,5 +37,7 @@ pub use runtime::{
     QueryMemoryPool, RuntimeLimits, build_runtime_env, build_runtime_env_with_storage,
     limit_query_memory,
 };
-pub use storage::{StorageError, StorageLocation, StorageRegistry};
+pub use storage::{
+    StorageError, StorageLocation, StorageRegistry, VENDED_SCHEME, VendedCredentials, VendedStore,
+};
 pub use write::{StagedWriteNode, WriteFormat, WriteTarget};

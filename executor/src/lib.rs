@@ -118,14 +118,14 @@ pub async fn run_executor(
     if !config.listen.ip().is_loopback() && !config.allow_insecure_remote {
         return Err(ExecutorError::InsecureRemote(config.listen));
     }
-    let storage = StorageRegistry::new(config.storage.clone())?;
+    let storage = Arc::new(StorageRegistry::new(config.storage.clone())?);
     let runtime = build_runtime_env_with_storage(
         &RuntimeLimits {
             memory_limit_bytes: config.memory_limit_bytes,
             spill_dir: config.spill_dir.clone(),
             ..RuntimeLimits::default()
         },
-        std::sync::Arc::new(storage),
+        Arc::clone(&storage),
     )?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -161,6 +161,7 @@ pub async fn run_executor(
         listener,
         &config.cluster_secret,
         runtime,
+        storage,
         env!("CARGO_PKG_VERSION"),
         config.drain_notice,
         shutdown,

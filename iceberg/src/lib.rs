@@ -39,7 +39,7 @@ mod testing;
 
 pub use catalog::{
     GlueCatalog, GlueCatalogConfig, HadoopCatalog, IcebergCatalog, LoadedTable, RestCatalog,
-    RestCatalogConfig, SqlCatalog,
+    RestCatalogConfig, SqlCatalog, TableCredentials,
 };
 pub use error::IcebergError;
 pub use load::{is_metadata_file, metadata_location, read_metadata, table_root};

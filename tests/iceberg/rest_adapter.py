@@ -6,10 +6,15 @@ against tables that pyiceberg writes. Reads return each table's metadata file te
 not re-serialised, so the client sees exactly what the catalog holds. Writes (create namespace,
 create table, commit) go through SqlCatalog, so pyiceberg's own RestCatalog can write too.
 
+A table loaded with `X-Iceberg-Access-Delegation: vended-credentials` comes with the `vended`
+properties (for example S3 keys) in its LoadTableResult's `config`, as a catalog that vends
+credentials answers.
+
 Script:  python rest_adapter.py --uri sqlite:////tmp/cat.db --catalog-name lake \
              --warehouse file:///tmp/wh [--prefix P] [--client-id ID --client-secret S]
              [--token T] [--port 0]
-Library: server, base_url = serve(uri, catalog_name, warehouse, ...)
+Library: server, base_url = serve(uri, catalog_name, warehouse, ..., catalog_properties={...},
+                                  vended={...})
 """
 
 import argparse
@@ -71,9 +76,10 @@ class AdapterServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, port, catalog, prefix, client_id, client_secret, token):
+    def __init__(self, port, catalog, prefix, client_id, client_secret, token, vended=None):
         super().__init__(("127.0.0.1", port), Handler)
         self.catalog, self.prefix = catalog, prefix
+        self.vended = vended or {}
         self.client_id, self.client_secret = client_id, client_secret
         self.auth_required = bool(client_id or token)
         self.tokens = {token} if token else set()
@@ -137,7 +143,9 @@ class Handler(BaseHTTPRequestHandler):
             rest = self.route_path(url.path)
             parts = [unquote(p) for p in rest.split("/")] if rest is not None else None
             with self.server.lock:
-                code, result = Routes(self.server.catalog, query, body).dispatch(method, parts)
+                asked = self.headers.get("X-Iceberg-Access-Delegation", "")
+                vended = self.server.vended if "vended-credentials" in asked else {}
+                code, result = Routes(self.server.catalog, query, body, vended).dispatch(method, parts)
             self.send(code, result)
         except RestError as e:
             self.send(e.code, error_body(e.code, e.kind, str(e)))
@@ -185,8 +193,9 @@ class Handler(BaseHTTPRequestHandler):
 class Routes:
     """The catalog operations behind the prefixed paths; each returns (status, body)."""
 
-    def __init__(self, catalog, query, body):
+    def __init__(self, catalog, query, body, vended=None):
         self.catalog, self.query, self.body = catalog, query, body
+        self.vended = vended or {}
 
     def json(self):
         return json.loads(self.body or b"{}")
@@ -239,7 +248,8 @@ class Routes:
         if data[:2] == b"\x1f\x8b":  # gzip-compressed metadata (*.gz.metadata.json)
             data = gzip.decompress(data)
         return (b'{"metadata-location": ' + json.dumps(location).encode()
-                + b', "metadata": ' + data.strip() + (b', "config": {}}' if config else b"}"))
+                + b', "metadata": ' + data.strip()
+                + (b', "config": ' + json.dumps(self.vended).encode() + b"}" if config else b"}"))
 
     def create_table(self, ns):
         body = self.json()
@@ -283,21 +293,25 @@ class Routes:
 
 
 def serve(uri, catalog_name, warehouse, prefix=None, client_id=None, client_secret=None,
-          token=None, port=0):
+          token=None, port=0, catalog_properties=None, vended=None):
     """Starts the adapter on 127.0.0.1:`port` (0 = any free port) in a daemon thread.
+    `catalog_properties` go to the SqlCatalog (for example its S3 settings); `vended` is what
+    a load that asks for vended credentials gets in its `config`.
 
     Returns (server, base_url); stop it with server.shutdown() and server.server_close().
     """
-    server = make_server(uri, catalog_name, warehouse, prefix, client_id, client_secret, token, port)
+    server = make_server(uri, catalog_name, warehouse, prefix, client_id, client_secret, token, port,
+                         catalog_properties, vended)
     threading.Thread(target=server.serve_forever, name="rest-adapter", daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def make_server(uri, catalog_name, warehouse, prefix, client_id, client_secret, token, port):
+def make_server(uri, catalog_name, warehouse, prefix, client_id, client_secret, token, port,
+                catalog_properties=None, vended=None):
     if bool(client_id) != bool(client_secret):
         raise ValueError("client id and client secret go together")
-    catalog = SqlCatalog(catalog_name, uri=uri, warehouse=warehouse)
-    return AdapterServer(port, catalog, prefix, client_id, client_secret, token)
+    catalog = SqlCatalog(catalog_name, uri=uri, warehouse=warehouse, **(catalog_properties or {}))
+    return AdapterServer(port, catalog, prefix, client_id, client_secret, token, vended)
 
 
 def main():

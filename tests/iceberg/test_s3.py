@@ -4,10 +4,13 @@ registered by their directory, through an attached SQL catalog, and through moto
 Catalog, with the bucket's credentials in its own `[[storage]]` configuration (never in
 plans)."""
 
+import json
 import os
 import socket
 import subprocess
 import time
+import types
+import urllib.parse
 
 import pyarrow as pa
 import pyarrow.fs
@@ -19,10 +22,13 @@ from pyiceberg.types import LongType, NestedField, StringType
 from conftest import client_conftest, column, error_of, run
 
 KEY, SECRET = "osprey-test-key", "osprey-test-secret"
+# The bucket `vended`: Osprey's own configuration has one key for it, the REST catalog vends
+# another.
+CONFIG_KEY, VENDED_KEY, VENDED_SECRET = "config-key", "vended-key", "vended-secret-value"
 
 
 @pytest.fixture(scope="module")
-def moto():
+def moto(tmp_path_factory):
     binary = os.environ.get("OSPREY_TEST_MOTO_SERVER")
     if not binary:
         raise RuntimeError("OSPREY_TEST_MOTO_SERVER must name moto's `moto_server`; "
@@ -30,7 +36,11 @@ def moto():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)],
+    # moto records every request (headers included) to a file: the vended-credentials test
+    # reads which keys signed which request.
+    recording = tmp_path_factory.mktemp("moto") / "recording.ndjson"
+    env = {**os.environ, "MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(recording)}
+    server = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while True:
@@ -40,7 +50,7 @@ def moto():
         except OSError:
             assert time.time() < deadline, "moto_server did not start"
             time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
+    yield types.SimpleNamespace(url=f"http://127.0.0.1:{port}", recording=recording)
     server.kill()
     server.wait()
 
@@ -48,15 +58,20 @@ def moto():
 @pytest.fixture(scope="module")
 def s3_osprey(moto, tmp_path_factory):
     """An `osprey local` whose `[[storage]]` reaches the bucket `lake` on moto."""
-    s3 = pyarrow.fs.S3FileSystem(endpoint_override=moto, access_key=KEY, secret_key=SECRET,
+    s3 = pyarrow.fs.S3FileSystem(endpoint_override=moto.url, access_key=KEY, secret_key=SECRET,
                                  region="us-east-1", scheme="http", allow_bucket_creation=True)
     s3.create_dir("lake")
+    s3.create_dir("vended")
     root = tmp_path_factory.mktemp("s3-osprey")
     config = root / "osprey.toml"
     config.write_text(f"""
 [[storage]]
 prefix = "s3://lake"
-options = {{ aws_endpoint = "{moto}", aws_allow_http = "true", aws_virtual_hosted_style_request = "false", aws_region = "us-east-1", aws_access_key_id = "{KEY}", aws_secret_access_key = "{SECRET}" }}
+options = {{ aws_endpoint = "{moto.url}", aws_allow_http = "true", aws_virtual_hosted_style_request = "false", aws_region = "us-east-1", aws_access_key_id = "{KEY}", aws_secret_access_key = "{SECRET}" }}
+
+[[storage]]
+prefix = "s3://vended"
+options = {{ aws_endpoint = "{moto.url}", aws_allow_http = "true", aws_virtual_hosted_style_request = "false", aws_region = "us-east-1", aws_access_key_id = "{CONFIG_KEY}", aws_secret_access_key = "config-secret" }}
 """)
     args = ("--executors", "2", "--tpch-scale", "0", "--data-dir", str(root / "data"),
             "--bytes-per-task", "1KiB", "--config", str(config))
@@ -71,7 +86,7 @@ def test_an_iceberg_table_on_s3(moto, s3_osprey, tmp_path):
     uri = s3_osprey
     writer = SqlCatalog("s3lake", uri=f"sqlite:///{tmp_path}/catalog.db",
                         warehouse="s3://lake/warehouse",
-                        **{"s3.endpoint": moto, **S3_PROPERTIES})
+                        **{"s3.endpoint": moto.url, **S3_PROPERTIES})
     writer.create_namespace("db")
     schema = Schema(NestedField(1, "id", LongType(), required=True), NestedField(2, "name", StringType()))
     table = writer.create_table("db.events", schema)
@@ -100,17 +115,17 @@ def test_a_glue_catalog(moto, s3_osprey):
     import boto3
     from pyiceberg.catalog.glue import GlueCatalog
 
-    glue_properties = {"glue.endpoint": moto, "glue.region": "us-east-1",
+    glue_properties = {"glue.endpoint": moto.url, "glue.region": "us-east-1",
                        "glue.access-key-id": KEY, "glue.secret-access-key": SECRET}
     writer = GlueCatalog("glue", warehouse="s3://lake/glue", **glue_properties,
-                         **{"s3.endpoint": moto, **S3_PROPERTIES})
+                         **{"s3.endpoint": moto.url, **S3_PROPERTIES})
     writer.create_namespace("sales")
     schema = Schema(NestedField(1, "id", LongType(), required=True), NestedField(2, "region", StringType()))
     orders = writer.create_table("sales.orders", schema)
     orders.append(pa.Table.from_pylist([{"id": i, "region": "eu" if i % 2 else "us"} for i in range(50)],
                                        schema=schema.as_arrow()))
     # A Hive table in the same database: not Iceberg, so not listed, and refused by name.
-    boto3.client("glue", endpoint_url=moto, region_name="us-east-1", aws_access_key_id=KEY,
+    boto3.client("glue", endpoint_url=moto.url, region_name="us-east-1", aws_access_key_id=KEY,
                  aws_secret_access_key=SECRET).create_table(
         DatabaseName="sales", TableInput={"Name": "legacy", "Parameters": {"classification": "csv"}})
 
@@ -146,3 +161,72 @@ def test_a_glue_catalog(moto, s3_osprey):
                             f"'glue.region' = 'us-east-1', 'glue.endpoint' = 'http://127.0.0.1:{closed}', "
                             f"'glue.access-key-id' = '{KEY}', 'glue.secret-access-key' = '{SECRET}')")
     assert "cannot be reached" in message and SECRET not in message
+
+
+def signers_of_data_reads(recording, bucket_path):
+    """The access key ids that signed each GET of a Parquet file under `bucket_path`, as moto
+    recorded them (then the recording is emptied)."""
+    keys = []
+    for line in recording.read_text().splitlines():
+        entry = json.loads(line)
+        path = urllib.parse.urlsplit(entry["url"]).path
+        if entry["method"] == "GET" and path.startswith(bucket_path) and path.endswith(".parquet"):
+            auth = entry["headers"].get("Authorization", "")
+            keys.append(auth.split("Credential=")[1].split("/")[0] if "Credential=" in auth else None)
+    recording.write_text("")
+    return keys
+
+
+def test_rest_catalog_vended_credentials(moto, s3_osprey, tmp_path):
+    """A REST catalog that vends S3 credentials with a table: Osprey's coordinator and
+    executors read its files with them, not with Osprey's own keys for the bucket, and the
+    credentials never appear in a plan."""
+    import rest_adapter
+
+    s3_properties = {"s3.endpoint": moto.url, **S3_PROPERTIES}
+    db = f"sqlite:///{tmp_path}/vending.db"
+    writer = SqlCatalog("vending", uri=db, warehouse="s3://vended/warehouse", **s3_properties)
+    writer.create_namespace("db")
+    schema = Schema(NestedField(1, "id", LongType(), required=True), NestedField(2, "name", StringType()))
+    table = writer.create_table("db.items", schema)
+    for start in range(0, 400, 100):  # several files, so the scan is split across executors
+        table.append(pa.Table.from_pylist([{"id": i, "name": f"i{i}"} for i in range(start, start + 100)],
+                                          schema=schema.as_arrow()))
+    expires = int(time.time() * 1000) + 3_600_000
+    vending = {"s3.access-key-id": VENDED_KEY, "s3.secret-access-key": VENDED_SECRET,
+               "s3.session-token": "vended-session-token",
+               "s3.session-token-expires-at-ms": str(expires)}
+    servers = {
+        "vends": rest_adapter.serve(db, "vending", "s3://vended/warehouse",
+                                    catalog_properties=s3_properties, vended=vending),
+        "plain": rest_adapter.serve(db, "vending", "s3://vended/warehouse",
+                                    catalog_properties=s3_properties),
+    }
+    uri = s3_osprey
+    query = "SELECT sum(length(name)) AS chars, count(*) AS n FROM {}.db.items WHERE id % 3 = 0"
+    try:
+        for name, (_, base) in servers.items():
+            run(uri, f"CREATE CATALOG {name} USING iceberg WITH (type = 'rest', uri = '{base}')")
+        signers_of_data_reads(moto.recording, "/vended/")
+
+        # Without vending, the bucket's own key from [[storage]] signs the reads.
+        plain = run(uri, query.format("plain")).to_pylist()
+        assert set(signers_of_data_reads(moto.recording, "/vended/")) == {CONFIG_KEY}
+
+        # With vending, the vended key signs every read of a data file, and the answer is the
+        # same.
+        assert run(uri, query.format("vends")).to_pylist() == plain == [
+            {"chars": sum(len(f"i{i}") for i in range(0, 400, 3)), "n": len(range(0, 400, 3))}]
+        signers = signers_of_data_reads(moto.recording, "/vended/")
+        assert signers and set(signers) == {VENDED_KEY}, signers
+
+        plan = str(run(uri, "EXPLAIN " + query.format("vends")).to_pylist())
+        assert "Stage 1" in plan, plan  # the data files were read by executors
+        assert VENDED_SECRET not in plan and "vended-session-token" not in plan and VENDED_KEY not in plan
+        history = str(run(uri, "SELECT * FROM system.queries").to_pylist())
+        assert VENDED_SECRET not in history
+    finally:
+        for name, (server, _) in servers.items():
+            run(uri, f"DROP CATALOG IF EXISTS {name}")
+            server.shutdown()
+            server.server_close()

@@ -1,9 +1,13 @@
 //! Outgoing gRPC channels to executors, each request carrying the cluster credential, and the
 //! worker client that records every task it dispatches: in the dispatch counter, in the
-//! query's live progress, and in a header that names the task for its executor.
+//! query's live progress, and in a header that names the task for its executor. Before a
+//! query's first task reaches an executor, the storage credentials catalogs vended are shared
+//! with it (`credentials`).
 
+use super::credentials::CredentialSharing;
 use crate::progress::{ProgressSource, QueryProgress};
 use crate::runtime::QueryMemoryLimit;
+use crate::storage::StorageRegistry;
 use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::DataFusionError;
@@ -68,6 +72,7 @@ pub struct ClusterChannels {
     secret: ClusterSecret,
     channels: Arc<Mutex<HashMap<Url, BoxCloneSyncChannel>>>,
     dispatch: Option<ExecutorDispatchCounter>,
+    credentials: Option<CredentialSharing>,
 }
 
 impl ClusterChannels {
@@ -77,7 +82,15 @@ impl ClusterChannels {
             secret,
             channels: Arc::default(),
             dispatch: None,
+            credentials: None,
         }
+    }
+
+    /// Shares the storage credentials catalogs vended (kept in the coordinator's `storage`)
+    /// with each executor before the first task of each query reaches it.
+    pub fn with_vended_credentials(mut self, storage: Arc<StorageRegistry>) -> Self {
+        self.credentials = Some(CredentialSharing::new(storage));
+        self
     }
 
     /// Counts the tasks sent through these channels in `counter`.
@@ -173,6 +186,11 @@ impl WorkerChannel for TrackingWorkerChannel {
         );
         if let Ok(value) = http::HeaderValue::from_str(&identity) {
             headers.insert(TASK_HEADER, value);
+        }
+        if let Some(sharing) = &self.channels.credentials {
+            sharing
+                .before_dispatch(&self.channels, &self.url, query_id)
+                .await?;
         }
         if let Some(limit) = task_ctx
             .session_config()

@@ -20,6 +20,7 @@
 //! it but those two.
 
 pub(crate) mod channels;
+mod credentials;
 mod exchange;
 mod loss;
 mod probe;

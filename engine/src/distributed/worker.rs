@@ -7,6 +7,7 @@ use super::channels::{
 };
 use crate::progress::RunningTasks;
 use crate::runtime::{QueryMemoryPool, runtime_with_pool};
+use crate::storage::StorageRegistry;
 use datafusion::common::DataFusionError;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
@@ -16,6 +17,9 @@ use datafusion_distributed::{
 };
 use http::HeaderMap;
 use osprey_proto::ClusterSecret;
+use osprey_proto::credentials::{
+    SHARE_CREDENTIALS_METHOD, ShareCredentialsRequest, ShareCredentialsResponse,
+};
 use osprey_proto::progress::{
     ExecutorStatusRequest, ExecutorStatusResponse, PROGRESS_METHOD, PROGRESS_SERVICE,
     QueryProgressRequest, QueryProgressResponse, STATUS_METHOD,
@@ -44,6 +48,8 @@ fn task_identity(headers: &HeaderMap) -> Option<([u8; 16], u64, u64)> {
 struct ProgressService {
     tasks: RunningTasks,
     load: ExecutorLoad,
+    /// Where vended storage credentials the coordinator shares are kept.
+    storage: Arc<StorageRegistry>,
 }
 
 /// What an executor knows of its own load: the library's task list (asked in-process) and the
@@ -98,6 +104,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for ProgressService {
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let tasks = self.tasks.clone();
         let load = self.load.clone();
+        let storage = Arc::clone(&self.storage);
         Box::pin(async move {
             Ok(match request.uri().path() {
                 PROGRESS_METHOD => {
@@ -107,6 +114,10 @@ impl tower::Service<http::Request<tonic::body::Body>> for ProgressService {
                 STATUS_METHOD => {
                     let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
                     grpc.unary(StatusMethod(load), request).await
+                }
+                SHARE_CREDENTIALS_METHOD => {
+                    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+                    grpc.unary(ShareCredentialsMethod(storage), request).await
                 }
                 other => {
                     tonic::Status::unimplemented(format!("unknown method {other}")).into_http()
@@ -126,6 +137,19 @@ impl tonic::server::UnaryService<ExecutorStatusRequest> for StatusMethod {
     fn call(&mut self, _: tonic::Request<ExecutorStatusRequest>) -> Self::Future {
         let load = self.0.clone();
         Box::pin(async move { load.status().await.map(tonic::Response::new) })
+    }
+}
+
+struct ShareCredentialsMethod(Arc<StorageRegistry>);
+
+impl tonic::server::UnaryService<ShareCredentialsRequest> for ShareCredentialsMethod {
+    type Response = ShareCredentialsResponse;
+    type Future = futures::future::Ready<Result<tonic::Response<Self::Response>, tonic::Status>>;
+
+    fn call(&mut self, request: tonic::Request<ShareCredentialsRequest>) -> Self::Future {
+        self.0
+            .accept_vended(super::credentials::from_wire(request.into_inner()));
+        futures::future::ready(Ok(tonic::Response::new(ShareCredentialsResponse {})))
     }
 }
 
@@ -190,7 +214,9 @@ impl QueryPools {
 pub const DRAIN_NOTICE: Duration = Duration::from_secs(2);
 
 /// Serves the executor's gRPC service on `listener`: the library's worker service and Osprey's
-/// progress service, behind a check of the cluster credential on every request.
+/// progress service (which also accepts the storage credentials the coordinator shares, kept in
+/// `storage`, the registry of `runtime`), behind a check of the cluster credential on every
+/// request.
 ///
 /// When `drain` completes the executor drains: its health checks answer `UNAVAILABLE`
 /// ("draining"), so discovery stops giving it new work, while everything else is served as
@@ -203,6 +229,7 @@ pub async fn serve_executor(
     listener: tokio::net::TcpListener,
     secret: &ClusterSecret,
     runtime: Arc<RuntimeEnv>,
+    storage: Arc<StorageRegistry>,
     version: &str,
     drain_notice: Duration,
     drain: impl std::future::Future<Output = ()> + Send,
@@ -308,6 +335,7 @@ pub async fn serve_executor(
             ProgressService {
                 tasks: running,
                 load,
+                storage,
             },
             secret.interceptor(),
         ))

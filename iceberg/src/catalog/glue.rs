@@ -366,6 +366,7 @@ impl IcebergCatalog for GlueCatalog {
         Ok(Some(LoadedTable {
             metadata_location: metadata_location.to_string(),
             metadata: None,
+            credentials: None,
         }))
     }
 }

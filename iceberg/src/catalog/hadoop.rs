@@ -113,6 +113,7 @@ impl IcebergCatalog for HadoopCatalog {
         Ok(Some(LoadedTable {
             metadata_location: metadata_location(self.store.as_ref(), &dir).await?,
             metadata: None,
+            credentials: None,
         }))
     }
 }

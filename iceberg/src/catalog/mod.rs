@@ -19,11 +19,13 @@ mod glue;
 mod hadoop;
 mod rest;
 mod sql;
+mod vended;
 
 pub use glue::{GlueCatalog, GlueCatalogConfig};
 pub use hadoop::HadoopCatalog;
 pub use rest::{RestCatalog, RestCatalogConfig};
 pub use sql::SqlCatalog;
+pub use vended::TableCredentials;
 
 use crate::error::IcebergError;
 use crate::metadata::TableMetadata;
@@ -36,6 +38,8 @@ pub struct LoadedTable {
     /// The metadata itself, when the catalog sent it (REST); otherwise it is read from
     /// `metadata_location`.
     pub metadata: Option<TableMetadata>,
+    /// Storage credentials the catalog vended for the table's files (REST).
+    pub credentials: Option<TableCredentials>,
 }
 
 /// A catalog of Iceberg tables (see the module docs).

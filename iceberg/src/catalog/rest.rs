@@ -4,11 +4,13 @@
 //! Authentication is either a bearer token given as is, or OAuth2 client credentials
 //! (`credential = 'id:secret'`) exchanged at the token endpoint (`oauth2-server-uri`, by
 //! default the catalog's own `v1/oauth/tokens`) for a token that is renewed before it expires
-//! and once more when the server answers 401. Secrets are never put into messages.
+//! and once more when the server answers 401. Secrets are never put into messages. Loading a
+//! table asks for vended credentials to its files (see [`super::vended`]).
 //!
 //! Written on reqwest (already in the build through object_store) rather than a generated
 //! client: the reading half is five calls.
 
+use super::vended::{StorageCredential, table_credentials};
 use super::{IcebergCatalog, LoadedTable, error_chain};
 use crate::error::IcebergError;
 use crate::metadata::TableMetadata;
@@ -111,6 +113,10 @@ struct LoadTableResponse {
     #[serde(rename = "metadata-location")]
     metadata_location: Option<String>,
     metadata: serde_json::Value,
+    #[serde(default)]
+    config: std::collections::HashMap<String, String>,
+    #[serde(default, rename = "storage-credentials")]
+    storage_credentials: Vec<StorageCredential>,
 }
 
 impl RestCatalog {
@@ -243,7 +249,13 @@ impl RestCatalog {
         let mut renew = false;
         loop {
             let token = self.token(&mut session, renew).await?;
-            let mut request = self.client.request(Method::GET, &url).query(query);
+            // As pyiceberg does, every call asks for credentials to the table's files; servers
+            // that do not vend them ignore it.
+            let mut request = self
+                .client
+                .request(Method::GET, &url)
+                .query(query)
+                .header("X-Iceberg-Access-Delegation", "vended-credentials");
             if let Some(token) = &token {
                 request = request.bearer_auth(token);
             }
@@ -393,9 +405,15 @@ impl IcebergCatalog for RestCatalog {
                 "the REST catalog sent {namespace}.{name} without its metadata-location"
             ))
         })?;
+        let credentials = table_credentials(
+            &metadata.location,
+            &answer.storage_credentials,
+            &answer.config,
+        );
         Ok(Some(LoadedTable {
             metadata_location,
             metadata: Some(metadata),
+            credentials,
         }))
     }
 }

@@ -152,6 +152,7 @@ impl IcebergCatalog for SqlCatalog {
             Some(Some(metadata_location)) => Ok(Some(LoadedTable {
                 metadata_location,
                 metadata: None,
+                credentials: None,
             })),
         }
     }

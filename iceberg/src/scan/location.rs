@@ -13,6 +13,9 @@ use object_store::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreLocation {
     store: ObjectStoreUrl,
+    /// The store files are read through when it is not `store` itself: one that stands for
+    /// credentials a catalog vended for the table.
+    serving: Option<ObjectStoreUrl>,
     /// The path every file of the table lies under.
     root: Path,
     /// The location, for errors.
@@ -26,14 +29,28 @@ impl StoreLocation {
             .map_err(|err| IcebergError::Invalid(format!("location {location}: {err}")))?;
         Ok(Self {
             store: url.object_store(),
+            serving: None,
             root: url.prefix().clone(),
             shown: location.to_string(),
         })
     }
 
-    /// The store's URL, as DataFusion registers stores.
+    /// The URL of the store files are read through, as DataFusion registers stores: the
+    /// location's own (`s3://bucket`), or the one it is [`served_by`](Self::served_by).
     pub fn store_url(&self) -> ObjectStoreUrl {
+        self.serving.clone().unwrap_or_else(|| self.store.clone())
+    }
+
+    /// The URL of the location's own store (`s3://bucket`, `file://`).
+    pub fn own_store_url(&self) -> ObjectStoreUrl {
         self.store.clone()
+    }
+
+    /// The same location, its files read through the store registered as `store` (which
+    /// stands for credentials a catalog vended); files' paths are unchanged.
+    pub fn served_by(mut self, store: ObjectStoreUrl) -> Self {
+        self.serving = Some(store);
+        self
     }
 
     /// The path in this store of the file at `location`, which must be in the same store (a

@@ -212,6 +212,16 @@ impl IcebergTable {
         &self.location
     }
 
+    /// The same table, its files read through the object store registered as `store` (one
+    /// that stands for credentials a catalog vended; see [`StoreLocation::served_by`]).
+    pub fn with_store_url(
+        mut self,
+        store: datafusion::execution::object_store::ObjectStoreUrl,
+    ) -> Self {
+        self.location = self.location.served_by(store);
+        self
+    }
+
     /// This table, reading manifests through `cache` (see [`ManifestCache`]).
     pub fn with_manifest_cache(mut self, cache: Arc<ManifestCache>) -> Self {
         self.manifest_cache = Some(cache);

@@ -90,13 +90,15 @@ impl std::fmt::Debug for AttachedCatalogs {
 impl AttachedCatalogs {
     /// Attaches the catalogs of the configuration (`configured`; a bad one stops the start)
     /// and those stored in `store` (a bad one is logged and left out). `own_catalog` is the
-    /// name of Osprey's catalog; `config` and `runtime` are what tables are read with.
+    /// name of Osprey's catalog; `config` and `runtime` are what tables are read with, and
+    /// `storage` (`runtime`'s object stores) keeps the credentials catalogs vend.
     pub async fn load(
         store: CatalogStore,
         configured: &[CatalogConfig],
         own_catalog: &str,
         config: Arc<ConfigOptions>,
         runtime: Arc<RuntimeEnv>,
+        storage: Arc<osprey_engine::StorageRegistry>,
         locations: Locations,
     ) -> Result<Self, QueryError> {
         let attached = Self {
@@ -107,6 +109,7 @@ impl AttachedCatalogs {
                     config,
                     runtime,
                     locations,
+                    storage,
                 },
                 reserved: vec![own_catalog.to_string(), "system".to_string()],
                 entries: RwLock::new(BTreeMap::new()),

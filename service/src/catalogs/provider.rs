@@ -16,6 +16,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use futures::{StreamExt, TryStreamExt};
+use osprey_engine::{StorageRegistry, VendedCredentials};
 use osprey_iceberg::{IcebergCatalog, IcebergError};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -38,6 +39,7 @@ struct Inner {
     config: Arc<ConfigOptions>,
     runtime: Arc<RuntimeEnv>,
     locations: Locations,
+    storage: Arc<StorageRegistry>,
     /// Namespaces and their tables, as last listed.
     listed: RwLock<BTreeMap<String, Vec<String>>>,
 }
@@ -53,6 +55,20 @@ pub(crate) struct ProviderParts {
     pub runtime: Arc<RuntimeEnv>,
     /// To keep tables off Osprey's own storage.
     pub locations: Locations,
+    /// Where credentials a catalog vends for a table are registered (the coordinator's
+    /// object stores, which share them with executors).
+    pub storage: Arc<StorageRegistry>,
+}
+
+/// What a catalog vended, as the object stores keep it.
+fn vended(credentials: osprey_iceberg::TableCredentials) -> VendedCredentials {
+    VendedCredentials {
+        access_key_id: credentials.access_key_id,
+        secret_access_key: credentials.secret_access_key,
+        session_token: credentials.session_token,
+        expires_at_ms: credentials.expires_at_ms,
+        region: credentials.region,
+    }
 }
 
 impl IcebergCatalogProvider {
@@ -66,6 +82,7 @@ impl IcebergCatalogProvider {
                 config: parts.config,
                 runtime: parts.runtime,
                 locations: parts.locations,
+                storage: parts.storage,
                 listed: RwLock::new(BTreeMap::new()),
             }),
         }
@@ -123,6 +140,7 @@ impl Inner {
             return Ok(None);
         };
         let file = loaded.metadata_location;
+        let credentials = loaded.credentials;
         let metadata = match (self.metadata.cached(&file), loaded.metadata) {
             (Some(cached), _) => cached,
             (None, Some(sent)) => self.metadata.keep(file.clone(), sent),
@@ -136,10 +154,20 @@ impl Inner {
         self.locations
             .check_unprotected(&metadata.location)
             .map_err(failed)?;
-        let table = self
+        let mut table = self
             .metadata
             .table(metadata, &file, &self.config)
             .map_err(|err| failed(self.error(err)))?;
+        if let Some(credentials) = credentials {
+            // Read with what the catalog vended, through a store URL that names them.
+            let bucket = table.location().own_store_url();
+            match self.storage.vend(bucket.as_str(), vended(credentials)) {
+                Ok(store) => table = table.with_store_url(store),
+                Err(err) => {
+                    tracing::debug!(table = %qualified, "vended credentials not used: {err}");
+                }
+            }
+        }
         match suffix {
             None => {
                 // Nothing in Osprey creates it: SHOW CREATE TABLE describes it instead.

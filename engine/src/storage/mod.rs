@@ -30,6 +30,10 @@
 //! assert!(!format!("{secret:?}").contains("shh"));
 //! ```
 
+mod vended;
+
+pub use vended::{VENDED_SCHEME, VendedCredentials, VendedStore};
+
 use datafusion::common::DataFusionError;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use object_store::ObjectStore;
@@ -63,6 +67,9 @@ pub enum StorageError {
     /// Two locations name the same prefix.
     #[error("storage prefix {0} is configured twice")]
     Duplicate(String),
+    /// A catalog vended credentials for a store other than S3.
+    #[error("vended credentials are read for S3 buckets only, not for {0}")]
+    VendedNotS3(String),
 }
 
 /// Options for the object store of one bucket (or of every bucket of a scheme).
@@ -170,6 +177,8 @@ pub struct StorageRegistry {
     local: DefaultObjectStoreRegistry,
     /// Stores by `scheme://bucket`, built once.
     built: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    /// Credentials catalogs vended, by id (see [`vended`]).
+    vended: vended::VendedStores,
 }
 
 impl StorageRegistry {
@@ -186,7 +195,26 @@ impl StorageRegistry {
             locations,
             local: DefaultObjectStoreRegistry::new(),
             built: Mutex::new(HashMap::new()),
+            vended: vended::VendedStores::default(),
         })
+    }
+
+    /// The options of the location that covers `url`: a bucket's own location wins over a
+    /// scheme-wide one.
+    fn options_for(&self, url: &Url) -> Option<&BTreeMap<String, String>> {
+        self.locations
+            .iter()
+            .filter(|l| l.covers(url))
+            .max_by_key(|l| l.is_bucket_specific())
+            .map(|l| &l.options)
+    }
+
+    /// Drops the store built for `key` (`scheme://host`).
+    fn forget_built(&self, key: &str) {
+        self.built
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(key);
     }
 
     fn build(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
@@ -196,13 +224,7 @@ impl StorageRegistry {
                 url.scheme()
             ))
         })?;
-        // A bucket's own location wins over a scheme-wide one.
-        let location = self
-            .locations
-            .iter()
-            .filter(|l| l.covers(url))
-            .max_by_key(|l| l.is_bucket_specific());
-        let options = location.map(|l| &l.options);
+        let options = self.options_for(url);
         let bucket_url = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
         let store: Arc<dyn ObjectStore> = match family {
             Family::S3 => {
@@ -270,6 +292,26 @@ impl ObjectStoreRegistry for StorageRegistry {
             return self.local.get_store(url);
         }
         let key = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+        if url.scheme() == VENDED_SCHEME {
+            // Built stores outlive nothing: expired credentials are refused here.
+            let id = url.host_str().unwrap_or("");
+            let cached = self
+                .built
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(&key)
+                .cloned();
+            let store = match cached {
+                Some(store) if self.vended.is_live(id) => store,
+                _ => {
+                    self.forget_built(&key);
+                    let store = self.build_vended(id)?;
+                    self.register_store(url, Arc::clone(&store));
+                    store
+                }
+            };
+            return Ok(store);
+        }
         let mut built = self
             .built
             .lock()
@@ -313,15 +355,11 @@ mod tests {
     #[test]
     fn a_bucket_location_wins_over_the_scheme_wide_one() {
         let all = StorageLocation::new("s3://").unwrap();
-        let one = StorageLocation::new("s3://one").unwrap();
+        let one = StorageLocation::new("s3://one")
+            .unwrap()
+            .with_option("aws_region", "eu-west-1");
         let url: Url = "s3://one/x".parse().unwrap();
         let registry = StorageRegistry::new(vec![all, one.clone()]).unwrap();
-        let chosen = registry
-            .locations
-            .iter()
-            .filter(|l| l.covers(&url))
-            .max_by_key(|l| l.is_bucket_specific())
-            .unwrap();
-        assert_eq!(chosen, &one);
+        assert_eq!(registry.options_for(&url), Some(&one.options));
     }
 }
