@@ -189,7 +189,7 @@ impl WorkerChannel for TrackingWorkerChannel {
         }
         if let Some(sharing) = &self.channels.credentials {
             sharing
-                .before_dispatch(&self.channels, &self.url, query_id)
+                .before_dispatch(|| self.channels.channel(&self.url), &self.url, query_id)
                 .await?;
         }
         if let Some(limit) = task_ctx

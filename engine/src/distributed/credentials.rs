@@ -4,10 +4,10 @@
 //! Shared once per executor and query: a restarted executor, which has forgotten them, gets
 //! them again with the next query's first task.
 
-use super::channels::ClusterChannels;
 use crate::storage::{StorageRegistry, VendedCredentials, VendedStore};
 use datafusion::common::DataFusionError;
 use datafusion::error::Result;
+use datafusion_distributed::grpc::BoxCloneSyncChannel;
 use osprey_proto::credentials::{
     SHARE_CREDENTIALS_METHOD, ShareCredentialsRequest, ShareCredentialsResponse, SharedStore,
 };
@@ -37,11 +37,11 @@ impl CredentialSharing {
         }
     }
 
-    /// Shares every live set of vended credentials with the executor at `url`, once for the
-    /// query `query_id`; tasks of the query wait for it.
+    /// Shares every live set of vended credentials with the executor at `url` (reached
+    /// through `channel`), once for the query `query_id`; tasks of the query wait for it.
     pub(super) async fn before_dispatch(
         &self,
-        channels: &ClusterChannels,
+        channel: impl FnOnce() -> Result<BoxCloneSyncChannel>,
         url: &Url,
         query_id: [u8; 16],
     ) -> Result<()> {
@@ -59,20 +59,19 @@ impl CredentialSharing {
             }
             Arc::clone(shared.entry((url.clone(), query_id)).or_default())
         };
-        cell.get_or_try_init(|| share(channels, url, stores))
+        cell.get_or_try_init(|| async { share(channel()?, url, stores).await })
             .await
             .map(|_| ())
     }
 }
 
-/// Sends `stores` to the executor at `url`.
-async fn share(channels: &ClusterChannels, url: &Url, stores: Vec<VendedStore>) -> Result<()> {
+/// Sends `stores` to the executor at `url`, through `channel`.
+async fn share(channel: BoxCloneSyncChannel, url: &Url, stores: Vec<VendedStore>) -> Result<()> {
     let unavailable = |err: String| {
         DataFusionError::Execution(format!(
             "cannot share a table's vended storage credentials with the executor at {url}: {err}"
         ))
     };
-    let channel = channels.channel(url)?;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready()
         .await
