@@ -21,6 +21,10 @@ pub enum IcebergError {
     /// wrong.
     #[error("{0}")]
     Catalog(String),
+    /// Other writers kept committing first (or changed what the write depends on); running
+    /// the statement again may succeed.
+    #[error("{0}")]
+    CommitConflict(String),
 }
 
 /// Iceberg errors inside DataFusion (scans, table providers) keep their message and kind.

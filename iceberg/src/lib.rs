@@ -36,6 +36,7 @@ mod scan;
 mod schema;
 #[cfg(test)]
 mod testing;
+mod write;
 
 pub use catalog::{
     GlueCatalog, GlueCatalogConfig, HadoopCatalog, IcebergCatalog, LoadedTable, RestCatalog,
@@ -61,3 +62,6 @@ pub use scan::name_mapping::{MappedField, NAME_MAPPING_PROPERTY, NameMapping};
 pub use scan::source::IcebergSource;
 pub use scan::table::IcebergTable;
 pub use schema::{FIELD_ID_KEY, NestedField, PrimitiveType, Schema, Type};
+pub use write::{
+    AppendOutcome, WrittenMetrics, append as append_files, check_writable, parquet_metrics,
+};

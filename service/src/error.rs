@@ -33,6 +33,7 @@ use osprey_engine::NoLiveExecutors;
 /// | [`QueryError::NoExecutors`] | `NO_EXECUTORS` | `UNAVAILABLE` | 503 | `NO_NODES_AVAILABLE` |
 /// | [`QueryError::ExecutorLost`] | `EXECUTOR_LOST` | `UNAVAILABLE` | 503 | `REMOTE_TASK_ERROR` |
 /// | [`QueryError::CatalogUnavailable`] | `CATALOG_UNAVAILABLE` | `UNAVAILABLE` | 503 | `GENERIC_EXTERNAL` |
+/// | [`QueryError::CommitConflict`] | `COMMIT_CONFLICT` | `ABORTED` | 409 | `TRANSACTION_CONFLICT` |
 /// | [`QueryError::Execution`] | `EXECUTION_FAILED` | `INTERNAL` | 500 | `GENERIC_INTERNAL_ERROR` |
 ///
 /// A statement that names a missing table or column is a wrong argument, not a missing
@@ -98,6 +99,10 @@ pub enum QueryError {
     /// statement again later may work.
     #[error("{0}")]
     CatalogUnavailable(String),
+    /// A write's commit lost to other writers' commits more times than its table allows;
+    /// nothing it wrote is visible, and running the statement again may succeed.
+    #[error("{0}")]
+    CommitConflict(String),
     /// The query ran past its time limit and was stopped.
     #[error("{0}")]
     TimedOut(String),
@@ -203,6 +208,7 @@ impl QueryError {
             QueryError::PermissionDenied(_) => "PERMISSION_DENIED",
             QueryError::ExecutorLost(_) => "EXECUTOR_LOST",
             QueryError::CatalogUnavailable(_) => "CATALOG_UNAVAILABLE",
+            QueryError::CommitConflict(_) => "COMMIT_CONFLICT",
             QueryError::TimedOut(_) => "QUERY_TIMEOUT",
             QueryError::QueueFull(_) => "QUEUE_FULL",
             QueryError::ScanLimitExceeded(_) => "SCAN_LIMIT_EXCEEDED",

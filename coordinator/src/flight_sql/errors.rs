@@ -41,6 +41,7 @@ fn grpc_status(err: QueryError) -> Status {
         | QueryError::ResourcesExhausted(_)
         | QueryError::ResultTooLarge(_) => Status::resource_exhausted(message),
         QueryError::TimedOut(_) => Status::deadline_exceeded(message),
+        QueryError::CommitConflict(_) => Status::aborted(message),
         QueryError::Execution(_) => Status::internal(message),
     }
 }

@@ -76,6 +76,7 @@ pub fn query_error(err: QueryError) -> ApiError {
         | QueryError::ResourcesExhausted(_)
         | QueryError::ResultTooLarge(_) => StatusCode::TOO_MANY_REQUESTS,
         QueryError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
+        QueryError::CommitConflict(_) => StatusCode::CONFLICT,
         QueryError::NoExecutors(_)
         | QueryError::ExecutorLost(_)
         | QueryError::CatalogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -18,6 +18,7 @@ pub fn trino_error(err: &QueryError) -> Value {
         QueryError::NotFound(_) => ("NOT_FOUND", 5, "USER_ERROR"),
         QueryError::InvalidData(_) => ("INVALID_FUNCTION_ARGUMENT", 7, "USER_ERROR"),
         QueryError::NotSupported(_) => ("NOT_SUPPORTED", 13, "USER_ERROR"),
+        QueryError::CommitConflict(_) => ("TRANSACTION_CONFLICT", 17, "USER_ERROR"),
         QueryError::Execution(_) => ("GENERIC_INTERNAL_ERROR", 65536, "INTERNAL_ERROR"),
         QueryError::NoExecutors(_) => ("NO_NODES_AVAILABLE", 65541, "INTERNAL_ERROR"),
         QueryError::ExecutorLost(_) => ("REMOTE_TASK_ERROR", 65542, "INTERNAL_ERROR"),

@@ -60,6 +60,32 @@ pub trait IcebergCatalog: std::fmt::Debug + Send + Sync {
         namespace: &str,
         name: &str,
     ) -> Result<Option<LoadedTable>, IcebergError>;
+
+    /// Whether Osprey can commit to this catalog's tables (checked before anything is
+    /// written).
+    fn check_writable(&self) -> Result<(), IcebergError> {
+        Err(not_writable(self.kind()))
+    }
+
+    /// Makes `new_location` the current metadata of `namespace.name` if `expected` still is
+    /// (the catalog's compare-and-swap). `false` when another commit came first.
+    async fn swap_metadata(
+        &self,
+        namespace: &str,
+        name: &str,
+        expected: &str,
+        new_location: &str,
+    ) -> Result<bool, IcebergError> {
+        let _ = (namespace, name, expected, new_location);
+        Err(not_writable(self.kind()))
+    }
+}
+
+/// Why a catalog of kind `kind` cannot be written through.
+fn not_writable(kind: &str) -> IcebergError {
+    IcebergError::Unsupported(format!(
+        "a {kind} catalog, which Osprey does not commit to yet (it commits through SQL catalogs)"
+    ))
 }
 
 /// An error's message with its causes (reqwest's own stops at "error sending request").

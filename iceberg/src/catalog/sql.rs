@@ -156,4 +156,33 @@ impl IcebergCatalog for SqlCatalog {
             })),
         }
     }
+
+    fn check_writable(&self) -> Result<(), IcebergError> {
+        Ok(())
+    }
+
+    async fn swap_metadata(
+        &self,
+        namespace: &str,
+        name: &str,
+        expected: &str,
+        new_location: &str,
+    ) -> Result<bool, IcebergError> {
+        // The JDBC catalog's own commit: one conditional update (pyiceberg and Java do the
+        // same), so two writers never both win.
+        let updated = sqlx::query(
+            "UPDATE iceberg_tables SET metadata_location = $1, previous_metadata_location = $2 \
+             WHERE catalog_name = $3 AND table_namespace = $4 AND table_name = $5 \
+             AND metadata_location = $2",
+        )
+        .bind(new_location)
+        .bind(expected)
+        .bind(&self.catalog_name)
+        .bind(namespace)
+        .bind(name)
+        .execute(&self.pool)
+        .await
+        .map_err(self.failed("a commit"))?;
+        Ok(updated.rows_affected() == 1)
+    }
 }

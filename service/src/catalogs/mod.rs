@@ -16,6 +16,7 @@
 //! Every statement sees the attached catalogs through [`AttachedCatalogs::overlay`], which adds
 //! them to the session's catalogs before the policy chooses what the session sees.
 
+mod insert;
 mod properties;
 mod provider;
 pub(crate) mod sql;
@@ -161,6 +162,26 @@ impl AttachedCatalogs {
     /// The attached catalogs, to read (every table a statement names looks here).
     fn entries(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
         self.inner.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `INSERT INTO catalog.namespace.table` when `catalog` is attached: `None` when it is
+    /// not (the table is Osprey's own), else the rows written.
+    pub(crate) async fn insert(
+        &self,
+        name: &datafusion::common::ResolvedTableReference,
+        state: &datafusion::execution::SessionState,
+        committed: &crate::lakehouse::committed::CommittedCatalog,
+        input: datafusion::logical_expr::LogicalPlan,
+    ) -> Option<Result<u64, QueryError>> {
+        let provider = {
+            let entries = self.entries();
+            Arc::clone(&entries.get(name.catalog.as_ref())?.provider)
+        };
+        Some(
+            provider
+                .insert(&name.schema, &name.table, state, committed, input)
+                .await,
+        )
     }
 
     /// Whether no catalog is attached.

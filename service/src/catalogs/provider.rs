@@ -188,6 +188,27 @@ impl Inner {
     }
 }
 
+impl IcebergCatalogProvider {
+    /// `INSERT INTO` the table `namespace.table` (see [`super::insert`]).
+    pub(super) async fn insert(
+        &self,
+        namespace: &str,
+        table: &str,
+        state: &datafusion::execution::SessionState,
+        committed: &crate::lakehouse::committed::CommittedCatalog,
+        input: datafusion::logical_expr::LogicalPlan,
+    ) -> Result<u64, QueryError> {
+        let inner = &self.inner;
+        let target = super::insert::InsertTarget {
+            catalog_name: &inner.name,
+            client: &inner.client,
+            runtime: &inner.runtime,
+            locations: &inner.locations,
+        };
+        super::insert::insert(target, namespace, table, state, committed, input).await
+    }
+}
+
 impl CatalogProvider for IcebergCatalogProvider {
     fn schema_names(&self) -> Vec<String> {
         self.inner.listed().keys().cloned().collect()

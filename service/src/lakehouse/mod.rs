@@ -71,6 +71,11 @@ impl Lakehouse {
     }
 
     /// The persistent store.
+    /// The catalog as committed, for writes that record their pending files in it.
+    pub(crate) fn committed(&self) -> &CommittedCatalog {
+        &self.catalog
+    }
+
     pub fn store(&self) -> &CatalogStore {
         self.catalog.store()
     }

@@ -568,9 +568,21 @@ impl QueryEngine {
                 WriteOp::Insert(InsertOp::Append) => {
                     let slot = self.admit_write(&mut state, session).await?;
                     let insert = async {
-                        lakehouse
-                            .insert(&state, &dml.table_name, dml.input.as_ref().clone())
+                        let input = dml.input.as_ref().clone();
+                        let defaults = &state.config_options().catalog;
+                        let name = dml
+                            .table_name
+                            .clone()
+                            .resolve(&defaults.default_catalog, &defaults.default_schema);
+                        // A table of an attached catalog is written by its catalog.
+                        match self
+                            .attached_catalogs()
+                            .insert(&name, &state, lakehouse.committed(), input.clone())
                             .await
+                        {
+                            Some(result) => result,
+                            None => lakehouse.insert(&state, &dml.table_name, input).await,
+                        }
                     };
                     let rows = self.within_time_limit(&slot, insert).await?;
                     Ok(PreparedStatement::done("INSERT", rows))

@@ -190,6 +190,9 @@ pub(crate) fn iceberg_query_error(subject: &str, err: IcebergError) -> QueryErro
         IcebergError::Catalog(message) => {
             QueryError::InvalidStatement(format!("{subject}: {message}"))
         }
+        IcebergError::CommitConflict(message) => {
+            QueryError::CommitConflict(format!("{subject}: {message}"))
+        }
     }
 }
 

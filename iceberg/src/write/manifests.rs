@@ -1,0 +1,351 @@
+//! Writing manifests and manifest lists (spec: "Manifests", "Manifest Lists"), format version
+//! 2, as Avro files whose schemas carry the spec's field ids (readers such as pyiceberg and
+//! Java resolve fields by them) and whose headers carry the table schema and partition spec.
+//!
+//! Written with apache-avro's generic values against the spec's schemas below, kept as JSON
+//! so they read like the spec's tables.
+
+use super::metrics::WrittenMetrics;
+use crate::error::IcebergError;
+use crate::manifest::{ManifestContent, ManifestFile};
+use apache_avro::types::Value;
+use apache_avro::{Codec, DeflateSettings, Schema as AvroSchema, Writer};
+use std::collections::BTreeMap;
+
+/// A data file added by a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedFile {
+    /// Its full location (`s3://bucket/table/data/...parquet`).
+    pub location: String,
+    /// Its size in bytes.
+    pub size: i64,
+    /// Its rows and column metrics.
+    pub metrics: WrittenMetrics,
+}
+
+/// An `int -> long` map of a data file, as the spec spells it in Avro (an array of key-value
+/// records, `k<id>`/`v<id>`).
+fn long_map(name: &str, field_id: i32, key_id: i32, value_id: i32) -> String {
+    format!(
+        r#"{{"name": "{name}", "field-id": {field_id}, "default": null, "type": ["null",
+          {{"type": "array", "logicalType": "map", "items": {{"type": "record", "name": "k{key_id}_v{value_id}",
+            "fields": [{{"name": "key", "type": "int", "field-id": {key_id}}},
+                       {{"name": "value", "type": "long", "field-id": {value_id}}}]}}}}]}}"#
+    )
+}
+
+/// An `int -> binary` map of a data file (bounds).
+fn bytes_map(name: &str, field_id: i32, key_id: i32, value_id: i32) -> String {
+    format!(
+        r#"{{"name": "{name}", "field-id": {field_id}, "default": null, "type": ["null",
+          {{"type": "array", "logicalType": "map", "items": {{"type": "record", "name": "k{key_id}_v{value_id}",
+            "fields": [{{"name": "key", "type": "int", "field-id": {key_id}}},
+                       {{"name": "value", "type": "bytes", "field-id": {value_id}}}]}}}}]}}"#
+    )
+}
+
+/// The v2 `manifest_entry` schema for an unpartitioned spec (an empty partition record).
+fn manifest_entry_schema() -> String {
+    format!(
+        r#"{{"type": "record", "name": "manifest_entry", "fields": [
+  {{"name": "status", "type": "int", "field-id": 0}},
+  {{"name": "snapshot_id", "type": ["null", "long"], "default": null, "field-id": 1}},
+  {{"name": "sequence_number", "type": ["null", "long"], "default": null, "field-id": 3}},
+  {{"name": "file_sequence_number", "type": ["null", "long"], "default": null, "field-id": 4}},
+  {{"name": "data_file", "field-id": 2, "type": {{"type": "record", "name": "r2", "fields": [
+    {{"name": "content", "type": "int", "field-id": 134}},
+    {{"name": "file_path", "type": "string", "field-id": 100}},
+    {{"name": "file_format", "type": "string", "field-id": 101}},
+    {{"name": "partition", "field-id": 102, "type": {{"type": "record", "name": "r102", "fields": []}}}},
+    {{"name": "record_count", "type": "long", "field-id": 103}},
+    {{"name": "file_size_in_bytes", "type": "long", "field-id": 104}},
+    {},
+    {},
+    {},
+    {},
+    {},
+    {{"name": "split_offsets", "field-id": 132, "default": null,
+      "type": ["null", {{"type": "array", "items": "long", "element-id": 133}}]}},
+    {{"name": "sort_order_id", "type": ["null", "int"], "default": null, "field-id": 140}}
+  ]}}}}
+]}}"#,
+        long_map("column_sizes", 108, 117, 118),
+        long_map("value_counts", 109, 119, 120),
+        long_map("null_value_counts", 110, 121, 122),
+        bytes_map("lower_bounds", 125, 126, 127),
+        bytes_map("upper_bounds", 128, 129, 130),
+    )
+}
+
+/// The v2 `manifest_file` schema of manifest lists.
+const MANIFEST_FILE_SCHEMA: &str = r#"{"type": "record", "name": "manifest_file", "fields": [
+  {"name": "manifest_path", "type": "string", "field-id": 500},
+  {"name": "manifest_length", "type": "long", "field-id": 501},
+  {"name": "partition_spec_id", "type": "int", "field-id": 502},
+  {"name": "content", "type": "int", "field-id": 517},
+  {"name": "sequence_number", "type": "long", "field-id": 515},
+  {"name": "min_sequence_number", "type": "long", "field-id": 516},
+  {"name": "added_snapshot_id", "type": "long", "field-id": 503},
+  {"name": "added_files_count", "type": "int", "field-id": 504},
+  {"name": "existing_files_count", "type": "int", "field-id": 505},
+  {"name": "deleted_files_count", "type": "int", "field-id": 506},
+  {"name": "added_rows_count", "type": "long", "field-id": 512},
+  {"name": "existing_rows_count", "type": "long", "field-id": 513},
+  {"name": "deleted_rows_count", "type": "long", "field-id": 514},
+  {"name": "partitions", "field-id": 507, "default": null, "type": ["null",
+    {"type": "array", "element-id": 508, "items": {"type": "record", "name": "r508", "fields": [
+      {"name": "contains_null", "type": "boolean", "field-id": 509},
+      {"name": "contains_nan", "type": ["null", "boolean"], "default": null, "field-id": 518},
+      {"name": "lower_bound", "type": ["null", "bytes"], "default": null, "field-id": 510},
+      {"name": "upper_bound", "type": ["null", "bytes"], "default": null, "field-id": 511}
+    ]}}]}
+]}"#;
+
+/// Marks the arrays of key-value records as Iceberg's maps (`"logicalType": "map"`), which
+/// apache-avro's parser drops from the JSON above; readers such as pyiceberg need it.
+fn mark_maps(schema: &mut AvroSchema) {
+    match schema {
+        AvroSchema::Record(record) => {
+            for field in &mut record.fields {
+                mark_maps(&mut field.schema);
+            }
+        }
+        AvroSchema::Union(union) => {
+            let mut variants = union.variants().to_vec();
+            variants.iter_mut().for_each(mark_maps);
+            if let Ok(marked) = apache_avro::schema::UnionSchema::new(variants) {
+                *union = marked;
+            }
+        }
+        AvroSchema::Array(array) => {
+            let is_map = matches!(array.items.as_ref(), AvroSchema::Record(items)
+                if items.fields.len() == 2 && items.fields[0].name == "key" && items.fields[1].name == "value");
+            if is_map {
+                array
+                    .attributes
+                    .insert("logicalType".to_string(), "map".into());
+            } else {
+                mark_maps(&mut array.items);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn avro_error(what: &str) -> impl Fn(apache_avro::Error) -> IcebergError + '_ {
+    move |err| IcebergError::Invalid(format!("cannot write {what}: {err}"))
+}
+
+fn optional(value: Option<Value>) -> Value {
+    match value {
+        Some(value) => Value::Union(1, Box::new(value)),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
+}
+
+fn entries<T>(map: &BTreeMap<i32, T>, value: impl Fn(&T) -> Value) -> Value {
+    optional(Some(Value::Array(
+        map.iter()
+            .map(|(key, v)| {
+                Value::Record(vec![
+                    ("key".to_string(), Value::Int(*key)),
+                    ("value".to_string(), value(v)),
+                ])
+            })
+            .collect(),
+    )))
+}
+
+/// The bytes of a manifest listing `files` as added by `snapshot_id` (their sequence numbers
+/// inherited from the manifest list). `schema_json` and `spec_json` are the table's current
+/// schema and (unpartitioned) partition spec as metadata stores them.
+pub fn write_data_manifest(
+    files: &[AddedFile],
+    snapshot_id: i64,
+    schema_json: &str,
+    schema_id: i32,
+    spec_id: i32,
+) -> Result<Vec<u8>, IcebergError> {
+    let what = "a manifest";
+    let mut schema = AvroSchema::parse_str(&manifest_entry_schema()).map_err(avro_error(what))?;
+    mark_maps(&mut schema);
+    let mut writer = Writer::with_codec(
+        &schema,
+        Vec::new(),
+        Codec::Deflate(DeflateSettings::default()),
+    )
+    .map_err(avro_error(what))?;
+    for (key, value) in [
+        ("schema", schema_json.to_string()),
+        ("schema-id", schema_id.to_string()),
+        ("partition-spec", "[]".to_string()),
+        ("partition-spec-id", spec_id.to_string()),
+        ("format-version", "2".to_string()),
+        ("content", "data".to_string()),
+    ] {
+        writer
+            .add_user_metadata(key.to_string(), value)
+            .map_err(avro_error(what))?;
+    }
+    for file in files {
+        let metrics = &file.metrics;
+        let data_file = Value::Record(vec![
+            ("content".to_string(), Value::Int(0)),
+            (
+                "file_path".to_string(),
+                Value::String(file.location.clone()),
+            ),
+            (
+                "file_format".to_string(),
+                Value::String("PARQUET".to_string()),
+            ),
+            ("partition".to_string(), Value::Record(Vec::new())),
+            (
+                "record_count".to_string(),
+                Value::Long(metrics.record_count),
+            ),
+            ("file_size_in_bytes".to_string(), Value::Long(file.size)),
+            (
+                "column_sizes".to_string(),
+                entries(&metrics.column_sizes, |v| Value::Long(*v)),
+            ),
+            (
+                "value_counts".to_string(),
+                entries(&metrics.value_counts, |v| Value::Long(*v)),
+            ),
+            (
+                "null_value_counts".to_string(),
+                entries(&metrics.null_value_counts, |v| Value::Long(*v)),
+            ),
+            (
+                "lower_bounds".to_string(),
+                entries(&metrics.lower_bounds, |v| Value::Bytes(v.clone())),
+            ),
+            (
+                "upper_bounds".to_string(),
+                entries(&metrics.upper_bounds, |v| Value::Bytes(v.clone())),
+            ),
+            ("split_offsets".to_string(), optional(None)),
+            ("sort_order_id".to_string(), optional(None)),
+        ]);
+        let entry = Value::Record(vec![
+            ("status".to_string(), Value::Int(1)),
+            (
+                "snapshot_id".to_string(),
+                optional(Some(Value::Long(snapshot_id))),
+            ),
+            ("sequence_number".to_string(), optional(None)),
+            ("file_sequence_number".to_string(), optional(None)),
+            ("data_file".to_string(), data_file),
+        ]);
+        writer.append_value(entry).map_err(avro_error(what))?;
+    }
+    writer.into_inner().map_err(avro_error(what))
+}
+
+/// The bytes of a manifest list of `manifests` for the snapshot `snapshot_id` (with sequence
+/// number `sequence_number`, inherited by new manifests whose own is 0 here).
+pub fn write_manifest_list(
+    manifests: &[ManifestFile],
+    snapshot_id: i64,
+    parent_snapshot_id: Option<i64>,
+    sequence_number: i64,
+) -> Result<Vec<u8>, IcebergError> {
+    let what = "a manifest list";
+    let schema = AvroSchema::parse_str(MANIFEST_FILE_SCHEMA).map_err(avro_error(what))?;
+    let mut writer = Writer::with_codec(
+        &schema,
+        Vec::new(),
+        Codec::Deflate(DeflateSettings::default()),
+    )
+    .map_err(avro_error(what))?;
+    let mut header = vec![
+        ("snapshot-id", snapshot_id.to_string()),
+        ("sequence-number", sequence_number.to_string()),
+        ("format-version", "2".to_string()),
+    ];
+    if let Some(parent) = parent_snapshot_id {
+        header.push(("parent-snapshot-id", parent.to_string()));
+    }
+    for (key, value) in header {
+        writer
+            .add_user_metadata(key.to_string(), value)
+            .map_err(avro_error(what))?;
+    }
+    for manifest in manifests {
+        let counts = &manifest.counts;
+        let int = |v: Option<i64>| Value::Int(v.unwrap_or(0) as i32);
+        let long = |v: Option<i64>| Value::Long(v.unwrap_or(0));
+        let summaries = Value::Array(
+            manifest
+                .partitions
+                .iter()
+                .map(|summary| {
+                    Value::Record(vec![
+                        (
+                            "contains_null".to_string(),
+                            Value::Boolean(summary.contains_null),
+                        ),
+                        (
+                            "contains_nan".to_string(),
+                            optional(summary.contains_nan.map(Value::Boolean)),
+                        ),
+                        (
+                            "lower_bound".to_string(),
+                            optional(summary.lower_bound.clone().map(Value::Bytes)),
+                        ),
+                        (
+                            "upper_bound".to_string(),
+                            optional(summary.upper_bound.clone().map(Value::Bytes)),
+                        ),
+                    ])
+                })
+                .collect(),
+        );
+        let record = Value::Record(vec![
+            (
+                "manifest_path".to_string(),
+                Value::String(manifest.path.clone()),
+            ),
+            ("manifest_length".to_string(), Value::Long(manifest.length)),
+            (
+                "partition_spec_id".to_string(),
+                Value::Int(manifest.partition_spec_id),
+            ),
+            (
+                "content".to_string(),
+                Value::Int(match manifest.content {
+                    ManifestContent::Data => 0,
+                    ManifestContent::Deletes => 1,
+                }),
+            ),
+            (
+                "sequence_number".to_string(),
+                Value::Long(manifest.sequence_number),
+            ),
+            (
+                "min_sequence_number".to_string(),
+                Value::Long(manifest.min_sequence_number),
+            ),
+            (
+                "added_snapshot_id".to_string(),
+                Value::Long(manifest.added_snapshot_id),
+            ),
+            ("added_files_count".to_string(), int(counts.added_files)),
+            (
+                "existing_files_count".to_string(),
+                int(counts.existing_files),
+            ),
+            ("deleted_files_count".to_string(), int(counts.deleted_files)),
+            ("added_rows_count".to_string(), long(counts.added_rows)),
+            (
+                "existing_rows_count".to_string(),
+                long(counts.existing_rows),
+            ),
+            ("deleted_rows_count".to_string(), long(counts.deleted_rows)),
+            ("partitions".to_string(), optional(Some(summaries))),
+        ]);
+        writer.append_value(record).map_err(avro_error(what))?;
+    }
+    writer.into_inner().map_err(avro_error(what))
+}

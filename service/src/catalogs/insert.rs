@@ -1,0 +1,150 @@
+//! `INSERT INTO catalog.namespace.table` for a table of an attached Iceberg catalog: the
+//! executors write Parquet files with the table's field ids under the table's `data/`
+//! directory, as Osprey's own writes do (staged, deleted unless committed), and the
+//! coordinator commits them as one snapshot through the catalog ([`osprey_iceberg::append_files`]).
+//!
+//! The pending-write record is dropped just before the commit: a coordinator that dies in the
+//! commit leaves at worst unreferenced files (orphans), never a committed file deleted at
+//! the next start.
+
+use crate::error::QueryError;
+use crate::lakehouse::committed::CommittedCatalog;
+use crate::lakehouse::formats::iceberg_query_error;
+use crate::lakehouse::writes::StagedWrite;
+use crate::locations::Locations;
+use datafusion::common::Column;
+use datafusion::common::metadata::FieldMetadata;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast};
+use osprey_engine::WriteFormat;
+use osprey_iceberg::{IcebergCatalog, StoreLocation};
+use std::sync::Arc;
+
+/// What an insert into an attached table needs of its catalog.
+pub(super) struct InsertTarget<'a> {
+    /// The catalog's name in Osprey, for messages.
+    pub catalog_name: &'a str,
+    /// Its client.
+    pub client: &'a Arc<dyn IcebergCatalog>,
+    /// The coordinator's object stores.
+    pub runtime: &'a Arc<RuntimeEnv>,
+    /// Osprey's own storage, which no attached table may use.
+    pub locations: &'a Locations,
+}
+
+/// Writes `input` into `namespace.table` and commits it; returns the rows written.
+pub(super) async fn insert(
+    target: InsertTarget<'_>,
+    namespace: &str,
+    table: &str,
+    state: &SessionState,
+    committed: &CommittedCatalog,
+    input: LogicalPlan,
+) -> Result<u64, QueryError> {
+    let subject = format!("{}.{namespace}.{table}", target.catalog_name);
+    let failed = |err| iceberg_query_error(&subject, err);
+    target.client.check_writable().map_err(failed)?;
+    let loaded = target
+        .client
+        .load_table(namespace, table)
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| QueryError::TableNotFound(format!("table {subject} does not exist")))?;
+    let metadata_store = StoreLocation::parse(&loaded.metadata_location).map_err(failed)?;
+    let store = target
+        .runtime
+        .object_store(metadata_store.store_url())
+        .map_err(QueryError::from)?;
+    let metadata = match loaded.metadata {
+        Some(metadata) => metadata,
+        None => osprey_iceberg::read_metadata(store.as_ref(), &loaded.metadata_location)
+            .await
+            .map_err(failed)?,
+    };
+    osprey_iceberg::check_writable(&metadata).map_err(failed)?;
+    target.locations.check_unprotected(&metadata.location)?;
+
+    let input = with_field_ids(input, metadata.current_schema())?;
+    let table_location = metadata.location.trim_end_matches('/').to_string();
+    let write_id = uuid::Uuid::new_v4().to_string();
+    let prefix = format!("{table_location}/data/{write_id}/");
+    let write = StagedWrite::begin(committed, Arc::clone(target.runtime), write_id, prefix).await?;
+    let files = write.run(state, input, WriteFormat::Parquet).await?;
+    let rows = files.iter().map(|file| file.row_count).sum();
+    let locations = files
+        .iter()
+        .map(|file| (file_location(&table_location, &file.path), file.size_bytes))
+        .collect();
+    write.forget().await?;
+    osprey_iceberg::append_files(target.client.as_ref(), namespace, table, store, locations)
+        .await
+        .map_err(failed)?;
+    write.published();
+    Ok(rows)
+}
+
+/// `input` with each column cast to the type of the table's field and named as it, carrying
+/// its field id (nested fields through their Arrow types), so Parquet files carry the ids
+/// readers match columns by.
+fn with_field_ids(
+    input: LogicalPlan,
+    schema: &osprey_iceberg::Schema,
+) -> Result<LogicalPlan, QueryError> {
+    let columns = input.schema().columns();
+    if columns.len() != schema.fields.len() {
+        return Err(QueryError::InvalidStatement(format!(
+            "INSERT gives {} columns; the table has {}",
+            columns.len(),
+            schema.fields.len()
+        )));
+    }
+    let exprs: Vec<Expr> = columns
+        .into_iter()
+        .zip(&schema.fields)
+        .map(|(column, field): (Column, _)| {
+            let arrow = field.to_arrow();
+            cast(Expr::Column(column), arrow.data_type().clone())
+                .alias_with_metadata(&field.name, Some(FieldMetadata::new_from_field(&arrow)))
+        })
+        .collect();
+    LogicalPlanBuilder::from(input)
+        .project(exprs)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(|err: DataFusionError| QueryError::from(err))
+}
+
+/// The location of a written file (`path` in the table's store) in the form of the table's
+/// location: `s3://bucket/path`, `file:///path`, or `/path`.
+fn file_location(table_location: &str, path: &str) -> String {
+    match table_location.split_once("://") {
+        Some(("file", _)) => format!("file:///{path}"),
+        Some((scheme, rest)) => {
+            let bucket = rest.split('/').next().unwrap_or("");
+            format!("{scheme}://{bucket}/{path}")
+        }
+        None => format!("/{path}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_locations_follow_the_table_location() {
+        assert_eq!(
+            file_location("s3://lake/db/t", "db/t/data/x.parquet"),
+            "s3://lake/db/t/data/x.parquet"
+        );
+        assert_eq!(
+            file_location("file:///wh/t", "wh/t/data/x.parquet"),
+            "file:///wh/t/data/x.parquet"
+        );
+        assert_eq!(
+            file_location("/wh/t", "wh/t/data/x.parquet"),
+            "/wh/t/data/x.parquet"
+        );
+    }
+}

@@ -1,0 +1,110 @@
+"""Osprey writes Iceberg tables of an attached SQL catalog, and pyiceberg (the independent
+reader and writer) reads what Osprey committed, and commits on top of it."""
+
+import pathlib
+
+import pyarrow as pa
+import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import DoubleType, LongType, NestedField, StringType, TimestampType
+
+from conftest import error_of, run
+
+SCHEMA = Schema(
+    NestedField(1, "id", LongType(), required=True),
+    NestedField(2, "name", StringType()),
+    NestedField(3, "amount", DoubleType()),
+    NestedField(4, "ts", TimestampType()),
+)
+
+
+@pytest.fixture(scope="module")
+def lake(osprey, tmp_path_factory):
+    """A pyiceberg SqlCatalog `writes` on SQLite, attached to Osprey as `w`."""
+    root = tmp_path_factory.mktemp("iceberg-writes")
+    (root / "warehouse").mkdir()
+    catalog = SqlCatalog("writes", uri=f"sqlite:///{root}/catalog.db",
+                         warehouse=f"file://{root}/warehouse")
+    catalog.create_namespace("db")
+    run(osprey, f"CREATE CATALOG w USING iceberg WITH (type = 'sql', "
+                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'writes')")
+    yield catalog
+    run(osprey, "DROP CATALOG w")
+
+
+def data_files(table):
+    return sorted(p.name for p in pathlib.Path(table.location().removeprefix("file://")).rglob("*.parquet"))
+
+
+def test_insert_commits_a_snapshot_pyiceberg_reads(osprey, lake):
+    table = lake.create_table("db.events", SCHEMA)
+    table.append(pa.Table.from_pylist(
+        [{"id": i, "name": f"py{i}", "amount": i / 2, "ts": None} for i in range(3)],
+        schema=SCHEMA.as_arrow()))
+
+    written = run(osprey, "INSERT INTO w.db.events VALUES (10, 'os10', 1.5, TIMESTAMP '2024-05-01 10:00:00'), "
+                          "(11, NULL, NULL, NULL)")
+    assert written.num_rows == 1
+    got = run(osprey, "INSERT INTO w.db.events SELECT id, concat('os', CAST(id AS VARCHAR)) AS name, "
+                      "CAST(id AS DOUBLE) AS amount, NULL AS ts FROM (SELECT unnest(range(100, 300)) AS id)")
+    assert got.num_rows == 1
+
+    # pyiceberg sees every row, under the table's own schema.
+    table = table.refresh()
+    theirs = table.scan().to_arrow().sort_by("id")
+    ours = run(osprey, "SELECT id, name, amount, ts FROM w.db.events ORDER BY id")
+    assert theirs.num_rows == 3 + 2 + 200
+    assert theirs.column("id").to_pylist() == ours.column("id").to_pylist()
+    assert theirs.column("name").to_pylist() == ours.column("name").to_pylist()
+    assert theirs.column("amount").to_pylist() == ours.column("amount").to_pylist()
+    row = theirs.filter(pa.compute.equal(theirs.column("id"), 10)).to_pylist()[0]
+    assert (row["name"], row["amount"], str(row["ts"])) == ("os10", 1.5, "2024-05-01 10:00:00")
+
+    # Each INSERT is one append snapshot on top of the last.
+    snapshots = table.snapshots()
+    assert len(snapshots) == 3
+    assert [s.parent_snapshot_id for s in snapshots[1:]] == [s.snapshot_id for s in snapshots[:-1]]
+    last = table.current_snapshot()
+    assert last.summary.operation.value == "append"
+    assert last.summary["added-records"] == "200"
+    assert last.summary["total-records"] == "205"
+
+    # The manifests carry the files' metrics, which prune Osprey's own scans.
+    files = table.inspect.files().to_pylist()
+    ours_files = [f for f in files if "/data/" in f["file_path"] and f["record_count"] == 200]
+    assert len(ours_files) == 1
+    metrics = {key: dict(ours_files[0][key]) for key in ("null_value_counts", "lower_bounds", "upper_bounds")}
+    assert metrics["null_value_counts"][4] == 200 and metrics["null_value_counts"][1] == 0
+    assert metrics["lower_bounds"][1] == (100).to_bytes(8, "little")
+    assert metrics["upper_bounds"][1] == (299).to_bytes(8, "little")
+    assert metrics["lower_bounds"][2] == b"os100" and metrics["upper_bounds"][2] == b"os299"
+    plan = str(run(osprey, "EXPLAIN SELECT * FROM w.db.events WHERE id = 11").to_pylist())
+    assert "data files 1 of 3" in plan, plan
+
+    # pyiceberg commits on top of Osprey's snapshot, and Osprey sees it at once.
+    table.append(pa.Table.from_pylist([{"id": 1000, "name": "py1000", "amount": None, "ts": None}],
+                                      schema=SCHEMA.as_arrow()))
+    assert run(osprey, "SELECT count(*) AS n FROM w.db.events").to_pylist() == [{"n": 206}]
+
+
+def test_a_failed_or_refused_insert_changes_nothing(osprey, lake):
+    table = lake.create_table("db.strict", SCHEMA)
+    table.append(pa.Table.from_pylist([{"id": 1, "name": "a", "amount": None, "ts": None}],
+                                      schema=SCHEMA.as_arrow()))
+    before = (table.refresh().current_snapshot().snapshot_id, data_files(table))
+
+    # A failing query: nothing is committed, and its files are gone.
+    message = error_of(osprey, "INSERT INTO w.db.strict SELECT id, 'x' AS name, 1 / (id - id) AS amount, NULL AS ts "
+                               "FROM (SELECT unnest(range(0, 10)) AS id)")
+    assert "zero" in message.lower(), message
+    assert (table.refresh().current_snapshot().snapshot_id, data_files(table)) == before
+
+    # Partitioned tables are not written yet: refused by name before anything is written.
+    spec = PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="name"))
+    lake.create_table("db.parted", SCHEMA, partition_spec=spec)
+    message = error_of(osprey, "INSERT INTO w.db.parted VALUES (1, 'a', NULL, NULL)")
+    assert "partitioning" in message and "w.db.parted" in message, message
+    assert data_files(lake.load_table("db.parted")) == []
