@@ -25,6 +25,10 @@ pub enum IcebergError {
     /// the statement again may succeed.
     #[error("{0}")]
     CommitConflict(String),
+    /// A commit was sent but its outcome is unknown (the catalog failed or did not answer):
+    /// it may have happened, so nothing it references may be deleted.
+    #[error("{0}")]
+    CommitStateUnknown(String),
 }
 
 /// Iceberg errors inside DataFusion (scans, table providers) keep their message and kind.

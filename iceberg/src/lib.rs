@@ -40,7 +40,7 @@ mod write;
 
 pub use catalog::{
     GlueCatalog, GlueCatalogConfig, HadoopCatalog, IcebergCatalog, LoadedTable, RestCatalog,
-    RestCatalogConfig, SqlCatalog, TableCredentials,
+    RestCatalogConfig, SnapshotCommit, SqlCatalog, TableCredentials,
 };
 pub use error::IcebergError;
 pub use load::{is_metadata_file, metadata_location, read_metadata, table_root};

@@ -67,24 +67,43 @@ pub trait IcebergCatalog: std::fmt::Debug + Send + Sync {
         Err(not_writable(self.kind()))
     }
 
-    /// Makes `new_location` the current metadata of `namespace.name` if `expected` still is
-    /// (the catalog's compare-and-swap). `false` when another commit came first.
-    async fn swap_metadata(
+    /// Whether the catalog's server writes the table's metadata files itself (REST): then
+    /// Osprey sends it the changes, and writes no metadata file of its own.
+    fn writes_metadata(&self) -> bool {
+        false
+    }
+
+    /// Commits `commit` to `namespace.name` if the table is still at its base (the catalog's
+    /// compare-and-swap). `false` when another commit came first.
+    async fn commit_snapshot(
         &self,
         namespace: &str,
         name: &str,
-        expected: &str,
-        new_location: &str,
+        commit: &SnapshotCommit,
     ) -> Result<bool, IcebergError> {
-        let _ = (namespace, name, expected, new_location);
+        let _ = (namespace, name, commit);
         Err(not_writable(self.kind()))
     }
+}
+
+/// A snapshot to commit on top of a table's current metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotCommit {
+    /// The metadata file the snapshot was built on.
+    pub base_location: String,
+    /// The snapshot `main` pointed at then (`None` for a table without one).
+    pub base_snapshot_id: Option<i64>,
+    /// The new snapshot, as table metadata spells it; `main` moves to it.
+    pub snapshot: serde_json::Value,
+    /// Where Osprey wrote the next metadata file, for catalogs that point at metadata files
+    /// (unused when the catalog [writes its own](IcebergCatalog::writes_metadata)).
+    pub metadata_location: String,
 }
 
 /// Why a catalog of kind `kind` cannot be written through.
 fn not_writable(kind: &str) -> IcebergError {
     IcebergError::Unsupported(format!(
-        "a {kind} catalog, which Osprey does not commit to yet (it commits through SQL catalogs)"
+        "a {kind} catalog, which Osprey does not commit to yet (it commits through SQL and REST catalogs)"
     ))
 }
 

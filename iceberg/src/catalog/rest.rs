@@ -11,7 +11,7 @@
 //! client: the reading half is five calls.
 
 use super::vended::{StorageCredential, table_credentials};
-use super::{IcebergCatalog, LoadedTable, error_chain};
+use super::{IcebergCatalog, LoadedTable, SnapshotCommit, error_chain};
 use crate::error::IcebergError;
 use crate::metadata::TableMetadata;
 use reqwest::{Method, StatusCode};
@@ -243,6 +243,22 @@ impl RestCatalog {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<Option<String>, IcebergError> {
+        match self.send(Method::GET, path, query, None).await? {
+            (s, text) if s.is_success() => Ok(Some(text)),
+            (StatusCode::NOT_FOUND, _) => Ok(None),
+            (s, text) => Err(self.refused(s, &format!("GET {path}"), &text)),
+        }
+    }
+
+    /// Sends `<method> <base><path>` (with a JSON `body`), exchanging the credentials once
+    /// more when the token expired; the status and body of the answer.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<(StatusCode, String), IcebergError> {
         let mut session = self.state.lock().await;
         let base = self.base(&mut session).await?;
         let url = format!("{base}{path}");
@@ -253,9 +269,14 @@ impl RestCatalog {
             // that do not vend them ignore it.
             let mut request = self
                 .client
-                .request(Method::GET, &url)
+                .request(method.clone(), &url)
                 .query(query)
                 .header("X-Iceberg-Access-Delegation", "vended-credentials");
+            if let Some(body) = body {
+                request = request
+                    .header("content-type", "application/json")
+                    .body(body.to_string());
+            }
             if let Some(token) = &token {
                 request = request.bearer_auth(token);
             }
@@ -263,13 +284,11 @@ impl RestCatalog {
             let status = response.status();
             let text = response.text().await.map_err(|err| self.unreachable(err))?;
             match status {
-                s if s.is_success() => return Ok(Some(text)),
-                StatusCode::NOT_FOUND => return Ok(None),
                 // An expired token: exchange the credentials once more.
                 StatusCode::UNAUTHORIZED if !renew && self.config.credential.is_some() => {
                     renew = true;
                 }
-                s => return Err(self.refused(s, &format!("GET {path}"), &text)),
+                status => return Ok((status, text)),
             }
         }
     }
@@ -415,6 +434,63 @@ impl IcebergCatalog for RestCatalog {
             metadata: Some(metadata),
             credentials,
         }))
+    }
+
+    fn check_writable(&self) -> Result<(), IcebergError> {
+        Ok(())
+    }
+
+    fn writes_metadata(&self) -> bool {
+        true
+    }
+
+    /// The spec's `updateTable`: the snapshot added and `main` moved to it, on the condition
+    /// that `main` is still where the commit started.
+    async fn commit_snapshot(
+        &self,
+        namespace: &str,
+        name: &str,
+        commit: &SnapshotCommit,
+    ) -> Result<bool, IcebergError> {
+        let path = format!(
+            "/namespaces/{}/tables/{}",
+            namespace_path(namespace),
+            segment(name)
+        );
+        let snapshot_id = commit.snapshot["snapshot-id"].clone();
+        let body = serde_json::json!({
+            "identifier": {"namespace": namespace.split('.').collect::<Vec<_>>(), "name": name},
+            "requirements": [{
+                "type": "assert-ref-snapshot-id",
+                "ref": "main",
+                "snapshot-id": commit.base_snapshot_id,
+            }],
+            "updates": [
+                {"action": "add-snapshot", "snapshot": commit.snapshot},
+                {"action": "set-snapshot-ref", "ref-name": "main", "type": "branch",
+                 "snapshot-id": snapshot_id},
+            ],
+        });
+        let call = format!("POST {path}");
+        match self.send(Method::POST, &path, &[], Some(&body)).await {
+            Ok((status, _)) if status.is_success() => Ok(true),
+            Ok((StatusCode::CONFLICT, _)) => Ok(false),
+            // The spec's CommitStateUnknown: the commit may have happened.
+            Ok((
+                status @ (StatusCode::INTERNAL_SERVER_ERROR
+                | StatusCode::BAD_GATEWAY
+                | StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::GATEWAY_TIMEOUT),
+                text,
+            )) => Err(IcebergError::CommitStateUnknown(
+                self.refused(status, &call, &text).to_string(),
+            )),
+            Ok((status, text)) => Err(self.refused(status, &call, &text)),
+            Err(IcebergError::CatalogUnavailable(message)) => {
+                Err(IcebergError::CommitStateUnknown(message))
+            }
+            Err(err) => Err(err),
+        }
     }
 }
 

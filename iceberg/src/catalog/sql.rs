@@ -8,7 +8,7 @@
 //!
 //! One database may hold several catalogs, told apart by `catalog_name`.
 
-use super::{IcebergCatalog, LoadedTable};
+use super::{IcebergCatalog, LoadedTable, SnapshotCommit};
 use crate::error::IcebergError;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
@@ -161,13 +161,13 @@ impl IcebergCatalog for SqlCatalog {
         Ok(())
     }
 
-    async fn swap_metadata(
+    async fn commit_snapshot(
         &self,
         namespace: &str,
         name: &str,
-        expected: &str,
-        new_location: &str,
+        commit: &SnapshotCommit,
     ) -> Result<bool, IcebergError> {
+        let (expected, new_location) = (&commit.base_location, &commit.metadata_location);
         // The JDBC catalog's own commit: one conditional update (pyiceberg and Java do the
         // same), so two writers never both win.
         let updated = sqlx::query(

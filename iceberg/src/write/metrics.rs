@@ -260,3 +260,68 @@ fn serialize_int(value: i64, schema: &Schema, id: i32) -> Option<Vec<u8>> {
         _ => value.to_le_bytes().to_vec(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::NestedField;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::parquet::arrow::ArrowWriter;
+    use object_store::memory::InMemory;
+
+    fn field(id: i32, name: &str, primitive: PrimitiveType) -> NestedField {
+        NestedField {
+            id,
+            name: name.to_string(),
+            required: false,
+            field_type: Type::Primitive(primitive),
+            doc: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn metrics_come_from_the_footer_by_field_id() {
+        let schema = Schema {
+            schema_id: 0,
+            fields: vec![
+                field(1, "id", PrimitiveType::Long),
+                field(2, "name", PrimitiveType::String),
+                field(3, "tag", PrimitiveType::String),
+            ],
+            identifier_field_ids: vec![],
+        };
+        let long_text = "z".repeat(TRUNCATE_CHARS + 4);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema.to_arrow()),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(7), None, Some(-3)])),
+                Arc::new(StringArray::from(vec!["b", "a", "c"])),
+                Arc::new(StringArray::from(vec![Some("a"), Some(long_text.as_str()), None])),
+            ],
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let path = Path::from("t/data/f.parquet");
+        let size = bytes.len() as u64;
+        store.put(&path, bytes.into()).await.unwrap();
+
+        let metrics = parquet_metrics(store, &path, size, &schema).await.unwrap();
+        assert_eq!(metrics.record_count, 3);
+        assert_eq!(metrics.value_counts[&1], 3);
+        assert_eq!(metrics.null_value_counts[&1], 1);
+        assert_eq!(metrics.null_value_counts[&3], 1);
+        assert_eq!(metrics.lower_bounds[&1], (-3i64).to_le_bytes().to_vec());
+        assert_eq!(metrics.upper_bounds[&1], 7i64.to_le_bytes().to_vec());
+        assert_eq!(metrics.lower_bounds[&2], b"a".to_vec());
+        assert_eq!(metrics.upper_bounds[&2], b"c".to_vec());
+        // A string longer than 16 characters: a lower bound kept, no upper bound.
+        assert_eq!(metrics.lower_bounds[&3], b"a".to_vec());
+        assert!(!metrics.upper_bounds.contains_key(&3));
+        assert!(metrics.column_sizes.values().all(|size| *size > 0));
+    }
+}

@@ -2,14 +2,17 @@
 //! table's catalog (spec: "Commit Conflict Resolution and Retry").
 //!
 //! Osprey's executors write the Parquet files (with the table's field ids); here the
-//! coordinator reads their footers for the manifest's metrics, writes one manifest, then for
-//! each attempt a manifest list (the new manifest and the parent snapshot's manifests) and a
-//! new metadata file, and asks the catalog to swap the table's metadata location. An append
+//! coordinator reads their footers for the manifest's metrics, then for each attempt writes a
+//! manifest, a manifest list (the new manifest and the parent snapshot's manifests) and, for
+//! catalogs that point at metadata files, the next metadata file, and asks the catalog to
+//! commit (a compare-and-swap of the metadata location, or REST's `updateTable` with the
+//! requirement that `main` has not moved). An
 //! never conflicts with another commit: when another writer came first, the table is loaded
 //! again and the snapshot is rebuilt on top of it, up to `commit.retry.num-retries` times
 //! (default 4) with a backoff from `commit.retry.min-wait-ms` (100) to
 //! `commit.retry.max-wait-ms` (60 000). Whatever a failed attempt wrote is deleted; the data
-//! files are the caller's to delete when the append fails.
+//! files are the caller's to delete when the append fails, except after
+//! [`IcebergError::CommitStateUnknown`]: the commit may have happened, so nothing is deleted.
 //!
 //! Written so far: format version 2, unpartitioned tables. Other tables are refused by name.
 
@@ -21,7 +24,7 @@ pub use manifests::AddedFile;
 pub use metrics::{WrittenMetrics, parquet_metrics};
 pub use snapshot::{AppendSummary, NewSnapshot};
 
-use crate::catalog::IcebergCatalog;
+use crate::catalog::{IcebergCatalog, SnapshotCommit};
 use crate::error::IcebergError;
 use crate::manifest::{ManifestContent, ManifestCounts, ManifestFile, read_manifest_list};
 use crate::metadata::TableMetadata;
@@ -36,8 +39,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct AppendOutcome {
     /// The new snapshot.
     pub snapshot_id: i64,
-    /// The metadata file now current.
-    pub metadata_location: String,
     /// How many attempts the commit took.
     pub attempts: u32,
 }
@@ -104,9 +105,8 @@ pub async fn append(
     let retry = RetryPolicy::of(&current.metadata);
     let mut written = Written::new(Arc::clone(&store));
 
-    // One manifest for every attempt: its entries inherit the sequence number and snapshot of
-    // the manifest list that names them, except the snapshot id, which is rewritten per
-    // attempt.
+    // A manifest per attempt: its entries name the attempt's snapshot id (their sequence
+    // number is inherited from the manifest list).
     let mut attempt = 0u32;
     let result = loop {
         attempt += 1;
@@ -173,25 +173,37 @@ pub async fn append(
             manifest_list: list_location,
             schema_id: schema.schema_id,
         };
-        let next =
-            snapshot::append_metadata(&current.text, &current.location, &new_snapshot, summary)?;
-        let next_location = snapshot::next_metadata_location(&current.location, &metadata_dir);
-        written
-            .create(&table.path_of(&next_location)?, next)
-            .await?;
-        match catalog
-            .swap_metadata(namespace, name, &current.location, &next_location)
-            .await
-        {
+        let current_json: serde_json::Value = serde_json::from_slice(&current.text)
+            .map_err(|err| IcebergError::Invalid(format!("{}: {err}", current.location)))?;
+        let snapshot = snapshot::snapshot_json(&current_json, &new_snapshot, summary);
+        let mut metadata_location = String::new();
+        if !catalog.writes_metadata() {
+            metadata_location = snapshot::next_metadata_location(&current.location, &metadata_dir);
+            let next = snapshot::append_metadata(&current_json, &current.location, &snapshot)?;
+            written
+                .create(&table.path_of(&metadata_location)?, next)
+                .await?;
+        }
+        let commit = SnapshotCommit {
+            base_location: current.location.clone(),
+            base_snapshot_id: new_snapshot.parent_snapshot_id,
+            snapshot,
+            metadata_location,
+        };
+        match catalog.commit_snapshot(namespace, name, &commit).await {
             Ok(true) => {
                 break Ok(AppendOutcome {
                     snapshot_id,
-                    metadata_location: next_location,
                     attempts: attempt,
                 });
             }
+            Err(IcebergError::CommitStateUnknown(message)) => {
+                // The commit may have happened: what it references must stay.
+                return Err(IcebergError::CommitStateUnknown(message));
+            }
             Ok(false) if attempt <= retry.retries => {
                 written.delete_all().await;
+                tracing::info!(table = %format!("{namespace}.{name}"), attempt, "an Iceberg commit lost to another writer's; retrying on top of it");
                 tokio::time::sleep(retry.wait(attempt)).await;
                 current = load(catalog, namespace, name, store.as_ref()).await?;
                 check_writable(&current.metadata)?;

@@ -52,33 +52,17 @@ pub fn new_snapshot_id(metadata: &crate::TableMetadata) -> i64 {
     }
 }
 
-/// The metadata JSON that follows `current` (the text of the metadata file at
-/// `current_location`) once `snapshot`, an append described by `summary`, is committed.
-pub fn append_metadata(
-    current: &[u8],
-    current_location: &str,
-    snapshot: &NewSnapshot,
-    summary: AppendSummary,
-) -> Result<Vec<u8>, IcebergError> {
-    let invalid = |what: &str| IcebergError::Invalid(format!("{current_location}: {what}"));
-    let mut metadata: Value = serde_json::from_slice(current)
-        .map_err(|err| invalid(&format!("not JSON metadata: {err}")))?;
-    let object = metadata
-        .as_object_mut()
-        .ok_or_else(|| invalid("metadata is not a JSON object"))?;
-    let previous_updated = object
-        .get("last-updated-ms")
-        .and_then(Value::as_i64)
-        .unwrap_or(snapshot.timestamp_ms);
+/// The snapshot `snapshot`, an append described by `summary`, as table metadata spells it;
+/// `current` is the metadata it follows (for the parent's totals).
+pub fn snapshot_json(current: &Value, snapshot: &NewSnapshot, summary: AppendSummary) -> Value {
     let parent_summary = snapshot.parent_snapshot_id.and_then(|parent| {
-        object
+        current
             .get("snapshots")?
             .as_array()?
             .iter()
             .find(|s| s["snapshot-id"].as_i64() == Some(parent))
             .and_then(|s| s.get("summary").cloned())
     });
-
     let mut snapshot_json = json!({
         "snapshot-id": snapshot.snapshot_id,
         "sequence-number": snapshot.sequence_number,
@@ -90,11 +74,36 @@ pub fn append_metadata(
     if let Some(parent) = snapshot.parent_snapshot_id {
         snapshot_json["parent-snapshot-id"] = json!(parent);
     }
-    push(object, "snapshots", snapshot_json);
+    snapshot_json
+}
+
+/// The metadata JSON that follows `current` (the metadata file at `current_location`) once
+/// `snapshot` (see [`snapshot_json`]) is committed and `main` points at it.
+pub fn append_metadata(
+    current: &Value,
+    current_location: &str,
+    snapshot: &Value,
+) -> Result<Vec<u8>, IcebergError> {
+    let invalid = |what: &str| IcebergError::Invalid(format!("{current_location}: {what}"));
+    let mut metadata = current.clone();
+    let object = metadata
+        .as_object_mut()
+        .ok_or_else(|| invalid("metadata is not a JSON object"))?;
+    let field = |name: &str| snapshot[name].as_i64().unwrap_or(0);
+    let (snapshot_id, sequence_number, timestamp_ms) = (
+        field("snapshot-id"),
+        field("sequence-number"),
+        field("timestamp-ms"),
+    );
+    let previous_updated = object
+        .get("last-updated-ms")
+        .and_then(Value::as_i64)
+        .unwrap_or(timestamp_ms);
+    push(object, "snapshots", snapshot.clone());
     push(
         object,
         "snapshot-log",
-        json!({"timestamp-ms": snapshot.timestamp_ms, "snapshot-id": snapshot.snapshot_id}),
+        json!({"timestamp-ms": timestamp_ms, "snapshot-id": snapshot_id}),
     );
     push(
         object,
@@ -112,12 +121,9 @@ pub fn append_metadata(
     {
         log.drain(..log.len() - keep);
     }
-    object.insert("current-snapshot-id".into(), json!(snapshot.snapshot_id));
-    object.insert(
-        "last-sequence-number".into(),
-        json!(snapshot.sequence_number),
-    );
-    object.insert("last-updated-ms".into(), json!(snapshot.timestamp_ms));
+    object.insert("current-snapshot-id".into(), json!(snapshot_id));
+    object.insert("last-sequence-number".into(), json!(sequence_number));
+    object.insert("last-updated-ms".into(), json!(timestamp_ms));
     let refs = object
         .entry("refs")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -126,7 +132,7 @@ pub fn append_metadata(
         .ok_or_else(|| invalid("refs is not an object"))?
         .entry("main")
         .or_insert_with(|| json!({"type": "branch"}));
-    main["snapshot-id"] = json!(snapshot.snapshot_id);
+    main["snapshot-id"] = json!(snapshot_id);
     main["type"] = json!("branch");
     serde_json::to_vec_pretty(&metadata).map_err(|err| invalid(&err.to_string()))
 }
@@ -224,13 +230,10 @@ mod tests {
             added_records: 10,
             added_size: 100,
         };
-        let next = append_metadata(
-            current,
-            "/t/metadata/00002-b.metadata.json",
-            &snapshot,
-            summary,
-        )
-        .unwrap();
+        let current: Value = serde_json::from_slice(current).unwrap();
+        let snapshot = snapshot_json(&current, &snapshot, summary);
+        let next =
+            append_metadata(&current, "/t/metadata/00002-b.metadata.json", &snapshot).unwrap();
         let next: Value = serde_json::from_slice(&next).unwrap();
         assert_eq!(next["current-snapshot-id"], 8);
         assert_eq!(next["last-sequence-number"], 4);
@@ -245,9 +248,6 @@ mod tests {
             next["metadata-log"],
             json!([{"timestamp-ms": 10, "metadata-file": "/t/metadata/00002-b.metadata.json"}])
         );
-        crate::TableMetadata::from_json(serde_json::to_vec(&next).unwrap().as_slice())
-            .map(|_| ())
-            .unwrap_or_else(|err| assert!(err.to_string().contains("schema"), "{err}"));
     }
 
     #[test]

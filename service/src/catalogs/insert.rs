@@ -78,11 +78,20 @@ pub(super) async fn insert(
         .map(|file| (file_location(&table_location, &file.path), file.size_bytes))
         .collect();
     write.forget().await?;
-    osprey_iceberg::append_files(target.client.as_ref(), namespace, table, store, locations)
+    match osprey_iceberg::append_files(target.client.as_ref(), namespace, table, store, locations)
         .await
-        .map_err(failed)?;
-    write.published();
-    Ok(rows)
+    {
+        Ok(_) => {
+            write.published();
+            Ok(rows)
+        }
+        // The commit may have happened: its data files must stay.
+        Err(err @ osprey_iceberg::IcebergError::CommitStateUnknown(_)) => {
+            write.published();
+            Err(failed(err))
+        }
+        Err(err) => Err(failed(err)),
+    }
 }
 
 /// `input` with each column cast to the type of the table's field and named as it, carrying
