@@ -183,3 +183,55 @@ def test_insert_through_a_rest_catalog(osprey, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_create_ctas_and_drop_in_attached_catalogs(osprey, tmp_path):
+    """CREATE TABLE, CTAS and DROP TABLE in an attached SQL catalog (with a warehouse) and a
+    REST catalog; pyiceberg reads the tables Osprey created."""
+    import rest_adapter
+    from pyiceberg.catalog.rest import RestCatalog
+
+    (tmp_path / "warehouse").mkdir()
+    db, warehouse = f"sqlite:///{tmp_path}/ddl.db", f"file://{tmp_path}/warehouse"
+    sql_catalog = SqlCatalog("ddl", uri=db, warehouse=warehouse)
+    sql_catalog.create_namespace("db")
+    server, base = rest_adapter.serve(db, "ddl", warehouse)
+    run(osprey, f"CREATE CATALOG ddl_sql USING iceberg WITH (type = 'sql', uri = 'sqlite://{tmp_path}/ddl.db', "
+                f"catalog_name = 'ddl', warehouse = '{warehouse}')")
+    run(osprey, f"CREATE CATALOG ddl_rest USING iceberg WITH (type = 'rest', uri = '{base}')")
+    try:
+        run(osprey, "CREATE TABLE ddl_sql.db.empty (id BIGINT NOT NULL, name VARCHAR, price DECIMAL(10, 2))")
+        created = sql_catalog.load_table("db.empty")
+        assert created.location() == f"{warehouse}/db.db/empty"
+        assert [(f.name, str(f.field_type), f.required) for f in created.schema().fields] == [
+            ("id", "long", True), ("name", "string", False), ("price", "decimal(10, 2)", False)]
+        assert "already exists" in error_of(osprey, "CREATE TABLE ddl_sql.db.empty (id BIGINT)")
+        run(osprey, "CREATE TABLE IF NOT EXISTS ddl_sql.db.empty (id BIGINT)")
+
+        run(osprey, "CREATE TABLE ddl_sql.db.squares AS SELECT id, id * id AS square "
+                    "FROM (SELECT unnest(range(0, 50)) AS id)")
+        squares = sql_catalog.load_table("db.squares").scan().to_arrow()
+        assert sorted(squares.column("square").to_pylist()) == [i * i for i in range(50)]
+
+        # Through REST: the server creates the table and writes its metadata.
+        run(osprey, "CREATE TABLE ddl_rest.db.cubes AS SELECT id, id * id * id AS cube "
+                    "FROM (SELECT unnest(range(0, 10)) AS id)")
+        cubes = RestCatalog("c", uri=base).load_table("db.cubes").scan().to_arrow()
+        assert sorted(cubes.column("cube").to_pylist()) == [i ** 3 for i in range(10)]
+
+        # DROP TABLE: the catalog forgets the table; its files are not Osprey's to delete.
+        location = pathlib.Path(sql_catalog.load_table("db.squares").location().removeprefix("file://"))
+        run(osprey, "DROP TABLE ddl_sql.db.squares")
+        assert "squares" not in [t[1] for t in sql_catalog.list_tables("db")]
+        assert any(location.rglob("*.parquet"))
+        run(osprey, "DROP TABLE IF EXISTS ddl_sql.db.squares")
+        assert "does not exist" in error_of(osprey, "DROP TABLE ddl_sql.db.squares")
+        run(osprey, "DROP TABLE ddl_rest.db.cubes")
+        assert "cubes" not in [t[1] for t in sql_catalog.list_tables("db")]
+
+        assert "INSERT INTO" in error_of(osprey, "DELETE FROM ddl_sql.db.empty WHERE id = 1")
+    finally:
+        run(osprey, "DROP CATALOG ddl_sql")
+        run(osprey, "DROP CATALOG ddl_rest")
+        server.shutdown()
+        server.server_close()

@@ -84,6 +84,44 @@ pub trait IcebergCatalog: std::fmt::Debug + Send + Sync {
         let _ = (namespace, name, commit);
         Err(not_writable(self.kind()))
     }
+
+    /// Where a new table `namespace.name` goes, for catalogs whose tables Osprey creates by
+    /// writing their first metadata file (`<warehouse>/<namespace>.db/<name>`, as pyiceberg).
+    fn default_location(&self, namespace: &str, name: &str) -> Option<String> {
+        let _ = (namespace, name);
+        None
+    }
+
+    /// Adds `namespace.name`, whose first metadata file is at `metadata_location`. Fails when
+    /// the table exists.
+    async fn register_table(
+        &self,
+        namespace: &str,
+        name: &str,
+        metadata_location: &str,
+    ) -> Result<(), IcebergError> {
+        let _ = (namespace, name, metadata_location);
+        Err(not_writable(self.kind()))
+    }
+
+    /// Creates `namespace.name` with `schema` (an Iceberg schema as metadata spells it), for
+    /// catalogs that [write their own metadata](IcebergCatalog::writes_metadata).
+    async fn create_table(
+        &self,
+        namespace: &str,
+        name: &str,
+        schema: &serde_json::Value,
+    ) -> Result<(), IcebergError> {
+        let _ = (namespace, name, schema);
+        Err(not_writable(self.kind()))
+    }
+
+    /// Removes `namespace.name` from the catalog, leaving its files; `false` when there was
+    /// none.
+    async fn drop_table(&self, namespace: &str, name: &str) -> Result<bool, IcebergError> {
+        let _ = (namespace, name);
+        Err(not_writable(self.kind()))
+    }
 }
 
 /// A snapshot to commit on top of a table's current metadata.

@@ -492,6 +492,39 @@ impl IcebergCatalog for RestCatalog {
             Err(err) => Err(err),
         }
     }
+
+    async fn create_table(
+        &self,
+        namespace: &str,
+        name: &str,
+        schema: &serde_json::Value,
+    ) -> Result<(), IcebergError> {
+        let path = format!("/namespaces/{}/tables", namespace_path(namespace));
+        let body = serde_json::json!({"name": name, "schema": schema, "stage-create": false});
+        match self.send(Method::POST, &path, &[], Some(&body)).await? {
+            (status, _) if status.is_success() => Ok(()),
+            (StatusCode::CONFLICT, _) => Err(IcebergError::Catalog(format!(
+                "table {namespace}.{name} already exists"
+            ))),
+            (status, text) => Err(self.refused(status, &format!("POST {path}"), &text)),
+        }
+    }
+
+    async fn drop_table(&self, namespace: &str, name: &str) -> Result<bool, IcebergError> {
+        let path = format!(
+            "/namespaces/{}/tables/{}",
+            namespace_path(namespace),
+            segment(name)
+        );
+        match self
+            .send(Method::DELETE, &path, &[("purgeRequested", "false")], None)
+            .await?
+        {
+            (status, _) if status.is_success() => Ok(true),
+            (StatusCode::NOT_FOUND, _) => Ok(false),
+            (status, text) => Err(self.refused(status, &format!("DELETE {path}"), &text)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ pub struct SqlCatalog {
     pool: AnyPool,
     /// The `catalog_name` its rows carry.
     catalog_name: String,
+    /// Where new tables go.
+    warehouse: Option<String>,
     /// The database kind, for messages (the URI may hold a password).
     database: &'static str,
 }
@@ -72,7 +74,14 @@ impl SqlCatalog {
             pool,
             catalog_name: catalog_name.to_string(),
             database,
+            warehouse: None,
         })
+    }
+
+    /// Where new tables go: `<warehouse>/<namespace>.db/<table>`, as pyiceberg puts them.
+    pub fn with_warehouse(mut self, warehouse: Option<String>) -> Self {
+        self.warehouse = warehouse.map(|w| w.trim_end_matches('/').to_string());
+        self
     }
 
     fn failed(&self, what: &str) -> impl Fn(sqlx::Error) -> IcebergError + '_ {
@@ -184,5 +193,57 @@ impl IcebergCatalog for SqlCatalog {
         .await
         .map_err(self.failed("a commit"))?;
         Ok(updated.rows_affected() == 1)
+    }
+
+    fn default_location(&self, namespace: &str, name: &str) -> Option<String> {
+        Some(format!(
+            "{}/{namespace}.db/{name}",
+            self.warehouse.as_ref()?
+        ))
+    }
+
+    async fn register_table(
+        &self,
+        namespace: &str,
+        name: &str,
+        metadata_location: &str,
+    ) -> Result<(), IcebergError> {
+        if !self.namespaces().await?.iter().any(|n| n == namespace) {
+            return Err(IcebergError::Catalog(format!(
+                "namespace {namespace} does not exist in the catalog"
+            )));
+        }
+        // The table's key is the primary key: a second writer's insert fails.
+        sqlx::query(
+            "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
+             metadata_location, previous_metadata_location) VALUES ($1, $2, $3, $4, NULL)",
+        )
+        .bind(&self.catalog_name)
+        .bind(namespace)
+        .bind(name)
+        .bind(metadata_location)
+        .execute(&self.pool)
+        .await
+        .map_err(|err| match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                IcebergError::Catalog(format!("table {namespace}.{name} already exists"))
+            }
+            _ => self.failed("creating a table")(err),
+        })?;
+        Ok(())
+    }
+
+    async fn drop_table(&self, namespace: &str, name: &str) -> Result<bool, IcebergError> {
+        let deleted = sqlx::query(
+            "DELETE FROM iceberg_tables WHERE catalog_name = $1 AND table_namespace = $2 \
+             AND table_name = $3",
+        )
+        .bind(&self.catalog_name)
+        .bind(namespace)
+        .bind(name)
+        .execute(&self.pool)
+        .await
+        .map_err(self.failed("dropping a table"))?;
+        Ok(deleted.rows_affected() > 0)
     }
 }

@@ -297,7 +297,11 @@ mod tests {
             vec![
                 Arc::new(Int64Array::from(vec![Some(7), None, Some(-3)])),
                 Arc::new(StringArray::from(vec!["b", "a", "c"])),
-                Arc::new(StringArray::from(vec![Some("a"), Some(long_text.as_str()), None])),
+                Arc::new(StringArray::from(vec![
+                    Some("a"),
+                    Some(long_text.as_str()),
+                    None,
+                ])),
             ],
         )
         .unwrap();

@@ -18,10 +18,12 @@
 
 mod manifests;
 mod metrics;
+mod new_table;
 mod snapshot;
 
 pub use manifests::AddedFile;
 pub use metrics::{WrittenMetrics, parquet_metrics};
+pub use new_table::{create_table, schema_from_arrow};
 pub use snapshot::{AppendSummary, NewSnapshot};
 
 use crate::catalog::{IcebergCatalog, SnapshotCommit};
@@ -282,7 +284,7 @@ async fn read(store: &dyn ObjectStore, path: &Path) -> Result<Vec<u8>, IcebergEr
         .to_vec())
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

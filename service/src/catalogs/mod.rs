@@ -16,17 +16,21 @@
 //! Every statement sees the attached catalogs through [`AttachedCatalogs::overlay`], which adds
 //! them to the session's catalogs before the policy chooses what the session sees.
 
-mod insert;
 mod properties;
 mod provider;
 pub(crate) mod sql;
+mod writes;
 
 use crate::error::QueryError;
+use crate::lakehouse::committed::CommittedCatalog;
 use crate::lakehouse::formats::MetadataCache;
 use crate::locations::Locations;
 use datafusion::catalog::{CatalogProvider, CatalogProviderList};
+use datafusion::common::ResolvedTableReference;
 use datafusion::common::config::ConfigOptions;
+use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::LogicalPlan;
 use osprey_catalog::{AttachedCatalogRecord, CatalogStore, ManagedBy};
 use properties::{check, client, masked, property_name};
 use provider::{IcebergCatalogProvider, ProviderParts};
@@ -164,24 +168,69 @@ impl AttachedCatalogs {
         self.inner.entries.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `INSERT INTO catalog.namespace.table` when `catalog` is attached: `None` when it is
-    /// not (the table is Osprey's own), else the rows written.
+    /// The provider of the attached catalog `catalog`.
+    fn provider(&self, catalog: &str) -> Result<Arc<IcebergCatalogProvider>, QueryError> {
+        self.entries()
+            .get(catalog)
+            .map(|entry| Arc::clone(&entry.provider))
+            .ok_or_else(|| QueryError::NotFound(format!("catalog {catalog} is not attached")))
+    }
+
+    /// Whether `catalog` is attached.
+    pub(crate) fn is_attached(&self, catalog: &str) -> bool {
+        self.entries().contains_key(catalog)
+    }
+
+    /// `INSERT INTO` a table of an attached catalog; the rows written.
     pub(crate) async fn insert(
         &self,
-        name: &datafusion::common::ResolvedTableReference,
-        state: &datafusion::execution::SessionState,
-        committed: &crate::lakehouse::committed::CommittedCatalog,
-        input: datafusion::logical_expr::LogicalPlan,
-    ) -> Option<Result<u64, QueryError>> {
-        let provider = {
-            let entries = self.entries();
-            Arc::clone(&entries.get(name.catalog.as_ref())?.provider)
-        };
-        Some(
-            provider
-                .insert(&name.schema, &name.table, state, committed, input)
-                .await,
+        name: &ResolvedTableReference,
+        state: &SessionState,
+        committed: &CommittedCatalog,
+        input: LogicalPlan,
+    ) -> Result<u64, QueryError> {
+        let provider = self.provider(&name.catalog)?;
+        writes::insert(
+            &provider.target(),
+            &name.schema,
+            &name.table,
+            state,
+            committed,
+            input,
         )
+        .await
+    }
+
+    /// `CREATE TABLE [IF NOT EXISTS] ... [AS SELECT]` in an attached catalog; the rows written.
+    pub(crate) async fn create_table(
+        &self,
+        name: &ResolvedTableReference,
+        schema: &datafusion::arrow::datatypes::Schema,
+        input: Option<LogicalPlan>,
+        if_not_exists: bool,
+        state: &SessionState,
+        committed: &CommittedCatalog,
+    ) -> Result<u64, QueryError> {
+        let provider = self.provider(&name.catalog)?;
+        let target = provider.target();
+        let created =
+            writes::create(&target, &name.schema, &name.table, schema, if_not_exists).await?;
+        match (created, input) {
+            (true, Some(input)) => {
+                writes::insert(&target, &name.schema, &name.table, state, committed, input).await
+            }
+            _ => Ok(0),
+        }
+    }
+
+    /// `DROP TABLE [IF EXISTS]` of an attached catalog's table (its files stay).
+    pub(crate) async fn drop_table(
+        &self,
+        name: &ResolvedTableReference,
+        if_exists: bool,
+    ) -> Result<(), QueryError> {
+        let provider = self.provider(&name.catalog)?;
+        writes::drop(&provider.target(), &name.schema, &name.table, if_exists).await
     }
 
     /// Whether no catalog is attached.

@@ -167,7 +167,8 @@ pub(crate) fn client(
                 &get("uri").unwrap_or_default(),
                 &get("catalog-name").unwrap_or_else(|| name.to_string()),
             )
-            .map_err(invalid)?,
+            .map_err(invalid)?
+            .with_warehouse(get("warehouse")),
         ),
         Some("hadoop") => {
             let warehouse = crate::locations::normalize(&get("warehouse").unwrap_or_default())?;

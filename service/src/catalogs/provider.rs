@@ -189,23 +189,15 @@ impl Inner {
 }
 
 impl IcebergCatalogProvider {
-    /// `INSERT INTO` the table `namespace.table` (see [`super::insert`]).
-    pub(super) async fn insert(
-        &self,
-        namespace: &str,
-        table: &str,
-        state: &datafusion::execution::SessionState,
-        committed: &crate::lakehouse::committed::CommittedCatalog,
-        input: datafusion::logical_expr::LogicalPlan,
-    ) -> Result<u64, QueryError> {
+    /// What writes to this catalog's tables need (see [`super::writes`]).
+    pub(super) fn target(&self) -> super::writes::CatalogTarget<'_> {
         let inner = &self.inner;
-        let target = super::insert::InsertTarget {
+        super::writes::CatalogTarget {
             catalog_name: &inner.name,
             client: &inner.client,
             runtime: &inner.runtime,
             locations: &inner.locations,
-        };
-        super::insert::insert(target, namespace, table, state, committed, input).await
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //!
 //! [`QueryEngine::describe`] ([`describe`]) answers the schemas without running anything.
 
+mod attached_writes;
 mod catalog_statements;
 mod describe;
 mod file_queries;
@@ -496,6 +497,13 @@ impl QueryEngine {
             _ => {}
         }
         refuse_session_statements(&plan)?;
+        // Tables of attached catalogs are created, written and dropped by their catalog.
+        if let Some(done) = self
+            .attached_write(&plan, &mut state, session, create_has_query)
+            .await
+        {
+            return done;
+        }
         let lakehouse = &self.lakehouse;
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
@@ -568,21 +576,9 @@ impl QueryEngine {
                 WriteOp::Insert(InsertOp::Append) => {
                     let slot = self.admit_write(&mut state, session).await?;
                     let insert = async {
-                        let input = dml.input.as_ref().clone();
-                        let defaults = &state.config_options().catalog;
-                        let name = dml
-                            .table_name
-                            .clone()
-                            .resolve(&defaults.default_catalog, &defaults.default_schema);
-                        // A table of an attached catalog is written by its catalog.
-                        match self
-                            .attached_catalogs()
-                            .insert(&name, &state, lakehouse.committed(), input.clone())
+                        lakehouse
+                            .insert(&state, &dml.table_name, dml.input.as_ref().clone())
                             .await
-                        {
-                            Some(result) => result,
-                            None => lakehouse.insert(&state, &dml.table_name, input).await,
-                        }
                     };
                     let rows = self.within_time_limit(&slot, insert).await?;
                     Ok(PreparedStatement::done("INSERT", rows))

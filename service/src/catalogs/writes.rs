@@ -1,4 +1,6 @@
-//! `INSERT INTO catalog.namespace.table` for a table of an attached Iceberg catalog: the
+//! Writes to attached Iceberg catalogs: `CREATE TABLE [AS SELECT]`, `DROP TABLE` (the
+//! catalog forgets the table; its files stay, as they are not Osprey's), and
+//! `INSERT INTO catalog.namespace.table`. For an insert, the
 //! executors write Parquet files with the table's field ids under the table's `data/`
 //! directory, as Osprey's own writes do (staged, deleted unless committed), and the
 //! coordinator commits them as one snapshot through the catalog ([`osprey_iceberg::append_files`]).
@@ -22,8 +24,8 @@ use osprey_engine::WriteFormat;
 use osprey_iceberg::{IcebergCatalog, StoreLocation};
 use std::sync::Arc;
 
-/// What an insert into an attached table needs of its catalog.
-pub(super) struct InsertTarget<'a> {
+/// What writes to an attached catalog's tables need of it.
+pub(super) struct CatalogTarget<'a> {
     /// The catalog's name in Osprey, for messages.
     pub catalog_name: &'a str,
     /// Its client.
@@ -36,7 +38,7 @@ pub(super) struct InsertTarget<'a> {
 
 /// Writes `input` into `namespace.table` and commits it; returns the rows written.
 pub(super) async fn insert(
-    target: InsertTarget<'_>,
+    target: &CatalogTarget<'_>,
     namespace: &str,
     table: &str,
     state: &SessionState,
@@ -91,6 +93,69 @@ pub(super) async fn insert(
             Err(failed(err))
         }
         Err(err) => Err(failed(err)),
+    }
+}
+
+/// `CREATE TABLE namespace.table` with `schema`'s columns; `false` when it exists and
+/// `if_not_exists` allows that.
+pub(super) async fn create(
+    target: &CatalogTarget<'_>,
+    namespace: &str,
+    table: &str,
+    schema: &datafusion::arrow::datatypes::Schema,
+    if_not_exists: bool,
+) -> Result<bool, QueryError> {
+    let subject = format!("{}.{namespace}.{table}", target.catalog_name);
+    let failed = |err| iceberg_query_error(&subject, err);
+    if target
+        .client
+        .load_table(namespace, table)
+        .await
+        .map_err(failed)?
+        .is_some()
+    {
+        return match if_not_exists {
+            true => Ok(false),
+            false => Err(QueryError::InvalidStatement(format!(
+                "table {subject} already exists"
+            ))),
+        };
+    }
+    let runtime = Arc::clone(target.runtime);
+    let locations = target.locations.clone();
+    let store = async move |location: &str| {
+        locations
+            .check_unprotected(location)
+            .map_err(|err| osprey_iceberg::IcebergError::Catalog(err.to_string()))?;
+        let url = StoreLocation::parse(location)?.store_url();
+        runtime
+            .object_store(&url)
+            .map_err(|err| osprey_iceberg::IcebergError::Invalid(err.to_string()))
+    };
+    osprey_iceberg::create_table(target.client.as_ref(), namespace, table, schema, store)
+        .await
+        .map_err(failed)?;
+    Ok(true)
+}
+
+/// `DROP TABLE namespace.table`: the catalog forgets it; its files stay.
+pub(super) async fn drop(
+    target: &CatalogTarget<'_>,
+    namespace: &str,
+    table: &str,
+    if_exists: bool,
+) -> Result<(), QueryError> {
+    let subject = format!("{}.{namespace}.{table}", target.catalog_name);
+    let dropped = target
+        .client
+        .drop_table(namespace, table)
+        .await
+        .map_err(|err| iceberg_query_error(&subject, err))?;
+    match dropped || if_exists {
+        true => Ok(()),
+        false => Err(QueryError::TableNotFound(format!(
+            "table {subject} does not exist"
+        ))),
     }
 }
 

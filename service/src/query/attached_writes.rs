@@ -1,0 +1,108 @@
+//! Statements that create, write and drop tables of attached catalogs, routed to the catalog
+//! before Osprey's own lakehouse sees them (see `crate::catalogs`).
+
+use super::QueryEngine;
+use super::prepared::PreparedStatement;
+use crate::error::QueryError;
+use crate::session::SessionSettings;
+use datafusion::common::{ResolvedTableReference, TableReference};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
+
+impl QueryEngine {
+    /// Runs `plan` when it creates, writes or drops a table of an attached catalog; `None`
+    /// when it does not name one. `create_has_query` says whether a CREATE TABLE was written
+    /// with `AS <query>`.
+    pub(super) async fn attached_write(
+        &self,
+        plan: &LogicalPlan,
+        state: &mut SessionState,
+        session: &SessionSettings,
+        create_has_query: bool,
+    ) -> Option<Result<PreparedStatement, QueryError>> {
+        let attached = self.attached_catalogs();
+        if attached.is_empty() {
+            return None;
+        }
+        let defaults = state.config_options().catalog.clone();
+        let resolve = |name: &TableReference| -> Option<ResolvedTableReference> {
+            let name = name
+                .clone()
+                .resolve(&defaults.default_catalog, &defaults.default_schema);
+            attached.is_attached(&name.catalog).then_some(name)
+        };
+        let committed = self.lakehouse.committed();
+        Some(match plan {
+            LogicalPlan::Dml(dml) => {
+                let name = resolve(&dml.table_name)?;
+                match &dml.op {
+                    WriteOp::Insert(InsertOp::Append) => {
+                        let input = dml.input.as_ref().clone();
+                        match self.admit_write(state, session).await {
+                            Ok(slot) => {
+                                let insert = attached.insert(&name, state, committed, input);
+                                self.within_time_limit(&slot, insert)
+                                    .await
+                                    .map(|rows| PreparedStatement::done("INSERT", rows))
+                            }
+                            Err(err) => Err(err),
+                        }
+                    }
+                    other => Err(QueryError::NotSupported(format!(
+                        "{other} on {name}: Osprey writes the Iceberg tables of attached catalogs \
+                         with INSERT INTO so far"
+                    ))),
+                }
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
+                let name = resolve(&cmd.name)?;
+                if cmd.temporary || cmd.or_replace {
+                    return Some(Err(QueryError::NotSupported(format!(
+                        "CREATE {} TABLE in the attached catalog {}",
+                        if cmd.temporary {
+                            "TEMPORARY"
+                        } else {
+                            "OR REPLACE"
+                        },
+                        name.catalog
+                    ))));
+                }
+                let schema = cmd.input.schema().as_arrow().clone();
+                let input = create_has_query.then(|| cmd.input.as_ref().clone());
+                let has_query = input.is_some();
+                let slot = match has_query {
+                    true => match self.admit_write(state, session).await {
+                        Ok(slot) => Some(slot),
+                        Err(err) => return Some(Err(err)),
+                    },
+                    false => None,
+                };
+                let create = attached.create_table(
+                    &name,
+                    &schema,
+                    input,
+                    cmd.if_not_exists,
+                    state,
+                    committed,
+                );
+                let rows = match &slot {
+                    Some(slot) => self.within_time_limit(slot, create).await,
+                    None => create.await,
+                };
+                rows.map(|rows| match has_query {
+                    true => PreparedStatement::done("CREATE TABLE", rows),
+                    false => PreparedStatement::ddl_done("CREATE TABLE"),
+                })
+            }
+            LogicalPlan::Ddl(DdlStatement::DropTable(cmd)) => {
+                let name = resolve(&cmd.name)?;
+                attached
+                    .drop_table(&name, cmd.if_exists)
+                    .await
+                    .map(|()| PreparedStatement::ddl_done("DROP TABLE"))
+            }
+            _ => return None,
+        })
+    }
+}
