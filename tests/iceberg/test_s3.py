@@ -163,18 +163,23 @@ def test_a_glue_catalog(moto, s3_osprey):
     assert "cannot be reached" in message and SECRET not in message
 
 
-def signers_of_data_reads(recording, bucket_path):
-    """The access key ids that signed each GET of a Parquet file under `bucket_path`, as moto
-    recorded them (then the recording is emptied)."""
+def signers(recording, method, bucket_path, suffixes=(".parquet",)):
+    """The access key ids that signed each `method` request for a file under `bucket_path`
+    ending in one of `suffixes`, as moto recorded them (then the recording is emptied)."""
     keys = []
     for line in recording.read_text().splitlines():
         entry = json.loads(line)
         path = urllib.parse.urlsplit(entry["url"]).path
-        if entry["method"] == "GET" and path.startswith(bucket_path) and path.endswith(".parquet"):
+        if entry["method"] == method and path.startswith(bucket_path) and path.endswith(suffixes):
             auth = entry["headers"].get("Authorization", "")
             keys.append(auth.split("Credential=")[1].split("/")[0] if "Credential=" in auth else None)
     recording.write_text("")
     return keys
+
+
+def signers_of_data_reads(recording, bucket_path):
+    """The access key ids that signed each GET of a Parquet file under `bucket_path`."""
+    return signers(recording, "GET", bucket_path)
 
 
 def test_rest_catalog_vended_credentials(moto, s3_osprey, tmp_path):
@@ -217,14 +222,22 @@ def test_rest_catalog_vended_credentials(moto, s3_osprey, tmp_path):
         # same.
         assert run(uri, query.format("vends")).to_pylist() == plain == [
             {"chars": sum(len(f"i{i}") for i in range(0, 400, 3)), "n": len(range(0, 400, 3))}]
-        signers = signers_of_data_reads(moto.recording, "/vended/")
-        assert signers and set(signers) == {VENDED_KEY}, signers
+        read_by = signers_of_data_reads(moto.recording, "/vended/")
+        assert read_by and set(read_by) == {VENDED_KEY}, read_by
 
         plan = str(run(uri, "EXPLAIN " + query.format("vends")).to_pylist())
         assert "Stage 1" in plan, plan  # the data files were read by executors
         assert VENDED_SECRET not in plan and "vended-session-token" not in plan and VENDED_KEY not in plan
         history = str(run(uri, "SELECT * FROM system.queries").to_pylist())
         assert VENDED_SECRET not in history
+
+        # Writes go through the vended credentials too: the executors' data files, and the
+        # coordinator's manifests (the REST server writes the metadata file itself).
+        run(uri, "INSERT INTO vends.db.items VALUES (1000, 'new'), (1001, 'newer')")
+        put = signers(moto.recording, "PUT", "/vended/warehouse/db/items/", (".parquet", ".avro"))
+        assert put and set(put) == {VENDED_KEY}, put
+        written = writer.load_table("db.items").scan(row_filter="id >= 1000").to_arrow()
+        assert sorted(written.column("name").to_pylist()) == ["new", "newer"]
     finally:
         for name, (server, _) in servers.items():
             run(uri, f"DROP CATALOG IF EXISTS {name}")

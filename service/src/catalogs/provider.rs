@@ -61,7 +61,7 @@ pub(crate) struct ProviderParts {
 }
 
 /// What a catalog vended, as the object stores keep it.
-fn vended(credentials: osprey_iceberg::TableCredentials) -> VendedCredentials {
+pub(super) fn vended(credentials: osprey_iceberg::TableCredentials) -> VendedCredentials {
     VendedCredentials {
         access_key_id: credentials.access_key_id,
         secret_access_key: credentials.secret_access_key,
@@ -197,6 +197,7 @@ impl IcebergCatalogProvider {
             client: &inner.client,
             runtime: &inner.runtime,
             locations: &inner.locations,
+            storage: &inner.storage,
         }
     }
 }

@@ -34,6 +34,8 @@ pub(super) struct CatalogTarget<'a> {
     pub runtime: &'a Arc<RuntimeEnv>,
     /// Osprey's own storage, which no attached table may use.
     pub locations: &'a Locations,
+    /// The coordinator's object stores, which keep credentials a catalog vends.
+    pub storage: &'a Arc<osprey_engine::StorageRegistry>,
 }
 
 /// Writes `input` into `namespace.table` and commits it; returns the rows written.
@@ -55,9 +57,21 @@ pub(super) async fn insert(
         .map_err(failed)?
         .ok_or_else(|| QueryError::TableNotFound(format!("table {subject} does not exist")))?;
     let metadata_store = StoreLocation::parse(&loaded.metadata_location).map_err(failed)?;
+    // Credentials the catalog vended for the table write its files too (see
+    // `osprey_engine::VENDED_SCHEME`); else the processes' own storage settings do.
+    let store_url = match loaded.credentials {
+        Some(credentials) => target
+            .storage
+            .vend(
+                metadata_store.own_store_url().as_str(),
+                super::provider::vended(credentials),
+            )
+            .map_err(|err| QueryError::InvalidStatement(format!("{subject}: {err}")))?,
+        None => metadata_store.store_url(),
+    };
     let store = target
         .runtime
-        .object_store(metadata_store.store_url())
+        .object_store(&store_url)
         .map_err(QueryError::from)?;
     let metadata = match loaded.metadata {
         Some(metadata) => metadata,
@@ -70,8 +84,12 @@ pub(super) async fn insert(
 
     let input = with_field_ids(input, metadata.current_schema())?;
     let table_location = metadata.location.trim_end_matches('/').to_string();
+    let table_path = StoreLocation::parse(&table_location)
+        .and_then(|root| root.path_of(&table_location))
+        .map_err(failed)?;
     let write_id = uuid::Uuid::new_v4().to_string();
-    let prefix = format!("{table_location}/data/{write_id}/");
+    // The staging prefix names the store the files are written through.
+    let prefix = format!("{}{table_path}/data/{write_id}/", store_url.as_str());
     let write = StagedWrite::begin(committed, Arc::clone(target.runtime), write_id, prefix).await?;
     let files = write.run(state, input, WriteFormat::Parquet).await?;
     let rows = files.iter().map(|file| file.row_count).sum();
