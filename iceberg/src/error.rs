@@ -25,6 +25,10 @@ pub enum IcebergError {
     /// the statement again may succeed.
     #[error("{0}")]
     CommitConflict(String),
+    /// Written data breaks the table's schema (nulls in a required column); nothing is
+    /// committed.
+    #[error("{0}")]
+    ConstraintViolation(String),
     /// A commit was sent but its outcome is unknown (the catalog failed or did not answer):
     /// it may have happened, so nothing it references may be deleted.
     #[error("{0}")]

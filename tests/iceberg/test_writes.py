@@ -102,6 +102,11 @@ def test_a_failed_or_refused_insert_changes_nothing(osprey, lake):
     assert "zero" in message.lower(), message
     assert (table.refresh().current_snapshot().snapshot_id, data_files(table)) == before
 
+    # A NULL for the required column `id`: refused, nothing committed, its files gone.
+    message = error_of(osprey, "INSERT INTO w.db.strict VALUES (2, 'b', NULL, NULL), (NULL, 'c', NULL, NULL)")
+    assert "column id is required" in message and "1 null value" in message, message
+    assert (table.refresh().current_snapshot().snapshot_id, data_files(table)) == before
+
     # Partitioned tables are not written yet: refused by name before anything is written.
     spec = PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="name"))
     lake.create_table("db.parted", SCHEMA, partition_spec=spec)

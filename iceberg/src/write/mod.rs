@@ -94,6 +94,22 @@ pub async fn append(
             metrics,
         });
     }
+    // A required column must hold no null: the files say whether it does (top-level
+    // columns; a null inside a required nested field is not caught yet).
+    for field in schema.fields.iter().filter(|field| field.required) {
+        let nulls: i64 = added
+            .iter()
+            .filter_map(|file| file.metrics.null_value_counts.get(&field.id))
+            .sum();
+        if nulls > 0 {
+            return Err(IcebergError::ConstraintViolation(format!(
+                "column {} is required (NOT NULL), and the write gave it {nulls} null value{}; \
+                 nothing was committed",
+                field.name,
+                if nulls == 1 { "" } else { "s" }
+            )));
+        }
+    }
     let summary = AppendSummary {
         added_files: added.len() as i64,
         added_records: added.iter().map(|f| f.metrics.record_count).sum(),

@@ -193,6 +193,9 @@ pub(crate) fn iceberg_query_error(subject: &str, err: IcebergError) -> QueryErro
         IcebergError::CommitConflict(message) => {
             QueryError::CommitConflict(format!("{subject}: {message}"))
         }
+        IcebergError::ConstraintViolation(message) => {
+            QueryError::InvalidData(format!("{subject}: {message}"))
+        }
         IcebergError::CommitStateUnknown(message) => QueryError::CatalogUnavailable(format!(
             "{subject}: the commit's outcome is unknown ({message}); look at the table's \
              snapshots before running the statement again"
