@@ -85,9 +85,33 @@ pub struct WriteTarget {
     pub format: WriteFormat,
     /// A task starts a new file after this many rows.
     pub max_rows_per_file: usize,
+    /// The exact schema of the files, Arrow field metadata included (an Iceberg table's field
+    /// ids), as Arrow IPC bytes ([`WriteTarget::encode_file_schema`]); the input's own schema
+    /// when absent. Carried here, not by the plan, since plan codecs may drop field metadata.
+    #[serde(default)]
+    pub file_schema: Option<Vec<u8>>,
 }
 
 impl WriteTarget {
+    /// `schema` as [`WriteTarget::file_schema`] carries it.
+    pub fn encode_file_schema(schema: &Schema) -> Result<Vec<u8>> {
+        let mut writer = datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), schema)?;
+        writer.finish()?;
+        Ok(writer.into_inner()?)
+    }
+
+    /// The schema of the files, when the target fixes it.
+    fn decoded_file_schema(&self) -> Result<Option<SchemaRef>> {
+        let Some(bytes) = &self.file_schema else {
+            return Ok(None);
+        };
+        let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(
+            std::io::Cursor::new(bytes),
+            None,
+        )?;
+        Ok(Some(reader.schema()))
+    }
+
     fn store_url_and_prefix(&self) -> Result<(ObjectStoreUrl, Path)> {
         let url = Url::parse(&self.prefix).map_err(|err| {
             DataFusionError::Plan(format!("bad write location {}: {err}", self.prefix))
@@ -217,8 +241,12 @@ async fn write_partition(
     let mut files: Vec<(String, u64, u64)> = Vec::new();
     let mut open: Option<(Path, OpenFile, u64)> = None;
     let max_rows = target.max_rows_per_file.max(1) as u64;
+    let file_schema = target.decoded_file_schema()?;
     while let Some(batch) = input.next().await {
-        let mut batch = batch?;
+        let mut batch = match &file_schema {
+            Some(schema) => conform(batch?, schema)?,
+            None => batch?,
+        };
         while batch.num_rows() > 0 {
             if open.is_none() {
                 let path = prefix.clone().join(format!(
@@ -252,6 +280,30 @@ async fn write_partition(
     let rows = UInt64Array::from_iter_values(files.iter().map(|f| f.2));
     let columns: Vec<ArrayRef> = vec![Arc::new(paths), Arc::new(sizes), Arc::new(rows)];
     Ok(RecordBatch::try_new(written_files_schema(), columns)?)
+}
+
+/// `batch` under `schema`: each column cast to its field's type where it differs (nested field
+/// metadata differs in type too). A null in a non-nullable column fails the write.
+fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.num_columns() != schema.fields().len() {
+        return Err(DataFusionError::Internal(format!(
+            "a write got {} columns for {} file columns",
+            batch.num_columns(),
+            schema.fields().len()
+        )));
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(
+            |(column, field)| match column.data_type() == field.data_type() {
+                true => Ok(Arc::clone(column)),
+                false => datafusion::arrow::compute::cast(column, field.data_type()),
+            },
+        )
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 fn open_file(

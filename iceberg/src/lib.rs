@@ -63,6 +63,6 @@ pub use scan::source::IcebergSource;
 pub use scan::table::IcebergTable;
 pub use schema::{FIELD_ID_KEY, NestedField, PrimitiveType, Schema, Type};
 pub use write::{
-    AppendOutcome, WrittenMetrics, append as append_files, check_writable, create_table,
+    AppendOutcome, WriteMode, WrittenMetrics, append as append_files, check_writable, create_table,
     parquet_metrics, schema_from_arrow,
 };

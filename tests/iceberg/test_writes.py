@@ -240,3 +240,25 @@ def test_create_ctas_and_drop_in_attached_catalogs(osprey, tmp_path):
         run(osprey, "DROP CATALOG ddl_rest")
         server.shutdown()
         server.server_close()
+
+
+def test_insert_overwrite_replaces_every_file(osprey, lake):
+    table = lake.create_table("db.replaced", SCHEMA)
+    table.append(pa.Table.from_pylist([{"id": i, "name": "py", "amount": None, "ts": None} for i in range(5)],
+                                      schema=SCHEMA.as_arrow()))
+    run(osprey, "INSERT INTO w.db.replaced VALUES (10, 'osprey', NULL, NULL)")
+    before = lake.load_table("db.replaced").current_snapshot().snapshot_id
+
+    # The query reads the table as it was; its result replaces every file.
+    run(osprey, "INSERT OVERWRITE w.db.replaced SELECT id + 100 AS id, name, amount, ts FROM w.db.replaced")
+    table = lake.load_table("db.replaced")
+    assert sorted(table.scan().to_arrow().column("id").to_pylist()) == [100, 101, 102, 103, 104, 110]
+    summary = table.current_snapshot().summary
+    assert summary.operation.value == "overwrite"
+    assert (summary["deleted-records"], summary["total-records"], summary["added-records"]) == ("6", "6", "6")
+    assert table.current_snapshot().parent_snapshot_id == before
+
+    # The snapshot before is still there to travel back to.
+    old = run(osprey, f"SELECT count(*) AS n FROM w.db.replaced FOR VERSION AS OF {before}").to_pylist()
+    assert old == [{"n": 6}]
+    assert run(osprey, "SELECT count(*) AS n FROM w.db.replaced").to_pylist() == [{"n": 6}]

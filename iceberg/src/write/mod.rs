@@ -70,7 +70,17 @@ pub fn check_writable(metadata: &TableMetadata) -> Result<(), IcebergError> {
     Ok(())
 }
 
-/// Appends `files` (Parquet files already written under the table's location, each with its
+/// How a write's files join the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Added to the table's files (`INSERT INTO`).
+    Append,
+    /// Replace every file of the table (`INSERT OVERWRITE`). It conflicts with any commit
+    /// that came first: rebuilding on top would drop that commit's rows unseen.
+    Overwrite,
+}
+
+/// Commits `files` (Parquet files already written under the table's location, each with its
 /// size) to `namespace.name` of `catalog` as one snapshot; `store` is the table's object store.
 pub async fn append(
     catalog: &dyn IcebergCatalog,
@@ -78,6 +88,7 @@ pub async fn append(
     name: &str,
     store: Arc<dyn ObjectStore>,
     files: Vec<(String, u64)>,
+    mode: WriteMode,
 ) -> Result<AppendOutcome, IcebergError> {
     let mut current = load(catalog, namespace, name, store.as_ref()).await?;
     check_writable(&current.metadata)?;
@@ -111,6 +122,7 @@ pub async fn append(
         }
     }
     let summary = AppendSummary {
+        replaces_all: mode == WriteMode::Overwrite,
         added_files: added.len() as i64,
         added_records: added.iter().map(|f| f.metrics.record_count).sum(),
         added_size: added.iter().map(|f| f.size).sum(),
@@ -161,7 +173,7 @@ pub async fn append(
             .await?;
         let parent = current.metadata.current_snapshot().cloned();
         let mut listed = vec![manifest];
-        if let Some(parent) = &parent {
+        if let (Some(parent), WriteMode::Append) = (&parent, mode) {
             let Some(list) = &parent.manifest_list else {
                 break Err(IcebergError::Unsupported(
                     "a snapshot without a manifest list (v1's inline manifests), which Osprey \
@@ -218,6 +230,12 @@ pub async fn append(
             Err(IcebergError::CommitStateUnknown(message)) => {
                 // The commit may have happened: what it references must stay.
                 return Err(IcebergError::CommitStateUnknown(message));
+            }
+            Ok(false) if mode == WriteMode::Overwrite => {
+                break Err(IcebergError::CommitConflict(format!(
+                    "{namespace}.{name}: another writer committed while it was being \
+                     overwritten; run the statement again"
+                )));
             }
             Ok(false) if attempt <= retry.retries => {
                 written.delete_all().await;

@@ -13,9 +13,12 @@ use serde_json::{Map, Value, json};
 /// (`write.metadata.previous-versions-max`).
 const PREVIOUS_VERSIONS_MAX: usize = 100;
 
-/// What an append adds, for the snapshot's summary.
+/// What a write adds, for the snapshot's summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AppendSummary {
+    /// Whether the write replaces every file of the table (an `overwrite`), rather than
+    /// adding to them (an `append`).
+    pub replaces_all: bool,
     /// Data files added.
     pub added_files: i64,
     /// Rows in them.
@@ -150,7 +153,12 @@ fn push(object: &mut Map<String, Value>, key: &str, value: Value) {
 /// them (or there is no parent).
 fn summary_json(summary: AppendSummary, parent: Option<&Value>, parent_id: Option<i64>) -> Value {
     let mut out = Map::new();
-    out.insert("operation".into(), json!("append"));
+    let operation = if summary.replaces_all {
+        "overwrite"
+    } else {
+        "append"
+    };
+    out.insert("operation".into(), json!(operation));
     out.insert(
         "added-data-files".into(),
         json!(summary.added_files.to_string()),
@@ -163,12 +171,28 @@ fn summary_json(summary: AppendSummary, parent: Option<&Value>, parent_id: Optio
         "added-files-size".into(),
         json!(summary.added_size.to_string()),
     );
-    let total = |key: &str| -> Option<i64> {
+    let parent_total = |key: &str| -> Option<i64> {
         match (parent, parent_id) {
             (_, None) => Some(0),
             (Some(parent), Some(_)) => parent.get(key)?.as_str()?.parse().ok(),
             (None, Some(_)) => None,
         }
+    };
+    if summary.replaces_all {
+        for (total, deleted) in [
+            ("total-data-files", "deleted-data-files"),
+            ("total-records", "deleted-records"),
+            ("total-files-size", "removed-files-size"),
+        ] {
+            if let Some(before) = parent_total(total) {
+                out.insert(deleted.into(), json!(before.to_string()));
+            }
+        }
+    }
+    // An overwrite's totals are what it wrote.
+    let total = |key: &str| match summary.replaces_all {
+        true => Some(0),
+        false => parent_total(key),
     };
     for (key, added) in [
         ("total-data-files", summary.added_files),
@@ -226,6 +250,7 @@ mod tests {
             schema_id: 0,
         };
         let summary = AppendSummary {
+            replaces_all: false,
             added_files: 2,
             added_records: 10,
             added_size: 100,

@@ -181,22 +181,30 @@ impl AttachedCatalogs {
         self.entries().contains_key(catalog)
     }
 
-    /// `INSERT INTO` a table of an attached catalog; the rows written.
+    /// `INSERT INTO` (or, with `overwrite`, `INSERT OVERWRITE`) a table of an attached
+    /// catalog; the rows written.
     pub(crate) async fn insert(
         &self,
         name: &ResolvedTableReference,
         state: &SessionState,
         committed: &CommittedCatalog,
         input: LogicalPlan,
+        overwrite: bool,
     ) -> Result<u64, QueryError> {
         let provider = self.provider(&name.catalog)?;
+        let mode = match overwrite {
+            true => osprey_iceberg::WriteMode::Overwrite,
+            false => osprey_iceberg::WriteMode::Append,
+        };
+        let target = provider.target();
         writes::insert(
-            &provider.target(),
+            &target,
             &name.schema,
             &name.table,
             state,
             committed,
             input,
+            mode,
         )
         .await
     }
@@ -217,7 +225,17 @@ impl AttachedCatalogs {
             writes::create(&target, &name.schema, &name.table, schema, if_not_exists).await?;
         match (created, input) {
             (true, Some(input)) => {
-                writes::insert(&target, &name.schema, &name.table, state, committed, input).await
+                let append = osprey_iceberg::WriteMode::Append;
+                writes::insert(
+                    &target,
+                    &name.schema,
+                    &name.table,
+                    state,
+                    committed,
+                    input,
+                    append,
+                )
+                .await
             }
             _ => Ok(0),
         }

@@ -46,6 +46,7 @@ pub(super) async fn insert(
     state: &SessionState,
     committed: &CommittedCatalog,
     input: LogicalPlan,
+    mode: osprey_iceberg::WriteMode,
 ) -> Result<u64, QueryError> {
     let subject = format!("{}.{namespace}.{table}", target.catalog_name);
     let failed = |err| iceberg_query_error(&subject, err);
@@ -91,15 +92,36 @@ pub(super) async fn insert(
     // The staging prefix names the store the files are written through.
     let prefix = format!("{}{table_path}/data/{write_id}/", store_url.as_str());
     let write = StagedWrite::begin(committed, Arc::clone(target.runtime), write_id, prefix).await?;
-    let files = write.run(state, input, WriteFormat::Parquet).await?;
+    // The files' schema is the table's, field ids included, whatever the plan keeps. Its
+    // top-level columns are optional, so that a null in a required column reaches the commit,
+    // which refuses it by name from the files' null counts.
+    let table_schema = metadata.current_schema().to_arrow();
+    let file_schema = datafusion::arrow::datatypes::Schema::new_with_metadata(
+        table_schema
+            .fields()
+            .iter()
+            .map(|field| field.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+        table_schema.metadata().clone(),
+    );
+    let files = write
+        .run_as(state, input, WriteFormat::Parquet, Some(&file_schema))
+        .await?;
     let rows = files.iter().map(|file| file.row_count).sum();
     let locations = files
         .iter()
         .map(|file| (file_location(&table_location, &file.path), file.size_bytes))
         .collect();
     write.forget().await?;
-    match osprey_iceberg::append_files(target.client.as_ref(), namespace, table, store, locations)
-        .await
+    match osprey_iceberg::append_files(
+        target.client.as_ref(),
+        namespace,
+        table,
+        store,
+        locations,
+        mode,
+    )
+    .await
     {
         Ok(_) => {
             write.published();

@@ -102,10 +102,25 @@ impl StagedWrite {
         input: LogicalPlan,
         format: WriteFormat,
     ) -> Result<Vec<DataFile>, WriteError> {
+        self.run_as(state, input, format, None).await
+    }
+
+    /// [`StagedWrite::run`], with files of exactly `file_schema` (field metadata included)
+    /// when given.
+    pub async fn run_as(
+        &self,
+        state: &SessionState,
+        input: LogicalPlan,
+        format: WriteFormat,
+        file_schema: Option<&datafusion::arrow::datatypes::Schema>,
+    ) -> Result<Vec<DataFile>, WriteError> {
         let target = WriteTarget {
             prefix: self.prefix.clone(),
             format,
             max_rows_per_file: MAX_ROWS_PER_FILE,
+            file_schema: file_schema
+                .map(WriteTarget::encode_file_schema)
+                .transpose()?,
         };
         let plan = StagedWriteNode::new(input, target)?.into_plan();
         let physical = state.create_physical_plan(&plan).await?;

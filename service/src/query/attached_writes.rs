@@ -37,11 +37,13 @@ impl QueryEngine {
             LogicalPlan::Dml(dml) => {
                 let name = resolve(&dml.table_name)?;
                 match &dml.op {
-                    WriteOp::Insert(InsertOp::Append) => {
+                    WriteOp::Insert(op @ (InsertOp::Append | InsertOp::Overwrite)) => {
                         let input = dml.input.as_ref().clone();
+                        let overwrite = *op == InsertOp::Overwrite;
                         match self.admit_write(state, session).await {
                             Ok(slot) => {
-                                let insert = attached.insert(&name, state, committed, input);
+                                let insert =
+                                    attached.insert(&name, state, committed, input, overwrite);
                                 self.within_time_limit(&slot, insert)
                                     .await
                                     .map(|rows| PreparedStatement::done("INSERT", rows))
@@ -51,7 +53,7 @@ impl QueryEngine {
                     }
                     other => Err(QueryError::NotSupported(format!(
                         "{other} on {name}: Osprey writes the Iceberg tables of attached catalogs \
-                         with INSERT INTO so far"
+                         with INSERT INTO and INSERT OVERWRITE so far"
                     ))),
                 }
             }
