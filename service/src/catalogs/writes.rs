@@ -113,26 +113,36 @@ pub(super) async fn insert(
         .map(|file| (file_location(&table_location, &file.path), file.size_bytes))
         .collect();
     write.forget().await?;
-    match osprey_iceberg::append_files(
-        target.client.as_ref(),
-        namespace,
-        table,
-        store,
-        locations,
-        mode,
-    )
-    .await
-    {
-        Ok(_) => {
-            write.published();
-            Ok(rows)
+    // The commit runs as a task of its own: a statement cancelled or timed out while the
+    // catalog commits must neither delete files a committed snapshot references nor leave
+    // the files of a failed commit behind. The task decides, whatever becomes of the
+    // statement.
+    let client = Arc::clone(target.client);
+    let (namespace, table) = (namespace.to_string(), table.to_string());
+    let commit = tokio::spawn(async move {
+        let outcome = osprey_iceberg::append_files(
+            client.as_ref(),
+            &namespace,
+            &table,
+            store,
+            locations,
+            mode,
+        )
+        .await;
+        match &outcome {
+            // A commit that may have happened keeps its data files.
+            Ok(_) | Err(osprey_iceberg::IcebergError::CommitStateUnknown(_)) => write.published(),
+            // The write is dropped: its files are deleted.
+            Err(_) => std::mem::drop(write),
         }
-        // The commit may have happened: its data files must stay.
-        Err(err @ osprey_iceberg::IcebergError::CommitStateUnknown(_)) => {
-            write.published();
-            Err(failed(err))
-        }
-        Err(err) => Err(failed(err)),
+        outcome
+    });
+    match commit.await {
+        Ok(Ok(_)) => Ok(rows),
+        Ok(Err(err)) => Err(failed(err)),
+        Err(join) => Err(QueryError::Execution(format!(
+            "the commit of {subject} stopped: {join}"
+        ))),
     }
 }
 
