@@ -75,9 +75,19 @@ pub fn check_writable(metadata: &TableMetadata) -> Result<(), IcebergError> {
 pub enum WriteMode {
     /// Added to the table's files (`INSERT INTO`).
     Append,
-    /// Replace every file of the table (`INSERT OVERWRITE`). It conflicts with any commit
-    /// that came first: rebuilding on top would drop that commit's rows unseen.
-    Overwrite,
+    /// Replace every file of the table (`INSERT OVERWRITE`), whose current snapshot was
+    /// `base` (`None`: no snapshot) when the statement read it. It conflicts with any commit
+    /// since: replacing that commit's rows unseen would lose them.
+    Overwrite {
+        /// The snapshot the statement read.
+        base: Option<i64>,
+    },
+}
+
+impl WriteMode {
+    fn replaces_all(self) -> bool {
+        matches!(self, WriteMode::Overwrite { .. })
+    }
 }
 
 /// Commits `files` (Parquet files already written under the table's location, each with its
@@ -92,6 +102,11 @@ pub async fn append(
 ) -> Result<AppendOutcome, IcebergError> {
     let mut current = load(catalog, namespace, name, store.as_ref()).await?;
     check_writable(&current.metadata)?;
+    if let WriteMode::Overwrite { base } = mode
+        && current.metadata.current_snapshot().map(|s| s.snapshot_id) != base
+    {
+        return Err(overwrite_conflict(namespace, name));
+    }
     let table = StoreLocation::parse(&current.metadata.location)?;
     let schema = current.metadata.current_schema().clone();
 
@@ -122,7 +137,7 @@ pub async fn append(
         }
     }
     let summary = AppendSummary {
-        replaces_all: mode == WriteMode::Overwrite,
+        replaces_all: mode.replaces_all(),
         added_files: added.len() as i64,
         added_records: added.iter().map(|f| f.metrics.record_count).sum(),
         added_size: added.iter().map(|f| f.size).sum(),
@@ -231,12 +246,7 @@ pub async fn append(
                 // The commit may have happened: what it references must stay.
                 return Err(IcebergError::CommitStateUnknown(message));
             }
-            Ok(false) if mode == WriteMode::Overwrite => {
-                break Err(IcebergError::CommitConflict(format!(
-                    "{namespace}.{name}: another writer committed while it was being \
-                     overwritten; run the statement again"
-                )));
-            }
+            Ok(false) if mode.replaces_all() => break Err(overwrite_conflict(namespace, name)),
             Ok(false) if attempt <= retry.retries => {
                 written.delete_all().await;
                 tracing::info!(table = %format!("{namespace}.{name}"), attempt, "an Iceberg commit lost to another writer's; retrying on top of it");
@@ -263,6 +273,13 @@ pub async fn append(
         written.delete_all().await;
     }
     result
+}
+
+fn overwrite_conflict(namespace: &str, name: &str) -> IcebergError {
+    IcebergError::CommitConflict(format!(
+        "{namespace}.{name}: another writer committed while it was being overwritten; run the \
+         statement again"
+    ))
 }
 
 /// The current schema of `current` as its metadata file spells it (for manifest headers).

@@ -192,10 +192,6 @@ impl AttachedCatalogs {
         overwrite: bool,
     ) -> Result<u64, QueryError> {
         let provider = self.provider(&name.catalog)?;
-        let mode = match overwrite {
-            true => osprey_iceberg::WriteMode::Overwrite,
-            false => osprey_iceberg::WriteMode::Append,
-        };
         let target = provider.target();
         writes::insert(
             &target,
@@ -204,7 +200,7 @@ impl AttachedCatalogs {
             state,
             committed,
             input,
-            mode,
+            overwrite,
         )
         .await
     }
@@ -225,7 +221,6 @@ impl AttachedCatalogs {
             writes::create(&target, &name.schema, &name.table, schema, if_not_exists).await?;
         match (created, input) {
             (true, Some(input)) => {
-                let append = osprey_iceberg::WriteMode::Append;
                 writes::insert(
                     &target,
                     &name.schema,
@@ -233,7 +228,7 @@ impl AttachedCatalogs {
                     state,
                     committed,
                     input,
-                    append,
+                    false,
                 )
                 .await
             }

@@ -38,7 +38,8 @@ pub(super) struct CatalogTarget<'a> {
     pub storage: &'a Arc<osprey_engine::StorageRegistry>,
 }
 
-/// Writes `input` into `namespace.table` and commits it; returns the rows written.
+/// Writes `input` into `namespace.table` (replacing every file with `overwrite`) and commits
+/// it; returns the rows written.
 pub(super) async fn insert(
     target: &CatalogTarget<'_>,
     namespace: &str,
@@ -46,7 +47,7 @@ pub(super) async fn insert(
     state: &SessionState,
     committed: &CommittedCatalog,
     input: LogicalPlan,
-    mode: osprey_iceberg::WriteMode,
+    overwrite: bool,
 ) -> Result<u64, QueryError> {
     let subject = format!("{}.{namespace}.{table}", target.catalog_name);
     let failed = |err| iceberg_query_error(&subject, err);
@@ -82,6 +83,13 @@ pub(super) async fn insert(
     };
     osprey_iceberg::check_writable(&metadata).map_err(failed)?;
     target.locations.check_unprotected(&metadata.location)?;
+    // An overwrite replaces what the statement read: any commit since conflicts with it.
+    let mode = match overwrite {
+        true => osprey_iceberg::WriteMode::Overwrite {
+            base: metadata.current_snapshot().map(|s| s.snapshot_id),
+        },
+        false => osprey_iceberg::WriteMode::Append,
+    };
 
     let input = with_field_ids(input, metadata.current_schema())?;
     let table_location = metadata.location.trim_end_matches('/').to_string();
