@@ -1,5 +1,6 @@
 //! The Iceberg REST catalog protocol (`rest-catalog-open-api.yaml` in the Iceberg repository),
-//! the reading half: configuration, namespaces, tables, and loading a table.
+//! what Osprey uses of it: configuration, namespaces, tables, loading a table, and creating,
+//! committing to (`updateTable`) and dropping one.
 //!
 //! Authentication is either a bearer token given as is, or OAuth2 client credentials
 //! (`credential = 'id:secret'`) exchanged at the token endpoint (`oauth2-server-uri`, by
@@ -8,7 +9,7 @@
 //! table asks for vended credentials to its files (see [`super::vended`]).
 //!
 //! Written on reqwest (already in the build through object_store) rather than a generated
-//! client: the reading half is five calls.
+//! client: Osprey uses eight calls.
 
 use super::vended::{StorageCredential, table_credentials};
 use super::{IcebergCatalog, LoadedTable, SnapshotCommit, error_chain};
