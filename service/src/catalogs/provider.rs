@@ -16,7 +16,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use futures::{StreamExt, TryStreamExt};
-use osprey_engine::{StorageRegistry, VendedCredentials};
+use osprey_engine::StorageRegistry;
 use osprey_iceberg::{IcebergCatalog, IcebergError};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -58,17 +58,6 @@ pub(crate) struct ProviderParts {
     /// Where credentials a catalog vends for a table are registered (the coordinator's
     /// object stores, which share them with executors).
     pub storage: Arc<StorageRegistry>,
-}
-
-/// What a catalog vended, as the object stores keep it.
-pub(super) fn vended(credentials: osprey_iceberg::TableCredentials) -> VendedCredentials {
-    VendedCredentials {
-        access_key_id: credentials.access_key_id,
-        secret_access_key: credentials.secret_access_key,
-        session_token: credentials.session_token,
-        expires_at_ms: credentials.expires_at_ms,
-        region: credentials.region,
-    }
 }
 
 impl IcebergCatalogProvider {
@@ -161,7 +150,10 @@ impl Inner {
         if let Some(credentials) = credentials {
             // Read with what the catalog vended, through a store URL that names them.
             let bucket = table.location().own_store_url();
-            match self.storage.vend(bucket.as_str(), vended(credentials)) {
+            match self
+                .storage
+                .vend(bucket.as_str(), super::writes::vended(credentials))
+            {
                 Ok(store) => table = table.with_store_url(store),
                 Err(err) => {
                     tracing::debug!(table = %qualified, "vended credentials not used: {err}");

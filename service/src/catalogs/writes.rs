@@ -64,10 +64,7 @@ pub(super) async fn insert(
     let store_url = match loaded.credentials {
         Some(credentials) => target
             .storage
-            .vend(
-                metadata_store.own_store_url().as_str(),
-                super::provider::vended(credentials),
-            )
+            .vend(metadata_store.own_store_url().as_str(), vended(credentials))
             .map_err(|err| QueryError::InvalidStatement(format!("{subject}: {err}")))?,
         None => metadata_store.store_url(),
     };
@@ -257,6 +254,19 @@ fn file_location(table_location: &str, path: &str) -> String {
             format!("{scheme}://{bucket}/{path}")
         }
         None => format!("/{path}"),
+    }
+}
+
+/// What a catalog vended, as the object stores keep it.
+pub(super) fn vended(
+    credentials: osprey_iceberg::TableCredentials,
+) -> osprey_engine::VendedCredentials {
+    osprey_engine::VendedCredentials {
+        access_key_id: credentials.access_key_id,
+        secret_access_key: credentials.secret_access_key,
+        session_token: credentials.session_token,
+        expires_at_ms: credentials.expires_at_ms,
+        region: credentials.region,
     }
 }
 
