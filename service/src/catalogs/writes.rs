@@ -80,10 +80,12 @@ pub(super) async fn insert(
     };
     osprey_iceberg::check_writable(&metadata).map_err(failed)?;
     target.locations.check_unprotected(&metadata.location)?;
-    // An overwrite replaces what the statement read: any commit since conflicts with it.
+    // An overwrite replaces what the statement read (the snapshot its query's scan pinned,
+    // else the one loaded now): any commit since conflicts with it.
     let mode = match overwrite {
         true => osprey_iceberg::WriteMode::Overwrite {
-            base: metadata.current_snapshot().map(|s| s.snapshot_id),
+            base: snapshot_read(&input, target.catalog_name, namespace, table, state)
+                .unwrap_or_else(|| metadata.current_snapshot().map(|s| s.snapshot_id)),
         },
         false => osprey_iceberg::WriteMode::Append,
     };
@@ -255,6 +257,43 @@ fn file_location(table_location: &str, path: &str) -> String {
         }
         None => format!("/{path}"),
     }
+}
+
+/// The snapshot of `catalog.namespace.table` that `input` scans, when it scans that table
+/// (`Some(None)`: the table had no snapshot).
+fn snapshot_read(
+    input: &LogicalPlan,
+    catalog: &str,
+    namespace: &str,
+    table: &str,
+    state: &SessionState,
+) -> Option<Option<i64>> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let defaults = &state.config_options().catalog;
+    let mut found = None;
+    let _ = input.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let name = scan
+                .table_name
+                .clone()
+                .resolve(&defaults.default_catalog, &defaults.default_schema);
+            let provider = datafusion::datasource::source_as_provider(&scan.source).ok();
+            if (
+                name.catalog.as_ref(),
+                name.schema.as_ref(),
+                name.table.as_ref(),
+            ) == (catalog, namespace, table)
+                && let Some(scanned) = provider
+                    .as_ref()
+                    .and_then(|p| p.as_ref().downcast_ref::<osprey_iceberg::IcebergTable>())
+            {
+                found = Some(scanned.snapshot().map(|s| s.snapshot_id));
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 /// What a catalog vended, as the object stores keep it.
