@@ -23,24 +23,14 @@ pub struct AddedFile {
     pub metrics: WrittenMetrics,
 }
 
-/// An `int -> long` map of a data file, as the spec spells it in Avro (an array of key-value
-/// records, `k<id>`/`v<id>`).
-fn long_map(name: &str, field_id: i32, key_id: i32, value_id: i32) -> String {
+/// An `int -> <value_type>` map of a data file (counts are `long`, bounds `bytes`), as the
+/// spec spells it in Avro: an array of key-value records, `k<id>`/`v<id>`.
+fn int_map(name: &str, field_id: i32, key_id: i32, value_id: i32, value_type: &str) -> String {
     format!(
         r#"{{"name": "{name}", "field-id": {field_id}, "default": null, "type": ["null",
           {{"type": "array", "logicalType": "map", "items": {{"type": "record", "name": "k{key_id}_v{value_id}",
             "fields": [{{"name": "key", "type": "int", "field-id": {key_id}}},
-                       {{"name": "value", "type": "long", "field-id": {value_id}}}]}}}}]}}"#
-    )
-}
-
-/// An `int -> binary` map of a data file (bounds).
-fn bytes_map(name: &str, field_id: i32, key_id: i32, value_id: i32) -> String {
-    format!(
-        r#"{{"name": "{name}", "field-id": {field_id}, "default": null, "type": ["null",
-          {{"type": "array", "logicalType": "map", "items": {{"type": "record", "name": "k{key_id}_v{value_id}",
-            "fields": [{{"name": "key", "type": "int", "field-id": {key_id}}},
-                       {{"name": "value", "type": "bytes", "field-id": {value_id}}}]}}}}]}}"#
+                       {{"name": "value", "type": "{value_type}", "field-id": {value_id}}}]}}}}]}}"#
     )
 }
 
@@ -69,11 +59,11 @@ fn manifest_entry_schema() -> String {
     {{"name": "sort_order_id", "type": ["null", "int"], "default": null, "field-id": 140}}
   ]}}}}
 ]}}"#,
-        long_map("column_sizes", 108, 117, 118),
-        long_map("value_counts", 109, 119, 120),
-        long_map("null_value_counts", 110, 121, 122),
-        bytes_map("lower_bounds", 125, 126, 127),
-        bytes_map("upper_bounds", 128, 129, 130),
+        int_map("column_sizes", 108, 117, 118, "long"),
+        int_map("value_counts", 109, 119, 120, "long"),
+        int_map("null_value_counts", 110, 121, 122, "long"),
+        int_map("lower_bounds", 125, 126, 127, "bytes"),
+        int_map("upper_bounds", 128, 129, 130, "bytes"),
     )
 }
 

@@ -45,11 +45,12 @@ pub struct AppendOutcome {
     pub attempts: u32,
 }
 
-/// A table as loaded for a write: its metadata, parsed and as the file's text.
+/// A table as loaded for a write: its metadata, parsed, and the file's JSON (kept whole for
+/// the next metadata).
 struct Current {
     location: String,
     metadata: TableMetadata,
-    text: Vec<u8>,
+    json: serde_json::Value,
 }
 
 /// Why a table cannot be written yet, if it cannot.
@@ -161,7 +162,7 @@ pub async fn append(
         let manifest_bytes = manifests::write_data_manifest(
             &added,
             snapshot_id,
-            &current_schema_json(&current)?,
+            &current_schema_json(&current),
             schema.schema_id,
             current.metadata.default_spec_id,
         )?;
@@ -218,13 +219,11 @@ pub async fn append(
             manifest_list: list_location,
             schema_id: schema.schema_id,
         };
-        let current_json: serde_json::Value = serde_json::from_slice(&current.text)
-            .map_err(|err| IcebergError::Invalid(format!("{}: {err}", current.location)))?;
-        let snapshot = snapshot::snapshot_json(&current_json, &new_snapshot, summary);
+        let snapshot = snapshot::snapshot_json(&current.json, &new_snapshot, summary);
         let mut metadata_location = String::new();
         if !catalog.writes_metadata() {
             metadata_location = snapshot::next_metadata_location(&current.location, &metadata_dir);
-            let next = snapshot::append_metadata(&current_json, &current.location, &snapshot)?;
+            let next = snapshot::append_metadata(&current.json, &current.location, &snapshot)?;
             written
                 .create(&table.path_of(&metadata_location)?, next)
                 .await?;
@@ -283,21 +282,15 @@ fn overwrite_conflict(namespace: &str, name: &str) -> IcebergError {
 }
 
 /// The current schema of `current` as its metadata file spells it (for manifest headers).
-fn current_schema_json(current: &Current) -> Result<String, IcebergError> {
-    let value: serde_json::Value = serde_json::from_slice(&current.text)
-        .map_err(|err| IcebergError::Invalid(format!("{}: {err}", current.location)))?;
-    let id = current.metadata.current_schema().schema_id;
-    let schema = value["schemas"]
+fn current_schema_json(current: &Current) -> String {
+    let id = i64::from(current.metadata.current_schema().schema_id);
+    current.json["schemas"]
         .as_array()
-        .and_then(|schemas| {
-            schemas
-                .iter()
-                .find(|s| s["schema-id"].as_i64() == Some(id.into()))
-        })
-        .or_else(|| value.get("schema"))
+        .and_then(|schemas| schemas.iter().find(|s| s["schema-id"].as_i64() == Some(id)))
+        .or_else(|| current.json.get("schema"))
         .cloned()
-        .unwrap_or(serde_json::Value::Null);
-    Ok(schema.to_string())
+        .unwrap_or(serde_json::Value::Null)
+        .to_string()
 }
 
 /// Loads the current metadata of `namespace.name`, text and all.
@@ -315,10 +308,12 @@ async fn load(
     let path = StoreLocation::parse(&location)?.path_of(&location)?;
     let text = read(store, &path).await?;
     let metadata = TableMetadata::from_json(&text)?;
+    let json = serde_json::from_slice(&text)
+        .map_err(|err| IcebergError::Invalid(format!("{location}: {err}")))?;
     Ok(Current {
         location,
         metadata,
-        text,
+        json,
     })
 }
 

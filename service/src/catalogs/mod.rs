@@ -216,22 +216,16 @@ impl AttachedCatalogs {
         committed: &CommittedCatalog,
     ) -> Result<u64, QueryError> {
         let provider = self.provider(&name.catalog)?;
-        let target = provider.target();
-        let created =
-            writes::create(&target, &name.schema, &name.table, schema, if_not_exists).await?;
+        let created = writes::create(
+            &provider.target(),
+            &name.schema,
+            &name.table,
+            schema,
+            if_not_exists,
+        )
+        .await?;
         match (created, input) {
-            (true, Some(input)) => {
-                writes::insert(
-                    &target,
-                    &name.schema,
-                    &name.table,
-                    state,
-                    committed,
-                    input,
-                    false,
-                )
-                .await
-            }
+            (true, Some(input)) => self.insert(name, state, committed, input, false).await,
             _ => Ok(0),
         }
     }

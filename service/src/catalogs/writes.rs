@@ -14,12 +14,9 @@ use crate::lakehouse::committed::CommittedCatalog;
 use crate::lakehouse::formats::iceberg_query_error;
 use crate::lakehouse::writes::StagedWrite;
 use crate::locations::Locations;
-use datafusion::common::Column;
-use datafusion::common::metadata::FieldMetadata;
-use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast};
+use datafusion::logical_expr::LogicalPlan;
 use osprey_engine::WriteFormat;
 use osprey_iceberg::{IcebergCatalog, StoreLocation};
 use std::sync::Arc;
@@ -90,7 +87,6 @@ pub(super) async fn insert(
         false => osprey_iceberg::WriteMode::Append,
     };
 
-    let input = with_field_ids(input, metadata.current_schema())?;
     let table_location = metadata.location.trim_end_matches('/').to_string();
     let table_path = StoreLocation::parse(&table_location)
         .and_then(|root| root.path_of(&table_location))
@@ -99,7 +95,8 @@ pub(super) async fn insert(
     // The staging prefix names the store the files are written through.
     let prefix = format!("{}{table_path}/data/{write_id}/", store_url.as_str());
     let write = StagedWrite::begin(committed, Arc::clone(target.runtime), write_id, prefix).await?;
-    // The files' schema is the table's, field ids included, whatever the plan keeps. Its
+    // The files' schema is the table's, field ids included, whatever the plan keeps: each
+    // batch is cast to it as it is written. Its
     // top-level columns are optional, so that a null in a required column reaches the commit,
     // which refuses it by name from the files' null counts.
     let table_schema = metadata.current_schema().to_arrow();
@@ -214,36 +211,6 @@ pub(super) async fn drop(
             "table {subject} does not exist"
         ))),
     }
-}
-
-/// `input` with each column cast to the type of the table's field and named as it, carrying
-/// its field id (nested fields through their Arrow types), so Parquet files carry the ids
-/// readers match columns by.
-fn with_field_ids(
-    input: LogicalPlan,
-    schema: &osprey_iceberg::Schema,
-) -> Result<LogicalPlan, QueryError> {
-    let columns = input.schema().columns();
-    if columns.len() != schema.fields.len() {
-        return Err(QueryError::InvalidStatement(format!(
-            "INSERT gives {} columns; the table has {}",
-            columns.len(),
-            schema.fields.len()
-        )));
-    }
-    let exprs: Vec<Expr> = columns
-        .into_iter()
-        .zip(&schema.fields)
-        .map(|(column, field): (Column, _)| {
-            let arrow = field.to_arrow();
-            cast(Expr::Column(column), arrow.data_type().clone())
-                .alias_with_metadata(&field.name, Some(FieldMetadata::new_from_field(&arrow)))
-        })
-        .collect();
-    LogicalPlanBuilder::from(input)
-        .project(exprs)
-        .and_then(LogicalPlanBuilder::build)
-        .map_err(|err: DataFusionError| QueryError::from(err))
 }
 
 /// The location of a written file (`path` in the table's store) in the form of the table's
