@@ -4,6 +4,8 @@
 //! - `approx_distinct` returns `BIGINT`, as in Trino and Athena. DataFusion's returns an
 //!   unsigned 64-bit integer, which SQL has no type for (clients saw `DECIMAL(20,0)`). The
 //!   estimate is DataFusion's HyperLogLog; only the result type differs.
+//! - `iceberg_transform('<transform>', value)` computes Iceberg partition values in the
+//!   executors that write a partitioned Iceberg table (`osprey_iceberg::partition_transform_udf`).
 
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, FieldRef};
@@ -22,6 +24,10 @@ pub fn with_osprey_functions(mut builder: SessionStateBuilder) -> SessionStateBu
         .get_or_insert_with(datafusion::functions_aggregate::all_default_aggregate_functions);
     functions.retain(|udaf| udaf.name() != "approx_distinct");
     functions.push(Arc::new(AggregateUDF::from(ApproxDistinctBigint::new())));
+    let scalars = builder
+        .scalar_functions()
+        .get_or_insert_with(datafusion::execution::SessionStateDefaults::default_scalar_functions);
+    scalars.push(Arc::new(osprey_iceberg::partition_transform_udf()));
     builder
 }
 

@@ -40,4 +40,4 @@ pub use runtime::{
 pub use storage::{
     StorageError, StorageLocation, StorageRegistry, VENDED_SCHEME, VendedCredentials, VendedStore,
 };
-pub use write::{StagedWriteNode, WriteFormat, WriteTarget};
+pub use write::{StagedWriteNode, WriteFormat, WriteTarget, decode_partition_key};

@@ -12,8 +12,10 @@
 //! partition, so the planner would funnel every row through one process, and it reports only a
 //! row count, not the files it wrote.
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{ArrayRef, BinaryArray, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::compute::partition;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchema, DFSchemaRef, DataFusionError};
@@ -25,7 +27,11 @@ use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext
 use datafusion::logical_expr::{
     Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
 };
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{
+    Distribution, EquivalenceProperties, LexRequirement, OrderingRequirements, PhysicalExpr,
+    PhysicalSortRequirement,
+};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -90,6 +96,12 @@ pub struct WriteTarget {
     /// when absent. Carried here, not by the plan, since plan codecs may drop field metadata.
     #[serde(default)]
     pub file_schema: Option<Vec<u8>>,
+    /// How many of the input's last columns are a partition key: each file then holds the rows
+    /// of one key, written without those columns, and reports the key in its `partition`
+    /// column (see [`written_files_schema`]). The rows are hash-partitioned by the key across
+    /// tasks and sorted by it within each, so a key's rows go to as few files as they fill.
+    #[serde(default)]
+    pub partition_columns: usize,
 }
 
 impl WriteTarget {
@@ -123,13 +135,37 @@ impl WriteTarget {
     }
 }
 
-/// The schema of what a write reports: one row per file written.
+/// The schema of what a write reports: one row per file written. `partition` holds the file's
+/// partition key (with [`WriteTarget::partition_columns`]) as the Arrow IPC stream of a
+/// one-row batch of the key columns, whose exact types it keeps; null otherwise.
 pub fn written_files_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("path", DataType::Utf8, false),
         Field::new("size_bytes", DataType::UInt64, false),
         Field::new("row_count", DataType::UInt64, false),
+        Field::new("partition", DataType::Binary, true),
     ]))
+}
+
+/// The partition key a write reported for a file (the `partition` column of
+/// [`written_files_schema`]), one row.
+pub fn decode_partition_key(bytes: &[u8]) -> Result<RecordBatch> {
+    let mut reader =
+        datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
+    match reader.next() {
+        Some(batch) => Ok(batch?),
+        None => Err(DataFusionError::Internal(
+            "a written file's partition key holds no row".to_string(),
+        )),
+    }
+}
+
+fn encode_partition_key(key: &RecordBatch) -> Result<Vec<u8>> {
+    let mut writer =
+        datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &key.schema())?;
+    writer.write(key)?;
+    writer.finish()?;
+    Ok(writer.into_inner()?)
 }
 
 /// Writes each input partition to its own files under [`WriteTarget::prefix`]; outputs one row
@@ -156,6 +192,23 @@ impl StagedWriteExec {
             target,
             properties: Arc::new(properties),
         }
+    }
+}
+
+impl StagedWriteExec {
+    /// The partition key columns of the input, when the write partitions.
+    fn partition_key(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        let schema = self.input.schema();
+        let columns = schema.fields().len();
+        let keys = self.target.partition_columns;
+        (keys > 0 && keys <= columns).then(|| {
+            (columns - keys..columns)
+                .map(|index| {
+                    Arc::new(Column::new(schema.field(index).name(), index))
+                        as Arc<dyn PhysicalExpr>
+                })
+                .collect()
+        })
     }
 }
 
@@ -192,6 +245,23 @@ impl ExecutionPlan for StagedWriteExec {
 
     fn maintains_input_order(&self) -> Vec<bool> {
         vec![false]
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        match self.partition_key() {
+            Some(key) => vec![Distribution::KeyPartitioned(key)],
+            None => vec![Distribution::UnspecifiedDistribution],
+        }
+    }
+
+    fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        let requirement = self.partition_key().and_then(|key| {
+            LexRequirement::new(
+                key.into_iter()
+                    .map(|expr| PhysicalSortRequirement::new(expr, None)),
+            )
+        });
+        vec![requirement.map(OrderingRequirements::new)]
     }
 
     fn with_new_children(
@@ -232,53 +302,158 @@ enum OpenFile {
     Text { writer: Box<BufWriter>, bytes: u64 },
 }
 
+/// A file being written, with its rows so far and its partition key (encoded).
+struct OpenWrite {
+    path: Path,
+    file: OpenFile,
+    rows: u64,
+    partition: Option<Arc<Vec<u8>>>,
+}
+
+/// The files one task writes: rows go to the open file until it is full, or until the
+/// partition key changes.
+struct TaskFiles<'a> {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    target: &'a WriteTarget,
+    max_rows: u64,
+    open: Option<OpenWrite>,
+    done: Vec<ClosedFile>,
+}
+
+/// A file a task finished: what it reports.
+struct ClosedFile {
+    path: String,
+    size: u64,
+    rows: u64,
+    partition: Option<Arc<Vec<u8>>>,
+}
+
+impl TaskFiles<'_> {
+    /// Writes `batch`, all of one partition (`partition`, encoded), starting new files as
+    /// they fill.
+    async fn write(
+        &mut self,
+        mut batch: RecordBatch,
+        partition: &Option<Arc<Vec<u8>>>,
+    ) -> Result<()> {
+        while batch.num_rows() > 0 {
+            let open = match &mut self.open {
+                Some(open) => open,
+                None => {
+                    let path = self.prefix.clone().join(format!(
+                        "part-{}.{}",
+                        uuid::Uuid::new_v4().simple(),
+                        self.target.format.extension()
+                    ));
+                    let file = open_file(&self.store, &path, batch.schema(), &self.target.format)?;
+                    self.open.insert(OpenWrite {
+                        path,
+                        file,
+                        rows: 0,
+                        partition: partition.clone(),
+                    })
+                }
+            };
+            let room = (self.max_rows - open.rows) as usize;
+            let chunk = batch.slice(0, room.min(batch.num_rows()));
+            batch = batch.slice(chunk.num_rows(), batch.num_rows() - chunk.num_rows());
+            append(&mut open.file, &chunk, &self.target.format, open.rows == 0).await?;
+            open.rows += chunk.num_rows() as u64;
+            if open.rows >= self.max_rows {
+                self.close().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the open file, if any.
+    async fn close(&mut self) -> Result<()> {
+        if let Some(open) = self.open.take() {
+            let size = close(open.file).await?;
+            self.done.push(ClosedFile {
+                path: open.path.to_string(),
+                size,
+                rows: open.rows,
+                partition: open.partition,
+            });
+        }
+        Ok(())
+    }
+}
+
 async fn write_partition(
     mut input: SendableRecordBatchStream,
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     target: &WriteTarget,
 ) -> Result<RecordBatch> {
-    let mut files: Vec<(String, u64, u64)> = Vec::new();
-    let mut open: Option<(Path, OpenFile, u64)> = None;
-    let max_rows = target.max_rows_per_file.max(1) as u64;
     let file_schema = target.decoded_file_schema()?;
+    let key_columns = target.partition_columns;
+    let mut files = TaskFiles {
+        store,
+        prefix,
+        target,
+        max_rows: target.max_rows_per_file.max(1) as u64,
+        open: None,
+        done: Vec::new(),
+    };
+    // The key of the open file, to compare with each run of equal keys.
+    let mut converter: Option<RowConverter> = None;
+    let mut current: Option<(OwnedRow, Option<Arc<Vec<u8>>>)> = None;
     while let Some(batch) = input.next().await {
-        let mut batch = match &file_schema {
-            Some(schema) => conform(batch?, schema)?,
-            None => batch?,
+        let batch = batch?;
+        let data_columns = batch.num_columns().saturating_sub(key_columns);
+        let conformed = |batch: RecordBatch| match &file_schema {
+            Some(schema) => conform(batch, schema),
+            None => Ok(batch),
         };
-        while batch.num_rows() > 0 {
-            if open.is_none() {
-                let path = prefix.clone().join(format!(
-                    "part-{}.{}",
-                    uuid::Uuid::new_v4().simple(),
-                    target.format.extension()
-                ));
-                let file = open_file(&store, &path, batch.schema(), &target.format)?;
-                open = Some((path, file, 0));
+        if key_columns == 0 {
+            files.write(conformed(batch)?, &None).await?;
+            continue;
+        }
+        let keys = batch.project(&(data_columns..batch.num_columns()).collect::<Vec<_>>())?;
+        let data = conformed(batch.project(&(0..data_columns).collect::<Vec<_>>())?)?;
+        let converter = match &mut converter {
+            Some(converter) => converter,
+            None => converter.insert(RowConverter::new(
+                keys.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| SortField::new(f.data_type().clone()))
+                    .collect(),
+            )?),
+        };
+        let rows = converter.convert_columns(keys.columns())?;
+        // The input is sorted by the key: each run of equal keys is one partition's rows.
+        for run in partition(keys.columns())?.ranges() {
+            let key = rows.row(run.start);
+            if current.as_ref().is_none_or(|(row, _)| row.row() != key) {
+                files.close().await?;
+                let encoded = encode_partition_key(&keys.slice(run.start, 1))?;
+                current = Some((key.owned(), Some(Arc::new(encoded))));
             }
-            let Some((_, file, rows)) = open.as_mut() else {
-                continue;
-            };
-            let room = (max_rows - *rows) as usize;
-            let chunk = batch.slice(0, room.min(batch.num_rows()));
-            batch = batch.slice(chunk.num_rows(), batch.num_rows() - chunk.num_rows());
-            append(file, &chunk, &target.format, *rows == 0).await?;
-            *rows += chunk.num_rows() as u64;
-            if *rows >= max_rows
-                && let Some((path, file, rows)) = open.take()
-            {
-                files.push((path.to_string(), close(file).await?, rows));
-            }
+            let partition = current.as_ref().and_then(|(_, encoded)| encoded.clone());
+            files
+                .write(data.slice(run.start, run.end - run.start), &partition)
+                .await?;
         }
     }
-    if let Some((path, file, rows)) = open.take() {
-        files.push((path.to_string(), close(file).await?, rows));
-    }
-    let paths: StringArray = files.iter().map(|f| Some(f.0.as_str())).collect();
-    let sizes = UInt64Array::from_iter_values(files.iter().map(|f| f.1));
-    let rows = UInt64Array::from_iter_values(files.iter().map(|f| f.2));
-    let columns: Vec<ArrayRef> = vec![Arc::new(paths), Arc::new(sizes), Arc::new(rows)];
+    files.close().await?;
+    let done = files.done;
+    let paths: StringArray = done.iter().map(|f| Some(f.path.as_str())).collect();
+    let sizes = UInt64Array::from_iter_values(done.iter().map(|f| f.size));
+    let rows = UInt64Array::from_iter_values(done.iter().map(|f| f.rows));
+    let partitions: BinaryArray = done
+        .iter()
+        .map(|f| f.partition.as_ref().map(|key| key.as_slice()))
+        .collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(paths),
+        Arc::new(sizes),
+        Arc::new(rows),
+        Arc::new(partitions),
+    ];
     Ok(RecordBatch::try_new(written_files_schema(), columns)?)
 }
 

@@ -36,11 +36,12 @@ mod scan;
 mod schema;
 #[cfg(test)]
 mod testing;
+mod transform;
 mod write;
 
 pub use catalog::{
     GlueCatalog, GlueCatalogConfig, HadoopCatalog, IcebergCatalog, LoadedTable, RestCatalog,
-    RestCatalogConfig, SnapshotCommit, SqlCatalog, TableCredentials,
+    RestCatalogConfig, SnapshotCommit, SqlCatalog, TableCredentials, TableDefinition,
 };
 pub use error::IcebergError;
 pub use load::{is_metadata_file, metadata_location, read_metadata, table_root};
@@ -62,7 +63,9 @@ pub use scan::name_mapping::{MappedField, NAME_MAPPING_PROPERTY, NameMapping};
 pub use scan::source::IcebergSource;
 pub use scan::table::IcebergTable;
 pub use schema::{FIELD_ID_KEY, NestedField, PrimitiveType, Schema, Type};
+pub use transform::{partition_transform_udf, result_arrow_type, transform_text};
 pub use write::{
-    AppendOutcome, WriteMode, WrittenMetrics, append as append_files, check_writable, create_table,
-    parquet_metrics, schema_from_arrow,
+    AppendOutcome, NewDataFile, NewTable, WriteMode, WritePartitionField, WrittenMetrics,
+    append as append_files, check_writable, create_table, parquet_metrics, schema_from_arrow,
+    write_spec,
 };

@@ -119,6 +119,34 @@ pub enum PrimitiveType {
     Unknown,
 }
 
+impl std::fmt::Display for PrimitiveType {
+    /// The type as metadata spells it (`long`, `decimal(10, 2)`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            PrimitiveType::Boolean => "boolean",
+            PrimitiveType::Int => "int",
+            PrimitiveType::Long => "long",
+            PrimitiveType::Float => "float",
+            PrimitiveType::Double => "double",
+            PrimitiveType::Decimal { precision, scale } => {
+                return write!(f, "decimal({precision}, {scale})");
+            }
+            PrimitiveType::Date => "date",
+            PrimitiveType::Time => "time",
+            PrimitiveType::Timestamp => "timestamp",
+            PrimitiveType::Timestamptz => "timestamptz",
+            PrimitiveType::TimestampNs => "timestamp_ns",
+            PrimitiveType::TimestamptzNs => "timestamptz_ns",
+            PrimitiveType::String => "string",
+            PrimitiveType::Uuid => "uuid",
+            PrimitiveType::Fixed(length) => return write!(f, "fixed[{length}]"),
+            PrimitiveType::Binary => "binary",
+            PrimitiveType::Unknown => "unknown",
+        };
+        f.write_str(name)
+    }
+}
+
 impl PrimitiveType {
     fn parse(name: &str) -> Result<Self, IcebergError> {
         let invalid = || IcebergError::Invalid(format!("unknown type {name:?}"));

@@ -42,6 +42,19 @@ pub struct LoadedTable {
     pub credentials: Option<TableCredentials>,
 }
 
+/// A new table as metadata spells its parts: what `CREATE TABLE` asks a catalog to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableDefinition {
+    /// The schema (`{"type": "struct", "schema-id": 0, "fields": [...]}`).
+    pub schema: serde_json::Value,
+    /// The partition spec (`{"spec-id": 0, "fields": [...]}`).
+    pub partition_spec: serde_json::Value,
+    /// The highest field id of the schema.
+    pub last_column_id: i32,
+    /// Table properties.
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
 /// A catalog of Iceberg tables (see the module docs).
 #[async_trait::async_trait]
 pub trait IcebergCatalog: std::fmt::Debug + Send + Sync {
@@ -104,15 +117,15 @@ pub trait IcebergCatalog: std::fmt::Debug + Send + Sync {
         Err(not_writable(self.kind()))
     }
 
-    /// Creates `namespace.name` with `schema` (an Iceberg schema as metadata spells it), for
-    /// catalogs that [write their own metadata](IcebergCatalog::writes_metadata).
+    /// Creates `namespace.name` as `definition` describes it, for catalogs that [write their
+    /// own metadata](IcebergCatalog::writes_metadata).
     async fn create_table(
         &self,
         namespace: &str,
         name: &str,
-        schema: &serde_json::Value,
+        definition: &TableDefinition,
     ) -> Result<(), IcebergError> {
-        let _ = (namespace, name, schema);
+        let _ = (namespace, name, definition);
         Err(not_writable(self.kind()))
     }
 

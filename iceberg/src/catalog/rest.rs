@@ -12,7 +12,7 @@
 //! client: Osprey uses eight calls.
 
 use super::vended::{StorageCredential, table_credentials};
-use super::{IcebergCatalog, LoadedTable, SnapshotCommit, error_chain};
+use super::{IcebergCatalog, LoadedTable, SnapshotCommit, TableDefinition, error_chain};
 use crate::error::IcebergError;
 use crate::metadata::TableMetadata;
 use reqwest::{Method, StatusCode};
@@ -498,10 +498,16 @@ impl IcebergCatalog for RestCatalog {
         &self,
         namespace: &str,
         name: &str,
-        schema: &serde_json::Value,
+        definition: &TableDefinition,
     ) -> Result<(), IcebergError> {
         let path = format!("/namespaces/{}/tables", namespace_path(namespace));
-        let body = serde_json::json!({"name": name, "schema": schema, "stage-create": false});
+        let body = serde_json::json!({
+            "name": name,
+            "schema": definition.schema,
+            "partition-spec": definition.partition_spec,
+            "properties": definition.properties,
+            "stage-create": false,
+        });
         match self.send(Method::POST, &path, &[], Some(&body)).await? {
             (status, _) if status.is_success() => Ok(()),
             (StatusCode::CONFLICT, _) => Err(IcebergError::Catalog(format!(

@@ -6,10 +6,13 @@
 //! so they read like the spec's tables.
 
 use super::metrics::WrittenMetrics;
+use super::partition_values;
+use super::partitioning::{WritePartitionField, fields_json};
 use crate::error::IcebergError;
 use crate::manifest::{ManifestContent, ManifestFile};
 use apache_avro::types::Value;
 use apache_avro::{Codec, DeflateSettings, Schema as AvroSchema, Writer};
+use datafusion::common::ScalarValue;
 use std::collections::BTreeMap;
 
 /// A data file added by a commit.
@@ -21,6 +24,8 @@ pub struct AddedFile {
     pub size: i64,
     /// Its rows and column metrics.
     pub metrics: WrittenMetrics,
+    /// Its partition values, one per field of the table's default spec.
+    pub partition: Vec<ScalarValue>,
 }
 
 /// An `int -> <value_type>` map of a data file (counts are `long`, bounds `bytes`), as the
@@ -34,8 +39,9 @@ fn int_map(name: &str, field_id: i32, key_id: i32, value_id: i32, value_type: &s
     )
 }
 
-/// The v2 `manifest_entry` schema for an unpartitioned spec (an empty partition record).
-fn manifest_entry_schema() -> String {
+/// The v2 `manifest_entry` schema, with `partition` the Avro record schema (JSON) of the
+/// spec's partition tuples.
+fn manifest_entry_schema(partition: &str) -> String {
     format!(
         r#"{{"type": "record", "name": "manifest_entry", "fields": [
   {{"name": "status", "type": "int", "field-id": 0}},
@@ -46,7 +52,7 @@ fn manifest_entry_schema() -> String {
     {{"name": "content", "type": "int", "field-id": 134}},
     {{"name": "file_path", "type": "string", "field-id": 100}},
     {{"name": "file_format", "type": "string", "field-id": 101}},
-    {{"name": "partition", "field-id": 102, "type": {{"type": "record", "name": "r102", "fields": []}}}},
+    {{"name": "partition", "field-id": 102, "type": {}}},
     {{"name": "record_count", "type": "long", "field-id": 103}},
     {{"name": "file_size_in_bytes", "type": "long", "field-id": 104}},
     {},
@@ -59,6 +65,7 @@ fn manifest_entry_schema() -> String {
     {{"name": "sort_order_id", "type": ["null", "int"], "default": null, "field-id": 140}}
   ]}}}}
 ]}}"#,
+        partition,
         int_map("column_sizes", 108, 117, 118, "long"),
         int_map("value_counts", 109, 119, 120, "long"),
         int_map("null_value_counts", 110, 121, 122, "long"),
@@ -147,17 +154,20 @@ fn entries<T>(map: &BTreeMap<i32, T>, value: impl Fn(&T) -> Value) -> Value {
 }
 
 /// The bytes of a manifest listing `files` as added by `snapshot_id` (their sequence numbers
-/// inherited from the manifest list). `schema_json` and `spec_json` are the table's current
-/// schema and (unpartitioned) partition spec as metadata stores them.
+/// inherited from the manifest list). `schema_json` is the table's current schema as metadata
+/// stores it; `spec_id` and `spec` the partition spec the files were written with.
 pub fn write_data_manifest(
     files: &[AddedFile],
     snapshot_id: i64,
     schema_json: &str,
     schema_id: i32,
     spec_id: i32,
+    spec: &[WritePartitionField],
 ) -> Result<Vec<u8>, IcebergError> {
     let what = "a manifest";
-    let mut schema = AvroSchema::parse_str(&manifest_entry_schema()).map_err(avro_error(what))?;
+    let partition_schema = partition_values::record_schema(spec)?.to_string();
+    let mut schema = AvroSchema::parse_str(&manifest_entry_schema(&partition_schema))
+        .map_err(avro_error(what))?;
     mark_maps(&mut schema);
     let mut writer = Writer::with_codec(
         &schema,
@@ -168,7 +178,10 @@ pub fn write_data_manifest(
     for (key, value) in [
         ("schema", schema_json.to_string()),
         ("schema-id", schema_id.to_string()),
-        ("partition-spec", "[]".to_string()),
+        (
+            "partition-spec",
+            fields_json(&spec.iter().map(|f| f.field.clone()).collect::<Vec<_>>()).to_string(),
+        ),
         ("partition-spec-id", spec_id.to_string()),
         ("format-version", "2".to_string()),
         ("content", "data".to_string()),
@@ -189,7 +202,10 @@ pub fn write_data_manifest(
                 "file_format".to_string(),
                 Value::String("PARQUET".to_string()),
             ),
-            ("partition".to_string(), Value::Record(Vec::new())),
+            (
+                "partition".to_string(),
+                partition_values::record(spec, &file.partition)?,
+            ),
             (
                 "record_count".to_string(),
                 Value::Long(metrics.record_count),

@@ -14,16 +14,21 @@
 //! files are the caller's to delete when the append fails, except after
 //! [`IcebergError::CommitStateUnknown`]: the commit may have happened, so nothing is deleted.
 //!
-//! Written so far: format version 2, unpartitioned tables. Other tables are refused by name.
+//! Written so far: format version 2 tables, partitioned by any spec of top-level columns
+//! ([`partitioning`]): each file holds one partition, whose values the writer reports. Other
+//! tables are refused by name.
 
 mod manifests;
 mod metrics;
 mod new_table;
+mod partition_values;
+mod partitioning;
 mod snapshot;
 
 pub use manifests::AddedFile;
 pub use metrics::{WrittenMetrics, parquet_metrics};
-pub use new_table::{create_table, schema_from_arrow};
+pub use new_table::{NewTable, create_table, schema_from_arrow};
+pub use partitioning::{WritePartitionField, write_spec};
 pub use snapshot::{AppendSummary, NewSnapshot};
 
 use crate::catalog::{IcebergCatalog, SnapshotCommit};
@@ -31,6 +36,7 @@ use crate::error::IcebergError;
 use crate::manifest::{ManifestContent, ManifestCounts, ManifestFile, read_manifest_list};
 use crate::metadata::TableMetadata;
 use crate::scan::location::StoreLocation;
+use datafusion::common::ScalarValue;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 use std::sync::Arc;
@@ -61,14 +67,19 @@ pub fn check_writable(metadata: &TableMetadata) -> Result<(), IcebergError> {
             metadata.format_version
         )));
     }
-    let spec = metadata.partition_spec(metadata.default_spec_id);
-    if !spec.is_some_and(|spec| spec.is_unpartitioned()) {
-        return Err(IcebergError::Unsupported(
-            "partitioning, which Osprey does not write yet (it writes unpartitioned tables)"
-                .to_string(),
-        ));
-    }
-    Ok(())
+    write_spec(metadata).map(|_| ())
+}
+
+/// A data file a write produced, ready to commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDataFile {
+    /// Its full location, under the table's location.
+    pub location: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its partition values, one per field of the table's default spec (in order; a null
+    /// scalar for a null value), as the writer computed them.
+    pub partition: Vec<ScalarValue>,
 }
 
 /// How a write's files join the table.
@@ -91,18 +102,24 @@ impl WriteMode {
     }
 }
 
-/// Commits `files` (Parquet files already written under the table's location, each with its
-/// size) to `namespace.name` of `catalog` as one snapshot; `store` is the table's object store.
+/// Commits `files` (Parquet files already written under the table's location, each holding
+/// rows of one partition of the default spec `spec_id`) to `namespace.name` of `catalog` as
+/// one snapshot; `store` is the table's object store.
 pub async fn append(
     catalog: &dyn IcebergCatalog,
     namespace: &str,
     name: &str,
     store: Arc<dyn ObjectStore>,
-    files: Vec<(String, u64)>,
+    files: Vec<NewDataFile>,
+    spec_id: i32,
     mode: WriteMode,
 ) -> Result<AppendOutcome, IcebergError> {
     let mut current = load(catalog, namespace, name, store.as_ref()).await?;
     check_writable(&current.metadata)?;
+    let spec = write_spec(&current.metadata)?;
+    if current.metadata.default_spec_id != spec_id {
+        return Err(spec_conflict(namespace, name));
+    }
     if let WriteMode::Overwrite { base } = mode
         && current.metadata.current_snapshot().map(|s| s.snapshot_id) != base
     {
@@ -112,15 +129,18 @@ pub async fn append(
     let schema = current.metadata.current_schema().clone();
 
     let mut added = Vec::with_capacity(files.len());
-    for (location, size) in files {
-        let path = table.path_of(&location)?;
-        let metrics = parquet_metrics(Arc::clone(&store), &path, size, &schema).await?;
+    for file in files {
+        let path = table.path_of(&file.location)?;
+        let metrics = parquet_metrics(Arc::clone(&store), &path, file.size, &schema).await?;
         added.push(AddedFile {
-            location,
-            size: size as i64,
+            location: file.location,
+            size: file.size as i64,
             metrics,
+            partition: file.partition,
         });
     }
+    let partition_summaries =
+        partition_values::summaries(&spec, added.iter().map(|f| f.partition.as_slice()));
     // A required column must hold no null: the files say whether it does (top-level
     // columns; a null inside a required nested field is not caught yet).
     for field in schema.fields.iter().filter(|field| field.required) {
@@ -164,12 +184,13 @@ pub async fn append(
             snapshot_id,
             &current_schema_json(&current),
             schema.schema_id,
-            current.metadata.default_spec_id,
+            spec_id,
+            &spec,
         )?;
         let manifest = ManifestFile {
             path: manifest_location.clone(),
             length: manifest_bytes.len() as i64,
-            partition_spec_id: current.metadata.default_spec_id,
+            partition_spec_id: spec_id,
             content: ManifestContent::Data,
             sequence_number,
             min_sequence_number: sequence_number,
@@ -182,7 +203,7 @@ pub async fn append(
                 existing_rows: Some(0),
                 deleted_rows: Some(0),
             },
-            partitions: Vec::new(),
+            partitions: partition_summaries.clone(),
         };
         written
             .create(&table.path_of(&manifest_location)?, manifest_bytes)
@@ -258,6 +279,9 @@ pub async fn append(
                          run the statement again"
                     )));
                 }
+                if current.metadata.default_spec_id != spec_id {
+                    break Err(spec_conflict(namespace, name));
+                }
             }
             Ok(false) => {
                 break Err(IcebergError::CommitConflict(format!(
@@ -272,6 +296,13 @@ pub async fn append(
         written.delete_all().await;
     }
     result
+}
+
+fn spec_conflict(namespace: &str, name: &str) -> IcebergError {
+    IcebergError::CommitConflict(format!(
+        "{namespace}.{name}: its partitioning changed while Osprey wrote to it; run the \
+         statement again"
+    ))
 }
 
 fn overwrite_conflict(namespace: &str, name: &str) -> IcebergError {

@@ -1,12 +1,16 @@
-//! Creating a table: an Arrow schema as an Iceberg schema with fresh field ids, and the first
-//! metadata file of a format-2, unpartitioned, unsorted table (spec: "Table Metadata").
+//! Creating a table: an Arrow schema as an Iceberg schema with fresh field ids, a partition
+//! spec from Trino's `partitioning` expressions, and the first metadata file of a format-2,
+//! unsorted table (spec: "Table Metadata").
 
-use crate::catalog::IcebergCatalog;
+use super::partitioning::{parse_partitioning, spec_json};
+use crate::catalog::{IcebergCatalog, TableDefinition};
 use crate::error::IcebergError;
 use crate::scan::location::StoreLocation;
+use crate::schema::Schema;
 use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, TimeUnit};
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Assigns field ids in order, depth first, as pyiceberg and Java do for a new table.
@@ -66,8 +70,8 @@ fn iceberg_type(data_type: &DataType, ids: &mut Ids, name: &str) -> Result<Value
         D::Time32(_) | D::Time64(TimeUnit::Microsecond | TimeUnit::Millisecond) => {
             primitive("time")
         }
-        D::Timestamp(TimeUnit::Nanosecond, None) => primitive("timestamp_ns"),
-        D::Timestamp(TimeUnit::Nanosecond, Some(_)) => primitive("timestamptz_ns"),
+        // SQL's TIMESTAMP is nanoseconds in DataFusion; format 2 tables hold microseconds
+        // (`timestamp_ns` is a format 3 type), as Trino maps its TIMESTAMP too.
         D::Timestamp(_, None) => primitive("timestamp"),
         D::Timestamp(_, Some(_)) => primitive("timestamptz"),
         D::Utf8 | D::LargeUtf8 | D::Utf8View => primitive("string"),
@@ -109,29 +113,55 @@ fn iceberg_type(data_type: &DataType, ids: &mut Ids, name: &str) -> Result<Value
     }
 }
 
-/// The first metadata of a format-2 table at `location` with `schema` (see
-/// [`schema_from_arrow`]).
-pub fn new_table_metadata(
-    location: &str,
-    schema: Value,
-    last_column_id: i32,
-    now_ms: i64,
-) -> Value {
+/// What `CREATE TABLE` asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct NewTable<'a> {
+    /// The columns.
+    pub schema: &'a ArrowSchema,
+    /// Trino's `partitioning` expressions (`'day(ts)'`, `'bucket(id, 16)'`); empty for none.
+    pub partitioning: &'a [String],
+    /// Table properties.
+    pub properties: &'a BTreeMap<String, String>,
+}
+
+impl NewTable<'_> {
+    /// The table as metadata spells its parts.
+    pub fn definition(&self) -> Result<TableDefinition, IcebergError> {
+        let (schema, last_column_id) = schema_from_arrow(self.schema)?;
+        let fields = parse_partitioning(self.partitioning, &Schema::from_json(&schema)?)?;
+        Ok(TableDefinition {
+            schema,
+            partition_spec: spec_json(0, &fields),
+            last_column_id,
+            properties: self.properties.clone(),
+        })
+    }
+}
+
+/// The first metadata of a format-2 table at `location` as `definition` describes it.
+fn new_table_metadata(location: &str, definition: &TableDefinition, now_ms: i64) -> Value {
+    let last_partition_id = definition.partition_spec["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|field| field["field-id"].as_i64())
+        .max()
+        .unwrap_or(999);
     json!({
         "format-version": 2,
         "table-uuid": uuid::Uuid::new_v4().to_string(),
         "location": location.trim_end_matches('/'),
         "last-sequence-number": 0,
         "last-updated-ms": now_ms,
-        "last-column-id": last_column_id,
+        "last-column-id": definition.last_column_id,
         "current-schema-id": 0,
-        "schemas": [schema],
+        "schemas": [definition.schema],
         "default-spec-id": 0,
-        "partition-specs": [{"spec-id": 0, "fields": []}],
-        "last-partition-id": 999,
+        "partition-specs": [definition.partition_spec],
+        "last-partition-id": last_partition_id,
         "default-sort-order-id": 0,
         "sort-orders": [{"order-id": 0, "fields": []}],
-        "properties": {},
+        "properties": definition.properties,
         "refs": {},
         "snapshots": [],
         "snapshot-log": [],
@@ -139,20 +169,20 @@ pub fn new_table_metadata(
     })
 }
 
-/// Creates `namespace.name` in `catalog` with the columns of `schema`. A catalog that keeps
-/// metadata files itself (REST) is asked to create it; otherwise the first metadata file is
-/// written under the catalog's default location for the table, in `store`, and registered.
+/// Creates `namespace.name` in `catalog` as `table` asks. A catalog that keeps metadata files
+/// itself (REST) is asked to create it; otherwise the first metadata file is written under the
+/// catalog's default location for the table, in `store`, and registered.
 pub async fn create_table(
     catalog: &dyn IcebergCatalog,
     namespace: &str,
     name: &str,
-    schema: &ArrowSchema,
+    table: &NewTable<'_>,
     store: impl AsyncFnOnce(&str) -> Result<Arc<dyn ObjectStore>, IcebergError>,
 ) -> Result<(), IcebergError> {
     catalog.check_writable()?;
-    let (schema_json, last_column_id) = schema_from_arrow(schema)?;
+    let definition = table.definition()?;
     if catalog.writes_metadata() {
-        return catalog.create_table(namespace, name, &schema_json).await;
+        return catalog.create_table(namespace, name, &definition).await;
     }
     let location = catalog.default_location(namespace, name).ok_or_else(|| {
         IcebergError::Catalog(
@@ -161,7 +191,7 @@ pub async fn create_table(
                 .to_string(),
         )
     })?;
-    let metadata = new_table_metadata(&location, schema_json, last_column_id, super::now_ms());
+    let metadata = new_table_metadata(&location, &definition, super::now_ms());
     let metadata_location = format!(
         "{}/metadata/00000-{}.metadata.json",
         location.trim_end_matches('/'),

@@ -36,6 +36,7 @@ use properties::{check, client, masked, property_name};
 use provider::{IcebergCatalogProvider, ProviderParts};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+pub(crate) use writes::CreateRequest;
 
 /// How long a listing of every attached catalog waits for each one.
 const LISTING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -205,25 +206,19 @@ impl AttachedCatalogs {
         .await
     }
 
-    /// `CREATE TABLE [IF NOT EXISTS] ... [AS SELECT]` in an attached catalog; the rows written.
+    /// `CREATE TABLE [IF NOT EXISTS] ... [WITH (...)] [AS SELECT]` in an attached catalog; the
+    /// rows written.
     pub(crate) async fn create_table(
         &self,
         name: &ResolvedTableReference,
-        schema: &datafusion::arrow::datatypes::Schema,
+        request: &CreateRequest<'_>,
         input: Option<LogicalPlan>,
-        if_not_exists: bool,
         state: &SessionState,
         committed: &CommittedCatalog,
     ) -> Result<u64, QueryError> {
         let provider = self.provider(&name.catalog)?;
-        let created = writes::create(
-            &provider.target(),
-            &name.schema,
-            &name.table,
-            schema,
-            if_not_exists,
-        )
-        .await?;
+        let created =
+            writes::create(&provider.target(), &name.schema, &name.table, request).await?;
         match (created, input) {
             (true, Some(input)) => self.insert(name, state, committed, input, false).await,
             _ => Ok(0),

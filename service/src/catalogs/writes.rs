@@ -14,9 +14,10 @@ use crate::lakehouse::committed::CommittedCatalog;
 use crate::lakehouse::formats::iceberg_query_error;
 use crate::lakehouse::writes::StagedWrite;
 use crate::locations::Locations;
+use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, lit};
 use osprey_engine::WriteFormat;
 use osprey_iceberg::{IcebergCatalog, StoreLocation};
 use std::sync::Arc;
@@ -108,14 +109,34 @@ pub(super) async fn insert(
             .collect::<Vec<_>>(),
         table_schema.metadata().clone(),
     );
+    // A partitioned table's rows carry their partition values, computed by the executors
+    // that write them (see `partition_key_columns`).
+    let spec = osprey_iceberg::write_spec(&metadata).map_err(failed)?;
+    let input = partition_key_columns(input, &spec, &table_schema)?;
     let files = write
-        .run_as(state, input, WriteFormat::Parquet, Some(&file_schema))
+        .run_as(
+            state,
+            input,
+            WriteFormat::Parquet,
+            Some(&file_schema),
+            spec.len(),
+        )
         .await?;
-    let rows = files.iter().map(|file| file.row_count).sum();
-    let locations = files
+    let rows = files.iter().map(|(file, _)| file.row_count).sum();
+    let new_files = files
         .iter()
-        .map(|file| (file_location(&table_location, &file.path), file.size_bytes))
-        .collect();
+        .map(|(file, partition)| {
+            Ok(osprey_iceberg::NewDataFile {
+                location: file_location(&table_location, &file.path),
+                size: file.size_bytes,
+                partition: match partition {
+                    Some(key) => partition_values(key)?,
+                    None => Vec::new(),
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, QueryError>>()?;
+    let spec_id = metadata.default_spec_id;
     write.forget().await?;
     // The commit runs as a task of its own: a statement cancelled or timed out while the
     // catalog commits must neither delete files a committed snapshot references nor leave
@@ -129,7 +150,8 @@ pub(super) async fn insert(
             &namespace,
             &table,
             store,
-            locations,
+            new_files,
+            spec_id,
             mode,
         )
         .await;
@@ -150,14 +172,69 @@ pub(super) async fn insert(
     }
 }
 
-/// `CREATE TABLE namespace.table` with `schema`'s columns; `false` when it exists and
-/// `if_not_exists` allows that.
+/// `input` with a column per partition field after the table's columns: the field's
+/// transform (`iceberg_transform`) of its source column, cast to the table's type first.
+fn partition_key_columns(
+    input: LogicalPlan,
+    spec: &[osprey_iceberg::WritePartitionField],
+    table_schema: &datafusion::arrow::datatypes::Schema,
+) -> Result<LogicalPlan, QueryError> {
+    if spec.is_empty() {
+        return Ok(input);
+    }
+    let columns: Vec<Expr> = input
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    let transform = Arc::new(osprey_iceberg::partition_transform_udf());
+    let mut projection = columns.clone();
+    for (index, field) in spec.iter().enumerate() {
+        let source = columns.get(field.source_index).ok_or_else(|| {
+            QueryError::Execution(format!(
+                "the write has no column for the partition source {}",
+                field.source.name
+            ))
+        })?;
+        let source_type = table_schema.field(field.source_index).data_type().clone();
+        let source = cast(source.clone(), source_type);
+        let text = osprey_iceberg::transform_text(&field.field.transform);
+        let key = transform.call(vec![lit(text), source]);
+        projection.push(key.alias(format!("__osprey_partition_{index}")));
+    }
+    Ok(LogicalPlanBuilder::from(input)
+        .project(projection)?
+        .build()?)
+}
+
+/// The partition values a write reported for one file.
+fn partition_values(key: &[u8]) -> Result<Vec<ScalarValue>, QueryError> {
+    let batch = osprey_engine::decode_partition_key(key)?;
+    batch
+        .columns()
+        .iter()
+        .map(|column| ScalarValue::try_from_array(column, 0).map_err(QueryError::from))
+        .collect()
+}
+
+/// A `CREATE TABLE` in an attached catalog.
+pub(crate) struct CreateRequest<'a> {
+    /// The columns.
+    pub schema: &'a datafusion::arrow::datatypes::Schema,
+    /// Trino's `partitioning` expressions (`'day(ts)'`); empty for none.
+    pub partitioning: &'a [String],
+    /// Whether an existing table is left alone (`IF NOT EXISTS`).
+    pub if_not_exists: bool,
+}
+
+/// `CREATE TABLE namespace.table` as `request` asks; `false` when it exists and
+/// `IF NOT EXISTS` allows that.
 pub(super) async fn create(
     target: &CatalogTarget<'_>,
     namespace: &str,
     table: &str,
-    schema: &datafusion::arrow::datatypes::Schema,
-    if_not_exists: bool,
+    request: &CreateRequest<'_>,
 ) -> Result<bool, QueryError> {
     let subject = format!("{}.{namespace}.{table}", target.catalog_name);
     let failed = |err| iceberg_query_error(&subject, err);
@@ -168,7 +245,7 @@ pub(super) async fn create(
         .map_err(failed)?
         .is_some()
     {
-        return match if_not_exists {
+        return match request.if_not_exists {
             true => Ok(false),
             false => Err(QueryError::InvalidStatement(format!(
                 "table {subject} already exists"
@@ -186,7 +263,12 @@ pub(super) async fn create(
             .object_store(&url)
             .map_err(|err| osprey_iceberg::IcebergError::Invalid(err.to_string()))
     };
-    osprey_iceberg::create_table(target.client.as_ref(), namespace, table, schema, store)
+    let new_table = osprey_iceberg::NewTable {
+        schema: request.schema,
+        partitioning: request.partitioning,
+        properties: &std::collections::BTreeMap::new(),
+    };
+    osprey_iceberg::create_table(target.client.as_ref(), namespace, table, &new_table, store)
         .await
         .map_err(failed)?;
     Ok(true)

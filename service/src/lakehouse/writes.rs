@@ -14,7 +14,7 @@
 //! file that is not published is never read.
 
 use super::committed::CommittedCatalog;
-use datafusion::arrow::array::{Array, StringArray, UInt64Array};
+use datafusion::arrow::array::{Array, BinaryArray, StringArray, UInt64Array};
 use datafusion::common::DataFusionError;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -102,18 +102,21 @@ impl StagedWrite {
         input: LogicalPlan,
         format: WriteFormat,
     ) -> Result<Vec<DataFile>, WriteError> {
-        self.run_as(state, input, format, None).await
+        let files = self.run_as(state, input, format, None, 0).await?;
+        Ok(files.into_iter().map(|(file, _)| file).collect())
     }
 
     /// [`StagedWrite::run`], with files of exactly `file_schema` (field metadata included)
-    /// when given.
+    /// when given, and partitioned by the input's last `partition_columns` columns: each file
+    /// comes with its partition key (see `osprey_engine::decode_partition_key`).
     pub async fn run_as(
         &self,
         state: &SessionState,
         input: LogicalPlan,
         format: WriteFormat,
         file_schema: Option<&datafusion::arrow::datatypes::Schema>,
-    ) -> Result<Vec<DataFile>, WriteError> {
+        partition_columns: usize,
+    ) -> Result<Vec<(DataFile, Option<Vec<u8>>)>, WriteError> {
         let target = WriteTarget {
             prefix: self.prefix.clone(),
             format,
@@ -121,6 +124,7 @@ impl StagedWrite {
             file_schema: file_schema
                 .map(WriteTarget::encode_file_schema)
                 .transpose()?,
+            partition_columns,
         };
         let plan = StagedWriteNode::new(input, target)?.into_plan();
         let physical = state.create_physical_plan(&plan).await?;
@@ -129,10 +133,11 @@ impl StagedWrite {
         let mut files = Vec::new();
         for batch in batches {
             let column = |i: usize| batch.column(i).as_any();
-            let (Some(paths), Some(sizes), Some(rows)) = (
+            let (Some(paths), Some(sizes), Some(rows), Some(partitions)) = (
                 column(0).downcast_ref::<StringArray>(),
                 column(1).downcast_ref::<UInt64Array>(),
                 column(2).downcast_ref::<UInt64Array>(),
+                column(3).downcast_ref::<BinaryArray>(),
             ) else {
                 return Err(DataFusionError::Internal(
                     "a write task reported files in an unexpected shape".to_string(),
@@ -140,11 +145,15 @@ impl StagedWrite {
                 .into());
             };
             for row in 0..paths.len() {
-                files.push(DataFile {
+                let file = DataFile {
                     path: paths.value(row).to_string(),
                     size_bytes: sizes.value(row),
                     row_count: rows.value(row),
-                });
+                };
+                let partition = partitions
+                    .is_valid(row)
+                    .then(|| partitions.value(row).to_vec());
+                files.push((file, partition));
             }
         }
         Ok(files)

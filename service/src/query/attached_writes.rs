@@ -3,6 +3,8 @@
 
 use super::QueryEngine;
 use super::prepared::PreparedStatement;
+use super::table_properties::TableProperties;
+use crate::catalogs::CreateRequest;
 use crate::error::QueryError;
 use crate::session::SessionSettings;
 use datafusion::common::{ResolvedTableReference, TableReference};
@@ -13,13 +15,14 @@ use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 impl QueryEngine {
     /// Runs `plan` when it creates, writes or drops a table of an attached catalog; `None`
     /// when it does not name one. `create_has_query` says whether a CREATE TABLE was written
-    /// with `AS <query>`.
+    /// with `AS <query>`, and `properties` are its `WITH (...)` properties.
     pub(super) async fn attached_write(
         &self,
         plan: &LogicalPlan,
         state: &mut SessionState,
         session: &SessionSettings,
         create_has_query: bool,
+        properties: &TableProperties,
     ) -> Option<Result<PreparedStatement, QueryError>> {
         let attached = self.attached_catalogs();
         if attached.is_empty() {
@@ -70,6 +73,10 @@ impl QueryEngine {
                         name.catalog
                     ))));
                 }
+                let properties = match properties.iceberg() {
+                    Ok(properties) => properties,
+                    Err(err) => return Some(Err(err)),
+                };
                 let schema = cmd.input.schema().as_arrow().clone();
                 let input = create_has_query.then(|| cmd.input.as_ref().clone());
                 let has_query = input.is_some();
@@ -80,14 +87,12 @@ impl QueryEngine {
                     },
                     false => None,
                 };
-                let create = attached.create_table(
-                    &name,
-                    &schema,
-                    input,
-                    cmd.if_not_exists,
-                    state,
-                    committed,
-                );
+                let request = CreateRequest {
+                    schema: &schema,
+                    partitioning: &properties.partitioning,
+                    if_not_exists: cmd.if_not_exists,
+                };
+                let create = attached.create_table(&name, &request, input, state, committed);
                 let rows = match &slot {
                     Some(slot) => self.within_time_limit(slot, create).await,
                     None => create.await,

@@ -21,6 +21,7 @@ mod own_statements;
 mod parse;
 mod prepared;
 mod run;
+mod table_properties;
 
 use parse::*;
 use prepared::*;
@@ -418,6 +419,7 @@ impl QueryEngine {
         let mut statement = statement;
         self.resolve_file_references(&mut state, session, &mut statement)
             .await?;
+        let properties = table_properties::TableProperties::take(&mut statement)?;
         if let DFStatement::Statement(ast_statement) = &statement
             && let ast::Statement::Use(target) = ast_statement.as_ref()
         {
@@ -499,10 +501,17 @@ impl QueryEngine {
         refuse_session_statements(&plan)?;
         // Tables of attached catalogs are created, written and dropped by their catalog.
         if let Some(done) = self
-            .attached_write(&plan, &mut state, session, create_has_query)
+            .attached_write(&plan, &mut state, session, create_has_query, &properties)
             .await
         {
             return done;
+        }
+        if !properties.is_empty() {
+            return Err(QueryError::NotSupported(
+                "table properties (WITH ...) on Osprey's own tables: they apply to the Iceberg \
+                 tables of attached catalogs so far"
+                    .to_string(),
+            ));
         }
         let lakehouse = &self.lakehouse;
         match plan {

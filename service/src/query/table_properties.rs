@@ -1,0 +1,147 @@
+//! `CREATE TABLE ... WITH (...)` properties, in Trino's names. DataFusion plans no table
+//! properties, so they are taken off the statement before it is planned, and read here for
+//! the Iceberg tables of attached catalogs:
+//!
+//! - `partitioning = ARRAY['day(ts)', 'bucket(id, 16)']`: the partition spec;
+//! - `format = 'PARQUET'`: the data file format (the only one Osprey writes);
+//! - `format_version = 2`: the table format version (the only one Osprey writes so far).
+
+use crate::error::QueryError;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{self, CreateTableOptions, SqlOption};
+
+/// The properties a `CREATE TABLE` statement was written with.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TableProperties {
+    entries: Vec<(String, ast::Expr)>,
+}
+
+/// What an Iceberg `CREATE TABLE` asks for beyond its columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct IcebergTableProperties {
+    /// Trino's partitioning expressions.
+    pub partitioning: Vec<String>,
+}
+
+const KNOWN: &str = "partitioning, format, format_version";
+
+impl TableProperties {
+    /// Takes the `WITH (...)` properties off `statement` when it is a `CREATE TABLE`.
+    pub(super) fn take(statement: &mut DFStatement) -> Result<Self, QueryError> {
+        let DFStatement::Statement(statement) = statement else {
+            return Ok(Self::default());
+        };
+        let ast::Statement::CreateTable(create) = statement.as_mut() else {
+            return Ok(Self::default());
+        };
+        let options = match std::mem::take(&mut create.table_options) {
+            CreateTableOptions::None => return Ok(Self::default()),
+            CreateTableOptions::With(options) => options,
+            other => {
+                return Err(QueryError::NotSupported(format!(
+                    "table options written as {other}: write them as WITH (name = value, ...)"
+                )));
+            }
+        };
+        let mut entries = Vec::with_capacity(options.len());
+        for option in options {
+            let SqlOption::KeyValue { key, value } = option else {
+                return Err(QueryError::InvalidStatement(format!(
+                    "table property {option}: write it as name = value"
+                )));
+            };
+            let name = key.value.to_ascii_lowercase();
+            if entries.iter().any(|(seen, _)| *seen == name) {
+                return Err(QueryError::InvalidStatement(format!(
+                    "the table property {name} is given twice"
+                )));
+            }
+            entries.push((name, value));
+        }
+        Ok(Self { entries })
+    }
+
+    /// Whether the statement had none.
+    pub(super) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The properties of an Iceberg table.
+    pub(super) fn iceberg(&self) -> Result<IcebergTableProperties, QueryError> {
+        let mut properties = IcebergTableProperties::default();
+        for (name, value) in &self.entries {
+            match name.as_str() {
+                "partitioning" => properties.partitioning = string_array(name, value)?,
+                "format" => {
+                    let format = string(name, value)?;
+                    if !format.eq_ignore_ascii_case("parquet") {
+                        return Err(QueryError::NotSupported(format!(
+                            "format = '{format}': Osprey writes Iceberg data files as PARQUET"
+                        )));
+                    }
+                }
+                "format_version" => {
+                    let version = number(name, value)?;
+                    if version != "2" {
+                        return Err(QueryError::NotSupported(format!(
+                            "format_version = {version}: Osprey creates Iceberg tables of \
+                             format version 2 so far"
+                        )));
+                    }
+                }
+                "location"
+                | "sorted_by"
+                | "extra_properties"
+                | "orc_bloom_filter_columns"
+                | "parquet_bloom_filter_columns"
+                | "max_commit_retry"
+                | "object_store_layout_enabled"
+                | "data_location" => {
+                    return Err(QueryError::NotSupported(format!(
+                        "the table property {name}; Osprey takes {KNOWN}"
+                    )));
+                }
+                other => {
+                    return Err(QueryError::InvalidStatement(format!(
+                        "unknown table property {other}; the properties are {KNOWN}"
+                    )));
+                }
+            }
+        }
+        Ok(properties)
+    }
+}
+
+fn string(name: &str, value: &ast::Expr) -> Result<String, QueryError> {
+    match value {
+        ast::Expr::Value(value) => match &value.value {
+            ast::Value::SingleQuotedString(text) => Ok(text.clone()),
+            _ => Err(expected(name, "a string", value)),
+        },
+        other => Err(expected(name, "a string", other)),
+    }
+}
+
+fn number(name: &str, value: &ast::Expr) -> Result<String, QueryError> {
+    match value {
+        ast::Expr::Value(value) => match &value.value {
+            ast::Value::Number(number, _) => Ok(number.clone()),
+            ast::Value::SingleQuotedString(text) => Ok(text.clone()),
+            _ => Err(expected(name, "a number", value)),
+        },
+        other => Err(expected(name, "a number", other)),
+    }
+}
+
+fn string_array(name: &str, value: &ast::Expr) -> Result<Vec<String>, QueryError> {
+    match value {
+        ast::Expr::Array(array) => array.elem.iter().map(|e| string(name, e)).collect(),
+        other => Err(expected(name, "an ARRAY of strings", other)),
+    }
+}
+
+fn expected(name: &str, what: &str, value: &dyn std::fmt::Display) -> QueryError {
+    QueryError::InvalidStatement(format!(
+        "the table property {name} takes {what}, not {value}"
+    ))
+}
