@@ -464,28 +464,7 @@ impl QueryEngine {
             Ok(plan) => plan,
             Err(err) => return Err(listings::suggest_table(&state, err.into()).await),
         };
-        let plan = match parameters {
-            Some(values) => plan.with_param_values(ParamValues::List(
-                values.into_iter().map(ScalarAndMetadata::from).collect(),
-            ))?,
-            None => {
-                let placeholders = plan.get_parameter_fields()?;
-                if !placeholders.is_empty() {
-                    let mut names: Vec<&String> = placeholders.keys().collect();
-                    names.sort();
-                    return Err(QueryError::InvalidStatement(format!(
-                        "the statement has placeholders ({}) but no parameter values: bind \
-                         them through the driver (a prepared statement with parameters)",
-                        names
-                            .iter()
-                            .map(|n| n.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-                plan
-            }
-        };
+        let plan = bind_parameters(plan, parameters)?;
         let plan = self.check_plan(session, plan)?;
         match &plan {
             LogicalPlan::Statement(Statement::SetVariable(set)) => {

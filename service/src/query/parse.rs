@@ -46,3 +46,27 @@ pub(super) fn refuse_session_statements(plan: &LogicalPlan) -> Result<(), QueryE
     }
     Ok(())
 }
+
+/// `plan` with the parameter values bound through the driver; a plan with placeholders and no
+/// values is refused by name.
+pub(super) fn bind_parameters(
+    plan: LogicalPlan,
+    parameters: Option<Vec<ScalarValue>>,
+) -> Result<LogicalPlan, QueryError> {
+    let Some(values) = parameters else {
+        let placeholders = plan.get_parameter_fields()?;
+        if !placeholders.is_empty() {
+            let mut names: Vec<&str> = placeholders.keys().map(String::as_str).collect();
+            names.sort();
+            return Err(QueryError::InvalidStatement(format!(
+                "the statement has placeholders ({}) but no parameter values: bind them \
+                 through the driver (a prepared statement with parameters)",
+                names.join(", ")
+            )));
+        }
+        return Ok(plan);
+    };
+    Ok(plan.with_param_values(ParamValues::List(
+        values.into_iter().map(ScalarAndMetadata::from).collect(),
+    ))?)
+}
