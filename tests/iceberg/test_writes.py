@@ -231,7 +231,7 @@ def test_create_ctas_and_drop_in_attached_catalogs(osprey, tmp_path):
         run(osprey, "DROP TABLE ddl_rest.db.cubes")
         assert "cubes" not in [t[1] for t in sql_catalog.list_tables("db")]
 
-        assert "INSERT INTO" in error_of(osprey, "DELETE FROM ddl_sql.db.empty WHERE id = 1")
+        assert "DELETE" in error_of(osprey, "UPDATE ddl_sql.db.empty SET id = 2 WHERE id = 1")
     finally:
         run(osprey, "DROP CATALOG ddl_sql")
         run(osprey, "DROP CATALOG ddl_rest")

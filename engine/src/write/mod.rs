@@ -97,6 +97,10 @@ pub struct WriteTarget {
     /// tasks and sorted by it within each, so a key's rows go to as few files as they fill.
     #[serde(default)]
     pub partition_columns: usize,
+    /// Input columns (by index) each task's rows are sorted by after the partition key, so
+    /// each file holds them in that order (position delete files must be sorted by position).
+    #[serde(default)]
+    pub sort_columns: Vec<usize>,
 }
 
 impl WriteTarget {
@@ -250,12 +254,22 @@ impl ExecutionPlan for StagedWriteExec {
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
-        let requirement = self.partition_key().and_then(|key| {
-            LexRequirement::new(
-                key.into_iter()
-                    .map(|expr| PhysicalSortRequirement::new(expr, None)),
-            )
-        });
+        let schema = self.input.schema();
+        let sorted = self
+            .target
+            .sort_columns
+            .iter()
+            .filter(|index| **index < schema.fields().len())
+            .map(|index| {
+                Arc::new(Column::new(schema.field(*index).name(), *index)) as Arc<dyn PhysicalExpr>
+            });
+        let requirement = LexRequirement::new(
+            self.partition_key()
+                .unwrap_or_default()
+                .into_iter()
+                .chain(sorted)
+                .map(|expr| PhysicalSortRequirement::new(expr, None)),
+        );
         vec![requirement.map(OrderingRequirements::new)]
     }
 

@@ -9,9 +9,13 @@ use super::deletes::ScanDeletes;
 use super::field_ids::FieldIdAdapterFactory;
 use super::name_mapping::NameMapping;
 use super::source::IcebergSource;
+use datafusion::arrow::datatypes::FieldRef;
 use datafusion::common::{DataFusionError, Result};
-use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::physical_plan::{
+    FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
+};
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::bytes::{
@@ -64,7 +68,7 @@ impl ScanCodec {
             DataFusionError::Internal(format!("cannot encode an Iceberg scan: {err}"))
         })?;
         let parquet = FileScanConfigBuilder::from(config.clone())
-            .with_source(Arc::clone(source.inner()))
+            .with_source(virtual_as_partition_columns(source.inner())?)
             .with_expr_adapter(None)
             .build();
         let parquet = physical_plan_to_bytes_with_proto_converter(
@@ -99,8 +103,9 @@ impl ScanCodec {
             physical_plan_from_bytes_with_proto_converter(parquet, ctx, codec, proto_converter)?;
         let config = Self::parquet_config(parquet.as_ref()).ok_or_else(undecodable)?;
         let name_mapping = extras.name_mapping.map(Arc::new);
-        let source = IcebergSource::new(Arc::clone(config.file_source()), extras.deletes)
-            .with_name_mapping(name_mapping.clone());
+        let inner = partition_columns_as_virtual(config.file_source())?;
+        let source =
+            IcebergSource::new(inner, extras.deletes).with_name_mapping(name_mapping.clone());
         let config = FileScanConfigBuilder::from(config.clone())
             .with_source(Arc::new(source))
             .with_expr_adapter(Some(Arc::new(FieldIdAdapterFactory::new(name_mapping))))
@@ -112,5 +117,67 @@ impl ScanCodec {
         plan.downcast_ref::<DataSourceExec>()?
             .data_source()
             .downcast_ref::<FileScanConfig>()
+    }
+}
+
+/// datafusion-proto keeps a scan's partition columns but not its virtual ones (the `_pos` of
+/// `IcebergTable::with_row_ids`): they travel as trailing partition columns, whose fields
+/// keep the extension type that marks them, and [`partition_columns_as_virtual`] moves them
+/// back. Column indices are the same either way (virtual columns follow partition columns).
+fn virtual_as_partition_columns(inner: &Arc<dyn FileSource>) -> Result<Arc<dyn FileSource>> {
+    let table_schema = inner.table_schema();
+    if table_schema.virtual_columns().is_empty() {
+        return Ok(Arc::clone(inner));
+    }
+    let partition: Vec<FieldRef> = table_schema
+        .table_partition_cols()
+        .iter()
+        .chain(table_schema.virtual_columns().iter())
+        .cloned()
+        .collect();
+    let schema = TableSchema::builder(Arc::clone(table_schema.file_schema()))
+        .with_table_partition_cols(partition)
+        .build();
+    rebuilt(inner, schema)
+}
+
+/// Undoes [`virtual_as_partition_columns`] on a decoded scan.
+fn partition_columns_as_virtual(inner: &Arc<dyn FileSource>) -> Result<Arc<dyn FileSource>> {
+    let table_schema = inner.table_schema();
+    let is_virtual = |field: &FieldRef| {
+        field
+            .extension_type_name()
+            .is_some_and(|name| name.starts_with("parquet.virtual."))
+    };
+    let (virtual_columns, partition): (Vec<FieldRef>, Vec<FieldRef>) = table_schema
+        .table_partition_cols()
+        .iter()
+        .cloned()
+        .partition(is_virtual);
+    if virtual_columns.is_empty() {
+        return Ok(Arc::clone(inner));
+    }
+    let schema = TableSchema::builder(Arc::clone(table_schema.file_schema()))
+        .with_table_partition_cols(partition)
+        .with_virtual_columns(virtual_columns)
+        .build();
+    rebuilt(inner, schema)
+}
+
+/// The Parquet source `inner` over `schema` (the same columns in the same order), with its
+/// options and projection. It has no predicate: scans with virtual columns filter above.
+fn rebuilt(inner: &Arc<dyn FileSource>, schema: TableSchema) -> Result<Arc<dyn FileSource>> {
+    let parquet = inner.downcast_ref::<ParquetSource>().ok_or_else(|| {
+        DataFusionError::Internal("an Iceberg scan over a source that is not Parquet".into())
+    })?;
+    let source: Arc<dyn FileSource> = Arc::new(
+        ParquetSource::new(schema)
+            .with_table_parquet_options(parquet.table_parquet_options().clone()),
+    );
+    match inner.projection() {
+        Some(projection) => source.try_pushdown_projection(projection)?.ok_or_else(|| {
+            DataFusionError::Internal("a Parquet scan that refused its projection".into())
+        }),
+        None => Ok(source),
     }
 }

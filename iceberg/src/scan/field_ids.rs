@@ -84,9 +84,21 @@ impl PhysicalExprAdapter for FieldIdAdapter {
             let Some(column) = expr.downcast_ref::<Column>() else {
                 return Ok(Transformed::no(expr));
             };
-            let Ok(logical) = self.logical.field_with_name(column.name()) else {
-                // Not a table column (a virtual column): left as it is.
-                return Ok(Transformed::no(expr));
+            let logical = match self.logical.field_with_name(column.name()) {
+                Ok(logical) if !is_virtual(logical) => logical,
+                // A virtual column the reader makes: DataFusion appends it to the file's
+                // columns it gives the adapter, so it is read at its index there.
+                Ok(_) => match self.physical.index_of(column.name()) {
+                    Ok(index) => {
+                        return Ok(Transformed::yes(Arc::new(Column::new(
+                            column.name(),
+                            index,
+                        ))));
+                    }
+                    Err(_) => return Ok(Transformed::no(expr)),
+                },
+                // Not a table column: left as it is.
+                Err(_) => return Ok(Transformed::no(expr)),
             };
             Ok(Transformed::yes(self.column(logical)?))
         })
@@ -142,8 +154,20 @@ fn is_nested(data_type: &DataType) -> bool {
 fn with_field_ids(fields: &Fields, mapping: Option<&[MappedField]>) -> Result<Fields> {
     fields
         .iter()
-        .map(|field| with_field_id(field, mapping, None))
+        .map(|field| match is_virtual(field) {
+            true => Ok(Arc::clone(field)),
+            false => with_field_id(field, mapping, None),
+        })
         .collect()
+}
+
+/// Whether `field` is a column the Parquet reader makes rather than reads (the row number of
+/// `_pos`, see `IcebergTable::with_row_ids`).
+fn is_virtual(field: &Field) -> bool {
+    // The Parquet reader's virtual columns are marked by extension types of this prefix.
+    field
+        .extension_type_name()
+        .is_some_and(|name| name.starts_with("parquet.virtual."))
 }
 
 /// One field of [`with_field_ids`]; `alias` is the name the mapping may know it by (`element`

@@ -25,7 +25,7 @@ use datafusion::physical_expr::PhysicalSortExpr;
 use datafusion::physical_expr::projection::ProjectionExprs;
 use datafusion::physical_expr::{LexOrdering, PhysicalExpr};
 use datafusion::physical_plan::DisplayFormatType;
-use datafusion::physical_plan::filter_pushdown::FilterPushdownPropagation;
+use datafusion::physical_plan::filter_pushdown::{FilterPushdownPropagation, PushedDown};
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::sort_pushdown::SortOrderPushdownResult;
 use datafusion_datasource::morsel::{Morsel, MorselPlan, MorselPlanner, Morselizer};
@@ -133,9 +133,12 @@ impl FileSource for IcebergSource {
             return Ok(inner);
         }
         let table = Arc::clone(self.inner.table_schema().file_schema());
+        // The projection may name columns beyond the file's (the `_file` and `_pos` of
+        // row-level changes): it is projected from the whole table schema.
+        let whole = self.inner.table_schema().table_schema();
         let output = match self.inner.projection() {
-            Some(projection) => Arc::new(projection.project_schema(&table)?),
-            None => Arc::clone(&table),
+            Some(projection) => Arc::new(projection.project_schema(whole)?),
+            None => Arc::clone(whole),
         };
         Ok(Box::new(DeletingMorselizer {
             inner: Arc::from(inner),
@@ -216,6 +219,15 @@ impl FileSource for IcebergSource {
         filters: Vec<Arc<dyn PhysicalExpr>>,
         config: &ConfigOptions,
     ) -> Result<FilterPushdownPropagation<Arc<dyn FileSource>>> {
+        // DataFusion 55 evaluates a pushed-down predicate against the file's columns with
+        // the table's column indices when a scan has both partition values and virtual
+        // columns (DELETE's `_file` and `_pos`), and panics: such a scan keeps its filter
+        // above it, and is still pruned by manifests and file metrics when planned.
+        if !self.inner.table_schema().virtual_columns().is_empty() {
+            return Ok(FilterPushdownPropagation::with_parent_pushdown_result(
+                vec![PushedDown::No; filters.len()],
+            ));
+        }
         let mut result = self.inner.try_pushdown_filters(filters, config)?;
         result.updated_node = result.updated_node.map(|inner| self.wrap(inner));
         Ok(result)

@@ -24,8 +24,10 @@ pub struct AddedFile {
     pub size: i64,
     /// Its rows and column metrics.
     pub metrics: WrittenMetrics,
-    /// Its partition values, one per field of the table's default spec.
+    /// Its partition values, one per field of its partition spec.
     pub partition: Vec<ScalarValue>,
+    /// For a position delete file: the one data file its deletes are in.
+    pub referenced_data_file: Option<String>,
 }
 
 /// An `int -> <value_type>` map of a data file (counts are `long`, bounds `bytes`), as the
@@ -62,7 +64,8 @@ fn manifest_entry_schema(partition: &str) -> String {
     {},
     {{"name": "split_offsets", "field-id": 132, "default": null,
       "type": ["null", {{"type": "array", "items": "long", "element-id": 133}}]}},
-    {{"name": "sort_order_id", "type": ["null", "int"], "default": null, "field-id": 140}}
+    {{"name": "sort_order_id", "type": ["null", "int"], "default": null, "field-id": 140}},
+    {{"name": "referenced_data_file", "type": ["null", "string"], "default": null, "field-id": 143}}
   ]}}}}
 ]}}"#,
         partition,
@@ -153,11 +156,13 @@ fn entries<T>(map: &BTreeMap<i32, T>, value: impl Fn(&T) -> Value) -> Value {
     )))
 }
 
-/// The bytes of a manifest listing `files` as added by `snapshot_id` (their sequence numbers
-/// inherited from the manifest list). `schema_json` is the table's current schema as metadata
-/// stores it; `spec_id` and `spec` the partition spec the files were written with.
-pub fn write_data_manifest(
+/// The bytes of a manifest listing `files` (data files, or position delete files with
+/// `deletes`) as added by `snapshot_id` (their sequence numbers inherited from the manifest
+/// list). `schema_json` is the table's current schema as metadata stores it; `spec_id` and
+/// `spec` the partition spec the files were written with.
+pub fn write_manifest(
     files: &[AddedFile],
+    deletes: bool,
     snapshot_id: i64,
     schema_json: &str,
     schema_id: i32,
@@ -184,7 +189,10 @@ pub fn write_data_manifest(
         ),
         ("partition-spec-id", spec_id.to_string()),
         ("format-version", "2".to_string()),
-        ("content", "data".to_string()),
+        (
+            "content",
+            if deletes { "deletes" } else { "data" }.to_string(),
+        ),
     ] {
         writer
             .add_user_metadata(key.to_string(), value)
@@ -193,7 +201,7 @@ pub fn write_data_manifest(
     for file in files {
         let metrics = &file.metrics;
         let data_file = Value::Record(vec![
-            ("content".to_string(), Value::Int(0)),
+            ("content".to_string(), Value::Int(i32::from(deletes))),
             (
                 "file_path".to_string(),
                 Value::String(file.location.clone()),
@@ -233,6 +241,10 @@ pub fn write_data_manifest(
             ),
             ("split_offsets".to_string(), optional(None)),
             ("sort_order_id".to_string(), optional(None)),
+            (
+                "referenced_data_file".to_string(),
+                optional(file.referenced_data_file.clone().map(Value::String)),
+            ),
         ]);
         let entry = Value::Record(vec![
             ("status".to_string(), Value::Int(1)),

@@ -192,14 +192,17 @@ pub struct WritePartitionField {
 /// The default spec of `metadata` as a write computes it, after checking that Osprey can
 /// write each field (top-level primitive sources, known transforms).
 pub fn write_spec(metadata: &TableMetadata) -> Result<Vec<WritePartitionField>, IcebergError> {
+    spec_fields(metadata, metadata.default_spec_id)
+}
+
+/// The spec `spec_id` of `metadata` as a write computes it (see [`write_spec`]).
+pub(crate) fn spec_fields(
+    metadata: &TableMetadata,
+    spec_id: i32,
+) -> Result<Vec<WritePartitionField>, IcebergError> {
     let spec: &PartitionSpec = metadata
-        .partition_spec(metadata.default_spec_id)
-        .ok_or_else(|| {
-            IcebergError::Invalid(format!(
-                "the default partition spec {} is missing",
-                metadata.default_spec_id
-            ))
-        })?;
+        .partition_spec(spec_id)
+        .ok_or_else(|| IcebergError::Invalid(format!("the partition spec {spec_id} is missing")))?;
     let schema = metadata.current_schema();
     spec.fields
         .iter()

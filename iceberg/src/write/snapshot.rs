@@ -25,6 +25,28 @@ pub struct AppendSummary {
     pub added_records: i64,
     /// Their bytes.
     pub added_size: i64,
+    /// Position delete files added.
+    pub added_delete_files: i64,
+    /// Rows they delete.
+    pub added_position_deletes: i64,
+    /// Their bytes.
+    pub added_delete_size: i64,
+}
+
+impl AppendSummary {
+    /// The snapshot's operation: `overwrite` when it replaces or deletes data it also adds
+    /// to, `delete` when it only deletes, else `append`.
+    fn operation(&self) -> &'static str {
+        match (
+            self.replaces_all,
+            self.added_delete_files > 0,
+            self.added_files > 0,
+        ) {
+            (true, _, _) | (false, true, true) => "overwrite",
+            (false, true, false) => "delete",
+            (false, false, _) => "append",
+        }
+    }
 }
 
 /// The snapshot a commit adds.
@@ -153,12 +175,7 @@ fn push(object: &mut Map<String, Value>, key: &str, value: Value) {
 /// them (or there is no parent).
 fn summary_json(summary: AppendSummary, parent: Option<&Value>, parent_id: Option<i64>) -> Value {
     let mut out = Map::new();
-    let operation = if summary.replaces_all {
-        "overwrite"
-    } else {
-        "append"
-    };
-    out.insert("operation".into(), json!(operation));
+    out.insert("operation".into(), json!(summary.operation()));
     out.insert(
         "added-data-files".into(),
         json!(summary.added_files.to_string()),
@@ -169,8 +186,17 @@ fn summary_json(summary: AppendSummary, parent: Option<&Value>, parent_id: Optio
     );
     out.insert(
         "added-files-size".into(),
-        json!(summary.added_size.to_string()),
+        json!((summary.added_size + summary.added_delete_size).to_string()),
     );
+    if summary.added_delete_files > 0 {
+        for key in ["added-delete-files", "added-position-delete-files"] {
+            out.insert(key.into(), json!(summary.added_delete_files.to_string()));
+        }
+        out.insert(
+            "added-position-deletes".into(),
+            json!(summary.added_position_deletes.to_string()),
+        );
+    }
     let parent_total = |key: &str| -> Option<i64> {
         match (parent, parent_id) {
             (_, None) => Some(0),
@@ -197,9 +223,12 @@ fn summary_json(summary: AppendSummary, parent: Option<&Value>, parent_id: Optio
     for (key, added) in [
         ("total-data-files", summary.added_files),
         ("total-records", summary.added_records),
-        ("total-files-size", summary.added_size),
-        ("total-delete-files", 0),
-        ("total-position-deletes", 0),
+        (
+            "total-files-size",
+            summary.added_size + summary.added_delete_size,
+        ),
+        ("total-delete-files", summary.added_delete_files),
+        ("total-position-deletes", summary.added_position_deletes),
         ("total-equality-deletes", 0),
     ] {
         if let Some(before) = total(key) {
@@ -254,6 +283,7 @@ mod tests {
             added_files: 2,
             added_records: 10,
             added_size: 100,
+            ..AppendSummary::default()
         };
         let current: Value = serde_json::from_slice(current).unwrap();
         let snapshot = snapshot_json(&current, &snapshot, summary);

@@ -16,6 +16,7 @@
 //! Every statement sees the attached catalogs through [`AttachedCatalogs::overlay`], which adds
 //! them to the session's catalogs before the policy chooses what the session sees.
 
+mod deletes;
 mod properties;
 mod provider;
 pub(crate) mod sql;
@@ -204,6 +205,20 @@ impl AttachedCatalogs {
             overwrite,
         )
         .await
+    }
+
+    /// `DELETE FROM` a table of an attached catalog, `input` being the rows to delete (the
+    /// DML plan's input); the rows deleted.
+    pub(crate) async fn delete(
+        &self,
+        name: &ResolvedTableReference,
+        state: &SessionState,
+        committed: &CommittedCatalog,
+        input: LogicalPlan,
+    ) -> Result<u64, QueryError> {
+        let provider = self.provider(&name.catalog)?;
+        let target = provider.target();
+        deletes::delete(&target, &name.schema, &name.table, state, committed, input).await
     }
 
     /// `CREATE TABLE [IF NOT EXISTS] ... [WITH (...)] [AS SELECT]` in an attached catalog; the

@@ -36,17 +36,33 @@ pub(super) struct CatalogTarget<'a> {
     pub storage: &'a Arc<osprey_engine::StorageRegistry>,
 }
 
-/// Writes `input` into `namespace.table` (replacing every file with `overwrite`) and commits
-/// it; returns the rows written.
-pub(super) async fn insert(
+/// A table of an attached catalog, opened for a write.
+pub(super) struct OpenedTable {
+    /// `catalog.namespace.table`, for messages.
+    pub subject: String,
+    /// The store its files are written through (vended credentials included).
+    pub store_url: datafusion::execution::object_store::ObjectStoreUrl,
+    /// That store.
+    pub store: Arc<dyn object_store::ObjectStore>,
+    /// Its current metadata.
+    pub metadata: osprey_iceberg::TableMetadata,
+    /// Its location, without a trailing `/`.
+    pub location: String,
+}
+
+impl OpenedTable {
+    /// The error of `err` for this table.
+    pub fn failed(&self, err: osprey_iceberg::IcebergError) -> QueryError {
+        iceberg_query_error(&self.subject, err)
+    }
+}
+
+/// Loads `namespace.table` for a write, after checking that Osprey writes it.
+pub(super) async fn open(
     target: &CatalogTarget<'_>,
     namespace: &str,
     table: &str,
-    state: &SessionState,
-    committed: &CommittedCatalog,
-    input: LogicalPlan,
-    overwrite: bool,
-) -> Result<u64, QueryError> {
+) -> Result<OpenedTable, QueryError> {
     let subject = format!("{}.{namespace}.{table}", target.catalog_name);
     let failed = |err| iceberg_query_error(&subject, err);
     target.client.check_writable().map_err(failed)?;
@@ -78,6 +94,76 @@ pub(super) async fn insert(
     };
     osprey_iceberg::check_writable(&metadata).map_err(failed)?;
     target.locations.check_unprotected(&metadata.location)?;
+    let location = metadata.location.trim_end_matches('/').to_string();
+    Ok(OpenedTable {
+        subject,
+        store_url,
+        store,
+        metadata,
+        location,
+    })
+}
+
+/// A staged write of files under the table's `data/` directory.
+pub(super) async fn stage(
+    target: &CatalogTarget<'_>,
+    committed: &CommittedCatalog,
+    opened: &OpenedTable,
+) -> Result<StagedWrite, QueryError> {
+    let table_path = StoreLocation::parse(&opened.location)
+        .and_then(|root| root.path_of(&opened.location))
+        .map_err(|err| opened.failed(err))?;
+    let write_id = uuid::Uuid::new_v4().to_string();
+    // The staging prefix names the store the files are written through.
+    let prefix = format!("{}{table_path}/data/{write_id}/", opened.store_url.as_str());
+    Ok(StagedWrite::begin(committed, Arc::clone(target.runtime), write_id, prefix).await?)
+}
+
+/// Runs `commit` as a task of its own, keeping `write`'s files when it commits (or may have)
+/// and deleting them when it fails. A statement cancelled or timed out while the catalog
+/// commits must neither delete files a committed snapshot references nor leave the files of
+/// a failed commit behind: the task decides, whatever becomes of the statement.
+pub(super) async fn commit_detached(
+    opened: &OpenedTable,
+    write: StagedWrite,
+    commit: impl Future<Output = Result<osprey_iceberg::AppendOutcome, osprey_iceberg::IcebergError>>
+    + Send
+    + 'static,
+) -> Result<(), QueryError> {
+    write.forget().await?;
+    let task = tokio::spawn(async move {
+        let outcome = commit.await;
+        match &outcome {
+            // A commit that may have happened keeps its files.
+            Ok(_) | Err(osprey_iceberg::IcebergError::CommitStateUnknown(_)) => write.published(),
+            // The write is dropped: its files are deleted.
+            Err(_) => std::mem::drop(write),
+        }
+        outcome
+    });
+    match task.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => Err(opened.failed(err)),
+        Err(join) => Err(QueryError::Execution(format!(
+            "the commit of {} stopped: {join}",
+            opened.subject
+        ))),
+    }
+}
+
+/// Writes `input` into `namespace.table` (replacing every file with `overwrite`) and commits
+/// it; returns the rows written.
+pub(super) async fn insert(
+    target: &CatalogTarget<'_>,
+    namespace: &str,
+    table: &str,
+    state: &SessionState,
+    committed: &CommittedCatalog,
+    input: LogicalPlan,
+    overwrite: bool,
+) -> Result<u64, QueryError> {
+    let opened = open(target, namespace, table).await?;
+    let metadata = &opened.metadata;
     // An overwrite replaces what the statement read (the snapshot its query's scan pinned,
     // else the one loaded now): any commit since conflicts with it.
     let mode = match overwrite {
@@ -87,19 +173,11 @@ pub(super) async fn insert(
         },
         false => osprey_iceberg::WriteMode::Append,
     };
-
-    let table_location = metadata.location.trim_end_matches('/').to_string();
-    let table_path = StoreLocation::parse(&table_location)
-        .and_then(|root| root.path_of(&table_location))
-        .map_err(failed)?;
-    let write_id = uuid::Uuid::new_v4().to_string();
-    // The staging prefix names the store the files are written through.
-    let prefix = format!("{}{table_path}/data/{write_id}/", store_url.as_str());
-    let write = StagedWrite::begin(committed, Arc::clone(target.runtime), write_id, prefix).await?;
+    let write = stage(target, committed, &opened).await?;
     // The files' schema is the table's, field ids included, whatever the plan keeps: each
-    // batch is cast to it as it is written. Its
-    // top-level columns are optional, so that a null in a required column reaches the commit,
-    // which refuses it by name from the files' null counts.
+    // batch is cast to it as it is written. Its top-level columns are optional, so that a
+    // null in a required column reaches the commit, which refuses it by name from the files'
+    // null counts.
     let table_schema = metadata.current_schema().to_arrow();
     let file_schema = datafusion::arrow::datatypes::Schema::new_with_metadata(
         table_schema
@@ -111,7 +189,7 @@ pub(super) async fn insert(
     );
     // A partitioned table's rows carry their partition values, computed by the executors
     // that write them (see `partition_key_columns`).
-    let spec = osprey_iceberg::write_spec(&metadata).map_err(failed)?;
+    let spec = osprey_iceberg::write_spec(metadata).map_err(|err| opened.failed(err))?;
     let input = partition_key_columns(input, &spec, &table_schema)?;
     let files = write
         .run_as(
@@ -120,6 +198,7 @@ pub(super) async fn insert(
             WriteFormat::Parquet,
             Some(&file_schema),
             spec.len(),
+            Vec::new(),
         )
         .await?;
     let rows = files.iter().map(|(file, _)| file.row_count).sum();
@@ -127,7 +206,7 @@ pub(super) async fn insert(
         .iter()
         .map(|(file, partition)| {
             Ok(osprey_iceberg::NewDataFile {
-                location: file_location(&table_location, &file.path),
+                location: file_location(&opened.location, &file.path),
                 size: file.size_bytes,
                 partition: match partition {
                     Some(key) => partition_values(key)?,
@@ -137,15 +216,11 @@ pub(super) async fn insert(
         })
         .collect::<Result<Vec<_>, QueryError>>()?;
     let spec_id = metadata.default_spec_id;
-    write.forget().await?;
-    // The commit runs as a task of its own: a statement cancelled or timed out while the
-    // catalog commits must neither delete files a committed snapshot references nor leave
-    // the files of a failed commit behind. The task decides, whatever becomes of the
-    // statement.
     let client = Arc::clone(target.client);
     let (namespace, table) = (namespace.to_string(), table.to_string());
-    let commit = tokio::spawn(async move {
-        let outcome = osprey_iceberg::append_files(
+    let store = Arc::clone(&opened.store);
+    let commit = async move {
+        osprey_iceberg::append_files(
             client.as_ref(),
             &namespace,
             &table,
@@ -154,22 +229,10 @@ pub(super) async fn insert(
             spec_id,
             mode,
         )
-        .await;
-        match &outcome {
-            // A commit that may have happened keeps its data files.
-            Ok(_) | Err(osprey_iceberg::IcebergError::CommitStateUnknown(_)) => write.published(),
-            // The write is dropped: its files are deleted.
-            Err(_) => std::mem::drop(write),
-        }
-        outcome
-    });
-    match commit.await {
-        Ok(Ok(_)) => Ok(rows),
-        Ok(Err(err)) => Err(failed(err)),
-        Err(join) => Err(QueryError::Execution(format!(
-            "the commit of {subject} stopped: {join}"
-        ))),
-    }
+        .await
+    };
+    commit_detached(&opened, write, commit).await?;
+    Ok(rows)
 }
 
 /// `input` with a column per partition field after the table's columns: the field's
@@ -209,7 +272,7 @@ fn partition_key_columns(
 }
 
 /// The partition values a write reported for one file.
-fn partition_values(key: &[u8]) -> Result<Vec<ScalarValue>, QueryError> {
+pub(super) fn partition_values(key: &[u8]) -> Result<Vec<ScalarValue>, QueryError> {
     let batch = osprey_engine::decode_partition_key(key)?;
     batch
         .columns()
@@ -297,7 +360,7 @@ pub(super) async fn drop(
 
 /// The location of a written file (`path` in the table's store) in the form of the table's
 /// location: `s3://bucket/path`, `file:///path`, or `/path`.
-fn file_location(table_location: &str, path: &str) -> String {
+pub(super) fn file_location(table_location: &str, path: &str) -> String {
     match table_location.split_once("://") {
         Some(("file", _)) => format!("file:///{path}"),
         Some((scheme, rest)) => {
@@ -310,7 +373,7 @@ fn file_location(table_location: &str, path: &str) -> String {
 
 /// The snapshot of `catalog.namespace.table` that `input` scans, when it scans that table
 /// (`Some(None)`: the table had no snapshot).
-fn snapshot_read(
+pub(super) fn snapshot_read(
     input: &LogicalPlan,
     catalog: &str,
     namespace: &str,

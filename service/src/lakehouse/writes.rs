@@ -102,13 +102,16 @@ impl StagedWrite {
         input: LogicalPlan,
         format: WriteFormat,
     ) -> Result<Vec<DataFile>, WriteError> {
-        let files = self.run_as(state, input, format, None, 0).await?;
+        let files = self
+            .run_as(state, input, format, None, 0, Vec::new())
+            .await?;
         Ok(files.into_iter().map(|(file, _)| file).collect())
     }
 
     /// [`StagedWrite::run`], with files of exactly `file_schema` (field metadata included)
-    /// when given, and partitioned by the input's last `partition_columns` columns: each file
-    /// comes with its partition key (see `osprey_engine::decode_partition_key`).
+    /// when given, partitioned by the input's last `partition_columns` columns (each file
+    /// comes with its partition key, see `osprey_engine::decode_partition_key`), and each
+    /// file's rows sorted by the input columns `sort_columns`.
     pub async fn run_as(
         &self,
         state: &SessionState,
@@ -116,6 +119,7 @@ impl StagedWrite {
         format: WriteFormat,
         file_schema: Option<&datafusion::arrow::datatypes::Schema>,
         partition_columns: usize,
+        sort_columns: Vec<usize>,
     ) -> Result<Vec<(DataFile, Option<Vec<u8>>)>, WriteError> {
         let target = WriteTarget {
             prefix: self.prefix.clone(),
@@ -125,6 +129,7 @@ impl StagedWrite {
                 .map(WriteTarget::encode_file_schema)
                 .transpose()?,
             partition_columns,
+            sort_columns,
         };
         let plan = StagedWriteNode::new(input, target)?.into_plan();
         let physical = state.create_physical_plan(&plan).await?;

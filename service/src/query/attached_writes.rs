@@ -54,9 +54,19 @@ impl QueryEngine {
                             Err(err) => Err(err),
                         }
                     }
+                    WriteOp::Delete => match self.admit_write(state, session).await {
+                        Ok(slot) => {
+                            let input = dml.input.as_ref().clone();
+                            let delete = attached.delete(&name, state, committed, input);
+                            self.within_time_limit(&slot, delete)
+                                .await
+                                .map(|rows| PreparedStatement::done("DELETE", rows))
+                        }
+                        Err(err) => Err(err),
+                    },
                     other => Err(QueryError::NotSupported(format!(
                         "{other} on {name}: Osprey writes the Iceberg tables of attached catalogs \
-                         with INSERT INTO and INSERT OVERWRITE so far"
+                         with INSERT INTO, INSERT OVERWRITE and DELETE so far"
                     ))),
                 }
             }

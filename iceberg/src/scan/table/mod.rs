@@ -4,17 +4,21 @@
 //! the files it found: executors never look at "current" again, so a query reads one snapshot
 //! from start to end while other engines commit.
 
-use super::deletes::{DataFileDeletes, DeleteFile, DeleteKind, ScanDeletes};
+mod deletes;
+mod row_ids;
+
+pub use row_ids::{FILE_COLUMN, POSITION_COLUMN};
+
+use super::deletes::DeleteKind;
 use super::field_ids::FieldIdAdapterFactory;
 use super::location::StoreLocation;
 use super::name_mapping::{NAME_MAPPING_PROPERTY, NameMapping};
 use super::source::IcebergSource;
 use crate::error::IcebergError;
-use crate::manifest::FileContent;
 use crate::manifest::{ManifestContent, ManifestFile};
 use crate::metadata::{Snapshot, TableMetadata};
 use crate::partition::Transform;
-use crate::plan::{LiveFile, ManifestCache, SnapshotFiles, manifest_files, snapshot_manifests};
+use crate::plan::{ManifestCache, SnapshotFiles, manifest_files, snapshot_manifests};
 use crate::prune::{Pruner, column_statistics};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
@@ -48,6 +52,8 @@ pub struct IcebergTable {
     definition: Option<String>,
     /// Manifests read before, shared by the tables of one coordinator.
     manifest_cache: Option<Arc<ManifestCache>>,
+    /// Whether each row says where it is (`_file`, `_pos`; see [`IcebergTable::with_row_ids`]).
+    row_ids: bool,
 }
 
 impl IcebergTable {
@@ -79,6 +85,7 @@ impl IcebergTable {
             view_types,
             definition: None,
             manifest_cache: None,
+            row_ids: false,
         })
     }
 
@@ -288,13 +295,22 @@ impl IcebergTable {
                 .min_by_key(|(_, bytes)| **bytes)
                 .expect("at least one group");
             sizes[smallest] += size;
-            groups[smallest].push(PartitionedFile::new(path.to_string(), size));
+            let mut partitioned = PartitionedFile::new(path.to_string(), size);
+            if self.row_ids {
+                partitioned = partitioned.with_partition_values(Self::file_values(file));
+            }
+            groups[smallest].push(partitioned);
         }
-        let groups: Vec<FileGroup> = groups
+        let mut groups: Vec<FileGroup> = groups
             .into_iter()
             .filter(|group| !group.is_empty())
             .map(FileGroup::new)
             .collect();
+        // A scan with no file left still has one (empty) partition: plans that need a single
+        // partition above it (a write's sort) stay valid.
+        if groups.is_empty() {
+            groups.push(FileGroup::new(Vec::new()));
+        }
 
         // The files' rows, exact when no delete applies to any of them: DataFusion plans joins
         // by them, and answers `count(*)` from them when nothing filters.
@@ -309,7 +325,7 @@ impl IcebergTable {
         statistics.column_statistics =
             column_statistics(&self.schema, &self.metadata, &files.data, exact);
         statistics.total_byte_size = Precision::Inexact(bytes as usize);
-        let parquet = ParquetSource::new(Arc::clone(&self.schema))
+        let parquet = ParquetSource::new(self.scan_schema())
             .with_table_parquet_options(state.table_options().parquet.clone());
         // The projection goes into the Parquet source before it is wrapped: the wrapper
         // refuses to narrow a scan with equality deletes afterwards.
@@ -344,91 +360,6 @@ impl IcebergTable {
             })
             .collect::<Vec<_>>();
         Ok(Arc::new(ProjectionExec::try_new(columns, scan)?))
-    }
-
-    /// Which delete files apply to which data files: by sequence number, by partition, and by
-    /// the data file a deletion vector or file-scoped position delete names.
-    fn deletes(&self, files: &SnapshotFiles) -> Result<ScanDeletes> {
-        let mut scan = ScanDeletes::default();
-        if files.deletes.is_empty() {
-            return Ok(scan);
-        }
-        for data in &files.data {
-            let applying: Vec<DeleteFile> = files
-                .deletes_for(data)
-                .filter(|delete| self.applies(delete, data))
-                .map(|delete| self.delete_file(delete))
-                .collect::<Result<_>>()?;
-            if applying.is_empty() {
-                continue;
-            }
-            scan.files.insert(
-                self.location.path_of(&data.file.file_path)?.to_string(),
-                DataFileDeletes {
-                    location: data.file.file_path.clone(),
-                    record_count: data.file.record_count.max(0) as u64,
-                    deletes: applying,
-                },
-            );
-        }
-        Ok(scan)
-    }
-
-    fn applies(&self, delete: &LiveFile, data: &LiveFile) -> bool {
-        if let Some(referenced) = &delete.file.referenced_data_file {
-            return *referenced == data.file.file_path;
-        }
-        // An unpartitioned delete applies to every partition; a partitioned one to its own.
-        let unpartitioned = self
-            .metadata
-            .partition_spec(delete.partition_spec_id)
-            .is_none_or(|spec| spec.fields.is_empty());
-        unpartitioned
-            || (delete.partition_spec_id == data.partition_spec_id
-                && delete.file.partition_key == data.file.partition_key)
-    }
-
-    fn delete_file(&self, delete: &LiveFile) -> Result<DeleteFile> {
-        let file = &delete.file;
-        let kind = match file.content {
-            FileContent::EqualityDeletes => DeleteKind::Equality {
-                field_ids: file.equality_ids.clone(),
-            },
-            FileContent::PositionDeletes if file.file_format == "PUFFIN" => {
-                match (file.content_offset, file.content_size_in_bytes) {
-                    (Some(offset), Some(length)) if offset >= 0 && length >= 0 => {
-                        DeleteKind::Vector {
-                            offset: offset as u64,
-                            length: length as u64,
-                        }
-                    }
-                    _ => {
-                        return Err(IcebergError::Invalid(format!(
-                            "deletion vector {} without its content offset and size",
-                            file.file_path
-                        ))
-                        .into());
-                    }
-                }
-            }
-            FileContent::PositionDeletes => DeleteKind::Positions,
-            FileContent::Data => {
-                return Err(DataFusionError::Internal("a data file as a delete".into()));
-            }
-        };
-        if !matches!(file.file_format.as_str(), "PARQUET" | "PUFFIN") {
-            return Err(IcebergError::Unsupported(format!(
-                "{} delete files ({})",
-                file.file_format, file.file_path
-            ))
-            .into());
-        }
-        Ok(DeleteFile {
-            path: self.location.path_of(&file.file_path)?.to_string(),
-            location: file.file_path.clone(),
-            size: file.file_size_in_bytes.max(0) as u64,
-            kind,
-        })
     }
 }
 

@@ -1,0 +1,407 @@
+//! One commit of a change to a table, retried on top of other writers' commits (spec: "Commit
+//! Conflict Resolution and Retry").
+//!
+//! Each attempt writes the change's manifests (one per partition spec and content), a
+//! manifest list (those manifests, and the parent snapshot's unless the change replaces every
+//! file) and, for catalogs that point at metadata files, the next metadata file; then asks the
+//! catalog to commit (a compare-and-swap of the metadata location, or REST's `updateTable`
+//! with the requirement that `main` has not moved). When another writer came first, the table
+//! is loaded again, the change is checked against what was committed meanwhile
+//! ([`Change::check`]), and the snapshot is rebuilt on top. Whatever a failed attempt wrote is
+//! deleted, except after [`IcebergError::CommitStateUnknown`]: the commit may have happened.
+
+use super::manifests::{self, AddedFile};
+use super::partition_values;
+use super::partitioning::WritePartitionField;
+use super::snapshot::{self, AppendSummary, NewSnapshot};
+use super::{AppendOutcome, WriteMode, check_writable};
+use crate::catalog::{IcebergCatalog, SnapshotCommit};
+use crate::error::IcebergError;
+use crate::manifest::{ManifestContent, ManifestCounts, ManifestFile, read_manifest_list};
+use crate::metadata::TableMetadata;
+use crate::scan::location::StoreLocation;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A table as loaded for a write: its metadata, parsed, and the file's JSON (kept whole for
+/// the next metadata).
+pub(super) struct Current {
+    pub location: String,
+    pub metadata: TableMetadata,
+    pub json: serde_json::Value,
+}
+
+/// The files of one new manifest: all data files or all position delete files, of one
+/// partition spec.
+pub(super) struct ManifestGroup {
+    /// Whether the files are position delete files.
+    pub deletes: bool,
+    /// The partition spec they were written with.
+    pub spec_id: i32,
+    /// Its fields.
+    pub spec: Vec<WritePartitionField>,
+    /// The files.
+    pub files: Vec<AddedFile>,
+}
+
+/// What one commit adds.
+pub(super) struct Change {
+    /// The new manifests' files.
+    pub groups: Vec<ManifestGroup>,
+    /// How they join the table.
+    pub mode: WriteMode,
+    /// What they add, for the snapshot's summary.
+    pub summary: AppendSummary,
+    /// The schema the data files were written with.
+    pub schema_id: i32,
+}
+
+impl Change {
+    /// Whether the change can be committed on top of `current`: the schema and the spec the
+    /// files were written with are still the table's, and nothing committed since the
+    /// snapshot the statement read conflicts with it.
+    fn check(&self, current: &Current, namespace: &str, name: &str) -> Result<(), IcebergError> {
+        let conflict = |why: &str| {
+            IcebergError::CommitConflict(format!(
+                "{namespace}.{name}: {why} while Osprey wrote to it; run the statement again"
+            ))
+        };
+        check_writable(&current.metadata)?;
+        if current.metadata.current_schema().schema_id != self.schema_id {
+            return Err(conflict("its schema changed"));
+        }
+        let data_spec = self.groups.iter().find(|g| !g.deletes).map(|g| g.spec_id);
+        if data_spec.is_some_and(|id| id != current.metadata.default_spec_id) {
+            return Err(conflict("its partitioning changed"));
+        }
+        let now = current.metadata.current_snapshot().map(|s| s.snapshot_id);
+        match self.mode {
+            WriteMode::Append => Ok(()),
+            WriteMode::Overwrite { base } if now != base => {
+                Err(conflict("another writer committed"))
+            }
+            WriteMode::Overwrite { .. } => Ok(()),
+            WriteMode::RowDelta { base, serializable } => {
+                for snapshot in since(&current.metadata, base) {
+                    let operation = snapshot.summary.get("operation").map(String::as_str);
+                    // Appends add files the statement did not see: under serializable
+                    // isolation (the default) they might have held rows it would change.
+                    if serializable || operation != Some("append") {
+                        return Err(conflict(&format!(
+                            "another writer committed (snapshot {}, {})",
+                            snapshot.snapshot_id,
+                            operation.unwrap_or("an unknown operation")
+                        )));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The snapshots of `main` after `base`, newest first.
+fn since(metadata: &TableMetadata, base: Option<i64>) -> Vec<&crate::metadata::Snapshot> {
+    let mut out = Vec::new();
+    let mut next = metadata.current_snapshot();
+    while let Some(snapshot) = next {
+        if Some(snapshot.snapshot_id) == base {
+            break;
+        }
+        out.push(snapshot);
+        next = snapshot
+            .parent_snapshot_id
+            .and_then(|parent| metadata.snapshot(parent));
+    }
+    out
+}
+
+/// Commits `change` to `namespace.name` of `catalog`, loaded as `current`, retrying as the
+/// table's `commit.retry.*` properties say; `store` is the table's object store.
+pub(super) async fn commit(
+    catalog: &dyn IcebergCatalog,
+    namespace: &str,
+    name: &str,
+    store: Arc<dyn ObjectStore>,
+    mut current: Current,
+    change: Change,
+) -> Result<AppendOutcome, IcebergError> {
+    change.check(&current, namespace, name)?;
+    let table = StoreLocation::parse(&current.metadata.location)?;
+    let metadata_dir = format!(
+        "{}/metadata",
+        current.metadata.location.trim_end_matches('/')
+    );
+    let write_id = uuid::Uuid::new_v4();
+    let retry = RetryPolicy::of(&current.metadata);
+    let mut written = Written::new(Arc::clone(&store));
+    let mut attempt = 0u32;
+    let result = loop {
+        attempt += 1;
+        let snapshot_id = snapshot::new_snapshot_id(&current.metadata);
+        let sequence_number = current.metadata.last_sequence_number + 1;
+        // Manifests per attempt: their entries name the attempt's snapshot id (their
+        // sequence numbers are inherited from the manifest list).
+        let mut listed = Vec::new();
+        for (index, group) in change.groups.iter().enumerate() {
+            let location = format!("{metadata_dir}/{write_id}-m{attempt}-{index}.avro");
+            let bytes = manifests::write_manifest(
+                &group.files,
+                group.deletes,
+                snapshot_id,
+                &current_schema_json(&current),
+                change.schema_id,
+                group.spec_id,
+                &group.spec,
+            )?;
+            listed.push(manifest_entry(
+                group,
+                location.clone(),
+                bytes.len(),
+                snapshot_id,
+                sequence_number,
+            ));
+            written.create(&table.path_of(&location)?, bytes).await?;
+        }
+        let parent = current.metadata.current_snapshot().cloned();
+        if let Some(parent) = parent.as_ref().filter(|_| !change.mode.replaces_all()) {
+            let Some(list) = &parent.manifest_list else {
+                break Err(IcebergError::Unsupported(
+                    "a snapshot without a manifest list (v1's inline manifests), which Osprey \
+                     does not write on top of"
+                        .to_string(),
+                ));
+            };
+            let bytes = read(store.as_ref(), &table.path_of(list)?).await?;
+            listed.extend(read_manifest_list(&bytes)?);
+        }
+        let list_location = format!("{metadata_dir}/snap-{snapshot_id}-{attempt}-{write_id}.avro");
+        let list_bytes = manifests::write_manifest_list(
+            &listed,
+            snapshot_id,
+            parent.as_ref().map(|p| p.snapshot_id),
+            sequence_number,
+        )?;
+        written
+            .create(&table.path_of(&list_location)?, list_bytes)
+            .await?;
+        let new_snapshot = NewSnapshot {
+            snapshot_id,
+            parent_snapshot_id: parent.as_ref().map(|p| p.snapshot_id),
+            sequence_number,
+            timestamp_ms: now_ms(),
+            manifest_list: list_location,
+            schema_id: change.schema_id,
+        };
+        let snapshot = snapshot::snapshot_json(&current.json, &new_snapshot, change.summary);
+        let mut metadata_location = String::new();
+        if !catalog.writes_metadata() {
+            metadata_location = snapshot::next_metadata_location(&current.location, &metadata_dir);
+            let next = snapshot::append_metadata(&current.json, &current.location, &snapshot)?;
+            written
+                .create(&table.path_of(&metadata_location)?, next)
+                .await?;
+        }
+        let commit = SnapshotCommit {
+            base_location: current.location.clone(),
+            base_snapshot_id: new_snapshot.parent_snapshot_id,
+            snapshot,
+            metadata_location,
+        };
+        match catalog.commit_snapshot(namespace, name, &commit).await {
+            Ok(true) => {
+                break Ok(AppendOutcome {
+                    snapshot_id,
+                    attempts: attempt,
+                });
+            }
+            Err(IcebergError::CommitStateUnknown(message)) => {
+                // The commit may have happened: what it references must stay.
+                return Err(IcebergError::CommitStateUnknown(message));
+            }
+            Ok(false) if attempt <= retry.retries => {
+                written.delete_all().await;
+                tracing::info!(table = %format!("{namespace}.{name}"), attempt, "an Iceberg commit lost to another writer's; retrying on top of it");
+                tokio::time::sleep(retry.wait(attempt)).await;
+                current = load(catalog, namespace, name, store.as_ref()).await?;
+                if let Err(err) = change.check(&current, namespace, name) {
+                    break Err(err);
+                }
+            }
+            Ok(false) => {
+                break Err(IcebergError::CommitConflict(format!(
+                    "{namespace}.{name}: other writers committed first {attempt} times; \
+                     run the statement again"
+                )));
+            }
+            Err(err) => break Err(err),
+        }
+    };
+    if result.is_err() {
+        written.delete_all().await;
+    }
+    result
+}
+
+/// The manifest list's entry for a new manifest of `group`.
+fn manifest_entry(
+    group: &ManifestGroup,
+    path: String,
+    length: usize,
+    snapshot_id: i64,
+    sequence_number: i64,
+) -> ManifestFile {
+    let rows: i64 = group.files.iter().map(|f| f.metrics.record_count).sum();
+    ManifestFile {
+        path,
+        length: length as i64,
+        partition_spec_id: group.spec_id,
+        content: match group.deletes {
+            true => ManifestContent::Deletes,
+            false => ManifestContent::Data,
+        },
+        sequence_number,
+        min_sequence_number: sequence_number,
+        added_snapshot_id: snapshot_id,
+        counts: ManifestCounts {
+            added_files: Some(group.files.len() as i64),
+            existing_files: Some(0),
+            deleted_files: Some(0),
+            added_rows: Some(rows),
+            existing_rows: Some(0),
+            deleted_rows: Some(0),
+        },
+        partitions: partition_values::summaries(
+            &group.spec,
+            group.files.iter().map(|f| f.partition.as_slice()),
+        ),
+    }
+}
+
+/// The current schema of `current` as its metadata file spells it (for manifest headers).
+fn current_schema_json(current: &Current) -> String {
+    let id = i64::from(current.metadata.current_schema().schema_id);
+    current.json["schemas"]
+        .as_array()
+        .and_then(|schemas| schemas.iter().find(|s| s["schema-id"].as_i64() == Some(id)))
+        .or_else(|| current.json.get("schema"))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+        .to_string()
+}
+
+/// Loads the current metadata of `namespace.name`, text and all.
+pub(super) async fn load(
+    catalog: &dyn IcebergCatalog,
+    namespace: &str,
+    name: &str,
+    store: &dyn ObjectStore,
+) -> Result<Current, IcebergError> {
+    let loaded = catalog
+        .load_table(namespace, name)
+        .await?
+        .ok_or_else(|| IcebergError::Catalog(format!("{namespace}.{name} does not exist")))?;
+    let location = loaded.metadata_location;
+    let path = StoreLocation::parse(&location)?.path_of(&location)?;
+    let text = read(store, &path).await?;
+    let metadata = TableMetadata::from_json(&text)?;
+    let json = serde_json::from_slice(&text)
+        .map_err(|err| IcebergError::Invalid(format!("{location}: {err}")))?;
+    Ok(Current {
+        location,
+        metadata,
+        json,
+    })
+}
+
+async fn read(store: &dyn ObjectStore, path: &Path) -> Result<Vec<u8>, IcebergError> {
+    let fail =
+        |err: object_store::Error| IcebergError::Invalid(format!("cannot read {path}: {err}"));
+    Ok(store
+        .get(path)
+        .await
+        .map_err(fail)?
+        .bytes()
+        .await
+        .map_err(fail)?
+        .to_vec())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The table's `commit.retry.*` properties.
+struct RetryPolicy {
+    retries: u32,
+    min_wait: Duration,
+    max_wait: Duration,
+}
+
+impl RetryPolicy {
+    fn of(metadata: &TableMetadata) -> Self {
+        let property = |key: &str, default: u64| {
+            metadata
+                .properties
+                .get(key)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        Self {
+            retries: property("commit.retry.num-retries", 4) as u32,
+            min_wait: Duration::from_millis(property("commit.retry.min-wait-ms", 100)),
+            max_wait: Duration::from_millis(property("commit.retry.max-wait-ms", 60_000)),
+        }
+    }
+
+    /// The wait before retry `attempt` (1-based): doubling from the minimum, with jitter.
+    fn wait(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .min_wait
+            .saturating_mul(1 << attempt.min(16).saturating_sub(1));
+        let capped = doubled.min(self.max_wait);
+        let jitter = (uuid::Uuid::new_v4().as_u128() % 100) as u32;
+        capped.mul_f64(0.9 + f64::from(jitter) / 1000.0)
+    }
+}
+
+/// Files a commit attempt wrote, deleted when it does not become the table's.
+struct Written {
+    store: Arc<dyn ObjectStore>,
+    paths: Vec<Path>,
+}
+
+impl Written {
+    fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            store,
+            paths: Vec::new(),
+        }
+    }
+
+    /// Writes a new file (never over an existing one).
+    async fn create(&mut self, path: &Path, bytes: Vec<u8>) -> Result<(), IcebergError> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        self.store
+            .put_opts(path, bytes.into(), options)
+            .await
+            .map_err(|err| IcebergError::Invalid(format!("cannot write {path}: {err}")))?;
+        self.paths.push(path.clone());
+        Ok(())
+    }
+
+    async fn delete_all(&mut self) {
+        for path in self.paths.drain(..) {
+            if let Err(err) = self.store.delete(&path).await {
+                tracing::warn!(%path, error = %err, "cannot delete a file of a failed Iceberg commit");
+            }
+        }
+    }
+}

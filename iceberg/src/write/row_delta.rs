@@ -1,0 +1,159 @@
+//! Deleting rows by position, merge-on-read (spec: "Position Delete Files"): Osprey's
+//! executors write, for each data file with rows to delete, one Parquet file of `file_path`
+//! and `pos` (sorted by position); here each becomes a file-scoped position delete file
+//! (`referenced_data_file`) in the data file's partition, and all are committed as one
+//! `delete` snapshot on top of the snapshot the statement read.
+
+use super::commit::{self, Change, ManifestGroup, load};
+use super::manifests::AddedFile;
+use super::metrics::parquet_metrics;
+use super::partition_values::partition_type;
+use super::partitioning::spec_fields;
+use super::snapshot::AppendSummary;
+use super::{AppendOutcome, WriteMode, check_writable};
+use crate::catalog::IcebergCatalog;
+use crate::error::IcebergError;
+use crate::plan::{LiveFile, snapshot_files};
+use crate::prune::decode;
+use crate::scan::location::StoreLocation;
+use crate::schema::{FIELD_ID_KEY, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
+use datafusion::common::ScalarValue;
+use object_store::ObjectStore;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// The reserved field id of a position delete file's `file_path`.
+const FILE_PATH_ID: i32 = 2147483546;
+/// The reserved field id of a position delete file's `pos`.
+const POS_ID: i32 = 2147483545;
+
+/// The Arrow schema of position delete files, with the spec's reserved field ids.
+pub fn position_delete_schema() -> ArrowSchema {
+    let field = |name: &str, data_type: DataType, id: i32| {
+        Field::new(name, data_type, false)
+            .with_metadata(HashMap::from([(FIELD_ID_KEY.to_string(), id.to_string())]))
+    };
+    ArrowSchema::new(vec![
+        field("file_path", DataType::Utf8, FILE_PATH_ID),
+        field("pos", DataType::Int64, POS_ID),
+    ])
+}
+
+/// The same schema as Iceberg's, for the delete files' metrics.
+fn iceberg_schema() -> Result<Schema, IcebergError> {
+    Schema::from_json(
+        &serde_json::json!({"type": "struct", "schema-id": 0, "fields": [
+            {"id": FILE_PATH_ID, "name": "file_path", "required": true, "type": "string"},
+            {"id": POS_ID, "name": "pos", "required": true, "type": "long"},
+        ]}),
+    )
+}
+
+/// A position delete file a write produced: every position in it is in `data_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionDeleteFile {
+    /// Its full location, under the table's location.
+    pub location: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The data file its positions are in, as the metadata names it.
+    pub data_file: String,
+}
+
+/// Commits `files` to `namespace.name` of `catalog` as one `delete` snapshot; `base` is the
+/// snapshot the statement read (whose data files the positions are in) and `store` the
+/// table's object store.
+pub async fn delete_rows(
+    catalog: &dyn IcebergCatalog,
+    namespace: &str,
+    name: &str,
+    store: Arc<dyn ObjectStore>,
+    files: Vec<PositionDeleteFile>,
+    base: i64,
+) -> Result<AppendOutcome, IcebergError> {
+    let current = load(catalog, namespace, name, store.as_ref()).await?;
+    check_writable(&current.metadata)?;
+    let metadata = &current.metadata;
+    let snapshot = metadata.snapshot(base).ok_or_else(|| {
+        IcebergError::CommitConflict(format!(
+            "{namespace}.{name}: the snapshot {base} the statement read was expired meanwhile; \
+             run the statement again"
+        ))
+    })?;
+    let table = StoreLocation::parse(&metadata.location)?;
+    let live = snapshot_files(store.as_ref(), snapshot, |file| table.path_of(file)).await?;
+    let data_files: HashMap<&str, &LiveFile> = live
+        .data
+        .iter()
+        .map(|file| (file.file.file_path.as_str(), file))
+        .collect();
+    let schema = iceberg_schema()?;
+    let mut groups: BTreeMap<i32, ManifestGroup> = BTreeMap::new();
+    let mut summary = AppendSummary::default();
+    for file in files {
+        let Some(data) = data_files.get(file.data_file.as_str()) else {
+            return Err(IcebergError::Invalid(format!(
+                "a position delete file names {}, which is not a data file of snapshot {base}",
+                file.data_file
+            )));
+        };
+        let group = match groups.entry(data.partition_spec_id) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => entry.insert(ManifestGroup {
+                deletes: true,
+                spec_id: data.partition_spec_id,
+                spec: spec_fields(metadata, data.partition_spec_id)?,
+                files: Vec::new(),
+            }),
+        };
+        let partition = partition_of(data, group)?;
+        let path = table.path_of(&file.location)?;
+        let metrics = parquet_metrics(Arc::clone(&store), &path, file.size, &schema).await?;
+        summary.added_delete_files += 1;
+        summary.added_position_deletes += metrics.record_count;
+        summary.added_delete_size += file.size as i64;
+        group.files.push(AddedFile {
+            location: file.location,
+            size: file.size as i64,
+            metrics,
+            partition,
+            referenced_data_file: Some(file.data_file),
+        });
+    }
+    let serializable = metadata
+        .properties
+        .get("write.delete.isolation-level")
+        .is_none_or(|level| !level.eq_ignore_ascii_case("snapshot"));
+    let change = Change {
+        groups: groups.into_values().collect(),
+        mode: WriteMode::RowDelta {
+            base: Some(base),
+            serializable,
+        },
+        summary,
+        schema_id: metadata.current_schema().schema_id,
+    };
+    commit::commit(catalog, namespace, name, store, current, change).await
+}
+
+/// The partition values of `data` (as its manifest serialized them) under `group`'s spec.
+fn partition_of(data: &LiveFile, group: &ManifestGroup) -> Result<Vec<ScalarValue>, IcebergError> {
+    group
+        .spec
+        .iter()
+        .enumerate()
+        .map(|(index, field)| {
+            let serialized = data.file.metrics.partition.get(index).cloned().flatten();
+            match serialized {
+                None => Ok(ScalarValue::Null),
+                Some(bytes) => decode(partition_type(field)?, &bytes).ok_or_else(|| {
+                    IcebergError::Invalid(format!(
+                        "the partition value of {} in {} does not read",
+                        field.field.name, data.file.file_path
+                    ))
+                }),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,123 @@
+"""DELETE on the Iceberg tables of an attached catalog, merge-on-read: Osprey writes position
+delete files and commits a `delete` snapshot; pyiceberg (the independent reader) reads the
+table without the deleted rows, and keeps writing to it."""
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.manifest import DataFileContent
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.transforms import BucketTransform, IdentityTransform
+from pyiceberg.types import LongType, NestedField, StringType
+
+from conftest import run
+
+SCHEMA = Schema(
+    NestedField(1, "id", LongType(), required=True),
+    NestedField(2, "region", StringType()),
+)
+
+
+@pytest.fixture(scope="module")
+def lake(osprey, tmp_path_factory):
+    """A pyiceberg SqlCatalog `dels` on SQLite, attached to Osprey as `d`."""
+    root = tmp_path_factory.mktemp("iceberg-deletes")
+    (root / "warehouse").mkdir()
+    catalog = SqlCatalog("dels", uri=f"sqlite:///{root}/catalog.db",
+                         warehouse=f"file://{root}/warehouse")
+    catalog.create_namespace("db")
+    run(osprey, f"CREATE CATALOG d USING iceberg WITH (type = 'sql', "
+                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'dels')")
+    yield catalog
+    run(osprey, "DROP CATALOG d")
+
+
+def rows(n, start=0):
+    return pa.Table.from_pylist([{"id": i, "region": f"r{i % 4}"} for i in range(start, start + n)],
+                                schema=SCHEMA.as_arrow())
+
+
+def ids(table):
+    return sorted(table.refresh().scan().to_arrow().column("id").to_pylist())
+
+
+def deleted(osprey, sql):
+    """The row count a DELETE reports."""
+    return run(osprey, sql).to_pylist()[0]
+
+
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_delete_writes_position_deletes_pyiceberg_applies(osprey, lake, partitioned):
+    spec = PartitionSpec(
+        PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="region"),
+        PartitionField(source_id=1, field_id=1001, transform=BucketTransform(2), name="id_bucket"),
+    ) if partitioned else PartitionSpec()
+    name = f"db.events_{'parted' if partitioned else 'flat'}"
+    table = lake.create_table(name, SCHEMA, partition_spec=spec)
+    table.append(rows(50))                       # pyiceberg's data files
+    osprey_name = f"d.{name}"
+    run(osprey, f"INSERT INTO {osprey_name} SELECT id, 'r' || CAST(id % 4 AS VARCHAR) AS region "
+                f"FROM (SELECT unnest(range(50, 120)) AS id)")  # Osprey's
+    before = table.refresh().current_snapshot().snapshot_id
+
+    # Rows of both writers' files, in every partition.
+    count = deleted(osprey, f"DELETE FROM {osprey_name} WHERE id % 3 = 0")
+    expected = [i for i in range(120) if i % 3 != 0]
+    assert list(count.values()) == [120 - len(expected)]
+    assert ids(table) == expected
+    got = run(osprey, f"SELECT id FROM {osprey_name} ORDER BY id").column("id").to_pylist()
+    assert got == expected
+
+    # One `delete` snapshot of file-scoped position delete files, on top of the one read.
+    snapshot = table.refresh().current_snapshot()
+    assert snapshot.parent_snapshot_id == before
+    assert snapshot.summary.operation.value == "delete"
+    assert snapshot.summary["added-position-deletes"] == str(120 - len(expected))
+    tasks = list(table.scan().plan_files())
+    partition_of = {task.file.file_path: task.file.partition for task in tasks}
+    deletes = {delete.file_path: delete for task in tasks for delete in task.delete_files}
+    assert deletes
+    for delete in deletes.values():
+        assert delete.content == DataFileContent.POSITION_DELETES
+        # File-scoped: every position in a delete file is in one data file, whose
+        # partition the delete file is in.
+        paths = pq.ParquetFile(delete.file_path.removeprefix("file://")).read().column("file_path")
+        [data_file] = set(paths.to_pylist())
+        assert delete.partition == partition_of[data_file]
+
+    # Deleted rows are not deleted again: the second DELETE counts only what is left.
+    count = deleted(osprey, f"DELETE FROM {osprey_name} WHERE id < 10")
+    assert list(count.values()) == [len([i for i in expected if i < 10])]
+    expected = [i for i in expected if i >= 10]
+    assert ids(table) == expected
+
+    # Nothing matches: nothing is committed.
+    snapshots = len(table.refresh().snapshots())
+    assert list(deleted(osprey, f"DELETE FROM {osprey_name} WHERE id > 1000").values()) == [0]
+    assert len(table.refresh().snapshots()) == snapshots
+
+    # pyiceberg keeps writing: an append, and its own (copy-on-write) delete.
+    table.refresh().append(rows(5, start=500))
+    table.refresh().delete("id == 11")
+    expected = [i for i in expected if i != 11] + list(range(500, 505))
+    got = run(osprey, f"SELECT id FROM {osprey_name} ORDER BY id").column("id").to_pylist()
+    assert got == sorted(expected) == ids(table)
+
+    # Without WHERE, every row goes.
+    assert list(deleted(osprey, f"DELETE FROM {osprey_name}").values()) == [len(expected)]
+    assert ids(table) == []
+    assert run(osprey, f"SELECT count(*) AS n FROM {osprey_name}").to_pylist() == [{"n": 0}]
+
+
+def test_delete_with_a_subquery_and_time_travel_before_it(osprey, lake):
+    table = lake.create_table("db.accounts", SCHEMA)
+    table.append(rows(20))
+    lake.create_table("db.closed", SCHEMA).append(rows(3, start=5))
+    before = table.refresh().current_snapshot().snapshot_id
+    count = deleted(osprey, "DELETE FROM d.db.accounts WHERE id IN (SELECT id FROM d.db.closed)")
+    assert list(count.values()) == [3]
+    assert ids(table) == [i for i in range(20) if i not in (5, 6, 7)]
+    old = run(osprey, f"SELECT count(*) AS n FROM d.db.accounts FOR VERSION AS OF {before}")
+    assert old.to_pylist() == [{"n": 20}]
