@@ -65,7 +65,7 @@ pub use scan::table::{FILE_COLUMN, IcebergTable, POSITION_COLUMN};
 pub use schema::{FIELD_ID_KEY, NestedField, PrimitiveType, Schema, Type};
 pub use transform::{partition_transform_udf, result_arrow_type, transform_text};
 pub use write::{
-    AppendOutcome, NewDataFile, NewTable, PositionDeleteFile, WriteMode, WritePartitionField,
-    WrittenMetrics, append as append_files, check_writable, create_table, delete_rows,
-    parquet_metrics, position_delete_schema, schema_from_arrow, write_spec,
+    AppendOutcome, NewDataFile, NewTable, PositionDeleteFile, RowDelta, WriteMode,
+    WritePartitionField, WrittenMetrics, append as append_files, check_writable, commit_row_delta,
+    create_table, parquet_metrics, position_delete_schema, schema_from_arrow, write_spec,
 };

@@ -12,7 +12,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.transforms import BucketTransform, IdentityTransform
 from pyiceberg.types import LongType, NestedField, StringType
 
-from conftest import run
+from conftest import error_of, run
 
 SCHEMA = Schema(
     NestedField(1, "id", LongType(), required=True),
@@ -121,3 +121,38 @@ def test_delete_with_a_subquery_and_time_travel_before_it(osprey, lake):
     assert ids(table) == [i for i in range(20) if i not in (5, 6, 7)]
     old = run(osprey, f"SELECT count(*) AS n FROM d.db.accounts FOR VERSION AS OF {before}")
     assert old.to_pylist() == [{"n": 20}]
+
+
+def test_update_rewrites_the_changed_rows(osprey, lake):
+    spec = PartitionSpec(
+        PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="region"))
+    table = lake.create_table("db.prices", SCHEMA, partition_spec=spec)
+    table.append(rows(40))
+    run(osprey, "INSERT INTO d.db.prices SELECT id, 'r' || CAST(id % 4 AS VARCHAR) AS region "
+                "FROM (SELECT unnest(range(40, 60)) AS id)")
+    before = table.refresh().current_snapshot().snapshot_id
+
+    # Rows move between partitions too (region is the partition column).
+    count = deleted(osprey, "UPDATE d.db.prices SET region = 'moved', id = id + 1000 WHERE id % 5 = 0")
+    changed = [i for i in range(60) if i % 5 == 0]
+    assert list(count.values()) == [len(changed)]
+    expected = sorted([i for i in range(60) if i % 5 != 0] + [i + 1000 for i in changed])
+    assert ids(table) == expected
+    theirs = table.refresh().scan(row_filter="region == 'moved'").to_arrow()
+    assert sorted(theirs.column("id").to_pylist()) == [i + 1000 for i in changed]
+    got = run(osprey, "SELECT id, region FROM d.db.prices WHERE region = 'moved' ORDER BY id")
+    assert got.column("id").to_pylist() == [i + 1000 for i in changed]
+
+    # One snapshot: position deletes and the new rows, on top of the one read.
+    snapshot = table.refresh().current_snapshot()
+    assert snapshot.parent_snapshot_id == before
+    assert snapshot.summary.operation.value == "overwrite"
+    assert snapshot.summary["added-records"] == str(len(changed))
+    assert snapshot.summary["added-position-deletes"] == str(len(changed))
+
+    # Nothing matches: nothing is committed; UPDATE ... FROM is refused by name.
+    snapshots = len(table.refresh().snapshots())
+    assert list(deleted(osprey, "UPDATE d.db.prices SET id = 0 WHERE id < 0").values()) == [0]
+    assert len(table.refresh().snapshots()) == snapshots
+    message = error_of(osprey, "UPDATE d.db.prices SET id = 0 FROM d.db.prices AS other WHERE other.id = 1")
+    assert "FROM" in message, message

@@ -27,7 +27,7 @@ pub use manifests::AddedFile;
 pub use metrics::{WrittenMetrics, parquet_metrics};
 pub use new_table::{NewTable, create_table, schema_from_arrow};
 pub use partitioning::{WritePartitionField, write_spec};
-pub use row_delta::{PositionDeleteFile, delete_rows, position_delete_schema};
+pub use row_delta::{PositionDeleteFile, RowDelta, commit_row_delta, position_delete_schema};
 use snapshot::AppendSummary;
 
 pub(crate) use commit::now_ms;
@@ -116,14 +116,38 @@ pub async fn append(
 ) -> Result<AppendOutcome, IcebergError> {
     let current = load(catalog, namespace, name, store.as_ref()).await?;
     check_writable(&current.metadata)?;
-    let spec = write_spec(&current.metadata)?;
-    let table = StoreLocation::parse(&current.metadata.location)?;
-    let schema = current.metadata.current_schema().clone();
+    let group = data_group(&store, &current.metadata, files, spec_id).await?;
+    let mut summary = AppendSummary {
+        replaces_all: mode.replaces_all(),
+        ..AppendSummary::default()
+    };
+    summary.add_data(&group.files);
+    let change = Change {
+        groups: vec![group],
+        mode,
+        summary,
+        schema_id: current.metadata.current_schema().schema_id,
+    };
+    commit::commit(catalog, namespace, name, store, current, change).await
+}
 
+/// The new manifest's data files `files` (written with the default spec `spec_id`), with
+/// their metrics read from their footers. A required column must hold no null: the files say
+/// whether it does (top-level columns; a null inside a required nested field is not caught
+/// yet).
+async fn data_group(
+    store: &Arc<dyn ObjectStore>,
+    metadata: &TableMetadata,
+    files: Vec<NewDataFile>,
+    spec_id: i32,
+) -> Result<ManifestGroup, IcebergError> {
+    let spec = write_spec(metadata)?;
+    let table = StoreLocation::parse(&metadata.location)?;
+    let schema = metadata.current_schema();
     let mut added = Vec::with_capacity(files.len());
     for file in files {
         let path = table.path_of(&file.location)?;
-        let metrics = parquet_metrics(Arc::clone(&store), &path, file.size, &schema).await?;
+        let metrics = parquet_metrics(Arc::clone(store), &path, file.size, schema).await?;
         added.push(AddedFile {
             location: file.location,
             size: file.size as i64,
@@ -132,8 +156,6 @@ pub async fn append(
             referenced_data_file: None,
         });
     }
-    // A required column must hold no null: the files say whether it does (top-level
-    // columns; a null inside a required nested field is not caught yet).
     for field in schema.fields.iter().filter(|field| field.required) {
         let nulls: i64 = added
             .iter()
@@ -148,23 +170,10 @@ pub async fn append(
             )));
         }
     }
-    let summary = AppendSummary {
-        replaces_all: mode.replaces_all(),
-        added_files: added.len() as i64,
-        added_records: added.iter().map(|f| f.metrics.record_count).sum(),
-        added_size: added.iter().map(|f| f.size).sum(),
-        ..AppendSummary::default()
-    };
-    let change = Change {
-        groups: vec![ManifestGroup {
-            deletes: false,
-            spec_id,
-            spec,
-            files: added,
-        }],
-        mode,
-        summary,
-        schema_id: schema.schema_id,
-    };
-    commit::commit(catalog, namespace, name, store, current, change).await
+    Ok(ManifestGroup {
+        deletes: false,
+        spec_id,
+        spec,
+        files: added,
+    })
 }

@@ -1,8 +1,9 @@
-//! Deleting rows by position, merge-on-read (spec: "Position Delete Files"): Osprey's
-//! executors write, for each data file with rows to delete, one Parquet file of `file_path`
-//! and `pos` (sorted by position); here each becomes a file-scoped position delete file
-//! (`referenced_data_file`) in the data file's partition, and all are committed as one
-//! `delete` snapshot on top of the snapshot the statement read.
+//! Row-level changes, merge-on-read (spec: "Position Delete Files"): `DELETE` and `UPDATE`.
+//! Osprey's executors write, for each data file with rows to change, one Parquet file of
+//! `file_path` and `pos` (sorted by position); here each becomes a file-scoped position delete
+//! file (`referenced_data_file`) in the data file's partition. An UPDATE also writes the
+//! changed rows as new data files. All are committed as one snapshot (`delete`, or
+//! `overwrite` when rows are added) on top of the snapshot the statement read.
 
 use super::commit::{self, Change, ManifestGroup, load};
 use super::manifests::AddedFile;
@@ -10,7 +11,7 @@ use super::metrics::parquet_metrics;
 use super::partition_values::partition_type;
 use super::partitioning::spec_fields;
 use super::snapshot::AppendSummary;
-use super::{AppendOutcome, WriteMode, check_writable};
+use super::{AppendOutcome, NewDataFile, WriteMode, check_writable, data_group};
 use crate::catalog::IcebergCatalog;
 use crate::error::IcebergError;
 use crate::plan::{LiveFile, snapshot_files};
@@ -61,20 +62,36 @@ pub struct PositionDeleteFile {
     pub data_file: String,
 }
 
-/// Commits `files` to `namespace.name` of `catalog` as one `delete` snapshot; `base` is the
-/// snapshot the statement read (whose data files the positions are in) and `store` the
-/// table's object store.
-pub async fn delete_rows(
+/// A row-level change of one statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowDelta {
+    /// The snapshot the statement read, whose data files the positions are in.
+    pub base: i64,
+    /// The rows deleted (by a DELETE, or replaced by an UPDATE).
+    pub deletes: Vec<PositionDeleteFile>,
+    /// The rows added (an UPDATE's new rows), written with the default spec `data_spec_id`.
+    pub data: Vec<NewDataFile>,
+    /// The partition spec the data files were written with.
+    pub data_spec_id: i32,
+    /// The table property that sets the change's isolation level
+    /// (`write.delete.isolation-level`, `write.update.isolation-level`): `serializable` (the
+    /// default) or `snapshot`.
+    pub isolation_property: &'static str,
+}
+
+/// Commits `delta` to `namespace.name` of `catalog` as one snapshot; `store` is the table's
+/// object store.
+pub async fn commit_row_delta(
     catalog: &dyn IcebergCatalog,
     namespace: &str,
     name: &str,
     store: Arc<dyn ObjectStore>,
-    files: Vec<PositionDeleteFile>,
-    base: i64,
+    delta: RowDelta,
 ) -> Result<AppendOutcome, IcebergError> {
     let current = load(catalog, namespace, name, store.as_ref()).await?;
     check_writable(&current.metadata)?;
     let metadata = &current.metadata;
+    let base = delta.base;
     let snapshot = metadata.snapshot(base).ok_or_else(|| {
         IcebergError::CommitConflict(format!(
             "{namespace}.{name}: the snapshot {base} the statement read was expired meanwhile; \
@@ -91,7 +108,7 @@ pub async fn delete_rows(
     let schema = iceberg_schema()?;
     let mut groups: BTreeMap<i32, ManifestGroup> = BTreeMap::new();
     let mut summary = AppendSummary::default();
-    for file in files {
+    for file in delta.deletes {
         let Some(data) = data_files.get(file.data_file.as_str()) else {
             return Err(IcebergError::Invalid(format!(
                 "a position delete file names {}, which is not a data file of snapshot {base}",
@@ -123,10 +140,16 @@ pub async fn delete_rows(
     }
     let serializable = metadata
         .properties
-        .get("write.delete.isolation-level")
+        .get(delta.isolation_property)
         .is_none_or(|level| !level.eq_ignore_ascii_case("snapshot"));
+    let mut groups: Vec<ManifestGroup> = groups.into_values().collect();
+    if !delta.data.is_empty() {
+        let data = data_group(&store, metadata, delta.data, delta.data_spec_id).await?;
+        summary.add_data(&data.files);
+        groups.push(data);
+    }
     let change = Change {
-        groups: groups.into_values().collect(),
+        groups,
         mode: WriteMode::RowDelta {
             base: Some(base),
             serializable,

@@ -34,6 +34,13 @@ pub struct AppendSummary {
 }
 
 impl AppendSummary {
+    /// Counts `files` as added data files.
+    pub(crate) fn add_data(&mut self, files: &[super::AddedFile]) {
+        self.added_files += files.len() as i64;
+        self.added_records += files.iter().map(|f| f.metrics.record_count).sum::<i64>();
+        self.added_size += files.iter().map(|f| f.size).sum::<i64>();
+    }
+
     /// The snapshot's operation: `overwrite` when it replaces or deletes data it also adds
     /// to, `delete` when it only deletes, else `append`.
     fn operation(&self) -> &'static str {

@@ -16,9 +16,9 @@
 //! Every statement sees the attached catalogs through [`AttachedCatalogs::overlay`], which adds
 //! them to the session's catalogs before the policy chooses what the session sees.
 
-mod deletes;
 mod properties;
 mod provider;
+mod row_changes;
 pub(crate) mod sql;
 mod writes;
 
@@ -35,6 +35,7 @@ use datafusion::logical_expr::LogicalPlan;
 use osprey_catalog::{AttachedCatalogRecord, CatalogStore, ManagedBy};
 use properties::{check, client, masked, property_name};
 use provider::{IcebergCatalogProvider, ProviderParts};
+pub(crate) use row_changes::RowChange;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 pub(crate) use writes::CreateRequest;
@@ -207,18 +208,20 @@ impl AttachedCatalogs {
         .await
     }
 
-    /// `DELETE FROM` a table of an attached catalog, `input` being the rows to delete (the
-    /// DML plan's input); the rows deleted.
-    pub(crate) async fn delete(
+    /// `DELETE` or `UPDATE` (`change`) on a table of an attached catalog, `input` being the
+    /// DML plan's input; the rows changed.
+    pub(crate) async fn change_rows(
         &self,
         name: &ResolvedTableReference,
+        change: RowChange,
         state: &SessionState,
         committed: &CommittedCatalog,
         input: LogicalPlan,
     ) -> Result<u64, QueryError> {
         let provider = self.provider(&name.catalog)?;
         let target = provider.target();
-        deletes::delete(&target, &name.schema, &name.table, state, committed, input).await
+        let (namespace, table) = (&name.schema, &name.table);
+        row_changes::apply(&target, namespace, table, state, committed, input, change).await
     }
 
     /// `CREATE TABLE [IF NOT EXISTS] ... [WITH (...)] [AS SELECT]` in an attached catalog; the

@@ -174,6 +174,36 @@ pub(super) async fn insert(
         false => osprey_iceberg::WriteMode::Append,
     };
     let write = stage(target, committed, &opened).await?;
+    let (new_files, rows) = write_data(&write, state, &opened, input).await?;
+    let spec_id = metadata.default_spec_id;
+    let client = Arc::clone(target.client);
+    let (namespace, table) = (namespace.to_string(), table.to_string());
+    let store = Arc::clone(&opened.store);
+    let commit = async move {
+        osprey_iceberg::append_files(
+            client.as_ref(),
+            &namespace,
+            &table,
+            store,
+            new_files,
+            spec_id,
+            mode,
+        )
+        .await
+    };
+    commit_detached(&opened, write, commit).await?;
+    Ok(rows)
+}
+
+/// Writes the rows of `input` (the table's columns) as data files of `opened`'s table through
+/// `write`; returns them, ready to commit, and the rows written.
+pub(super) async fn write_data(
+    write: &StagedWrite,
+    state: &SessionState,
+    opened: &OpenedTable,
+    input: LogicalPlan,
+) -> Result<(Vec<osprey_iceberg::NewDataFile>, u64), QueryError> {
+    let metadata = &opened.metadata;
     // The files' schema is the table's, field ids included, whatever the plan keeps: each
     // batch is cast to it as it is written. Its top-level columns are optional, so that a
     // null in a required column reaches the commit, which refuses it by name from the files'
@@ -215,24 +245,7 @@ pub(super) async fn insert(
             })
         })
         .collect::<Result<Vec<_>, QueryError>>()?;
-    let spec_id = metadata.default_spec_id;
-    let client = Arc::clone(target.client);
-    let (namespace, table) = (namespace.to_string(), table.to_string());
-    let store = Arc::clone(&opened.store);
-    let commit = async move {
-        osprey_iceberg::append_files(
-            client.as_ref(),
-            &namespace,
-            &table,
-            store,
-            new_files,
-            spec_id,
-            mode,
-        )
-        .await
-    };
-    commit_detached(&opened, write, commit).await?;
-    Ok(rows)
+    Ok((new_files, rows))
 }
 
 /// `input` with a column per partition field after the table's columns: the field's

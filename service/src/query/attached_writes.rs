@@ -4,7 +4,7 @@
 use super::QueryEngine;
 use super::prepared::PreparedStatement;
 use super::table_properties::TableProperties;
-use crate::catalogs::CreateRequest;
+use crate::catalogs::{CreateRequest, RowChange};
 use crate::error::QueryError;
 use crate::session::SessionSettings;
 use datafusion::common::{ResolvedTableReference, TableReference};
@@ -54,19 +54,26 @@ impl QueryEngine {
                             Err(err) => Err(err),
                         }
                     }
-                    WriteOp::Delete => match self.admit_write(state, session).await {
-                        Ok(slot) => {
-                            let input = dml.input.as_ref().clone();
-                            let delete = attached.delete(&name, state, committed, input);
-                            self.within_time_limit(&slot, delete)
-                                .await
-                                .map(|rows| PreparedStatement::done("DELETE", rows))
+                    op @ (WriteOp::Delete | WriteOp::Update) => {
+                        let change = match op {
+                            WriteOp::Delete => RowChange::Delete,
+                            _ => RowChange::Update,
+                        };
+                        match self.admit_write(state, session).await {
+                            Ok(slot) => {
+                                let input = dml.input.as_ref().clone();
+                                let apply =
+                                    attached.change_rows(&name, change, state, committed, input);
+                                self.within_time_limit(&slot, apply)
+                                    .await
+                                    .map(|rows| PreparedStatement::done(change.statement(), rows))
+                            }
+                            Err(err) => Err(err),
                         }
-                        Err(err) => Err(err),
-                    },
+                    }
                     other => Err(QueryError::NotSupported(format!(
                         "{other} on {name}: Osprey writes the Iceberg tables of attached catalogs \
-                         with INSERT INTO, INSERT OVERWRITE and DELETE so far"
+                         with INSERT INTO, INSERT OVERWRITE, DELETE and UPDATE so far"
                     ))),
                 }
             }

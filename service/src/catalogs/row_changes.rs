@@ -1,0 +1,222 @@
+//! `DELETE` and `UPDATE` on the Iceberg tables of attached catalogs, merge-on-read (as Trino
+//! writes them, whatever `write.delete.mode` says): the statement's own scan of the table reads
+//! each matching row's data file and position (`_file`, `_pos`, see
+//! `osprey_iceberg::IcebergTable::with_row_ids`), the executors write them as position delete
+//! files (one per data file, sorted by position, staged like every write), an UPDATE's new
+//! rows are written as data files, and the coordinator commits all of them as one snapshot on
+//! top of the snapshot the scan read ([`osprey_iceberg::commit_row_delta`]). A change that
+//! matches no row commits nothing.
+
+use super::writes::{
+    CatalogTarget, OpenedTable, commit_detached, file_location, open, partition_values, stage,
+    write_data,
+};
+use crate::error::QueryError;
+use crate::lakehouse::committed::CommittedCatalog;
+use crate::lakehouse::writes::StagedWrite;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DataFusionError, ScalarValue};
+use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, TableScanBuilder, col};
+use osprey_engine::WriteFormat;
+use osprey_iceberg::{FILE_COLUMN, IcebergTable, POSITION_COLUMN};
+use std::sync::Arc;
+
+/// A row-level change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowChange {
+    /// `DELETE`: the DML input is the table's scan, filtered.
+    Delete,
+    /// `UPDATE`: the DML input is the new values of every column of the rows the filtered
+    /// scan selects.
+    Update,
+}
+
+impl RowChange {
+    /// The statement, for messages and the command tag.
+    pub(crate) fn statement(self) -> &'static str {
+        match self {
+            RowChange::Delete => "DELETE",
+            RowChange::Update => "UPDATE",
+        }
+    }
+
+    /// The table property that sets the change's isolation level.
+    fn isolation_property(self) -> &'static str {
+        match self {
+            RowChange::Delete => "write.delete.isolation-level",
+            RowChange::Update => "write.update.isolation-level",
+        }
+    }
+}
+
+/// Applies `change` to `namespace.table`, `input` being the DML plan's input: the changed
+/// rows' positions are deleted and, for UPDATE, their new values written, in one snapshot;
+/// returns how many rows changed.
+pub(super) async fn apply(
+    target: &CatalogTarget<'_>,
+    namespace: &str,
+    table: &str,
+    state: &SessionState,
+    committed: &CommittedCatalog,
+    input: LogicalPlan,
+    change: RowChange,
+) -> Result<u64, QueryError> {
+    let opened = open(target, namespace, table).await?;
+    let (input, base) = with_row_ids(input, change.statement())?;
+    // A table with no snapshot has no rows to change.
+    let Some(base) = base else {
+        return Ok(0);
+    };
+    // An UPDATE's rows are read twice, from the same snapshot: once for their positions,
+    // once for their new values.
+    let (selected, new_rows) = match (change, input) {
+        (RowChange::Delete, input) => (input, None),
+        (RowChange::Update, LogicalPlan::Projection(new_values)) => (
+            new_values.input.as_ref().clone(),
+            Some(LogicalPlan::Projection(new_values)),
+        ),
+        (RowChange::Update, _) => {
+            return Err(internal(
+                "an UPDATE whose plan is not a projection of new values",
+            ));
+        }
+    };
+    let write = stage(target, committed, &opened).await?;
+    let (deletes, rows) = write_positions(&write, state, &opened, selected).await?;
+    if rows == 0 {
+        // Dropping the write deletes whatever it staged.
+        return Ok(0);
+    }
+    let data = match new_rows {
+        Some(new_rows) => write_data(&write, state, &opened, new_rows).await?.0,
+        None => Vec::new(),
+    };
+    let delta = osprey_iceberg::RowDelta {
+        base,
+        deletes,
+        data,
+        data_spec_id: opened.metadata.default_spec_id,
+        isolation_property: change.isolation_property(),
+    };
+    commit(target, namespace, table, &opened, write, delta).await?;
+    Ok(rows)
+}
+
+/// Writes the positions of the rows `selected` (a plan over the table's scan with row ids)
+/// as position delete files, one per data file, sorted by position; returns them and the
+/// rows they delete.
+async fn write_positions(
+    write: &StagedWrite,
+    state: &SessionState,
+    opened: &OpenedTable,
+    selected: LogicalPlan,
+) -> Result<(Vec<osprey_iceberg::PositionDeleteFile>, u64), QueryError> {
+    let positions = LogicalPlanBuilder::from(selected)
+        .project(vec![
+            col(FILE_COLUMN).alias("file_path"),
+            col(POSITION_COLUMN).alias("pos"),
+            // The partition key of the write: one delete file per data file.
+            col(FILE_COLUMN).alias("__osprey_partition_0"),
+        ])?
+        .build()?;
+    let file_schema = osprey_iceberg::position_delete_schema();
+    let files = write
+        .run_as(
+            state,
+            positions,
+            WriteFormat::Parquet,
+            Some(&file_schema),
+            1,
+            vec![1],
+        )
+        .await?;
+    let rows = files.iter().map(|(file, _)| file.row_count).sum();
+    let deletes = files
+        .iter()
+        .map(|(file, key)| {
+            let data_file = match key.as_deref().map(partition_values).transpose()? {
+                Some(values) => match values.as_slice() {
+                    [ScalarValue::Utf8(Some(path))] => path.clone(),
+                    _ => return Err(internal("a position delete file's key is not a path")),
+                },
+                None => return Err(internal("a position delete file came without its key")),
+            };
+            Ok(osprey_iceberg::PositionDeleteFile {
+                location: file_location(&opened.location, &file.path),
+                size: file.size_bytes,
+                data_file,
+            })
+        })
+        .collect::<Result<Vec<_>, QueryError>>()?;
+    Ok((deletes, rows))
+}
+
+/// Commits `delta` in a task of its own (see `commit_detached`).
+async fn commit(
+    target: &CatalogTarget<'_>,
+    namespace: &str,
+    table: &str,
+    opened: &OpenedTable,
+    write: StagedWrite,
+    delta: osprey_iceberg::RowDelta,
+) -> Result<(), QueryError> {
+    let client = Arc::clone(target.client);
+    let (namespace, table) = (namespace.to_string(), table.to_string());
+    let store = Arc::clone(&opened.store);
+    let commit = async move {
+        osprey_iceberg::commit_row_delta(client.as_ref(), &namespace, &table, store, delta).await
+    };
+    commit_detached(opened, write, commit).await
+}
+
+fn internal(message: &str) -> QueryError {
+    QueryError::from(DataFusionError::Internal(message.to_string()))
+}
+
+/// `input` with its scan of the Iceberg table reading `_file` and `_pos` too, and the snapshot
+/// that scan reads. The DML input is the table's scan under a filter (and, for UPDATE, a
+/// projection of the new values); scans inside the filter's subqueries are left alone. A
+/// join (`UPDATE ... FROM`) is refused: `statement` names the statement in the message.
+fn with_row_ids(
+    input: LogicalPlan,
+    statement: &str,
+) -> Result<(LogicalPlan, Option<i64>), QueryError> {
+    let mut joined = false;
+    input.apply(|node| {
+        joined |= matches!(node, LogicalPlan::Join(_));
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if joined {
+        return Err(QueryError::NotSupported(format!(
+            "{statement} ... FROM other tables on an Iceberg table: write the condition on \
+             them as a subquery in WHERE (id IN (SELECT ...), EXISTS (...))"
+        )));
+    }
+    let mut base: Option<Option<i64>> = None;
+    let plan = input
+        .transform_up(|node| {
+            let LogicalPlan::TableScan(scan) = &node else {
+                return Ok(Transformed::no(node.recompute_schema()?));
+            };
+            let provider = source_as_provider(&scan.source)?;
+            let Some(table) = provider.as_ref().downcast_ref::<IcebergTable>() else {
+                return Ok(Transformed::no(node));
+            };
+            base = Some(table.snapshot().map(|s| s.snapshot_id));
+            let with_ids = Arc::new(table.clone().with_row_ids());
+            let scan = TableScanBuilder::new(scan.table_name.clone(), provider_as_source(with_ids))
+                .with_filters(scan.filters.clone())
+                .with_fetch(scan.fetch)
+                .build()?;
+            Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+        })?
+        .data;
+    match base {
+        Some(base) => Ok((plan, base)),
+        None => Err(internal(&format!(
+            "a {statement} that does not scan its Iceberg table"
+        ))),
+    }
+}
