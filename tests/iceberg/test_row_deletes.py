@@ -105,10 +105,14 @@ def test_delete_writes_position_deletes_pyiceberg_applies(osprey, lake, partitio
     got = run(osprey, f"SELECT id FROM {osprey_name} ORDER BY id").column("id").to_pylist()
     assert got == sorted(expected) == ids(table)
 
-    # Without WHERE, every row goes.
+    # Without WHERE, every row goes: metadata only, a snapshot that lists no file.
     assert list(deleted(osprey, f"DELETE FROM {osprey_name}").values()) == [len(expected)]
     assert ids(table) == []
     assert run(osprey, f"SELECT count(*) AS n FROM {osprey_name}").to_pylist() == [{"n": 0}]
+    snapshot = table.refresh().current_snapshot()
+    assert snapshot.summary.operation.value == "delete"
+    assert "added-position-deletes" not in snapshot.summary.additional_properties
+    assert list(table.scan().plan_files()) == []
 
 
 def test_delete_with_a_subquery_and_time_travel_before_it(osprey, lake):
@@ -121,6 +125,21 @@ def test_delete_with_a_subquery_and_time_travel_before_it(osprey, lake):
     assert ids(table) == [i for i in range(20) if i not in (5, 6, 7)]
     old = run(osprey, f"SELECT count(*) AS n FROM d.db.accounts FOR VERSION AS OF {before}")
     assert old.to_pylist() == [{"n": 20}]
+
+
+def test_truncate_removes_every_file(osprey, lake):
+    table = lake.create_table("db.scratch", SCHEMA)
+    table.append(rows(10))
+    before = table.refresh().current_snapshot().snapshot_id
+    run(osprey, "TRUNCATE TABLE d.db.scratch")
+    assert ids(table) == []
+    assert table.refresh().current_snapshot().summary.operation.value == "delete"
+    old = run(osprey, f"SELECT count(*) AS n FROM d.db.scratch FOR VERSION AS OF {before}")
+    assert old.to_pylist() == [{"n": 10}]
+    # An empty table stays as it is.
+    snapshots = len(table.refresh().snapshots())
+    run(osprey, "TRUNCATE TABLE d.db.scratch")
+    assert len(table.refresh().snapshots()) == snapshots
 
 
 def test_update_rewrites_the_changed_rows(osprey, lake):

@@ -41,16 +41,16 @@ impl AppendSummary {
         self.added_size += files.iter().map(|f| f.size).sum::<i64>();
     }
 
-    /// The snapshot's operation: `overwrite` when it replaces or deletes data it also adds
-    /// to, `delete` when it only deletes, else `append`.
+    /// The snapshot's operation: `overwrite` when it replaces or deletes data and adds
+    /// data, `delete` when it only removes, else `append`.
     fn operation(&self) -> &'static str {
         match (
             self.replaces_all,
             self.added_delete_files > 0,
             self.added_files > 0,
         ) {
-            (true, _, _) | (false, true, true) => "overwrite",
-            (false, true, false) => "delete",
+            (true, _, true) | (false, true, true) => "overwrite",
+            (true, _, false) | (false, true, false) => "delete",
             (false, false, _) => "append",
         }
     }

@@ -8,8 +8,8 @@
 //! matches no row commits nothing.
 
 use super::writes::{
-    CatalogTarget, OpenedTable, commit_detached, file_location, open, partition_values, stage,
-    write_data,
+    CatalogTarget, OpenedTable, commit_detached, file_location, open, partition_values,
+    snapshot_read, stage, write_data,
 };
 use crate::error::QueryError;
 use crate::lakehouse::committed::CommittedCatalog;
@@ -18,7 +18,9 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, TableScanBuilder, col};
+use datafusion::functions_aggregate::count::count_all;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableScanBuilder, col};
+use datafusion::physical_plan::collect;
 use osprey_engine::WriteFormat;
 use osprey_iceberg::{FILE_COLUMN, IcebergTable, POSITION_COLUMN};
 use std::sync::Arc;
@@ -28,6 +30,9 @@ use std::sync::Arc;
 pub(crate) enum RowChange {
     /// `DELETE`: the DML input is the table's scan, filtered.
     Delete,
+    /// `DELETE` without `WHERE`, or `TRUNCATE TABLE`: the DML input is the table's scan.
+    /// Every file goes, metadata only.
+    DeleteAll,
     /// `UPDATE`: the DML input is the new values of every column of the rows the filtered
     /// scan selects.
     Update,
@@ -37,7 +42,7 @@ impl RowChange {
     /// The statement, for messages and the command tag.
     pub(crate) fn statement(self) -> &'static str {
         match self {
-            RowChange::Delete => "DELETE",
+            RowChange::Delete | RowChange::DeleteAll => "DELETE",
             RowChange::Update => "UPDATE",
         }
     }
@@ -45,7 +50,7 @@ impl RowChange {
     /// The table property that sets the change's isolation level.
     fn isolation_property(self) -> &'static str {
         match self {
-            RowChange::Delete => "write.delete.isolation-level",
+            RowChange::Delete | RowChange::DeleteAll => "write.delete.isolation-level",
             RowChange::Update => "write.update.isolation-level",
         }
     }
@@ -64,6 +69,9 @@ pub(super) async fn apply(
     change: RowChange,
 ) -> Result<u64, QueryError> {
     let opened = open(target, namespace, table).await?;
+    if change == RowChange::DeleteAll {
+        return delete_all(target, namespace, table, state, &opened, input).await;
+    }
     let (input, base) = with_row_ids(input, change.statement())?;
     // A table with no snapshot has no rows to change.
     let Some(base) = base else {
@@ -72,7 +80,7 @@ pub(super) async fn apply(
     // An UPDATE's rows are read twice, from the same snapshot: once for their positions,
     // once for their new values.
     let (selected, new_rows) = match (change, input) {
-        (RowChange::Delete, input) => (input, None),
+        (RowChange::Delete | RowChange::DeleteAll, input) => (input, None),
         (RowChange::Update, LogicalPlan::Projection(new_values)) => (
             new_values.input.as_ref().clone(),
             Some(LogicalPlan::Projection(new_values)),
@@ -102,6 +110,64 @@ pub(super) async fn apply(
     };
     commit(target, namespace, table, &opened, write, delta).await?;
     Ok(rows)
+}
+
+/// Removes every file of the snapshot `scan` reads, in one snapshot that lists no file (Java's
+/// and Trino's metadata-only delete); returns the rows the snapshot held. Any commit since
+/// that snapshot conflicts with it.
+async fn delete_all(
+    target: &CatalogTarget<'_>,
+    namespace: &str,
+    table: &str,
+    state: &SessionState,
+    opened: &OpenedTable,
+    scan: LogicalPlan,
+) -> Result<u64, QueryError> {
+    let Some(Some(base)) = snapshot_read(&scan, target.catalog_name, namespace, table, state)
+    else {
+        return Ok(0);
+    };
+    let count = LogicalPlanBuilder::from(scan)
+        .aggregate(Vec::<Expr>::new(), vec![count_all()])?
+        .build()?;
+    let batches = collect(state.create_physical_plan(&count).await?, state.task_ctx()).await?;
+    let rows = match batches
+        .first()
+        .map(|b| ScalarValue::try_from_array(b.column(0), 0))
+    {
+        Some(Ok(ScalarValue::Int64(Some(rows)))) => rows.max(0) as u64,
+        _ => return Err(internal("a row count that is not a number")),
+    };
+    if rows == 0 {
+        return Ok(0);
+    }
+    let client = Arc::clone(target.client);
+    let (namespace, table) = (namespace.to_string(), table.to_string());
+    let store = Arc::clone(&opened.store);
+    let spec_id = opened.metadata.default_spec_id;
+    // Its own task: a cancelled statement must not stop a commit half way (it writes only
+    // metadata, and deletes what it wrote when it fails).
+    let commit = tokio::spawn(async move {
+        let mode = osprey_iceberg::WriteMode::Overwrite { base: Some(base) };
+        osprey_iceberg::append_files(
+            client.as_ref(),
+            &namespace,
+            &table,
+            store,
+            vec![],
+            spec_id,
+            mode,
+        )
+        .await
+    });
+    match commit.await {
+        Ok(Ok(_)) => Ok(rows),
+        Ok(Err(err)) => Err(opened.failed(err)),
+        Err(join) => Err(QueryError::Execution(format!(
+            "the commit of {} stopped: {join}",
+            opened.subject
+        ))),
+    }
 }
 
 /// Writes the positions of the rows `selected` (a plan over the table's scan with row ids)

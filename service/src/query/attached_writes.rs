@@ -10,7 +10,8 @@ use crate::session::SessionSettings;
 use datafusion::common::{ResolvedTableReference, TableReference};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, LogicalPlanBuilder, WriteOp};
+use std::sync::Arc;
 
 impl QueryEngine {
     /// Runs `plan` when it creates, writes or drops a table of an attached catalog; `None`
@@ -54,14 +55,33 @@ impl QueryEngine {
                             Err(err) => Err(err),
                         }
                     }
-                    op @ (WriteOp::Delete | WriteOp::Update) => {
-                        let change = match op {
-                            WriteOp::Delete => RowChange::Delete,
-                            _ => RowChange::Update,
+                    op @ (WriteOp::Delete | WriteOp::Update | WriteOp::Truncate) => {
+                        // A DELETE without WHERE, and TRUNCATE, remove every file: metadata
+                        // only. TRUNCATE's input is a placeholder: its scan is built here.
+                        let (change, input) = match op {
+                            WriteOp::Truncate => (
+                                RowChange::DeleteAll,
+                                match LogicalPlanBuilder::scan(
+                                    dml.table_name.clone(),
+                                    Arc::clone(&dml.target),
+                                    None,
+                                )
+                                .and_then(|scan| scan.build())
+                                {
+                                    Ok(scan) => scan,
+                                    Err(err) => return Some(Err(err.into())),
+                                },
+                            ),
+                            WriteOp::Delete
+                                if matches!(dml.input.as_ref(), LogicalPlan::TableScan(_)) =>
+                            {
+                                (RowChange::DeleteAll, dml.input.as_ref().clone())
+                            }
+                            WriteOp::Delete => (RowChange::Delete, dml.input.as_ref().clone()),
+                            _ => (RowChange::Update, dml.input.as_ref().clone()),
                         };
                         match self.admit_write(state, session).await {
                             Ok(slot) => {
-                                let input = dml.input.as_ref().clone();
                                 let apply =
                                     attached.change_rows(&name, change, state, committed, input);
                                 self.within_time_limit(&slot, apply)
@@ -73,7 +93,7 @@ impl QueryEngine {
                     }
                     other => Err(QueryError::NotSupported(format!(
                         "{other} on {name}: Osprey writes the Iceberg tables of attached catalogs \
-                         with INSERT INTO, INSERT OVERWRITE, DELETE and UPDATE so far"
+                         with INSERT INTO, INSERT OVERWRITE, DELETE, UPDATE and TRUNCATE so far"
                     ))),
                 }
             }
