@@ -65,8 +65,9 @@ pub struct PositionDeleteFile {
 /// A row-level change of one statement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowDelta {
-    /// The snapshot the statement read, whose data files the positions are in.
-    pub base: i64,
+    /// The snapshot the statement read, whose data files the positions are in (`None`: the
+    /// table had none, so nothing is deleted).
+    pub base: Option<i64>,
     /// The rows deleted (by a DELETE, or replaced by an UPDATE).
     pub deletes: Vec<PositionDeleteFile>,
     /// The rows added (an UPDATE's new rows), written with the default spec `data_spec_id`.
@@ -92,14 +93,20 @@ pub async fn commit_row_delta(
     check_writable(&current.metadata)?;
     let metadata = &current.metadata;
     let base = delta.base;
-    let snapshot = metadata.snapshot(base).ok_or_else(|| {
-        IcebergError::CommitConflict(format!(
-            "{namespace}.{name}: the snapshot {base} the statement read was expired meanwhile; \
-             run the statement again"
-        ))
-    })?;
+    let live = match base {
+        Some(base) => {
+            let snapshot = metadata.snapshot(base).ok_or_else(|| {
+                IcebergError::CommitConflict(format!(
+                    "{namespace}.{name}: the snapshot {base} the statement read was expired \
+                     meanwhile; run the statement again"
+                ))
+            })?;
+            let table = StoreLocation::parse(&metadata.location)?;
+            snapshot_files(store.as_ref(), snapshot, |file| table.path_of(file)).await?
+        }
+        None => Default::default(),
+    };
     let table = StoreLocation::parse(&metadata.location)?;
-    let live = snapshot_files(store.as_ref(), snapshot, |file| table.path_of(file)).await?;
     let data_files: HashMap<&str, &LiveFile> = live
         .data
         .iter()
@@ -111,7 +118,7 @@ pub async fn commit_row_delta(
     for file in delta.deletes {
         let Some(data) = data_files.get(file.data_file.as_str()) else {
             return Err(IcebergError::Invalid(format!(
-                "a position delete file names {}, which is not a data file of snapshot {base}",
+                "a position delete file names {}, which is not a data file of snapshot {base:?}",
                 file.data_file
             )));
         };
@@ -150,10 +157,7 @@ pub async fn commit_row_delta(
     }
     let change = Change {
         groups,
-        mode: WriteMode::RowDelta {
-            base: Some(base),
-            serializable,
-        },
+        mode: WriteMode::RowDelta { base, serializable },
         summary,
         schema_id: metadata.current_schema().schema_id,
     };

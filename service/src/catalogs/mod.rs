@@ -16,6 +16,7 @@
 //! Every statement sees the attached catalogs through [`AttachedCatalogs::overlay`], which adds
 //! them to the session's catalogs before the policy chooses what the session sees.
 
+mod merge;
 mod properties;
 mod provider;
 mod row_changes;
@@ -32,6 +33,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::LogicalPlan;
+pub(crate) use merge::MergeStatement;
 use osprey_catalog::{AttachedCatalogRecord, CatalogStore, ManagedBy};
 use properties::{check, client, masked, property_name};
 use provider::{IcebergCatalogProvider, ProviderParts};
@@ -222,6 +224,20 @@ impl AttachedCatalogs {
         let target = provider.target();
         let (namespace, table) = (&name.schema, &name.table);
         row_changes::apply(&target, namespace, table, state, committed, input, change).await
+    }
+
+    /// `MERGE INTO` a table of an attached catalog; the rows inserted, updated and deleted.
+    pub(crate) async fn merge(
+        &self,
+        name: &ResolvedTableReference,
+        state: &SessionState,
+        committed: &CommittedCatalog,
+        statement: MergeStatement<'_>,
+    ) -> Result<u64, QueryError> {
+        let provider = self.provider(&name.catalog)?;
+        let target = provider.target();
+        let (namespace, table) = (&name.schema, &name.table);
+        merge::merge(&target, namespace, table, state, committed, statement).await
     }
 
     /// `CREATE TABLE [IF NOT EXISTS] ... [WITH (...)] [AS SELECT]` in an attached catalog; the

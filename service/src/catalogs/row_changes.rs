@@ -102,7 +102,7 @@ pub(super) async fn apply(
         None => Vec::new(),
     };
     let delta = osprey_iceberg::RowDelta {
-        base,
+        base: Some(base),
         deletes,
         data,
         data_spec_id: opened.metadata.default_spec_id,
@@ -173,7 +173,7 @@ async fn delete_all(
 /// Writes the positions of the rows `selected` (a plan over the table's scan with row ids)
 /// as position delete files, one per data file, sorted by position; returns them and the
 /// rows they delete.
-async fn write_positions(
+pub(super) async fn write_positions(
     write: &StagedWrite,
     state: &SessionState,
     opened: &OpenedTable,
@@ -220,7 +220,7 @@ async fn write_positions(
 }
 
 /// Commits `delta` in a task of its own (see `commit_detached`).
-async fn commit(
+pub(super) async fn commit(
     target: &CatalogTarget<'_>,
     namespace: &str,
     table: &str,
@@ -237,7 +237,7 @@ async fn commit(
     commit_detached(opened, write, commit).await
 }
 
-fn internal(message: &str) -> QueryError {
+pub(super) fn internal(message: &str) -> QueryError {
     QueryError::from(DataFusionError::Internal(message.to_string()))
 }
 

@@ -4,7 +4,7 @@
 use super::QueryEngine;
 use super::prepared::PreparedStatement;
 use super::table_properties::TableProperties;
-use crate::catalogs::{CreateRequest, RowChange};
+use crate::catalogs::{CreateRequest, MergeStatement, RowChange};
 use crate::error::QueryError;
 use crate::session::SessionSettings;
 use datafusion::common::{ResolvedTableReference, TableReference};
@@ -91,9 +91,24 @@ impl QueryEngine {
                             Err(err) => Err(err),
                         }
                     }
+                    WriteOp::MergeInto(merge) => match self.admit_write(state, session).await {
+                        Ok(slot) => {
+                            let statement = MergeStatement {
+                                name: &dml.table_name,
+                                target: &dml.target,
+                                source: dml.input.as_ref().clone(),
+                                merge,
+                            };
+                            let apply = attached.merge(&name, state, committed, statement);
+                            self.within_time_limit(&slot, apply)
+                                .await
+                                .map(|rows| PreparedStatement::done("MERGE", rows))
+                        }
+                        Err(err) => Err(err),
+                    },
                     other => Err(QueryError::NotSupported(format!(
                         "{other} on {name}: Osprey writes the Iceberg tables of attached catalogs \
-                         with INSERT INTO, INSERT OVERWRITE, DELETE, UPDATE and TRUNCATE so far"
+                         with INSERT, DELETE, UPDATE, MERGE and TRUNCATE so far"
                     ))),
                 }
             }

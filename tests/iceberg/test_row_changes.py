@@ -1,6 +1,7 @@
-"""DELETE on the Iceberg tables of an attached catalog, merge-on-read: Osprey writes position
-delete files and commits a `delete` snapshot; pyiceberg (the independent reader) reads the
-table without the deleted rows, and keeps writing to it."""
+"""DELETE, UPDATE, MERGE and TRUNCATE on the Iceberg tables of an attached catalog,
+merge-on-read: Osprey writes position delete files (and new rows) and commits one snapshot per
+statement; pyiceberg (the independent reader) reads the changed table, and keeps writing to
+it."""
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -175,3 +176,47 @@ def test_update_rewrites_the_changed_rows(osprey, lake):
     assert len(table.refresh().snapshots()) == snapshots
     message = error_of(osprey, "UPDATE d.db.prices SET id = 0 FROM d.db.prices AS other WHERE other.id = 1")
     assert "FROM" in message, message
+
+
+def test_merge_with_every_kind_of_clause(osprey, lake):
+    spec = PartitionSpec(
+        PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="region"))
+    table = lake.create_table("db.stock", SCHEMA, partition_spec=spec)
+    table.append(rows(20))
+    before = table.refresh().current_snapshot().snapshot_id
+    source = ("(SELECT * FROM (VALUES (1, 'x'), (2, 'delete'), (100, 'new'), (101, 'skip')) "
+              "AS v(id, region))")
+    count = deleted(osprey, f"""
+        MERGE INTO d.db.stock t USING {source} s ON t.id = s.id
+        WHEN MATCHED AND s.region = 'delete' THEN DELETE
+        WHEN MATCHED THEN UPDATE SET region = s.region
+        WHEN NOT MATCHED AND s.region <> 'skip' THEN INSERT (id, region) VALUES (s.id, s.region)
+        WHEN NOT MATCHED BY SOURCE AND t.id >= 18 THEN DELETE""")
+    assert list(count.values()) == [5]
+    got = {row["id"]: row["region"] for row in table.refresh().scan().to_arrow().to_pylist()}
+    expected = {i: f"r{i % 4}" for i in range(18) if i != 2}
+    expected.update({1: "x", 100: "new"})
+    assert got == expected
+    ours = run(osprey, "SELECT id, region FROM d.db.stock ORDER BY id").to_pylist()
+    assert {row["id"]: row["region"] for row in ours} == expected
+    snapshot = table.refresh().current_snapshot()
+    assert snapshot.parent_snapshot_id == before
+    assert snapshot.summary.operation.value == "overwrite"
+    assert snapshot.summary["added-position-deletes"] == "4"  # 1 updated, 3 deleted
+
+    # A target row matched by two source rows is refused, and nothing is committed.
+    snapshots = len(table.refresh().snapshots())
+    message = error_of(osprey, """
+        MERGE INTO d.db.stock t USING (SELECT * FROM (VALUES (3, 'a'), (3, 'b')) AS v(id, region)) s
+        ON t.id = s.id WHEN MATCHED THEN UPDATE SET region = s.region""")
+    assert "more than one source row" in message, message
+    assert len(table.refresh().snapshots()) == snapshots
+
+    # Into a table with no snapshot yet: only inserts.
+    empty = lake.create_table("db.fresh", SCHEMA)
+    count = deleted(osprey, f"""
+        MERGE INTO d.db.fresh t USING {source} s ON t.id = s.id
+        WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.region)""")
+    assert list(count.values()) == [4]
+    assert ids(empty) == [1, 2, 100, 101]
+    assert empty.refresh().current_snapshot().summary.operation.value == "append"
