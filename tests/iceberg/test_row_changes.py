@@ -204,6 +204,14 @@ def test_merge_with_every_kind_of_clause(osprey, lake):
     assert snapshot.summary.operation.value == "overwrite"
     assert snapshot.summary["added-position-deletes"] == "4"  # 1 updated, 3 deleted
 
+    # WHEN NOT MATCHED BY SOURCE ... UPDATE: every target row the source does not name.
+    count = deleted(osprey, """
+        MERGE INTO d.db.stock t USING (SELECT 1 AS id) s ON t.id = s.id
+        WHEN NOT MATCHED BY SOURCE AND t.id < 5 THEN UPDATE SET region = 'orphan'""")
+    assert list(count.values()) == [3]  # ids 0, 3 and 4 (1 is in the source, 2 is gone)
+    got = {row["id"]: row["region"] for row in table.refresh().scan().to_arrow().to_pylist()}
+    assert [i for i, region in sorted(got.items()) if region == "orphan"] == [0, 3, 4]
+
     # A target row matched by two source rows is refused, and nothing is committed.
     snapshots = len(table.refresh().snapshots())
     message = error_of(osprey, """
