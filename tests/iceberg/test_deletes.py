@@ -81,6 +81,19 @@ def test_equality_deletes_drop_equal_rows_written_before_them(osprey, catalog):
         teams[team] = teams.get(team, 0) + 1
     assert [(row["team"], row["n"]) for row in got] == sorted(teams.items())
 
+    # Osprey's own DELETE on top: rows already deleted by equality are neither counted nor
+    # deleted twice, and its positions are the files' own (equality deletes hide rows, they do
+    # not move them).
+    uri = catalog.properties["uri"]  # sqlite:///<path>, the form Osprey takes too
+    run(osprey, f"CREATE CATALOG eq USING iceberg WITH (type = 'sql', uri = '{uri}', "
+                "catalog_name = 'lake')")
+    try:
+        count = run(osprey, "DELETE FROM eq.db.equality WHERE id < 12").to_pylist()[0]
+        assert list(count.values()) == [len([i for i in expected if i < 12])]
+        assert osprey_ids(osprey, "SELECT id FROM eq.db.equality") == [i for i in expected if i >= 12]
+    finally:
+        run(osprey, "DROP CATALOG eq")
+
 
 def test_deletion_vectors_skip_their_rows(osprey, catalog):
     table = catalog.create_table("db.vectors", schema=SCHEMA, properties={"format-version": "2"})

@@ -180,6 +180,13 @@ def test_insert_through_a_rest_catalog(osprey, tmp_path):
                                               schema=SCHEMA.as_arrow()))
             got = run(osprey, "SELECT name, count(*) AS n FROM rw.web.visits GROUP BY name ORDER BY name")
             assert got.to_pylist() == [{"name": "osprey", "n": 2}, {"name": "py", "n": 2}]
+
+            # Row-level changes commit through the protocol too: delete manifests and all.
+            run(osprey, "DELETE FROM rw.web.visits WHERE id = 2")
+            run(osprey, "UPDATE rw.web.visits SET name = 'changed' WHERE id = 4")
+            table = client.load_table("web.visits")
+            got = sorted((r["id"], r["name"]) for r in table.scan().to_arrow().to_pylist())
+            assert got == [(1, "py"), (3, "osprey"), (4, "changed")]
         finally:
             run(osprey, "DROP CATALOG rw")
     finally:
