@@ -405,3 +405,68 @@ impl Written {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table whose `main` went 1 (append) -> 2 (`operation`) -> 3 (append).
+    fn table(operation: &str) -> Current {
+        let json = serde_json::json!({
+            "format-version": 2, "table-uuid": "u", "location": "/t",
+            "last-sequence-number": 3, "last-updated-ms": 1, "last-column-id": 1,
+            "current-schema-id": 0,
+            "schemas": [{"type": "struct", "schema-id": 0, "fields": [
+                {"id": 1, "name": "id", "required": false, "type": "long"}]}],
+            "default-spec-id": 0, "partition-specs": [{"spec-id": 0, "fields": []}],
+            "last-partition-id": 999, "current-snapshot-id": 3,
+            "snapshots": [
+                {"snapshot-id": 1, "sequence-number": 1, "timestamp-ms": 1,
+                 "manifest-list": "/t/1.avro", "summary": {"operation": "append"}},
+                {"snapshot-id": 2, "parent-snapshot-id": 1, "sequence-number": 2,
+                 "timestamp-ms": 2, "manifest-list": "/t/2.avro",
+                 "summary": {"operation": operation}},
+                {"snapshot-id": 3, "parent-snapshot-id": 2, "sequence-number": 3,
+                 "timestamp-ms": 3, "manifest-list": "/t/3.avro",
+                 "summary": {"operation": "append"}},
+            ],
+        });
+        let bytes = serde_json::to_vec(&json).unwrap();
+        Current {
+            location: "/t/metadata/3.metadata.json".to_string(),
+            metadata: TableMetadata::from_json(&bytes).unwrap(),
+            json,
+        }
+    }
+
+    fn change(mode: WriteMode) -> Change {
+        Change {
+            groups: Vec::new(),
+            mode,
+            summary: AppendSummary::default(),
+            schema_id: 0,
+        }
+    }
+
+    fn conflicts(mode: WriteMode, operation: &str) -> bool {
+        change(mode).check(&table(operation), "db", "t").is_err()
+    }
+
+    #[test]
+    fn row_deltas_conflict_as_their_isolation_level_says() {
+        let delta = |base, serializable| WriteMode::RowDelta { base, serializable };
+        // Nothing committed since the statement read snapshot 3.
+        assert!(!conflicts(delta(Some(3), true), "delete"));
+        // Serializable: even an append since then conflicts.
+        assert!(conflicts(delta(Some(2), true), "append"));
+        // Snapshot isolation: appends do not, anything else does.
+        assert!(!conflicts(delta(Some(2), false), "append"));
+        assert!(!conflicts(delta(Some(1), false), "append"));
+        assert!(conflicts(delta(Some(1), false), "overwrite"));
+        assert!(conflicts(delta(Some(1), false), "delete"));
+        // Appends never conflict; an overwrite does with any commit since its base.
+        assert!(!conflicts(WriteMode::Append, "overwrite"));
+        assert!(!conflicts(WriteMode::Overwrite { base: Some(3) }, "append"));
+        assert!(conflicts(WriteMode::Overwrite { base: Some(2) }, "append"));
+    }
+}
