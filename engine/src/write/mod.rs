@@ -92,8 +92,8 @@ pub struct WriteTarget {
     #[serde(default)]
     pub file_schema: Option<Vec<u8>>,
     /// How many of the input's last columns are a partition key: each file then holds the rows
-    /// of one key, written without those columns, and reports the key in its `partition`
-    /// column (see [`written_files_schema`]). The rows are hash-partitioned by the key across
+    /// of one key, written without those columns, and the write reports the key in the
+    /// `partition` column of the file's row. The rows are hash-partitioned by the key across
     /// tasks and sorted by it within each, so a key's rows go to as few files as they fill.
     #[serde(default)]
     pub partition_columns: usize,
@@ -146,8 +146,8 @@ pub fn written_files_schema() -> SchemaRef {
     ]))
 }
 
-/// The partition key a write reported for a file (the `partition` column of
-/// [`written_files_schema`]), one row.
+/// The partition key a write reported for a file (the `partition` column of the file's row
+/// in what the write reports), one row.
 pub fn decode_partition_key(bytes: &[u8]) -> Result<RecordBatch> {
     let mut reader =
         datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
