@@ -228,3 +228,12 @@ def test_merge_with_every_kind_of_clause(osprey, lake):
     assert list(count.values()) == [4]
     assert ids(empty) == [1, 2, 100, 101]
     assert empty.refresh().current_snapshot().summary.operation.value == "append"
+
+
+def test_a_table_with_its_own_pos_column_is_refused_by_name(osprey, lake):
+    schema = Schema(NestedField(1, "id", LongType()), NestedField(2, "_pos", LongType()))
+    table = lake.create_table("db.clash", schema)
+    table.append(pa.Table.from_pylist([{"id": 1, "_pos": 7}], schema=schema.as_arrow()))
+    message = error_of(osprey, "DELETE FROM d.db.clash WHERE id = 1")
+    assert "column named _pos" in message, message
+    assert ids(table) == [1]

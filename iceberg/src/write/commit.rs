@@ -145,7 +145,9 @@ pub(super) async fn commit(
         // Manifests per attempt: their entries name the attempt's snapshot id (their
         // sequence numbers are inherited from the manifest list).
         let mut listed = Vec::new();
-        for (index, group) in change.groups.iter().enumerate() {
+        // A group without files (an overwrite that writes nothing) lists no manifest.
+        let groups = change.groups.iter().filter(|group| !group.files.is_empty());
+        for (index, group) in groups.enumerate() {
             let location = format!("{metadata_dir}/{write_id}-m{attempt}-{index}.avro");
             let bytes = manifests::write_manifest(
                 &group.files,

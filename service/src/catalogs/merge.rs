@@ -66,7 +66,11 @@ pub(super) async fn merge(
         .downcast_ref::<IcebergTable>()
         .ok_or_else(|| internal("a MERGE target that is not an Iceberg table"))?;
     let base = scanned.snapshot().map(|s| s.snapshot_id);
-    let with_ids = provider_as_source(Arc::new(scanned.clone().with_row_ids()));
+    let with_ids = scanned
+        .clone()
+        .with_row_ids()
+        .map_err(|err| opened.failed(err))?;
+    let with_ids = provider_as_source(Arc::new(with_ids));
     let table_columns: Vec<String> = opened
         .metadata
         .current_schema()

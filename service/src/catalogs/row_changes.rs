@@ -261,6 +261,7 @@ fn with_row_ids(
         )));
     }
     let mut base: Option<Option<i64>> = None;
+    let mut refused = None;
     let plan = input
         .transform_up(|node| {
             let LogicalPlan::TableScan(scan) = &node else {
@@ -271,7 +272,13 @@ fn with_row_ids(
                 return Ok(Transformed::no(node));
             };
             base = Some(table.snapshot().map(|s| s.snapshot_id));
-            let with_ids = Arc::new(table.clone().with_row_ids());
+            let with_ids = match table.clone().with_row_ids() {
+                Ok(with_ids) => Arc::new(with_ids),
+                Err(err) => {
+                    refused = Some(err);
+                    return Ok(Transformed::no(node));
+                }
+            };
             let scan = TableScanBuilder::new(scan.table_name.clone(), provider_as_source(with_ids))
                 .with_filters(scan.filters.clone())
                 .with_fetch(scan.fetch)
@@ -279,6 +286,9 @@ fn with_row_ids(
             Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
         })?
         .data;
+    if let Some(err) = refused {
+        return Err(QueryError::NotSupported(err.to_string()));
+    }
     match base {
         Some(base) => Ok((plan, base)),
         None => Err(internal(&format!(

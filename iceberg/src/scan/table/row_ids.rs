@@ -5,6 +5,7 @@
 //! skipped (the Parquet reader's row number column).
 
 use super::IcebergTable;
+use crate::error::IcebergError;
 use crate::plan::LiveFile;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use datafusion::common::ScalarValue;
@@ -28,10 +29,20 @@ fn position_field() -> FieldRef {
 
 impl IcebergTable {
     /// The table with two more columns after its own, `_file` and `_pos`, saying where each
-    /// row is, for DELETE, UPDATE and MERGE to name the rows they change.
-    pub fn with_row_ids(mut self) -> Self {
+    /// row is, for DELETE, UPDATE and MERGE to name the rows they change. A table with its
+    /// own column of either name cannot have them.
+    pub fn with_row_ids(mut self) -> Result<Self, IcebergError> {
         if self.row_ids {
-            return self;
+            return Ok(self);
+        }
+        if let Some(clash) = [FILE_COLUMN, POSITION_COLUMN]
+            .into_iter()
+            .find(|name| self.schema.field_with_name(name).is_ok())
+        {
+            return Err(IcebergError::Unsupported(format!(
+                "row-level changes (DELETE, UPDATE, MERGE) on a table with a column named \
+                 {clash}, the name Osprey gives a row's place in its data file"
+            )));
         }
         let mut fields: Vec<FieldRef> = self.schema.fields().iter().cloned().collect();
         fields.push(file_field());
@@ -41,7 +52,7 @@ impl IcebergTable {
             self.schema.metadata().clone(),
         ));
         self.row_ids = true;
-        self
+        Ok(self)
     }
 
     /// What the Parquet source reads: the files' columns, then `_file` as a partition value
