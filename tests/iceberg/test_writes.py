@@ -238,6 +238,23 @@ def test_create_ctas_and_drop_in_attached_catalogs(osprey, tmp_path):
         run(osprey, "DROP TABLE ddl_rest.db.cubes")
         assert "cubes" not in [t[1] for t in sql_catalog.list_tables("db")]
 
+        # Schemas (namespaces) too, in both kinds of catalog.
+        run(osprey, "CREATE SCHEMA ddl_sql.fresh")
+        assert ("fresh",) in sql_catalog.list_namespaces()
+        assert "already exists" in error_of(osprey, "CREATE SCHEMA ddl_sql.fresh")
+        run(osprey, "CREATE SCHEMA IF NOT EXISTS ddl_sql.fresh")
+        run(osprey, "CREATE TABLE ddl_sql.fresh.t (id BIGINT)")
+        assert "drop them first" in error_of(osprey, "DROP SCHEMA ddl_sql.fresh")
+        run(osprey, "DROP TABLE ddl_sql.fresh.t")
+        run(osprey, "DROP SCHEMA ddl_sql.fresh")
+        assert ("fresh",) not in sql_catalog.list_namespaces()
+        assert "does not exist" in error_of(osprey, "DROP SCHEMA ddl_sql.fresh")
+        run(osprey, "DROP SCHEMA IF EXISTS ddl_sql.fresh")
+        run(osprey, "CREATE SCHEMA ddl_rest.served_ns")
+        assert ("served_ns",) in RestCatalog("c", uri=base).list_namespaces()
+        run(osprey, "DROP SCHEMA ddl_rest.served_ns")
+        assert ("served_ns",) not in RestCatalog("c", uri=base).list_namespaces()
+
     finally:
         run(osprey, "DROP CATALOG ddl_sql")
         run(osprey, "DROP CATALOG ddl_rest")

@@ -129,6 +129,19 @@ pub trait IcebergCatalog: std::fmt::Debug + Send + Sync {
         Err(not_writable(self.kind()))
     }
 
+    /// Creates the namespace `namespace` (levels joined with `.`), which does not exist yet.
+    async fn create_namespace(&self, namespace: &str) -> Result<(), IcebergError> {
+        let _ = namespace;
+        Err(not_writable(self.kind()))
+    }
+
+    /// Removes the empty namespace `namespace`; `false` when there was none. A namespace with
+    /// tables is refused.
+    async fn drop_namespace(&self, namespace: &str) -> Result<bool, IcebergError> {
+        let _ = namespace;
+        Err(not_writable(self.kind()))
+    }
+
     /// Removes `namespace.name` from the catalog, leaving its files; `false` when there was
     /// none.
     async fn drop_table(&self, namespace: &str, name: &str) -> Result<bool, IcebergError> {

@@ -517,6 +517,33 @@ impl IcebergCatalog for RestCatalog {
         }
     }
 
+    async fn create_namespace(&self, namespace: &str) -> Result<(), IcebergError> {
+        let levels: Vec<&str> = namespace.split('.').collect();
+        let body = serde_json::json!({"namespace": levels, "properties": {}});
+        match self
+            .send(Method::POST, "/namespaces", &[], Some(&body))
+            .await?
+        {
+            (status, _) if status.is_success() => Ok(()),
+            (StatusCode::CONFLICT, _) => Err(IcebergError::Catalog(format!(
+                "namespace {namespace} already exists"
+            ))),
+            (status, text) => Err(self.refused(status, "POST /namespaces", &text)),
+        }
+    }
+
+    async fn drop_namespace(&self, namespace: &str) -> Result<bool, IcebergError> {
+        let path = format!("/namespaces/{}", namespace_path(namespace));
+        match self.send(Method::DELETE, &path, &[], None).await? {
+            (status, _) if status.is_success() => Ok(true),
+            (StatusCode::NOT_FOUND, _) => Ok(false),
+            (StatusCode::CONFLICT, _) => Err(IcebergError::Catalog(format!(
+                "namespace {namespace} holds tables: drop them first"
+            ))),
+            (status, text) => Err(self.refused(status, &format!("DELETE {path}"), &text)),
+        }
+    }
+
     async fn drop_table(&self, namespace: &str, name: &str) -> Result<bool, IcebergError> {
         let path = format!(
             "/namespaces/{}/tables/{}",

@@ -233,6 +233,39 @@ impl IcebergCatalog for SqlCatalog {
         Ok(())
     }
 
+    async fn create_namespace(&self, namespace: &str) -> Result<(), IcebergError> {
+        // As pyiceberg and Java record a namespace without tables: one property row.
+        sqlx::query(
+            "INSERT INTO iceberg_namespace_properties \
+             (catalog_name, namespace, property_key, property_value) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&self.catalog_name)
+        .bind(namespace)
+        .bind("exists")
+        .bind("true")
+        .execute(&self.pool)
+        .await
+        .map_err(self.failed("creating a namespace"))?;
+        Ok(())
+    }
+
+    async fn drop_namespace(&self, namespace: &str) -> Result<bool, IcebergError> {
+        if !self.table_names(namespace).await?.is_empty() {
+            return Err(IcebergError::Catalog(format!(
+                "namespace {namespace} holds tables: drop them first"
+            )));
+        }
+        let deleted = sqlx::query(
+            "DELETE FROM iceberg_namespace_properties WHERE catalog_name = $1 AND namespace = $2",
+        )
+        .bind(&self.catalog_name)
+        .bind(namespace)
+        .execute(&self.pool)
+        .await
+        .map_err(self.failed("dropping a namespace"))?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
     async fn drop_table(&self, namespace: &str, name: &str) -> Result<bool, IcebergError> {
         let deleted = sqlx::query(
             "DELETE FROM iceberg_tables WHERE catalog_name = $1 AND table_namespace = $2 \

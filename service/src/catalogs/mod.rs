@@ -25,7 +25,7 @@ mod writes;
 
 use crate::error::QueryError;
 use crate::lakehouse::committed::CommittedCatalog;
-use crate::lakehouse::formats::MetadataCache;
+use crate::lakehouse::formats::{MetadataCache, iceberg_query_error};
 use crate::locations::Locations;
 use datafusion::catalog::{CatalogProvider, CatalogProviderList};
 use datafusion::common::ResolvedTableReference;
@@ -267,6 +267,58 @@ impl AttachedCatalogs {
     ) -> Result<(), QueryError> {
         let provider = self.provider(&name.catalog)?;
         writes::drop(&provider.target(), &name.schema, &name.table, if_exists).await
+    }
+
+    /// `CREATE SCHEMA [IF NOT EXISTS] catalog.namespace` in an attached catalog.
+    pub(crate) async fn create_namespace(
+        &self,
+        catalog: &str,
+        namespace: &str,
+        if_not_exists: bool,
+    ) -> Result<(), QueryError> {
+        let provider = self.provider(catalog)?;
+        let target = provider.target();
+        let failed = |err| iceberg_query_error(&format!("{catalog}.{namespace}"), err);
+        let client = target.client;
+        client.check_writable().map_err(failed)?;
+        let exists = client
+            .namespaces()
+            .await
+            .map_err(failed)?
+            .iter()
+            .any(|n| n == namespace);
+        match (exists, if_not_exists) {
+            (true, true) => Ok(()),
+            (true, false) => Err(QueryError::InvalidStatement(format!(
+                "schema {catalog}.{namespace} already exists"
+            ))),
+            (false, _) => client.create_namespace(namespace).await.map_err(failed),
+        }
+    }
+
+    /// `DROP SCHEMA [IF EXISTS] catalog.namespace` of an attached catalog: only an empty one.
+    pub(crate) async fn drop_namespace(
+        &self,
+        catalog: &str,
+        namespace: &str,
+        if_exists: bool,
+    ) -> Result<(), QueryError> {
+        let provider = self.provider(catalog)?;
+        let target = provider.target();
+        let failed = |err| iceberg_query_error(&format!("{catalog}.{namespace}"), err);
+        target.client.check_writable().map_err(failed)?;
+        match target
+            .client
+            .drop_namespace(namespace)
+            .await
+            .map_err(failed)?
+            || if_exists
+        {
+            true => Ok(()),
+            false => Err(QueryError::NotFound(format!(
+                "schema {catalog}.{namespace} does not exist"
+            ))),
+        }
     }
 
     /// Whether no catalog is attached.

@@ -29,6 +29,13 @@ impl QueryEngine {
                         "CREATE SCHEMA ... AUTHORIZATION".to_string(),
                     ));
                 };
+                if let Some((catalog, namespace)) = self.attached_schema(state, name) {
+                    self.attached_catalogs()
+                        .create_namespace(&catalog, &namespace, *if_not_exists)
+                        .await?;
+                    self.catalogs.refresh(Some(&catalog)).await?;
+                    return Ok(Some(PreparedStatement::ddl_done("CREATE SCHEMA")));
+                }
                 let schema = lakehouse.resolve_schema(&name_parts(name))?;
                 lakehouse.create_schema(&schema, *if_not_exists).await?;
                 Ok(Some(PreparedStatement::ddl_done("CREATE SCHEMA")))
@@ -50,6 +57,19 @@ impl QueryEngine {
                 ..
             } => {
                 for name in names {
+                    if let Some((catalog, namespace)) = self.attached_schema(state, name) {
+                        if *cascade {
+                            return Err(QueryError::NotSupported(format!(
+                                "DROP SCHEMA ... CASCADE in the attached catalog {catalog}: \
+                                 drop its tables first"
+                            )));
+                        }
+                        self.attached_catalogs()
+                            .drop_namespace(&catalog, &namespace, *if_exists)
+                            .await?;
+                        self.catalogs.refresh(Some(&catalog)).await?;
+                        continue;
+                    }
                     let schema = lakehouse.resolve_schema(&name_parts(name))?;
                     lakehouse
                         .drop_schema(state, &schema, *if_exists, *cascade)
@@ -247,5 +267,29 @@ impl QueryEngine {
                 .clone()
                 .unwrap_or_else(|| defaults.default_schema.clone()),
         )
+    }
+}
+
+impl QueryEngine {
+    /// `(catalog, namespace)` when the schema `name` (`[catalog.]schema`) is in an attached
+    /// catalog: named so, or the session's current catalog.
+    fn attached_schema(
+        &self,
+        state: &SessionState,
+        name: &ast::ObjectName,
+    ) -> Option<(String, String)> {
+        let attached = self.attached_catalogs();
+        match name_parts(name).as_slice() {
+            [catalog, namespace] if attached.is_attached(catalog) => {
+                Some((catalog.clone(), namespace.clone()))
+            }
+            [namespace] => {
+                let current = &state.config_options().catalog.default_catalog;
+                attached
+                    .is_attached(current)
+                    .then(|| (current.clone(), namespace.clone()))
+            }
+            _ => None,
+        }
     }
 }
