@@ -6,7 +6,7 @@
 //! JSON), and rebuilds both wrappers on the executor.
 
 use super::deletes::ScanDeletes;
-use super::field_ids::FieldIdAdapterFactory;
+use super::field_ids::{FieldIdAdapterFactory, is_virtual};
 use super::name_mapping::NameMapping;
 use super::source::IcebergSource;
 use datafusion::arrow::datatypes::FieldRef;
@@ -144,16 +144,11 @@ fn virtual_as_partition_columns(inner: &Arc<dyn FileSource>) -> Result<Arc<dyn F
 /// Undoes [`virtual_as_partition_columns`] on a decoded scan.
 fn partition_columns_as_virtual(inner: &Arc<dyn FileSource>) -> Result<Arc<dyn FileSource>> {
     let table_schema = inner.table_schema();
-    let is_virtual = |field: &FieldRef| {
-        field
-            .extension_type_name()
-            .is_some_and(|name| name.starts_with("parquet.virtual."))
-    };
     let (virtual_columns, partition): (Vec<FieldRef>, Vec<FieldRef>) = table_schema
         .table_partition_cols()
         .iter()
         .cloned()
-        .partition(is_virtual);
+        .partition(|field| is_virtual(field));
     if virtual_columns.is_empty() {
         return Ok(Arc::clone(inner));
     }

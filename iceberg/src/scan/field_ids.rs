@@ -163,7 +163,7 @@ fn with_field_ids(fields: &Fields, mapping: Option<&[MappedField]>) -> Result<Fi
 
 /// Whether `field` is a column the Parquet reader makes rather than reads (the row number of
 /// `_pos`, see `IcebergTable::with_row_ids`).
-fn is_virtual(field: &Field) -> bool {
+pub(super) fn is_virtual(field: &Field) -> bool {
     // The Parquet reader's virtual columns are marked by extension types of this prefix.
     field
         .extension_type_name()

@@ -21,7 +21,7 @@ use datafusion::functions::expr_fn::concat;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct};
 use datafusion::logical_expr::dml::{MergeIntoAction, MergeIntoClauseKind, MergeIntoOp};
 use datafusion::logical_expr::{
-    Expr, LogicalPlan, LogicalPlanBuilder, TableSource, cast, col, lit, when,
+    Case, Expr, LogicalPlan, LogicalPlanBuilder, TableSource, cast, col, lit, when,
 };
 use datafusion::physical_plan::collect;
 use osprey_iceberg::{FILE_COLUMN, IcebergTable, POSITION_COLUMN};
@@ -118,8 +118,7 @@ pub(super) async fn merge(
     let matched = col(TARGET_PRESENT)
         .is_not_null()
         .and(col(SOURCE_PRESENT).is_not_null());
-    let mut action: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> = None;
-    for (index, clause) in merge.clauses.iter().enumerate() {
+    let arms = merge.clauses.iter().enumerate().map(|(index, clause)| {
         let kind = match clause.kind {
             MergeIntoClauseKind::Matched => matched.clone(),
             MergeIntoClauseKind::NotMatchedBySource => col(SOURCE_PRESENT).is_null(),
@@ -129,16 +128,9 @@ pub(super) async fn merge(
             Some(predicate) => kind.and(predicate.clone().is_true()),
             None => kind,
         };
-        let value = lit(index as i32);
-        action = Some(match action {
-            None => when(condition, value),
-            Some(mut builder) => builder.when(condition, value),
-        });
-    }
-    let Some(mut action) = action else {
-        return Err(internal("a MERGE without WHEN clauses"));
-    };
-    let action = action.otherwise(lit(ScalarValue::Int32(None)))?;
+        (condition, lit(index as i32))
+    });
+    let action = first_match(arms.collect(), ScalarValue::Int32(None))?;
     let mut with_action: Vec<Expr> = joined
         .schema()
         .columns()
@@ -229,9 +221,8 @@ pub(super) async fn merge(
             for (position, column) in table_columns.iter().enumerate() {
                 let target_value =
                     Expr::Column(datafusion::common::Column::new(Some(name.clone()), column));
-                let mut builder: Option<
-                    datafusion::logical_expr::conditional_expressions::CaseBuilder,
-                > = None;
+                let data_type = table_types.field(position).data_type().clone();
+                let mut arms = Vec::new();
                 for (index, clause) in merge.clauses.iter().enumerate() {
                     let value = match &clause.action {
                         MergeIntoAction::Delete => continue,
@@ -250,20 +241,11 @@ pub(super) async fn merge(
                             .and_then(|i| values.get(i).cloned())
                             .unwrap_or(lit(ScalarValue::Null)),
                     };
-                    let data_type = table_types.field(position).data_type().clone();
                     let condition = col(ACTION).eq(lit(index as i32));
-                    let value = cast(value, data_type);
-                    builder = Some(match builder {
-                        None => when(condition, value),
-                        Some(mut builder) => builder.when(condition, value),
-                    });
+                    arms.push((condition, cast(value, data_type.clone())));
                 }
-                let Some(builder) = builder else {
-                    return Err(internal(
-                        "a MERGE that writes rows without a clause that does",
-                    ));
-                };
-                values.push(builder.end()?.alias(column));
+                let value = first_match(arms, ScalarValue::try_from(&data_type)?)?;
+                values.push(value.alias(column));
             }
             let new_rows = LogicalPlanBuilder::from(actions)
                 .filter(in_list(&writes_rows))?
@@ -281,4 +263,21 @@ pub(super) async fn merge(
     };
     commit(catalog, namespace, table, &opened, write, delta).await?;
     Ok(changed as u64)
+}
+
+/// `CASE WHEN c1 THEN v1 WHEN c2 THEN v2 ... ELSE otherwise END` of `arms`: the value of the
+/// first condition that holds.
+fn first_match(arms: Vec<(Expr, Expr)>, otherwise: ScalarValue) -> Result<Expr, QueryError> {
+    if arms.is_empty() {
+        return Err(internal("a MERGE without a clause for this"));
+    }
+    let arms = arms
+        .into_iter()
+        .map(|(condition, value)| (Box::new(condition), Box::new(value)))
+        .collect();
+    Ok(Expr::Case(Case::new(
+        None,
+        arms,
+        Some(Box::new(lit(otherwise))),
+    )))
 }

@@ -145,9 +145,8 @@ async fn delete_all(
     let (namespace, table) = (namespace.to_string(), table.to_string());
     let store = Arc::clone(&opened.store);
     let spec_id = opened.metadata.default_spec_id;
-    // Its own task: a cancelled statement must not stop a commit half way (it writes only
-    // metadata, and deletes what it wrote when it fails).
-    let commit = tokio::spawn(async move {
+    // Only metadata is written: the commit deletes what it wrote when it fails.
+    let commit = async move {
         let mode = osprey_iceberg::WriteMode::Overwrite { base: Some(base) };
         osprey_iceberg::append_files(
             client.as_ref(),
@@ -159,15 +158,9 @@ async fn delete_all(
             mode,
         )
         .await
-    });
-    match commit.await {
-        Ok(Ok(_)) => Ok(rows),
-        Ok(Err(err)) => Err(opened.failed(err)),
-        Err(join) => Err(QueryError::Execution(format!(
-            "the commit of {} stopped: {join}",
-            opened.subject
-        ))),
-    }
+    };
+    commit_detached(opened, None, commit).await?;
+    Ok(rows)
 }
 
 /// Writes the positions of the rows `selected` (a plan over the table's scan with row ids)
@@ -234,7 +227,7 @@ pub(super) async fn commit(
     let commit = async move {
         osprey_iceberg::commit_row_delta(client.as_ref(), &namespace, &table, store, delta).await
     };
-    commit_detached(opened, write, commit).await
+    commit_detached(opened, Some(write), commit).await
 }
 
 pub(super) fn internal(message: &str) -> QueryError {

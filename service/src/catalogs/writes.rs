@@ -119,25 +119,30 @@ pub(super) async fn stage(
     Ok(StagedWrite::begin(committed, Arc::clone(target.runtime), write_id, prefix).await?)
 }
 
-/// Runs `commit` as a task of its own, keeping `write`'s files when it commits (or may have)
-/// and deleting them when it fails. A statement cancelled or timed out while the catalog
-/// commits must neither delete files a committed snapshot references nor leave the files of
-/// a failed commit behind: the task decides, whatever becomes of the statement.
+/// Runs `commit` as a task of its own, keeping `write`'s files (if the change staged any)
+/// when it commits (or may have) and deleting them when it fails. A statement cancelled or
+/// timed out while the catalog commits must neither delete files a committed snapshot
+/// references nor leave the files of a failed commit behind: the task decides, whatever
+/// becomes of the statement.
 pub(super) async fn commit_detached(
     opened: &OpenedTable,
-    write: StagedWrite,
+    write: Option<StagedWrite>,
     commit: impl Future<Output = Result<osprey_iceberg::AppendOutcome, osprey_iceberg::IcebergError>>
     + Send
     + 'static,
 ) -> Result<(), QueryError> {
-    write.forget().await?;
+    if let Some(write) = &write {
+        write.forget().await?;
+    }
     let task = tokio::spawn(async move {
         let outcome = commit.await;
-        match &outcome {
+        match (&outcome, write) {
             // A commit that may have happened keeps its files.
-            Ok(_) | Err(osprey_iceberg::IcebergError::CommitStateUnknown(_)) => write.published(),
+            (Ok(_) | Err(osprey_iceberg::IcebergError::CommitStateUnknown(_)), Some(write)) => {
+                write.published()
+            }
             // The write is dropped: its files are deleted.
-            Err(_) => std::mem::drop(write),
+            (_, write) => std::mem::drop(write),
         }
         outcome
     });
@@ -191,7 +196,7 @@ pub(super) async fn insert(
         )
         .await
     };
-    commit_detached(&opened, write, commit).await?;
+    commit_detached(&opened, Some(write), commit).await?;
     Ok(rows)
 }
 
