@@ -37,11 +37,12 @@ mod schema;
 #[cfg(test)]
 mod testing;
 mod transform;
+mod updates;
 mod write;
 
 pub use catalog::{
     GlueCatalog, GlueCatalogConfig, HadoopCatalog, IcebergCatalog, LoadedTable, RestCatalog,
-    RestCatalogConfig, SnapshotCommit, SqlCatalog, TableCredentials, TableDefinition,
+    RestCatalogConfig, SqlCatalog, TableCommit, TableCredentials, TableDefinition,
 };
 pub use error::IcebergError;
 pub use load::{is_metadata_file, metadata_location, read_metadata, table_root};
@@ -64,8 +65,10 @@ pub use scan::source::IcebergSource;
 pub use scan::table::{FILE_COLUMN, IcebergTable, POSITION_COLUMN};
 pub use schema::{FIELD_ID_KEY, NestedField, PrimitiveType, Schema, Type};
 pub use transform::{partition_transform_udf, result_arrow_type, transform_text};
+pub use updates::{TableRequirement, TableUpdate, next_metadata, unmet};
 pub use write::{
-    AppendOutcome, NewDataFile, NewTable, PositionDeleteFile, RowDelta, WriteMode,
-    WritePartitionField, WrittenMetrics, append as append_files, check_writable, commit_row_delta,
-    create_table, parquet_metrics, position_delete_schema, schema_from_arrow, write_spec,
+    AppendOutcome, ColumnChange, NewDataFile, NewTable, PositionDeleteFile, RowDelta,
+    TableAlteration, WriteMode, WritePartitionField, WrittenMetrics, alter_table,
+    append as append_files, check_writable, commit_row_delta, create_table, parquet_metrics,
+    position_delete_schema, schema_from_arrow, write_spec,
 };

@@ -72,11 +72,41 @@ pub(crate) fn parse_statement(
     }
     let nesting = token_nesting(&significant);
     let tokens = crate::time_travel::rewrite(tokens)?;
+    let tokens = set_properties_as_tblproperties(tokens);
     let mut statement = parse_sql_tokens(state, dialect.as_ref(), tokens, nesting)
         .map_err(|err| located_at_end(err, sql))?;
     crate::time_travel::refuse_parsed_versions(&statement)?;
     number_placeholders(&mut statement);
     Ok(ParsedStatement::Sql(Box::new(statement)))
+}
+
+/// Trino's `ALTER TABLE t SET PROPERTIES a = x, b = y` as Hive's `SET TBLPROPERTIES (a = x,
+/// b = y)`, which sqlparser reads: the same statement, one spelling for the router.
+fn set_properties_as_tblproperties(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let positions: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let word = |i: usize, expected: &str| matches!(&tokens[i].token, Token::Word(w) if w.value.eq_ignore_ascii_case(expected));
+    let starts_alter_table =
+        positions.len() > 4 && word(positions[0], "ALTER") && word(positions[1], "TABLE");
+    let Some(at) = positions
+        .windows(2)
+        .position(|pair| word(pair[0], "SET") && word(pair[1], "PROPERTIES"))
+        .filter(|_| starts_alter_table)
+    else {
+        return tokens;
+    };
+    let properties = positions[at + 1];
+    let span = tokens[properties].span;
+    tokens[properties].token = Token::make_keyword("TBLPROPERTIES");
+    // The closing parenthesis goes before a trailing `;`.
+    let end = match positions.last() {
+        Some(&last) if tokens[last].token == Token::SemiColon => last,
+        _ => tokens.len(),
+    };
+    tokens.insert(end, TokenWithSpan::new(Token::RParen, span));
+    tokens.insert(properties + 1, TokenWithSpan::new(Token::LParen, span));
+    tokens
 }
 
 /// A syntax error the parser found at the end of the text ("found EOF") has no place of its

@@ -29,6 +29,7 @@ pub use vended::TableCredentials;
 
 use crate::error::IcebergError;
 use crate::metadata::TableMetadata;
+use crate::updates::{TableRequirement, TableUpdate};
 
 /// A table as a catalog answers for it.
 #[derive(Debug, Clone)]
@@ -87,12 +88,12 @@ pub trait IcebergCatalog: std::fmt::Debug + Send + Sync {
     }
 
     /// Commits `commit` to `namespace.name` if the table is still at its base (the catalog's
-    /// compare-and-swap). `false` when another commit came first.
-    async fn commit_snapshot(
+    /// compare-and-swap) and meets its requirements. `false` when another commit came first.
+    async fn commit_table(
         &self,
         namespace: &str,
         name: &str,
-        commit: &SnapshotCommit,
+        commit: &TableCommit,
     ) -> Result<bool, IcebergError> {
         let _ = (namespace, name, commit);
         Err(not_writable(self.kind()))
@@ -150,17 +151,20 @@ pub trait IcebergCatalog: std::fmt::Debug + Send + Sync {
     }
 }
 
-/// A snapshot to commit on top of a table's current metadata.
+/// A change to commit on top of a table's current metadata: a new snapshot, a schema, a
+/// spec, properties.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SnapshotCommit {
-    /// The metadata file the snapshot was built on.
+pub struct TableCommit {
+    /// The metadata file the change was built on.
     pub base_location: String,
-    /// The snapshot `main` pointed at then (`None` for a table without one).
-    pub base_snapshot_id: Option<i64>,
-    /// The new snapshot, as table metadata spells it; `main` moves to it.
-    pub snapshot: serde_json::Value,
+    /// What must still hold of the table (for catalogs that [write their own
+    /// metadata](IcebergCatalog::writes_metadata); the others compare `base_location`, which
+    /// implies every requirement).
+    pub requirements: Vec<TableRequirement>,
+    /// The change.
+    pub updates: Vec<TableUpdate>,
     /// Where Osprey wrote the next metadata file, for catalogs that point at metadata files
-    /// (unused when the catalog [writes its own](IcebergCatalog::writes_metadata)).
+    /// (unused when the catalog writes its own).
     pub metadata_location: String,
 }
 

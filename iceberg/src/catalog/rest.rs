@@ -12,7 +12,7 @@
 //! client: Osprey uses eight calls.
 
 use super::vended::{StorageCredential, table_credentials};
-use super::{IcebergCatalog, LoadedTable, SnapshotCommit, TableDefinition, error_chain};
+use super::{IcebergCatalog, LoadedTable, TableCommit, TableDefinition, error_chain};
 use crate::error::IcebergError;
 use crate::metadata::TableMetadata;
 use reqwest::{Method, StatusCode};
@@ -447,30 +447,21 @@ impl IcebergCatalog for RestCatalog {
 
     /// The spec's `updateTable`: the snapshot added and `main` moved to it, on the condition
     /// that `main` is still where the commit started.
-    async fn commit_snapshot(
+    async fn commit_table(
         &self,
         namespace: &str,
         name: &str,
-        commit: &SnapshotCommit,
+        commit: &TableCommit,
     ) -> Result<bool, IcebergError> {
         let path = format!(
             "/namespaces/{}/tables/{}",
             namespace_path(namespace),
             segment(name)
         );
-        let snapshot_id = commit.snapshot["snapshot-id"].clone();
         let body = serde_json::json!({
             "identifier": {"namespace": namespace.split('.').collect::<Vec<_>>(), "name": name},
-            "requirements": [{
-                "type": "assert-ref-snapshot-id",
-                "ref": "main",
-                "snapshot-id": commit.base_snapshot_id,
-            }],
-            "updates": [
-                {"action": "add-snapshot", "snapshot": commit.snapshot},
-                {"action": "set-snapshot-ref", "ref-name": "main", "type": "branch",
-                 "snapshot-id": snapshot_id},
-            ],
+            "requirements": commit.requirements,
+            "updates": commit.updates,
         });
         let call = format!("POST {path}");
         match self.send(Method::POST, &path, &[], Some(&body)).await {

@@ -8,7 +8,7 @@
 //!
 //! One database may hold several catalogs, told apart by `catalog_name`.
 
-use super::{IcebergCatalog, LoadedTable, SnapshotCommit};
+use super::{IcebergCatalog, LoadedTable, TableCommit};
 use crate::error::IcebergError;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
@@ -170,11 +170,11 @@ impl IcebergCatalog for SqlCatalog {
         Ok(())
     }
 
-    async fn commit_snapshot(
+    async fn commit_table(
         &self,
         namespace: &str,
         name: &str,
-        commit: &SnapshotCommit,
+        commit: &TableCommit,
     ) -> Result<bool, IcebergError> {
         let (expected, new_location) = (&commit.base_location, &commit.metadata_location);
         // The JDBC catalog's own commit: one conditional update (pyiceberg and Java do the

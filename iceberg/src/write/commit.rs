@@ -15,11 +15,12 @@ use super::partition_values;
 use super::partitioning::WritePartitionField;
 use super::snapshot::{self, AppendSummary, NewSnapshot};
 use super::{AppendOutcome, WriteMode, check_writable};
-use crate::catalog::{IcebergCatalog, SnapshotCommit};
+use crate::catalog::{IcebergCatalog, TableCommit};
 use crate::error::IcebergError;
 use crate::manifest::{ManifestContent, ManifestCounts, ManifestFile, read_manifest_list};
 use crate::metadata::TableMetadata;
 use crate::scan::location::StoreLocation;
+use crate::updates::{TableRequirement, TableUpdate, next_metadata};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 use std::sync::Arc;
@@ -198,21 +199,30 @@ pub(super) async fn commit(
             schema_id: change.schema_id,
         };
         let snapshot = snapshot::snapshot_json(&current.json, &new_snapshot, change.summary);
-        let mut metadata_location = String::new();
-        if !catalog.writes_metadata() {
-            metadata_location = snapshot::next_metadata_location(&current.location, &metadata_dir);
-            let next = snapshot::append_metadata(&current.json, &current.location, &snapshot)?;
-            written
-                .create(&table.path_of(&metadata_location)?, next)
-                .await?;
-        }
-        let commit = SnapshotCommit {
-            base_location: current.location.clone(),
-            base_snapshot_id: new_snapshot.parent_snapshot_id,
-            snapshot,
-            metadata_location,
-        };
-        match catalog.commit_snapshot(namespace, name, &commit).await {
+        let requirements = vec![TableRequirement::AssertRefSnapshotId {
+            reference: "main".to_string(),
+            snapshot_id: new_snapshot.parent_snapshot_id,
+        }];
+        let updates = vec![
+            TableUpdate::AddSnapshot { snapshot },
+            TableUpdate::SetSnapshotRef {
+                ref_name: "main".to_string(),
+                kind: "branch".to_string(),
+                snapshot_id,
+                max_ref_age_ms: None,
+                max_snapshot_age_ms: None,
+                min_snapshots_to_keep: None,
+            },
+        ];
+        let committed = try_commit(
+            catalog,
+            (namespace, name),
+            &current,
+            requirements,
+            updates,
+            &mut written,
+        );
+        match committed.await {
             Ok(true) => {
                 break Ok(AppendOutcome {
                     snapshot_id,
@@ -245,6 +255,41 @@ pub(super) async fn commit(
         written.delete_all().await;
     }
     result
+}
+
+/// Writes the metadata file that follows `current` once `updates` apply (for catalogs that
+/// point at metadata files; its write is recorded in `written`), and asks the catalog to
+/// commit. `false` when another commit came first.
+pub(super) async fn try_commit(
+    catalog: &dyn IcebergCatalog,
+    (namespace, name): (&str, &str),
+    current: &Current,
+    requirements: Vec<TableRequirement>,
+    updates: Vec<TableUpdate>,
+    written: &mut Written,
+) -> Result<bool, IcebergError> {
+    let mut metadata_location = String::new();
+    if !catalog.writes_metadata() {
+        let table = StoreLocation::parse(&current.metadata.location)?;
+        let metadata_dir = format!(
+            "{}/metadata",
+            current.metadata.location.trim_end_matches('/')
+        );
+        metadata_location = snapshot::next_metadata_location(&current.location, &metadata_dir);
+        let next = next_metadata(&current.json, &current.location, &updates, now_ms())?;
+        let bytes = serde_json::to_vec_pretty(&next)
+            .map_err(|err| IcebergError::Invalid(format!("{metadata_location}: {err}")))?;
+        written
+            .create(&table.path_of(&metadata_location)?, bytes)
+            .await?;
+    }
+    let commit = TableCommit {
+        base_location: current.location.clone(),
+        requirements,
+        updates,
+        metadata_location,
+    };
+    catalog.commit_table(namespace, name, &commit).await
 }
 
 /// The manifest list's entry for a new manifest of `group`.
@@ -338,14 +383,15 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// The table's `commit.retry.*` properties.
-struct RetryPolicy {
-    retries: u32,
+pub(super) struct RetryPolicy {
+    /// How many times a lost commit is tried again.
+    pub retries: u32,
     min_wait: Duration,
     max_wait: Duration,
 }
 
 impl RetryPolicy {
-    fn of(metadata: &TableMetadata) -> Self {
+    pub(super) fn of(metadata: &TableMetadata) -> Self {
         let property = |key: &str, default: u64| {
             metadata
                 .properties
@@ -361,7 +407,7 @@ impl RetryPolicy {
     }
 
     /// The wait before retry `attempt` (1-based): doubling from the minimum, with jitter.
-    fn wait(&self, attempt: u32) -> Duration {
+    pub(super) fn wait(&self, attempt: u32) -> Duration {
         let doubled = self
             .min_wait
             .saturating_mul(1 << attempt.min(16).saturating_sub(1));
@@ -372,13 +418,13 @@ impl RetryPolicy {
 }
 
 /// Files a commit attempt wrote, deleted when it does not become the table's.
-struct Written {
+pub(super) struct Written {
     store: Arc<dyn ObjectStore>,
     paths: Vec<Path>,
 }
 
 impl Written {
-    fn new(store: Arc<dyn ObjectStore>) -> Self {
+    pub(super) fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self {
             store,
             paths: Vec::new(),
@@ -386,7 +432,7 @@ impl Written {
     }
 
     /// Writes a new file (never over an existing one).
-    async fn create(&mut self, path: &Path, bytes: Vec<u8>) -> Result<(), IcebergError> {
+    pub(super) async fn create(&mut self, path: &Path, bytes: Vec<u8>) -> Result<(), IcebergError> {
         let options = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
@@ -399,7 +445,7 @@ impl Written {
         Ok(())
     }
 
-    async fn delete_all(&mut self) {
+    pub(super) async fn delete_all(&mut self) {
         for path in self.paths.drain(..) {
             if let Err(err) = self.store.delete(&path).await {
                 tracing::warn!(%path, error = %err, "cannot delete a file of a failed Iceberg commit");

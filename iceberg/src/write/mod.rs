@@ -14,6 +14,7 @@
 //! Tables partitioned by any spec of top-level columns are written ([`partitioning`]); other
 //! tables are refused by name.
 
+mod alter;
 mod commit;
 mod manifests;
 mod metrics;
@@ -23,6 +24,7 @@ mod partitioning;
 mod row_delta;
 mod snapshot;
 
+pub use alter::{ColumnChange, TableAlteration, alter_table};
 pub use manifests::AddedFile;
 pub use metrics::{WrittenMetrics, parquet_metrics};
 pub use new_table::{NewTable, create_table, schema_from_arrow};

@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Assigns field ids in order, depth first, as pyiceberg and Java do for a new table.
-struct Ids(i32);
+pub(super) struct Ids(pub(super) i32);
 
 impl Ids {
-    fn next(&mut self) -> i32 {
+    pub(super) fn next(&mut self) -> i32 {
         self.0 += 1;
         self.0
     }
@@ -54,7 +54,11 @@ fn struct_fields<'a>(
         .collect()
 }
 
-fn iceberg_type(data_type: &DataType, ids: &mut Ids, name: &str) -> Result<Value, IcebergError> {
+pub(super) fn iceberg_type(
+    data_type: &DataType,
+    ids: &mut Ids,
+    name: &str,
+) -> Result<Value, IcebergError> {
     use DataType as D;
     let primitive = |name: &str| Ok(Value::String(name.to_string()));
     match data_type {

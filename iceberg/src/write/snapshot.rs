@@ -1,17 +1,8 @@
-//! A new snapshot and the table metadata that makes it current (spec: "Table Metadata",
-//! "Snapshots", "Commit Conflict Resolution and Retry").
-//!
-//! The new metadata is the current metadata file's JSON with the snapshot added, `main`
-//! moved to it, and the logs, sequence number and timestamps advanced. Everything else
-//! (properties, fields of the spec Osprey does not model, other writers' extensions) is kept
-//! as it was.
+//! A new snapshot as table metadata spells it (spec: "Snapshots"): its id, its summary, and
+//! where the metadata file that makes it current goes. The metadata itself follows from
+//! [`crate::updates`].
 
-use crate::error::IcebergError;
 use serde_json::{Map, Value, json};
-
-/// How many earlier metadata files the metadata log keeps unless the table says
-/// (`write.metadata.previous-versions-max`).
-const PREVIOUS_VERSIONS_MAX: usize = 100;
 
 /// What a write adds, for the snapshot's summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -109,75 +100,6 @@ pub fn snapshot_json(current: &Value, snapshot: &NewSnapshot, summary: AppendSum
     snapshot_json
 }
 
-/// The metadata JSON that follows `current` (the metadata file at `current_location`) once
-/// `snapshot` (see [`snapshot_json`]) is committed and `main` points at it.
-pub fn append_metadata(
-    current: &Value,
-    current_location: &str,
-    snapshot: &Value,
-) -> Result<Vec<u8>, IcebergError> {
-    let invalid = |what: &str| IcebergError::Invalid(format!("{current_location}: {what}"));
-    let mut metadata = current.clone();
-    let object = metadata
-        .as_object_mut()
-        .ok_or_else(|| invalid("metadata is not a JSON object"))?;
-    let field = |name: &str| snapshot[name].as_i64().unwrap_or(0);
-    let (snapshot_id, sequence_number, timestamp_ms) = (
-        field("snapshot-id"),
-        field("sequence-number"),
-        field("timestamp-ms"),
-    );
-    let previous_updated = object
-        .get("last-updated-ms")
-        .and_then(Value::as_i64)
-        .unwrap_or(timestamp_ms);
-    push(object, "snapshots", snapshot.clone());
-    push(
-        object,
-        "snapshot-log",
-        json!({"timestamp-ms": timestamp_ms, "snapshot-id": snapshot_id}),
-    );
-    push(
-        object,
-        "metadata-log",
-        json!({"timestamp-ms": previous_updated, "metadata-file": current_location}),
-    );
-    let keep = object
-        .get("properties")
-        .and_then(|p| p.get("write.metadata.previous-versions-max"))
-        .and_then(Value::as_str)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(PREVIOUS_VERSIONS_MAX);
-    if let Some(Value::Array(log)) = object.get_mut("metadata-log")
-        && log.len() > keep
-    {
-        log.drain(..log.len() - keep);
-    }
-    object.insert("current-snapshot-id".into(), json!(snapshot_id));
-    object.insert("last-sequence-number".into(), json!(sequence_number));
-    object.insert("last-updated-ms".into(), json!(timestamp_ms));
-    let refs = object
-        .entry("refs")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let main = refs
-        .as_object_mut()
-        .ok_or_else(|| invalid("refs is not an object"))?
-        .entry("main")
-        .or_insert_with(|| json!({"type": "branch"}));
-    main["snapshot-id"] = json!(snapshot_id);
-    main["type"] = json!("branch");
-    serde_json::to_vec_pretty(&metadata).map_err(|err| invalid(&err.to_string()))
-}
-
-fn push(object: &mut Map<String, Value>, key: &str, value: Value) {
-    match object.get_mut(key) {
-        Some(Value::Array(items)) => items.push(value),
-        _ => {
-            object.insert(key.to_string(), Value::Array(vec![value]));
-        }
-    }
-}
-
 /// An append's summary: what it added, and the table's totals when the parent's summary has
 /// them (or there is no parent).
 fn summary_json(summary: AppendSummary, parent: Option<&Value>, parent_id: Option<i64>) -> Value {
@@ -266,51 +188,6 @@ pub fn next_metadata_location(current: &str, metadata_dir: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_append_advances_the_metadata_and_keeps_the_rest() {
-        let current = br#"{"format-version": 2, "table-uuid": "u", "location": "/t",
-            "last-sequence-number": 3, "last-updated-ms": 10, "current-snapshot-id": 7,
-            "snapshots": [{"snapshot-id": 7, "summary": {"operation": "append",
-                "total-records": "5", "total-data-files": "1"}}],
-            "refs": {"main": {"snapshot-id": 7, "type": "branch", "max-ref-age-ms": 99}},
-            "properties": {"write.metadata.previous-versions-max": "1"},
-            "metadata-log": [{"timestamp-ms": 1, "metadata-file": "/t/metadata/00001-a.metadata.json"}],
-            "x-extension": true}"#;
-        let snapshot = NewSnapshot {
-            snapshot_id: 8,
-            parent_snapshot_id: Some(7),
-            sequence_number: 4,
-            timestamp_ms: 20,
-            manifest_list: "/t/metadata/snap-8.avro".to_string(),
-            schema_id: 0,
-        };
-        let summary = AppendSummary {
-            replaces_all: false,
-            added_files: 2,
-            added_records: 10,
-            added_size: 100,
-            ..AppendSummary::default()
-        };
-        let current: Value = serde_json::from_slice(current).unwrap();
-        let snapshot = snapshot_json(&current, &snapshot, summary);
-        let next =
-            append_metadata(&current, "/t/metadata/00002-b.metadata.json", &snapshot).unwrap();
-        let next: Value = serde_json::from_slice(&next).unwrap();
-        assert_eq!(next["current-snapshot-id"], 8);
-        assert_eq!(next["last-sequence-number"], 4);
-        assert_eq!(next["refs"]["main"]["snapshot-id"], 8);
-        assert_eq!(next["refs"]["main"]["max-ref-age-ms"], 99);
-        assert_eq!(next["x-extension"], true);
-        assert_eq!(next["snapshots"][1]["summary"]["total-records"], "15");
-        assert_eq!(next["snapshots"][1]["summary"]["total-data-files"], "3");
-        assert_eq!(next["snapshots"][1]["parent-snapshot-id"], 7);
-        // The log keeps one earlier file: the one just replaced.
-        assert_eq!(
-            next["metadata-log"],
-            json!([{"timestamp-ms": 10, "metadata-file": "/t/metadata/00002-b.metadata.json"}])
-        );
-    }
 
     #[test]
     fn metadata_files_are_numbered_on() {

@@ -259,6 +259,18 @@ impl AttachedCatalogs {
         }
     }
 
+    /// `ALTER TABLE [IF EXISTS]` of an attached catalog's table: one metadata change.
+    pub(crate) async fn alter_table(
+        &self,
+        name: &ResolvedTableReference,
+        alteration: &osprey_iceberg::TableAlteration,
+        if_exists: bool,
+    ) -> Result<(), QueryError> {
+        let provider = self.provider(&name.catalog)?;
+        let target = provider.target();
+        writes::alter(&target, &name.schema, &name.table, alteration, if_exists).await
+    }
+
     /// `DROP TABLE [IF EXISTS]` of an attached catalog's table (its files stay).
     pub(crate) async fn drop_table(
         &self,

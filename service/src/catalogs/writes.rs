@@ -355,6 +355,25 @@ pub(super) async fn create(
     Ok(true)
 }
 
+/// `ALTER TABLE namespace.table`: one metadata change, no new snapshot.
+pub(super) async fn alter(
+    target: &CatalogTarget<'_>,
+    namespace: &str,
+    table: &str,
+    alteration: &osprey_iceberg::TableAlteration,
+    if_exists: bool,
+) -> Result<(), QueryError> {
+    let opened = match open(target, namespace, table).await {
+        Ok(opened) => opened,
+        Err(QueryError::TableNotFound(_)) if if_exists => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let store = Arc::clone(&opened.store);
+    osprey_iceberg::alter_table(target.client.as_ref(), namespace, table, store, alteration)
+        .await
+        .map_err(|err| opened.failed(err))
+}
+
 /// `DROP TABLE namespace.table`: the catalog forgets it; its files stay.
 pub(super) async fn drop(
     target: &CatalogTarget<'_>,

@@ -78,6 +78,9 @@ impl QueryEngine {
                 Ok(Some(PreparedStatement::ddl_done("DROP SCHEMA")))
             }
             ast::Statement::AlterTable(alter) => {
+                if let Some(altered) = self.alter_attached_table(state, alter).await {
+                    return altered.map(Some);
+                }
                 let [ast::AlterTableOperation::RenameTable { table_name }] =
                     alter.operations.as_slice()
                 else {

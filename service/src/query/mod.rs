@@ -21,6 +21,7 @@ mod own_statements;
 mod parse;
 mod prepared;
 mod run;
+mod table_alter;
 mod table_properties;
 
 use parse::*;

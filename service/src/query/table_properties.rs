@@ -112,6 +112,61 @@ impl TableProperties {
     }
 }
 
+/// Adds what `ALTER TABLE ... SET PROPERTIES` (or Spark's `SET TBLPROPERTIES`) asks of an
+/// Iceberg table to `alteration`. Trino's names (`partitioning`, `format`, `format_version`)
+/// mean what they mean in `CREATE TABLE`; a dotted name is the Iceberg property itself
+/// (`'write.delete.mode' = 'copy-on-write'`). `DEFAULT` removes a property, and an unpartitions.
+pub(super) fn altered_properties(
+    options: &[SqlOption],
+    alteration: &mut osprey_iceberg::TableAlteration,
+) -> Result<(), QueryError> {
+    for option in options {
+        let SqlOption::KeyValue { key, value } = option else {
+            return Err(QueryError::InvalidStatement(format!(
+                "table property {option}: write it as name = value"
+            )));
+        };
+        let is_default = matches!(value, ast::Expr::Identifier(word)
+            if word.quote_style.is_none() && word.value.eq_ignore_ascii_case("default"));
+        let name = &key.value;
+        if name.contains('.') {
+            if is_default {
+                alteration.remove_properties.push(name.clone());
+            } else {
+                let text = match value {
+                    ast::Expr::Value(literal) => match &literal.value {
+                        ast::Value::SingleQuotedString(text) => text.clone(),
+                        ast::Value::Number(number, _) => number.clone(),
+                        ast::Value::Boolean(flag) => flag.to_string(),
+                        _ => return Err(expected(name, "a string", value)),
+                    },
+                    other => return Err(expected(name, "a string", other)),
+                };
+                alteration.set_properties.insert(name.clone(), text);
+            }
+            continue;
+        }
+        let lowered = name.to_ascii_lowercase();
+        match lowered.as_str() {
+            "partitioning" if is_default => alteration.partitioning = Some(Vec::new()),
+            "partitioning" => alteration.partitioning = Some(string_array(&lowered, value)?),
+            "format" | "format_version" => {
+                // Checked as CREATE TABLE checks them: only what Osprey writes.
+                let entries = vec![(lowered.clone(), value.clone())];
+                TableProperties { entries }.iceberg()?;
+            }
+            other => {
+                return Err(QueryError::InvalidStatement(format!(
+                    "unknown table property {other}; ALTER TABLE ... SET PROPERTIES takes {KNOWN}, \
+                     or an Iceberg property by its dotted name ('write.delete.mode' = \
+                     'copy-on-write')"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn string(name: &str, value: &ast::Expr) -> Result<String, QueryError> {
     match value {
         ast::Expr::Value(value) => match &value.value {

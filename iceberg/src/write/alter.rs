@@ -1,0 +1,623 @@
+//! `ALTER TABLE` on an Iceberg table: schema evolution (spec: "Schema Evolution"), partition
+//! spec evolution ("Partition Evolution") and table properties, committed as one metadata
+//! change with no new snapshot.
+//!
+//! Columns are matched by field id, never by name, so every change here is metadata only:
+//! - an added column gets a fresh id (older files lack it, and read it as null);
+//! - a dropped column's id is never reused (its values in older files are never read again);
+//! - a renamed column keeps its id;
+//! - a column widens only as the spec allows (`int` to `long`, `float` to `double`, a decimal
+//!   to a greater precision of the same scale), so older files read as the new type.
+//!
+//! A new partitioning becomes a new spec, the default for new data; the files written with
+//! earlier specs stay as they are. A partition field the table had before keeps its id.
+
+use super::commit::{Current, RetryPolicy, Written, load, try_commit};
+use super::new_table::{Ids, iceberg_type};
+use super::partitioning::{parse_partitioning, spec_json};
+use crate::catalog::IcebergCatalog;
+use crate::error::IcebergError;
+use crate::partition::PartitionField;
+use crate::schema::Schema;
+use crate::updates::{TableRequirement, TableUpdate};
+use datafusion::arrow::datatypes::DataType;
+use object_store::ObjectStore;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A change to one top-level column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnChange {
+    /// `ADD COLUMN [IF NOT EXISTS] name type [COMMENT '...']`: a new optional column.
+    Add {
+        /// Its name.
+        name: String,
+        /// Its type.
+        data_type: DataType,
+        /// Its documentation.
+        comment: Option<String>,
+        /// Whether an existing column of that name is no error.
+        if_not_exists: bool,
+    },
+    /// `DROP COLUMN [IF EXISTS] name`.
+    Drop {
+        /// The column.
+        name: String,
+        /// Whether a missing column is no error.
+        if_exists: bool,
+    },
+    /// `RENAME COLUMN from TO to`.
+    Rename {
+        /// The column.
+        from: String,
+        /// Its new name.
+        to: String,
+    },
+    /// `ALTER COLUMN name SET DATA TYPE type`: a widening the spec allows.
+    SetType {
+        /// The column.
+        name: String,
+        /// The wider type.
+        data_type: DataType,
+    },
+    /// `ALTER COLUMN name DROP NOT NULL`.
+    DropNotNull {
+        /// The column.
+        name: String,
+    },
+}
+
+/// What one `ALTER TABLE` changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableAlteration {
+    /// Column changes, in order.
+    pub columns: Vec<ColumnChange>,
+    /// Table properties to set.
+    pub set_properties: BTreeMap<String, String>,
+    /// Table properties to remove.
+    pub remove_properties: Vec<String>,
+    /// A new partitioning, in Trino's spelling (`'day(ts)'`, `'bucket(id, 16)'`); empty for
+    /// none.
+    pub partitioning: Option<Vec<String>>,
+}
+
+impl TableAlteration {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+            && self.set_properties.is_empty()
+            && self.remove_properties.is_empty()
+            && self.partitioning.is_none()
+    }
+}
+
+/// Commits `alteration` to `namespace.name` of `catalog` (whose files are in `store`),
+/// rebuilt on top of other writers' commits as the table's `commit.retry.*` properties say.
+pub async fn alter_table(
+    catalog: &dyn IcebergCatalog,
+    namespace: &str,
+    name: &str,
+    store: Arc<dyn ObjectStore>,
+    alteration: &TableAlteration,
+) -> Result<(), IcebergError> {
+    catalog.check_writable()?;
+    let mut current = load(catalog, namespace, name, store.as_ref()).await?;
+    let retry = RetryPolicy::of(&current.metadata);
+    let mut written = Written::new(store.clone());
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (requirements, updates) = changes(&current, alteration)?;
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let committed = try_commit(
+            catalog,
+            (namespace, name),
+            &current,
+            requirements,
+            updates,
+            &mut written,
+        )
+        .await;
+        match committed {
+            Ok(true) => return Ok(()),
+            Ok(false) if attempt <= retry.retries => {
+                written.delete_all().await;
+                tokio::time::sleep(retry.wait(attempt)).await;
+                current = load(catalog, namespace, name, store.as_ref()).await?;
+            }
+            Ok(false) => {
+                written.delete_all().await;
+                return Err(IcebergError::CommitConflict(format!(
+                    "{namespace}.{name}: other writers committed first {attempt} times; run \
+                     the statement again"
+                )));
+            }
+            Err(err @ IcebergError::CommitStateUnknown(_)) => return Err(err),
+            Err(err) => {
+                written.delete_all().await;
+                return Err(err);
+            }
+        }
+    }
+}
+
+/// The requirements and updates that make `alteration` of `current`.
+fn changes(
+    current: &Current,
+    alteration: &TableAlteration,
+) -> Result<(Vec<TableRequirement>, Vec<TableUpdate>), IcebergError> {
+    let metadata = &current.metadata;
+    let mut requirements = Vec::new();
+    let mut updates = Vec::new();
+    let schema_json = current_schema_json(current)?;
+    let mut evolution = SchemaEvolution::new(schema_json.clone(), last_column_id(current));
+    for change in &alteration.columns {
+        evolution.apply(change)?;
+    }
+    let schema = match evolution.schema != schema_json {
+        true => {
+            let mut schema = evolution.schema.clone();
+            let next_id = metadata
+                .schemas
+                .iter()
+                .map(|s| s.schema_id)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            schema["schema-id"] = json!(next_id);
+            requirements.push(TableRequirement::AssertCurrentSchemaId {
+                current_schema_id: metadata.current_schema_id,
+            });
+            requirements.push(TableRequirement::AssertLastAssignedFieldId {
+                last_assigned_field_id: last_column_id(current),
+            });
+            updates.push(TableUpdate::AddSchema {
+                schema: schema.clone(),
+                last_column_id: Some(evolution.ids.0),
+            });
+            updates.push(TableUpdate::SetCurrentSchema { schema_id: -1 });
+            Schema::from_json(&schema)?
+        }
+        false => metadata.current_schema().clone(),
+    };
+    let default_spec = match &alteration.partitioning {
+        Some(expressions) => {
+            let fields = evolved_spec(current, expressions, &schema)?;
+            let next_id = metadata
+                .partition_specs
+                .iter()
+                .map(|s| s.spec_id)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            requirements.push(TableRequirement::AssertDefaultSpecId {
+                default_spec_id: metadata.default_spec_id,
+            });
+            requirements.push(TableRequirement::AssertLastAssignedPartitionId {
+                last_assigned_partition_id: last_partition_id(current),
+            });
+            updates.push(TableUpdate::AddSpec {
+                spec: spec_json(next_id, &fields),
+            });
+            updates.push(TableUpdate::SetDefaultSpec { spec_id: -1 });
+            fields
+        }
+        None => metadata
+            .partition_spec(metadata.default_spec_id)
+            .map(|spec| spec.fields.clone())
+            .unwrap_or_default(),
+    };
+    // The default spec must still find its sources.
+    for field in &default_spec {
+        if !schema.fields.iter().any(|f| f.id == field.source_id) {
+            let name = metadata
+                .current_schema()
+                .field_by_id(field.source_id)
+                .map_or_else(|| field.source_id.to_string(), |f| f.name.clone());
+            return Err(IcebergError::Invalid(format!(
+                "the column {name} partitions the table ({}): change the partitioning first \
+                 (ALTER TABLE ... SET PROPERTIES partitioning = ARRAY[...])",
+                field.name
+            )));
+        }
+    }
+    if !alteration.set_properties.is_empty() {
+        updates.push(TableUpdate::SetProperties {
+            updates: alteration.set_properties.clone(),
+        });
+    }
+    let removals: Vec<String> = alteration
+        .remove_properties
+        .iter()
+        .filter(|key| metadata.properties.contains_key(*key))
+        .cloned()
+        .collect();
+    if !removals.is_empty() {
+        updates.push(TableUpdate::RemoveProperties { removals });
+    }
+    if let Some(uuid) = &metadata.table_uuid {
+        requirements.push(TableRequirement::AssertTableUuid { uuid: uuid.clone() });
+    }
+    Ok((requirements, updates))
+}
+
+/// The fields of the spec `expressions` ask for over `schema`, reusing the id of every field
+/// an earlier spec had (same source, same transform), and numbering new ones after the
+/// table's last.
+fn evolved_spec(
+    current: &Current,
+    expressions: &[String],
+    schema: &Schema,
+) -> Result<Vec<PartitionField>, IcebergError> {
+    let mut next_id = last_partition_id(current);
+    let mut fields = parse_partitioning(expressions, schema)?;
+    for field in &mut fields {
+        let earlier = current
+            .metadata
+            .partition_specs
+            .iter()
+            .flat_map(|spec| &spec.fields)
+            .find(|f| f.source_id == field.source_id && f.transform == field.transform);
+        field.field_id = match earlier {
+            Some(earlier) => earlier.field_id,
+            None => {
+                next_id += 1;
+                next_id
+            }
+        };
+    }
+    Ok(fields)
+}
+
+fn last_column_id(current: &Current) -> i32 {
+    current.json["last-column-id"].as_i64().unwrap_or(0) as i32
+}
+
+fn last_partition_id(current: &Current) -> i32 {
+    current.json["last-partition-id"]
+        .as_i64()
+        .map_or_else(
+            || {
+                current
+                    .metadata
+                    .partition_specs
+                    .iter()
+                    .flat_map(|s| &s.fields)
+                    .map(|f| f.field_id)
+                    .max()
+                    .unwrap_or(999)
+            },
+            |id| id as i32,
+        )
+        .max(999)
+}
+
+/// The current schema as the metadata file spells it (docs and all).
+fn current_schema_json(current: &Current) -> Result<Value, IcebergError> {
+    let id = i64::from(current.metadata.current_schema_id);
+    current.json["schemas"]
+        .as_array()
+        .and_then(|schemas| schemas.iter().find(|s| s["schema-id"].as_i64() == Some(id)))
+        .or_else(|| current.json.get("schema"))
+        .cloned()
+        .ok_or_else(|| IcebergError::Invalid(format!("the current schema {id} is missing")))
+}
+
+/// A schema being changed column by column.
+struct SchemaEvolution {
+    schema: Value,
+    ids: Ids,
+}
+
+impl SchemaEvolution {
+    fn new(schema: Value, last_column_id: i32) -> Self {
+        Self {
+            schema,
+            ids: Ids(last_column_id),
+        }
+    }
+
+    fn fields(&mut self) -> Result<&mut Vec<Value>, IcebergError> {
+        self.schema["fields"]
+            .as_array_mut()
+            .ok_or_else(|| IcebergError::Invalid("a schema without fields".to_string()))
+    }
+
+    /// The position of the column `name`: exactly, else its only case-insensitive match.
+    fn position(&mut self, name: &str) -> Result<Option<usize>, IcebergError> {
+        let fields = self.fields()?;
+        let named = |field: &Value| field["name"].as_str().unwrap_or("").to_string();
+        if let Some(exact) = fields.iter().position(|f| named(f) == name) {
+            return Ok(Some(exact));
+        }
+        let folded: Vec<usize> = (0..fields.len())
+            .filter(|&i| named(&fields[i]).eq_ignore_ascii_case(name))
+            .collect();
+        Ok(match folded.as_slice() {
+            [only] => Some(*only),
+            _ => None,
+        })
+    }
+
+    fn existing(&mut self, name: &str) -> Result<usize, IcebergError> {
+        self.position(name)?
+            .ok_or_else(|| IcebergError::Invalid(format!("the table has no column {name}")))
+    }
+
+    fn apply(&mut self, change: &ColumnChange) -> Result<(), IcebergError> {
+        match change {
+            ColumnChange::Add {
+                name,
+                data_type,
+                comment,
+                if_not_exists,
+            } => {
+                if self.position(name)?.is_some() {
+                    return match if_not_exists {
+                        true => Ok(()),
+                        false => Err(IcebergError::Invalid(format!(
+                            "the table has a column {name} already"
+                        ))),
+                    };
+                }
+                let id = self.ids.next();
+                let mut field = json!({
+                    "id": id,
+                    "name": name,
+                    "required": false,
+                    "type": iceberg_type(data_type, &mut self.ids, name)?,
+                });
+                if let Some(comment) = comment {
+                    field["doc"] = json!(comment);
+                }
+                self.fields()?.push(field);
+            }
+            ColumnChange::Drop { name, if_exists } => {
+                let Some(index) = self.position(name)? else {
+                    return match if_exists {
+                        true => Ok(()),
+                        false => Err(IcebergError::Invalid(format!(
+                            "the table has no column {name}"
+                        ))),
+                    };
+                };
+                let id = self.fields()?[index]["id"].as_i64();
+                let identifiers = self.schema["identifier-field-ids"].as_array();
+                if identifiers.is_some_and(|ids| ids.iter().any(|i| i.as_i64() == id)) {
+                    return Err(IcebergError::Invalid(format!(
+                        "the column {name} identifies the table's rows (identifier-field-ids), \
+                         so it cannot be dropped"
+                    )));
+                }
+                if self.fields()?.len() == 1 {
+                    return Err(IcebergError::Invalid(format!(
+                        "{name} is the table's only column: a table needs one"
+                    )));
+                }
+                self.fields()?.remove(index);
+            }
+            ColumnChange::Rename { from, to } => {
+                let index = self.existing(from)?;
+                if self.position(to)?.is_some_and(|other| other != index) {
+                    return Err(IcebergError::Invalid(format!(
+                        "the table has a column {to} already"
+                    )));
+                }
+                self.fields()?[index]["name"] = json!(to);
+            }
+            ColumnChange::SetType { name, data_type } => {
+                let index = self.existing(name)?;
+                let wider = iceberg_type(data_type, &mut Ids(0), name)?;
+                let field = &mut self.fields()?[index];
+                let from = field["type"].clone();
+                // Iceberg keeps the small integer types as int: asking for one is a
+                // narrowing, not a no-op.
+                let narrow = matches!(
+                    data_type,
+                    DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16
+                );
+                if narrow {
+                    return Err(IcebergError::Invalid(format!(
+                        "the column {name} cannot change to {data_type}: Iceberg has no integer \
+                         type narrower than int (32 bits)"
+                    )));
+                }
+                if from != wider {
+                    check_widening(name, &from, &wider)?;
+                    field["type"] = wider;
+                }
+            }
+            ColumnChange::DropNotNull { name } => {
+                let index = self.existing(name)?;
+                self.fields()?[index]["required"] = json!(false);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a column of type `from` may become `to` (spec: "Schema Evolution", type
+/// promotion).
+fn check_widening(name: &str, from: &Value, to: &Value) -> Result<(), IcebergError> {
+    let (from_text, to_text) = (from.as_str().unwrap_or(""), to.as_str().unwrap_or(""));
+    let decimal = |text: &str| -> Option<(u32, u32)> {
+        let inner = text.strip_prefix("decimal(")?.strip_suffix(')')?;
+        let (precision, scale) = inner.split_once(',')?;
+        Some((precision.trim().parse().ok()?, scale.trim().parse().ok()?))
+    };
+    let shown = |value: &Value| match value.as_str() {
+        Some(text) => text.to_string(),
+        None => value["type"].as_str().unwrap_or("a nested type").to_string(),
+    };
+    let (from, to) = (shown(from), shown(to));
+    let allowed = match (from_text, to_text) {
+        ("int", "long") | ("float", "double") => true,
+        _ => match (decimal(from_text), decimal(to_text)) {
+            (Some((p1, s1)), Some((p2, s2))) => s1 == s2 && p2 >= p1,
+            _ => false,
+        },
+    };
+    match allowed {
+        true => Ok(()),
+        false => Err(IcebergError::Invalid(format!(
+            "the column {name} cannot change from {from} to {to}: Iceberg widens int to bigint, \
+             real to double, and decimal(P,S) to decimal(P2,S) with P2 > P; for another type, \
+             add a new column and fill it with UPDATE"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::TableMetadata;
+
+    fn table() -> Current {
+        let json = json!({
+            "format-version": 2, "table-uuid": "u", "location": "/t",
+            "last-sequence-number": 0, "last-updated-ms": 1, "last-column-id": 3,
+            "current-schema-id": 0,
+            "schemas": [{"type": "struct", "schema-id": 0, "fields": [
+                {"id": 1, "name": "id", "required": true, "type": "int"},
+                {"id": 2, "name": "ts", "required": false, "type": "timestamptz"},
+                {"id": 3, "name": "price", "required": false, "type": "decimal(9, 2)"}]}],
+            "default-spec-id": 1,
+            "partition-specs": [
+                {"spec-id": 0, "fields": [{"source-id": 1, "field-id": 1000,
+                    "name": "id_bucket", "transform": "bucket[4]"}]},
+                {"spec-id": 1, "fields": [{"source-id": 2, "field-id": 1001,
+                    "name": "ts_day", "transform": "day"}]}],
+            "last-partition-id": 1001,
+            "properties": {"a": "1"},
+        });
+        let bytes = serde_json::to_vec(&json).unwrap();
+        Current {
+            location: "/t/metadata/1.metadata.json".into(),
+            metadata: TableMetadata::from_json(&bytes).unwrap(),
+            json,
+        }
+    }
+
+    fn alter(columns: Vec<ColumnChange>) -> Result<Vec<TableUpdate>, IcebergError> {
+        let alteration = TableAlteration {
+            columns,
+            ..TableAlteration::default()
+        };
+        changes(&table(), &alteration).map(|(_, updates)| updates)
+    }
+
+    #[test]
+    fn columns_evolve_by_id() {
+        let updates = alter(vec![
+            ColumnChange::Add {
+                name: "tags".into(),
+                data_type: DataType::new_list(DataType::Utf8, true),
+                comment: Some("labels".into()),
+                if_not_exists: false,
+            },
+            ColumnChange::Rename {
+                from: "price".into(),
+                to: "amount".into(),
+            },
+            ColumnChange::SetType {
+                name: "id".into(),
+                data_type: DataType::Int64,
+            },
+            ColumnChange::SetType {
+                name: "amount".into(),
+                data_type: DataType::Decimal128(18, 2),
+            },
+            ColumnChange::DropNotNull { name: "id".into() },
+        ])
+        .unwrap();
+        let TableUpdate::AddSchema {
+            schema,
+            last_column_id,
+        } = &updates[0]
+        else {
+            panic!("{updates:?}");
+        };
+        assert_eq!(*last_column_id, Some(5));
+        assert_eq!(schema["schema-id"], 1);
+        let fields = &schema["fields"];
+        assert_eq!(
+            fields[0],
+            json!({"id": 1, "name": "id", "required": false, "type": "long"})
+        );
+        assert_eq!(fields[2]["name"], "amount");
+        assert_eq!(fields[2]["type"], "decimal(18, 2)");
+        assert_eq!(fields[3]["id"], 4);
+        assert_eq!(fields[3]["type"]["element-id"], 5);
+        assert_eq!(fields[3]["doc"], "labels");
+        assert_eq!(updates[1], TableUpdate::SetCurrentSchema { schema_id: -1 });
+    }
+
+    #[test]
+    fn bad_changes_say_why() {
+        let refused = |change| alter(vec![change]).unwrap_err().to_string();
+        let narrow = refused(ColumnChange::SetType {
+            name: "ts".into(),
+            data_type: DataType::Utf8,
+        });
+        assert!(narrow.contains("cannot change from"), "{narrow}");
+        let partition = refused(ColumnChange::Drop {
+            name: "ts".into(),
+            if_exists: false,
+        });
+        assert!(
+            partition.contains("partitions the table (ts_day)"),
+            "{partition}"
+        );
+        assert!(
+            refused(ColumnChange::Drop {
+                name: "nope".into(),
+                if_exists: false
+            })
+            .contains("no column nope")
+        );
+        assert!(
+            alter(vec![ColumnChange::Drop {
+                name: "nope".into(),
+                if_exists: true
+            }])
+            .unwrap()
+            .is_empty()
+        );
+        // A column only an earlier spec used may go.
+        assert!(
+            alter(vec![ColumnChange::Drop {
+                name: "id".into(),
+                if_exists: false
+            }])
+            .is_ok()
+        );
+        assert!(
+            refused(ColumnChange::Rename {
+                from: "id".into(),
+                to: "ts".into()
+            })
+            .contains("has a column ts already")
+        );
+    }
+
+    #[test]
+    fn a_new_partitioning_reuses_earlier_field_ids() {
+        let alteration = TableAlteration {
+            partitioning: Some(vec!["bucket(id, 4)".into(), "month(ts)".into()]),
+            ..TableAlteration::default()
+        };
+        let (requirements, updates) = changes(&table(), &alteration).unwrap();
+        assert!(
+            requirements.contains(&TableRequirement::AssertDefaultSpecId { default_spec_id: 1 })
+        );
+        let TableUpdate::AddSpec { spec } = &updates[0] else {
+            panic!("{updates:?}");
+        };
+        assert_eq!(spec["spec-id"], 2);
+        assert_eq!(spec["fields"][0]["field-id"], 1000);
+        assert_eq!(spec["fields"][1]["field-id"], 1002);
+    }
+}
