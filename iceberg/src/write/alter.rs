@@ -450,7 +450,10 @@ fn check_widening(name: &str, from: &Value, to: &Value) -> Result<(), IcebergErr
     };
     let shown = |value: &Value| match value.as_str() {
         Some(text) => text.to_string(),
-        None => value["type"].as_str().unwrap_or("a nested type").to_string(),
+        None => value["type"]
+            .as_str()
+            .unwrap_or("a nested type")
+            .to_string(),
     };
     let (from, to) = (shown(from), shown(to));
     let allowed = match (from_text, to_text) {

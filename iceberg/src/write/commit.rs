@@ -10,6 +10,7 @@
 //! ([`Change::check`]), and the snapshot is rebuilt on top. Whatever a failed attempt wrote is
 //! deleted, except after [`IcebergError::CommitStateUnknown`]: the commit may have happened.
 
+use super::manifest_rewrite;
 use super::manifests::{self, AddedFile};
 use super::partition_values;
 use super::partitioning::WritePartitionField;
@@ -23,6 +24,7 @@ use crate::scan::location::StoreLocation;
 use crate::updates::{TableRequirement, TableUpdate, next_metadata};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -57,6 +59,8 @@ pub(super) struct Change {
     pub summary: AppendSummary,
     /// The schema the data files were written with.
     pub schema_id: i32,
+    /// Data files of the base snapshot this change removes (copy-on-write rewrites them).
+    pub removed: BTreeSet<String>,
 }
 
 impl Change {
@@ -169,6 +173,7 @@ pub(super) async fn commit(
             written.create(&table.path_of(&location)?, bytes).await?;
         }
         let parent = current.metadata.current_snapshot().cloned();
+        let mut summary = change.summary;
         if let Some(parent) = parent.as_ref().filter(|_| !change.mode.replaces_all()) {
             let Some(list) = &parent.manifest_list else {
                 break Err(IcebergError::Unsupported(
@@ -178,7 +183,47 @@ pub(super) async fn commit(
                 ));
             };
             let bytes = read(store.as_ref(), &table.path_of(list)?).await?;
-            listed.extend(read_manifest_list(&bytes)?);
+            let parents = read_manifest_list(&bytes)?;
+            if change.removed.is_empty() {
+                listed.extend(parents);
+            } else {
+                let mut found = 0;
+                for (index, manifest) in parents.into_iter().enumerate() {
+                    let bytes = read(store.as_ref(), &table.path_of(&manifest.path)?).await?;
+                    let location = format!("{metadata_dir}/{write_id}-m{attempt}-r{index}.avro");
+                    let rewritten = manifest_rewrite::rewrite_without(
+                        &manifest,
+                        &bytes,
+                        &change.removed,
+                        (snapshot_id, sequence_number),
+                        (&table, location),
+                        &mut written,
+                    )
+                    .await?;
+                    match rewritten {
+                        Some(removed) if manifest.content == ManifestContent::Data => {
+                            found += removed.paths.len();
+                            summary.removed_files += removed.paths.len() as i64;
+                            summary.removed_records += removed.rows;
+                            summary.removed_size += removed.bytes;
+                            listed.push(removed.manifest);
+                        }
+                        Some(removed) => {
+                            summary.removed_delete_files += removed.paths.len() as i64;
+                            summary.removed_position_deletes += removed.rows;
+                            summary.removed_delete_size += removed.bytes;
+                            listed.push(removed.manifest);
+                        }
+                        None => listed.push(manifest),
+                    }
+                }
+                if found != change.removed.len() {
+                    break Err(IcebergError::CommitConflict(format!(
+                        "{namespace}.{name}: a data file the statement rewrote was removed by \
+                         another writer meanwhile; run the statement again"
+                    )));
+                }
+            }
         }
         let list_location = format!("{metadata_dir}/snap-{snapshot_id}-{attempt}-{write_id}.avro");
         let list_bytes = manifests::write_manifest_list(
@@ -198,7 +243,7 @@ pub(super) async fn commit(
             manifest_list: list_location,
             schema_id: change.schema_id,
         };
-        let snapshot = snapshot::snapshot_json(&current.json, &new_snapshot, change.summary);
+        let snapshot = snapshot::snapshot_json(&current.json, &new_snapshot, summary);
         let requirements = vec![TableRequirement::AssertRefSnapshotId {
             reference: "main".to_string(),
             snapshot_id: new_snapshot.parent_snapshot_id,
@@ -493,6 +538,7 @@ mod tests {
             mode,
             summary: AppendSummary::default(),
             schema_id: 0,
+            removed: BTreeSet::new(),
         }
     }
 

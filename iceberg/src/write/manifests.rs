@@ -103,7 +103,7 @@ const MANIFEST_FILE_SCHEMA: &str = r#"{"type": "record", "name": "manifest_file"
 
 /// Marks the arrays of key-value records as Iceberg's maps (`"logicalType": "map"`), which
 /// apache-avro's parser drops from the JSON above; readers such as pyiceberg need it.
-fn mark_maps(schema: &mut AvroSchema) {
+pub(super) fn mark_maps(schema: &mut AvroSchema) {
     match schema {
         AvroSchema::Record(record) => {
             for field in &mut record.fields {

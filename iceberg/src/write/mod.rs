@@ -16,6 +16,7 @@
 
 mod alter;
 mod commit;
+mod manifest_rewrite;
 mod manifests;
 mod metrics;
 mod new_table;
@@ -129,6 +130,7 @@ pub async fn append(
         mode,
         summary,
         schema_id: current.metadata.current_schema().schema_id,
+        removed: Default::default(),
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }

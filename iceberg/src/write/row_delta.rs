@@ -4,6 +4,10 @@
 //! file (`referenced_data_file`) in the data file's partition. An UPDATE also writes the
 //! changed rows as new data files. All are committed as one snapshot (`delete`, or
 //! `overwrite` when rows are added) on top of the snapshot the statement read.
+//!
+//! Copy-on-write changes instead rewrite each data file with changed rows: its kept rows
+//! (and the changed rows' new values) are new data files, and the old file leaves the table
+//! in the same snapshot ([`RowDelta::removed`]).
 
 use super::commit::{self, Change, ManifestGroup, load};
 use super::manifests::AddedFile;
@@ -74,6 +78,9 @@ pub struct RowDelta {
     pub data: Vec<NewDataFile>,
     /// The partition spec the data files were written with.
     pub data_spec_id: i32,
+    /// Data files of `base` the change rewrote (copy-on-write): their kept rows are among
+    /// `data`, and they leave the table.
+    pub removed: Vec<String>,
     /// The table property that sets the change's isolation level
     /// (`write.delete.isolation-level`, `write.update.isolation-level`): `serializable` (the
     /// default) or `snapshot`.
@@ -145,6 +152,13 @@ pub async fn commit_row_delta(
             referenced_data_file: Some(file.data_file),
         });
     }
+    for path in &delta.removed {
+        if !data_files.contains_key(path.as_str()) {
+            return Err(IcebergError::Invalid(format!(
+                "a rewrite removes {path}, which is not a data file of snapshot {base:?}"
+            )));
+        }
+    }
     let serializable = metadata
         .properties
         .get(delta.isolation_property)
@@ -160,6 +174,7 @@ pub async fn commit_row_delta(
         mode: WriteMode::RowDelta { base, serializable },
         summary,
         schema_id: metadata.current_schema().schema_id,
+        removed: delta.removed.into_iter().collect(),
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }

@@ -22,6 +22,18 @@ pub struct AppendSummary {
     pub added_position_deletes: i64,
     /// Their bytes.
     pub added_delete_size: i64,
+    /// Data files removed (rewritten by copy-on-write, or compacted).
+    pub removed_files: i64,
+    /// Rows in them.
+    pub removed_records: i64,
+    /// Their bytes.
+    pub removed_size: i64,
+    /// Position delete files removed with the data files they were scoped to.
+    pub removed_delete_files: i64,
+    /// The deletes in them.
+    pub removed_position_deletes: i64,
+    /// Their bytes.
+    pub removed_delete_size: i64,
 }
 
 impl AppendSummary {
@@ -36,7 +48,7 @@ impl AppendSummary {
     /// data, `delete` when it only removes, else `append`.
     fn operation(&self) -> &'static str {
         match (
-            self.replaces_all,
+            self.replaces_all || self.removed_files > 0,
             self.added_delete_files > 0,
             self.added_files > 0,
         ) {
@@ -144,10 +156,44 @@ fn summary_json(summary: AppendSummary, parent: Option<&Value>, parent_id: Optio
             }
         }
     }
-    // An overwrite's totals are what it wrote.
+    if summary.removed_files > 0 {
+        for (key, removed) in [
+            ("deleted-data-files", summary.removed_files),
+            ("deleted-records", summary.removed_records),
+            (
+                "removed-files-size",
+                summary.removed_size + summary.removed_delete_size,
+            ),
+        ] {
+            out.insert(key.into(), json!(removed.to_string()));
+        }
+    }
+    if summary.removed_delete_files > 0 {
+        for (key, removed) in [
+            ("removed-delete-files", summary.removed_delete_files),
+            (
+                "removed-position-delete-files",
+                summary.removed_delete_files,
+            ),
+            ("removed-position-deletes", summary.removed_position_deletes),
+        ] {
+            out.insert(key.into(), json!(removed.to_string()));
+        }
+    }
+    // An overwrite's totals are what it wrote; files removed leave the totals.
     let total = |key: &str| match summary.replaces_all {
         true => Some(0),
-        false => parent_total(key),
+        false => parent_total(key).map(|total| {
+            total
+                - match key {
+                    "total-data-files" => summary.removed_files,
+                    "total-records" => summary.removed_records,
+                    "total-files-size" => summary.removed_size + summary.removed_delete_size,
+                    "total-delete-files" => summary.removed_delete_files,
+                    "total-position-deletes" => summary.removed_position_deletes,
+                    _ => 0,
+                }
+        }),
     };
     for (key, added) in [
         ("total-data-files", summary.added_files),

@@ -10,7 +10,8 @@
 //! updated and deleted target rows (position delete files), once for the updated and inserted
 //! rows' values (data files). One snapshot commits them.
 
-use super::row_changes::{commit, internal, write_positions};
+use super::removal::{RemovalMode, RemovedRows, RowIdScan, remove_rows};
+use super::row_changes::{commit, internal};
 use super::writes::{CatalogTarget, open, stage, write_data};
 use crate::error::QueryError;
 use crate::lakehouse::committed::CommittedCatalog;
@@ -66,11 +67,15 @@ pub(super) async fn merge(
         .downcast_ref::<IcebergTable>()
         .ok_or_else(|| internal("a MERGE target that is not an Iceberg table"))?;
     let base = scanned.snapshot().map(|s| s.snapshot_id);
-    let with_ids = scanned
-        .clone()
-        .with_row_ids()
-        .map_err(|err| opened.failed(err))?;
-    let with_ids = provider_as_source(Arc::new(with_ids));
+    let mode = RemovalMode::of(&opened, "write.merge.mode")?;
+    let row_id_scan = RowIdScan {
+        name: name.clone(),
+        table: scanned
+            .clone()
+            .with_row_ids()
+            .map_err(|err| opened.failed(err))?,
+    };
+    let with_ids = provider_as_source(Arc::new(row_id_scan.table.clone()));
     let table_columns: Vec<String> = opened
         .metadata
         .current_schema()
@@ -202,19 +207,18 @@ pub(super) async fn merge(
 
     let write = stage(catalog, committed, &opened).await?;
     // Pass 2: the positions of the target rows updated or deleted.
-    let deletes = match changes_target.is_empty() {
-        true => Vec::new(),
+    let removed = match changes_target.is_empty() {
+        true => RemovedRows::default(),
         false => {
             let changed_rows = LogicalPlanBuilder::from(actions.clone())
                 .filter(in_list(&changes_target))?
                 .build()?;
-            write_positions(&write, state, &opened, changed_rows)
-                .await?
-                .0
+            remove_rows(&write, state, &opened, &row_id_scan, changed_rows, mode).await?
         }
     };
     // Pass 3: the values of the rows updated and inserted, in the table's columns.
-    let data = match writes_rows.is_empty() {
+    let mut data = removed.kept;
+    data.extend(match writes_rows.is_empty() {
         true => Vec::new(),
         false => {
             let mut values = Vec::with_capacity(table_columns.len());
@@ -253,12 +257,13 @@ pub(super) async fn merge(
                 .build()?;
             write_data(&write, state, &opened, new_rows).await?.0
         }
-    };
+    });
     let delta = osprey_iceberg::RowDelta {
         base,
-        deletes,
+        deletes: removed.deletes,
         data,
         data_spec_id: opened.metadata.default_spec_id,
+        removed: removed.rewritten,
         isolation_property: "write.merge.isolation-level",
     };
     commit(catalog, namespace, table, &opened, write, delta).await?;

@@ -19,6 +19,7 @@
 mod merge;
 mod properties;
 mod provider;
+mod removal;
 mod row_changes;
 pub(crate) mod sql;
 mod writes;

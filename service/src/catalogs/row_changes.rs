@@ -7,6 +7,7 @@
 //! top of the snapshot the scan read ([`osprey_iceberg::commit_row_delta`]). A change that
 //! matches no row commits nothing.
 
+use super::removal::{RemovalMode, RowIdScan, remove_rows};
 use super::writes::{
     CatalogTarget, OpenedTable, commit_detached, file_location, open, partition_values,
     snapshot_read, stage, write_data,
@@ -47,6 +48,14 @@ impl RowChange {
         }
     }
 
+    /// The table property that chooses how rows are removed.
+    fn mode_property(self) -> &'static str {
+        match self {
+            RowChange::Delete | RowChange::DeleteAll => "write.delete.mode",
+            RowChange::Update => "write.update.mode",
+        }
+    }
+
     /// The table property that sets the change's isolation level.
     fn isolation_property(self) -> &'static str {
         match self {
@@ -72,9 +81,10 @@ pub(super) async fn apply(
     if change == RowChange::DeleteAll {
         return delete_all(target, namespace, table, state, &opened, input).await;
     }
-    let (input, base) = with_row_ids(input, change.statement())?;
+    let mode = RemovalMode::of(&opened, change.mode_property())?;
+    let (input, scan) = with_row_ids(input, change.statement())?;
     // A table with no snapshot has no rows to change.
-    let Some(base) = base else {
+    let Some(base) = scan.table.snapshot().map(|s| s.snapshot_id) else {
         return Ok(0);
     };
     // An UPDATE's rows are read twice, from the same snapshot: once for their positions,
@@ -92,20 +102,22 @@ pub(super) async fn apply(
         }
     };
     let write = stage(target, committed, &opened).await?;
-    let (deletes, rows) = write_positions(&write, state, &opened, selected).await?;
-    if rows == 0 {
+    let removed = remove_rows(&write, state, &opened, &scan, selected, mode).await?;
+    if removed.rows == 0 {
         // Dropping the write deletes whatever it staged.
         return Ok(0);
     }
-    let data = match new_rows {
-        Some(new_rows) => write_data(&write, state, &opened, new_rows).await?.0,
-        None => Vec::new(),
-    };
+    let mut data = removed.kept;
+    if let Some(new_rows) = new_rows {
+        data.extend(write_data(&write, state, &opened, new_rows).await?.0);
+    }
+    let rows = removed.rows;
     let delta = osprey_iceberg::RowDelta {
         base: Some(base),
-        deletes,
+        deletes: removed.deletes,
         data,
         data_spec_id: opened.metadata.default_spec_id,
+        removed: removed.rewritten,
         isolation_property: change.isolation_property(),
     };
     commit(target, namespace, table, &opened, write, delta).await?;
@@ -234,14 +246,13 @@ pub(super) fn internal(message: &str) -> QueryError {
     QueryError::from(DataFusionError::Internal(message.to_string()))
 }
 
-/// `input` with its scan of the Iceberg table reading `_file` and `_pos` too, and the snapshot
-/// that scan reads. The DML input is the table's scan under a filter (and, for UPDATE, a
+/// `input` with its scan of the Iceberg table reading `_file` and `_pos` too, and that scan. The DML input is the table's scan under a filter (and, for UPDATE, a
 /// projection of the new values); scans inside the filter's subqueries are left alone. A
 /// join (`UPDATE ... FROM`) is refused: `statement` names the statement in the message.
 fn with_row_ids(
     input: LogicalPlan,
     statement: &str,
-) -> Result<(LogicalPlan, Option<i64>), QueryError> {
+) -> Result<(LogicalPlan, RowIdScan), QueryError> {
     let mut joined = false;
     input.apply(|node| {
         joined |= matches!(node, LogicalPlan::Join(_));
@@ -253,7 +264,7 @@ fn with_row_ids(
              them as a subquery in WHERE (id IN (SELECT ...), EXISTS (...))"
         )));
     }
-    let mut base: Option<Option<i64>> = None;
+    let mut found: Option<RowIdScan> = None;
     let mut refused = None;
     let plan = input
         .transform_up(|node| {
@@ -264,14 +275,18 @@ fn with_row_ids(
             let Some(table) = provider.as_ref().downcast_ref::<IcebergTable>() else {
                 return Ok(Transformed::no(node));
             };
-            base = Some(table.snapshot().map(|s| s.snapshot_id));
             let with_ids = match table.clone().with_row_ids() {
-                Ok(with_ids) => Arc::new(with_ids),
+                Ok(with_ids) => with_ids,
                 Err(err) => {
                     refused = Some(err);
                     return Ok(Transformed::no(node));
                 }
             };
+            found.get_or_insert_with(|| RowIdScan {
+                name: scan.table_name.clone(),
+                table: with_ids.clone(),
+            });
+            let with_ids = Arc::new(with_ids);
             let scan = TableScanBuilder::new(scan.table_name.clone(), provider_as_source(with_ids))
                 .with_filters(scan.filters.clone())
                 .with_fetch(scan.fetch)
@@ -282,8 +297,8 @@ fn with_row_ids(
     if let Some(err) = refused {
         return Err(QueryError::NotSupported(err.to_string()));
     }
-    match base {
-        Some(base) => Ok((plan, base)),
+    match found {
+        Some(scan) => Ok((plan, scan)),
         None => Err(internal(&format!(
             "a {statement} that does not scan its Iceberg table"
         ))),

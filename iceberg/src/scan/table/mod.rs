@@ -54,6 +54,8 @@ pub struct IcebergTable {
     manifest_cache: Option<Arc<ManifestCache>>,
     /// Whether each row says where it is (`_file`, `_pos`; see [`IcebergTable::with_row_ids`]).
     row_ids: bool,
+    /// The only data files scans read, when set (see [`IcebergTable::with_only_files`]).
+    only_files: Option<Arc<BTreeSet<String>>>,
 }
 
 impl IcebergTable {
@@ -86,6 +88,7 @@ impl IcebergTable {
             definition: None,
             manifest_cache: None,
             row_ids: false,
+            only_files: None,
         })
     }
 
@@ -232,6 +235,13 @@ impl IcebergTable {
     /// This table, reading manifests through `cache` (see [`ManifestCache`]).
     pub fn with_manifest_cache(mut self, cache: Arc<ManifestCache>) -> Self {
         self.manifest_cache = Some(cache);
+        self
+    }
+
+    /// The table reading only the data files `files` (as the metadata names them) of its
+    /// snapshot: what a copy-on-write change rewrites.
+    pub fn with_only_files(mut self, files: BTreeSet<String>) -> Self {
+        self.only_files = Some(Arc::new(files));
         self
     }
 
@@ -392,10 +402,15 @@ impl TableProvider for IcebergTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (files, pruned) = match &self.snapshot {
+        let (mut files, pruned) = match &self.snapshot {
             Some(snapshot) => self.live_files(state, snapshot, filters).await?,
             None => (SnapshotFiles::default(), None),
         };
+        if let Some(only) = &self.only_files {
+            files
+                .data
+                .retain(|file| only.contains(&file.file.file_path));
+        }
         for file in &files.data {
             if file.file.file_format != "PARQUET" {
                 return Err(IcebergError::Unsupported(format!(
