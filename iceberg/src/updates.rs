@@ -428,6 +428,9 @@ impl Applier<'_> {
                 if let Some(Value::Object(refs)) = self.object.get_mut("refs") {
                     refs.retain(|_, r| !removed(r));
                 }
+                if let Some(Value::Array(log)) = self.object.get_mut("snapshot-log") {
+                    log.retain(|entry| !removed(entry));
+                }
                 if self
                     .int("current-snapshot-id")
                     .is_some_and(|id| snapshot_ids.contains(&id))

@@ -49,6 +49,11 @@ impl<'a> Tokens<'a> {
         self.tokens.get(self.at)
     }
 
+    /// The token `ahead` places after the next one, not consumed.
+    pub(crate) fn peek_at(&self, ahead: usize) -> Option<&'a Token> {
+        self.tokens.get(self.at + ahead)
+    }
+
     /// Whether the next token is `token`.
     pub(crate) fn next_is(&self, token: &Token) -> bool {
         self.peek() == Some(token)

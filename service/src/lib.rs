@@ -53,6 +53,7 @@ mod sql_types;
 mod statement;
 mod statement_stats;
 mod system_tables;
+mod table_procedures;
 mod time_travel;
 mod tpch;
 mod units;

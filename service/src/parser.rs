@@ -2,7 +2,8 @@
 //!
 //! The text is lexed once, with the session's SQL dialect. Osprey's own statements are
 //! recognised on those tokens: users (`CREATE | ALTER | DROP USER`, `SHOW USERS`), workgroups,
-//! locations, attached catalogs and `EXECUTE IMMEDIATE`. Every other statement goes to
+//! locations, attached catalogs, table procedures (`ALTER TABLE t EXECUTE optimize`) and
+//! `EXECUTE IMMEDIATE`. Every other statement goes to
 //! DataFusion's parser, built
 //! on the same tokens: SQL, and what sqlparser reads for Osprey (`UNLOAD`, `USE`, `SET`,
 //! `SHOW`). The statement router matches the one [`ParsedStatement`] this returns, and nothing
@@ -20,6 +21,7 @@ use crate::nesting::{
     MAX_PARSER_RECURSION, MAX_STATEMENT_DEPTH, TooDeeplyNested, check_nesting,
     is_parser_recursion_limit, token_nesting,
 };
+use crate::table_procedures::{TableProcedure, parse_table_procedure};
 use crate::users::{UserStatement, parse_user_statement};
 use crate::workgroups::{WorkgroupStatement, parse_workgroup_statement};
 use datafusion::common::DataFusionError;
@@ -41,6 +43,8 @@ pub(crate) enum ParsedStatement {
     Location(LocationStatement),
     /// `CREATE | DROP CATALOG`, `SHOW CATALOGS`, `SHOW CREATE CATALOG`.
     Catalog(CatalogStatement),
+    /// `ALTER TABLE t EXECUTE procedure(...)`: table maintenance.
+    TableProcedure(TableProcedure),
     /// `EXECUTE IMMEDIATE 'statement' [USING ...]`: the statement inside is parsed in its turn.
     Immediate(ExecuteImmediate),
     /// Everything DataFusion's parser reads, `?` placeholders numbered `$1`, `$2`, ...
@@ -69,6 +73,9 @@ pub(crate) fn parse_statement(
     }
     if let Some(statement) = parse_catalog_statement(&significant)? {
         return Ok(ParsedStatement::Catalog(statement));
+    }
+    if let Some(statement) = parse_table_procedure(&significant)? {
+        return Ok(ParsedStatement::TableProcedure(statement));
     }
     let nesting = token_nesting(&significant);
     let tokens = crate::time_travel::rewrite(tokens)?;

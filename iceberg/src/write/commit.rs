@@ -61,6 +61,9 @@ pub(super) struct Change {
     pub schema_id: i32,
     /// Data files of the base snapshot this change removes (copy-on-write rewrites them).
     pub removed: BTreeSet<String>,
+    /// Whether the snapshot's manifests are merged, one per spec and content
+    /// (`rewrite_manifests`).
+    pub merge_manifests: bool,
 }
 
 impl Change {
@@ -225,6 +228,19 @@ pub(super) async fn commit(
                 }
             }
         }
+        let mut merged = manifest_rewrite::Merged::default();
+        if change.merge_manifests {
+            let prefix = format!("{metadata_dir}/{write_id}-m{attempt}-merged");
+            (listed, merged) = manifest_rewrite::merge_all(
+                listed,
+                &current.metadata,
+                store.as_ref(),
+                (snapshot_id, sequence_number),
+                (&table, &prefix),
+                &mut written,
+            )
+            .await?;
+        }
         let list_location = format!("{metadata_dir}/snap-{snapshot_id}-{attempt}-{write_id}.avro");
         let list_bytes = manifests::write_manifest_list(
             &listed,
@@ -272,6 +288,8 @@ pub(super) async fn commit(
                 break Ok(AppendOutcome {
                     snapshot_id,
                     attempts: attempt,
+                    manifests_rewritten: merged.rewritten,
+                    manifests_added: merged.added,
                 });
             }
             Err(IcebergError::CommitStateUnknown(message)) => {
@@ -408,7 +426,8 @@ pub(super) async fn load(
     })
 }
 
-async fn read(store: &dyn ObjectStore, path: &Path) -> Result<Vec<u8>, IcebergError> {
+/// The bytes of the file `path` of `store`.
+pub(super) async fn read(store: &dyn ObjectStore, path: &Path) -> Result<Vec<u8>, IcebergError> {
     let fail =
         |err: object_store::Error| IcebergError::Invalid(format!("cannot read {path}: {err}"));
     Ok(store
@@ -539,6 +558,7 @@ mod tests {
             summary: AppendSummary::default(),
             schema_id: 0,
             removed: BTreeSet::new(),
+            merge_manifests: false,
         }
     }
 

@@ -33,134 +33,286 @@ pub(super) struct Removed {
     pub bytes: i64,
 }
 
-/// The manifest `manifest` (whose bytes are `bytes`) without the files in `removed` (for a
-/// delete manifest: without the delete files scoped to them), written
-/// to `location` for the snapshot `snapshot_id` with sequence number `sequence_number`;
-/// `None` when it lists none of them (it is kept as it is).
-pub(super) async fn rewrite_without(
-    manifest: &ManifestFile,
-    bytes: &[u8],
-    removed: &BTreeSet<String>,
-    (snapshot_id, sequence_number): (i64, i64),
-    (table, location): (&StoreLocation, String),
-    written: &mut Written,
-) -> Result<Option<Removed>, IcebergError> {
-    let invalid =
-        |err: apache_avro::Error| IcebergError::Invalid(format!("{}: {err}", manifest.path));
-    let reader = Reader::new(bytes).map_err(invalid)?;
-    let mut schema = reader.writer_schema().clone();
-    let header = reader.user_metadata().clone();
-    let mut records = Vec::new();
-    let mut found = Vec::new();
-    let (mut rows, mut size) = (0, 0);
-    let mut counts = ManifestCounts {
-        added_files: Some(0),
-        existing_files: Some(0),
-        deleted_files: Some(0),
-        added_rows: Some(0),
-        existing_rows: Some(0),
-        deleted_rows: Some(0),
-    };
-    let mut min_sequence = sequence_number;
-    for record in reader {
-        let Value::Record(mut fields) = record.map_err(invalid)? else {
-            return Err(IcebergError::Invalid(format!(
-                "{}: an entry that is not a record",
-                manifest.path
-            )));
-        };
-        let status = match find(&fields, "status") {
-            Some(Value::Int(status)) => *status,
-            _ => {
-                return Err(IcebergError::Invalid(format!(
-                    "{}: no status",
-                    manifest.path
-                )));
-            }
-        };
-        if status == DELETED {
-            continue;
-        }
-        let data_file = find(&fields, "data_file");
+/// The entries of one or more manifests, restated for a new manifest of the snapshot
+/// `snapshot_id`.
+struct Restated {
+    schema: apache_avro::Schema,
+    header: std::collections::HashMap<String, Vec<u8>>,
+    records: Vec<Value>,
+    counts: ManifestCounts,
+    min_sequence: i64,
+    removed: Vec<String>,
+    removed_rows: i64,
+    removed_bytes: i64,
+}
+
+impl Restated {
+    /// Nothing yet, for a manifest of the snapshot with sequence number `sequence_number`.
+    fn new(
+        manifest: &ManifestFile,
+        bytes: &[u8],
+        sequence_number: i64,
+    ) -> Result<Self, IcebergError> {
+        let reader = Reader::new(bytes).map_err(invalid(manifest))?;
+        Ok(Self {
+            schema: reader.writer_schema().clone(),
+            header: reader.user_metadata().clone(),
+            records: Vec::new(),
+            counts: ManifestCounts {
+                added_files: Some(0),
+                existing_files: Some(0),
+                deleted_files: Some(0),
+                added_rows: Some(0),
+                existing_rows: Some(0),
+                deleted_rows: Some(0),
+            },
+            min_sequence: sequence_number,
+            removed: Vec::new(),
+            removed_rows: 0,
+            removed_bytes: 0,
+        })
+    }
+
+    /// Adds the entries of `manifest` (its bytes `bytes`): those in `removed` as deleted by
+    /// `snapshot_id`, the others as existing.
+    fn add(
+        &mut self,
+        manifest: &ManifestFile,
+        bytes: &[u8],
+        removed: &BTreeSet<String>,
+        snapshot_id: i64,
+    ) -> Result<(), IcebergError> {
         // A data file goes by its path; a file-scoped delete file with the data file it
         // deletes from (it would apply to nothing once that file is gone).
         let key = match manifest.content {
             ManifestContent::Data => "file_path",
             ManifestContent::Deletes => "referenced_data_file",
         };
-        let path = data_file.and_then(|f| string_field(f, key));
-        let record_count = data_file
-            .and_then(|f| long_field(f, "record_count"))
-            .unwrap_or(0);
-        let file_size = data_file
-            .and_then(|f| long_field(f, "file_size_in_bytes"))
-            .unwrap_or(0);
-        // What an ADDED entry inherits from its manifest is written out.
-        let added_by =
-            optional_long(find(&fields, "snapshot_id")).unwrap_or(manifest.added_snapshot_id);
-        let data_sequence =
-            optional_long(find(&fields, "sequence_number")).unwrap_or(manifest.sequence_number);
-        let file_sequence = optional_long(find(&fields, "file_sequence_number"))
-            .unwrap_or(manifest.sequence_number);
-        let is_removed = path.as_ref().is_some_and(|p| removed.contains(p));
-        let (status, entry_snapshot) = match is_removed {
-            true => (DELETED, snapshot_id),
-            false => (EXISTING, added_by),
-        };
-        set(&mut fields, "status", Value::Int(status));
-        set(&mut fields, "snapshot_id", present(entry_snapshot));
-        set(&mut fields, "sequence_number", present(data_sequence));
-        set(&mut fields, "file_sequence_number", present(file_sequence));
-        if is_removed {
-            found.extend(path);
-            rows += record_count;
-            size += file_size;
-            counts.deleted_files = counts.deleted_files.map(|n| n + 1);
-            counts.deleted_rows = counts.deleted_rows.map(|n| n + record_count);
-        } else {
-            min_sequence = min_sequence.min(data_sequence);
-            counts.existing_files = counts.existing_files.map(|n| n + 1);
-            counts.existing_rows = counts.existing_rows.map(|n| n + record_count);
+        for record in Reader::new(bytes).map_err(invalid(manifest))? {
+            let Value::Record(mut fields) = record.map_err(invalid(manifest))? else {
+                return Err(IcebergError::Invalid(format!(
+                    "{}: an entry that is not a record",
+                    manifest.path
+                )));
+            };
+            let status = match find(&fields, "status") {
+                Some(Value::Int(status)) => *status,
+                _ => {
+                    return Err(IcebergError::Invalid(format!(
+                        "{}: no status",
+                        manifest.path
+                    )));
+                }
+            };
+            if status == DELETED {
+                continue;
+            }
+            let data_file = find(&fields, "data_file");
+            let path = data_file.and_then(|f| string_field(f, key));
+            let record_count = data_file
+                .and_then(|f| long_field(f, "record_count"))
+                .unwrap_or(0);
+            let file_size = data_file
+                .and_then(|f| long_field(f, "file_size_in_bytes"))
+                .unwrap_or(0);
+            // What an ADDED entry inherits from its manifest is written out.
+            let added_by =
+                optional_long(find(&fields, "snapshot_id")).unwrap_or(manifest.added_snapshot_id);
+            let data_sequence =
+                optional_long(find(&fields, "sequence_number")).unwrap_or(manifest.sequence_number);
+            let file_sequence = optional_long(find(&fields, "file_sequence_number"))
+                .unwrap_or(manifest.sequence_number);
+            let is_removed = path.as_ref().is_some_and(|p| removed.contains(p));
+            let (status, entry_snapshot) = match is_removed {
+                true => (DELETED, snapshot_id),
+                false => (EXISTING, added_by),
+            };
+            set(&mut fields, "status", Value::Int(status));
+            set(&mut fields, "snapshot_id", present(entry_snapshot));
+            set(&mut fields, "sequence_number", present(data_sequence));
+            set(&mut fields, "file_sequence_number", present(file_sequence));
+            let counts = &mut self.counts;
+            if is_removed {
+                self.removed.extend(path);
+                self.removed_rows += record_count;
+                self.removed_bytes += file_size;
+                counts.deleted_files = counts.deleted_files.map(|n| n + 1);
+                counts.deleted_rows = counts.deleted_rows.map(|n| n + record_count);
+            } else {
+                self.min_sequence = self.min_sequence.min(data_sequence);
+                counts.existing_files = counts.existing_files.map(|n| n + 1);
+                counts.existing_rows = counts.existing_rows.map(|n| n + record_count);
+            }
+            self.records.push(Value::Record(fields));
         }
-        records.push(Value::Record(fields));
+        Ok(())
     }
-    if found.is_empty() {
-        return Ok(None);
-    }
-    // apache-avro's parser drops the `logicalType` of Iceberg's maps; readers need it.
-    mark_maps(&mut schema);
-    let mut writer = Writer::with_codec(
-        &schema,
-        Vec::new(),
-        Codec::Deflate(DeflateSettings::default()),
-    )
-    .map_err(invalid)?;
-    for (key, value) in header {
-        writer.add_user_metadata(key, value).map_err(invalid)?;
-    }
-    for record in records {
-        writer.append_value(record).map_err(invalid)?;
-    }
-    let bytes = writer.into_inner().map_err(invalid)?;
-    let length = bytes.len() as i64;
-    written.create(&table.path_of(&location)?, bytes).await?;
-    Ok(Some(Removed {
-        manifest: ManifestFile {
+
+    /// Writes the entries as one manifest at `location`, like `like` (spec, content) but
+    /// summarised by `partitions`; answers its list entry.
+    async fn write(
+        mut self,
+        like: &ManifestFile,
+        partitions: Vec<crate::manifest::FieldSummary>,
+        (snapshot_id, sequence_number): (i64, i64),
+        (table, location): (&StoreLocation, String),
+        written: &mut Written,
+    ) -> Result<ManifestFile, IcebergError> {
+        // apache-avro's parser drops the `logicalType` of Iceberg's maps; readers need it.
+        mark_maps(&mut self.schema);
+        let mut writer = Writer::with_codec(
+            &self.schema,
+            Vec::new(),
+            Codec::Deflate(DeflateSettings::default()),
+        )
+        .map_err(invalid(like))?;
+        for (key, value) in self.header {
+            writer
+                .add_user_metadata(key, value)
+                .map_err(invalid(like))?;
+        }
+        for record in self.records {
+            writer.append_value(record).map_err(invalid(like))?;
+        }
+        let bytes = writer.into_inner().map_err(invalid(like))?;
+        let length = bytes.len() as i64;
+        written.create(&table.path_of(&location)?, bytes).await?;
+        Ok(ManifestFile {
             path: location,
             length,
-            partition_spec_id: manifest.partition_spec_id,
-            content: manifest.content,
+            partition_spec_id: like.partition_spec_id,
+            content: like.content,
             sequence_number,
-            min_sequence_number: min_sequence,
+            min_sequence_number: self.min_sequence,
             added_snapshot_id: snapshot_id,
-            counts,
-            // The old summary still bounds what is left.
-            partitions: manifest.partitions.clone(),
-        },
-        paths: found,
+            counts: self.counts,
+            partitions,
+        })
+    }
+}
+
+fn invalid(manifest: &ManifestFile) -> impl Fn(apache_avro::Error) -> IcebergError + '_ {
+    move |err| IcebergError::Invalid(format!("{}: {err}", manifest.path))
+}
+
+/// The manifest `manifest` (whose bytes are `bytes`) without the files in `removed` (for a
+/// delete manifest: without the delete files scoped to them), written to `location` for the
+/// snapshot `snapshot_id` with sequence number `sequence_number`; `None` when it lists none
+/// of them (it is kept as it is).
+pub(super) async fn rewrite_without(
+    manifest: &ManifestFile,
+    bytes: &[u8],
+    removed: &BTreeSet<String>,
+    snapshot: (i64, i64),
+    target: (&StoreLocation, String),
+    written: &mut Written,
+) -> Result<Option<Removed>, IcebergError> {
+    let mut restated = Restated::new(manifest, bytes, snapshot.1)?;
+    restated.add(manifest, bytes, removed, snapshot.0)?;
+    if restated.removed.is_empty() {
+        return Ok(None);
+    }
+    let (paths, rows, bytes) = (
+        std::mem::take(&mut restated.removed),
+        restated.removed_rows,
+        restated.removed_bytes,
+    );
+    // The old summary still bounds what is left.
+    let partitions = manifest.partitions.clone();
+    let manifest = restated
+        .write(manifest, partitions, snapshot, target, written)
+        .await?;
+    Ok(Some(Removed {
+        manifest,
+        paths,
         rows,
-        bytes: size,
+        bytes,
     }))
+}
+
+/// The manifests `manifests` (with their bytes; one spec, one content, written with one Avro
+/// schema) as one manifest at `location` for the snapshot `snapshot`, summarised by
+/// `partitions`.
+pub(super) async fn merge(
+    manifests: &[(ManifestFile, Vec<u8>)],
+    partitions: Vec<crate::manifest::FieldSummary>,
+    snapshot: (i64, i64),
+    target: (&StoreLocation, String),
+    written: &mut Written,
+) -> Result<ManifestFile, IcebergError> {
+    let Some((first, first_bytes)) = manifests.first() else {
+        return Err(IcebergError::Invalid("no manifest to merge".to_string()));
+    };
+    let mut restated = Restated::new(first, first_bytes, snapshot.1)?;
+    for (manifest, bytes) in manifests {
+        restated.add(manifest, bytes, &BTreeSet::new(), snapshot.0)?;
+    }
+    restated
+        .write(first, partitions, snapshot, target, written)
+        .await
+}
+
+/// The Avro schema a manifest was written with, in canonical form: manifests merge only with
+/// manifests of the same schema.
+pub(super) fn schema_of(manifest: &ManifestFile, bytes: &[u8]) -> Result<String, IcebergError> {
+    Ok(Reader::new(bytes)
+        .map_err(invalid(manifest))?
+        .writer_schema()
+        .canonical_form())
+}
+
+/// What merging manifests did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Merged {
+    /// Manifests merged into others.
+    pub rewritten: u64,
+    /// Manifests written for them.
+    pub added: u64,
+}
+
+/// `listed` with the manifests of each spec and content (written with one Avro schema) merged
+/// into one, for the snapshot `snapshot` of the table `metadata`; the new manifests are named
+/// `<prefix>-<n>.avro`. A group whose partition summaries do not merge is kept as it is.
+pub(super) async fn merge_all(
+    listed: Vec<ManifestFile>,
+    metadata: &crate::metadata::TableMetadata,
+    store: &dyn object_store::ObjectStore,
+    snapshot: (i64, i64),
+    (table, prefix): (&StoreLocation, &str),
+    written: &mut Written,
+) -> Result<(Vec<ManifestFile>, Merged), IcebergError> {
+    type Group = Vec<(ManifestFile, Vec<u8>)>;
+    let mut groups: std::collections::BTreeMap<(bool, i32, String), Group> = Default::default();
+    for manifest in listed {
+        let bytes = super::commit::read(store, &table.path_of(&manifest.path)?).await?;
+        let key = (
+            manifest.content == ManifestContent::Deletes,
+            manifest.partition_spec_id,
+            schema_of(&manifest, &bytes)?,
+        );
+        groups.entry(key).or_default().push((manifest, bytes));
+    }
+    let mut out = Vec::new();
+    let mut merged = Merged::default();
+    for ((_, spec_id, _), members) in groups {
+        let summaries: Vec<&[crate::manifest::FieldSummary]> = members
+            .iter()
+            .map(|(m, _)| m.partitions.as_slice())
+            .collect();
+        let partitions = super::partitioning::spec_fields(metadata, spec_id)
+            .ok()
+            .and_then(|fields| super::partition_values::merge_summaries(&fields, &summaries));
+        match partitions {
+            Some(partitions) if members.len() > 1 => {
+                let location = format!("{prefix}-{}.avro", merged.added);
+                out.push(merge(&members, partitions, snapshot, (table, location), written).await?);
+                merged.rewritten += members.len() as u64;
+                merged.added += 1;
+            }
+            _ => out.extend(members.into_iter().map(|(manifest, _)| manifest)),
+        }
+    }
+    Ok((out, merged))
 }
 
 fn find<'a>(fields: &'a [(String, Value)], name: &str) -> Option<&'a Value> {

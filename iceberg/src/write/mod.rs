@@ -16,6 +16,8 @@
 
 mod alter;
 mod commit;
+mod compact;
+mod expire;
 mod manifest_rewrite;
 mod manifests;
 mod metrics;
@@ -26,6 +28,8 @@ mod row_delta;
 mod snapshot;
 
 pub use alter::{ColumnChange, TableAlteration, alter_table};
+pub use compact::{CompactionPlan, Rewrite, commit_rewrite, plan_compaction, rewrite_manifests};
+pub use expire::{ExpiryOutcome, OrphanOutcome, expire_snapshots, remove_orphan_files};
 pub use manifests::AddedFile;
 pub use metrics::{WrittenMetrics, parquet_metrics};
 pub use new_table::{NewTable, create_table, schema_from_arrow};
@@ -45,12 +49,16 @@ use object_store::ObjectStore;
 use std::sync::Arc;
 
 /// What a commit committed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
     /// The new snapshot.
     pub snapshot_id: i64,
     /// How many attempts the commit took.
     pub attempts: u32,
+    /// Manifests merged into others (`rewrite_manifests`).
+    pub manifests_rewritten: u64,
+    /// Manifests written for them.
+    pub manifests_added: u64,
 }
 
 /// Why a table cannot be written yet, if it cannot.
@@ -131,6 +139,7 @@ pub async fn append(
         summary,
         schema_id: current.metadata.current_schema().schema_id,
         removed: Default::default(),
+        merge_manifests: false,
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }

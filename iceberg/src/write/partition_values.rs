@@ -243,6 +243,56 @@ pub(crate) fn summaries<'a>(
         .collect()
 }
 
+/// The summaries of manifests `summaries` (each one per field of `fields`) as one: what a
+/// manifest holding all their files would have. `None` when a bound does not read.
+pub(crate) fn merge_summaries(
+    fields: &[WritePartitionField],
+    summaries: &[&[FieldSummary]],
+) -> Option<Vec<FieldSummary>> {
+    let mut merged = Vec::with_capacity(fields.len());
+    for (index, field) in fields.iter().enumerate() {
+        let ty = partition_type(field).ok()?;
+        let mut out = FieldSummary {
+            contains_null: false,
+            contains_nan: Some(false),
+            lower_bound: None,
+            upper_bound: None,
+        };
+        let (mut lower, mut upper): (Option<ScalarValue>, Option<ScalarValue>) = (None, None);
+        for summary in summaries {
+            let summary = summary.get(index)?;
+            out.contains_null |= summary.contains_null;
+            out.contains_nan = match (out.contains_nan, summary.contains_nan) {
+                (Some(a), Some(b)) => Some(a || b),
+                (Some(true), None) => Some(true),
+                _ => None,
+            };
+            if let Some(bytes) = &summary.lower_bound {
+                let value = crate::prune::decode(ty, bytes)?;
+                if lower
+                    .as_ref()
+                    .is_none_or(|l| value.partial_cmp(l) == Some(Ordering::Less))
+                {
+                    lower = Some(value);
+                }
+            }
+            if let Some(bytes) = &summary.upper_bound {
+                let value = crate::prune::decode(ty, bytes)?;
+                if upper
+                    .as_ref()
+                    .is_none_or(|u| value.partial_cmp(u) == Some(Ordering::Greater))
+                {
+                    upper = Some(value);
+                }
+            }
+        }
+        out.lower_bound = lower.as_ref().and_then(serialize);
+        out.upper_bound = upper.as_ref().and_then(serialize);
+        merged.push(out);
+    }
+    Some(merged)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

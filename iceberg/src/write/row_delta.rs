@@ -175,6 +175,7 @@ pub async fn commit_row_delta(
         summary,
         schema_id: metadata.current_schema().schema_id,
         removed: delta.removed.into_iter().collect(),
+        merge_manifests: false,
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }

@@ -10,6 +10,9 @@ pub struct AppendSummary {
     /// Whether the write replaces every file of the table (an `overwrite`), rather than
     /// adding to them (an `append`).
     pub replaces_all: bool,
+    /// Whether the write rewrites files without changing the table's rows (a `replace`:
+    /// compaction).
+    pub rewrite: bool,
     /// Data files added.
     pub added_files: i64,
     /// Rows in them.
@@ -47,6 +50,9 @@ impl AppendSummary {
     /// The snapshot's operation: `overwrite` when it replaces or deletes data and adds
     /// data, `delete` when it only removes, else `append`.
     fn operation(&self) -> &'static str {
+        if self.rewrite {
+            return "replace";
+        }
         match (
             self.replaces_all || self.removed_files > 0,
             self.added_delete_files > 0,

@@ -16,6 +16,7 @@
 //! Every statement sees the attached catalogs through [`AttachedCatalogs::overlay`], which adds
 //! them to the session's catalogs before the policy chooses what the session sees.
 
+mod maintenance;
 mod merge;
 mod properties;
 mod provider;
@@ -270,6 +271,37 @@ impl AttachedCatalogs {
         let provider = self.provider(&name.catalog)?;
         let target = provider.target();
         writes::alter(&target, &name.schema, &name.table, alteration, if_exists).await
+    }
+
+    /// `ALTER TABLE ... EXECUTE procedure` on a table of an attached catalog; the figures of
+    /// its result row.
+    pub(crate) async fn run_procedure(
+        &self,
+        name: &ResolvedTableReference,
+        procedure: crate::table_procedures::Procedure,
+        state: &SessionState,
+        committed: &CommittedCatalog,
+    ) -> Result<Vec<u64>, QueryError> {
+        let provider = self.provider(&name.catalog)?;
+        let missing = || QueryError::TableNotFound(format!("table {name} does not exist"));
+        let opened = provider
+            .schema(&name.schema)
+            .ok_or_else(missing)?
+            .table(&name.table)
+            .await?
+            .ok_or_else(missing)?;
+        let table = opened
+            .as_ref()
+            .downcast_ref::<osprey_iceberg::IcebergTable>()
+            .cloned()
+            .ok_or_else(|| {
+                QueryError::NotSupported(format!(
+                    "{} on {name}, which is not an Iceberg table",
+                    procedure.name()
+                ))
+            })?;
+        let target = provider.target();
+        maintenance::run(&target, name, table, state, committed, procedure).await
     }
 
     /// `DROP TABLE [IF EXISTS]` of an attached catalog's table (its files stay).

@@ -48,6 +48,9 @@ impl QueryEngine {
             ParsedStatement::Catalog(statement) => {
                 return Ok(listing_or_ddl(statement.listing_schema()));
             }
+            ParsedStatement::TableProcedure(call) => {
+                return Ok(listing_or_ddl(Some(call.procedure.result_schema())));
+            }
             // Describes the statement it wraps (its USING values are constants).
             ParsedStatement::Immediate(wrapped) => {
                 return Box::pin(self.describe_here(session, &wrapped.statement)).await;

@@ -22,6 +22,7 @@ mod parse;
 mod prepared;
 mod run;
 mod table_alter;
+mod table_procedure;
 mod table_properties;
 
 use parse::*;
@@ -415,6 +416,9 @@ impl QueryEngine {
                     .await;
             }
             ParsedStatement::Sql(statement) => *statement,
+            ParsedStatement::TableProcedure(call) => {
+                return self.run_table_procedure(&state, session, call).await;
+            }
             own => return self.run_own_statement(&state, principal, own).await,
         };
         let mut statement = statement;

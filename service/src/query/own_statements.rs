@@ -60,7 +60,9 @@ impl QueryEngine {
                     },
                 )
             }
-            ParsedStatement::Immediate(_) | ParsedStatement::Sql(_) => Err(QueryError::Execution(
+            ParsedStatement::Immediate(_)
+            | ParsedStatement::Sql(_)
+            | ParsedStatement::TableProcedure(_) => Err(QueryError::Execution(
                 "internal: SQL routed as one of Osprey's own statements".to_string(),
             )),
         }

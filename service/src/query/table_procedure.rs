@@ -1,0 +1,42 @@
+//! `ALTER TABLE t EXECUTE procedure(...)` (see [`crate::table_procedures`]): run on the
+//! Iceberg tables of attached catalogs, admitted and timed as a write, answered as one row of
+//! figures.
+
+use super::*;
+use crate::table_procedures::TableProcedure;
+use datafusion::arrow::array::{ArrayRef, Int64Array};
+
+impl QueryEngine {
+    /// Runs `call` for the session.
+    pub(super) async fn run_table_procedure(
+        &self,
+        state: &SessionState,
+        session: &SessionSettings,
+        call: TableProcedure,
+    ) -> Result<PreparedStatement, QueryError> {
+        let procedure = call.procedure;
+        let defaults = &state.config_options().catalog;
+        let name = table_reference_from_parts(&call.table)?
+            .resolve(&defaults.default_catalog, &defaults.default_schema);
+        let attached = self.attached_catalogs();
+        if !attached.is_attached(&name.catalog) {
+            return Err(QueryError::NotSupported(format!(
+                "ALTER TABLE ... EXECUTE {} on {name}: table procedures run on the Iceberg \
+                 tables of attached catalogs (CREATE CATALOG ... USING iceberg)",
+                procedure.name()
+            )));
+        }
+        let mut state = state.clone();
+        let slot = self.admit_write(&mut state, session).await?;
+        let committed = self.lakehouse.committed();
+        let run = attached.run_procedure(&name, procedure, &state, committed);
+        let figures = self.within_time_limit(&slot, run).await?;
+        let columns: Vec<ArrayRef> = figures
+            .into_iter()
+            .map(|figure| Arc::new(Int64Array::from(vec![figure as i64])) as ArrayRef)
+            .collect();
+        let plan =
+            crate::admin_sql::listing_plan(procedure.name(), procedure.result_schema(), columns)?;
+        Ok(PreparedStatement::Listing(plan))
+    }
+}
