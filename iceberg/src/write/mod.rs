@@ -25,6 +25,7 @@ mod new_table;
 mod partition_values;
 mod partitioning;
 mod row_delta;
+mod schema_evolution;
 mod snapshot;
 
 pub use alter::{ColumnChange, TableAlteration, alter_table};
