@@ -51,7 +51,14 @@ def osprey_local_servers(*args):
     if not ready.wait(120):
         proc.kill()
         raise RuntimeError("osprey local did not start within 120 s")
-    yield address["uri"], address["http"]
+    try:
+        yield address["uri"], address["http"]
+    except BaseException:
+        # The test failed inside the cluster's block: stop it anyway, so no process outlives
+        # the run (and holds its output pipes open).
+        proc.kill()
+        proc.wait(30)
+        raise
     proc.send_signal(2)  # Ctrl-C
     assert proc.wait(30) == 0
 
