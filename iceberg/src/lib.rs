@@ -67,10 +67,10 @@ pub use schema::{FIELD_ID_KEY, NestedField, PrimitiveType, Schema, Type};
 pub use transform::{partition_transform_udf, result_arrow_type, transform_text};
 pub use updates::{TableRequirement, TableUpdate, next_metadata, unmet};
 pub use write::{
-    AppendOutcome, ColumnChange, CompactionPlan, ExpiryOutcome, NewDataFile, NewTable,
-    OrphanOutcome, PositionDeleteFile, Rewrite, RowDelta, TableAlteration, WriteMode,
+    AppendOutcome, BranchRef, ColumnChange, CompactionPlan, ExpiryOutcome, NewDataFile, NewTable,
+    OrphanOutcome, PositionDeleteFile, RefChange, Rewrite, RowDelta, TableAlteration, WriteMode,
     WritePartitionField, WrittenMetrics, alter_table, append as append_files, check_writable,
-    commit_rewrite, commit_row_delta, create_table, expire_snapshots, parquet_metrics,
-    plan_compaction, position_delete_schema, remove_orphan_files, rewrite_manifests,
-    schema_from_arrow, write_spec,
+    commit_rewrite, commit_row_delta, create_table, drop_ref, expire_snapshots, fast_forward,
+    parquet_metrics, plan_compaction, position_delete_schema, remove_orphan_files,
+    rewrite_manifests, schema_from_arrow, set_ref, write_spec,
 };

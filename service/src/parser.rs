@@ -79,6 +79,19 @@ pub(crate) fn parse_statement(
     }
     let nesting = token_nesting(&significant);
     let tokens = crate::time_travel::rewrite(tokens)?;
+    let is_catalog = |name: &str| state.catalog_list().catalog(name).is_some();
+    let is_schema = |name: &str| {
+        let current = &state.config_options().catalog.default_catalog;
+        state
+            .catalog_list()
+            .catalog(current)
+            .is_some_and(|catalog| catalog.schema_names().iter().any(|s| s == name))
+    };
+    let known = crate::time_travel::KnownNames {
+        is_catalog: &is_catalog,
+        is_schema: &is_schema,
+    };
+    let tokens = crate::time_travel::branch_names(tokens, &known);
     let tokens = set_properties_as_tblproperties(tokens);
     let mut statement = parse_sql_tokens(state, dialect.as_ref(), tokens, nesting)
         .map_err(|err| located_at_end(err, sql))?;

@@ -151,6 +151,105 @@ pub(crate) fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, 
         .collect())
 }
 
+/// What [`branch_names`] asks of the session's catalogs.
+pub(crate) struct KnownNames<'a> {
+    /// Whether a name is a catalog's.
+    pub is_catalog: &'a dyn Fn(&str) -> bool,
+    /// Whether a name is a schema of the current catalog.
+    pub is_schema: &'a dyn Fn(&str) -> bool,
+}
+
+/// `tokens` with Spark's branch names, `[catalog.][schema.]table.branch_<name>` after `FROM`,
+/// `JOIN`, `INTO`, `UPDATE` or `TABLE`, carried as `"table$ref=<name>"` (the read of a branch
+/// is the read of a ref; a write to it goes on the branch). A two- or three-part name is a
+/// branch only when its first part is not a schema of the current catalog, or a catalog,
+/// respectively: `sales.branch_x` stays the table `branch_x` of the schema `sales`.
+pub(crate) fn branch_names(
+    tokens: Vec<TokenWithSpan>,
+    known: &KnownNames<'_>,
+) -> Vec<TokenWithSpan> {
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let word = |k: usize| match significant.get(k).map(|&i| &tokens[i].token) {
+        Some(Token::Word(w)) => Some(w.clone()),
+        _ => None,
+    };
+    let is_period = |k: usize| {
+        matches!(
+            significant.get(k).map(|&i| &tokens[i].token),
+            Some(Token::Period)
+        )
+    };
+    let starts_name = |k: usize| {
+        k > 0
+            && word(k - 1).is_some_and(|w| {
+                w.quote_style.is_none()
+                    && matches!(
+                        w.keyword,
+                        Keyword::FROM
+                            | Keyword::JOIN
+                            | Keyword::INTO
+                            | Keyword::UPDATE
+                            | Keyword::TABLE
+                    )
+            })
+    };
+    // (index of the table's word, index of the branch's word, branch name), in tokens.
+    let mut rewrites: Vec<(usize, usize, String)> = Vec::new();
+    let mut k = 0;
+    while k < significant.len() {
+        if !(starts_name(k) && word(k).is_some()) {
+            k += 1;
+            continue;
+        }
+        let mut parts = vec![k];
+        while is_period(parts[parts.len() - 1] + 1) && word(parts[parts.len() - 1] + 2).is_some() {
+            parts.push(parts[parts.len() - 1] + 2);
+        }
+        let names: Vec<String> = parts
+            .iter()
+            .filter_map(|&p| word(p).map(|w| w.value))
+            .collect();
+        let branch = names
+            .last()
+            .and_then(|last| last.strip_prefix("branch_"))
+            .filter(|b| !b.is_empty());
+        let is_branch = match names.len() {
+            4 => true,
+            3 => !(known.is_catalog)(&names[0]),
+            2 => !(known.is_schema)(&names[0]),
+            _ => false,
+        };
+        if let (Some(branch), true) = (branch, is_branch) {
+            let [.., table, last] = parts.as_slice() else {
+                unreachable!("a branch name has at least two parts");
+            };
+            rewrites.push((significant[*table], significant[*last], branch.to_string()));
+        }
+        k = parts[parts.len() - 1] + 1;
+    }
+    let mut tokens = tokens;
+    for (table, last, branch) in rewrites.into_iter().rev() {
+        let Token::Word(word) = &tokens[table].token else {
+            continue;
+        };
+        let value = format!(
+            "{}{VERSION_SEPARATOR}{}",
+            word.value,
+            TableVersion::Ref(branch).suffix()
+        );
+        tokens[table].token = Token::Word(Word {
+            value,
+            quote_style: Some('"'),
+            keyword: Keyword::NoKeyword,
+        });
+        // The period and the branch's word go.
+        tokens.drain(table + 1..=last);
+    }
+    tokens
+}
+
 /// A timestamp literal in ms since the epoch: with a zone (`... UTC`, `...+02:00`) as given,
 /// without one as UTC.
 fn parse_time(text: &str) -> Result<i64, QueryError> {

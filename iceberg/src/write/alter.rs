@@ -12,7 +12,7 @@
 //! A new partitioning becomes a new spec, the default for new data; the files written with
 //! earlier specs stay as they are. A partition field the table had before keeps its id.
 
-use super::commit::{Current, RetryPolicy, Written, load, try_commit};
+use super::commit::{Current, commit_metadata};
 use super::partitioning::{parse_partitioning, spec_json};
 use super::schema_evolution::SchemaEvolution;
 use crate::catalog::IcebergCatalog;
@@ -101,47 +101,12 @@ pub async fn alter_table(
     store: Arc<dyn ObjectStore>,
     alteration: &TableAlteration,
 ) -> Result<(), IcebergError> {
-    catalog.check_writable()?;
-    let mut current = load(catalog, namespace, name, store.as_ref()).await?;
-    let retry = RetryPolicy::of(&current.metadata);
-    let mut written = Written::new(store.clone());
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let (requirements, updates) = changes(&current, alteration)?;
-        if updates.is_empty() {
-            return Ok(());
-        }
-        let committed = try_commit(
-            catalog,
-            (namespace, name),
-            &current,
-            requirements,
-            updates,
-            &mut written,
-        )
-        .await;
-        match committed {
-            Ok(true) => return Ok(()),
-            Ok(false) if attempt <= retry.retries => {
-                written.delete_all().await;
-                tokio::time::sleep(retry.wait(attempt)).await;
-                current = load(catalog, namespace, name, store.as_ref()).await?;
-            }
-            Ok(false) => {
-                written.delete_all().await;
-                return Err(IcebergError::CommitConflict(format!(
-                    "{namespace}.{name}: other writers committed first {attempt} times; run \
-                     the statement again"
-                )));
-            }
-            Err(err @ IcebergError::CommitStateUnknown(_)) => return Err(err),
-            Err(err) => {
-                written.delete_all().await;
-                return Err(err);
-            }
-        }
-    }
+    let build = |current: &Current| {
+        let (requirements, updates) = changes(current, alteration)?;
+        Ok((!updates.is_empty()).then_some((requirements, updates)))
+    };
+    commit_metadata(catalog, (namespace, name), &store, build).await?;
+    Ok(())
 }
 
 /// The requirements and updates that make `alteration` of `current`.

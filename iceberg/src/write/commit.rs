@@ -64,6 +64,8 @@ pub(super) struct Change {
     /// Whether the snapshot's manifests are merged, one per spec and content
     /// (`rewrite_manifests`).
     pub merge_manifests: bool,
+    /// The branch the snapshot goes on (`main` unless the statement named one).
+    pub branch: String,
 }
 
 impl Change {
@@ -84,7 +86,8 @@ impl Change {
         if data_spec.is_some_and(|id| id != current.metadata.default_spec_id) {
             return Err(conflict("its partitioning changed"));
         }
-        let now = current.metadata.current_snapshot().map(|s| s.snapshot_id);
+        let now =
+            branch_head(&current.metadata, &self.branch, namespace, name)?.map(|s| s.snapshot_id);
         match self.mode {
             WriteMode::Append => Ok(()),
             WriteMode::Overwrite { base } if now != base => {
@@ -92,7 +95,7 @@ impl Change {
             }
             WriteMode::Overwrite { .. } => Ok(()),
             WriteMode::RowDelta { base, serializable } => {
-                for snapshot in since(&current.metadata, base) {
+                for snapshot in since(&current.metadata, now, base) {
                     let operation = snapshot.summary.get("operation").map(String::as_str);
                     // Appends add files the statement did not see: under serializable
                     // isolation (the default) they might have held rows it would change.
@@ -110,10 +113,39 @@ impl Change {
     }
 }
 
-/// The snapshots of `main` after `base`, newest first.
-fn since(metadata: &TableMetadata, base: Option<i64>) -> Vec<&crate::metadata::Snapshot> {
+/// The snapshot `branch` points at (`None`: `main` of a table with no snapshot yet). A branch
+/// other than `main` must exist.
+pub(super) fn branch_head<'a>(
+    metadata: &'a TableMetadata,
+    branch: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<&'a crate::metadata::Snapshot>, IcebergError> {
+    if branch == "main" {
+        return Ok(metadata.current_snapshot());
+    }
+    match metadata.refs.get(branch) {
+        Some(head) if head.kind == crate::metadata::SnapshotRefKind::Branch => {
+            Ok(metadata.snapshot(head.snapshot_id))
+        }
+        Some(_) => Err(IcebergError::Invalid(format!(
+            "{namespace}.{name}: {branch} is a tag, and a tag cannot be written to"
+        ))),
+        None => Err(IcebergError::Invalid(format!(
+            "{namespace}.{name} has no branch {branch}: create it with ALTER TABLE ... CREATE \
+             BRANCH {branch}"
+        ))),
+    }
+}
+
+/// The snapshots of a branch whose head is `head`, after `base`, newest first.
+fn since(
+    metadata: &TableMetadata,
+    head: Option<i64>,
+    base: Option<i64>,
+) -> Vec<&crate::metadata::Snapshot> {
     let mut out = Vec::new();
-    let mut next = metadata.current_snapshot();
+    let mut next = head.and_then(|id| metadata.snapshot(id));
     while let Some(snapshot) = next {
         if Some(snapshot.snapshot_id) == base {
             break;
@@ -175,7 +207,10 @@ pub(super) async fn commit(
             ));
             written.create(&table.path_of(&location)?, bytes).await?;
         }
-        let parent = current.metadata.current_snapshot().cloned();
+        let parent = match branch_head(&current.metadata, &change.branch, namespace, name) {
+            Ok(parent) => parent.cloned(),
+            Err(err) => break Err(err),
+        };
         let mut summary = change.summary;
         if let Some(parent) = parent.as_ref().filter(|_| !change.mode.replaces_all()) {
             let Some(list) = &parent.manifest_list else {
@@ -261,13 +296,13 @@ pub(super) async fn commit(
         };
         let snapshot = snapshot::snapshot_json(&current.json, &new_snapshot, summary);
         let requirements = vec![TableRequirement::AssertRefSnapshotId {
-            reference: "main".to_string(),
+            reference: change.branch.clone(),
             snapshot_id: new_snapshot.parent_snapshot_id,
         }];
         let updates = vec![
             TableUpdate::AddSnapshot { snapshot },
             TableUpdate::SetSnapshotRef {
-                ref_name: "main".to_string(),
+                ref_name: change.branch.clone(),
                 kind: "branch".to_string(),
                 snapshot_id,
                 max_ref_age_ms: None,
@@ -353,6 +388,61 @@ pub(super) async fn try_commit(
         metadata_location,
     };
     catalog.commit_table(namespace, name, &commit).await
+}
+
+/// Commits a change to `namespace.name`'s metadata alone (no snapshot): `build` answers the
+/// requirements and updates for the table as loaded (`None`: nothing to change), and is asked
+/// again on top of another writer's commit, as the table's `commit.retry.*` properties say.
+/// Answers the table as the committed change was built on, if one was.
+pub(super) async fn commit_metadata(
+    catalog: &dyn IcebergCatalog,
+    (namespace, name): (&str, &str),
+    store: &Arc<dyn ObjectStore>,
+    mut build: impl FnMut(
+        &Current,
+    )
+        -> Result<Option<(Vec<TableRequirement>, Vec<TableUpdate>)>, IcebergError>,
+) -> Result<Option<Current>, IcebergError> {
+    catalog.check_writable()?;
+    let mut current = load(catalog, namespace, name, store.as_ref()).await?;
+    let retry = RetryPolicy::of(&current.metadata);
+    let mut written = Written::new(Arc::clone(store));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let Some((requirements, updates)) = build(&current)? else {
+            return Ok(None);
+        };
+        let committed = try_commit(
+            catalog,
+            (namespace, name),
+            &current,
+            requirements,
+            updates,
+            &mut written,
+        )
+        .await;
+        match committed {
+            Ok(true) => return Ok(Some(current)),
+            Ok(false) if attempt <= retry.retries => {
+                written.delete_all().await;
+                tokio::time::sleep(retry.wait(attempt)).await;
+                current = load(catalog, namespace, name, store.as_ref()).await?;
+            }
+            Ok(false) => {
+                written.delete_all().await;
+                return Err(IcebergError::CommitConflict(format!(
+                    "{namespace}.{name}: other writers committed first {attempt} times; run \
+                     the statement again"
+                )));
+            }
+            Err(err @ IcebergError::CommitStateUnknown(_)) => return Err(err),
+            Err(err) => {
+                written.delete_all().await;
+                return Err(err);
+            }
+        }
+    }
 }
 
 /// The manifest list's entry for a new manifest of `group`.
@@ -559,6 +649,7 @@ mod tests {
             schema_id: 0,
             removed: BTreeSet::new(),
             merge_manifests: false,
+            branch: "main".to_string(),
         }
     }
 

@@ -131,6 +131,7 @@ pub async fn commit_rewrite(
         schema_id: current.metadata.current_schema().schema_id,
         removed: rewrite.removed.into_iter().collect(),
         merge_manifests: false,
+        branch: "main".to_string(),
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }
@@ -173,6 +174,7 @@ pub async fn rewrite_manifests(
         schema_id: current.metadata.current_schema().schema_id,
         removed: BTreeSet::new(),
         merge_manifests: true,
+        branch: "main".to_string(),
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }

@@ -12,7 +12,7 @@
 //! files of every snapshot, statistics files), if they are older than the cutoff: files of a
 //! write still in flight are young, and stay.
 
-use super::commit::{Current, RetryPolicy, Written, load, read, try_commit};
+use super::commit::{Current, commit_metadata, load, read};
 use crate::catalog::IcebergCatalog;
 use crate::error::IcebergError;
 use crate::manifest::{EntryStatus, FileContent, ManifestContent, read_manifest};
@@ -50,16 +50,10 @@ pub async fn expire_snapshots(
     store: Arc<dyn ObjectStore>,
     older_than_ms: i64,
 ) -> Result<ExpiryOutcome, IcebergError> {
-    catalog.check_writable()?;
-    let mut current = load(catalog, namespace, name, store.as_ref()).await?;
-    let retry = RetryPolicy::of(&current.metadata);
-    let mut written = Written::new(Arc::clone(&store));
-    let mut attempt = 0;
-    let (kept, expired) = loop {
-        attempt += 1;
-        let (kept, expired) = split(&current.metadata, older_than_ms);
+    let build = |current: &Current| {
+        let (_, expired) = split(&current.metadata, older_than_ms);
         if expired.is_empty() {
-            return Ok(ExpiryOutcome::default());
+            return Ok(None);
         }
         let requirements = vec![TableRequirement::AssertRefSnapshotId {
             reference: "main".to_string(),
@@ -68,36 +62,12 @@ pub async fn expire_snapshots(
         let updates = vec![TableUpdate::RemoveSnapshots {
             snapshot_ids: expired.iter().map(|s| s.snapshot_id).collect(),
         }];
-        let committed = try_commit(
-            catalog,
-            (namespace, name),
-            &current,
-            requirements,
-            updates,
-            &mut written,
-        )
-        .await;
-        match committed {
-            Ok(true) => break (kept, expired),
-            Ok(false) if attempt <= retry.retries => {
-                written.delete_all().await;
-                tokio::time::sleep(retry.wait(attempt)).await;
-                current = load(catalog, namespace, name, store.as_ref()).await?;
-            }
-            Ok(false) => {
-                written.delete_all().await;
-                return Err(IcebergError::CommitConflict(format!(
-                    "{namespace}.{name}: other writers committed first {attempt} times; run \
-                     expire_snapshots again"
-                )));
-            }
-            Err(err @ IcebergError::CommitStateUnknown(_)) => return Err(err),
-            Err(err) => {
-                written.delete_all().await;
-                return Err(err);
-            }
-        }
+        Ok(Some((requirements, updates)))
     };
+    let Some(current) = commit_metadata(catalog, (namespace, name), &store, build).await? else {
+        return Ok(ExpiryOutcome::default());
+    };
+    let (kept, expired) = split(&current.metadata, older_than_ms);
     let mut outcome = ExpiryOutcome {
         expired_snapshots: expired.len() as u64,
         ..ExpiryOutcome::default()

@@ -24,6 +24,7 @@ mod metrics;
 mod new_table;
 mod partition_values;
 mod partitioning;
+mod refs;
 mod row_delta;
 mod schema_evolution;
 mod snapshot;
@@ -35,6 +36,7 @@ pub use manifests::AddedFile;
 pub use metrics::{WrittenMetrics, parquet_metrics};
 pub use new_table::{NewTable, create_table, schema_from_arrow};
 pub use partitioning::{WritePartitionField, write_spec};
+pub use refs::{RefChange, drop_ref, fast_forward, set_ref};
 pub use row_delta::{PositionDeleteFile, RowDelta, commit_row_delta, position_delete_schema};
 use snapshot::AppendSummary;
 
@@ -114,18 +116,33 @@ impl WriteMode {
     }
 }
 
+/// A table and the branch a commit goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BranchRef<'a> {
+    /// The table's namespace.
+    pub namespace: &'a str,
+    /// The table's name.
+    pub name: &'a str,
+    /// The branch: `main`, or one `ALTER TABLE ... CREATE BRANCH` made.
+    pub branch: &'a str,
+}
+
 /// Commits `files` (Parquet files already written under the table's location, each holding
-/// rows of one partition of the default spec `spec_id`) to `namespace.name` of `catalog` as
-/// one snapshot; `store` is the table's object store.
+/// rows of one partition of the default spec `spec_id`) to the branch `target` of `catalog`
+/// as one snapshot; `store` is the table's object store.
 pub async fn append(
     catalog: &dyn IcebergCatalog,
-    namespace: &str,
-    name: &str,
+    target: BranchRef<'_>,
     store: Arc<dyn ObjectStore>,
     files: Vec<NewDataFile>,
     spec_id: i32,
     mode: WriteMode,
 ) -> Result<AppendOutcome, IcebergError> {
+    let BranchRef {
+        namespace,
+        name,
+        branch,
+    } = target;
     let current = load(catalog, namespace, name, store.as_ref()).await?;
     check_writable(&current.metadata)?;
     let group = data_group(&store, &current.metadata, files, spec_id).await?;
@@ -141,6 +158,7 @@ pub async fn append(
         schema_id: current.metadata.current_schema().schema_id,
         removed: Default::default(),
         merge_manifests: false,
+        branch: branch.to_string(),
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }

@@ -81,6 +81,9 @@ pub struct RowDelta {
     /// Data files of `base` the change rewrote (copy-on-write): their kept rows are among
     /// `data`, and they leave the table.
     pub removed: Vec<String>,
+    /// The branch the change is committed to (`main` unless the statement named one); `base`
+    /// was its head.
+    pub branch: String,
     /// The table property that sets the change's isolation level
     /// (`write.delete.isolation-level`, `write.update.isolation-level`): `serializable` (the
     /// default) or `snapshot`.
@@ -176,6 +179,7 @@ pub async fn commit_row_delta(
         schema_id: metadata.current_schema().schema_id,
         removed: delta.removed.into_iter().collect(),
         merge_manifests: false,
+        branch: delta.branch,
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Runs `procedure` on `name`, whose table as the statement opened it is `table`; answers the
-/// figures of the procedure's result row, in the order of [`Procedure::result_columns`].
+/// figures of the procedure's result row, in the order of [`Procedure::result_columns`]
+/// (none for a branch or tag change).
 pub(super) async fn run(
     target: &CatalogTarget<'_>,
     name: &ResolvedTableReference,
@@ -79,6 +80,40 @@ pub(super) async fn run(
             .await
             .map_err(|err| opened.failed(err))?;
             Ok(vec![outcome.scanned_files, outcome.deleted_files])
+        }
+        Procedure::SetRef(change) => {
+            osprey_iceberg::set_ref(client, namespace, table_name, store, &change)
+                .await
+                .map_err(|err| opened.failed(err))?;
+            Ok(Vec::new())
+        }
+        Procedure::DropRef {
+            name: ref_name,
+            kind,
+            if_exists,
+        } => {
+            let dropped =
+                osprey_iceberg::drop_ref(client, namespace, table_name, store, (&ref_name, kind))
+                    .await
+                    .map_err(|err| opened.failed(err))?;
+            match dropped || if_exists {
+                true => Ok(Vec::new()),
+                false => Err(QueryError::NotFound(format!(
+                    "{} has no {} {ref_name}",
+                    opened.subject,
+                    match kind {
+                        osprey_iceberg::SnapshotRefKind::Branch => "branch",
+                        osprey_iceberg::SnapshotRefKind::Tag => "tag",
+                    }
+                ))),
+            }
+        }
+        Procedure::FastForward { branch, to } => {
+            let (before, after) =
+                osprey_iceberg::fast_forward(client, namespace, table_name, store, (&branch, &to))
+                    .await
+                    .map_err(|err| opened.failed(err))?;
+            Ok(vec![before.unwrap_or(0) as u64, after as u64])
         }
         Procedure::RewriteManifests => {
             let outcome = osprey_iceberg::rewrite_manifests(client, namespace, table_name, store)

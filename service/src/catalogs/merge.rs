@@ -12,7 +12,7 @@
 
 use super::removal::{RemovalMode, RemovedRows, RowIdScan, remove_rows};
 use super::row_changes::{commit, internal};
-use super::writes::{CatalogTarget, open, stage, write_data};
+use super::writes::{CatalogTarget, WriteTable, open, stage, write_data};
 use crate::error::QueryError;
 use crate::lakehouse::committed::CommittedCatalog;
 use datafusion::common::{JoinType, ScalarValue, TableReference};
@@ -48,8 +48,7 @@ pub(crate) struct MergeStatement<'a> {
 /// deleted.
 pub(super) async fn merge(
     catalog: &CatalogTarget<'_>,
-    namespace: &str,
-    table: &str,
+    table: WriteTable<'_>,
     state: &SessionState,
     committed: &CommittedCatalog,
     statement: MergeStatement<'_>,
@@ -60,7 +59,7 @@ pub(super) async fn merge(
         source,
         merge,
     } = statement;
-    let opened = open(catalog, namespace, table).await?;
+    let opened = open(catalog, table.namespace, table.table).await?;
     let provider = source_as_provider(target)?;
     let scanned = provider
         .as_ref()
@@ -264,9 +263,10 @@ pub(super) async fn merge(
         data,
         data_spec_id: opened.metadata.default_spec_id,
         removed: removed.rewritten,
+        branch: table.branch.to_string(),
         isolation_property: "write.merge.isolation-level",
     };
-    commit(catalog, namespace, table, &opened, write, delta).await?;
+    commit(catalog, table, &opened, write, delta).await?;
     Ok(changed as u64)
 }
 

@@ -200,16 +200,13 @@ impl AttachedCatalogs {
     ) -> Result<u64, QueryError> {
         let provider = self.provider(&name.catalog)?;
         let target = provider.target();
-        writes::insert(
-            &target,
-            &name.schema,
-            &name.table,
-            state,
-            committed,
-            input,
-            overwrite,
-        )
-        .await
+        let (table, branch) = write_branch(name)?;
+        let name = writes::WriteTable {
+            namespace: &name.schema,
+            table,
+            branch: &branch,
+        };
+        writes::insert(&target, name, state, committed, input, overwrite).await
     }
 
     /// `DELETE` or `UPDATE` (`change`) on a table of an attached catalog, `input` being the
@@ -224,8 +221,13 @@ impl AttachedCatalogs {
     ) -> Result<u64, QueryError> {
         let provider = self.provider(&name.catalog)?;
         let target = provider.target();
-        let (namespace, table) = (&name.schema, &name.table);
-        row_changes::apply(&target, namespace, table, state, committed, input, change).await
+        let (table, branch) = write_branch(name)?;
+        let name = writes::WriteTable {
+            namespace: &name.schema,
+            table,
+            branch: &branch,
+        };
+        row_changes::apply(&target, name, state, committed, input, change).await
     }
 
     /// `MERGE INTO` a table of an attached catalog; the rows inserted, updated and deleted.
@@ -238,8 +240,13 @@ impl AttachedCatalogs {
     ) -> Result<u64, QueryError> {
         let provider = self.provider(&name.catalog)?;
         let target = provider.target();
-        let (namespace, table) = (&name.schema, &name.table);
-        merge::merge(&target, namespace, table, state, committed, statement).await
+        let (table, branch) = write_branch(name)?;
+        let name = writes::WriteTable {
+            namespace: &name.schema,
+            table,
+            branch: &branch,
+        };
+        merge::merge(&target, name, state, committed, statement).await
     }
 
     /// `CREATE TABLE [IF NOT EXISTS] ... [WITH (...)] [AS SELECT]` in an attached catalog; the
@@ -551,5 +558,22 @@ impl CatalogProviderList for WithAttached {
             return Some(Arc::clone(&entry.provider) as Arc<dyn CatalogProvider>);
         }
         self.inner.catalog(name)
+    }
+}
+
+/// The table a write names and the branch it goes on: `t` writes `main`; `t$ref=audit` (how
+/// `t.branch_audit` and `FOR VERSION AS OF 'audit'` reach the planner) writes `audit`. A
+/// snapshot id or a point in time cannot be written.
+fn write_branch(name: &ResolvedTableReference) -> Result<(&str, String), QueryError> {
+    let Some((table, suffix)) = name.table.split_once(crate::time_travel::VERSION_SEPARATOR) else {
+        return Ok((&name.table, "main".to_string()));
+    };
+    match crate::time_travel::TableVersion::from_suffix(suffix) {
+        Some(crate::time_travel::TableVersion::Ref(branch)) => Ok((table, branch)),
+        _ => Err(QueryError::InvalidStatement(format!(
+            "{}.{}.{table}: a write goes to the table's current snapshot or to a branch \
+             ({table}.branch_<name>), not to a snapshot id or a point in time",
+            name.catalog, name.schema
+        ))),
     }
 }

@@ -9,7 +9,7 @@
 
 use super::removal::{RemovalMode, RowIdScan, remove_rows};
 use super::writes::{
-    CatalogTarget, OpenedTable, commit_detached, file_location, open, partition_values,
+    CatalogTarget, OpenedTable, WriteTable, commit_detached, file_location, open, partition_values,
     snapshot_read, stage, write_data,
 };
 use crate::error::QueryError;
@@ -70,16 +70,15 @@ impl RowChange {
 /// returns how many rows changed.
 pub(super) async fn apply(
     target: &CatalogTarget<'_>,
-    namespace: &str,
-    table: &str,
+    name: WriteTable<'_>,
     state: &SessionState,
     committed: &CommittedCatalog,
     input: LogicalPlan,
     change: RowChange,
 ) -> Result<u64, QueryError> {
-    let opened = open(target, namespace, table).await?;
+    let opened = open(target, name.namespace, name.table).await?;
     if change == RowChange::DeleteAll {
-        return delete_all(target, namespace, table, state, &opened, input).await;
+        return delete_all(target, name, state, &opened, input).await;
     }
     let mode = RemovalMode::of(&opened, change.mode_property())?;
     let (input, scan) = with_row_ids(input, change.statement())?;
@@ -118,9 +117,10 @@ pub(super) async fn apply(
         data,
         data_spec_id: opened.metadata.default_spec_id,
         removed: removed.rewritten,
+        branch: name.branch.to_string(),
         isolation_property: change.isolation_property(),
     };
-    commit(target, namespace, table, &opened, write, delta).await?;
+    commit(target, name, &opened, write, delta).await?;
     Ok(rows)
 }
 
@@ -129,14 +129,19 @@ pub(super) async fn apply(
 /// that snapshot conflicts with it.
 async fn delete_all(
     target: &CatalogTarget<'_>,
-    namespace: &str,
-    table: &str,
+    name: WriteTable<'_>,
     state: &SessionState,
     opened: &OpenedTable,
     scan: LogicalPlan,
 ) -> Result<u64, QueryError> {
-    let Some(Some(base)) = snapshot_read(&scan, target.catalog_name, namespace, table, state)
-    else {
+    let scanned_as = name.scanned_as();
+    let Some(Some(base)) = snapshot_read(
+        &scan,
+        target.catalog_name,
+        name.namespace,
+        &scanned_as,
+        state,
+    ) else {
         return Ok(0);
     };
     let count = LogicalPlanBuilder::from(scan)
@@ -154,22 +159,22 @@ async fn delete_all(
         return Ok(0);
     }
     let client = Arc::clone(target.client);
-    let (namespace, table) = (namespace.to_string(), table.to_string());
+    let (namespace, table, branch) = (
+        name.namespace.to_string(),
+        name.table.to_string(),
+        name.branch.to_string(),
+    );
     let store = Arc::clone(&opened.store);
     let spec_id = opened.metadata.default_spec_id;
     // Only metadata is written: the commit deletes what it wrote when it fails.
     let commit = async move {
         let mode = osprey_iceberg::WriteMode::Overwrite { base: Some(base) };
-        osprey_iceberg::append_files(
-            client.as_ref(),
-            &namespace,
-            &table,
-            store,
-            vec![],
-            spec_id,
-            mode,
-        )
-        .await
+        let target = osprey_iceberg::BranchRef {
+            namespace: &namespace,
+            name: &table,
+            branch: &branch,
+        };
+        osprey_iceberg::append_files(client.as_ref(), target, store, vec![], spec_id, mode).await
     };
     commit_detached(opened, None, commit).await?;
     Ok(rows)
@@ -227,14 +232,13 @@ pub(super) async fn write_positions(
 /// Commits `delta` in a task of its own (see `commit_detached`).
 pub(super) async fn commit(
     target: &CatalogTarget<'_>,
-    namespace: &str,
-    table: &str,
+    name: WriteTable<'_>,
     opened: &OpenedTable,
     write: StagedWrite,
     delta: osprey_iceberg::RowDelta,
 ) -> Result<(), QueryError> {
     let client = Arc::clone(target.client);
-    let (namespace, table) = (namespace.to_string(), table.to_string());
+    let (namespace, table) = (name.namespace.to_string(), name.table.to_string());
     let store = Arc::clone(&opened.store);
     let commit = async move {
         osprey_iceberg::commit_row_delta(client.as_ref(), &namespace, &table, store, delta).await

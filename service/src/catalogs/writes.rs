@@ -36,6 +36,37 @@ pub(super) struct CatalogTarget<'a> {
     pub storage: &'a Arc<osprey_engine::StorageRegistry>,
 }
 
+/// A table of an attached catalog as a write names it: its namespace and name, and the
+/// branch the write goes on.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WriteTable<'a> {
+    /// The namespace.
+    pub namespace: &'a str,
+    /// The table's name.
+    pub table: &'a str,
+    /// `main`, or the branch the statement named (`t.branch_audit`).
+    pub branch: &'a str,
+}
+
+impl WriteTable<'_> {
+    /// The name the statement's scan of the table goes by (the branch read is the branch
+    /// written).
+    pub fn scanned_as(&self) -> String {
+        match self.branch {
+            "main" => self.table.to_string(),
+            branch => format!("{}$ref={branch}", self.table),
+        }
+    }
+
+    /// The head of the branch in `metadata`, when no scan says which snapshot was read.
+    pub fn head(&self, metadata: &osprey_iceberg::TableMetadata) -> Option<i64> {
+        match self.branch {
+            "main" => metadata.current_snapshot_id,
+            branch => metadata.refs.get(branch).map(|r| r.snapshot_id),
+        }
+    }
+}
+
 /// A table of an attached catalog, opened for a write.
 pub(super) struct OpenedTable {
     /// `catalog.namespace.table`, for messages.
@@ -160,21 +191,27 @@ pub(super) async fn commit_detached(
 /// it; returns the rows written.
 pub(super) async fn insert(
     target: &CatalogTarget<'_>,
-    namespace: &str,
-    table: &str,
+    name: WriteTable<'_>,
     state: &SessionState,
     committed: &CommittedCatalog,
     input: LogicalPlan,
     overwrite: bool,
 ) -> Result<u64, QueryError> {
-    let opened = open(target, namespace, table).await?;
+    let opened = open(target, name.namespace, name.table).await?;
     let metadata = &opened.metadata;
     // An overwrite replaces what the statement read (the snapshot its query's scan pinned,
-    // else the one loaded now): any commit since conflicts with it.
+    // else the branch's head now): any commit since conflicts with it.
+    let scanned_as = name.scanned_as();
     let mode = match overwrite {
         true => osprey_iceberg::WriteMode::Overwrite {
-            base: snapshot_read(&input, target.catalog_name, namespace, table, state)
-                .unwrap_or_else(|| metadata.current_snapshot().map(|s| s.snapshot_id)),
+            base: snapshot_read(
+                &input,
+                target.catalog_name,
+                name.namespace,
+                &scanned_as,
+                state,
+            )
+            .unwrap_or_else(|| name.head(metadata)),
         },
         false => osprey_iceberg::WriteMode::Append,
     };
@@ -182,19 +219,19 @@ pub(super) async fn insert(
     let (new_files, rows) = write_data(&write, state, &opened, input).await?;
     let spec_id = metadata.default_spec_id;
     let client = Arc::clone(target.client);
-    let (namespace, table) = (namespace.to_string(), table.to_string());
+    let (namespace, table, branch) = (
+        name.namespace.to_string(),
+        name.table.to_string(),
+        name.branch.to_string(),
+    );
     let store = Arc::clone(&opened.store);
     let commit = async move {
-        osprey_iceberg::append_files(
-            client.as_ref(),
-            &namespace,
-            &table,
-            store,
-            new_files,
-            spec_id,
-            mode,
-        )
-        .await
+        let target = osprey_iceberg::BranchRef {
+            namespace: &namespace,
+            name: &table,
+            branch: &branch,
+        };
+        osprey_iceberg::append_files(client.as_ref(), target, store, new_files, spec_id, mode).await
     };
     commit_detached(&opened, Some(write), commit).await?;
     Ok(rows)

@@ -49,7 +49,9 @@ impl QueryEngine {
                 return Ok(listing_or_ddl(statement.listing_schema()));
             }
             ParsedStatement::TableProcedure(call) => {
-                return Ok(listing_or_ddl(Some(call.procedure.result_schema())));
+                let schema = call.procedure.result_schema();
+                let rows = !schema.fields().is_empty();
+                return Ok(listing_or_ddl(rows.then_some(schema)));
             }
             // Describes the statement it wraps (its USING values are constants).
             ParsedStatement::Immediate(wrapped) => {

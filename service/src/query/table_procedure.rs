@@ -1,6 +1,6 @@
-//! `ALTER TABLE t EXECUTE procedure(...)` (see [`crate::table_procedures`]): run on the
-//! Iceberg tables of attached catalogs, admitted and timed as a write, answered as one row of
-//! figures.
+//! `ALTER TABLE t EXECUTE procedure(...)` and branch and tag changes (see
+//! [`crate::table_procedures`]): run on the Iceberg tables of attached catalogs, admitted and
+//! timed as a write, answered as one row of figures (or, for a branch or tag, as DDL).
 
 use super::*;
 use crate::table_procedures::TableProcedure;
@@ -15,6 +15,8 @@ impl QueryEngine {
         call: TableProcedure,
     ) -> Result<PreparedStatement, QueryError> {
         let procedure = call.procedure;
+        let label = procedure.name();
+        let schema = procedure.result_schema();
         let defaults = &state.config_options().catalog;
         let name = table_reference_from_parts(&call.table)?
             .resolve(&defaults.default_catalog, &defaults.default_schema);
@@ -23,7 +25,7 @@ impl QueryEngine {
             return Err(QueryError::NotSupported(format!(
                 "ALTER TABLE ... EXECUTE {} on {name}: table procedures run on the Iceberg \
                  tables of attached catalogs (CREATE CATALOG ... USING iceberg)",
-                procedure.name()
+                label
             )));
         }
         let mut state = state.clone();
@@ -31,12 +33,14 @@ impl QueryEngine {
         let committed = self.lakehouse.committed();
         let run = attached.run_procedure(&name, procedure, &state, committed);
         let figures = self.within_time_limit(&slot, run).await?;
+        if schema.fields().is_empty() {
+            return Ok(PreparedStatement::ddl_done(label));
+        }
         let columns: Vec<ArrayRef> = figures
             .into_iter()
             .map(|figure| Arc::new(Int64Array::from(vec![figure as i64])) as ArrayRef)
             .collect();
-        let plan =
-            crate::admin_sql::listing_plan(procedure.name(), procedure.result_schema(), columns)?;
+        let plan = crate::admin_sql::listing_plan(label, schema, columns)?;
         Ok(PreparedStatement::Listing(plan))
     }
 }
