@@ -3,6 +3,7 @@
 import contextlib
 import os
 import pathlib
+import signal
 import subprocess
 import threading
 
@@ -23,9 +24,12 @@ def osprey_bin() -> str:
 
 
 @contextlib.contextmanager
-def osprey_local_servers(*args):
-    """Runs `osprey local ARGS` (admin password PASSWORD) and yields its Flight SQL URI
-    (`grpc+tls://` when ARGS turn TLS on) and its HTTP base URL (`https://` with TLS)."""
+def osprey_local_process(*args):
+    """Runs `osprey local ARGS` (admin password PASSWORD) as the leader of a process group of
+    its own (its executors are in it: `os.killpg(proc.pid, ...)` stops them all) and yields
+    the process, its Flight SQL URI (`grpc+tls://` when ARGS turn TLS on) and its HTTP base URL
+    (`https://` with TLS). On leaving, the group is stopped with Ctrl-C (killed, if the test
+    failed or killed it already)."""
     tls = "--tls-cert" in args
     scheme = "grpc+tls://" if tls else "grpc://"
     env = dict(os.environ, OSPREY_ADMIN_PASSWORD=PASSWORD, RUST_LOG="warn")
@@ -34,6 +38,7 @@ def osprey_local_servers(*args):
         [osprey_bin(), "local", "--flight-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
          *args],
         stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL, env=env, text=True,
+        start_new_session=True,
     )
     ready = threading.Event()
     address = {}
@@ -49,18 +54,37 @@ def osprey_local_servers(*args):
 
     threading.Thread(target=read_stdout, daemon=True).start()
     if not ready.wait(120):
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         raise RuntimeError("osprey local did not start within 120 s")
     try:
-        yield address["uri"], address["http"]
+        yield proc, address["uri"], address["http"]
     except BaseException:
         # The test failed inside the cluster's block: stop it anyway, so no process outlives
         # the run (and holds its output pipes open).
-        proc.kill()
-        proc.wait(30)
+        kill_group(proc)
         raise
+    if proc.poll() is not None:
+        kill_group(proc)  # the test stopped the coordinator: its executors may be left
+        return
     proc.send_signal(2)  # Ctrl-C
     assert proc.wait(30) == 0
+
+
+def kill_group(proc):
+    """Kills `proc`'s process group (an `osprey local` and its executors) and reaps it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(30)
+
+
+@contextlib.contextmanager
+def osprey_local_servers(*args):
+    """Runs `osprey local ARGS` (admin password PASSWORD) and yields its Flight SQL URI
+    (`grpc+tls://` when ARGS turn TLS on) and its HTTP base URL (`https://` with TLS)."""
+    with osprey_local_process(*args) as (_, uri, http):
+        yield uri, http
 
 
 @contextlib.contextmanager
