@@ -72,5 +72,5 @@ pub use write::{
     WritePartitionField, WrittenMetrics, alter_table, append as append_files, check_writable,
     commit_rewrite, commit_row_delta, create_table, drop_ref, expire_snapshots, fast_forward,
     parquet_metrics, plan_compaction, position_delete_schema, remove_orphan_files,
-    rewrite_manifests, schema_from_arrow, set_ref, write_spec,
+    replace_partitions, rewrite_manifests, schema_from_arrow, set_ref, write_spec,
 };

@@ -49,6 +49,7 @@ mod query;
 mod query_runtime;
 mod retry;
 mod session;
+mod session_options;
 mod sql_types;
 mod statement;
 mod statement_stats;

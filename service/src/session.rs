@@ -49,8 +49,15 @@ impl SessionSettings {
     /// assert_eq!(state.config_options().execution.target_partitions, 3);
     /// ```
     pub fn apply(&self, state: &mut SessionState) -> Result<(), QueryError> {
+        state.config_mut().set_extension(Arc::new(
+            crate::session_options::OspreySettings::from_options(&self.options),
+        ));
         let options = state.config_mut().options_mut();
-        for (key, value) in &self.options {
+        let datafusion_options = self
+            .options
+            .iter()
+            .filter(|(key, _)| !key.starts_with(crate::session_options::PREFIX));
+        for (key, value) in datafusion_options {
             options.set(key, value).map_err(|err| {
                 QueryError::InvalidStatement(crate::error_text::plain_message(&err))
             })?;
@@ -91,6 +98,11 @@ impl SessionSettings {
         value: &str,
     ) -> Result<(), QueryError> {
         let key = option_key(variable);
+        if key.starts_with(crate::session_options::PREFIX) {
+            let value = crate::session_options::checked(&key, value)?;
+            self.options.insert(key, value);
+            return Ok(());
+        }
         if self.principal.as_ref().is_some_and(|p| !p.is_admin) {
             check_user_setting(defaults, &key, value)?;
         }
@@ -175,7 +187,8 @@ fn check_user_setting(defaults: &ConfigOptions, key: &str, value: &str) -> Resul
 /// Whether `variable` names one of DataFusion's settings (as `SET` reads it).
 pub fn is_known_option(defaults: &ConfigOptions, variable: &str) -> bool {
     let key = option_key(variable);
-    defaults.entries().iter().any(|entry| entry.key == key)
+    crate::session_options::is_setting(&key)
+        || defaults.entries().iter().any(|entry| entry.key == key)
 }
 
 /// The DataFusion key a `SET` names.
@@ -183,7 +196,11 @@ fn option_key(variable: &str) -> String {
     let lower = variable.trim().to_lowercase();
     match lower.as_str() {
         "timezone" | "time zone" | "time_zone" => "datafusion.execution.time_zone".to_string(),
-        _ if lower.starts_with("datafusion.") => lower,
+        _ if lower.starts_with("datafusion.")
+            || lower.starts_with(crate::session_options::PREFIX) =>
+        {
+            lower
+        }
         // `SET batch_size = ...` is short for the execution option, as in DataFusion's CLI.
         _ => format!("datafusion.execution.{lower}"),
     }

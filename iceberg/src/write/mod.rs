@@ -25,6 +25,7 @@ mod new_table;
 mod partition_values;
 mod partitioning;
 mod refs;
+mod replace_partitions;
 mod row_delta;
 mod schema_evolution;
 mod snapshot;
@@ -37,6 +38,7 @@ pub use metrics::{WrittenMetrics, parquet_metrics};
 pub use new_table::{NewTable, create_table, schema_from_arrow};
 pub use partitioning::{WritePartitionField, write_spec};
 pub use refs::{RefChange, drop_ref, fast_forward, set_ref};
+pub use replace_partitions::replace_partitions;
 pub use row_delta::{PositionDeleteFile, RowDelta, commit_row_delta, position_delete_schema};
 use snapshot::AppendSummary;
 

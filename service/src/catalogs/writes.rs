@@ -215,6 +215,19 @@ pub(super) async fn insert(
         },
         false => osprey_iceberg::WriteMode::Append,
     };
+    // Dynamic overwrite replaces only the partitions written (an unpartitioned table has one).
+    let partitioned = metadata
+        .partition_spec(metadata.default_spec_id)
+        .is_some_and(|spec| !spec.is_unpartitioned());
+    let dynamic = match mode {
+        osprey_iceberg::WriteMode::Overwrite { base } if partitioned => {
+            let settings = crate::session_options::OspreySettings::of(state);
+            (settings.partition_overwrite_mode
+                == crate::session_options::PartitionOverwriteMode::Dynamic)
+                .then_some(base)
+        }
+        _ => None,
+    };
     let write = stage(target, committed, &opened).await?;
     let (new_files, rows) = write_data(&write, state, &opened, input).await?;
     let spec_id = metadata.default_spec_id;
@@ -231,7 +244,18 @@ pub(super) async fn insert(
             name: &table,
             branch: &branch,
         };
-        osprey_iceberg::append_files(client.as_ref(), target, store, new_files, spec_id, mode).await
+        let client = client.as_ref();
+        match dynamic {
+            // Nothing written replaces nothing.
+            Some(_) if new_files.is_empty() => Ok(osprey_iceberg::AppendOutcome::default()),
+            Some(base) => {
+                osprey_iceberg::replace_partitions(client, target, store, new_files, spec_id, base)
+                    .await
+            }
+            None => {
+                osprey_iceberg::append_files(client, target, store, new_files, spec_id, mode).await
+            }
+        }
     };
     commit_detached(&opened, Some(write), commit).await?;
     Ok(rows)
