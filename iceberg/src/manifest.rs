@@ -33,6 +33,9 @@ pub struct ManifestFile {
     pub counts: ManifestCounts,
     /// The range of each partition field over its files, in the order of its spec.
     pub partitions: Vec<FieldSummary>,
+    /// Format 3: the row id of the first row of its first data file that has none of its own
+    /// (row lineage); `None` before a commit assigns it.
+    pub first_row_id: Option<i64>,
 }
 
 /// The file and row counts of a manifest list entry (each optional in v1).
@@ -160,6 +163,7 @@ pub fn read_manifest_list(bytes: &[u8]) -> Result<Vec<ManifestFile>, IcebergErro
                     deleted_rows: optional_long(record, "deleted_rows_count")?,
                 },
                 partitions: field_summaries(record),
+                first_row_id: optional_long(record, "first_row_id")?,
             })
         })
         .collect()
@@ -399,6 +403,7 @@ mod tests {
             added_snapshot_id: 1,
             counts: ManifestCounts::default(),
             partitions: Vec::new(),
+            first_row_id: None,
         };
         let err = read_manifest(b"not avro", &manifest).unwrap_err();
         assert!(err.to_string().contains("/t/metadata/broken.avro"), "{err}");

@@ -368,6 +368,14 @@ impl Applier<'_> {
                 if let Some(timestamp) = snapshot["timestamp-ms"].as_i64() {
                     self.updated_ms = timestamp;
                 }
+                // Format 3: the snapshot's rows took the ids from its first row id on.
+                if let (Some(first), Some(added)) = (
+                    snapshot["first-row-id"].as_i64(),
+                    snapshot["added-rows"].as_i64(),
+                ) {
+                    let next = self.int("next-row-id").unwrap_or(0).max(first + added);
+                    self.object.insert("next-row-id".into(), json!(next));
+                }
                 push(self.object, "snapshots", snapshot.clone());
             }
             TableUpdate::SetSnapshotRef {

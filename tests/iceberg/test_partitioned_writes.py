@@ -173,7 +173,7 @@ def test_create_table_with_partitioning_and_ctas(osprey, lake):
     message = error_of(osprey, "CREATE TABLE p.db.bad (id BIGINT) WITH (partitioning = ARRAY['nope'])")
     assert "nope" in message, message
     message = error_of(osprey, "CREATE TABLE p.db.bad (id BIGINT) WITH (format_version = 1)")
-    assert "format version 2" in message, message
+    assert "format versions 2 and 3" in message, message
     message = error_of(osprey, "CREATE TABLE p.db.bad (id BIGINT) WITH (colour = 'red')")
     assert "unknown table property colour" in message, message
     assert "bad" not in [name for _, name in lake.list_tables("db")]

@@ -66,6 +66,9 @@ pub(super) struct Change {
     pub merge_manifests: bool,
     /// The branch the snapshot goes on (`main` unless the statement named one).
     pub branch: String,
+    /// Data files whose delete files (a deletion vector, file-scoped position deletes) the
+    /// change's new deletion vectors replace: those delete files leave the snapshot.
+    pub superseded: BTreeSet<String>,
 }
 
 impl Change {
@@ -189,12 +192,17 @@ pub(super) async fn commit(
         let groups = change.groups.iter().filter(|group| !group.files.is_empty());
         for (index, group) in groups.enumerate() {
             let location = format!("{metadata_dir}/{write_id}-m{attempt}-{index}.avro");
+            let schema_json = current_schema_json(&current);
+            let header = manifests::ManifestTable {
+                schema_json: &schema_json,
+                schema_id: change.schema_id,
+                format_version: current.metadata.format_version,
+            };
             let bytes = manifests::write_manifest(
                 &group.files,
                 group.deletes,
                 snapshot_id,
-                &current_schema_json(&current),
-                change.schema_id,
+                header,
                 group.spec_id,
                 &group.spec,
             )?;
@@ -222,17 +230,29 @@ pub(super) async fn commit(
             };
             let bytes = read(store.as_ref(), &table.path_of(list)?).await?;
             let parents = read_manifest_list(&bytes)?;
-            if change.removed.is_empty() {
+            if change.removed.is_empty() && change.superseded.is_empty() {
                 listed.extend(parents);
             } else {
+                // Delete files go with the data files removed, and with those whose deletes
+                // a new vector replaces.
+                let deletes_gone: BTreeSet<String> =
+                    change.removed.union(&change.superseded).cloned().collect();
                 let mut found = 0;
                 for (index, manifest) in parents.into_iter().enumerate() {
+                    let gone = match manifest.content {
+                        ManifestContent::Data if change.removed.is_empty() => {
+                            listed.push(manifest);
+                            continue;
+                        }
+                        ManifestContent::Data => &change.removed,
+                        ManifestContent::Deletes => &deletes_gone,
+                    };
                     let bytes = read(store.as_ref(), &table.path_of(&manifest.path)?).await?;
                     let location = format!("{metadata_dir}/{write_id}-m{attempt}-r{index}.avro");
                     let rewritten = manifest_rewrite::rewrite_without(
                         &manifest,
                         &bytes,
-                        &change.removed,
+                        gone,
                         (snapshot_id, sequence_number),
                         (&table, location),
                         &mut written,
@@ -276,12 +296,31 @@ pub(super) async fn commit(
             )
             .await?;
         }
+        // Format 3: the data manifests without a first row id get theirs, in order, from the
+        // table's next row id (row lineage).
+        let format_version = current.metadata.format_version;
+        let lineage = (format_version >= 3).then(|| {
+            let first = current.json["next-row-id"].as_i64().unwrap_or(0);
+            let mut next = first;
+            for manifest in listed
+                .iter_mut()
+                .filter(|m| m.content == ManifestContent::Data)
+            {
+                if manifest.first_row_id.is_none() {
+                    manifest.first_row_id = Some(next);
+                    next += manifest.counts.added_rows.unwrap_or(0)
+                        + manifest.counts.existing_rows.unwrap_or(0);
+                }
+            }
+            (first, next - first)
+        });
         let list_location = format!("{metadata_dir}/snap-{snapshot_id}-{attempt}-{write_id}.avro");
         let list_bytes = manifests::write_manifest_list(
             &listed,
             snapshot_id,
             parent.as_ref().map(|p| p.snapshot_id),
             sequence_number,
+            format_version,
         )?;
         written
             .create(&table.path_of(&list_location)?, list_bytes)
@@ -293,6 +332,7 @@ pub(super) async fn commit(
             timestamp_ms: now_ms(),
             manifest_list: list_location,
             schema_id: change.schema_id,
+            lineage,
         };
         let snapshot = snapshot::snapshot_json(&current.json, &new_snapshot, summary);
         let requirements = vec![TableRequirement::AssertRefSnapshotId {
@@ -477,6 +517,7 @@ fn manifest_entry(
             &group.spec,
             group.files.iter().map(|f| f.partition.as_slice()),
         ),
+        first_row_id: None,
     }
 }
 
@@ -650,6 +691,7 @@ mod tests {
             removed: BTreeSet::new(),
             merge_manifests: false,
             branch: "main".to_string(),
+            superseded: BTreeSet::new(),
         }
     }
 

@@ -132,6 +132,7 @@ pub async fn commit_rewrite(
         removed: rewrite.removed.into_iter().collect(),
         merge_manifests: false,
         branch: "main".to_string(),
+        superseded: Default::default(),
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }
@@ -175,6 +176,7 @@ pub async fn rewrite_manifests(
         removed: BTreeSet::new(),
         merge_manifests: true,
         branch: "main".to_string(),
+        superseded: Default::default(),
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }

@@ -187,6 +187,9 @@ impl Restated {
             added_snapshot_id: snapshot_id,
             counts: self.counts,
             partitions,
+            // Rewritten data manifests keep the first row id they had (format 3 tables are
+            // not rewritten by Osprey yet; see the row lineage checks).
+            first_row_id: like.first_row_id,
         })
     }
 }

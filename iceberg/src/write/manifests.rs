@@ -28,6 +28,20 @@ pub struct AddedFile {
     pub partition: Vec<ScalarValue>,
     /// For a position delete file: the one data file its deletes are in.
     pub referenced_data_file: Option<String>,
+    /// For a deletion vector (format 3): its blob's offset and length in the Puffin file
+    /// `location`.
+    pub vector: Option<(i64, i64)>,
+}
+
+/// What a manifest's header says of its table.
+#[derive(Debug, Clone, Copy)]
+pub struct ManifestTable<'a> {
+    /// The table's current schema as metadata stores it.
+    pub schema_json: &'a str,
+    /// Its id.
+    pub schema_id: i32,
+    /// The table's format version (2 or 3).
+    pub format_version: u8,
 }
 
 /// An `int -> <value_type>` map of a data file (counts are `long`, bounds `bytes`), as the
@@ -41,9 +55,18 @@ fn int_map(name: &str, field_id: i32, key_id: i32, value_id: i32, value_type: &s
     )
 }
 
-/// The v2 `manifest_entry` schema, with `partition` the Avro record schema (JSON) of the
-/// spec's partition tuples.
-fn manifest_entry_schema(partition: &str) -> String {
+/// The `manifest_entry` schema of format 2, or 3 with `v3` (row lineage and deletion vector
+/// fields), with `partition` the Avro record schema (JSON) of the spec's partition tuples.
+fn manifest_entry_schema(partition: &str, v3: bool) -> String {
+    let v3_fields = match v3 {
+        true => {
+            r#",
+    {"name": "first_row_id", "type": ["null", "long"], "default": null, "field-id": 142},
+    {"name": "content_offset", "type": ["null", "long"], "default": null, "field-id": 144},
+    {"name": "content_size_in_bytes", "type": ["null", "long"], "default": null, "field-id": 145}"#
+        }
+        false => "",
+    };
     format!(
         r#"{{"type": "record", "name": "manifest_entry", "fields": [
   {{"name": "status", "type": "int", "field-id": 0}},
@@ -65,7 +88,7 @@ fn manifest_entry_schema(partition: &str) -> String {
     {{"name": "split_offsets", "field-id": 132, "default": null,
       "type": ["null", {{"type": "array", "items": "long", "element-id": 133}}]}},
     {{"name": "sort_order_id", "type": ["null", "int"], "default": null, "field-id": 140}},
-    {{"name": "referenced_data_file", "type": ["null", "string"], "default": null, "field-id": 143}}
+    {{"name": "referenced_data_file", "type": ["null", "string"], "default": null, "field-id": 143}}{}
   ]}}}}
 ]}}"#,
         partition,
@@ -74,10 +97,11 @@ fn manifest_entry_schema(partition: &str) -> String {
         int_map("null_value_counts", 110, 121, 122, "long"),
         int_map("lower_bounds", 125, 126, 127, "bytes"),
         int_map("upper_bounds", 128, 129, 130, "bytes"),
+        v3_fields,
     )
 }
 
-/// The v2 `manifest_file` schema of manifest lists.
+/// The `manifest_file` schema of manifest lists, format 2 (format 3 adds `first_row_id`).
 const MANIFEST_FILE_SCHEMA: &str = r#"{"type": "record", "name": "manifest_file", "fields": [
   {"name": "manifest_path", "type": "string", "field-id": 500},
   {"name": "manifest_length", "type": "long", "field-id": 501},
@@ -100,6 +124,10 @@ const MANIFEST_FILE_SCHEMA: &str = r#"{"type": "record", "name": "manifest_file"
       {"name": "upper_bound", "type": ["null", "bytes"], "default": null, "field-id": 511}
     ]}}]}
 ]}"#;
+
+/// The field format 3 adds to `manifest_file`.
+const FIRST_ROW_ID_FIELD: &str =
+    r#"{"name": "first_row_id", "type": ["null", "long"], "default": null, "field-id": 520}"#;
 
 /// Marks the arrays of key-value records as Iceberg's maps (`"logicalType": "map"`), which
 /// apache-avro's parser drops from the JSON above; readers such as pyiceberg need it.
@@ -164,14 +192,14 @@ pub fn write_manifest(
     files: &[AddedFile],
     deletes: bool,
     snapshot_id: i64,
-    schema_json: &str,
-    schema_id: i32,
+    table: ManifestTable<'_>,
     spec_id: i32,
     spec: &[WritePartitionField],
 ) -> Result<Vec<u8>, IcebergError> {
     let what = "a manifest";
+    let v3 = table.format_version >= 3;
     let partition_schema = partition_values::record_schema(spec)?.to_string();
-    let mut schema = AvroSchema::parse_str(&manifest_entry_schema(&partition_schema))
+    let mut schema = AvroSchema::parse_str(&manifest_entry_schema(&partition_schema, v3))
         .map_err(avro_error(what))?;
     mark_maps(&mut schema);
     let mut writer = Writer::with_codec(
@@ -181,14 +209,14 @@ pub fn write_manifest(
     )
     .map_err(avro_error(what))?;
     for (key, value) in [
-        ("schema", schema_json.to_string()),
-        ("schema-id", schema_id.to_string()),
+        ("schema", table.schema_json.to_string()),
+        ("schema-id", table.schema_id.to_string()),
         (
             "partition-spec",
             fields_json(&spec.iter().map(|f| f.field.clone()).collect::<Vec<_>>()).to_string(),
         ),
         ("partition-spec-id", spec_id.to_string()),
-        ("format-version", "2".to_string()),
+        ("format-version", table.format_version.to_string()),
         (
             "content",
             if deletes { "deletes" } else { "data" }.to_string(),
@@ -200,16 +228,17 @@ pub fn write_manifest(
     }
     for file in files {
         let metrics = &file.metrics;
-        let data_file = Value::Record(vec![
+        let format = match file.vector {
+            Some(_) => "PUFFIN",
+            None => "PARQUET",
+        };
+        let mut data_file = vec![
             ("content".to_string(), Value::Int(i32::from(deletes))),
             (
                 "file_path".to_string(),
                 Value::String(file.location.clone()),
             ),
-            (
-                "file_format".to_string(),
-                Value::String("PARQUET".to_string()),
-            ),
+            ("file_format".to_string(), Value::String(format.to_string())),
             (
                 "partition".to_string(),
                 partition_values::record(spec, &file.partition)?,
@@ -245,7 +274,21 @@ pub fn write_manifest(
                 "referenced_data_file".to_string(),
                 optional(file.referenced_data_file.clone().map(Value::String)),
             ),
-        ]);
+        ];
+        if v3 {
+            // A new data file's first row id is inherited from its manifest's.
+            data_file.push(("first_row_id".to_string(), optional(None)));
+            let (offset, length) = file.vector.unzip();
+            data_file.push((
+                "content_offset".to_string(),
+                optional(offset.map(Value::Long)),
+            ));
+            data_file.push((
+                "content_size_in_bytes".to_string(),
+                optional(length.map(Value::Long)),
+            ));
+        }
+        let data_file = Value::Record(data_file);
         let entry = Value::Record(vec![
             ("status".to_string(), Value::Int(1)),
             (
@@ -268,9 +311,19 @@ pub fn write_manifest_list(
     snapshot_id: i64,
     parent_snapshot_id: Option<i64>,
     sequence_number: i64,
+    format_version: u8,
 ) -> Result<Vec<u8>, IcebergError> {
     let what = "a manifest list";
-    let schema = AvroSchema::parse_str(MANIFEST_FILE_SCHEMA).map_err(avro_error(what))?;
+    let v3 = format_version >= 3;
+    let schema_text = match v3 {
+        true => MANIFEST_FILE_SCHEMA.replacen(
+            r#"  {"name": "partitions""#,
+            &format!("  {FIRST_ROW_ID_FIELD},\n  {{\"name\": \"partitions\""),
+            1,
+        ),
+        false => MANIFEST_FILE_SCHEMA.to_string(),
+    };
+    let schema = AvroSchema::parse_str(&schema_text).map_err(avro_error(what))?;
     let mut writer = Writer::with_codec(
         &schema,
         Vec::new(),
@@ -280,7 +333,7 @@ pub fn write_manifest_list(
     let mut header = vec![
         ("snapshot-id", snapshot_id.to_string()),
         ("sequence-number", sequence_number.to_string()),
-        ("format-version", "2".to_string()),
+        ("format-version", format_version.to_string()),
     ];
     if let Some(parent) = parent_snapshot_id {
         header.push(("parent-snapshot-id", parent.to_string()));
@@ -361,8 +414,18 @@ pub fn write_manifest_list(
                 long(counts.existing_rows),
             ),
             ("deleted_rows_count".to_string(), long(counts.deleted_rows)),
-            ("partitions".to_string(), optional(Some(summaries))),
         ]);
+        let Value::Record(mut fields) = record else {
+            unreachable!("built as a record above");
+        };
+        if v3 {
+            fields.push((
+                "first_row_id".to_string(),
+                optional(manifest.first_row_id.map(Value::Long)),
+            ));
+        }
+        fields.push(("partitions".to_string(), optional(Some(summaries))));
+        let record = Value::Record(fields);
         writer.append_value(record).map_err(avro_error(what))?;
     }
     writer.into_inner().map_err(avro_error(what))

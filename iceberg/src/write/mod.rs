@@ -29,6 +29,7 @@ mod replace_partitions;
 mod row_delta;
 mod schema_evolution;
 mod snapshot;
+mod vectors;
 
 pub use alter::{ColumnChange, TableAlteration, alter_table};
 pub use compact::{CompactionPlan, Rewrite, commit_rewrite, plan_compaction, rewrite_manifests};
@@ -68,9 +69,9 @@ pub struct AppendOutcome {
 
 /// Why a table cannot be written yet, if it cannot.
 pub fn check_writable(metadata: &TableMetadata) -> Result<(), IcebergError> {
-    if metadata.format_version != 2 {
+    if !matches!(metadata.format_version, 2 | 3) {
         return Err(IcebergError::Unsupported(format!(
-            "format version {}, which Osprey does not write yet (it writes version 2 tables)",
+            "format version {}, which Osprey does not write (it writes versions 2 and 3)",
             metadata.format_version
         )));
     }
@@ -161,6 +162,7 @@ pub async fn append(
         removed: Default::default(),
         merge_manifests: false,
         branch: branch.to_string(),
+        superseded: Default::default(),
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }
@@ -188,6 +190,7 @@ async fn data_group(
             metrics,
             partition: file.partition,
             referenced_data_file: None,
+            vector: None,
         });
     }
     for field in schema.fields.iter().filter(|field| field.required) {

@@ -126,6 +126,8 @@ pub struct NewTable<'a> {
     pub partitioning: &'a [String],
     /// Table properties.
     pub properties: &'a BTreeMap<String, String>,
+    /// The format version: 2 or 3.
+    pub format_version: u8,
 }
 
 impl NewTable<'_> {
@@ -133,16 +135,30 @@ impl NewTable<'_> {
     pub fn definition(&self) -> Result<TableDefinition, IcebergError> {
         let (schema, last_column_id) = schema_from_arrow(self.schema)?;
         let fields = parse_partitioning(self.partitioning, &Schema::from_json(&schema)?)?;
+        if !matches!(self.format_version, 2 | 3) {
+            return Err(IcebergError::Unsupported(format!(
+                "format version {}: Osprey creates tables of format versions 2 and 3",
+                self.format_version
+            )));
+        }
+        let mut properties = self.properties.clone();
+        // How the REST protocol asks a server for a version (a reserved property, which the
+        // metadata records as `format-version` instead).
+        properties.insert(
+            "format-version".to_string(),
+            self.format_version.to_string(),
+        );
         Ok(TableDefinition {
             schema,
             partition_spec: spec_json(0, &fields),
             last_column_id,
-            properties: self.properties.clone(),
+            properties,
         })
     }
 }
 
-/// The first metadata of a format-2 table at `location` as `definition` describes it.
+/// The first metadata of a table at `location` as `definition` describes it (its format
+/// version in the property `format-version`, which the metadata takes out).
 fn new_table_metadata(location: &str, definition: &TableDefinition, now_ms: i64) -> Value {
     let last_partition_id = definition.partition_spec["fields"]
         .as_array()
@@ -151,8 +167,13 @@ fn new_table_metadata(location: &str, definition: &TableDefinition, now_ms: i64)
         .filter_map(|field| field["field-id"].as_i64())
         .max()
         .unwrap_or(999);
-    json!({
-        "format-version": 2,
+    let mut properties = definition.properties.clone();
+    let format_version: u8 = properties
+        .remove("format-version")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let mut metadata = json!({
+        "format-version": format_version,
         "table-uuid": uuid::Uuid::new_v4().to_string(),
         "location": location.trim_end_matches('/'),
         "last-sequence-number": 0,
@@ -165,12 +186,17 @@ fn new_table_metadata(location: &str, definition: &TableDefinition, now_ms: i64)
         "last-partition-id": last_partition_id,
         "default-sort-order-id": 0,
         "sort-orders": [{"order-id": 0, "fields": []}],
-        "properties": definition.properties,
+        "properties": properties,
         "refs": {},
         "snapshots": [],
         "snapshot-log": [],
         "metadata-log": [],
-    })
+    });
+    if format_version >= 3 {
+        // Row lineage: the first row written gets id 0.
+        metadata["next-row-id"] = json!(0);
+    }
+    metadata
 }
 
 /// Creates `namespace.name` in `catalog` as `table` asks. A catalog that keeps metadata files

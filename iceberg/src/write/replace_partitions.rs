@@ -68,6 +68,7 @@ pub async fn replace_partitions(
         removed,
         merge_manifests: false,
         branch: branch.to_string(),
+        superseded: Default::default(),
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }

@@ -15,6 +15,7 @@ use super::metrics::parquet_metrics;
 use super::partition_values::partition_type;
 use super::partitioning::spec_fields;
 use super::snapshot::AppendSummary;
+use super::vectors::write_vectors;
 use super::{AppendOutcome, NewDataFile, WriteMode, check_writable, data_group};
 use crate::catalog::IcebergCatalog;
 use crate::error::IcebergError;
@@ -24,7 +25,7 @@ use crate::scan::location::StoreLocation;
 use crate::schema::{FIELD_ID_KEY, Schema};
 use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
 use datafusion::common::ScalarValue;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -125,11 +126,39 @@ pub async fn commit_row_delta(
     let schema = iceberg_schema()?;
     let mut groups: BTreeMap<i32, ManifestGroup> = BTreeMap::new();
     let mut summary = AppendSummary::default();
-    for file in delta.deletes {
-        let Some(data) = data_files.get(file.data_file.as_str()) else {
+    // Format 3 takes deletion vectors: the executors' position files become one Puffin file
+    // (merged with each data file's earlier deletes), and are deleted once committed.
+    let mut vectors = None;
+    let mut delete_files: Vec<(AddedFile, String)> = Vec::with_capacity(delta.deletes.len());
+    if metadata.format_version >= 3 && !delta.deletes.is_empty() {
+        let positions: Vec<(String, String, u64)> = delta
+            .deletes
+            .iter()
+            .map(|file| (file.location.clone(), file.data_file.clone(), file.size))
+            .collect();
+        let written = write_vectors(&store, &table, &metadata.location, &positions, &live).await?;
+        delete_files.append(&mut written.files.clone());
+        vectors = Some((written, positions));
+    } else {
+        for file in delta.deletes {
+            let path = table.path_of(&file.location)?;
+            let metrics = parquet_metrics(Arc::clone(&store), &path, file.size, &schema).await?;
+            let added = AddedFile {
+                location: file.location,
+                size: file.size as i64,
+                metrics,
+                partition: Vec::new(),
+                referenced_data_file: Some(file.data_file.clone()),
+                vector: None,
+            };
+            delete_files.push((added, file.data_file));
+        }
+    }
+    for (mut file, data_file) in delete_files {
+        let Some(data) = data_files.get(data_file.as_str()) else {
             return Err(IcebergError::Invalid(format!(
-                "a position delete file names {}, which is not a data file of snapshot {base:?}",
-                file.data_file
+                "a position delete file names {data_file}, which is not a data file of \
+                 snapshot {base:?}"
             )));
         };
         let group = match groups.entry(data.partition_spec_id) {
@@ -141,19 +170,14 @@ pub async fn commit_row_delta(
                 files: Vec::new(),
             }),
         };
-        let partition = partition_of(data, group)?;
-        let path = table.path_of(&file.location)?;
-        let metrics = parquet_metrics(Arc::clone(&store), &path, file.size, &schema).await?;
+        file.partition = partition_of(data, group)?;
         summary.added_delete_files += 1;
-        summary.added_position_deletes += metrics.record_count;
-        summary.added_delete_size += file.size as i64;
-        group.files.push(AddedFile {
-            location: file.location,
-            size: file.size as i64,
-            metrics,
-            partition,
-            referenced_data_file: Some(file.data_file),
-        });
+        summary.added_position_deletes += file.metrics.record_count;
+        // A Puffin file's bytes count once, however many vectors it holds.
+        if file.vector.is_none_or(|(offset, _)| offset == 4) {
+            summary.added_delete_size += file.size;
+        }
+        group.files.push(file);
     }
     for path in &delta.removed {
         if !data_files.contains_key(path.as_str()) {
@@ -180,8 +204,39 @@ pub async fn commit_row_delta(
         removed: delta.removed.into_iter().collect(),
         merge_manifests: false,
         branch: delta.branch,
+        superseded: vectors
+            .as_ref()
+            .map(|(written, _)| written.superseded.clone())
+            .unwrap_or_default(),
     };
-    commit::commit(catalog, namespace, name, store, current, change).await
+    let outcome = commit::commit(
+        catalog,
+        namespace,
+        name,
+        Arc::clone(&store),
+        current,
+        change,
+    )
+    .await;
+    if let Some((written, positions)) = vectors {
+        match &outcome {
+            // The positions now live in the vectors: their Parquet files go.
+            Ok(_) => {
+                for (location, _, _) in &positions {
+                    if let Ok(path) = table.path_of(location) {
+                        let _ = store.delete(&path).await;
+                    }
+                }
+            }
+            Err(IcebergError::CommitStateUnknown(_)) => {}
+            Err(_) => {
+                if let Some(puffin) = &written.puffin {
+                    let _ = store.delete(puffin).await;
+                }
+            }
+        }
+    }
+    outcome
 }
 
 /// The partition values of `data` (as its manifest serialized them) under `group`'s spec.

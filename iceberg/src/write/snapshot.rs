@@ -80,6 +80,8 @@ pub struct NewSnapshot {
     pub manifest_list: String,
     /// The schema it was written with.
     pub schema_id: i32,
+    /// Format 3: its first row id and the rows it assigned ids to (row lineage).
+    pub lineage: Option<(i64, i64)>,
 }
 
 /// A snapshot id not used by `metadata` (random, positive, as Java's writers choose them).
@@ -114,6 +116,10 @@ pub fn snapshot_json(current: &Value, snapshot: &NewSnapshot, summary: AppendSum
     });
     if let Some(parent) = snapshot.parent_snapshot_id {
         snapshot_json["parent-snapshot-id"] = json!(parent);
+    }
+    if let Some((first_row_id, added_rows)) = snapshot.lineage {
+        snapshot_json["first-row-id"] = json!(first_row_id);
+        snapshot_json["added-rows"] = json!(added_rows);
     }
     snapshot_json
 }

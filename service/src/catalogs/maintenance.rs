@@ -29,6 +29,9 @@ pub(super) async fn run(
     procedure: Procedure,
 ) -> Result<Vec<u64>, QueryError> {
     let opened = open(target, &name.schema, &name.table).await?;
+    if let Procedure::Optimize { .. } | Procedure::RewriteManifests = procedure {
+        super::removal::refuse_rewrites_of_v3(&opened, procedure.name())?;
+    }
     let client = target.client.as_ref();
     let store = Arc::clone(&opened.store);
     let (namespace, table_name) = (name.schema.as_ref(), name.table.as_ref());

@@ -43,13 +43,29 @@ impl RemovalMode {
     pub(super) fn of(opened: &OpenedTable, property: &str) -> Result<Self, QueryError> {
         match opened.metadata.properties.get(property).map(String::as_str) {
             None | Some("merge-on-read") => Ok(RemovalMode::MergeOnRead),
-            Some("copy-on-write") => Ok(RemovalMode::CopyOnWrite),
+            Some("copy-on-write") => {
+                refuse_rewrites_of_v3(opened, "copy-on-write")?;
+                Ok(RemovalMode::CopyOnWrite)
+            }
             Some(other) => Err(QueryError::InvalidData(format!(
                 "{}: the table property {property} is {other:?}; it takes 'merge-on-read' or \
                  'copy-on-write' (ALTER TABLE ... SET PROPERTIES \"{property}\" = '...')",
                 opened.subject
             ))),
         }
+    }
+}
+
+/// Refuses `what`, which copies rows into new files, on a format-3 table: a copied row must
+/// keep its row id (row lineage), which Osprey does not write yet.
+pub(super) fn refuse_rewrites_of_v3(opened: &OpenedTable, what: &str) -> Result<(), QueryError> {
+    match opened.metadata.format_version >= 3 {
+        true => Err(QueryError::NotSupported(format!(
+            "{what} on {}, a format 3 table: rewritten rows must keep their row ids (row \
+             lineage), which Osprey does not write yet; merge-on-read deletes work",
+            opened.subject
+        ))),
+        false => Ok(()),
     }
 }
 

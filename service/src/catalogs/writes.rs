@@ -368,6 +368,8 @@ pub(crate) struct CreateRequest<'a> {
     pub partitioning: &'a [String],
     /// Whether an existing table is left alone (`IF NOT EXISTS`).
     pub if_not_exists: bool,
+    /// The table format version (`format_version = 2 | 3`).
+    pub format_version: u8,
 }
 
 /// `CREATE TABLE namespace.table` as `request` asks; `false` when it exists and
@@ -409,6 +411,7 @@ pub(super) async fn create(
         schema: request.schema,
         partitioning: request.partitioning,
         properties: &std::collections::BTreeMap::new(),
+        format_version: request.format_version,
     };
     osprey_iceberg::create_table(target.client.as_ref(), namespace, table, &new_table, store)
         .await

@@ -143,6 +143,7 @@ impl QueryEngine {
                     schema: &schema,
                     partitioning: &properties.partitioning,
                     if_not_exists: cmd.if_not_exists,
+                    format_version: properties.format_version,
                 };
                 let create = attached.create_table(&name, &request, input, state, committed);
                 let rows = match &slot {

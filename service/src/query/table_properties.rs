@@ -4,7 +4,8 @@
 //!
 //! - `partitioning = ARRAY['day(ts)', 'bucket(id, 16)']`: the partition spec;
 //! - `format = 'PARQUET'`: the data file format (the only one Osprey writes);
-//! - `format_version = 2`: the table format version (the only one Osprey writes so far).
+//! - `format_version = 2 | 3`: the table format version (2 by default; 3 adds row lineage and
+//!   deletion vectors).
 
 use crate::error::QueryError;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -17,10 +18,21 @@ pub(super) struct TableProperties {
 }
 
 /// What an Iceberg `CREATE TABLE` asks for beyond its columns.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct IcebergTableProperties {
     /// Trino's partitioning expressions.
     pub partitioning: Vec<String>,
+    /// The format version (2 unless asked).
+    pub format_version: u8,
+}
+
+impl Default for IcebergTableProperties {
+    fn default() -> Self {
+        Self {
+            partitioning: Vec::new(),
+            format_version: 2,
+        }
+    }
 }
 
 const KNOWN: &str = "partitioning, format, format_version";
@@ -82,12 +94,16 @@ impl TableProperties {
                 }
                 "format_version" => {
                     let version = number(name, value)?;
-                    if version != "2" {
-                        return Err(QueryError::NotSupported(format!(
-                            "format_version = {version}: Osprey creates Iceberg tables of \
-                             format version 2 so far"
-                        )));
-                    }
+                    properties.format_version = match version.as_str() {
+                        "2" => 2,
+                        "3" => 3,
+                        _ => {
+                            return Err(QueryError::NotSupported(format!(
+                                "format_version = {version}: Osprey creates Iceberg tables of \
+                                 format versions 2 and 3"
+                            )));
+                        }
+                    };
                 }
                 "location"
                 | "sorted_by"
@@ -150,10 +166,17 @@ pub(super) fn altered_properties(
         match lowered.as_str() {
             "partitioning" if is_default => alteration.partitioning = Some(Vec::new()),
             "partitioning" => alteration.partitioning = Some(string_array(&lowered, value)?),
-            "format" | "format_version" => {
-                // Checked as CREATE TABLE checks them: only what Osprey writes.
+            "format" => {
+                // Checked as CREATE TABLE checks it: only what Osprey writes.
                 let entries = vec![(lowered.clone(), value.clone())];
                 TableProperties { entries }.iceberg()?;
+            }
+            "format_version" => {
+                return Err(QueryError::NotSupported(format!(
+                    "SET PROPERTIES format_version = {value}: Osprey does not upgrade a \
+                     table's format version yet (create a format 3 table with WITH \
+                     (format_version = 3))"
+                )));
             }
             other => {
                 return Err(QueryError::InvalidStatement(format!(

@@ -1,0 +1,122 @@
+"""Format-3 Iceberg tables written by Osprey: row lineage (each snapshot's `first-row-id` and
+`added-rows`, the table's `next-row-id`), and merge-on-read deletes as deletion vectors in
+Puffin files, one per data file, merged with the vector a file already has. pyiceberg (the
+independent reader) reads every change, and its rows equal Osprey's."""
+
+import pytest
+from pyiceberg.avro.file import AvroFile
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.manifest import (DATA_FILE_TYPE, MANIFEST_ENTRY_SCHEMAS, DataFile, DataFileContent,
+                                FileFormat, ManifestContent, ManifestEntry, ManifestEntryStatus)
+
+from conftest import column, error_of, run
+
+
+@pytest.fixture(scope="module")
+def lake(osprey, tmp_path_factory):
+    """A pyiceberg SqlCatalog `three` on SQLite, attached to Osprey as `v3`."""
+    root = tmp_path_factory.mktemp("iceberg-v3")
+    (root / "warehouse").mkdir()
+    catalog = SqlCatalog("three", uri=f"sqlite:///{root}/catalog.db",
+                         warehouse=f"file://{root}/warehouse")
+    catalog.create_namespace("db")
+    run(osprey, f"CREATE CATALOG v3 USING iceberg WITH (type = 'sql', "
+                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'three', "
+                f"warehouse = 'file://{root}/warehouse')")
+    yield catalog
+    run(osprey, "DROP CATALOG v3")
+
+
+def ids(osprey, lake, name):
+    """The ids, as Osprey and pyiceberg read them (they must agree)."""
+    ours = column(run(osprey, f"SELECT id FROM v3.db.{name} ORDER BY id"), "id")
+    theirs = sorted(column(lake.load_table(f"db.{name}").scan().to_arrow(), "id"))
+    assert ours == theirs
+    return ours
+
+
+def live_vectors(table):
+    """The live delete files of the current snapshot, read with the format-3 entry schema
+    (pyiceberg's scans read manifests with the format-2 schema, which has no deletion vector
+    fields): (referenced data file, file format, record count, content offset, length)."""
+    names = [field.name for field in DATA_FILE_TYPE[3].fields]
+    at = {name: names.index(name) for name in names}
+    vectors = []
+    for manifest in table.current_snapshot().manifests(table.io):
+        if manifest.content != ManifestContent.DELETES:
+            continue
+        with AvroFile[ManifestEntry](
+            table.io.new_input(manifest.manifest_path), MANIFEST_ENTRY_SCHEMAS[3],
+            read_types={-1: ManifestEntry, 2: DataFile},
+            read_enums={0: ManifestEntryStatus, 101: FileFormat, 134: DataFileContent},
+        ) as reader:
+            for entry in reader:
+                if entry.status == ManifestEntryStatus.DELETED:
+                    continue
+                data = entry.data_file._data
+                vectors.append((data[at["referenced_data_file"]], data[at["file_format"]].value,
+                                data[at["record_count"]], data[at["content_offset"]],
+                                data[at["content_size_in_bytes"]]))
+    return vectors
+
+
+def check_one_vector_per_file(table):
+    """Each data file has at most one live deletion vector, in a Puffin file; answers their
+    cardinalities by data file."""
+    vectors = live_vectors(table)
+    data_files = {task.file.file_path for task in table.scan().plan_files()}
+    seen = {}
+    for data_file, file_format, cardinality, offset, length in vectors:
+        assert file_format == "PUFFIN" and offset is not None and length > 0
+        assert data_file not in seen, f"two vectors for {data_file}"
+        seen[data_file] = cardinality
+    # A vector of a data file still live (a removed file's vector leaves with it).
+    assert set(seen) <= data_files
+    return seen
+
+
+def test_row_lineage_and_deletion_vectors(osprey, lake):
+    run(osprey, "CREATE TABLE v3.db.t (id BIGINT, part VARCHAR) "
+                "WITH (format_version = 3, partitioning = ARRAY['part'])")
+    table = lake.load_table("db.t")
+    assert table.format_version == 3 and table.metadata.next_row_id == 0
+
+    run(osprey, "INSERT INTO v3.db.t SELECT id, 'p' || CAST(id % 2 AS VARCHAR) "
+                "FROM (SELECT unnest(range(0, 10)) AS id)")
+    run(osprey, "INSERT INTO v3.db.t VALUES (100, 'p0'), (101, 'p1')")
+    table = lake.load_table("db.t")
+    first, second = sorted(table.snapshots(), key=lambda s: s.sequence_number)
+    assert (first.first_row_id, first.added_rows) == (0, 10)
+    assert (second.first_row_id, second.added_rows) == (10, 2)
+    assert table.metadata.next_row_id == 12
+    assert ids(osprey, lake, "t") == list(range(10)) + [100, 101]
+
+    # A DELETE writes deletion vectors, one per data file it touches.
+    run(osprey, "DELETE FROM v3.db.t WHERE id IN (2, 4, 5)")
+    assert sorted(check_one_vector_per_file(lake.load_table("db.t")).values()) == [1, 2]
+    assert ids(osprey, lake, "t") == [0, 1, 3, 6, 7, 8, 9, 100, 101]
+
+    # A second DELETE on the same files merges with their vectors: still one per file.
+    run(osprey, "DELETE FROM v3.db.t WHERE id IN (6, 7)")
+    assert sorted(check_one_vector_per_file(lake.load_table("db.t")).values()) == [2, 3]
+    assert ids(osprey, lake, "t") == [0, 1, 3, 8, 9, 100, 101]
+
+    # UPDATE and MERGE write vectors too.
+    run(osprey, "UPDATE v3.db.t SET id = id + 1000 WHERE id IN (0, 101)")
+    run(osprey, "MERGE INTO v3.db.t AS t USING (SELECT 3 AS id UNION ALL SELECT 55) AS s "
+                "ON t.id = s.id WHEN MATCHED THEN DELETE "
+                "WHEN NOT MATCHED THEN INSERT VALUES (s.id, 'p1')")
+    assert ids(osprey, lake, "t") == [1, 8, 9, 55, 100, 1000, 1101]
+    table = lake.load_table("db.t")
+    check_one_vector_per_file(table)
+    assert table.metadata.next_row_id == sum(s.added_rows for s in table.snapshots())
+
+
+def test_what_v3_does_not_write_yet_is_refused(osprey, lake):
+    run(osprey, "CREATE TABLE v3.db.cow (id BIGINT) WITH (format_version = 3)")
+    run(osprey, "INSERT INTO v3.db.cow VALUES (1), (2)")
+    run(osprey, "ALTER TABLE v3.db.cow SET PROPERTIES \"write.delete.mode\" = 'copy-on-write'")
+    assert "row lineage" in error_of(osprey, "DELETE FROM v3.db.cow WHERE id = 1")
+    assert "row lineage" in error_of(osprey, "ALTER TABLE v3.db.cow EXECUTE optimize")
+    assert "format versions 2 and 3" in error_of(
+        osprey, "CREATE TABLE v3.db.four (id BIGINT) WITH (format_version = 4)")
