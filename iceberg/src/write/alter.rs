@@ -12,61 +12,18 @@
 //! A new partitioning becomes a new spec, the default for new data; the files written with
 //! earlier specs stay as they are. A partition field the table had before keeps its id.
 
-use super::commit::{Current, commit_metadata};
+use super::metadata_commit::{Current, commit_metadata};
 use super::partitioning::{parse_partitioning, spec_json};
-use super::schema_evolution::SchemaEvolution;
+use super::schema_evolution::{ColumnChange, SchemaEvolution};
 use crate::catalog::IcebergCatalog;
 use crate::error::IcebergError;
 use crate::partition::PartitionField;
 use crate::schema::Schema;
 use crate::updates::{TableRequirement, TableUpdate};
-use datafusion::arrow::datatypes::DataType;
 use object_store::ObjectStore;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// A change to one top-level column.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ColumnChange {
-    /// `ADD COLUMN [IF NOT EXISTS] name type [COMMENT '...']`: a new optional column.
-    Add {
-        /// Its name.
-        name: String,
-        /// Its type.
-        data_type: DataType,
-        /// Its documentation.
-        comment: Option<String>,
-        /// Whether an existing column of that name is no error.
-        if_not_exists: bool,
-    },
-    /// `DROP COLUMN [IF EXISTS] name`.
-    Drop {
-        /// The column.
-        name: String,
-        /// Whether a missing column is no error.
-        if_exists: bool,
-    },
-    /// `RENAME COLUMN from TO to`.
-    Rename {
-        /// The column.
-        from: String,
-        /// Its new name.
-        to: String,
-    },
-    /// `ALTER COLUMN name SET DATA TYPE type`: a widening the spec allows.
-    SetType {
-        /// The column.
-        name: String,
-        /// The wider type.
-        data_type: DataType,
-    },
-    /// `ALTER COLUMN name DROP NOT NULL`.
-    DropNotNull {
-        /// The column.
-        name: String,
-    },
-}
 
 /// What one `ALTER TABLE` changes.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -275,6 +232,7 @@ fn current_schema_json(current: &Current) -> Result<Value, IcebergError> {
 mod tests {
     use super::*;
     use crate::metadata::TableMetadata;
+    use datafusion::arrow::datatypes::DataType;
 
     fn table() -> Current {
         let json = json!({

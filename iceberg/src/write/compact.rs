@@ -8,7 +8,8 @@
 //! The rewritten rows are written by the executors with the current spec, one partition per
 //! file; delete files scoped to a removed file leave with it.
 
-use super::commit::{self, Change, load};
+use super::commit::{self, Change};
+use super::metadata_commit::load;
 use super::snapshot::AppendSummary;
 use super::{AppendOutcome, NewDataFile, WriteMode, check_writable, data_group};
 use crate::catalog::IcebergCatalog;

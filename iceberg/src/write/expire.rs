@@ -12,7 +12,8 @@
 //! files of every snapshot, statistics files), if they are older than the cutoff: files of a
 //! write still in flight are young, and stay.
 
-use super::commit::{Current, commit_metadata, load, read};
+use super::metadata_commit::{Current, commit_metadata, load};
+use super::storage::read;
 use crate::catalog::IcebergCatalog;
 use crate::error::IcebergError;
 use crate::manifest::{EntryStatus, FileContent, ManifestContent, read_manifest};

@@ -9,8 +9,8 @@
 //! and sequence numbers written out (an `EXISTING` entry inherits nothing); entries already
 //! `DELETED` are dropped, as they only record the snapshot that removed them.
 
-use super::commit::Written;
 use super::manifests::mark_maps;
+use super::storage::Written;
 use crate::error::IcebergError;
 use crate::manifest::{ManifestContent, ManifestCounts, ManifestFile};
 use crate::scan::location::StoreLocation;
@@ -287,7 +287,7 @@ pub(super) async fn merge_all(
     type Group = Vec<(ManifestFile, Vec<u8>)>;
     let mut groups: std::collections::BTreeMap<(bool, i32, String), Group> = Default::default();
     for manifest in listed {
-        let bytes = super::commit::read(store, &table.path_of(&manifest.path)?).await?;
+        let bytes = super::storage::read(store, &table.path_of(&manifest.path)?).await?;
         let key = (
             manifest.content == ManifestContent::Deletes,
             manifest.partition_spec_id,

@@ -20,6 +20,7 @@ mod compact;
 mod expire;
 mod manifest_rewrite;
 mod manifests;
+mod metadata_commit;
 mod metrics;
 mod new_table;
 mod partition_values;
@@ -29,9 +30,10 @@ mod replace_partitions;
 mod row_delta;
 mod schema_evolution;
 mod snapshot;
+mod storage;
 mod vectors;
 
-pub use alter::{ColumnChange, TableAlteration, alter_table};
+pub use alter::{TableAlteration, alter_table};
 pub use compact::{CompactionPlan, Rewrite, commit_rewrite, plan_compaction, rewrite_manifests};
 pub use expire::{ExpiryOutcome, OrphanOutcome, expire_snapshots, remove_orphan_files};
 pub use manifests::AddedFile;
@@ -41,16 +43,18 @@ pub use partitioning::{WritePartitionField, write_spec};
 pub use refs::{RefChange, drop_ref, fast_forward, set_ref};
 pub use replace_partitions::replace_partitions;
 pub use row_delta::{PositionDeleteFile, RowDelta, commit_row_delta, position_delete_schema};
+pub use schema_evolution::ColumnChange;
 use snapshot::AppendSummary;
 
-pub(crate) use commit::now_ms;
+pub(crate) use metadata_commit::now_ms;
 
 use crate::catalog::IcebergCatalog;
 use crate::error::IcebergError;
 use crate::metadata::TableMetadata;
 use crate::scan::location::StoreLocation;
-use commit::{Change, ManifestGroup, load};
+use commit::{Change, ManifestGroup};
 use datafusion::common::ScalarValue;
+use metadata_commit::load;
 use object_store::ObjectStore;
 use std::sync::Arc;
 

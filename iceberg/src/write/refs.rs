@@ -2,7 +2,7 @@
 //! metadata commit each, and a branch fast-forwarded to another's head, the last step of
 //! write-audit-publish (write to a branch, check it, move `main` to it).
 
-use super::commit::{Current, commit_metadata};
+use super::metadata_commit::{Current, commit_metadata};
 use crate::catalog::IcebergCatalog;
 use crate::error::IcebergError;
 use crate::metadata::{SnapshotRefKind, TableMetadata};

@@ -3,7 +3,8 @@
 //! partitions they fall in, and every other partition stays. Partitions are compared under the
 //! default spec the files were written with; files of earlier specs stay (as in Spark).
 
-use super::commit::{self, Change, load};
+use super::commit::{self, Change};
+use super::metadata_commit::load;
 use super::partition_values::serialize;
 use super::snapshot::AppendSummary;
 use super::{AppendOutcome, BranchRef, NewDataFile, WriteMode, check_writable, data_group};

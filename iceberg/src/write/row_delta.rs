@@ -9,8 +9,9 @@
 //! (and the changed rows' new values) are new data files, and the old file leaves the table
 //! in the same snapshot ([`RowDelta::removed`]).
 
-use super::commit::{self, Change, ManifestGroup, load};
+use super::commit::{self, Change, ManifestGroup};
 use super::manifests::AddedFile;
+use super::metadata_commit::load;
 use super::metrics::parquet_metrics;
 use super::partition_values::partition_type;
 use super::partitioning::spec_fields;

@@ -1,11 +1,52 @@
 //! One table schema changed column by column (spec: "Schema Evolution"), as metadata JSON:
 //! what `ALTER TABLE` does to the columns (see [`super::alter`]).
 
-use super::alter::ColumnChange;
 use super::new_table::{Ids, iceberg_type};
 use crate::error::IcebergError;
 use datafusion::arrow::datatypes::DataType;
 use serde_json::{Value, json};
+
+/// A change to one top-level column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnChange {
+    /// `ADD COLUMN [IF NOT EXISTS] name type [COMMENT '...']`: a new optional column.
+    Add {
+        /// Its name.
+        name: String,
+        /// Its type.
+        data_type: DataType,
+        /// Its documentation.
+        comment: Option<String>,
+        /// Whether an existing column of that name is no error.
+        if_not_exists: bool,
+    },
+    /// `DROP COLUMN [IF EXISTS] name`.
+    Drop {
+        /// The column.
+        name: String,
+        /// Whether a missing column is no error.
+        if_exists: bool,
+    },
+    /// `RENAME COLUMN from TO to`.
+    Rename {
+        /// The column.
+        from: String,
+        /// Its new name.
+        to: String,
+    },
+    /// `ALTER COLUMN name SET DATA TYPE type`: a widening the spec allows.
+    SetType {
+        /// The column.
+        name: String,
+        /// The wider type.
+        data_type: DataType,
+    },
+    /// `ALTER COLUMN name DROP NOT NULL`.
+    DropNotNull {
+        /// The column.
+        name: String,
+    },
+}
 
 /// A schema being changed column by column.
 pub(super) struct SchemaEvolution {

@@ -11,8 +11,8 @@
 //! rows' values (data files). One snapshot commits them.
 
 use super::removal::{RemovalMode, RemovedRows, RowIdScan, remove_rows};
-use super::row_changes::{commit, internal};
-use super::writes::{CatalogTarget, WriteTable, open, stage, write_data};
+use super::row_changes::commit;
+use super::writes::{CatalogTarget, WriteTable, internal, open, stage, write_data};
 use crate::error::QueryError;
 use crate::lakehouse::committed::CommittedCatalog;
 use datafusion::common::{JoinType, ScalarValue, TableReference};

@@ -10,8 +10,7 @@
 //!   table in the statement's one snapshot. Reads pay nothing afterwards; the write pays for
 //!   every untouched row of a touched file.
 
-use super::row_changes::{internal, write_positions};
-use super::writes::{OpenedTable, write_data};
+use super::writes::{OpenedTable, file_location, internal, partition_values, write_data};
 use crate::error::QueryError;
 use crate::lakehouse::writes::StagedWrite;
 use datafusion::catalog::TableProvider;
@@ -21,6 +20,7 @@ use datafusion::execution::SessionState;
 use datafusion::functions_aggregate::count::count_all;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col};
 use datafusion::physical_plan::collect;
+use osprey_engine::WriteFormat;
 use osprey_iceberg::{FILE_COLUMN, IcebergTable, NewDataFile, POSITION_COLUMN, PositionDeleteFile};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -176,4 +176,53 @@ pub(super) async fn remove_rows(
         rows,
         ..RemovedRows::default()
     })
+}
+
+/// Writes the positions of the rows `selected` (a plan over the table's scan with row ids)
+/// as position delete files, one per data file, sorted by position; returns them and the
+/// rows they delete.
+pub(super) async fn write_positions(
+    write: &StagedWrite,
+    state: &SessionState,
+    opened: &OpenedTable,
+    selected: LogicalPlan,
+) -> Result<(Vec<osprey_iceberg::PositionDeleteFile>, u64), QueryError> {
+    let positions = LogicalPlanBuilder::from(selected)
+        .project(vec![
+            col(FILE_COLUMN).alias("file_path"),
+            col(POSITION_COLUMN).alias("pos"),
+            // The partition key of the write: one delete file per data file.
+            col(FILE_COLUMN).alias("__osprey_partition_0"),
+        ])?
+        .build()?;
+    let file_schema = osprey_iceberg::position_delete_schema();
+    let files = write
+        .run_as(
+            state,
+            positions,
+            WriteFormat::Parquet,
+            Some(&file_schema),
+            1,
+            vec![1],
+        )
+        .await?;
+    let rows = files.iter().map(|(file, _)| file.row_count).sum();
+    let deletes = files
+        .iter()
+        .map(|(file, key)| {
+            let data_file = match key.as_deref().map(partition_values).transpose()? {
+                Some(values) => match values.as_slice() {
+                    [ScalarValue::Utf8(Some(path))] => path.clone(),
+                    _ => return Err(internal("a position delete file's key is not a path")),
+                },
+                None => return Err(internal("a position delete file came without its key")),
+            };
+            Ok(osprey_iceberg::PositionDeleteFile {
+                location: file_location(&opened.location, &file.path),
+                size: file.size_bytes,
+                data_file,
+            })
+        })
+        .collect::<Result<Vec<_>, QueryError>>()?;
+    Ok((deletes, rows))
 }

@@ -9,21 +9,20 @@
 
 use super::removal::{RemovalMode, RowIdScan, remove_rows};
 use super::writes::{
-    CatalogTarget, OpenedTable, WriteTable, commit_detached, file_location, open, partition_values,
-    snapshot_read, stage, write_data,
+    CatalogTarget, OpenedTable, WriteTable, commit_detached, internal, open, snapshot_read, stage,
+    write_data,
 };
 use crate::error::QueryError;
 use crate::lakehouse::committed::CommittedCatalog;
 use crate::lakehouse::writes::StagedWrite;
+use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::execution::SessionState;
 use datafusion::functions_aggregate::count::count_all;
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableScanBuilder, col};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableScanBuilder};
 use datafusion::physical_plan::collect;
-use osprey_engine::WriteFormat;
-use osprey_iceberg::{FILE_COLUMN, IcebergTable, POSITION_COLUMN};
+use osprey_iceberg::IcebergTable;
 use std::sync::Arc;
 
 /// A row-level change.
@@ -180,55 +179,6 @@ async fn delete_all(
     Ok(rows)
 }
 
-/// Writes the positions of the rows `selected` (a plan over the table's scan with row ids)
-/// as position delete files, one per data file, sorted by position; returns them and the
-/// rows they delete.
-pub(super) async fn write_positions(
-    write: &StagedWrite,
-    state: &SessionState,
-    opened: &OpenedTable,
-    selected: LogicalPlan,
-) -> Result<(Vec<osprey_iceberg::PositionDeleteFile>, u64), QueryError> {
-    let positions = LogicalPlanBuilder::from(selected)
-        .project(vec![
-            col(FILE_COLUMN).alias("file_path"),
-            col(POSITION_COLUMN).alias("pos"),
-            // The partition key of the write: one delete file per data file.
-            col(FILE_COLUMN).alias("__osprey_partition_0"),
-        ])?
-        .build()?;
-    let file_schema = osprey_iceberg::position_delete_schema();
-    let files = write
-        .run_as(
-            state,
-            positions,
-            WriteFormat::Parquet,
-            Some(&file_schema),
-            1,
-            vec![1],
-        )
-        .await?;
-    let rows = files.iter().map(|(file, _)| file.row_count).sum();
-    let deletes = files
-        .iter()
-        .map(|(file, key)| {
-            let data_file = match key.as_deref().map(partition_values).transpose()? {
-                Some(values) => match values.as_slice() {
-                    [ScalarValue::Utf8(Some(path))] => path.clone(),
-                    _ => return Err(internal("a position delete file's key is not a path")),
-                },
-                None => return Err(internal("a position delete file came without its key")),
-            };
-            Ok(osprey_iceberg::PositionDeleteFile {
-                location: file_location(&opened.location, &file.path),
-                size: file.size_bytes,
-                data_file,
-            })
-        })
-        .collect::<Result<Vec<_>, QueryError>>()?;
-    Ok((deletes, rows))
-}
-
 /// Commits `delta` in a task of its own (see `commit_detached`).
 pub(super) async fn commit(
     target: &CatalogTarget<'_>,
@@ -244,10 +194,6 @@ pub(super) async fn commit(
         osprey_iceberg::commit_row_delta(client.as_ref(), &namespace, &table, store, delta).await
     };
     commit_detached(opened, Some(write), commit).await
-}
-
-pub(super) fn internal(message: &str) -> QueryError {
-    QueryError::from(DataFusionError::Internal(message.to_string()))
 }
 
 /// `input` with its scan of the Iceberg table reading `_file` and `_pos` too, and that scan. The DML input is the table's scan under a filter (and, for UPDATE, a

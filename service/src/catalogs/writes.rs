@@ -542,3 +542,10 @@ mod tests {
         );
     }
 }
+
+/// An internal error: something Osprey built itself is not as it should be.
+pub(super) fn internal(message: &str) -> QueryError {
+    QueryError::from(datafusion::common::DataFusionError::Internal(
+        message.to_string(),
+    ))
+}
