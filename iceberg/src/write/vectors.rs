@@ -102,37 +102,7 @@ pub(super) async fn write_vectors(
         table_location.trim_end_matches('/'),
         uuid::Uuid::new_v4()
     );
-    let mut bytes = PUFFIN_MAGIC.to_vec();
-    let mut footer_blobs = Vec::new();
-    let mut placed = Vec::new();
-    for (data_file, blob, cardinality) in &blobs {
-        let offset = bytes.len();
-        bytes.extend_from_slice(blob);
-        footer_blobs.push(serde_json::json!({
-            "type": "deletion-vector-v1",
-            "fields": [POSITION_FIELD_ID],
-            "snapshot-id": -1,
-            "sequence-number": -1,
-            "offset": offset,
-            "length": blob.len(),
-            "properties": {
-                "referenced-data-file": data_file,
-                "cardinality": cardinality.to_string(),
-            },
-        }));
-        placed.push((
-            data_file.clone(),
-            offset as i64,
-            blob.len() as i64,
-            *cardinality,
-        ));
-    }
-    let footer = serde_json::json!({"blobs": footer_blobs}).to_string();
-    bytes.extend_from_slice(PUFFIN_MAGIC);
-    bytes.extend_from_slice(footer.as_bytes());
-    bytes.extend_from_slice(&(footer.len() as i32).to_le_bytes());
-    bytes.extend_from_slice(&[0u8; 4]); // flags: the footer is not compressed
-    bytes.extend_from_slice(PUFFIN_MAGIC);
+    let (bytes, placed) = puffin_file(&blobs);
     let size = bytes.len() as i64;
     let path = table.path_of(&location)?;
     store
@@ -161,6 +131,46 @@ pub(super) async fn write_vectors(
         superseded,
         puffin: Some(path),
     })
+}
+
+/// Where a vector is in its Puffin file: its data file, offset, length and cardinality.
+type Placed = (String, i64, i64, u64);
+
+/// The Puffin file of `blobs` (data file, `deletion-vector-v1` blob, cardinality): its bytes,
+/// and where each blob is.
+fn puffin_file(blobs: &[(String, Vec<u8>, u64)]) -> (Vec<u8>, Vec<Placed>) {
+    let mut bytes = PUFFIN_MAGIC.to_vec();
+    let mut footer_blobs = Vec::new();
+    let mut placed = Vec::new();
+    for (data_file, blob, cardinality) in blobs {
+        let offset = bytes.len();
+        bytes.extend_from_slice(blob);
+        footer_blobs.push(serde_json::json!({
+            "type": "deletion-vector-v1",
+            "fields": [POSITION_FIELD_ID],
+            "snapshot-id": -1,
+            "sequence-number": -1,
+            "offset": offset,
+            "length": blob.len(),
+            "properties": {
+                "referenced-data-file": data_file,
+                "cardinality": cardinality.to_string(),
+            },
+        }));
+        placed.push((
+            data_file.clone(),
+            offset as i64,
+            blob.len() as i64,
+            *cardinality,
+        ));
+    }
+    let footer = serde_json::json!({"blobs": footer_blobs}).to_string();
+    bytes.extend_from_slice(PUFFIN_MAGIC);
+    bytes.extend_from_slice(footer.as_bytes());
+    bytes.extend_from_slice(&(footer.len() as i32).to_le_bytes());
+    bytes.extend_from_slice(&[0u8; 4]); // flags: the footer is not compressed
+    bytes.extend_from_slice(PUFFIN_MAGIC);
+    (bytes, placed)
 }
 
 /// Adds the positions of a position delete file (Parquet: `file_path`, `pos`) to `bitmap`; the
@@ -195,4 +205,50 @@ async fn read_positions(
 
 fn read_error(path: &str, err: &dyn std::fmt::Display) -> IcebergError {
     IcebergError::Invalid(format!("cannot read the position deletes {path}: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn puffin_files_hold_each_vector_where_the_footer_says() {
+        let a: RoaringTreemap = [1u64, 5, 1 << 40].into_iter().collect();
+        let b: RoaringTreemap = [0u64].into_iter().collect();
+        let blobs = vec![
+            (
+                "s3://b/t/data/a.parquet".to_string(),
+                encode_vector(&a),
+                a.len(),
+            ),
+            (
+                "s3://b/t/data/b.parquet".to_string(),
+                encode_vector(&b),
+                b.len(),
+            ),
+        ];
+        let (bytes, placed) = puffin_file(&blobs);
+        assert_eq!(&bytes[..4], PUFFIN_MAGIC);
+        assert_eq!(&bytes[bytes.len() - 4..], PUFFIN_MAGIC);
+        // The footer: its length and flags before the closing magic, its JSON before them.
+        let end = bytes.len() - 12;
+        let length = i32::from_le_bytes(bytes[end..end + 4].try_into().unwrap()) as usize;
+        assert_eq!(&bytes[end + 4..end + 8], &[0, 0, 0, 0]);
+        assert_eq!(&bytes[end - length - 4..end - length], PUFFIN_MAGIC);
+        let footer: serde_json::Value = serde_json::from_slice(&bytes[end - length..end]).unwrap();
+        for (index, (data_file, offset, size, cardinality)) in placed.iter().enumerate() {
+            let blob = &footer["blobs"][index];
+            assert_eq!(blob["type"], "deletion-vector-v1");
+            assert_eq!(blob["offset"].as_i64(), Some(*offset));
+            assert_eq!(blob["length"].as_i64(), Some(*size));
+            assert_eq!(
+                blob["properties"]["referenced-data-file"],
+                data_file.as_str()
+            );
+            assert_eq!(blob["properties"]["cardinality"], cardinality.to_string());
+            let range = *offset as usize..(*offset + *size) as usize;
+            let decoded = decode_vector(&bytes[range]).unwrap();
+            assert_eq!(decoded, [&a, &b][index].clone());
+        }
+    }
 }

@@ -522,6 +522,13 @@ pub(super) fn vended(
     }
 }
 
+/// An internal error: something Osprey built itself is not as it should be.
+pub(super) fn internal(message: &str) -> QueryError {
+    QueryError::from(datafusion::common::DataFusionError::Internal(
+        message.to_string(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,11 +548,4 @@ mod tests {
             "/wh/t/data/x.parquet"
         );
     }
-}
-
-/// An internal error: something Osprey built itself is not as it should be.
-pub(super) fn internal(message: &str) -> QueryError {
-    QueryError::from(datafusion::common::DataFusionError::Internal(
-        message.to_string(),
-    ))
 }
