@@ -9,7 +9,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.manifest import (DATA_FILE_TYPE, MANIFEST_ENTRY_SCHEMAS, DataFile, DataFileContent,
                                 FileFormat, ManifestContent, ManifestEntry, ManifestEntryStatus)
 
-from conftest import column, error_of, run
+from conftest import column, connect, error_of, run
 
 
 @pytest.fixture(scope="module")
@@ -118,5 +118,12 @@ def test_what_v3_does_not_write_yet_is_refused(osprey, lake):
     run(osprey, "ALTER TABLE v3.db.cow SET PROPERTIES \"write.delete.mode\" = 'copy-on-write'")
     assert "row lineage" in error_of(osprey, "DELETE FROM v3.db.cow WHERE id = 1")
     assert "row lineage" in error_of(osprey, "ALTER TABLE v3.db.cow EXECUTE optimize")
+    run(osprey, "CREATE TABLE v3.db.parts (id BIGINT, part VARCHAR) "
+                "WITH (format_version = 3, partitioning = ARRAY['part'])")
+    with connect(osprey) as conn, conn.cursor() as cur:
+        cur.execute("SET osprey.partition_overwrite_mode = 'dynamic'")
+        cur.fetchall()
+        with pytest.raises(Exception, match="row lineage"):
+            cur.execute("INSERT OVERWRITE v3.db.parts VALUES (1, 'a')")
     assert "format versions 2 and 3" in error_of(
         osprey, "CREATE TABLE v3.db.four (id BIGINT) WITH (format_version = 4)")
