@@ -61,6 +61,21 @@ pub(super) struct Change {
     /// Data files whose delete files (a deletion vector, file-scoped position deletes) the
     /// change's new deletion vectors replace: those delete files leave the snapshot.
     pub superseded: BTreeSet<String>,
+    /// A new schema and spec the snapshot comes with (`CREATE OR REPLACE`).
+    pub replacement: Option<ReplaceParts>,
+}
+
+/// The metadata changes a replaced table's snapshot comes with.
+#[derive(Debug, Clone)]
+pub(super) struct ReplaceParts {
+    /// The new schema and spec (and properties), made current.
+    pub updates: Vec<TableUpdate>,
+    /// The new schema, for the manifests' headers.
+    pub schema_json: String,
+    /// The schema the table had when the replacement was planned.
+    pub base_schema_id: i32,
+    /// The default spec it had then.
+    pub base_spec_id: i32,
 }
 
 impl Change {
@@ -74,11 +89,19 @@ impl Change {
             ))
         };
         check_writable(&current.metadata)?;
-        if current.metadata.current_schema().schema_id != self.schema_id {
+        // A replacement brings its own schema and spec: the table must still have the ones it
+        // replaces.
+        let (schema_id, spec_id) = match &self.replacement {
+            Some(parts) => (parts.base_schema_id, Some(parts.base_spec_id)),
+            None => (
+                self.schema_id,
+                self.groups.iter().find(|g| !g.deletes).map(|g| g.spec_id),
+            ),
+        };
+        if current.metadata.current_schema().schema_id != schema_id {
             return Err(conflict("its schema changed"));
         }
-        let data_spec = self.groups.iter().find(|g| !g.deletes).map(|g| g.spec_id);
-        if data_spec.is_some_and(|id| id != current.metadata.default_spec_id) {
+        if spec_id.is_some_and(|id| id != current.metadata.default_spec_id) {
             return Err(conflict("its partitioning changed"));
         }
         let now =
@@ -184,7 +207,10 @@ pub(super) async fn commit(
         let groups = change.groups.iter().filter(|group| !group.files.is_empty());
         for (index, group) in groups.enumerate() {
             let location = format!("{metadata_dir}/{write_id}-m{attempt}-{index}.avro");
-            let schema_json = current_schema_json(&current);
+            let schema_json = match &change.replacement {
+                Some(parts) => parts.schema_json.clone(),
+                None => current_schema_json(&current),
+            };
             let header = manifests::ManifestTable {
                 schema_json: &schema_json,
                 schema_id: change.schema_id,
@@ -327,11 +353,21 @@ pub(super) async fn commit(
             lineage,
         };
         let snapshot = snapshot::snapshot_json(&current.json, &new_snapshot, summary);
-        let requirements = vec![TableRequirement::AssertRefSnapshotId {
+        let mut requirements = vec![TableRequirement::AssertRefSnapshotId {
             reference: change.branch.clone(),
             snapshot_id: new_snapshot.parent_snapshot_id,
         }];
-        let updates = vec![
+        let mut updates = Vec::new();
+        if let Some(parts) = &change.replacement {
+            requirements.push(TableRequirement::AssertCurrentSchemaId {
+                current_schema_id: parts.base_schema_id,
+            });
+            requirements.push(TableRequirement::AssertDefaultSpecId {
+                default_spec_id: parts.base_spec_id,
+            });
+            updates.extend(parts.updates.iter().cloned());
+        }
+        updates.extend([
             TableUpdate::AddSnapshot { snapshot },
             TableUpdate::SetSnapshotRef {
                 ref_name: change.branch.clone(),
@@ -341,7 +377,7 @@ pub(super) async fn commit(
                 max_snapshot_age_ms: None,
                 min_snapshots_to_keep: None,
             },
-        ];
+        ]);
         let committed = try_commit(
             catalog,
             (namespace, name),
@@ -478,6 +514,7 @@ mod tests {
             merge_manifests: false,
             branch: "main".to_string(),
             superseded: BTreeSet::new(),
+            replacement: None,
         }
     }
 

@@ -134,6 +134,7 @@ pub async fn commit_rewrite(
         merge_manifests: false,
         branch: "main".to_string(),
         superseded: Default::default(),
+        replacement: None,
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }
@@ -178,6 +179,7 @@ pub async fn rewrite_manifests(
         merge_manifests: true,
         branch: "main".to_string(),
         superseded: Default::default(),
+        replacement: None,
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }

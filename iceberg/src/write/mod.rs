@@ -27,6 +27,7 @@ mod partition_values;
 mod partitioning;
 mod refs;
 mod replace_partitions;
+mod replace_table;
 mod row_delta;
 mod schema_evolution;
 mod snapshot;
@@ -42,6 +43,7 @@ pub use new_table::{NewTable, create_table, schema_from_arrow};
 pub use partitioning::{WritePartitionField, write_spec};
 pub use refs::{RefChange, drop_ref, fast_forward, set_ref};
 pub use replace_partitions::replace_partitions;
+pub use replace_table::{Replacement, commit_replacement, prepare_replacement};
 pub use row_delta::{PositionDeleteFile, RowDelta, commit_row_delta, position_delete_schema};
 pub use schema_evolution::ColumnChange;
 use snapshot::AppendSummary;
@@ -167,6 +169,7 @@ pub async fn append(
         merge_manifests: false,
         branch: branch.to_string(),
         superseded: Default::default(),
+        replacement: None,
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }

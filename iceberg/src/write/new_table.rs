@@ -25,7 +25,16 @@ impl Ids {
 
 /// `schema` as an Iceberg schema (`schema-id` 0) with fresh ids, and the last id used.
 pub fn schema_from_arrow(schema: &ArrowSchema) -> Result<(Value, i32), IcebergError> {
-    let mut ids = Ids(0);
+    schema_with_ids_after(schema, 0)
+}
+
+/// `schema` as an Iceberg schema (`schema-id` 0) with ids after `last_id`, and the last id
+/// used.
+pub(super) fn schema_with_ids_after(
+    schema: &ArrowSchema,
+    last_id: i32,
+) -> Result<(Value, i32), IcebergError> {
+    let mut ids = Ids(last_id);
     let fields = struct_fields(schema.fields().iter().map(|f| f.as_ref()), &mut ids)?;
     Ok((
         json!({"type": "struct", "schema-id": 0, "fields": fields}),

@@ -70,6 +70,7 @@ pub async fn replace_partitions(
         merge_manifests: false,
         branch: branch.to_string(),
         superseded: Default::default(),
+        replacement: None,
     };
     commit::commit(catalog, namespace, name, store, current, change).await
 }

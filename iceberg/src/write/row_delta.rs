@@ -209,6 +209,7 @@ pub async fn commit_row_delta(
             .as_ref()
             .map(|(written, _)| written.superseded.clone())
             .unwrap_or_default(),
+        replacement: None,
     };
     let outcome = commit::commit(
         catalog,

@@ -260,8 +260,20 @@ impl AttachedCatalogs {
         committed: &CommittedCatalog,
     ) -> Result<u64, QueryError> {
         let provider = self.provider(&name.catalog)?;
-        let created =
-            writes::create(&provider.target(), &name.schema, &name.table, request).await?;
+        let target = provider.target();
+        if request.or_replace && writes::exists(&target, &name.schema, &name.table).await? {
+            let (namespace, table) = (&name.schema, &name.table);
+            return writes::replace(
+                &target,
+                (namespace, table),
+                request,
+                input,
+                state,
+                committed,
+            )
+            .await;
+        }
+        let created = writes::create(&target, &name.schema, &name.table, request).await?;
         match (created, input) {
             (true, Some(input)) => self.insert(name, state, committed, input, false).await,
             _ => Ok(0),

@@ -376,6 +376,8 @@ pub(crate) struct CreateRequest<'a> {
     pub partitioning: &'a [String],
     /// Whether an existing table is left alone (`IF NOT EXISTS`).
     pub if_not_exists: bool,
+    /// Whether an existing table is replaced (`CREATE OR REPLACE`).
+    pub or_replace: bool,
     /// The table format version (`format_version = 2 | 3`).
     pub format_version: u8,
 }
@@ -390,13 +392,7 @@ pub(super) async fn create(
 ) -> Result<bool, QueryError> {
     let subject = format!("{}.{namespace}.{table}", target.catalog_name);
     let failed = |err| iceberg_query_error(&subject, err);
-    if target
-        .client
-        .load_table(namespace, table)
-        .await
-        .map_err(failed)?
-        .is_some()
-    {
+    if exists(target, namespace, table).await? {
         return match request.if_not_exists {
             true => Ok(false),
             false => Err(QueryError::InvalidStatement(format!(
@@ -425,6 +421,76 @@ pub(super) async fn create(
         .await
         .map_err(failed)?;
     Ok(true)
+}
+
+/// Whether the catalog has `namespace.table`.
+pub(super) async fn exists(
+    target: &CatalogTarget<'_>,
+    namespace: &str,
+    table: &str,
+) -> Result<bool, QueryError> {
+    let subject = format!("{}.{namespace}.{table}", target.catalog_name);
+    Ok(target
+        .client
+        .load_table(namespace, table)
+        .await
+        .map_err(|err| iceberg_query_error(&subject, err))?
+        .is_some())
+}
+
+/// `CREATE OR REPLACE TABLE namespace.table [AS SELECT]` of an existing table: its new schema,
+/// spec and rows become current in one commit (see `osprey_iceberg::prepare_replacement`);
+/// the rows written.
+pub(super) async fn replace(
+    target: &CatalogTarget<'_>,
+    (namespace, table): (&str, &str),
+    request: &CreateRequest<'_>,
+    input: Option<LogicalPlan>,
+    state: &SessionState,
+    committed: &CommittedCatalog,
+) -> Result<u64, QueryError> {
+    let opened = open(target, namespace, table).await?;
+    let new_table = osprey_iceberg::NewTable {
+        schema: request.schema,
+        partitioning: request.partitioning,
+        properties: &std::collections::BTreeMap::new(),
+        format_version: request.format_version,
+    };
+    let client = Arc::clone(target.client);
+    let replacement = osprey_iceberg::prepare_replacement(
+        client.as_ref(),
+        namespace,
+        table,
+        &opened.store,
+        &new_table,
+    )
+    .await
+    .map_err(|err| opened.failed(err))?;
+    // The rows are written as the table will be: new field ids, new partitions.
+    let replaced = OpenedTable {
+        subject: opened.subject.clone(),
+        store_url: opened.store_url.clone(),
+        store: Arc::clone(&opened.store),
+        metadata: replacement.metadata.clone(),
+        location: opened.location.clone(),
+    };
+    let (write, files, rows) = match input {
+        Some(input) => {
+            let write = stage(target, committed, &replaced).await?;
+            let (files, rows) = write_data(&write, state, &replaced, input).await?;
+            (Some(write), files, rows)
+        }
+        None => (None, Vec::new(), 0),
+    };
+    let (namespace, table) = (namespace.to_string(), table.to_string());
+    let store = Arc::clone(&opened.store);
+    let commit = async move {
+        let client = client.as_ref();
+        osprey_iceberg::commit_replacement(client, &namespace, &table, store, replacement, files)
+            .await
+    };
+    commit_detached(&opened, write, commit).await?;
+    Ok(rows)
 }
 
 /// `ALTER TABLE namespace.table`: one metadata change, no new snapshot.

@@ -114,14 +114,9 @@ impl QueryEngine {
             }
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
                 let name = resolve(&cmd.name)?;
-                if cmd.temporary || cmd.or_replace {
+                if cmd.temporary {
                     return Some(Err(QueryError::NotSupported(format!(
-                        "CREATE {} TABLE in the attached catalog {}",
-                        if cmd.temporary {
-                            "TEMPORARY"
-                        } else {
-                            "OR REPLACE"
-                        },
+                        "CREATE TEMPORARY TABLE in the attached catalog {}",
                         name.catalog
                     ))));
                 }
@@ -143,6 +138,7 @@ impl QueryEngine {
                     schema: &schema,
                     partitioning: &properties.partitioning,
                     if_not_exists: cmd.if_not_exists,
+                    or_replace: cmd.or_replace,
                     format_version: properties.format_version,
                 };
                 let create = attached.create_table(&name, &request, input, state, committed);
