@@ -243,3 +243,41 @@ def test_rest_catalog_vended_credentials(moto, s3_osprey, tmp_path):
             run(uri, f"DROP CATALOG IF EXISTS {name}")
             server.shutdown()
             server.server_close()
+
+
+def test_writes_through_a_glue_catalog(moto, s3_osprey):
+    """Osprey creates, writes and alters Iceberg tables of a Glue catalog (its commits update
+    the Glue table with its VersionId); pyiceberg's GlueCatalog reads them, and its own append
+    lands on Osprey's commits."""
+    from pyiceberg.catalog.glue import GlueCatalog
+
+    glue_properties = {"glue.endpoint": moto.url, "glue.region": "us-east-1",
+                       "glue.access-key-id": KEY, "glue.secret-access-key": SECRET}
+    reader = GlueCatalog("glue", warehouse="s3://lake/glue-w", **glue_properties,
+                         **{"s3.endpoint": moto.url, **S3_PROPERTIES})
+    uri = s3_osprey
+    with_clause = ", ".join(f"'{k}' = '{v}'" for k, v in glue_properties.items())
+    run(uri, f"CREATE CATALOG gw USING iceberg WITH (type = 'glue', {with_clause}, "
+             f"warehouse = 's3://lake/glue-w')")
+    try:
+        run(uri, "CREATE SCHEMA gw.crm")
+        run(uri, "CREATE TABLE gw.crm.people WITH (partitioning = ARRAY['team']) AS "
+                 "SELECT CAST(id AS BIGINT) AS id, 't' || CAST(id % 2 AS VARCHAR) AS team "
+                 "FROM (SELECT unnest(range(0, 10)) AS id)")
+        run(uri, "DELETE FROM gw.crm.people WHERE id < 3")
+        run(uri, "ALTER TABLE gw.crm.people ADD COLUMN note VARCHAR")
+        run(uri, "INSERT INTO gw.crm.people VALUES (42, 't0', 'late')")
+        table = reader.load_table("crm.people")
+        assert table.location().startswith("s3://lake/glue-w/crm.db/people")
+        assert sorted(column(table.scan().to_arrow(), "id")) == list(range(3, 10)) + [42]
+        assert [f.name for f in table.schema().fields] == ["id", "team", "note"]
+
+        table.append(pa.table({"id": pa.array([7000], pa.int64()), "team": ["t1"],
+                               "note": [None]}, schema=table.schema().as_arrow()))
+        got = run(uri, "SELECT count(*) AS n FROM gw.crm.people").to_pylist()
+        assert got == [{"n": 9}]
+        run(uri, "DROP TABLE gw.crm.people")
+        assert "people" not in [t[1] for t in reader.list_tables("crm")]
+        run(uri, "DROP SCHEMA gw.crm")
+    finally:
+        run(uri, "DROP CATALOG gw")

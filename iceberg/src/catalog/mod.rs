@@ -171,7 +171,7 @@ pub struct TableCommit {
 /// Why a catalog of kind `kind` cannot be written through.
 fn not_writable(kind: &str) -> IcebergError {
     IcebergError::Unsupported(format!(
-        "a {kind} catalog, which Osprey does not commit to yet (it commits through SQL and REST catalogs)"
+        "a {kind} catalog, which Osprey does not commit to yet (it commits through SQL, REST and Glue catalogs)"
     ))
 }
 

@@ -44,6 +44,7 @@ const KINDS: &[(&str, &[&str])] = &[
             "glue.access-key-id",
             "glue.secret-access-key",
             "glue.session-token",
+            "warehouse",
         ],
     ),
 ];
@@ -185,6 +186,7 @@ pub(crate) fn client(
                 access_key_id: get("glue.access-key-id"),
                 secret_access_key: get("glue.secret-access-key"),
                 session_token: get("glue.session-token"),
+                warehouse: get("warehouse"),
             })
             .map_err(invalid)?,
         ),
