@@ -205,6 +205,11 @@ class Routes:
             case ("GET", ["namespaces"]):
                 parent = parse_namespace(self.query["parent"]) if self.query.get("parent") else ()
                 return 200, {"namespaces": [list(n) for n in self.catalog.list_namespaces(parent)]}
+            case ("POST", ["tables", "rename"]):
+                req = self.json()
+                ident = lambda i: tuple(i["namespace"]) + (i["name"],)
+                self.catalog.rename_table(ident(req["source"]), ident(req["destination"]))
+                return 204, None
             case ("POST", ["namespaces"]):
                 req = self.json()
                 ns, props = tuple(req["namespace"]), req.get("properties") or {}

@@ -166,6 +166,28 @@ def test_properties_are_set_and_removed(osprey, lake):
         osprey, "ALTER TABLE ev.db.tuned SET PROPERTIES format_version = 3")
 
 
+def test_tables_are_renamed(osprey, lake):
+    from pyiceberg.exceptions import NoSuchTableError
+
+    run(osprey, "CREATE TABLE ev.db.before AS SELECT 1 AS id")
+    run(osprey, "CREATE SCHEMA ev.archive")
+    run(osprey, "ALTER TABLE ev.db.before RENAME TO after")
+    assert column(lake.load_table("db.after").scan().to_arrow(), "id") == [1]
+    with pytest.raises(NoSuchTableError):
+        lake.load_table("db.before")
+    assert column(run(osprey, "SELECT id FROM ev.db.after"), "id") == [1]
+    # Into another namespace of the catalog; listings follow.
+    run(osprey, "ALTER TABLE ev.db.after RENAME TO archive.kept")
+    assert "kept" in column(run(osprey, "SHOW TABLES FROM ev.archive"), "Table")
+    assert column(lake.load_table("archive.kept").scan().to_arrow(), "id") == [1]
+
+    run(osprey, "CREATE TABLE ev.db.other AS SELECT 2 AS id")
+    assert "exists already" in error_of(osprey, "ALTER TABLE ev.archive.kept RENAME TO db.other")
+    assert "within its catalog" in error_of(osprey, "ALTER TABLE ev.db.other RENAME TO x.y.z")
+    assert "does not exist" in error_of(osprey, "ALTER TABLE ev.db.nope RENAME TO whatever")
+    run(osprey, "ALTER TABLE IF EXISTS ev.db.nope RENAME TO whatever")
+
+
 def test_alter_through_a_rest_catalog(osprey, tmp_path):
     """Through REST, Osprey sends the changes as `updateTable` updates; the server (pyiceberg's
     commit code) applies them."""
@@ -196,6 +218,8 @@ def test_alter_through_a_rest_catalog(osprey, tmp_path):
             {"id": 1, "label": "a", "score": None}, {"id": 2, "label": "b", "score": 0.5}]
         assert run(osprey, "SELECT * FROM ev_rest.db.t ORDER BY id").to_pylist() == [
             {"id": 1, "label": "a", "score": None}, {"id": 2, "label": "b", "score": 0.5}]
+        run(osprey, "ALTER TABLE ev_rest.db.t RENAME TO renamed")
+        assert len(client.load_table("db.renamed").scan().to_arrow()) == 2
         run(osprey, "DROP CATALOG ev_rest")
     finally:
         server.shutdown()

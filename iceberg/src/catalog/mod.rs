@@ -143,6 +143,16 @@ pub trait IcebergCatalog: std::fmt::Debug + Send + Sync {
         Err(not_writable(self.kind()))
     }
 
+    /// Renames `from` (namespace, name) to `to`, which must not exist; its files stay where
+    /// they are.
+    async fn rename_table(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), IcebergError> {
+        let _ = (from, to);
+        Err(IcebergError::Unsupported(format!(
+            "renaming a table of a {} catalog",
+            self.kind()
+        )))
+    }
+
     /// Removes `namespace.name` from the catalog, leaving its files; `false` when there was
     /// none.
     async fn drop_table(&self, namespace: &str, name: &str) -> Result<bool, IcebergError> {

@@ -535,6 +535,18 @@ impl IcebergCatalog for RestCatalog {
         }
     }
 
+    async fn rename_table(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), IcebergError> {
+        let ident = |(namespace, name): (&str, &str)| serde_json::json!({"namespace": namespace.split('.').collect::<Vec<_>>(), "name": name});
+        let body = serde_json::json!({"source": ident(from), "destination": ident(to)});
+        match self
+            .send(Method::POST, "/tables/rename", &[], Some(&body))
+            .await?
+        {
+            (status, _) if status.is_success() => Ok(()),
+            (status, text) => Err(self.refused(status, "POST /tables/rename", &text)),
+        }
+    }
+
     async fn drop_table(&self, namespace: &str, name: &str) -> Result<bool, IcebergError> {
         let path = format!(
             "/namespaces/{}/tables/{}",

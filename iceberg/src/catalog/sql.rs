@@ -266,6 +266,41 @@ impl IcebergCatalog for SqlCatalog {
         Ok(deleted.rows_affected() > 0)
     }
 
+    async fn rename_table(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), IcebergError> {
+        if !self.namespaces().await?.iter().any(|n| n == to.0) {
+            return Err(IcebergError::Catalog(format!(
+                "namespace {} does not exist in the catalog",
+                to.0
+            )));
+        }
+        if self.load_table(to.0, to.1).await?.is_some() {
+            return Err(IcebergError::Catalog(format!(
+                "{}.{} exists already",
+                to.0, to.1
+            )));
+        }
+        // The row moves; the unique key refuses a table created under the new name meanwhile.
+        let renamed = sqlx::query(
+            "UPDATE iceberg_tables SET table_namespace = $1, table_name = $2 \
+             WHERE catalog_name = $3 AND table_namespace = $4 AND table_name = $5",
+        )
+        .bind(to.0)
+        .bind(to.1)
+        .bind(&self.catalog_name)
+        .bind(from.0)
+        .bind(from.1)
+        .execute(&self.pool)
+        .await
+        .map_err(self.failed("renaming a table"))?;
+        match renamed.rows_affected() {
+            1 => Ok(()),
+            _ => Err(IcebergError::Catalog(format!(
+                "{}.{} does not exist",
+                from.0, from.1
+            ))),
+        }
+    }
+
     async fn drop_table(&self, namespace: &str, name: &str) -> Result<bool, IcebergError> {
         let deleted = sqlx::query(
             "DELETE FROM iceberg_tables WHERE catalog_name = $1 AND table_namespace = $2 \

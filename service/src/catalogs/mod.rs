@@ -323,6 +323,33 @@ impl AttachedCatalogs {
         maintenance::run(&target, name, table, state, committed, procedure).await
     }
 
+    /// `ALTER TABLE [IF EXISTS] ... RENAME TO` of an attached catalog's table, to `to`
+    /// (namespace, name) in the same catalog.
+    pub(crate) async fn rename_table(
+        &self,
+        name: &ResolvedTableReference,
+        to: (&str, &str),
+        if_exists: bool,
+    ) -> Result<(), QueryError> {
+        let provider = self.provider(&name.catalog)?;
+        let target = provider.target();
+        let failed = |err| iceberg_query_error(&name.to_string(), err);
+        target.client.check_writable().map_err(failed)?;
+        if !writes::exists(&target, &name.schema, &name.table).await? {
+            return match if_exists {
+                true => Ok(()),
+                false => Err(QueryError::TableNotFound(format!(
+                    "table {name} does not exist"
+                ))),
+            };
+        }
+        target
+            .client
+            .rename_table((&name.schema, &name.table), to)
+            .await
+            .map_err(failed)
+    }
+
     /// `DROP TABLE [IF EXISTS]` of an attached catalog's table (its files stay).
     pub(crate) async fn drop_table(
         &self,

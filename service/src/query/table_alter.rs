@@ -25,6 +25,16 @@ impl QueryEngine {
         if !attached.is_attached(&name.catalog) {
             return None;
         }
+        if let [ast::AlterTableOperation::RenameTable { table_name }] = alter.operations.as_slice()
+        {
+            let new_name = match table_name {
+                ast::RenameTableNameKind::As(name) | ast::RenameTableNameKind::To(name) => name,
+            };
+            return Some(
+                self.rename_attached_table(&name, new_name, alter.if_exists)
+                    .await,
+            );
+        }
         Some(
             async {
                 let alteration = alteration(state, &alter.operations).await?;
@@ -35,6 +45,38 @@ impl QueryEngine {
             }
             .await,
         )
+    }
+}
+
+impl QueryEngine {
+    /// `ALTER TABLE [IF EXISTS] name RENAME TO new_name` in an attached catalog: the table
+    /// moves within its catalog (an unqualified new name stays in its namespace).
+    async fn rename_attached_table(
+        &self,
+        name: &datafusion::common::ResolvedTableReference,
+        new_name: &ast::ObjectName,
+        if_exists: bool,
+    ) -> Result<PreparedStatement, QueryError> {
+        let parts = name_parts(new_name);
+        let (namespace, table) = match parts.as_slice() {
+            [table] => (name.schema.to_string(), table.clone()),
+            [namespace, table] => (namespace.clone(), table.clone()),
+            [catalog, namespace, table] if *catalog == *name.catalog => {
+                (namespace.clone(), table.clone())
+            }
+            _ => {
+                return Err(QueryError::InvalidStatement(format!(
+                    "{name} can be renamed within its catalog {} only",
+                    name.catalog
+                )));
+            }
+        };
+        let attached = self.attached_catalogs();
+        attached
+            .rename_table(name, (&namespace, &table), if_exists)
+            .await?;
+        self.catalogs.refresh(Some(&name.catalog)).await?;
+        Ok(PreparedStatement::ddl_done("RENAME TABLE"))
     }
 }
 
