@@ -19,6 +19,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.table import StaticTable
 from pyiceberg.schema import Schema
 from pyiceberg.types import LongType, NestedField, StringType
 
@@ -181,6 +182,27 @@ def test_hadoop_catalog(osprey, tmp_path):
         assert column(run(osprey, "SHOW TABLES FROM files.events"), "Table") == ["clicks"]
         got = run(osprey, "SELECT id FROM files.events.clicks ORDER BY id")
         assert column(got, "id") == [1, 2, 3]
+
+        # Osprey writes there too: the next version file, then the hint.
+        run(osprey, "INSERT INTO files.events.clicks VALUES (4, 'n4')")
+        metadata = warehouse / "events" / "clicks" / "metadata"
+        assert (metadata / "version-hint.text").read_text() == "3"
+        assert (metadata / "v3.metadata.json").exists()
+        reread = StaticTable.from_metadata(f"file://{metadata}/v3.metadata.json")
+        assert sorted(column(reread.scan().to_arrow(), "id")) == [1, 2, 3, 4]
+        run(osprey, "DELETE FROM files.events.clicks WHERE id = 2")
+        assert column(run(osprey, "SELECT id FROM files.events.clicks ORDER BY id"), "id") == [1, 3, 4]
+
+        # A new table makes its namespace's directory: v1 and its hint.
+        run(osprey, "CREATE TABLE files.logs.lines AS SELECT 'x' AS line")
+        lines = warehouse / "logs" / "lines" / "metadata"
+        # CTAS: the table is created (v1), then its rows committed (v2).
+        assert (lines / "version-hint.text").read_text() == "2"
+        assert column(StaticTable.from_metadata(f"file://{lines}/v1.metadata.json")
+                      .scan().to_arrow(), "line") == []
+        assert column(run(osprey, "SELECT line FROM files.logs.lines"), "line") == ["x"]
+        assert "storage's own tools" in error_of(osprey, "DROP TABLE files.logs.lines")
+        assert "appears with its first table" in error_of(osprey, "CREATE SCHEMA files.empty")
     finally:
         run(osprey, "DROP CATALOG files")
 

@@ -2,13 +2,19 @@
 //! one per table (`<warehouse>/<namespace>/<table>/metadata/`). The table's current metadata
 //! is the version `version-hint.text` names, else the newest metadata file (see
 //! [`crate::metadata_location`]). Namespaces are one level deep.
+//!
+//! Osprey commits as Java's Hadoop catalog does: the next metadata file is
+//! `v<N+1>.metadata.json`, created only if no writer made it first (the compare-and-swap),
+//! then `version-hint.text` is rewritten to name it. A namespace is a directory, which object
+//! stores hold only with files in it: it appears with its first table. Dropping a table or a
+//! namespace would delete its directory, which is the data's owner's to do.
 
-use super::{IcebergCatalog, LoadedTable};
+use super::{IcebergCatalog, LoadedTable, TableCommit};
 use crate::error::IcebergError;
 use crate::load::metadata_location;
 use crate::scan::location::StoreLocation;
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use std::sync::Arc;
 
 /// A Hadoop catalog (see the module docs).
@@ -115,5 +121,95 @@ impl IcebergCatalog for HadoopCatalog {
             metadata: None,
             credentials: None,
         }))
+    }
+
+    fn check_writable(&self) -> Result<(), IcebergError> {
+        Ok(())
+    }
+
+    fn versioned_metadata(&self) -> bool {
+        true
+    }
+
+    async fn commit_table(
+        &self,
+        namespace: &str,
+        name: &str,
+        commit: &TableCommit,
+    ) -> Result<bool, IcebergError> {
+        // The new version file exists: the swap is done. The hint follows it.
+        self.write_hint(namespace, name, &commit.metadata_location)
+            .await?;
+        Ok(true)
+    }
+
+    fn default_location(&self, namespace: &str, name: &str) -> Option<String> {
+        Some(format!("{}/{namespace}/{name}", self.warehouse))
+    }
+
+    async fn register_table(
+        &self,
+        namespace: &str,
+        name: &str,
+        metadata_location: &str,
+    ) -> Result<(), IcebergError> {
+        self.write_hint(namespace, name, metadata_location).await
+    }
+
+    async fn drop_table(&self, namespace: &str, name: &str) -> Result<bool, IcebergError> {
+        Err(IcebergError::Unsupported(format!(
+            "DROP TABLE in a Hadoop catalog: {namespace}.{name} is its directory, \
+             {}/{namespace}/{name}; delete it with the storage's own tools",
+            self.warehouse
+        )))
+    }
+
+    async fn drop_namespace(&self, namespace: &str) -> Result<bool, IcebergError> {
+        Err(IcebergError::Unsupported(format!(
+            "DROP SCHEMA in a Hadoop catalog: {namespace} is a directory, {}/{namespace}",
+            self.warehouse
+        )))
+    }
+
+    async fn create_namespace(&self, namespace: &str) -> Result<(), IcebergError> {
+        Err(IcebergError::Unsupported(format!(
+            "CREATE SCHEMA in a Hadoop catalog: its namespaces are directories, and {namespace} \
+             appears with its first table (CREATE TABLE {namespace}.t ...)"
+        )))
+    }
+}
+
+impl HadoopCatalog {
+    /// Points `version-hint.text` of `namespace.name` at the metadata file `metadata_location`
+    /// (`.../v<N>.metadata.json`).
+    async fn write_hint(
+        &self,
+        namespace: &str,
+        name: &str,
+        metadata_location: &str,
+    ) -> Result<(), IcebergError> {
+        let version = metadata_location
+            .rsplit('/')
+            .next()
+            .and_then(|file| file.strip_prefix('v'))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| {
+                IcebergError::Invalid(format!(
+                    "{metadata_location} is not a versioned metadata file"
+                ))
+            })?;
+        let hint = format!(
+            "{}/{namespace}/{name}/metadata/version-hint.text",
+            self.warehouse
+        );
+        self.store
+            .put(
+                &self.location.path_of(&hint)?,
+                version.to_string().into_bytes().into(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|err| IcebergError::Invalid(format!("cannot write {hint}: {err}")))
     }
 }

@@ -87,6 +87,13 @@ pub trait IcebergCatalog: std::fmt::Debug + Send + Sync {
         false
     }
 
+    /// Whether the catalog finds a table's metadata by version number (Hadoop:
+    /// `metadata/v<N>.metadata.json`): then the next file is named `v<N+1>`, and creating it
+    /// (never over an existing one) is the commit's compare-and-swap.
+    fn versioned_metadata(&self) -> bool {
+        false
+    }
+
     /// Commits `commit` to `namespace.name` if the table is still at its base (the catalog's
     /// compare-and-swap) and meets its requirements. `false` when another commit came first.
     async fn commit_table(
@@ -181,7 +188,7 @@ pub struct TableCommit {
 /// Why a catalog of kind `kind` cannot be written through.
 fn not_writable(kind: &str) -> IcebergError {
     IcebergError::Unsupported(format!(
-        "a {kind} catalog, which Osprey does not commit to yet (it commits through SQL, REST and Glue catalogs)"
+        "a {kind} catalog, which Osprey does not commit to yet (it commits through SQL, REST, Glue and Hadoop catalogs)"
     ))
 }
 

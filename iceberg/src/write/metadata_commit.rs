@@ -64,13 +64,26 @@ pub(super) async fn try_commit(
             "{}/metadata",
             current.metadata.location.trim_end_matches('/')
         );
-        metadata_location = snapshot::next_metadata_location(&current.location, &metadata_dir);
         let next = next_metadata(&current.json, &current.location, &updates, now_ms())?;
-        let bytes = serde_json::to_vec_pretty(&next)
-            .map_err(|err| IcebergError::Invalid(format!("{metadata_location}: {err}")))?;
-        written
-            .create(&table.path_of(&metadata_location)?, bytes)
-            .await?;
+        if catalog.versioned_metadata() {
+            metadata_location = snapshot::next_versioned_location(&current.location, &metadata_dir);
+            let bytes = serde_json::to_vec_pretty(&next)
+                .map_err(|err| IcebergError::Invalid(format!("{metadata_location}: {err}")))?;
+            // Another writer made this version first: the commit lost.
+            if !written
+                .create_new(&table.path_of(&metadata_location)?, bytes)
+                .await?
+            {
+                return Ok(false);
+            }
+        } else {
+            metadata_location = snapshot::next_metadata_location(&current.location, &metadata_dir);
+            let bytes = serde_json::to_vec_pretty(&next)
+                .map_err(|err| IcebergError::Invalid(format!("{metadata_location}: {err}")))?;
+            written
+                .create(&table.path_of(&metadata_location)?, bytes)
+                .await?;
+        }
     }
     let commit = TableCommit {
         base_location: current.location.clone(),

@@ -231,11 +231,17 @@ pub async fn create_table(
         )
     })?;
     let metadata = new_table_metadata(&location, &definition, super::now_ms());
-    let metadata_location = format!(
-        "{}/metadata/00000-{}.metadata.json",
-        location.trim_end_matches('/'),
-        uuid::Uuid::new_v4()
-    );
+    let metadata_location = match catalog.versioned_metadata() {
+        true => format!(
+            "{}/metadata/v1.metadata.json",
+            location.trim_end_matches('/')
+        ),
+        false => format!(
+            "{}/metadata/00000-{}.metadata.json",
+            location.trim_end_matches('/'),
+            uuid::Uuid::new_v4()
+        ),
+    };
     let store = store(&location).await?;
     let path = StoreLocation::parse(&location)?.path_of(&metadata_location)?;
     let bytes = serde_json::to_vec_pretty(&metadata)

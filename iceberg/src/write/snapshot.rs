@@ -243,9 +243,38 @@ pub fn next_metadata_location(current: &str, metadata_dir: &str) -> String {
     )
 }
 
+/// The location of the metadata file that follows `current` in a catalog that names them by
+/// version (Hadoop): `.../metadata/v<N+1>.metadata.json`, `N` read from `current`'s name
+/// (`v3.metadata.json` or `00003-<uuid>.metadata.json`).
+pub fn next_versioned_location(current: &str, metadata_dir: &str) -> String {
+    let file = current.rsplit('/').next().unwrap_or("");
+    let version = file
+        .split(['-', '.'])
+        .next()
+        .and_then(|v| v.trim_start_matches('v').parse::<u64>().ok())
+        .unwrap_or(0);
+    format!(
+        "{}/v{}.metadata.json",
+        metadata_dir.trim_end_matches('/'),
+        version + 1
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versioned_metadata_files_count_on_from_either_naming() {
+        let next = next_versioned_location(
+            "file:///w/t/metadata/v3.metadata.json",
+            "file:///w/t/metadata",
+        );
+        assert_eq!(next, "file:///w/t/metadata/v4.metadata.json");
+        let next =
+            next_versioned_location("/w/t/metadata/00002-ab.metadata.json", "/w/t/metadata/");
+        assert_eq!(next, "/w/t/metadata/v3.metadata.json");
+    }
 
     #[test]
     fn metadata_files_are_numbered_on() {

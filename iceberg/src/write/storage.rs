@@ -35,6 +35,26 @@ impl Written {
         }
     }
 
+    /// Writes a new file, unless one is there already: `false` then.
+    pub(super) async fn create_new(
+        &mut self,
+        path: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<bool, IcebergError> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self.store.put_opts(path, bytes.into(), options).await {
+            Ok(_) => {
+                self.paths.push(path.clone());
+                Ok(true)
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(err) => Err(IcebergError::Invalid(format!("cannot write {path}: {err}"))),
+        }
+    }
+
     /// Writes a new file (never over an existing one).
     pub(super) async fn create(&mut self, path: &Path, bytes: Vec<u8>) -> Result<(), IcebergError> {
         let options = PutOptions {
