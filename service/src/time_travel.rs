@@ -313,6 +313,47 @@ mod tests {
             .collect()
     }
 
+    fn with_branches(sql: &str) -> String {
+        let tokens = Tokenizer::new(&GenericDialect {}, sql)
+            .tokenize_with_location()
+            .unwrap();
+        let is_catalog = |name: &str| name == "lake";
+        let is_schema = |name: &str| name == "sales";
+        let known = KnownNames {
+            is_catalog: &is_catalog,
+            is_schema: &is_schema,
+        };
+        branch_names(tokens, &known)
+            .iter()
+            .map(|t| t.token.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn spark_branch_names_move_into_the_table_name() {
+        assert_eq!(
+            with_branches("INSERT INTO lake.db.t.branch_audit VALUES (1)"),
+            "INSERT INTO lake.db.\"t$ref=audit\" VALUES (1)"
+        );
+        assert_eq!(
+            with_branches("DELETE FROM db.t.branch_dev WHERE x = 1"),
+            "DELETE FROM db.\"t$ref=dev\" WHERE x = 1"
+        );
+        assert_eq!(
+            with_branches("SELECT * FROM t.branch_dev JOIN u ON true"),
+            "SELECT * FROM \"t$ref=dev\" JOIN u ON true"
+        );
+        // Names that are tables: a catalog's schema, a schema's table, a column.
+        for unchanged in [
+            "SELECT * FROM lake.db.branch_x",
+            "SELECT * FROM sales.branch_x",
+            "SELECT o.branch_id FROM orders o",
+            "UPDATE t SET branch_x = 1",
+        ] {
+            assert_eq!(with_branches(unchanged), unchanged);
+        }
+    }
+
     #[test]
     fn version_clauses_move_into_the_table_name() {
         assert_eq!(
