@@ -136,13 +136,14 @@ def test_refresh_functions_then_the_22_queries_match_duckdb(cluster):
 
     timings = {}
     for name, statements in (("RF1", RF1), ("RF2", RF2)):
-        started = time.monotonic()
+        timings[name] = 0.0
         for statement in statements:
+            started = time.monotonic()
             cur.execute(statement)
             ours = cur.fetchall()[0][0]
+            timings[name] += time.monotonic() - started
             theirs = duck.execute(statement).fetchall()[0][0]
             assert ours == theirs > 0, statement
-        timings[name] = time.monotonic() - started
 
     # pyiceberg reads the refreshed tables as Osprey does.
     for table in ("orders", "lineitem"):
@@ -150,15 +151,18 @@ def test_refresh_functions_then_the_22_queries_match_duckdb(cluster):
         assert cur.fetchall()[0][0] == len(catalog.load_table(f"db.{table}").scan().to_arrow())
 
     wrong = []
-    started = time.monotonic()
+    timings["22 queries"] = 0.0
     for number in range(1, 23):
         sql = query_text(number)
+        # Osprey's time only: the query and fetching its rows, once, cold.
+        started = time.monotonic()
         cur.execute(sql)
-        ours = [tuple(normalized(v) for v in row) for row in cur.fetchall()]
+        fetched = cur.fetchall()
+        timings["22 queries"] += time.monotonic() - started
+        ours = [tuple(normalized(v) for v in row) for row in fetched]
         theirs = [tuple(normalized(v) for v in row) for row in duck.execute(sql).fetchall()]
         if not same_answer(ours, theirs):
             wrong.append((number, sorted(ours, key=sort_key)[:2], sorted(theirs, key=sort_key)[:2]))
-    timings["22 queries"] = time.monotonic() - started
     print(f"TPC-H SF{SCALE} on Iceberg: " +
           ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items()))
     assert not wrong, wrong
