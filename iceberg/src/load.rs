@@ -74,7 +74,7 @@ pub async fn metadata_location(
 }
 
 /// The version of a metadata file name: `v3.metadata.json` is 3, `00003-<uuid>.metadata.json` 3.
-fn metadata_version(name: &str) -> Option<u64> {
+pub(crate) fn metadata_version(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(METADATA_SUFFIX)?;
     let stem = stem.strip_suffix(".gz").unwrap_or(stem);
     if let Some(version) = stem.strip_prefix('v') {

@@ -191,9 +191,8 @@ impl HadoopCatalog {
         let version = metadata_location
             .rsplit('/')
             .next()
-            .and_then(|file| file.strip_prefix('v'))
-            .and_then(|rest| rest.split('.').next())
-            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|file| file.starts_with('v'))
+            .and_then(crate::load::metadata_version)
             .ok_or_else(|| {
                 IcebergError::Invalid(format!(
                     "{metadata_location} is not a versioned metadata file"

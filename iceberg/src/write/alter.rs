@@ -82,14 +82,7 @@ fn changes(
     let schema = match evolution.schema != schema_json {
         true => {
             let mut schema = evolution.schema.clone();
-            let next_id = metadata
-                .schemas
-                .iter()
-                .map(|s| s.schema_id)
-                .max()
-                .unwrap_or(0)
-                + 1;
-            schema["schema-id"] = json!(next_id);
+            schema["schema-id"] = json!(next_schema_id(metadata));
             requirements.push(TableRequirement::AssertCurrentSchemaId {
                 current_schema_id: metadata.current_schema_id,
             });
@@ -108,13 +101,7 @@ fn changes(
     let default_spec = match &alteration.partitioning {
         Some(expressions) => {
             let fields = evolved_spec(current, expressions, &schema)?;
-            let next_id = metadata
-                .partition_specs
-                .iter()
-                .map(|s| s.spec_id)
-                .max()
-                .unwrap_or(0)
-                + 1;
+            let next_id = next_spec_id(metadata);
             requirements.push(TableRequirement::AssertDefaultSpecId {
                 default_spec_id: metadata.default_spec_id,
             });
@@ -194,11 +181,35 @@ fn evolved_spec(
     Ok(fields)
 }
 
-fn last_column_id(current: &Current) -> i32 {
+/// The id a new schema of `metadata` takes.
+pub(super) fn next_schema_id(metadata: &crate::metadata::TableMetadata) -> i32 {
+    metadata
+        .schemas
+        .iter()
+        .map(|s| s.schema_id)
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
+/// The id a new partition spec of `metadata` takes.
+pub(super) fn next_spec_id(metadata: &crate::metadata::TableMetadata) -> i32 {
+    metadata
+        .partition_specs
+        .iter()
+        .map(|s| s.spec_id)
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
+/// The table's highest field id.
+pub(super) fn last_column_id(current: &Current) -> i32 {
     current.json["last-column-id"].as_i64().unwrap_or(0) as i32
 }
 
-fn last_partition_id(current: &Current) -> i32 {
+/// The table's highest partition field id (999 when it has none).
+pub(super) fn last_partition_id(current: &Current) -> i32 {
     current.json["last-partition-id"]
         .as_i64()
         .map_or_else(

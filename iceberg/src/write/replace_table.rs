@@ -6,6 +6,7 @@
 //! The rows are written before the commit, with the table as it will be
 //! ([`Replacement::metadata`]), so they carry the new field ids and partitions.
 
+use super::alter::{last_column_id, last_partition_id, next_schema_id, next_spec_id};
 use super::commit::{self, Change, ReplaceParts};
 use super::metadata_commit::{load, now_ms};
 use super::new_table::{NewTable, schema_with_ids_after};
@@ -48,29 +49,16 @@ pub async fn prepare_replacement(
             table.format_version, metadata.format_version
         )));
     }
-    let last_column_id = current.json["last-column-id"].as_i64().unwrap_or(0) as i32;
-    let (mut schema, last_column_id) = schema_with_ids_after(table.schema, last_column_id)?;
-    let schema_id = metadata
-        .schemas
-        .iter()
-        .map(|s| s.schema_id)
-        .max()
-        .unwrap_or(0)
-        + 1;
-    schema["schema-id"] = serde_json::json!(schema_id);
+    let (mut schema, last_column_id) =
+        schema_with_ids_after(table.schema, last_column_id(&current))?;
+    schema["schema-id"] = serde_json::json!(next_schema_id(metadata));
     let mut fields = parse_partitioning(table.partitioning, &Schema::from_json(&schema)?)?;
-    let mut next_field_id = current.json["last-partition-id"].as_i64().unwrap_or(999) as i32;
+    let mut next_field_id = last_partition_id(&current);
     for field in &mut fields {
         next_field_id += 1;
         field.field_id = next_field_id;
     }
-    let spec_id = metadata
-        .partition_specs
-        .iter()
-        .map(|s| s.spec_id)
-        .max()
-        .unwrap_or(0)
-        + 1;
+    let spec_id = next_spec_id(metadata);
     let mut updates = vec![
         TableUpdate::AddSchema {
             schema: schema.clone(),

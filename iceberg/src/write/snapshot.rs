@@ -229,12 +229,7 @@ fn summary_json(summary: AppendSummary, parent: Option<&Value>, parent_id: Optio
 /// becomes `.../metadata/00004-<new uuid>.metadata.json`), under the table's `metadata`
 /// directory `metadata_dir`.
 pub fn next_metadata_location(current: &str, metadata_dir: &str) -> String {
-    let file = current.rsplit('/').next().unwrap_or("");
-    let version = file
-        .split(['-', '.'])
-        .next()
-        .and_then(|v| v.trim_start_matches('v').parse::<u64>().ok())
-        .unwrap_or(0);
+    let version = version_of(current);
     format!(
         "{}/{:05}-{}.metadata.json",
         metadata_dir.trim_end_matches('/'),
@@ -247,17 +242,18 @@ pub fn next_metadata_location(current: &str, metadata_dir: &str) -> String {
 /// version (Hadoop): `.../metadata/v<N+1>.metadata.json`, `N` read from `current`'s name
 /// (`v3.metadata.json` or `00003-<uuid>.metadata.json`).
 pub fn next_versioned_location(current: &str, metadata_dir: &str) -> String {
-    let file = current.rsplit('/').next().unwrap_or("");
-    let version = file
-        .split(['-', '.'])
-        .next()
-        .and_then(|v| v.trim_start_matches('v').parse::<u64>().ok())
-        .unwrap_or(0);
+    let version = version_of(current);
     format!(
         "{}/v{}.metadata.json",
         metadata_dir.trim_end_matches('/'),
         version + 1
     )
+}
+
+/// The version number of the metadata file at `location` (0 when its name has none).
+fn version_of(location: &str) -> u64 {
+    let file = location.rsplit('/').next().unwrap_or("");
+    crate::load::metadata_version(file).unwrap_or(0)
 }
 
 #[cfg(test)]
