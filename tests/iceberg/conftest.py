@@ -1,6 +1,7 @@
 """Shared pieces for the Iceberg interoperability tests: an `osprey local` cluster (from the
 client tests' conftest) and a pyiceberg SqlCatalog on SQLite with a local warehouse."""
 
+import contextlib
 import importlib.util
 import pathlib
 
@@ -72,3 +73,22 @@ def catalog(tmp_path_factory):
                          warehouse=f"file://{root}/warehouse")
     catalog.create_namespace("db")
     return catalog
+
+
+@contextlib.contextmanager
+def attached_sql_catalog(uri, root, catalog_name, alias):
+    """A pyiceberg SqlCatalog `catalog_name` on SQLite under `root` (warehouse `root/warehouse`,
+    a namespace `db`), attached to the Osprey at `uri` as `alias` while the block runs."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    (root / "warehouse").mkdir()
+    catalog = SqlCatalog(catalog_name, uri=f"sqlite:///{root}/catalog.db",
+                         warehouse=f"file://{root}/warehouse")
+    catalog.create_namespace("db")
+    run(uri, f"CREATE CATALOG {alias} USING iceberg WITH (type = 'sql', "
+             f"uri = 'sqlite://{root}/catalog.db', catalog_name = '{catalog_name}', "
+             f"warehouse = 'file://{root}/warehouse')")
+    try:
+        yield catalog
+    finally:
+        run(uri, f"DROP CATALOG {alias}")

@@ -7,25 +7,17 @@ import decimal
 
 import pyarrow as pa
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.types import DecimalType, IntegerType, LongType, StringType
 
-from conftest import column, error_of, run
+from conftest import attached_sql_catalog, column, error_of, run
 
 
 @pytest.fixture(scope="module")
 def lake(osprey, tmp_path_factory):
     """A pyiceberg SqlCatalog `evolving` on SQLite, attached to Osprey as `ev`."""
     root = tmp_path_factory.mktemp("iceberg-alter")
-    (root / "warehouse").mkdir()
-    catalog = SqlCatalog("evolving", uri=f"sqlite:///{root}/catalog.db",
-                         warehouse=f"file://{root}/warehouse")
-    catalog.create_namespace("db")
-    run(osprey, f"CREATE CATALOG ev USING iceberg WITH (type = 'sql', "
-                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'evolving', "
-                f"warehouse = 'file://{root}/warehouse')")
-    yield catalog
-    run(osprey, "DROP CATALOG ev")
+    with attached_sql_catalog(osprey, root, "evolving", "ev") as catalog:
+        yield catalog
 
 
 def rows(table, order_by):

@@ -4,24 +4,16 @@ check it, fast-forward `main`). pyiceberg (the independent reader) checks every 
 every branch."""
 
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 
-from conftest import column, connect, error_of, run
+from conftest import attached_sql_catalog, column, connect, error_of, run
 
 
 @pytest.fixture(scope="module")
 def lake(osprey, tmp_path_factory):
     """A pyiceberg SqlCatalog `refs` on SQLite, attached to Osprey as `br`."""
     root = tmp_path_factory.mktemp("iceberg-branches")
-    (root / "warehouse").mkdir()
-    catalog = SqlCatalog("refs", uri=f"sqlite:///{root}/catalog.db",
-                         warehouse=f"file://{root}/warehouse")
-    catalog.create_namespace("db")
-    run(osprey, f"CREATE CATALOG br USING iceberg WITH (type = 'sql', "
-                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'refs', "
-                f"warehouse = 'file://{root}/warehouse')")
-    yield catalog
-    run(osprey, "DROP CATALOG br")
+    with attached_sql_catalog(osprey, root, "refs", "br") as catalog:
+        yield catalog
 
 
 def ids(osprey, sql):

@@ -12,7 +12,7 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException
 
-from conftest import column, connect, run
+from conftest import attached_sql_catalog, column, connect, run
 
 ROUNDS = 50
 WRITERS = 2
@@ -22,15 +22,8 @@ WRITERS = 2
 def lake(osprey, tmp_path_factory):
     """A pyiceberg SqlCatalog `busy` on SQLite, attached to Osprey as `cc`."""
     root = tmp_path_factory.mktemp("iceberg-concurrency")
-    (root / "warehouse").mkdir()
-    catalog = SqlCatalog("busy", uri=f"sqlite:///{root}/catalog.db",
-                         warehouse=f"file://{root}/warehouse")
-    catalog.create_namespace("db")
-    run(osprey, f"CREATE CATALOG cc USING iceberg WITH (type = 'sql', "
-                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'busy', "
-                f"warehouse = 'file://{root}/warehouse')")
-    yield catalog
-    run(osprey, "DROP CATALOG cc")
+    with attached_sql_catalog(osprey, root, "busy", "cc") as catalog:
+        yield catalog
 
 
 def test_appends_from_two_engines_all_survive(osprey, lake):

@@ -4,9 +4,8 @@ old file leaves the table in the same snapshot, and no delete file is written. p
 independent reader) checks the files and the rows after each change."""
 
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 
-from conftest import column, error_of, run
+from conftest import attached_sql_catalog, column, error_of, run
 
 COW = ("ALTER TABLE cw.db.{table} SET PROPERTIES \"write.delete.mode\" = 'copy-on-write', "
        "\"write.update.mode\" = 'copy-on-write', \"write.merge.mode\" = 'copy-on-write'")
@@ -16,15 +15,8 @@ COW = ("ALTER TABLE cw.db.{table} SET PROPERTIES \"write.delete.mode\" = 'copy-o
 def lake(osprey, tmp_path_factory):
     """A pyiceberg SqlCatalog `cow` on SQLite, attached to Osprey as `cw`."""
     root = tmp_path_factory.mktemp("iceberg-cow")
-    (root / "warehouse").mkdir()
-    catalog = SqlCatalog("cow", uri=f"sqlite:///{root}/catalog.db",
-                         warehouse=f"file://{root}/warehouse")
-    catalog.create_namespace("db")
-    run(osprey, f"CREATE CATALOG cw USING iceberg WITH (type = 'sql', "
-                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'cow', "
-                f"warehouse = 'file://{root}/warehouse')")
-    yield catalog
-    run(osprey, "DROP CATALOG cw")
+    with attached_sql_catalog(osprey, root, "cow", "cw") as catalog:
+        yield catalog
 
 
 def make_table(osprey, name, mode="copy-on-write"):

@@ -3,24 +3,16 @@ with `SET osprey.partition_overwrite_mode = 'dynamic'` (Spark's dynamic mode) on
 partitions the new rows fall in are replaced. pyiceberg reads the result."""
 
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 
-from conftest import column, connect, error_of, run
+from conftest import attached_sql_catalog, column, connect, error_of, run
 
 
 @pytest.fixture(scope="module")
 def lake(osprey, tmp_path_factory):
     """A pyiceberg SqlCatalog `overwrites` on SQLite, attached to Osprey as `ow`."""
     root = tmp_path_factory.mktemp("iceberg-overwrite")
-    (root / "warehouse").mkdir()
-    catalog = SqlCatalog("overwrites", uri=f"sqlite:///{root}/catalog.db",
-                         warehouse=f"file://{root}/warehouse")
-    catalog.create_namespace("db")
-    run(osprey, f"CREATE CATALOG ow USING iceberg WITH (type = 'sql', "
-                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'overwrites', "
-                f"warehouse = 'file://{root}/warehouse')")
-    yield catalog
-    run(osprey, "DROP CATALOG ow")
+    with attached_sql_catalog(osprey, root, "overwrites", "ow") as catalog:
+        yield catalog
 
 
 def session(uri, *statements):

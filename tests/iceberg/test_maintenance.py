@@ -8,24 +8,16 @@ import pathlib
 import time
 
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 
-from conftest import column, error_of, run, table_dir
+from conftest import attached_sql_catalog, column, error_of, run, table_dir
 
 
 @pytest.fixture(scope="module")
 def lake(osprey, tmp_path_factory):
     """A pyiceberg SqlCatalog `upkeep` on SQLite, attached to Osprey as `mt`."""
     root = tmp_path_factory.mktemp("iceberg-maintenance")
-    (root / "warehouse").mkdir()
-    catalog = SqlCatalog("upkeep", uri=f"sqlite:///{root}/catalog.db",
-                         warehouse=f"file://{root}/warehouse")
-    catalog.create_namespace("db")
-    run(osprey, f"CREATE CATALOG mt USING iceberg WITH (type = 'sql', "
-                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'upkeep', "
-                f"warehouse = 'file://{root}/warehouse')")
-    yield catalog
-    run(osprey, "DROP CATALOG mt")
+    with attached_sql_catalog(osprey, root, "upkeep", "mt") as catalog:
+        yield catalog
 
 
 def small_files_table(osprey, name, inserts=4):

@@ -4,9 +4,8 @@ the rows affected, the table afterwards, or the refusal must be the same."""
 
 import duckdb
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 
-from conftest import connect, run
+from conftest import attached_sql_catalog, connect, run
 
 TARGET = "(1, 'a', 10), (2, 'b', 20), (3, 'c', 30), (CAST(NULL AS INT), 'n', 0)"
 
@@ -59,15 +58,8 @@ CASES = [
 def lake(osprey, tmp_path_factory):
     """A pyiceberg SqlCatalog `merges` on SQLite, attached to Osprey as `mg`."""
     root = tmp_path_factory.mktemp("iceberg-merge-corpus")
-    (root / "warehouse").mkdir()
-    catalog = SqlCatalog("merges", uri=f"sqlite:///{root}/catalog.db",
-                         warehouse=f"file://{root}/warehouse")
-    catalog.create_namespace("db")
-    run(osprey, f"CREATE CATALOG mg USING iceberg WITH (type = 'sql', "
-                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'merges', "
-                f"warehouse = 'file://{root}/warehouse')")
-    yield catalog
-    run(osprey, "DROP CATALOG mg")
+    with attached_sql_catalog(osprey, root, "merges", "mg") as catalog:
+        yield catalog
 
 
 def outcome_in_duckdb(source, clauses):

@@ -9,7 +9,6 @@ import decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.transforms import (BucketTransform, DayTransform, HourTransform, IdentityTransform,
@@ -18,7 +17,7 @@ from pyiceberg.types import (DateType, DecimalType, LongType, NestedField, Strin
                              TimestampType, TimestamptzType)
 from pyiceberg.utils.datetime import date_to_days, datetime_to_micros
 
-from conftest import error_of, run
+from conftest import attached_sql_catalog, error_of, run
 
 SCHEMA = Schema(
     NestedField(1, "id", LongType(), required=True),
@@ -55,15 +54,8 @@ FROM (SELECT unnest(range(0, 60)) AS id)"""
 def lake(osprey, tmp_path_factory):
     """A pyiceberg SqlCatalog `parts` on SQLite, attached to Osprey as `p`."""
     root = tmp_path_factory.mktemp("iceberg-partitioned")
-    (root / "warehouse").mkdir()
-    catalog = SqlCatalog("parts", uri=f"sqlite:///{root}/catalog.db",
-                         warehouse=f"file://{root}/warehouse")
-    catalog.create_namespace("db")
-    run(osprey, f"CREATE CATALOG p USING iceberg WITH (type = 'sql', "
-                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'parts', "
-                f"warehouse = 'file://{root}/warehouse')")
-    yield catalog
-    run(osprey, "DROP CATALOG p")
+    with attached_sql_catalog(osprey, root, "parts", "p") as catalog:
+        yield catalog
 
 
 def internal(value, iceberg_type):

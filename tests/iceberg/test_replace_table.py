@@ -3,24 +3,16 @@ keeps its identity and history; the new schema (fresh field ids), partitioning a
 become current in one commit. pyiceberg reads the new table, and the old snapshot still."""
 
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 
-from conftest import column, error_of, run
+from conftest import attached_sql_catalog, column, error_of, run
 
 
 @pytest.fixture(scope="module")
 def lake(osprey, tmp_path_factory):
     """A pyiceberg SqlCatalog `replaced` on SQLite, attached to Osprey as `rp`."""
     root = tmp_path_factory.mktemp("iceberg-replace")
-    (root / "warehouse").mkdir()
-    catalog = SqlCatalog("replaced", uri=f"sqlite:///{root}/catalog.db",
-                         warehouse=f"file://{root}/warehouse")
-    catalog.create_namespace("db")
-    run(osprey, f"CREATE CATALOG rp USING iceberg WITH (type = 'sql', "
-                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'replaced', "
-                f"warehouse = 'file://{root}/warehouse')")
-    yield catalog
-    run(osprey, "DROP CATALOG rp")
+    with attached_sql_catalog(osprey, root, "replaced", "rp") as catalog:
+        yield catalog
 
 
 def test_create_or_replace_keeps_history(osprey, lake):

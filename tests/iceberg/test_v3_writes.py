@@ -5,26 +5,18 @@ independent reader) reads every change, and its rows equal Osprey's."""
 
 import pytest
 from pyiceberg.avro.file import AvroFile
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.manifest import (DATA_FILE_TYPE, MANIFEST_ENTRY_SCHEMAS, DataFile, DataFileContent,
                                 FileFormat, ManifestContent, ManifestEntry, ManifestEntryStatus)
 
-from conftest import column, connect, error_of, run
+from conftest import attached_sql_catalog, column, connect, error_of, run
 
 
 @pytest.fixture(scope="module")
 def lake(osprey, tmp_path_factory):
     """A pyiceberg SqlCatalog `three` on SQLite, attached to Osprey as `v3`."""
     root = tmp_path_factory.mktemp("iceberg-v3")
-    (root / "warehouse").mkdir()
-    catalog = SqlCatalog("three", uri=f"sqlite:///{root}/catalog.db",
-                         warehouse=f"file://{root}/warehouse")
-    catalog.create_namespace("db")
-    run(osprey, f"CREATE CATALOG v3 USING iceberg WITH (type = 'sql', "
-                f"uri = 'sqlite://{root}/catalog.db', catalog_name = 'three', "
-                f"warehouse = 'file://{root}/warehouse')")
-    yield catalog
-    run(osprey, "DROP CATALOG v3")
+    with attached_sql_catalog(osprey, root, "three", "v3") as catalog:
+        yield catalog
 
 
 def ids(osprey, lake, name):
