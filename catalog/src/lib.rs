@@ -28,6 +28,7 @@ mod attached;
 mod entries;
 mod error;
 mod history;
+mod iceberg;
 mod locations;
 mod names;
 mod store;

@@ -77,6 +77,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../migrations/0008_attached_catalogs.sql")),
                 false,
             ),
+            Migration::new(
+                9,
+                Cow::Borrowed("iceberg tables"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0009_iceberg_tables.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }

@@ -155,57 +155,8 @@ impl CatalogStore {
         replace: bool,
         write_id: Option<&str>,
     ) -> Result<Option<TableEntry>, CatalogError> {
-        check_name(entry.kind.noun(), &entry.name)?;
-        let definition = serde_json::to_string(&entry.definition).map_err(|source| {
-            CatalogError::CorruptDefinition {
-                name: entry.qualified_name(),
-                source,
-            }
-        })?;
         let mut tx = self.pool.begin().await.map_err(db("creating a table"))?;
-        let schema_exists = sqlx::query(
-            "SELECT 1 FROM osprey_schemas WHERE catalog_name = $1 AND schema_name = $2",
-        )
-        .bind(&entry.catalog)
-        .bind(&entry.schema)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db("creating a table"))?;
-        if schema_exists.is_none() {
-            return Err(CatalogError::NotFound {
-                kind: "schema",
-                name: format!("{}.{}", entry.catalog, entry.schema),
-            });
-        }
-        let existing = find_table(&mut tx, &entry.catalog, &entry.schema, &entry.name).await?;
-        let replaced = match existing {
-            Some(old) if replace && old.kind == entry.kind => {
-                delete_table(&mut tx, &old.id).await?;
-                Some(old)
-            }
-            Some(old) => {
-                return Err(CatalogError::AlreadyExists {
-                    kind: old.kind.noun(),
-                    name: old.qualified_name(),
-                });
-            }
-            None => None,
-        };
-        sqlx::query(
-            "INSERT INTO osprey_tables \
-             (table_id, catalog_name, schema_name, table_name, kind, definition, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&entry.id)
-        .bind(&entry.catalog)
-        .bind(&entry.schema)
-        .bind(&entry.name)
-        .bind(entry.kind.as_str())
-        .bind(definition)
-        .bind(entry.created_at_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("creating a table"))?;
+        let replaced = insert_entry(&mut tx, entry, replace).await?;
         insert_files(&mut tx, &entry.id, files, write_id.unwrap_or("")).await?;
         if let Some(write_id) = write_id {
             finish_pending(&mut tx, write_id).await?;
@@ -301,7 +252,71 @@ async fn find_table(
     row.as_ref().map(table_from_row).transpose()
 }
 
+/// Inserts `entry` (its name checked, its definition as JSON), after the entry of the same
+/// kind and name it replaces (`replace`), which is returned.
+pub(crate) async fn insert_entry(
+    tx: &mut Tx<'_>,
+    entry: &TableEntry,
+    replace: bool,
+) -> Result<Option<TableEntry>, CatalogError> {
+    check_name(entry.kind.noun(), &entry.name)?;
+    let definition = serde_json::to_string(&entry.definition).map_err(|source| {
+        CatalogError::CorruptDefinition {
+            name: entry.qualified_name(),
+            source,
+        }
+    })?;
+    let schema_exists =
+        sqlx::query("SELECT 1 FROM osprey_schemas WHERE catalog_name = $1 AND schema_name = $2")
+            .bind(&entry.catalog)
+            .bind(&entry.schema)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db("creating a table"))?;
+    if schema_exists.is_none() {
+        return Err(CatalogError::NotFound {
+            kind: "schema",
+            name: format!("{}.{}", entry.catalog, entry.schema),
+        });
+    }
+    let existing = find_table(tx, &entry.catalog, &entry.schema, &entry.name).await?;
+    let replaced = match existing {
+        Some(old) if replace && old.kind == entry.kind => {
+            delete_table(tx, &old.id).await?;
+            Some(old)
+        }
+        Some(old) => {
+            return Err(CatalogError::AlreadyExists {
+                kind: old.kind.noun(),
+                name: old.qualified_name(),
+            });
+        }
+        None => None,
+    };
+    sqlx::query(
+        "INSERT INTO osprey_tables \
+         (table_id, catalog_name, schema_name, table_name, kind, definition, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&entry.id)
+    .bind(&entry.catalog)
+    .bind(&entry.schema)
+    .bind(&entry.name)
+    .bind(entry.kind.as_str())
+    .bind(definition)
+    .bind(entry.created_at_ms)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("creating a table"))?;
+    Ok(replaced)
+}
+
 async fn delete_table(tx: &mut Tx<'_>, table_id: &str) -> Result<(), CatalogError> {
+    sqlx::query("DELETE FROM osprey_iceberg_tables WHERE table_id = $1")
+        .bind(table_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("dropping a table"))?;
     sqlx::query("DELETE FROM osprey_table_files WHERE table_id = $1")
         .bind(table_id)
         .execute(&mut **tx)

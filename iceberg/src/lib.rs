@@ -67,11 +67,12 @@ pub use schema::{FIELD_ID_KEY, NestedField, PrimitiveType, Schema, Type};
 pub use transform::{partition_transform_udf, result_arrow_type, transform_text};
 pub use updates::{TableRequirement, TableUpdate, next_metadata, unmet};
 pub use write::{
-    AppendOutcome, BranchRef, ColumnChange, CompactionPlan, ExpiryOutcome, NewDataFile, NewTable,
-    OrphanOutcome, PositionDeleteFile, RefChange, Replacement, Rewrite, RowDelta, TableAlteration,
-    WriteMode, WritePartitionField, WrittenMetrics, alter_table, append as append_files,
-    check_writable, commit_replacement, commit_rewrite, commit_row_delta, create_table, drop_ref,
-    expire_snapshots, fast_forward, parquet_metrics, plan_compaction, position_delete_schema,
-    prepare_replacement, remove_orphan_files, replace_partitions, rewrite_manifests,
+    AppendOutcome, BranchRef, ColumnChange, CommittedTable, CompactionPlan, ExpiryOutcome,
+    NewDataFile, NewTable, OrphanOutcome, PositionDeleteFile, RefChange, Replacement, Rewrite,
+    RowDelta, TableAlteration, WriteMode, WritePartitionField, WrittenMetrics, alter_table,
+    append as append_files, check_writable, commit_replacement, commit_requested, commit_rewrite,
+    commit_row_delta, create_requested, create_table, drop_ref, expire_snapshots, fast_forward,
+    parquet_metrics, plan_compaction, position_delete_schema, prepare_replacement,
+    remove_orphan_files, replace_partitions, requested_definition, rewrite_manifests,
     schema_from_arrow, set_ref, write_spec,
 };

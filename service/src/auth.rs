@@ -342,6 +342,11 @@ impl Authenticator {
         }
     }
 
+    /// How long a token from [`login`](Self::login) lives.
+    pub fn token_ttl(&self) -> std::time::Duration {
+        self.tokens.ttl()
+    }
+
     /// Checks a bearer token.
     pub fn check_token(&self, token: &str) -> Result<Principal, AuthError> {
         let mut principal = self.tokens.get(token).ok_or(AuthError::BadToken)?;

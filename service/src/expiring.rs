@@ -123,6 +123,11 @@ impl<V: Clone> ExpiringStore<V> {
         }
     }
 
+    /// How long an entry lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Stores `value` for `owner` under a new random handle and returns the handle; refused
     /// when the owner or the store is at its bound.
     pub fn insert(&self, owner: &str, value: V) -> Result<String, HandleLimitReached> {

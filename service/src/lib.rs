@@ -48,6 +48,7 @@ mod policy;
 mod query;
 mod query_runtime;
 mod retry;
+mod served_catalog;
 mod session;
 mod session_options;
 mod sql_types;
@@ -82,10 +83,15 @@ pub use metadata_tables::{
 pub use nesting::MAX_PARSER_RECURSION;
 pub use open_statements::{OpenStatement, OpenStatements, StatementLimits};
 pub use osprey_catalog::{QueryRecord, QueryState};
+pub use osprey_iceberg::{
+    CommittedTable as CommittedIcebergTable, TableRequirement as IcebergTableRequirement,
+    TableUpdate as IcebergTableUpdate,
+};
 pub use policy::{AllowAll, StatementPolicy};
 pub use query::{Description, EngineParts, QueryEngine};
 pub use query_runtime::QueryRuntime;
 pub use retry::RetryPolicy;
+pub use served_catalog::{NewServedTable, ServedCatalog, ServedCatalogError, TableName};
 pub use session::{SessionSettings, SessionStore, is_known_option};
 pub use sql_types::{TypeNameCase, map_key_value, sql_type_name, time_precision};
 pub use statement::{

@@ -107,6 +107,16 @@ impl StatementService {
         &self.engine
     }
 
+    /// Osprey's own catalog as an Iceberg REST catalog (for the door that serves
+    /// `/iceberg/v1/...`); `None` when the engine serves no Iceberg tables of its own.
+    pub fn served_catalog(&self) -> Option<crate::served_catalog::ServedCatalog> {
+        crate::served_catalog::ServedCatalog::new(
+            self.engine.attached_catalogs(),
+            self.engine.lakehouse().committed().clone(),
+            self.engine.session().runtime_env(),
+        )
+    }
+
     /// The schema of a statement's result and of its parameters, without running anything.
     /// An `EXECUTE IMMEDIATE` describes the statement it wraps.
     pub async fn describe(

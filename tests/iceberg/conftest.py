@@ -17,14 +17,27 @@ PASSWORD = client_conftest.PASSWORD
 
 
 @pytest.fixture(scope="session")
-def osprey(tmp_path_factory):
+def osprey_servers(tmp_path_factory):
     """An `osprey local` with two executors and tiny scan tasks, so Iceberg scans are split
-    across executors (and so travel through the plan codec)."""
+    across executors (and so travel through the plan codec): its Flight SQL URI and its HTTP
+    base URL."""
     data_dir = tmp_path_factory.mktemp("osprey-data")
-    with client_conftest.osprey_local("--executors", "2", "--tpch-scale", "0",
-                                      "--data-dir", str(data_dir),
-                                      "--bytes-per-task", "1KiB") as uri:
-        yield uri
+    with client_conftest.osprey_local_servers("--executors", "2", "--tpch-scale", "0",
+                                              "--data-dir", str(data_dir),
+                                              "--bytes-per-task", "1KiB") as servers:
+        yield servers
+
+
+@pytest.fixture(scope="session")
+def osprey(osprey_servers):
+    """The shared cluster's Flight SQL URI."""
+    return osprey_servers[0]
+
+
+@pytest.fixture(scope="session")
+def osprey_http(osprey_servers):
+    """The shared cluster's HTTP base URL (its Iceberg REST catalog is at `/iceberg`)."""
+    return osprey_servers[1]
 
 
 def connect(uri):

@@ -59,6 +59,10 @@ NOT_RUN = {
         "runs the whole suite, this test included; .ci/run runs it exactly as the README states",
     "osprey shell -H db.example.com":
         "needs a coordinator at db.example.com and a profile `prod` that do not exist here",
+    "from pyiceberg.catalog.rest import RestCatalog":
+        "pyiceberg lives in the Iceberg tests' venv, not this one; "
+        "tests/iceberg/test_rest_server.py connects RestCatalog to /iceberg exactly so, "
+        "credentials and oauth2-server-uri included",
     "cargo build --release --workspace --bins":
         "a release build and a benchmark run of minutes; scripts/test.sh runs the harness's "
         "smoke test",

@@ -5,6 +5,9 @@
 //! - `GET /readyz`: the catalog answers and at least one executor is up (no authentication);
 //!   `503` with the reasons otherwise.
 //!
+//! - `/iceberg/v1/...`: Osprey's catalog as an Iceberg REST catalog (`iceberg`), for Spark,
+//!   pyiceberg, Trino and DuckDB; OAuth2 client credentials at `/iceberg/v1/oauth/tokens`.
+//!
 //! Every other route authenticates with `Authorization: Basic ...` or `Bearer <token>` (the
 //! tokens Flight SQL's Handshake issues) and answers errors as JSON:
 //! `{"error": {"code": "...", "message": "..."}}`.
@@ -17,6 +20,7 @@
 
 pub mod encode;
 mod errors;
+mod iceberg;
 pub mod queries;
 mod retention;
 pub mod serve;
@@ -86,6 +90,7 @@ pub fn router(state: HttpState) -> axum::Router {
             "/v1/statement/executing/{id}/{slug}/{token}",
             get(trino::next_page).delete(trino::cancel),
         )
+        .nest("/iceberg", iceberg::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(refuse_cross_site))
         .fallback(not_found)

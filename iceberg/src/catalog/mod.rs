@@ -54,6 +54,8 @@ pub struct TableDefinition {
     pub last_column_id: i32,
     /// Table properties.
     pub properties: std::collections::BTreeMap<String, String>,
+    /// The sort order (`{"order-id": 1, "fields": [...]}`); `None` for unsorted.
+    pub sort_order: Option<serde_json::Value>,
 }
 
 /// A catalog of Iceberg tables (see the module docs).

@@ -30,6 +30,7 @@ mod replace_partitions;
 mod replace_table;
 mod row_delta;
 mod schema_evolution;
+mod served;
 mod snapshot;
 mod storage;
 mod vectors;
@@ -46,6 +47,7 @@ pub use replace_partitions::replace_partitions;
 pub use replace_table::{Replacement, commit_replacement, prepare_replacement};
 pub use row_delta::{PositionDeleteFile, RowDelta, commit_row_delta, position_delete_schema};
 pub use schema_evolution::ColumnChange;
+pub use served::{CommittedTable, commit_requested, create_requested, requested_definition};
 use snapshot::AppendSummary;
 
 pub(crate) use metadata_commit::now_ms;

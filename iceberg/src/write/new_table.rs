@@ -162,13 +162,14 @@ impl NewTable<'_> {
             partition_spec: spec_json(0, &fields),
             last_column_id,
             properties,
+            sort_order: None,
         })
     }
 }
 
 /// The first metadata of a table at `location` as `definition` describes it (its format
 /// version in the property `format-version`, which the metadata takes out).
-fn new_table_metadata(location: &str, definition: &TableDefinition, now_ms: i64) -> Value {
+pub(super) fn first_metadata(location: &str, definition: &TableDefinition, now_ms: i64) -> Value {
     let last_partition_id = definition.partition_spec["fields"]
         .as_array()
         .into_iter()
@@ -176,6 +177,10 @@ fn new_table_metadata(location: &str, definition: &TableDefinition, now_ms: i64)
         .filter_map(|field| field["field-id"].as_i64())
         .max()
         .unwrap_or(999);
+    let sort_order = definition
+        .sort_order
+        .clone()
+        .unwrap_or_else(|| json!({"order-id": 0, "fields": []}));
     let mut properties = definition.properties.clone();
     let format_version: u8 = properties
         .remove("format-version")
@@ -193,8 +198,8 @@ fn new_table_metadata(location: &str, definition: &TableDefinition, now_ms: i64)
         "default-spec-id": 0,
         "partition-specs": [definition.partition_spec],
         "last-partition-id": last_partition_id,
-        "default-sort-order-id": 0,
-        "sort-orders": [{"order-id": 0, "fields": []}],
+        "default-sort-order-id": sort_order["order-id"],
+        "sort-orders": [sort_order],
         "properties": properties,
         "refs": {},
         "snapshots": [],
@@ -230,18 +235,8 @@ pub async fn create_table(
                 .to_string(),
         )
     })?;
-    let metadata = new_table_metadata(&location, &definition, super::now_ms());
-    let metadata_location = match catalog.versioned_metadata() {
-        true => format!(
-            "{}/metadata/v1.metadata.json",
-            location.trim_end_matches('/')
-        ),
-        false => format!(
-            "{}/metadata/00000-{}.metadata.json",
-            location.trim_end_matches('/'),
-            uuid::Uuid::new_v4()
-        ),
-    };
+    let metadata = first_metadata(&location, &definition, super::now_ms());
+    let metadata_location = first_metadata_location(catalog, &location);
     let store = store(&location).await?;
     let path = StoreLocation::parse(&location)?.path_of(&metadata_location)?;
     let bytes = serde_json::to_vec_pretty(&metadata)
@@ -262,6 +257,22 @@ pub async fn create_table(
         return Err(err);
     }
     Ok(())
+}
+
+/// Where the first metadata file of a table at `location` goes: `v1.metadata.json` for a
+/// catalog that finds metadata by version, else `00000-<uuid>.metadata.json`.
+pub(super) fn first_metadata_location(catalog: &dyn IcebergCatalog, location: &str) -> String {
+    match catalog.versioned_metadata() {
+        true => format!(
+            "{}/metadata/v1.metadata.json",
+            location.trim_end_matches('/')
+        ),
+        false => format!(
+            "{}/metadata/00000-{}.metadata.json",
+            location.trim_end_matches('/'),
+            uuid::Uuid::new_v4()
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -18,31 +18,35 @@
 
 mod maintenance;
 mod merge;
+mod places;
 mod properties;
 mod provider;
 mod removal;
+mod routed;
 mod row_changes;
 pub(crate) mod sql;
+mod table_ddl;
+mod warehouse;
 mod writes;
 
 use crate::error::QueryError;
 use crate::lakehouse::committed::CommittedCatalog;
-use crate::lakehouse::formats::{MetadataCache, iceberg_query_error};
+use crate::lakehouse::formats::MetadataCache;
 use crate::locations::Locations;
 use datafusion::catalog::{CatalogProvider, CatalogProviderList};
 use datafusion::common::ResolvedTableReference;
 use datafusion::common::config::ConfigOptions;
-use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::logical_expr::LogicalPlan;
 pub(crate) use merge::MergeStatement;
 use osprey_catalog::{AttachedCatalogRecord, CatalogStore, ManagedBy};
+use places::TablePlaces;
 use properties::{check, client, masked, property_name};
 use provider::{IcebergCatalogProvider, ProviderParts};
 pub(crate) use row_changes::RowChange;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-pub(crate) use writes::CreateRequest;
+pub(crate) use table_ddl::CreateRequest;
+pub(crate) use warehouse::{WarehouseCatalog, is_owned_iceberg};
 
 /// How long a listing of every attached catalog waits for each one.
 const LISTING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -89,6 +93,9 @@ struct Inner {
     /// Names no attached catalog may take: Osprey's own catalog and `system`.
     reserved: Vec<String>,
     entries: RwLock<BTreeMap<String, Entry>>,
+    /// Osprey's own Iceberg tables, written as an attached catalog's are (see
+    /// [`AttachedCatalogs::serve_warehouse`]).
+    warehouse: std::sync::OnceLock<(WarehouseCatalog, Arc<IcebergCatalogProvider>)>,
 }
 
 impl std::fmt::Debug for AttachedCatalogs {
@@ -125,6 +132,7 @@ impl AttachedCatalogs {
                 },
                 reserved: vec![own_catalog.to_string(), "system".to_string()],
                 entries: RwLock::new(BTreeMap::new()),
+                warehouse: std::sync::OnceLock::new(),
             }),
         };
         for catalog in configured {
@@ -175,241 +183,64 @@ impl AttachedCatalogs {
         self.inner.entries.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The provider of the attached catalog `catalog`.
+    /// The provider of the attached catalog `catalog`, or of Osprey's own Iceberg tables
+    /// when `catalog` is Osprey's catalog.
     fn provider(&self, catalog: &str) -> Result<Arc<IcebergCatalogProvider>, QueryError> {
-        self.entries()
-            .get(catalog)
-            .map(|entry| Arc::clone(&entry.provider))
-            .ok_or_else(|| QueryError::NotFound(format!("catalog {catalog} is not attached")))
+        if let Some(entry) = self.entries().get(catalog) {
+            return Ok(Arc::clone(&entry.provider));
+        }
+        match self.inner.warehouse.get() {
+            Some((warehouse, provider)) if warehouse.catalog_name() == catalog => {
+                Ok(Arc::clone(provider))
+            }
+            _ => Err(QueryError::NotFound(format!(
+                "catalog {catalog} is not attached"
+            ))),
+        }
+    }
+
+    /// Serves the Iceberg tables of Osprey's own catalog `committed` through the same writes
+    /// as an attached catalog's, their files kept under its warehouse. Called once, when the
+    /// engine is built; later calls change nothing.
+    pub(crate) fn serve_warehouse(&self, committed: CommittedCatalog) {
+        let warehouse = WarehouseCatalog::new(committed, Arc::clone(&self.inner.parts.runtime));
+        let places = TablePlaces::Warehouse(warehouse.warehouse().to_string());
+        let provider = Arc::new(IcebergCatalogProvider::new(
+            warehouse.catalog_name(),
+            Arc::new(warehouse.clone()),
+            self.inner.parts.clone(),
+            places,
+        ));
+        let _ = self.inner.warehouse.set((warehouse, provider));
+    }
+
+    /// Osprey's own Iceberg tables, as a catalog.
+    pub(crate) fn warehouse(&self) -> Option<&WarehouseCatalog> {
+        self.inner.warehouse.get().map(|(warehouse, _)| warehouse)
+    }
+
+    /// Whether `name` is an Iceberg table of Osprey's own catalog (or a branch of one,
+    /// `t$ref=<branch>`).
+    pub(crate) fn is_owned_iceberg(&self, name: &ResolvedTableReference) -> bool {
+        let table = name
+            .table
+            .split_once(crate::time_travel::VERSION_SEPARATOR)
+            .map_or(name.table.as_ref(), |(table, _)| table);
+        self.warehouse().is_some_and(|warehouse| {
+            warehouse.catalog_name() == name.catalog.as_ref()
+                && warehouse.entry(&name.schema, table).is_some()
+        })
+    }
+
+    /// Whether `name`'s catalog is Osprey's own, whose new tables are Iceberg tables.
+    pub(crate) fn is_own_catalog(&self, catalog: &str) -> bool {
+        self.warehouse()
+            .is_some_and(|warehouse| warehouse.catalog_name() == catalog)
     }
 
     /// Whether `catalog` is attached.
     pub(crate) fn is_attached(&self, catalog: &str) -> bool {
         self.entries().contains_key(catalog)
-    }
-
-    /// `INSERT INTO` (or, with `overwrite`, `INSERT OVERWRITE`) a table of an attached
-    /// catalog; the rows written.
-    pub(crate) async fn insert(
-        &self,
-        name: &ResolvedTableReference,
-        state: &SessionState,
-        committed: &CommittedCatalog,
-        input: LogicalPlan,
-        overwrite: bool,
-    ) -> Result<u64, QueryError> {
-        let provider = self.provider(&name.catalog)?;
-        let target = provider.target();
-        let (table, branch) = write_branch(name)?;
-        let name = writes::WriteTable {
-            namespace: &name.schema,
-            table,
-            branch: &branch,
-        };
-        writes::insert(&target, name, state, committed, input, overwrite).await
-    }
-
-    /// `DELETE` or `UPDATE` (`change`) on a table of an attached catalog, `input` being the
-    /// DML plan's input; the rows changed.
-    pub(crate) async fn change_rows(
-        &self,
-        name: &ResolvedTableReference,
-        change: RowChange,
-        state: &SessionState,
-        committed: &CommittedCatalog,
-        input: LogicalPlan,
-    ) -> Result<u64, QueryError> {
-        let provider = self.provider(&name.catalog)?;
-        let target = provider.target();
-        let (table, branch) = write_branch(name)?;
-        let name = writes::WriteTable {
-            namespace: &name.schema,
-            table,
-            branch: &branch,
-        };
-        row_changes::apply(&target, name, state, committed, input, change).await
-    }
-
-    /// `MERGE INTO` a table of an attached catalog; the rows inserted, updated and deleted.
-    pub(crate) async fn merge(
-        &self,
-        name: &ResolvedTableReference,
-        state: &SessionState,
-        committed: &CommittedCatalog,
-        statement: MergeStatement<'_>,
-    ) -> Result<u64, QueryError> {
-        let provider = self.provider(&name.catalog)?;
-        let target = provider.target();
-        let (table, branch) = write_branch(name)?;
-        let name = writes::WriteTable {
-            namespace: &name.schema,
-            table,
-            branch: &branch,
-        };
-        merge::merge(&target, name, state, committed, statement).await
-    }
-
-    /// `CREATE TABLE [IF NOT EXISTS] ... [WITH (...)] [AS SELECT]` in an attached catalog; the
-    /// rows written.
-    pub(crate) async fn create_table(
-        &self,
-        name: &ResolvedTableReference,
-        request: &CreateRequest<'_>,
-        input: Option<LogicalPlan>,
-        state: &SessionState,
-        committed: &CommittedCatalog,
-    ) -> Result<u64, QueryError> {
-        let provider = self.provider(&name.catalog)?;
-        let target = provider.target();
-        if request.or_replace && writes::exists(&target, &name.schema, &name.table).await? {
-            let (namespace, table) = (&name.schema, &name.table);
-            return writes::replace(
-                &target,
-                (namespace, table),
-                request,
-                input,
-                state,
-                committed,
-            )
-            .await;
-        }
-        let created = writes::create(&target, &name.schema, &name.table, request).await?;
-        match (created, input) {
-            (true, Some(input)) => self.insert(name, state, committed, input, false).await,
-            _ => Ok(0),
-        }
-    }
-
-    /// `ALTER TABLE [IF EXISTS]` of an attached catalog's table: one metadata change.
-    pub(crate) async fn alter_table(
-        &self,
-        name: &ResolvedTableReference,
-        alteration: &osprey_iceberg::TableAlteration,
-        if_exists: bool,
-    ) -> Result<(), QueryError> {
-        let provider = self.provider(&name.catalog)?;
-        let target = provider.target();
-        writes::alter(&target, &name.schema, &name.table, alteration, if_exists).await
-    }
-
-    /// `ALTER TABLE ... EXECUTE procedure` on a table of an attached catalog; the figures of
-    /// its result row.
-    pub(crate) async fn run_procedure(
-        &self,
-        name: &ResolvedTableReference,
-        procedure: crate::table_procedures::Procedure,
-        state: &SessionState,
-        committed: &CommittedCatalog,
-    ) -> Result<Vec<u64>, QueryError> {
-        let provider = self.provider(&name.catalog)?;
-        let missing = || QueryError::TableNotFound(format!("table {name} does not exist"));
-        let opened = provider
-            .schema(&name.schema)
-            .ok_or_else(missing)?
-            .table(&name.table)
-            .await?
-            .ok_or_else(missing)?;
-        let table = opened
-            .as_ref()
-            .downcast_ref::<osprey_iceberg::IcebergTable>()
-            .cloned()
-            .ok_or_else(|| {
-                QueryError::NotSupported(format!(
-                    "{} on {name}, which is not an Iceberg table",
-                    procedure.name()
-                ))
-            })?;
-        let target = provider.target();
-        maintenance::run(&target, name, table, state, committed, procedure).await
-    }
-
-    /// `ALTER TABLE [IF EXISTS] ... RENAME TO` of an attached catalog's table, to `to`
-    /// (namespace, name) in the same catalog.
-    pub(crate) async fn rename_table(
-        &self,
-        name: &ResolvedTableReference,
-        to: (&str, &str),
-        if_exists: bool,
-    ) -> Result<(), QueryError> {
-        let provider = self.provider(&name.catalog)?;
-        let target = provider.target();
-        let failed = |err| iceberg_query_error(&name.to_string(), err);
-        target.client.check_writable().map_err(failed)?;
-        if !writes::exists(&target, &name.schema, &name.table).await? {
-            return match if_exists {
-                true => Ok(()),
-                false => Err(QueryError::TableNotFound(format!(
-                    "table {name} does not exist"
-                ))),
-            };
-        }
-        target
-            .client
-            .rename_table((&name.schema, &name.table), to)
-            .await
-            .map_err(failed)
-    }
-
-    /// `DROP TABLE [IF EXISTS]` of an attached catalog's table (its files stay).
-    pub(crate) async fn drop_table(
-        &self,
-        name: &ResolvedTableReference,
-        if_exists: bool,
-    ) -> Result<(), QueryError> {
-        let provider = self.provider(&name.catalog)?;
-        writes::drop(&provider.target(), &name.schema, &name.table, if_exists).await
-    }
-
-    /// `CREATE SCHEMA [IF NOT EXISTS] catalog.namespace` in an attached catalog.
-    pub(crate) async fn create_namespace(
-        &self,
-        catalog: &str,
-        namespace: &str,
-        if_not_exists: bool,
-    ) -> Result<(), QueryError> {
-        let provider = self.provider(catalog)?;
-        let target = provider.target();
-        let failed = |err| iceberg_query_error(&format!("{catalog}.{namespace}"), err);
-        let client = target.client;
-        client.check_writable().map_err(failed)?;
-        let exists = client
-            .namespaces()
-            .await
-            .map_err(failed)?
-            .iter()
-            .any(|n| n == namespace);
-        match (exists, if_not_exists) {
-            (true, true) => Ok(()),
-            (true, false) => Err(QueryError::InvalidStatement(format!(
-                "schema {catalog}.{namespace} already exists"
-            ))),
-            (false, _) => client.create_namespace(namespace).await.map_err(failed),
-        }
-    }
-
-    /// `DROP SCHEMA [IF EXISTS] catalog.namespace` of an attached catalog: only an empty one.
-    pub(crate) async fn drop_namespace(
-        &self,
-        catalog: &str,
-        namespace: &str,
-        if_exists: bool,
-    ) -> Result<(), QueryError> {
-        let provider = self.provider(catalog)?;
-        let target = provider.target();
-        let failed = |err| iceberg_query_error(&format!("{catalog}.{namespace}"), err);
-        target.client.check_writable().map_err(failed)?;
-        match target
-            .client
-            .drop_namespace(namespace)
-            .await
-            .map_err(failed)?
-            || if_exists
-        {
-            true => Ok(()),
-            false => Err(QueryError::NotFound(format!(
-                "schema {catalog}.{namespace} does not exist"
-            ))),
-        }
     }
 
     /// Whether no catalog is attached.
@@ -445,6 +276,7 @@ impl AttachedCatalogs {
                 name,
                 client,
                 self.inner.parts.clone(),
+                TablePlaces::OutsideOspreyStorage(self.inner.parts.locations.clone()),
             )),
         })
     }
@@ -597,22 +429,5 @@ impl CatalogProviderList for WithAttached {
             return Some(Arc::clone(&entry.provider) as Arc<dyn CatalogProvider>);
         }
         self.inner.catalog(name)
-    }
-}
-
-/// The table a write names and the branch it goes on: `t` writes `main`; `t$ref=audit` (how
-/// `t.branch_audit` and `FOR VERSION AS OF 'audit'` reach the planner) writes `audit`. A
-/// snapshot id or a point in time cannot be written.
-fn write_branch(name: &ResolvedTableReference) -> Result<(&str, String), QueryError> {
-    let Some((table, suffix)) = name.table.split_once(crate::time_travel::VERSION_SEPARATOR) else {
-        return Ok((&name.table, "main".to_string()));
-    };
-    match crate::time_travel::TableVersion::from_suffix(suffix) {
-        Some(crate::time_travel::TableVersion::Ref(branch)) => Ok((table, branch)),
-        _ => Err(QueryError::InvalidStatement(format!(
-            "{}.{}.{table}: a write goes to the table's current snapshot or to a branch \
-             ({table}.branch_<name>), not to a snapshot id or a point in time",
-            name.catalog, name.schema
-        ))),
     }
 }

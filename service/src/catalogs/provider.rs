@@ -7,6 +7,7 @@
 //! a table always asks the catalog, so a statement reads the table's current snapshot even
 //! when the names are older.
 
+use super::places::TablePlaces;
 use crate::error::QueryError;
 use crate::lakehouse::formats::{MetadataCache, iceberg_query_error, iceberg_suffix_table};
 use crate::locations::Locations;
@@ -38,7 +39,7 @@ struct Inner {
     metadata: Arc<MetadataCache>,
     config: Arc<ConfigOptions>,
     runtime: Arc<RuntimeEnv>,
-    locations: Locations,
+    places: TablePlaces,
     storage: Arc<StorageRegistry>,
     /// Namespaces and their tables, as last listed.
     listed: RwLock<BTreeMap<String, Vec<String>>>,
@@ -61,8 +62,13 @@ pub(crate) struct ProviderParts {
 }
 
 impl IcebergCatalogProvider {
-    /// The catalog `name`, read through `client`.
-    pub(crate) fn new(name: &str, client: Arc<dyn IcebergCatalog>, parts: ProviderParts) -> Self {
+    /// The catalog `name`, read through `client`, its tables' files kept in `places`.
+    pub(crate) fn new(
+        name: &str,
+        client: Arc<dyn IcebergCatalog>,
+        parts: ProviderParts,
+        places: TablePlaces,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 name: name.to_string(),
@@ -70,7 +76,7 @@ impl IcebergCatalogProvider {
                 metadata: parts.metadata,
                 config: parts.config,
                 runtime: parts.runtime,
-                locations: parts.locations,
+                places,
                 storage: parts.storage,
                 listed: RwLock::new(BTreeMap::new()),
             }),
@@ -140,9 +146,7 @@ impl Inner {
                 .map_err(|err| failed(self.error(err)))?,
         };
         // The table's files stay under its own location, and that is never Osprey's storage.
-        self.locations
-            .check_unprotected(&metadata.location)
-            .map_err(failed)?;
+        self.places.check(&metadata.location).map_err(failed)?;
         let mut table = self
             .metadata
             .table(metadata, &file, &self.config)
@@ -188,7 +192,7 @@ impl IcebergCatalogProvider {
             catalog_name: &inner.name,
             client: &inner.client,
             runtime: &inner.runtime,
-            locations: &inner.locations,
+            places: &inner.places,
             storage: &inner.storage,
         }
     }

@@ -235,6 +235,28 @@ impl CommittedCatalog {
         Ok(replaced)
     }
 
+    /// Creates the Iceberg table `entry`, whose first metadata file is at `metadata_location`.
+    pub async fn create_iceberg_table(
+        &self,
+        entry: TableEntry,
+        metadata_location: &str,
+    ) -> Result<(), CatalogError> {
+        if self.is_builtin_schema(&entry.schema) {
+            return Err(CatalogError::NotFound {
+                kind: "user schema",
+                name: format!("{} (built-in schemas are read-only)", entry.schema),
+            });
+        }
+        self.inner
+            .store
+            .create_iceberg_table(&entry, metadata_location)
+            .await?;
+        self.write()
+            .tables
+            .insert((entry.schema.clone(), entry.name.clone()), entry);
+        Ok(())
+    }
+
     /// DROP TABLE / DROP VIEW; returns the dropped entry.
     pub async fn drop_table(&self, schema: &str, name: &str) -> Result<TableEntry, CatalogError> {
         let entry = self

@@ -56,9 +56,12 @@ impl Lakehouse {
         config: ConfigOptions,
         runtime: Arc<RuntimeEnv>,
     ) -> Result<Self, CatalogError> {
+        let mut formats = TableFormats::default();
+        // Osprey's own Iceberg tables find their current metadata in the catalog database.
+        formats.register(Arc::new(formats::IcebergFormat::owned_in(store.clone())));
         Ok(Self {
             catalog: CommittedCatalog::load(store, catalog_name, warehouse).await?,
-            formats: Arc::new(TableFormats::default()),
+            formats: Arc::new(formats),
             config: Arc::new(config),
             runtime,
         })

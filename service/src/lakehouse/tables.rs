@@ -411,8 +411,8 @@ pub fn show_create(entry: &TableEntry) -> String {
                 .join(",\n")
         })
         .unwrap_or_default();
-    // An Iceberg table's columns come from its metadata: its statement has none.
-    if definition.format.as_deref() == Some("iceberg") {
+    // An external Iceberg table's columns come from its metadata: its statement has none.
+    if definition.format.as_deref() == Some("iceberg") && entry.kind == TableKind::External {
         return format!(
             "CREATE EXTERNAL TABLE {name}\nSTORED AS ICEBERG\nLOCATION {}",
             quote(definition.location.as_deref().unwrap_or_default())

@@ -1,9 +1,11 @@
-//! Statements that create, write and drop tables of attached catalogs, routed to the catalog
-//! before Osprey's own lakehouse sees them (see `crate::catalogs`).
+//! Statements that create, write and drop the Iceberg tables of attached catalogs and of
+//! Osprey's own catalog, routed to the catalog before Osprey's lakehouse sees them (see
+//! `crate::catalogs`). Osprey's own Iceberg tables are dropped by the lakehouse, which purges
+//! their files; its legacy Parquet tables, views and external tables are the lakehouse's.
 
 use super::QueryEngine;
 use super::prepared::PreparedStatement;
-use super::table_properties::TableProperties;
+use super::table_properties::{OwnedTableType, TableProperties};
 use crate::catalogs::{CreateRequest, MergeStatement, RowChange};
 use crate::error::QueryError;
 use crate::session::SessionSettings;
@@ -14,8 +16,8 @@ use datafusion::logical_expr::{DdlStatement, LogicalPlan, LogicalPlanBuilder, Wr
 use std::sync::Arc;
 
 impl QueryEngine {
-    /// Runs `plan` when it creates, writes or drops a table of an attached catalog; `None`
-    /// when it does not name one. `create_has_query` says whether a CREATE TABLE was written
+    /// Runs `plan` when it creates, writes or drops an Iceberg table of an attached catalog,
+    /// or creates or writes one of Osprey's own; `None` when it does not name one. `create_has_query` says whether a CREATE TABLE was written
     /// with `AS <query>`, and `properties` are its `WITH (...)` properties.
     pub(super) async fn attached_write(
         &self,
@@ -26,15 +28,15 @@ impl QueryEngine {
         properties: &TableProperties,
     ) -> Option<Result<PreparedStatement, QueryError>> {
         let attached = self.attached_catalogs();
-        if attached.is_empty() {
-            return None;
-        }
         let defaults = state.config_options().catalog.clone();
+        let full_name = |name: &TableReference| -> ResolvedTableReference {
+            name.clone()
+                .resolve(&defaults.default_catalog, &defaults.default_schema)
+        };
         let resolve = |name: &TableReference| -> Option<ResolvedTableReference> {
-            let name = name
-                .clone()
-                .resolve(&defaults.default_catalog, &defaults.default_schema);
-            attached.is_attached(&name.catalog).then_some(name)
+            let name = full_name(name);
+            (attached.is_attached(&name.catalog) || attached.is_owned_iceberg(&name))
+                .then_some(name)
         };
         let committed = self.lakehouse.committed();
         Some(match plan {
@@ -113,7 +115,27 @@ impl QueryEngine {
                 }
             }
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
-                let name = resolve(&cmd.name)?;
+                let name = full_name(&cmd.name);
+                if !attached.is_attached(&name.catalog) {
+                    // Osprey's own tables are Iceberg tables unless asked otherwise, or
+                    // unless a table of the other kind has the name.
+                    let own = self.lakehouse.committed();
+                    let legacy = match properties.owned_table_type() {
+                        Ok(kind) => kind == OwnedTableType::LegacyParquet,
+                        Err(err) => return Some(Err(err)),
+                    };
+                    if !attached.is_own_catalog(&name.catalog)
+                        || legacy
+                        || own
+                            .table(&name.schema, &name.table)
+                            .is_some_and(|entry| !crate::catalogs::is_owned_iceberg(&entry))
+                    {
+                        return None;
+                    }
+                    if let Err(err) = check_new_owned_table(own, &name) {
+                        return Some(Err(err));
+                    }
+                }
                 if cmd.temporary {
                     return Some(Err(QueryError::NotSupported(format!(
                         "CREATE TEMPORARY TABLE in the attached catalog {}",
@@ -152,7 +174,10 @@ impl QueryEngine {
                 })
             }
             LogicalPlan::Ddl(DdlStatement::DropTable(cmd)) => {
-                let name = resolve(&cmd.name)?;
+                let name = full_name(&cmd.name);
+                if !attached.is_attached(&name.catalog) {
+                    return None;
+                }
                 attached
                     .drop_table(&name, cmd.if_exists)
                     .await
@@ -161,4 +186,27 @@ impl QueryEngine {
             _ => return None,
         })
     }
+}
+
+/// Checks that a new Iceberg table `name` of Osprey's own catalog can go where its name says,
+/// before anything is written: a user schema that exists, names that are path segments.
+fn check_new_owned_table(
+    own: &crate::lakehouse::committed::CommittedCatalog,
+    name: &ResolvedTableReference,
+) -> Result<(), QueryError> {
+    osprey_catalog::check_name("schema", &name.schema)?;
+    osprey_catalog::check_name("table", &name.table)?;
+    if own.is_builtin_schema(&name.schema) {
+        return Err(QueryError::InvalidStatement(format!(
+            "schema {}.{} is built in and read-only: create tables in a schema of your own",
+            name.catalog, name.schema
+        )));
+    }
+    if !own.persistent_schema_exists(&name.schema) {
+        return Err(QueryError::NotFound(format!(
+            "schema {}.{} does not exist: CREATE SCHEMA {} first",
+            name.catalog, name.schema, name.schema
+        )));
+    }
+    Ok(())
 }

@@ -136,6 +136,7 @@ impl QueryEngine {
             locations,
             catalogs,
         } = parts;
+        catalogs.serve_warehouse(lakehouse.committed().clone());
         let catalog = lakehouse.catalog_provider();
         ctx.register_catalog(lakehouse.catalog_name(), Arc::clone(&catalog));
         let system = MemorySchemaProvider::new();

@@ -22,7 +22,7 @@ impl QueryEngine {
         };
         let defaults = &state.config_options().catalog;
         let name = name.resolve(&defaults.default_catalog, &defaults.default_schema);
-        if !attached.is_attached(&name.catalog) {
+        if !(attached.is_attached(&name.catalog) || attached.is_owned_iceberg(&name)) {
             return None;
         }
         if let [ast::AlterTableOperation::RenameTable { table_name }] = alter.operations.as_slice()

@@ -21,10 +21,9 @@ impl QueryEngine {
         let name = table_reference_from_parts(&call.table)?
             .resolve(&defaults.default_catalog, &defaults.default_schema);
         let attached = self.attached_catalogs();
-        if !attached.is_attached(&name.catalog) {
+        if !(attached.is_attached(&name.catalog) || attached.is_owned_iceberg(&name)) {
             return Err(QueryError::NotSupported(format!(
-                "ALTER TABLE ... EXECUTE {} on {name}: table procedures run on the Iceberg \
-                 tables of attached catalogs (CREATE CATALOG ... USING iceberg)",
+                "ALTER TABLE ... EXECUTE {} on {name}: table procedures run on Iceberg tables",
                 label
             )));
         }

@@ -3,7 +3,11 @@
 //! the Iceberg tables of attached catalogs:
 //!
 //! - `partitioning = ARRAY['day(ts)', 'bucket(id, 16)']`: the partition spec;
-//! - `format = 'PARQUET'`: the data file format (the only one Osprey writes);
+//! - `format = 'PARQUET'`: the data file format (the only one Osprey writes); `'ICEBERG'` is
+//!   taken too, as the table format;
+//! - `table_type = 'ICEBERG' | 'PARQUET'` (Athena's name): in Osprey's own catalog, tables are
+//!   Iceberg tables unless `'PARQUET'` asks for the legacy kind (Parquet files listed in
+//!   Osprey's catalog database, with INSERT as their only write);
 //! - `format_version = 2 | 3`: the table format version (2 by default; 3 adds row lineage and
 //!   deletion vectors).
 
@@ -35,7 +39,16 @@ impl Default for IcebergTableProperties {
     }
 }
 
-const KNOWN: &str = "partitioning, format, format_version";
+const KNOWN: &str = "partitioning, format, format_version, table_type";
+
+/// The kinds of table `CREATE TABLE` makes in Osprey's own catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OwnedTableType {
+    /// An Apache Iceberg table under the warehouse (the default).
+    Iceberg,
+    /// The legacy kind: Parquet files that Osprey's catalog database lists.
+    LegacyParquet,
+}
 
 impl TableProperties {
     /// Takes the `WITH (...)` properties off `statement` when it is a `CREATE TABLE`.
@@ -73,9 +86,26 @@ impl TableProperties {
         Ok(Self { entries })
     }
 
-    /// Whether the statement had none.
+    /// Whether the statement had none (besides a `table_type`, which is the router's).
     pub(super) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.iter().all(|(name, _)| name == "table_type")
+    }
+
+    /// The kind of table a `CREATE TABLE` in Osprey's own catalog makes: Iceberg unless
+    /// `table_type = 'PARQUET'`.
+    pub(super) fn owned_table_type(&self) -> Result<OwnedTableType, QueryError> {
+        let Some((name, value)) = self.entries.iter().find(|(name, _)| name == "table_type") else {
+            return Ok(OwnedTableType::Iceberg);
+        };
+        let kind = string(name, value)?;
+        match kind.to_ascii_uppercase().as_str() {
+            "ICEBERG" => Ok(OwnedTableType::Iceberg),
+            "PARQUET" => Ok(OwnedTableType::LegacyParquet),
+            _ => Err(QueryError::NotSupported(format!(
+                "table_type = '{kind}': Osprey's own tables are 'ICEBERG' (the default) or \
+                 'PARQUET' (the legacy kind)"
+            ))),
+        }
     }
 
     /// The properties of an Iceberg table.
@@ -86,9 +116,19 @@ impl TableProperties {
                 "partitioning" => properties.partitioning = string_array(name, value)?,
                 "format" => {
                     let format = string(name, value)?;
-                    if !format.eq_ignore_ascii_case("parquet") {
+                    if !(format.eq_ignore_ascii_case("parquet")
+                        || format.eq_ignore_ascii_case("iceberg"))
+                    {
                         return Err(QueryError::NotSupported(format!(
                             "format = '{format}': Osprey writes Iceberg data files as PARQUET"
+                        )));
+                    }
+                }
+                "table_type" => {
+                    let kind = string(name, value)?;
+                    if !kind.eq_ignore_ascii_case("iceberg") {
+                        return Err(QueryError::NotSupported(format!(
+                            "table_type = '{kind}' here: this catalog's tables are Iceberg tables"
                         )));
                     }
                 }

@@ -167,6 +167,36 @@ impl IcebergTable {
     /// its partitioning in Trino's spelling (`ARRAY['day(ts)', 'bucket(id, 16)']`) and its
     /// properties.
     pub fn layout_comment(&self) -> String {
+        let mut lines = vec![format!(
+            "-- Iceberg format version {}",
+            self.metadata.format_version
+        )];
+        let fields = self.partitioning();
+        if !fields.is_empty() {
+            lines.push(format!("-- partitioning = {}", sql_array(&fields)));
+        }
+        lines.extend(self.properties_comment());
+        lines.join("\n")
+    }
+
+    /// The `WITH (...)` clause of the `CREATE TABLE` that makes a table like this one, in
+    /// Trino's names, followed by its properties as a comment line, for `SHOW CREATE TABLE`.
+    pub fn create_clause(&self) -> String {
+        let mut properties = vec![
+            "format = 'ICEBERG'".to_string(),
+            format!("format_version = {}", self.metadata.format_version),
+        ];
+        let fields = self.partitioning();
+        if !fields.is_empty() {
+            properties.push(format!("partitioning = {}", sql_array(&fields)));
+        }
+        let mut lines = vec![format!("WITH ({})", properties.join(", "))];
+        lines.extend(self.properties_comment());
+        lines.join("\n")
+    }
+
+    /// The current partition spec's fields, in Trino's spelling (`day(ts)`, `bucket(id, 16)`).
+    pub fn partitioning(&self) -> Vec<String> {
         let metadata = &self.metadata;
         let schema = metadata.current_schema();
         let column = |id: i32| {
@@ -174,14 +204,14 @@ impl IcebergTable {
                 .field_by_id(id)
                 .map_or_else(|| format!("field {id}"), |field| field.name.clone())
         };
-        let fields: Vec<String> = metadata
+        metadata
             .partition_spec(metadata.default_spec_id)
             .map(|spec| spec.fields.as_slice())
             .unwrap_or_default()
             .iter()
             .map(|field| {
                 let name = column(field.source_id);
-                let text = match &field.transform {
+                match &field.transform {
                     Transform::Identity => name,
                     Transform::Bucket(n) => format!("bucket({name}, {n})"),
                     Transform::Truncate(w) => format!("truncate({name}, {w})"),
@@ -191,18 +221,15 @@ impl IcebergTable {
                     Transform::Hour => format!("hour({name})"),
                     Transform::Void => format!("void({name})"),
                     Transform::Unknown(other) => format!("{other}({name})"),
-                };
-                format!("'{}'", text.replace('\'', "''"))
+                }
             })
-            .collect();
-        let mut lines = vec![format!(
-            "-- Iceberg format version {}",
-            metadata.format_version
-        )];
-        if !fields.is_empty() {
-            lines.push(format!("-- partitioning = ARRAY[{}]", fields.join(", ")));
-        }
-        let properties: Vec<String> = metadata
+            .collect()
+    }
+
+    /// The table's properties as a comment line, when it has any.
+    fn properties_comment(&self) -> Option<String> {
+        let properties: Vec<String> = self
+            .metadata
             .properties
             .iter()
             .filter(|(key, _)| key.as_str() != NAME_MAPPING_PROPERTY)
@@ -211,10 +238,7 @@ impl IcebergTable {
                 format!("'{key}' = '{}'", value.replace('\'', "''"))
             })
             .collect();
-        if !properties.is_empty() {
-            lines.push(format!("-- properties: {}", properties.join(", ")));
-        }
-        lines.join("\n")
+        (!properties.is_empty()).then(|| format!("-- properties: {}", properties.join(", ")))
     }
 
     /// Where the table's files are.
@@ -528,4 +552,13 @@ fn table_schema(schema: &Schema, view_types: bool) -> Schema {
             })
             .collect::<Vec<_>>(),
     )
+}
+
+/// `ARRAY['a', 'b']`, quotes doubled.
+fn sql_array(items: &[String]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|item| format!("'{}'", item.replace('\'', "''")))
+        .collect();
+    format!("ARRAY[{}]", quoted.join(", "))
 }

@@ -10,6 +10,10 @@
 //! commits by other engines show at the next query; one registered by a metadata file stays at
 //! that version. Metadata files never change once written, so they are cached by location.
 //!
+//! Osprey's own Iceberg tables (the default kind of `CREATE TABLE` in its catalog) are managed
+//! entries of this format whose current metadata file the catalog database keeps
+//! (`crate::catalogs::WarehouseCatalog` commits to them); DROP deletes their files.
+//!
 //! Its metadata reads as tables, as in Trino: `SELECT * FROM "t$snapshots"` (also `$history`,
 //! `$refs`, `$manifests`, `$files` and `$partitions`); its earlier versions with
 //! `FOR VERSION AS OF` and
@@ -40,6 +44,9 @@ const CACHED_METADATA_FILES: usize = 256;
 #[derive(Debug, Default)]
 pub struct IcebergFormat {
     metadata: MetadataCache,
+    /// The catalog database, which keeps the current metadata file of the Iceberg tables
+    /// Osprey owns (without it, only external Iceberg tables are read).
+    owned: Option<osprey_catalog::CatalogStore>,
 }
 
 /// Parsed Iceberg metadata files, by location: a metadata file never changes once written.
@@ -148,6 +155,15 @@ impl IcebergFormat {
     /// The name the format is registered under.
     pub const NAME: &'static str = "iceberg";
 
+    /// Iceberg tables, external ones and those Osprey owns, whose current metadata file
+    /// `store` keeps.
+    pub fn owned_in(store: osprey_catalog::CatalogStore) -> Self {
+        Self {
+            metadata: MetadataCache::default(),
+            owned: Some(store),
+        }
+    }
+
     /// The current state of the Iceberg table `entry` registers.
     async fn open_table(
         &self,
@@ -155,8 +171,18 @@ impl IcebergFormat {
         config: &ConfigOptions,
         runtime: &RuntimeEnv,
     ) -> Result<IcebergTable> {
-        let location = match (&entry.kind, &entry.definition.location) {
-            (TableKind::External, Some(location)) => location,
+        let location = match (&entry.kind, &entry.definition.location, &self.owned) {
+            (TableKind::External, Some(location), _) => location.clone(),
+            (TableKind::Managed, Some(_), Some(store)) => store
+                .iceberg_metadata_location(&entry.id)
+                .await
+                .map_err(|err| DataFusionError::External(Box::new(err)))?
+                .ok_or_else(|| {
+                    DataFusionError::Plan(format!(
+                        "{} was dropped meanwhile",
+                        entry.qualified_name()
+                    ))
+                })?,
             _ => {
                 return Err(DataFusionError::Plan(format!(
                     "{} is an Iceberg entry without a location",
@@ -164,8 +190,8 @@ impl IcebergFormat {
                 )));
             }
         };
-        let metadata = self.metadata.load(runtime, location).await?;
-        Ok(self.metadata.table(metadata, location, config)?)
+        let metadata = self.metadata.load(runtime, &location).await?;
+        Ok(self.metadata.table(metadata, &location, config)?)
     }
 }
 
@@ -217,7 +243,14 @@ impl TableFormat for IcebergFormat {
         runtime: &Arc<RuntimeEnv>,
     ) -> Result<Arc<dyn TableProvider>> {
         let table = self.open_table(entry, config, runtime).await?;
-        let definition = format!("{}\n{}", show_create(entry), table.layout_comment());
+        // An owned table's columns change with ALTER TABLE: shown as they are now.
+        let mut shown = entry.clone();
+        shown.definition.arrow_schema = encode_schema(&table.schema())?;
+        let layout = match entry.kind {
+            TableKind::Managed => table.create_clause(),
+            _ => table.layout_comment(),
+        };
+        let definition = format!("{}\n{layout}", show_create(&shown));
         Ok(Arc::new(table.with_definition(definition)))
     }
 
@@ -232,6 +265,22 @@ impl TableFormat for IcebergFormat {
         iceberg_suffix_table(table, &entry.qualified_name(), name, runtime)
             .await
             .map(Some)
+    }
+
+    /// An owned table's files go with it: everything under its location.
+    async fn purge(&self, state: &SessionState, entry: &TableEntry) {
+        if entry.kind != TableKind::Managed {
+            return;
+        }
+        if let Some(location) = &entry.definition.location
+            && let Err(err) = crate::lakehouse::writes::delete_prefix(
+                state.runtime_env(),
+                &format!("{location}/"),
+            )
+            .await
+        {
+            tracing::warn!(table = %entry.qualified_name(), %location, error = %err, "cannot delete a dropped table's files");
+        }
     }
 
     async fn define_external(

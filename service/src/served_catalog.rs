@@ -1,0 +1,443 @@
+//! Osprey's own catalog served as an Iceberg REST catalog, with no protocol in it: the front
+//! door (`/iceberg/v1/...` on the HTTP port) decodes requests into these calls and encodes
+//! their answers and errors.
+//!
+//! The namespaces are the schemas of Osprey's catalog and the tables its Iceberg tables, so
+//! Spark, pyiceberg, Trino and DuckDB read and write the tables Osprey manages, and Osprey
+//! sees their commits at its next statement. Commits are the clients' requirements and
+//! updates, applied by `osprey_iceberg::commit_requested` through the same compare-and-swap
+//! as Osprey's own commits.
+//!
+//! What this catalog refuses, and why:
+//! - a table's files stay under the warehouse where Osprey put them: no `location` on create,
+//!   no `set-location`; a registered table's metadata and files must be in the warehouse, in
+//!   no other table's directory;
+//! - no storage credentials are vended (clients read the warehouse with their own), so none
+//!   is ever vended beyond what a user may read;
+//! - a dropped table's files are deleted with it (`purgeRequested` or not), as DROP TABLE of
+//!   a managed table does in SQL.
+
+use crate::auth::Principal;
+use crate::catalogs::{AttachedCatalogs, WarehouseCatalog};
+use crate::lakehouse::committed::CommittedCatalog;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use object_store::ObjectStoreExt;
+use osprey_iceberg::{
+    CommittedTable, IcebergCatalog, IcebergError, StoreLocation, TableRequirement, TableUpdate,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Why a call to the served catalog failed; each kind is one of the REST protocol's errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServedCatalogError {
+    /// The request is malformed or asks for something invalid (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// What the request asks for is not supported here (406).
+    #[error("{0}")]
+    NotSupported(String),
+    /// The user may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such namespace (404).
+    #[error("{0}")]
+    NoSuchNamespace(String),
+    /// No such table (404).
+    #[error("{0}")]
+    NoSuchTable(String),
+    /// The namespace or table exists already (409).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The namespace still holds tables or views (409).
+    #[error("{0}")]
+    NamespaceNotEmpty(String),
+    /// A requirement of the commit does not hold, or other writers kept winning (409).
+    #[error("{0}")]
+    CommitFailed(String),
+    /// The commit may or may not have happened (504 in the protocol's terms).
+    #[error("{0}")]
+    CommitStateUnknown(String),
+    /// The catalog database or storage did not answer (503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Osprey's catalog as an Iceberg REST catalog (see the module docs).
+#[derive(Clone)]
+pub struct ServedCatalog {
+    warehouse: WarehouseCatalog,
+    committed: CommittedCatalog,
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl std::fmt::Debug for ServedCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServedCatalog")
+            .field("warehouse", &self.warehouse.warehouse())
+            .finish()
+    }
+}
+
+/// A table's name: its namespace and name.
+pub type TableName<'a> = (&'a str, &'a str);
+
+impl ServedCatalog {
+    /// The catalog that `attached` writes Osprey's own Iceberg tables through; `None` before
+    /// the engine serves them.
+    pub(crate) fn new(
+        attached: &AttachedCatalogs,
+        committed: CommittedCatalog,
+        runtime: Arc<RuntimeEnv>,
+    ) -> Option<Self> {
+        Some(Self {
+            warehouse: attached.warehouse()?.clone(),
+            committed,
+            runtime,
+        })
+    }
+
+    /// The warehouse every table is under (a URL ending in `/`).
+    pub fn warehouse(&self) -> &str {
+        self.warehouse.warehouse()
+    }
+
+    /// Every namespace.
+    pub async fn namespaces(&self, user: &Principal) -> Result<Vec<String>, ServedCatalogError> {
+        let _ = user;
+        self.warehouse.namespaces().await.map_err(failed)
+    }
+
+    /// Whether `namespace` exists.
+    pub fn namespace_exists(&self, user: &Principal, namespace: &str) -> bool {
+        let _ = user;
+        self.committed.persistent_schema_exists(namespace)
+    }
+
+    /// Creates `namespace`.
+    pub async fn create_namespace(
+        &self,
+        user: &Principal,
+        namespace: &str,
+    ) -> Result<(), ServedCatalogError> {
+        if self.namespace_exists(user, namespace) || self.committed.schema_exists(namespace) {
+            return Err(ServedCatalogError::AlreadyExists(format!(
+                "namespace {namespace} already exists"
+            )));
+        }
+        self.warehouse
+            .create_namespace(namespace)
+            .await
+            .map_err(failed)
+    }
+
+    /// Drops the empty `namespace`.
+    pub async fn drop_namespace(
+        &self,
+        user: &Principal,
+        namespace: &str,
+    ) -> Result<(), ServedCatalogError> {
+        self.require_namespace(user, namespace)?;
+        if !self.committed.table_names(namespace).is_empty() {
+            return Err(ServedCatalogError::NamespaceNotEmpty(format!(
+                "namespace {namespace} is not empty: drop its tables first"
+            )));
+        }
+        self.warehouse
+            .drop_namespace(namespace)
+            .await
+            .map(drop)
+            .map_err(failed)
+    }
+
+    /// The Iceberg tables of `namespace`.
+    pub async fn tables(
+        &self,
+        user: &Principal,
+        namespace: &str,
+    ) -> Result<Vec<String>, ServedCatalogError> {
+        self.require_namespace(user, namespace)?;
+        self.warehouse.table_names(namespace).await.map_err(failed)
+    }
+
+    /// The table `name` as it is now.
+    pub async fn load_table(
+        &self,
+        user: &Principal,
+        name: TableName<'_>,
+    ) -> Result<CommittedTable, ServedCatalogError> {
+        let location = self.metadata_location(user, name).await?;
+        let store = self.store(&location)?;
+        let path = StoreLocation::parse(&location)
+            .and_then(|root| root.path_of(&location))
+            .map_err(failed)?;
+        let bytes = store
+            .get(&path)
+            .await
+            .map_err(|err| {
+                ServedCatalogError::Unavailable(format!("cannot read {location}: {err}"))
+            })?
+            .bytes()
+            .await
+            .map_err(|err| {
+                ServedCatalogError::Unavailable(format!("cannot read {location}: {err}"))
+            })?;
+        let metadata = serde_json::from_slice(&bytes).map_err(|err| {
+            ServedCatalogError::Unavailable(format!("{location} is not JSON: {err}"))
+        })?;
+        Ok(CommittedTable {
+            metadata_location: location,
+            metadata,
+        })
+    }
+
+    /// Creates the table `name` from a client's schema, partition spec, write order and
+    /// properties. `location`, when the client chose one, is refused.
+    pub async fn create_table(
+        &self,
+        user: &Principal,
+        name: TableName<'_>,
+        request: NewServedTable,
+    ) -> Result<CommittedTable, ServedCatalogError> {
+        self.require_namespace(user, name.0)?;
+        osprey_catalog::check_name("table", name.1)
+            .map_err(|err| ServedCatalogError::BadRequest(err.to_string()))?;
+        if let Some(location) = request.location {
+            return Err(ServedCatalogError::NotSupported(format!(
+                "a location for a new table ({location}): Osprey puts its tables under its \
+                 warehouse; leave the location out"
+            )));
+        }
+        if request.stage_create {
+            return Err(ServedCatalogError::NotSupported(
+                "staged creation (stage-create): create the table, then commit to it".to_string(),
+            ));
+        }
+        self.require_free_name(name)?;
+        let definition = osprey_iceberg::requested_definition(
+            request.schema,
+            request.partition_spec,
+            request.write_order,
+            request.properties,
+        )
+        .map_err(failed)?;
+        let runtime = Arc::clone(&self.runtime);
+        let store = async move |location: &str| {
+            let url = StoreLocation::parse(location)?.store_url();
+            runtime
+                .object_store(&url)
+                .map_err(|err| IcebergError::Invalid(err.to_string()))
+        };
+        osprey_iceberg::create_requested(&self.warehouse, name, &definition, store)
+            .await
+            .map_err(failed)
+    }
+
+    /// Applies a client's commit to the table `name`.
+    pub async fn commit_table(
+        &self,
+        user: &Principal,
+        name: TableName<'_>,
+        requirements: &[TableRequirement],
+        updates: &[TableUpdate],
+    ) -> Result<CommittedTable, ServedCatalogError> {
+        let location = self.metadata_location(user, name).await?;
+        let store = self.store(&location)?;
+        osprey_iceberg::commit_requested(&self.warehouse, name, &store, requirements, updates)
+            .await
+            .map_err(failed)
+    }
+
+    /// Drops the table `name` and deletes its files.
+    pub async fn drop_table(
+        &self,
+        user: &Principal,
+        name: TableName<'_>,
+    ) -> Result<(), ServedCatalogError> {
+        self.require_namespace(user, name.0)?;
+        let entry = self
+            .warehouse
+            .entry(name.0, name.1)
+            .ok_or_else(|| no_such_table(name))?;
+        self.warehouse
+            .drop_table(name.0, name.1)
+            .await
+            .map_err(failed)?;
+        if let Some(location) = &entry.definition.location
+            && let Err(err) =
+                crate::lakehouse::writes::delete_prefix(&self.runtime, &format!("{location}/"))
+                    .await
+        {
+            tracing::warn!(table = %entry.qualified_name(), %location, error = %err, "cannot delete a dropped table's files");
+        }
+        Ok(())
+    }
+
+    /// Renames the table `from` to `to`.
+    pub async fn rename_table(
+        &self,
+        user: &Principal,
+        from: TableName<'_>,
+        to: TableName<'_>,
+    ) -> Result<(), ServedCatalogError> {
+        self.require_namespace(user, from.0)?;
+        self.require_namespace(user, to.0)?;
+        self.warehouse
+            .entry(from.0, from.1)
+            .ok_or_else(|| no_such_table(from))?;
+        osprey_catalog::check_name("table", to.1)
+            .map_err(|err| ServedCatalogError::BadRequest(err.to_string()))?;
+        self.require_free_name(to)?;
+        self.warehouse.rename_table(from, to).await.map_err(failed)
+    }
+
+    /// Registers the table whose metadata file is `metadata_location` as `name`: the file and
+    /// the table's location must be in the warehouse, in no other table's directory.
+    pub async fn register_table(
+        &self,
+        user: &Principal,
+        name: TableName<'_>,
+        metadata_location: &str,
+    ) -> Result<CommittedTable, ServedCatalogError> {
+        self.require_namespace(user, name.0)?;
+        osprey_catalog::check_name("table", name.1)
+            .map_err(|err| ServedCatalogError::BadRequest(err.to_string()))?;
+        self.require_free_name(name)?;
+        let store = self.store(metadata_location)?;
+        let metadata = osprey_iceberg::read_metadata(store.as_ref(), metadata_location)
+            .await
+            .map_err(failed)?;
+        for place in [metadata_location, metadata.location.as_str()] {
+            self.require_free_place(place)?;
+        }
+        self.warehouse
+            .register_table(name.0, name.1, metadata_location)
+            .await
+            .map_err(failed)?;
+        self.load_table(user, name).await
+    }
+
+    /// The current metadata file of the table `name`.
+    async fn metadata_location(
+        &self,
+        user: &Principal,
+        name: TableName<'_>,
+    ) -> Result<String, ServedCatalogError> {
+        self.require_namespace(user, name.0)?;
+        let loaded = self
+            .warehouse
+            .load_table(name.0, name.1)
+            .await
+            .map_err(failed)?
+            .ok_or_else(|| no_such_table(name))?;
+        Ok(loaded.metadata_location)
+    }
+
+    fn require_namespace(
+        &self,
+        user: &Principal,
+        namespace: &str,
+    ) -> Result<(), ServedCatalogError> {
+        match self.namespace_exists(user, namespace) {
+            true => Ok(()),
+            false => Err(ServedCatalogError::NoSuchNamespace(format!(
+                "namespace {namespace} does not exist"
+            ))),
+        }
+    }
+
+    fn require_free_name(&self, name: TableName<'_>) -> Result<(), ServedCatalogError> {
+        match self.committed.table(name.0, name.1) {
+            Some(existing) => Err(ServedCatalogError::AlreadyExists(format!(
+                "{} {}.{} already exists",
+                existing.kind.noun(),
+                name.0,
+                name.1
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that `location` is in the warehouse and in no table's directory.
+    fn require_free_place(&self, location: &str) -> Result<(), ServedCatalogError> {
+        let forbidden = |why: String| ServedCatalogError::Forbidden(why);
+        let url =
+            crate::locations::normalize(location).map_err(|err| forbidden(err.to_string()))?;
+        let warehouse = crate::locations::normalize(self.warehouse())
+            .map_err(|err| forbidden(err.to_string()))?;
+        if !url.starts_with(&warehouse) {
+            return Err(forbidden(format!(
+                "{location} is outside the warehouse ({}): register only tables whose files are \
+                 there (for others, attach their catalog or CREATE EXTERNAL TABLE ... STORED AS \
+                 ICEBERG)",
+                self.warehouse()
+            )));
+        }
+        for schema in self.committed.schema_names() {
+            for table in self.committed.table_names(&schema) {
+                let Some(root) = self
+                    .committed
+                    .table(&schema, &table)
+                    .and_then(|entry| entry.definition.location)
+                    .and_then(|root| crate::locations::normalize(&root).ok())
+                else {
+                    continue;
+                };
+                if url.starts_with(&root) || root.starts_with(&url) {
+                    return Err(forbidden(format!(
+                        "{location} belongs to the table {schema}.{table}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn store(
+        &self,
+        location: &str,
+    ) -> Result<Arc<dyn object_store::ObjectStore>, ServedCatalogError> {
+        let url = StoreLocation::parse(location).map_err(failed)?.store_url();
+        self.runtime
+            .object_store(&url)
+            .map_err(|err| ServedCatalogError::Unavailable(err.to_string()))
+    }
+}
+
+/// What a client asks a new table to be.
+#[derive(Debug, Clone, Default)]
+pub struct NewServedTable {
+    /// Its schema, as metadata spells it, ids assigned.
+    pub schema: serde_json::Value,
+    /// Its partition spec.
+    pub partition_spec: Option<serde_json::Value>,
+    /// Its write order.
+    pub write_order: Option<serde_json::Value>,
+    /// Where the client wants it (refused).
+    pub location: Option<String>,
+    /// Whether the client only stages it (refused).
+    pub stage_create: bool,
+    /// Its properties.
+    pub properties: BTreeMap<String, String>,
+}
+
+fn no_such_table((namespace, name): TableName<'_>) -> ServedCatalogError {
+    ServedCatalogError::NoSuchTable(format!("table {namespace}.{name} does not exist"))
+}
+
+/// An Iceberg error as the served catalog's.
+fn failed(err: IcebergError) -> ServedCatalogError {
+    match err {
+        IcebergError::Unsupported(message) => ServedCatalogError::NotSupported(message),
+        IcebergError::Invalid(message) | IcebergError::Catalog(message) => {
+            ServedCatalogError::BadRequest(message)
+        }
+        IcebergError::ConstraintViolation(message) => ServedCatalogError::BadRequest(message),
+        IcebergError::CommitConflict(message) => ServedCatalogError::CommitFailed(message),
+        IcebergError::CommitStateUnknown(message) => {
+            ServedCatalogError::CommitStateUnknown(message)
+        }
+        IcebergError::CatalogUnavailable(message) => ServedCatalogError::Unavailable(message),
+        IcebergError::CatalogDenied(message) => ServedCatalogError::Forbidden(message),
+    }
+}

@@ -1,0 +1,190 @@
+"""Osprey as an Iceberg REST catalog: pyiceberg's RestCatalog against `/iceberg` on Osprey's
+HTTP port, over Osprey's own tables. pyiceberg creates, appends and evolves, then Osprey reads;
+Osprey writes, then pyiceberg reads; both see each other's commits at once."""
+
+import pathlib
+import urllib.error
+import urllib.request
+
+import pyarrow as pa
+import pytest
+from conftest import PASSWORD, column, error_of, run
+
+
+def rest_catalog(http, credential=f"admin:{PASSWORD}"):
+    from pyiceberg.catalog.rest import RestCatalog
+
+    return RestCatalog("osprey", uri=f"{http}/iceberg", credential=credential,
+                       **{"oauth2-server-uri": f"{http}/iceberg/v1/oauth/tokens"})
+
+
+def test_pyiceberg_creates_appends_and_evolves_then_osprey_reads(osprey, osprey_http):
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import IdentityTransform
+    from pyiceberg.types import LongType, NestedField, StringType
+
+    catalog = rest_catalog(osprey_http)
+    catalog.create_namespace("rest_in")
+    assert ("rest_in",) in catalog.list_namespaces()
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=False),
+        NestedField(2, "region", StringType(), required=False),
+    )
+    spec = PartitionSpec(PartitionField(source_id=2, field_id=1000,
+                                        transform=IdentityTransform(), name="region"))
+    table = catalog.create_table("rest_in.events", schema=schema, partition_spec=spec)
+    # Osprey's catalog put it under its warehouse.
+    assert "/warehouse/rest_in/events-" in table.location()
+    table.append(pa.table({"id": pa.array([1, 2, 3], pa.int64()),
+                           "region": ["eu", "us", "eu"]}))
+    with table.update_schema() as update:
+        update.add_column("amount", LongType())
+    table = catalog.load_table("rest_in.events")
+    table.append(pa.table({"id": pa.array([4], pa.int64()), "region": ["us"],
+                           "amount": pa.array([40], pa.int64())}))
+
+    # Osprey sees every commit at once: the rows, the new column, the partitioning.
+    rows = run(osprey, "SELECT id, region, amount FROM rest_in.events ORDER BY id")
+    assert column(rows, "id") == [1, 2, 3, 4]
+    assert column(rows, "region") == ["eu", "us", "eu", "us"]
+    assert column(rows, "amount") == [None, None, None, 40]
+    assert column(run(osprey, "SHOW TABLES IN rest_in"), "Table") == ["events"]
+    snapshots = run(osprey, 'SELECT operation FROM rest_in."events$snapshots"')
+    assert column(snapshots, "operation") == ["append", "append"]
+    shown = column(run(osprey, "SHOW CREATE TABLE rest_in.events"), "definition")[0]
+    assert "partitioning = ARRAY['region']" in shown and "amount BIGINT" in shown
+
+    # Osprey writes on top of pyiceberg's commits; pyiceberg reads them at its next load.
+    run(osprey, "INSERT INTO rest_in.events VALUES (5, 'eu', 50)")
+    run(osprey, "DELETE FROM rest_in.events WHERE id = 2")
+    seen = catalog.load_table("rest_in.events").scan().to_arrow().sort_by("id")
+    assert seen.column("id").to_pylist() == [1, 3, 4, 5]
+    assert seen.column("amount").to_pylist() == [None, None, 40, 50]
+
+
+def test_osprey_writes_then_pyiceberg_reads(osprey, osprey_http):
+    run(osprey, "CREATE SCHEMA rest_out")
+    run(osprey, "CREATE TABLE rest_out.orders WITH (partitioning = ARRAY['bucket(id, 4)']) "
+                "AS SELECT id, CAST(id * 10 AS BIGINT) AS total, 'new' AS state "
+                "FROM (VALUES (1), (2), (3), (4), (5), (6)) AS v(id)")
+    run(osprey, "UPDATE rest_out.orders SET state = 'paid' WHERE id % 2 = 0")
+    run(osprey, "DELETE FROM rest_out.orders WHERE id = 5")
+    run(osprey, "ALTER TABLE rest_out.orders ADD COLUMN note VARCHAR")
+
+    catalog = rest_catalog(osprey_http)
+    assert ("rest_out", "orders") in catalog.list_tables("rest_out")
+    table = catalog.load_table("rest_out.orders")
+    assert [field.name for field in table.schema().fields] == ["id", "total", "state", "note"]
+    seen = table.scan().to_arrow().sort_by("id")
+    expected = run(osprey, "SELECT id, total, state, note FROM rest_out.orders ORDER BY id")
+    assert seen.select(["id", "total", "state", "note"]).to_pylist() == expected.to_pylist()
+    assert column(expected, "state") == ["new", "paid", "new", "paid", "paid"]
+
+    # A legacy Parquet table and the built-in schemas' tables are not Iceberg tables.
+    run(osprey, "CREATE TABLE rest_out.legacy WITH (table_type = 'PARQUET') AS SELECT 1 AS a")
+    assert ("rest_out", "legacy") not in catalog.list_tables("rest_out")
+
+
+def test_rename_drop_and_what_is_refused(osprey, osprey_http, tmp_path):
+    from pyiceberg.exceptions import (BadRequestError, ForbiddenError, NamespaceNotEmptyError,
+                                      NoSuchTableError)
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import LongType, NestedField
+
+    catalog = rest_catalog(osprey_http)
+    catalog.create_namespace("rest_life")
+    schema = Schema(NestedField(1, "id", LongType(), required=False))
+    table = catalog.create_table("rest_life.first", schema=schema)
+    table.append(pa.table({"id": pa.array([7], pa.int64())}))
+    directory = pathlib.Path(table.location().removeprefix("file://"))
+    assert directory.is_dir()
+
+    catalog.rename_table("rest_life.first", "rest_life.second")
+    assert column(run(osprey, "SELECT id FROM rest_life.second"), "id") == [7]
+    assert "does not exist" in error_of(osprey, "SELECT * FROM rest_life.first")
+    with pytest.raises(NoSuchTableError):
+        catalog.load_table("rest_life.first")
+    with pytest.raises(NamespaceNotEmptyError):
+        catalog.drop_namespace("rest_life")
+
+    # A table's files stay in the warehouse: no location of the client's choosing, and no
+    # registering files from elsewhere.
+    with pytest.raises(Exception, match="location"):
+        catalog.create_table("rest_life.elsewhere", schema=schema,
+                             location=f"file://{tmp_path}/elsewhere")
+    metadata_file = sorted((directory / "metadata").glob("*.metadata.json"))[-1]
+    outside = tmp_path / "outside.metadata.json"
+    outside.write_text(metadata_file.read_text())
+    with pytest.raises(ForbiddenError, match="outside the warehouse"):
+        catalog.register_table("rest_life.stolen", f"file://{outside}")
+    with pytest.raises(ForbiddenError, match="belongs to the table"):
+        catalog.register_table("rest_life.twin", f"file://{metadata_file}")
+
+    # Dropping through the REST catalog deletes the table's files, as DROP TABLE does.
+    catalog.drop_table("rest_life.second")
+    assert not directory.exists()
+    assert "does not exist" in error_of(osprey, "SELECT * FROM rest_life.second")
+    catalog.drop_namespace("rest_life")
+    assert ("rest_life",) not in catalog.list_namespaces()
+
+    # Osprey's DROP TABLE purges a table pyiceberg created.
+    catalog.create_namespace("rest_life")
+    created = catalog.create_table("rest_life.third", schema=schema)
+    run(osprey, "DROP TABLE rest_life.third")
+    assert not pathlib.Path(created.location().removeprefix("file://")).exists()
+    with pytest.raises(BadRequestError):
+        catalog.create_namespace(("rest_life", "nested"))
+
+
+def test_a_stale_commit_is_refused_by_its_requirements(osprey, osprey_http):
+    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.types import StringType
+
+    run(osprey, "CREATE SCHEMA rest_race")
+    run(osprey, "CREATE TABLE rest_race.t (id BIGINT)")
+    catalog = rest_catalog(osprey_http)
+    stale = catalog.load_table("rest_race.t")
+    run(osprey, "INSERT INTO rest_race.t VALUES (1)")
+    # The stale schema update asserts the schema it was built on, which still holds, so it
+    # commits on top of Osprey's insert; the rows Osprey wrote stay.
+    with stale.update_schema() as update:
+        update.add_column("extra", StringType())
+    run(osprey, "ALTER TABLE rest_race.t ADD COLUMN other INT")
+    # Built on the schema before Osprey's ALTER: the protocol's requirement refuses it.
+    with pytest.raises(CommitFailedException):
+        with stale.update_schema() as update:
+            update.add_column("late", StringType())
+    rows = run(osprey, "SELECT * FROM rest_race.t")
+    assert rows.column_names == ["id", "extra", "other"]
+    assert column(rows, "id") == [1]
+
+
+def test_credentials_are_osprey_users(osprey_http):
+    from pyiceberg.exceptions import OAuthError
+
+    with pytest.raises(OAuthError):
+        rest_catalog(osprey_http, credential="admin:wrong-password")
+    request = urllib.request.Request(f"{osprey_http}/iceberg/v1/namespaces")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 401
+    assert b"NotAuthorizedException" in refused.value.read()
+
+
+def test_own_tables_are_maintained_and_time_travel(osprey, osprey_http):
+    run(osprey, "CREATE SCHEMA rest_care")
+    run(osprey, "CREATE TABLE rest_care.t (id BIGINT, v VARCHAR)")
+    for start in (1, 3, 5):
+        run(osprey, f"INSERT INTO rest_care.t VALUES ({start}, 'a'), ({start + 1}, 'b')")
+    run(osprey, "DELETE FROM rest_care.t WHERE id = 2")
+    first = column(run(osprey, 'SELECT snapshot_id FROM rest_care."t$snapshots" '
+                               'ORDER BY committed_at LIMIT 1'), "snapshot_id")[0]
+    figures = run(osprey, "ALTER TABLE rest_care.t EXECUTE optimize")
+    assert column(figures, "rewritten_data_files_count") == [3]
+    catalog = rest_catalog(osprey_http)
+    table = catalog.load_table("rest_care.t")
+    assert table.current_snapshot().summary.operation.value == "replace"
+    assert sorted(table.scan().to_arrow().column("id").to_pylist()) == [1, 3, 4, 5, 6]
+    old = run(osprey, f"SELECT id FROM rest_care.t FOR VERSION AS OF {first} ORDER BY id")
+    assert column(old, "id") == [1, 2]
