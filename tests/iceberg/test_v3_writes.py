@@ -119,3 +119,50 @@ def test_what_v3_does_not_write_yet_is_refused(osprey, lake):
             cur.execute("INSERT OVERWRITE v3.db.parts VALUES (1, 'a')")
     assert "format versions 2 and 3" in error_of(
         osprey, "CREATE TABLE v3.db.four (id BIGINT) WITH (format_version = 4)")
+
+
+def test_a_format_2_table_is_upgraded_to_3(osprey, lake):
+    run(osprey, "CREATE TABLE v3.db.up (id BIGINT, part VARCHAR) "
+                "WITH (partitioning = ARRAY['part'])")
+    run(osprey, "INSERT INTO v3.db.up VALUES (1, 'a'), (2, 'a'), (3, 'b'), (4, 'b')")
+    # A format-2 delete: a file-scoped position delete file.
+    run(osprey, "DELETE FROM v3.db.up WHERE id = 1")
+    assert lake.load_table("db.up").format_version == 2
+    assert "never downgraded" in error_of(
+        osprey, "ALTER TABLE v3.db.up SET PROPERTIES format_version = 1")
+
+    run(osprey, "ALTER TABLE v3.db.up SET PROPERTIES format_version = 3")
+    table = lake.load_table("db.up")
+    assert table.format_version == 3 and table.metadata.next_row_id == 0
+    assert ids(osprey, lake, "up") == [2, 3, 4]
+    # Upgrading again changes nothing.
+    run(osprey, "ALTER TABLE v3.db.up SET PROPERTIES format_version = 3")
+    assert len(lake.load_table("db.up").metadata.metadata_log) == len(table.metadata.metadata_log)
+
+    # The next commit gives the files written before the upgrade their row ids, and a delete
+    # in a file that had format-2 position deletes writes one vector holding both.
+    run(osprey, "INSERT INTO v3.db.up VALUES (5, 'a')")
+    table = lake.load_table("db.up")
+    latest = table.current_snapshot()
+    # Its row ids cover the four rows written before the upgrade and the new one.
+    assert (latest.first_row_id, latest.added_rows, table.metadata.next_row_id) == (0, 5, 5)
+    run(osprey, "DELETE FROM v3.db.up WHERE id = 2")
+    assert ids(osprey, lake, "up") == [3, 4, 5]
+    assert sorted(check_one_vector_per_file(lake.load_table("db.up")).values()) == [2]
+
+
+def test_an_upgrade_waits_for_partition_scoped_deletes_to_be_folded(osprey, lake):
+    import pyarrow as pa
+    from delete_writer import commit_deletes, data_files, position_delete_file
+
+    table = lake.create_table("db.upx", schema=pa.schema([("id", pa.int64())]))
+    table.append(pa.table({"id": pa.array([1, 2, 3], pa.int64())}))
+    # Another engine's format-2 delete: a position delete file that names no data file.
+    path = next(iter(data_files(table)))
+    commit_deletes(lake, "db.upx", [position_delete_file(table, [(path, 0)])])
+    assert "optimize" in error_of(osprey, "ALTER TABLE v3.db.upx SET PROPERTIES format_version = 3")
+    assert lake.load_table("db.upx").format_version == 2
+    run(osprey, "ALTER TABLE v3.db.upx EXECUTE optimize")
+    run(osprey, "ALTER TABLE v3.db.upx SET PROPERTIES format_version = 3")
+    assert lake.load_table("db.upx").format_version == 3
+    assert ids(osprey, lake, "upx") == [2, 3]

@@ -80,6 +80,10 @@ impl Applier<'_> {
                 }
                 self.object
                     .insert("format-version".into(), json!(format_version));
+                // Row lineage starts at the upgrade: the first row id assigned is 0.
+                if *format_version >= 3 && !self.object.contains_key("next-row-id") {
+                    self.object.insert("next-row-id".into(), json!(0));
+                }
             }
             TableUpdate::AddSchema {
                 schema,

@@ -37,6 +37,8 @@ pub struct TableAlteration {
     /// A new partitioning, in Trino's spelling (`'day(ts)'`, `'bucket(id, 16)'`); empty for
     /// none.
     pub partitioning: Option<Vec<String>>,
+    /// A format version to upgrade to (from 2, only 3).
+    pub format_version: Option<u8>,
 }
 
 impl TableAlteration {
@@ -46,6 +48,7 @@ impl TableAlteration {
             && self.set_properties.is_empty()
             && self.remove_properties.is_empty()
             && self.partitioning.is_none()
+            && self.format_version.is_none()
     }
 }
 
@@ -58,12 +61,95 @@ pub async fn alter_table(
     store: Arc<dyn ObjectStore>,
     alteration: &TableAlteration,
 ) -> Result<(), IcebergError> {
+    // An upgrade is checked against the table's live delete files, read first: the commit
+    // must then be built on that very snapshot.
+    let checked = match alteration.format_version {
+        Some(version) => upgrade_checked(catalog, (namespace, name), &store, version).await?,
+        None => None,
+    };
     let build = |current: &Current| {
-        let (requirements, updates) = changes(current, alteration)?;
+        if let Some(snapshot) = checked
+            && current.metadata.current_snapshot_id != snapshot
+        {
+            return Err(IcebergError::CommitConflict(format!(
+                "{namespace}.{name} changed while its format version was being upgraded; run \
+                 the statement again"
+            )));
+        }
+        let (requirements, mut updates) = changes(current, alteration)?;
+        if let Some(version) = alteration.format_version
+            && version > current.metadata.format_version
+        {
+            updates.push(TableUpdate::UpgradeFormatVersion {
+                format_version: i64::from(version),
+            });
+        }
         Ok((!updates.is_empty()).then_some((requirements, updates)))
     };
     commit_metadata(catalog, (namespace, name), &store, build).await?;
     Ok(())
+}
+
+/// Checks that `namespace.name` may be upgraded to format `version`, and answers the snapshot
+/// the check read (`Some(None)`: the table had none; `None`: nothing to upgrade).
+///
+/// Osprey upgrades format 2 to 3. Format 3 replaces position delete files with deletion
+/// vectors, and a vector written for a data file must hold the positions earlier delete files
+/// removed from it: Osprey merges those of file-scoped position deletes (its own, and what
+/// `referenced_data_file` names), so a table whose partition-scoped position deletes still
+/// apply to live data files is refused until `optimize` folds them into its data files.
+async fn upgrade_checked(
+    catalog: &dyn IcebergCatalog,
+    (namespace, name): (&str, &str),
+    store: &Arc<dyn ObjectStore>,
+    version: u8,
+) -> Result<Option<Option<i64>>, IcebergError> {
+    let current = super::metadata_commit::load(catalog, namespace, name, store.as_ref()).await?;
+    let from = current.metadata.format_version;
+    match (from, version) {
+        (from, to) if to == from => return Ok(None),
+        (from, to) if to < from => {
+            return Err(IcebergError::Unsupported(format!(
+                "format version {to}: the table is at {from}, and format versions are never \
+                 downgraded"
+            )));
+        }
+        (2, 3) => {}
+        (from, to) => {
+            return Err(IcebergError::Unsupported(format!(
+                "upgrading format version {from} to {to} (Osprey upgrades 2 to 3)"
+            )));
+        }
+    }
+    let snapshot = current.metadata.current_snapshot();
+    if let Some(snapshot) = snapshot {
+        let table = crate::scan::location::StoreLocation::parse(&current.metadata.location)?;
+        let live =
+            crate::plan::snapshot_files(store.as_ref(), snapshot, |file| table.path_of(file))
+                .await?;
+        let scoped_to_partitions = live
+            .deletes
+            .iter()
+            .filter(|delete| {
+                delete.file.content == crate::manifest::FileContent::PositionDeletes
+                    && delete.file.referenced_data_file.is_none()
+                    // Still deleting rows: some live data file is as old as it (after
+                    // `optimize`, none is).
+                    && live
+                        .data
+                        .iter()
+                        .any(|data| data.sequence_number <= delete.sequence_number)
+            })
+            .count();
+        if scoped_to_partitions > 0 {
+            return Err(IcebergError::Unsupported(format!(
+                "upgrading {namespace}.{name} to format 3 while {scoped_to_partitions} position \
+                 delete file(s) apply to whole partitions: run ALTER TABLE ... EXECUTE optimize \
+                 first, which folds them into the data files"
+            )));
+        }
+    }
+    Ok(Some(snapshot.map(|s| s.snapshot_id)))
 }
 
 /// The requirements and updates that make `alteration` of `current`.

@@ -212,11 +212,13 @@ pub(super) fn altered_properties(
                 TableProperties { entries }.iceberg()?;
             }
             "format_version" => {
-                return Err(QueryError::NotSupported(format!(
-                    "SET PROPERTIES format_version = {value}: Osprey does not upgrade a \
-                     table's format version yet (create a format 3 table with WITH \
-                     (format_version = 3))"
-                )));
+                // Which upgrades are possible is the table's to say (Osprey upgrades 2 to 3).
+                let version = number(&lowered, value)?;
+                alteration.format_version = Some(
+                    version
+                        .parse()
+                        .map_err(|_| expected(&lowered, "a format version (3)", value))?,
+                );
             }
             other => {
                 return Err(QueryError::InvalidStatement(format!(
