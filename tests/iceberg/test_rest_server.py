@@ -188,3 +188,80 @@ def test_own_tables_are_maintained_and_time_travel(osprey, osprey_http):
     assert sorted(table.scan().to_arrow().column("id").to_pylist()) == [1, 3, 4, 5, 6]
     old = run(osprey, f"SELECT id FROM rest_care.t FOR VERSION AS OF {first} ORDER BY id")
     assert column(old, "id") == [1, 2]
+
+
+def test_appends_through_the_rest_catalog_and_osprey_all_survive(osprey, osprey_http):
+    import threading
+
+    from pyiceberg.exceptions import CommitFailedException
+
+    from conftest import connect
+
+    rounds = 25
+    run(osprey, "CREATE SCHEMA rest_busy")
+    run(osprey, "CREATE TABLE rest_busy.t (id BIGINT)")
+    run(osprey, "ALTER TABLE rest_busy.t SET PROPERTIES \"commit.retry.num-retries\" = 50, "
+                "\"commit.retry.min-wait-ms\" = 5, \"commit.retry.max-wait-ms\" = 100")
+    errors, refused = [], []
+
+    def pyiceberg_appends():
+        catalog = rest_catalog(osprey_http)
+        try:
+            for n in range(rounds):
+                rows = pa.table({"id": pa.array([1000 + n], pa.int64())})
+                # A commit the server refuses (the branch moved) is the client's to retry.
+                for _ in range(100):
+                    try:
+                        catalog.load_table("rest_busy.t").append(rows)
+                        break
+                    except CommitFailedException:
+                        refused.append(n)
+                else:
+                    raise AssertionError(f"append {n} never committed")
+        except Exception as err:  # reported by the main thread
+            errors.append(err)
+
+    def osprey_inserts():
+        try:
+            with connect(osprey) as conn, conn.cursor() as cur:
+                for n in range(rounds):
+                    cur.execute(f"INSERT INTO rest_busy.t VALUES ({n})")
+                    cur.fetchall()
+        except Exception as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for work in (pyiceberg_appends, osprey_inserts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    print(f"pyiceberg's appends were refused {len(refused)} times and retried")
+    expected = list(range(rounds)) + [1000 + n for n in range(rounds)]
+    assert column(run(osprey, "SELECT id FROM rest_busy.t ORDER BY id"), "id") == expected
+    seen = rest_catalog(osprey_http).load_table("rest_busy.t")
+    assert sorted(seen.scan().to_arrow().column("id").to_pylist()) == expected
+    assert len(seen.snapshots()) == 2 * rounds
+
+
+def test_a_failed_create_table_as_and_a_dropped_schema_leave_nothing(osprey, osprey_http):
+    run(osprey, "CREATE SCHEMA rest_gone")
+    run(osprey, "CREATE TABLE rest_gone.kept (id BIGINT)")
+    kept = column(run(osprey, "SHOW CREATE TABLE rest_gone.kept"), "definition")[0]
+    assert "format = 'ICEBERG'" in kept
+    location = rest_catalog(osprey_http).load_table("rest_gone.kept").location()
+    schema_dir = pathlib.Path(location.removeprefix("file://")).parent
+
+    def tables_on_disk():
+        return [path.name.rsplit("-", 1)[0] for path in schema_dir.iterdir()]
+
+    assert tables_on_disk() == ["kept"]
+    # The rows fail while the executors write them: no table, and no files.
+    message = error_of(osprey, "CREATE TABLE rest_gone.bad AS "
+                               "SELECT CAST(x AS INT) AS n FROM (VALUES ('1'), ('x')) AS v(x)")
+    assert "'x'" in message
+    assert "does not exist" in error_of(osprey, "SELECT * FROM rest_gone.bad")
+    assert tables_on_disk() == ["kept"]
+
+    run(osprey, "DROP SCHEMA rest_gone CASCADE")
+    assert tables_on_disk() == []
