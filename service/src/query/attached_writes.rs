@@ -17,8 +17,9 @@ use std::sync::Arc;
 
 impl QueryEngine {
     /// Runs `plan` when it creates, writes or drops an Iceberg table of an attached catalog,
-    /// or creates or writes one of Osprey's own; `None` when it does not name one. `create_has_query` says whether a CREATE TABLE was written
-    /// with `AS <query>`, and `properties` are its `WITH (...)` properties.
+    /// or creates or writes one of Osprey's own; `None` when it does not name one.
+    /// `create_has_query` says whether a CREATE TABLE was written with `AS <query>`, and
+    /// `properties` are its `WITH (...)` properties.
     pub(super) async fn attached_write(
         &self,
         plan: &LogicalPlan,
@@ -119,7 +120,7 @@ impl QueryEngine {
                 if !attached.is_attached(&name.catalog) {
                     // Osprey's own tables are Iceberg tables unless asked otherwise, or
                     // unless a table of the other kind has the name.
-                    let own = self.lakehouse.committed();
+                    let own = committed;
                     let legacy = match properties.owned_table_type() {
                         Ok(kind) => kind == OwnedTableType::LegacyParquet,
                         Err(err) => return Some(Err(err)),
@@ -138,7 +139,7 @@ impl QueryEngine {
                 }
                 if cmd.temporary {
                     return Some(Err(QueryError::NotSupported(format!(
-                        "CREATE TEMPORARY TABLE in the attached catalog {}",
+                        "CREATE TEMPORARY TABLE in the catalog {}",
                         name.catalog
                     ))));
                 }
