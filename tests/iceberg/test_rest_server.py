@@ -265,3 +265,28 @@ def test_a_failed_create_table_as_and_a_dropped_schema_leave_nothing(osprey, osp
 
     run(osprey, "DROP SCHEMA rest_gone CASCADE")
     assert tables_on_disk() == []
+
+
+def test_config_lists_what_is_served(osprey_http):
+    import json
+
+    import urllib.parse
+
+    form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": "admin",
+                                   "client_secret": PASSWORD}).encode()
+    with urllib.request.urlopen(f"{osprey_http}/iceberg/v1/oauth/tokens", data=form) as answer:
+        issued = json.load(answer)
+    assert issued["token_type"] == "bearer" and issued["expires_in"] > 0
+    request = urllib.request.Request(f"{osprey_http}/iceberg/v1/config",
+                                     headers={"Authorization": f"Bearer {issued['access_token']}"})
+    with urllib.request.urlopen(request) as answer:
+        config = json.load(answer)
+    assert "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}" in config["endpoints"]
+    assert not any("/views" in endpoint for endpoint in config["endpoints"])
+    from pyiceberg.exceptions import NoSuchNamespaceError
+
+    catalog = rest_catalog(osprey_http)
+    with pytest.raises(NoSuchNamespaceError):
+        catalog.list_tables("no_such_namespace")
+    with pytest.raises(Exception, match="properties"):
+        catalog.update_namespace_properties("public", updates={"owner": "ana"})

@@ -49,6 +49,10 @@ pub(super) fn routes() -> axum::Router<HttpState> {
             get(load_table).post(commit_table).delete(drop_table),
         )
         .route("/v1/namespaces/{namespace}/register", post(register_table))
+        .route(
+            "/v1/namespaces/{namespace}/properties",
+            post(namespace_properties),
+        )
         .route("/v1/tables/rename", post(rename_table))
         .fallback(unknown_route)
 }
@@ -249,9 +253,27 @@ async fn issue_token(State(state): State<HttpState>, request: axum::extract::Req
     }
 }
 
-/// `GET /v1/config`: no prefix, no overrides.
+/// The endpoints served, as `GET /v1/config` lists them so that clients (Java's, Trino's) call
+/// no other (views, multi-table transactions, metrics reports, namespace properties).
+const ENDPOINTS: [&str; 13] = [
+    "GET /v1/{prefix}/namespaces",
+    "POST /v1/{prefix}/namespaces",
+    "GET /v1/{prefix}/namespaces/{namespace}",
+    "HEAD /v1/{prefix}/namespaces/{namespace}",
+    "DELETE /v1/{prefix}/namespaces/{namespace}",
+    "GET /v1/{prefix}/namespaces/{namespace}/tables",
+    "POST /v1/{prefix}/namespaces/{namespace}/tables",
+    "GET /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "HEAD /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "DELETE /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "POST /v1/{prefix}/namespaces/{namespace}/register",
+    "POST /v1/{prefix}/tables/rename",
+];
+
+/// `GET /v1/config`: no prefix, no overrides, the endpoints served.
 async fn config(_user: IcebergUser) -> Json<Value> {
-    Json(json!({"defaults": {}, "overrides": {}}))
+    Json(json!({"defaults": {}, "overrides": {}, "endpoints": ENDPOINTS}))
 }
 
 #[derive(Deserialize)]
@@ -484,6 +506,15 @@ async fn register_table(
         )
         .await?;
     Ok(load_result(registered))
+}
+
+/// `POST /v1/namespaces/{namespace}/properties`: Osprey's namespaces have no properties.
+async fn namespace_properties(_user: IcebergUser) -> RestError {
+    RestError::new(
+        StatusCode::NOT_ACCEPTABLE,
+        "UnsupportedOperationException",
+        "namespace properties: Osprey's namespaces (its schemas) have none",
+    )
 }
 
 async fn unknown_route() -> RestError {
