@@ -8,6 +8,12 @@
 //! becomes `DELETED` by the new snapshot; the others become `EXISTING` with their snapshot id
 //! and sequence numbers written out (an `EXISTING` entry inherits nothing); entries already
 //! `DELETED` are dropped, as they only record the snapshot that removed them.
+//!
+//! Format 3: a data file whose first row id its manifest assigned by inheritance gets it
+//! written out (spec: "Row Lineage", an `EXISTING` file copies its `first_row_id`), so its rows
+//! keep their ids in the new manifest whatever else the manifest lists. A manifest of the
+//! table's format 2 days has no field to write it in: rewriting one that the table's format 3
+//! snapshots gave ids is refused by name.
 
 use super::manifests::mark_maps;
 use super::storage::Written;
@@ -88,6 +94,12 @@ impl Restated {
             ManifestContent::Data => "file_path",
             ManifestContent::Deletes => "referenced_data_file",
         };
+        // The next first row id the manifest assigns by inheritance: data files without one,
+        // in order, each taking as many ids as it has rows (entries already deleted take none).
+        let mut next_row_id = match manifest.content {
+            ManifestContent::Data => manifest.first_row_id,
+            ManifestContent::Deletes => None,
+        };
         for record in Reader::new(bytes).map_err(invalid(manifest))? {
             let Value::Record(mut fields) = record.map_err(invalid(manifest))? else {
                 return Err(IcebergError::Invalid(format!(
@@ -122,6 +134,27 @@ impl Restated {
                 optional_long(find(&fields, "sequence_number")).unwrap_or(manifest.sequence_number);
             let file_sequence = optional_long(find(&fields, "file_sequence_number"))
                 .unwrap_or(manifest.sequence_number);
+            let inherited = match (
+                &mut next_row_id,
+                data_file.and_then(|f| long_field(f, "first_row_id")),
+            ) {
+                (Some(next), None) => {
+                    let assigned = *next;
+                    *next += record_count;
+                    Some(assigned)
+                }
+                _ => None,
+            };
+            if let Some(first_row_id) = inherited
+                && !set_in_data_file(&mut fields, "first_row_id", present(first_row_id))
+            {
+                return Err(IcebergError::Unsupported(format!(
+                    "rewriting {}, a manifest written before the table became format 3 whose \
+                     files have row ids by inheritance (its format has no field to keep them \
+                     in)",
+                    manifest.path
+                )));
+            }
             let is_removed = path.as_ref().is_some_and(|p| removed.contains(p));
             let (status, entry_snapshot) = match is_removed {
                 true => (DELETED, snapshot_id),
@@ -187,8 +220,9 @@ impl Restated {
             added_snapshot_id: snapshot_id,
             counts: self.counts,
             partitions,
-            // Rewritten data manifests keep the first row id they had (format 3 tables are
-            // not rewritten by Osprey yet; see the row lineage checks).
+            // Every data file that had a first row id has it written out (see the module
+            // docs): the one the manifest had assigns nothing more, and files without one
+            // (manifests from before a format 3 upgrade) get theirs at the commit.
             first_row_id: like.first_row_id,
         })
     }
@@ -320,6 +354,22 @@ pub(super) async fn merge_all(
 
 fn find<'a>(fields: &'a [(String, Value)], name: &str) -> Option<&'a Value> {
     fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+}
+
+/// Sets the field `name` of the entry's `data_file` record; `false` when the record has no such
+/// field (a manifest written with an older format's schema).
+fn set_in_data_file(fields: &mut [(String, Value)], name: &str, value: Value) -> bool {
+    let Some((_, Value::Record(data_file))) = fields.iter_mut().find(|(n, _)| n == "data_file")
+    else {
+        return false;
+    };
+    match data_file.iter_mut().find(|(n, _)| n == name) {
+        Some((_, slot)) => {
+            *slot = value;
+            true
+        }
+        None => false,
+    }
 }
 
 fn set(fields: &mut [(String, Value)], name: &str, value: Value) {

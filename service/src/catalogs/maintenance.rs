@@ -29,7 +29,9 @@ pub(super) async fn run(
     procedure: Procedure,
 ) -> Result<Vec<u64>, QueryError> {
     let opened = open(target, &name.schema, &name.table).await?;
-    if let Procedure::Optimize { .. } | Procedure::RewriteManifests = procedure {
+    // `rewrite_manifests` keeps every file's row ids (the rewritten manifests write them out);
+    // `optimize` copies rows, which would have to carry theirs.
+    if let Procedure::Optimize { .. } = procedure {
         super::removal::refuse_rewrites_of_v3(&opened, procedure.name())?;
     }
     let client = target.client.as_ref();

@@ -228,14 +228,6 @@ pub(super) async fn insert(
         }
         _ => None,
     };
-    if dynamic.is_some() && metadata.format_version >= 3 {
-        // Its rewritten manifests would have to state each kept file's first row id.
-        return Err(QueryError::NotSupported(format!(
-            "dynamic partition overwrite of {}, a format 3 table: Osprey does not write the row \
-             lineage of the files it keeps yet; use a static overwrite or DELETE and INSERT",
-            opened.subject
-        )));
-    }
     let write = stage(target, committed, &opened).await?;
     let (new_files, rows) = write_data(&write, state, &opened, input).await?;
     let spec_id = metadata.default_spec_id;
