@@ -63,7 +63,9 @@ pub enum ServedCatalogError {
     Unavailable(String),
 }
 
-/// Osprey's catalog as an Iceberg REST catalog (see the module docs).
+/// Osprey's catalog as an Iceberg REST catalog (see the module docs). Every call takes the
+/// user it is made for: governance checks its privileges there. Until then every user may use
+/// every table, as in SQL.
 #[derive(Clone)]
 pub struct ServedCatalog {
     warehouse: WarehouseCatalog,
