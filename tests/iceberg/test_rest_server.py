@@ -246,9 +246,9 @@ def test_appends_through_the_rest_catalog_and_osprey_all_survive(osprey, osprey_
 
 def test_a_failed_create_table_as_and_a_dropped_schema_leave_nothing(osprey, osprey_http):
     run(osprey, "CREATE SCHEMA rest_gone")
-    run(osprey, "CREATE TABLE rest_gone.kept (id BIGINT)")
+    run(osprey, "CREATE TABLE rest_gone.kept (id BIGINT NOT NULL)")
     kept = column(run(osprey, "SHOW CREATE TABLE rest_gone.kept"), "definition")[0]
-    assert "format = 'ICEBERG'" in kept
+    assert "id BIGINT NOT NULL\n)\nWITH (format = 'ICEBERG', format_version = 2)" in kept
     location = rest_catalog(osprey_http).load_table("rest_gone.kept").location()
     schema_dir = pathlib.Path(location.removeprefix("file://")).parent
 

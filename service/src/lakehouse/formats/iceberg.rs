@@ -243,9 +243,11 @@ impl TableFormat for IcebergFormat {
         runtime: &Arc<RuntimeEnv>,
     ) -> Result<Arc<dyn TableProvider>> {
         let table = self.open_table(entry, config, runtime).await?;
-        // An owned table's columns change with ALTER TABLE: shown as they are now.
+        // An owned table's columns change with ALTER TABLE: shown as they are now, `NOT NULL`
+        // where the metadata requires a value (scans read every column as nullable).
         let mut shown = entry.clone();
-        shown.definition.arrow_schema = encode_schema(&table.schema())?;
+        shown.definition.arrow_schema =
+            encode_schema(&table.metadata().current_schema().to_arrow())?;
         let layout = match entry.kind {
             TableKind::Managed => table.create_clause(),
             _ => table.layout_comment(),
