@@ -160,8 +160,20 @@ def test_a_stale_commit_is_refused_by_its_requirements(osprey, osprey_http):
     assert column(rows, "id") == [1]
 
 
-def test_credentials_are_osprey_users(osprey_http):
+def test_credentials_are_osprey_users(osprey, osprey_http):
     from pyiceberg.exceptions import OAuthError
+
+    # Any Osprey user logs in with their own password.
+    run(osprey, "CREATE USER rest_ana PASSWORD 'rest-ana-password-1'")
+    ana = rest_catalog(osprey_http, credential="rest_ana:rest-ana-password-1")
+    assert ("public",) in ana.list_namespaces()
+    run(osprey, "DROP USER rest_ana")
+    # Dropping the user revokes the token the catalog holds: its call is refused, and the
+    # client's new login with the same credentials fails.
+    with pytest.raises(OAuthError, match="invalid username or password"):
+        ana.list_namespaces()
+    with pytest.raises(OAuthError):
+        rest_catalog(osprey_http, credential="rest_ana:rest-ana-password-1")
 
     with pytest.raises(OAuthError):
         rest_catalog(osprey_http, credential="admin:wrong-password")
