@@ -267,12 +267,10 @@ impl ServedCatalog {
             .drop_table(name.0, name.1)
             .await
             .map_err(failed)?;
-        if let Some(location) = &entry.definition.location
-            && let Err(err) =
-                crate::lakehouse::writes::delete_prefix(&self.runtime, &format!("{location}/"))
-                    .await
-        {
-            tracing::warn!(table = %entry.qualified_name(), %location, error = %err, "cannot delete a dropped table's files");
+        if let Some(location) = &entry.definition.location {
+            let table = entry.qualified_name();
+            crate::lakehouse::formats::delete_owned_table_files(&self.runtime, &table, location)
+                .await;
         }
         Ok(())
     }

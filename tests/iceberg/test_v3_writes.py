@@ -29,28 +29,34 @@ def ids(osprey, lake, name):
     return ours
 
 
+DATA_FIELDS = [field.name for field in DATA_FILE_TYPE[3].fields]
+
+
+def live_entries(table, manifest_path):
+    """The live entries of a manifest, each file's fields by name, read with pyiceberg's own
+    format-3 entry schema (its scans read manifests with the format-2 schema, which has no
+    deletion vector or row lineage fields)."""
+    with AvroFile[ManifestEntry](
+        table.io.new_input(manifest_path), MANIFEST_ENTRY_SCHEMAS[3],
+        read_types={-1: ManifestEntry, 2: DataFile},
+        read_enums={0: ManifestEntryStatus, 101: FileFormat, 134: DataFileContent},
+    ) as reader:
+        for entry in reader:
+            if entry.status != ManifestEntryStatus.DELETED:
+                yield dict(zip(DATA_FIELDS, entry.data_file._data))
+
+
 def live_vectors(table):
-    """The live delete files of the current snapshot, read with the format-3 entry schema
-    (pyiceberg's scans read manifests with the format-2 schema, which has no deletion vector
-    fields): (referenced data file, file format, record count, content offset, length)."""
-    names = [field.name for field in DATA_FILE_TYPE[3].fields]
-    at = {name: names.index(name) for name in names}
+    """The live delete files of the current snapshot: (referenced data file, file format,
+    record count, content offset, length)."""
     vectors = []
     for manifest in table.current_snapshot().manifests(table.io):
         if manifest.content != ManifestContent.DELETES:
             continue
-        with AvroFile[ManifestEntry](
-            table.io.new_input(manifest.manifest_path), MANIFEST_ENTRY_SCHEMAS[3],
-            read_types={-1: ManifestEntry, 2: DataFile},
-            read_enums={0: ManifestEntryStatus, 101: FileFormat, 134: DataFileContent},
-        ) as reader:
-            for entry in reader:
-                if entry.status == ManifestEntryStatus.DELETED:
-                    continue
-                data = entry.data_file._data
-                vectors.append((data[at["referenced_data_file"]], data[at["file_format"]].value,
-                                data[at["record_count"]], data[at["content_offset"]],
-                                data[at["content_size_in_bytes"]]))
+        for file in live_entries(table, manifest.manifest_path):
+            vectors.append((file["referenced_data_file"], file["file_format"].value,
+                            file["record_count"], file["content_offset"],
+                            file["content_size_in_bytes"]))
     return vectors
 
 
@@ -109,35 +115,24 @@ def test_row_lineage_and_deletion_vectors(osprey, lake):
 def file_row_ids(table):
     """Each live data file's first row id, as the spec's "First Row ID Inheritance" gives it:
     the file's own, else its manifest's plus the record counts of the live files before it
-    that have none. Read with pyiceberg's own format-3 schemas (test code that follows the
-    spec, as `live_vectors`)."""
+    that have none (test code that follows the spec, with pyiceberg's format-3 schemas)."""
     list_fields = [field.name for field in MANIFEST_LIST_FILE_SCHEMAS[3].fields]
-    names = [field.name for field in DATA_FILE_TYPE[3].fields]
-    at = {name: names.index(name) for name in names}
-    ids = {}
     with AvroFile[ManifestFile](
         table.io.new_input(table.current_snapshot().manifest_list), MANIFEST_LIST_FILE_SCHEMAS[3],
         read_types={-1: ManifestFile, 508: PartitionFieldSummary},
         read_enums={517: ManifestContent},
     ) as reader:
         manifests = list(reader)
+    ids = {}
     for manifest in manifests:
         if manifest.content != ManifestContent.DATA:
             continue
         next_id = manifest._data[list_fields.index("first_row_id")]
-        with AvroFile[ManifestEntry](
-            table.io.new_input(manifest.manifest_path), MANIFEST_ENTRY_SCHEMAS[3],
-            read_types={-1: ManifestEntry, 2: DataFile},
-            read_enums={0: ManifestEntryStatus, 101: FileFormat, 134: DataFileContent},
-        ) as reader:
-            for entry in reader:
-                if entry.status == ManifestEntryStatus.DELETED:
-                    continue
-                data = entry.data_file._data
-                first = data[at["first_row_id"]]
-                if first is None and next_id is not None:
-                    first, next_id = next_id, next_id + data[at["record_count"]]
-                ids[data[at["file_path"]]] = first
+        for file in live_entries(table, manifest.manifest_path):
+            first = file["first_row_id"]
+            if first is None and next_id is not None:
+                first, next_id = next_id, next_id + file["record_count"]
+            ids[file["file_path"]] = first
     return ids
 
 

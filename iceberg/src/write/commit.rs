@@ -387,7 +387,7 @@ pub(super) async fn commit(
             &mut written,
         );
         match committed.await {
-            Ok(true) => {
+            Ok(Some(_)) => {
                 break Ok(AppendOutcome {
                     snapshot_id,
                     attempts: attempt,
@@ -399,7 +399,7 @@ pub(super) async fn commit(
                 // The commit may have happened: what it references must stay.
                 return Err(IcebergError::CommitStateUnknown(message));
             }
-            Ok(false) if attempt <= retry.retries => {
+            Ok(None) if attempt <= retry.retries => {
                 written.delete_all().await;
                 tracing::info!(table = %format!("{namespace}.{name}"), attempt, "an Iceberg commit lost to another writer's; retrying on top of it");
                 tokio::time::sleep(retry.wait(attempt)).await;
@@ -408,7 +408,7 @@ pub(super) async fn commit(
                     break Err(err);
                 }
             }
-            Ok(false) => {
+            Ok(None) => {
                 break Err(IcebergError::CommitConflict(format!(
                     "{namespace}.{name}: other writers committed first {attempt} times; \
                      run the statement again"

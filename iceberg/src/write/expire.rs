@@ -65,7 +65,8 @@ pub async fn expire_snapshots(
         }];
         Ok(Some((requirements, updates)))
     };
-    let Some(current) = commit_metadata(catalog, (namespace, name), &store, build).await? else {
+    let Some((current, _)) = commit_metadata(catalog, (namespace, name), &store, build).await?
+    else {
         return Ok(ExpiryOutcome::default());
     };
     let (kept, expired) = split(&current.metadata, older_than_ms);

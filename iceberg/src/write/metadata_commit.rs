@@ -46,9 +46,18 @@ pub(super) async fn load(
     })
 }
 
+/// What a commit made current.
+pub(super) struct Committed {
+    /// The new metadata file (empty for catalogs that write their own).
+    pub location: String,
+    /// Its JSON (`None` for catalogs that write their own).
+    pub metadata: Option<serde_json::Value>,
+}
+
 /// Writes the metadata file that follows `current` once `updates` apply (for catalogs that
 /// point at metadata files; its write is recorded in `written`), and asks the catalog to
-/// commit. `false` when another commit came first.
+/// commit. `None` when another commit came first. Metadata that would not read back as
+/// metadata is never written.
 pub(super) async fn try_commit(
     catalog: &dyn IcebergCatalog,
     (namespace, name): (&str, &str),
@@ -56,8 +65,9 @@ pub(super) async fn try_commit(
     requirements: Vec<TableRequirement>,
     updates: Vec<TableUpdate>,
     written: &mut Written,
-) -> Result<bool, IcebergError> {
+) -> Result<Option<Committed>, IcebergError> {
     let mut metadata_location = String::new();
+    let mut metadata = None;
     if !catalog.writes_metadata() {
         let table = StoreLocation::parse(&current.metadata.location)?;
         let metadata_dir = format!(
@@ -65,39 +75,50 @@ pub(super) async fn try_commit(
             current.metadata.location.trim_end_matches('/')
         );
         let next = next_metadata(&current.json, &current.location, &updates, now_ms())?;
+        let bytes = serde_json::to_vec_pretty(&next)
+            .map_err(|err| IcebergError::Invalid(format!("{namespace}.{name}: {err}")))?;
+        TableMetadata::from_json(&bytes).map_err(|err| {
+            IcebergError::Invalid(format!(
+                "{namespace}.{name}: the commit would make unreadable metadata: {err}"
+            ))
+        })?;
         if catalog.versioned_metadata() {
             metadata_location = snapshot::next_versioned_location(&current.location, &metadata_dir);
-            let bytes = serde_json::to_vec_pretty(&next)
-                .map_err(|err| IcebergError::Invalid(format!("{metadata_location}: {err}")))?;
             // Another writer made this version first: the commit lost.
             if !written
                 .create_new(&table.path_of(&metadata_location)?, bytes)
                 .await?
             {
-                return Ok(false);
+                return Ok(None);
             }
         } else {
             metadata_location = snapshot::next_metadata_location(&current.location, &metadata_dir);
-            let bytes = serde_json::to_vec_pretty(&next)
-                .map_err(|err| IcebergError::Invalid(format!("{metadata_location}: {err}")))?;
             written
                 .create(&table.path_of(&metadata_location)?, bytes)
                 .await?;
         }
+        metadata = Some(next);
     }
     let commit = TableCommit {
         base_location: current.location.clone(),
         requirements,
         updates,
-        metadata_location,
+        metadata_location: metadata_location.clone(),
     };
-    catalog.commit_table(namespace, name, &commit).await
+    Ok(catalog
+        .commit_table(namespace, name, &commit)
+        .await?
+        .then_some(Committed {
+            location: metadata_location,
+            metadata,
+        }))
 }
 
 /// Commits a change to `namespace.name`'s metadata alone (no snapshot): `build` answers the
 /// requirements and updates for the table as loaded (`None`: nothing to change), and is asked
 /// again on top of another writer's commit, as the table's `commit.retry.*` properties say.
-/// Answers the table as the committed change was built on, if one was.
+/// Answers the table as the committed change was built on, and what it made current, if one
+/// was.
 pub(super) async fn commit_metadata(
     catalog: &dyn IcebergCatalog,
     (namespace, name): (&str, &str),
@@ -106,7 +127,7 @@ pub(super) async fn commit_metadata(
         &Current,
     )
         -> Result<Option<(Vec<TableRequirement>, Vec<TableUpdate>)>, IcebergError>,
-) -> Result<Option<Current>, IcebergError> {
+) -> Result<Option<(Current, Committed)>, IcebergError> {
     catalog.check_writable()?;
     let mut current = load(catalog, namespace, name, store.as_ref()).await?;
     let retry = RetryPolicy::of(&current.metadata);
@@ -127,13 +148,13 @@ pub(super) async fn commit_metadata(
         )
         .await;
         match committed {
-            Ok(true) => return Ok(Some(current)),
-            Ok(false) if attempt <= retry.retries => {
+            Ok(Some(committed)) => return Ok(Some((current, committed))),
+            Ok(None) if attempt <= retry.retries => {
                 written.delete_all().await;
                 tokio::time::sleep(retry.wait(attempt)).await;
                 current = load(catalog, namespace, name, store.as_ref()).await?;
             }
-            Ok(false) => {
+            Ok(None) => {
                 written.delete_all().await;
                 return Err(IcebergError::CommitConflict(format!(
                     "{namespace}.{name}: other writers committed first {attempt} times; run \

@@ -3,22 +3,22 @@
 //! metadata files (Osprey's own).
 //!
 //! A client's commit is its requirements and updates, the vocabulary Osprey's own commits
-//! speak ([`crate::updates`]). Each attempt checks the requirements against the table as it
-//! is now (one that fails is the client's conflict, answered at once), applies the updates to
-//! the current metadata file's JSON, checks that the result is metadata Osprey reads, writes
-//! it as the next metadata file and swaps the catalog's pointer. A swap lost to another writer
-//! is tried again on top of that writer's commit, checking the requirements again, as the
-//! table's `commit.retry.*` properties say.
+//! speak ([`crate::updates`]), committed through the loop every metadata-only change shares
+//! (`metadata_commit::commit_metadata`). Each attempt checks the requirements against the
+//! table as it is now (one that fails is the client's conflict, answered at once); the
+//! updates are applied to the current metadata file's JSON, the result must read back as
+//! metadata, and it becomes the next metadata file, swapped in. A swap lost to another writer
+//! is tried again on top of that writer's commit, as the table's `commit.retry.*` properties
+//! say.
 
-use super::metadata_commit::{RetryPolicy, load, now_ms};
+use super::metadata_commit::{Committed, Current, commit_metadata, now_ms};
 use super::new_table::{first_metadata, first_metadata_location};
-use super::snapshot;
 use super::storage::Written;
-use crate::catalog::{IcebergCatalog, TableCommit, TableDefinition};
+use crate::catalog::{IcebergCatalog, TableDefinition};
 use crate::error::IcebergError;
 use crate::metadata::TableMetadata;
 use crate::scan::location::StoreLocation;
-use crate::updates::{TableRequirement, TableUpdate, next_metadata, unmet};
+use crate::updates::{TableRequirement, TableUpdate, unmet};
 use object_store::ObjectStore;
 use serde_json::Value;
 use std::sync::Arc;
@@ -42,7 +42,6 @@ pub async fn commit_requested(
     requirements: &[TableRequirement],
     updates: &[TableUpdate],
 ) -> Result<CommittedTable, IcebergError> {
-    catalog.check_writable()?;
     if let Some(moved) = updates.iter().find_map(|update| match update {
         TableUpdate::SetLocation { location } => Some(location),
         _ => None,
@@ -52,11 +51,8 @@ pub async fn commit_requested(
              put them"
         )));
     }
-    let mut written = Written::new(Arc::clone(store));
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let current = load(catalog, namespace, name, store.as_ref()).await?;
+    // The requirements are checked again on top of every other writer's commit.
+    let build = |current: &Current| {
         if let Some(why) = requirements
             .iter()
             .find_map(|requirement| unmet(&current.json, requirement))
@@ -65,51 +61,22 @@ pub async fn commit_requested(
                 "{namespace}.{name}: {why}"
             )));
         }
-        let next = next_metadata(&current.json, &current.location, updates, now_ms())?;
-        let bytes = serde_json::to_vec_pretty(&next)
-            .map_err(|err| IcebergError::Invalid(err.to_string()))?;
-        // What a client commits must be metadata that Osprey (and every reader) can read.
-        TableMetadata::from_json(&bytes).map_err(|err| {
-            IcebergError::Invalid(format!("the commit would make unreadable metadata: {err}"))
-        })?;
-        let table = StoreLocation::parse(&current.metadata.location)?;
-        let metadata_dir = format!(
-            "{}/metadata",
-            current.metadata.location.trim_end_matches('/')
-        );
-        let metadata_location = snapshot::next_metadata_location(&current.location, &metadata_dir);
-        written
-            .create(&table.path_of(&metadata_location)?, bytes)
-            .await?;
-        let commit = TableCommit {
-            base_location: current.location.clone(),
-            requirements: requirements.to_vec(),
-            updates: updates.to_vec(),
-            metadata_location: metadata_location.clone(),
-        };
-        match catalog.commit_table(namespace, name, &commit).await {
-            Ok(true) => {
-                return Ok(CommittedTable {
-                    metadata_location,
-                    metadata: next,
-                });
-            }
-            Ok(false) => {
-                written.delete_all().await;
-                let retry = RetryPolicy::of(&current.metadata);
-                if attempt > retry.retries {
-                    return Err(IcebergError::CommitConflict(format!(
-                        "{namespace}.{name}: other writers committed first {attempt} times"
-                    )));
-                }
-                tokio::time::sleep(retry.wait(attempt)).await;
-            }
-            Err(err @ IcebergError::CommitStateUnknown(_)) => return Err(err),
-            Err(err) => {
-                written.delete_all().await;
-                return Err(err);
-            }
-        }
+        Ok(Some((requirements.to_vec(), updates.to_vec())))
+    };
+    let committed = commit_metadata(catalog, (namespace, name), store, build)
+        .await?
+        .map(|(_, committed)| committed);
+    match committed {
+        Some(Committed {
+            location,
+            metadata: Some(metadata),
+        }) => Ok(CommittedTable {
+            metadata_location: location,
+            metadata,
+        }),
+        _ => Err(IcebergError::Catalog(format!(
+            "{namespace}.{name}: the commit made no metadata file of Osprey's"
+        ))),
     }
 }
 

@@ -204,7 +204,7 @@ impl AttachedCatalogs {
     /// engine is built; later calls change nothing.
     pub(crate) fn serve_warehouse(&self, committed: CommittedCatalog) {
         let warehouse = WarehouseCatalog::new(committed, Arc::clone(&self.inner.parts.runtime));
-        let places = TablePlaces::Warehouse(warehouse.warehouse().to_string());
+        let places = TablePlaces::warehouse(warehouse.warehouse());
         let provider = Arc::new(IcebergCatalogProvider::new(
             warehouse.catalog_name(),
             Arc::new(warehouse.clone()),

@@ -10,11 +10,19 @@ pub(crate) enum TablePlaces {
     /// An attached catalog's tables: anywhere but Osprey's own storage (the warehouse and the
     /// data directory).
     OutsideOspreyStorage(Locations),
-    /// Osprey's own Iceberg tables: under the warehouse (a URL ending in `/`) only.
+    /// Osprey's own Iceberg tables: under the warehouse (a URL ending in `/`, normalized as
+    /// locations are: see [`TablePlaces::warehouse`]) only.
     Warehouse(String),
 }
 
 impl TablePlaces {
+    /// Osprey's own tables, under `warehouse`, normalized once here rather than at each check.
+    pub(crate) fn warehouse(warehouse: &str) -> Self {
+        Self::Warehouse(
+            crate::locations::normalize(warehouse).unwrap_or_else(|_| warehouse.to_string()),
+        )
+    }
+
     /// Checks that a table at `location` keeps its files where it may.
     pub(crate) fn check(&self, location: &str) -> Result<(), QueryError> {
         match self {
@@ -23,7 +31,7 @@ impl TablePlaces {
             }
             Self::Warehouse(warehouse) => {
                 let url = crate::locations::normalize(location)?;
-                match url.starts_with(&crate::locations::normalize(warehouse)?) {
+                match url.starts_with(warehouse.as_str()) {
                     true => Ok(()),
                     false => Err(QueryError::PermissionDenied(format!(
                         "{location} is outside the warehouse ({warehouse}), where the tables of \

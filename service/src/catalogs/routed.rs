@@ -131,12 +131,10 @@ impl AttachedCatalogs {
             return;
         }
         if let Ok(Some(loaded)) = loaded {
-            let location = format!("{}/", osprey_iceberg::table_root(&loaded.metadata_location));
-            if let Err(err) =
-                crate::lakehouse::writes::delete_prefix(state.runtime_env(), &location).await
-            {
-                tracing::warn!(table = %name, %location, error = %err, "cannot delete the files of a table whose CREATE TABLE AS failed");
-            }
+            let root = osprey_iceberg::table_root(&loaded.metadata_location);
+            let runtime = state.runtime_env();
+            crate::lakehouse::formats::delete_owned_table_files(runtime, &name.to_string(), &root)
+                .await;
         }
     }
 

@@ -195,6 +195,15 @@ impl IcebergFormat {
     }
 }
 
+/// Deletes everything under `root`, the directory of the Iceberg table `table` that Osprey
+/// owned, once the catalog no longer lists it: a failure leaves only garbage, and is logged.
+pub(crate) async fn delete_owned_table_files(runtime: &RuntimeEnv, table: &str, root: &str) {
+    let prefix = format!("{}/", root.trim_end_matches('/'));
+    if let Err(err) = crate::lakehouse::writes::delete_prefix(runtime, &prefix).await {
+        tracing::warn!(%table, location = %root, error = %err, "cannot delete a dropped table's files");
+    }
+}
+
 /// An Iceberg error as a statement error about `subject` ("the Iceberg table at ...",
 /// "catalog lake"): refused features as not supported, an unreachable catalog as retryable,
 /// refused credentials as denied, the rest as something that cannot be read.
@@ -274,14 +283,8 @@ impl TableFormat for IcebergFormat {
         if entry.kind != TableKind::Managed {
             return;
         }
-        if let Some(location) = &entry.definition.location
-            && let Err(err) = crate::lakehouse::writes::delete_prefix(
-                state.runtime_env(),
-                &format!("{location}/"),
-            )
-            .await
-        {
-            tracing::warn!(table = %entry.qualified_name(), %location, error = %err, "cannot delete a dropped table's files");
+        if let Some(location) = &entry.definition.location {
+            delete_owned_table_files(state.runtime_env(), &entry.qualified_name(), location).await;
         }
     }
 

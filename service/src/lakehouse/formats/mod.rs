@@ -13,7 +13,9 @@ mod view;
 
 pub use files::FilesFormat;
 pub use iceberg::IcebergFormat;
-pub(crate) use iceberg::{MetadataCache, iceberg_query_error, iceberg_suffix_table};
+pub(crate) use iceberg::{
+    MetadataCache, delete_owned_table_files, iceberg_query_error, iceberg_suffix_table,
+};
 pub use view::ViewFormat;
 
 use super::committed::CommittedCatalog;
