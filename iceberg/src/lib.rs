@@ -62,7 +62,10 @@ pub use scan::field_ids::FieldIdAdapterFactory;
 pub use scan::location::StoreLocation;
 pub use scan::name_mapping::{MappedField, NAME_MAPPING_PROPERTY, NameMapping};
 pub use scan::source::IcebergSource;
-pub use scan::table::{FILE_COLUMN, IcebergTable, POSITION_COLUMN};
+pub use scan::table::{
+    FILE_COLUMN, IcebergTable, LAST_UPDATED_COLUMN, LAST_UPDATED_FIELD_ID, POSITION_COLUMN,
+    ROW_ID_COLUMN, ROW_ID_FIELD_ID, row_lineage_fields, row_lineage_values,
+};
 pub use schema::{FIELD_ID_KEY, NestedField, PrimitiveType, Schema, Type};
 pub use transform::{partition_transform_udf, result_arrow_type, transform_text};
 pub use updates::{TableRequirement, TableUpdate, next_metadata, unmet};

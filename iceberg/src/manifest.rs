@@ -125,6 +125,9 @@ pub struct DataFile {
     pub partition_key: String,
     /// Its partition values and column metrics, for pruning.
     pub metrics: FileMetrics,
+    /// Format 3, data files: the row id of its first row (row lineage), its own or inherited
+    /// from the manifest (see [`read_manifest`]); `None` before a commit assigns row ids.
+    pub first_row_id: Option<i64>,
 }
 
 /// Reads a manifest list.
@@ -170,10 +173,19 @@ pub fn read_manifest_list(bytes: &[u8]) -> Result<Vec<ManifestFile>, IcebergErro
 }
 
 /// Reads the entries of `manifest` from its bytes.
+///
+/// A live data file with no `first_row_id` of its own inherits one (spec: "Row Lineage"): its
+/// manifest's, plus the rows of the live data files before it in the manifest that inherit
+/// too. Removed entries take no ids: a manifest's range counts only its added and existing
+/// rows.
 pub fn read_manifest(
     bytes: &[u8],
     manifest: &ManifestFile,
 ) -> Result<Vec<ManifestEntry>, IcebergError> {
+    let mut next_row_id = match manifest.content {
+        ManifestContent::Data => manifest.first_row_id,
+        ManifestContent::Deletes => None,
+    };
     records(bytes, &manifest.path)?
         .iter()
         .map(|record| {
@@ -240,6 +252,18 @@ pub fn read_manifest(
                     manifest.path
                 )));
             }
+            let record_count = long(file, "record_count")?;
+            let first_row_id = match (optional_long(file, "first_row_id")?, &mut next_row_id) {
+                (Some(own), _) => Some(own),
+                (None, Some(next))
+                    if content == FileContent::Data && status != EntryStatus::Deleted =>
+                {
+                    let inherited = *next;
+                    *next += record_count.max(0);
+                    Some(inherited)
+                }
+                (None, _) => None,
+            };
             Ok(ManifestEntry {
                 status,
                 snapshot_id: optional_long(record, "snapshot_id")?,
@@ -248,7 +272,7 @@ pub fn read_manifest(
                     content,
                     file_path: string(file, "file_path")?,
                     file_format: string(file, "file_format")?.to_ascii_uppercase(),
-                    record_count: long(file, "record_count")?,
+                    record_count,
                     file_size_in_bytes: long(file, "file_size_in_bytes")?,
                     equality_ids,
                     referenced_data_file: optional_string(file, "referenced_data_file")?,
@@ -256,6 +280,7 @@ pub fn read_manifest(
                     content_size_in_bytes: optional_long(file, "content_size_in_bytes")?,
                     partition_key: partition_key(field_or_null(file, "partition")),
                     metrics: file_metrics(file),
+                    first_row_id,
                 },
             })
         })

@@ -3,6 +3,7 @@
 Puffin files, one per data file, merged with the vector a file already has. pyiceberg (the
 independent reader) reads every change, and its rows equal Osprey's."""
 
+import pyarrow.parquet as pq
 import pytest
 from pyiceberg.avro.file import AvroFile
 from pyiceberg.manifest import (DATA_FILE_TYPE, MANIFEST_ENTRY_SCHEMAS, MANIFEST_LIST_FILE_SCHEMAS,
@@ -32,10 +33,11 @@ def ids(osprey, lake, name):
 DATA_FIELDS = [field.name for field in DATA_FILE_TYPE[3].fields]
 
 
-def live_entries(table, manifest_path):
-    """The live entries of a manifest, each file's fields by name, read with pyiceberg's own
-    format-3 entry schema (its scans read manifests with the format-2 schema, which has no
-    deletion vector or row lineage fields)."""
+def live_entries(table, manifest_path, with_sequence=False):
+    """The live entries of a manifest, each file's fields by name (after the entry's data
+    sequence number, `with_sequence`), read with pyiceberg's own format-3 entry schema (its
+    scans read manifests with the format-2 schema, which has no deletion vector or row lineage
+    fields)."""
     with AvroFile[ManifestEntry](
         table.io.new_input(manifest_path), MANIFEST_ENTRY_SCHEMAS[3],
         read_types={-1: ManifestEntry, 2: DataFile},
@@ -43,7 +45,8 @@ def live_entries(table, manifest_path):
     ) as reader:
         for entry in reader:
             if entry.status != ManifestEntryStatus.DELETED:
-                yield dict(zip(DATA_FIELDS, entry.data_file._data))
+                fields = dict(zip(DATA_FIELDS, entry.data_file._data))
+                yield (entry.sequence_number, fields) if with_sequence else fields
 
 
 def live_vectors(table):
@@ -112,10 +115,11 @@ def test_row_lineage_and_deletion_vectors(osprey, lake):
     assert table.metadata.next_row_id == sum(s.added_rows for s in table.snapshots())
 
 
-def file_row_ids(table):
-    """Each live data file's first row id, as the spec's "First Row ID Inheritance" gives it:
-    the file's own, else its manifest's plus the record counts of the live files before it
-    that have none (test code that follows the spec, with pyiceberg's format-3 schemas)."""
+def live_data_files(table):
+    """Each live data file of the current snapshot: (path, first row id, data sequence number),
+    the row id as the spec's "First Row ID Inheritance" gives it: the file's own, else its
+    manifest's plus the record counts of the live files before it that have none (test code
+    that follows the spec, with pyiceberg's format-3 schemas)."""
     list_fields = [field.name for field in MANIFEST_LIST_FILE_SCHEMAS[3].fields]
     with AvroFile[ManifestFile](
         table.io.new_input(table.current_snapshot().manifest_list), MANIFEST_LIST_FILE_SCHEMAS[3],
@@ -123,17 +127,45 @@ def file_row_ids(table):
         read_enums={517: ManifestContent},
     ) as reader:
         manifests = list(reader)
-    ids = {}
     for manifest in manifests:
         if manifest.content != ManifestContent.DATA:
             continue
         next_id = manifest._data[list_fields.index("first_row_id")]
-        for file in live_entries(table, manifest.manifest_path):
+        for sequence, file in live_entries(table, manifest.manifest_path, with_sequence=True):
             first = file["first_row_id"]
             if first is None and next_id is not None:
                 first, next_id = next_id, next_id + file["record_count"]
-            ids[file["file_path"]] = first
-    return ids
+            # An added entry's null sequence number is its manifest's.
+            yield file["file_path"], first, manifest.sequence_number if sequence is None \
+                else sequence
+
+
+def file_row_ids(table):
+    """Each live data file's first row id (see `live_data_files`)."""
+    return {path: first for path, first, _ in live_data_files(table)}
+
+
+def row_lineage(table):
+    """Each row's (row id, last updated sequence number) by its `id`, as the spec says a reader
+    gives them: the values the data file stores, else its first row id plus the row's position
+    and its data sequence number. Rows deleted by a vector are included: callers look up the
+    live ones."""
+    lineage = {}
+    for path, first, sequence in live_data_files(table):
+        with table.io.new_input(path).open() as stream:
+            rows = pq.read_table(stream)
+        stored = set(rows.column_names)
+        # Stored lineage is found by its reserved field ids, as readers look columns up.
+        for name, field_id in (("_row_id", b"2147483540"),
+                               ("_last_updated_sequence_number", b"2147483539")):
+            if name in stored:
+                assert rows.schema.field(name).metadata[b"PARQUET:field_id"] == field_id
+        for position, row in enumerate(rows.to_pylist()):
+            row_id = row.get("_row_id") if "_row_id" in stored else None
+            updated = row.get("_last_updated_sequence_number")
+            lineage[row["id"]] = (first + position if row_id is None else row_id,
+                                  sequence if updated is None else updated)
+    return lineage
 
 
 def test_rewrites_of_manifests_keep_every_files_row_ids(osprey, lake):
@@ -169,12 +201,58 @@ def test_rewrites_of_manifests_keep_every_files_row_ids(osprey, lake):
     assert ids(osprey, lake, "keep") == [10, 11, 12, 13, 99]
 
 
-def test_what_v3_does_not_write_yet_is_refused(osprey, lake):
-    run(osprey, "CREATE TABLE v3.db.cow (id BIGINT) WITH (format_version = 3)")
-    run(osprey, "INSERT INTO v3.db.cow VALUES (1), (2)")
-    run(osprey, "ALTER TABLE v3.db.cow SET PROPERTIES \"write.delete.mode\" = 'copy-on-write'")
-    assert "row lineage" in error_of(osprey, "DELETE FROM v3.db.cow WHERE id = 1")
-    assert "row lineage" in error_of(osprey, "ALTER TABLE v3.db.cow EXECUTE optimize")
+def test_copied_rows_keep_their_row_ids(osprey, lake):
+    """Copy-on-write changes and `optimize` copy rows into new files: a copied row keeps its
+    row id and its last updated sequence number; a changed row is a new row, with a new id."""
+    run(osprey, "CREATE TABLE v3.db.cow (id BIGINT, part VARCHAR) "
+                "WITH (format_version = 3, partitioning = ARRAY['part'])")
+    for start in (0, 10, 20):
+        run(osprey, f"INSERT INTO v3.db.cow SELECT id, 'p' || CAST(id % 2 AS VARCHAR) "
+                    f"FROM (SELECT unnest(range({start}, {start + 5})) AS id)")
+    original = row_lineage(lake.load_table("db.cow"))
+    assert sorted(row_id for row_id, _ in original.values()) == list(range(15))
+
+    def check(expected_ids, changed=()):
+        """The live rows are `expected_ids`; all but `changed` kept their lineage, and the
+        `changed` ones have ids no other row has had."""
+        table = lake.load_table("db.cow")
+        assert ids(osprey, lake, "cow") == expected_ids
+        lineage = row_lineage(table)
+        live = {id_: lineage[id_] for id_ in expected_ids}
+        assert len({row_id for row_id, _ in live.values()}) == len(live)
+        for id_, (row_id, updated) in live.items():
+            if id_ in changed:
+                assert row_id >= 15 and updated == table.current_snapshot().sequence_number
+            else:
+                assert (row_id, updated) == original[id_], id_
+        return table
+
+    run(osprey, "ALTER TABLE v3.db.cow SET PROPERTIES \"write.delete.mode\" = 'copy-on-write', "
+                "\"write.update.mode\" = 'copy-on-write'")
+    run(osprey, "DELETE FROM v3.db.cow WHERE id = 12")
+    table = check([0, 1, 2, 3, 4, 10, 11, 13, 14, 20, 21, 22, 23, 24])
+    # Copy-on-write wrote no deletion vector: the file was rewritten.
+    assert live_vectors(table) == []
+
+    run(osprey, "UPDATE v3.db.cow SET id = 100 WHERE id = 1")
+    check([0, 2, 3, 4, 10, 11, 13, 14, 20, 21, 22, 23, 24, 100], changed={100})
+    lineage_100 = row_lineage(lake.load_table("db.cow"))[100]
+
+    # A merge-on-read delete, then optimize folds its vector in: the rows copied keep their ids.
+    run(osprey, "ALTER TABLE v3.db.cow SET PROPERTIES \"write.delete.mode\" = 'merge-on-read'")
+    run(osprey, "DELETE FROM v3.db.cow WHERE id = 21")
+    assert len(live_vectors(lake.load_table("db.cow"))) == 1
+    original[100] = lineage_100
+    figures = run(osprey, "ALTER TABLE v3.db.cow EXECUTE optimize")
+    assert column(figures, "rewritten_data_files_count")[0] >= 2
+    table = check([0, 2, 3, 4, 10, 11, 13, 14, 20, 22, 23, 24, 100])
+    assert live_vectors(table) == []
+    assert len(file_row_ids(table)) == 2  # one file per partition
+    # Every copied row's id is stored in its new file; next-row-id still counts every row.
+    assert table.metadata.next_row_id == sum(s.added_rows for s in table.snapshots())
+
+
+def test_format_4_is_refused(osprey, lake):
     assert "format versions 2 and 3" in error_of(
         osprey, "CREATE TABLE v3.db.four (id BIGINT) WITH (format_version = 4)")
 

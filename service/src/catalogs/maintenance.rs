@@ -5,15 +5,18 @@
 //! orphan removal are metadata and storage work on the coordinator
 //! ([`osprey_iceberg::expire_snapshots`], [`osprey_iceberg::remove_orphan_files`]).
 
-use super::writes::{CatalogTarget, OpenedTable, commit_detached, open, stage, write_data};
+use super::writes::{
+    CatalogTarget, OpenedTable, commit_detached, keeps_lineage, open, stage, write_copied_data,
+};
 use crate::error::QueryError;
 use crate::lakehouse::committed::CommittedCatalog;
 use crate::table_procedures::Procedure;
+use datafusion::catalog::TableProvider;
 use datafusion::common::ResolvedTableReference;
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::LogicalPlanBuilder;
-use osprey_iceberg::{IcebergTable, StoreLocation};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, ident};
+use osprey_iceberg::{IcebergTable, StoreLocation, row_lineage_values};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,11 +32,6 @@ pub(super) async fn run(
     procedure: Procedure,
 ) -> Result<Vec<u64>, QueryError> {
     let opened = open(target, &name.schema, &name.table).await?;
-    // `rewrite_manifests` keeps every file's row ids (the rewritten manifests write them out);
-    // `optimize` copies rows, which would have to carry theirs.
-    if let Procedure::Optimize { .. } = procedure {
-        super::removal::refuse_rewrites_of_v3(&opened, procedure.name())?;
-    }
     let client = target.client.as_ref();
     let store = Arc::clone(&opened.store);
     let (namespace, table_name) = (name.schema.as_ref(), name.table.as_ref());
@@ -152,14 +150,33 @@ async fn optimize(
         return Ok(vec![0; 4]);
     }
     let write = stage(target, committed, opened).await?;
-    let chosen = table.with_only_files(plan.files.clone());
+    // The rows are copied; on a format 3 table with their lineage (`rewrite_manifests` keeps
+    // row ids by writing manifests' inherited ids out).
+    let columns: Vec<Expr> = TableProvider::schema(&table)
+        .fields()
+        .iter()
+        .map(|field| ident(field.name()))
+        .chain(
+            keeps_lineage(opened)
+                .then(row_lineage_values)
+                .into_iter()
+                .flatten(),
+        )
+        .collect();
+    let mut chosen = table.with_only_files(plan.files.clone());
+    if keeps_lineage(opened) {
+        chosen = chosen
+            .with_row_lineage()
+            .map_err(|err| opened.failed(err))?;
+    }
     let rows = LogicalPlanBuilder::scan(
         datafusion::common::TableReference::from(name.clone()),
         provider_as_source(Arc::new(chosen)),
         None,
     )?
+    .project(columns)?
     .build()?;
-    let (data, _) = write_data(&write, state, opened, rows).await?;
+    let (data, _) = write_copied_data(&write, state, opened, rows).await?;
     let added = data.len() as u64;
     let rewrite = osprey_iceberg::Rewrite {
         base: Some(snapshot.snapshot_id),

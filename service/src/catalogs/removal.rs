@@ -8,9 +8,13 @@
 //!   files that the change does not touch are read (a scan of only those files, anti-joined
 //!   with the changed rows' positions) and written as new data files; the old files leave the
 //!   table in the statement's one snapshot. Reads pay nothing afterwards; the write pays for
-//!   every untouched row of a touched file.
+//!   every untouched row of a touched file. On a format 3 table the untouched rows keep their
+//!   row ids and last-updated sequence numbers (written into the new files); changed rows
+//!   are written as new rows, with new ids, as the spec allows.
 
-use super::writes::{OpenedTable, file_location, internal, partition_values, write_data};
+use super::writes::{
+    OpenedTable, file_location, internal, keeps_lineage, partition_values, write_copied_data,
+};
 use crate::error::QueryError;
 use crate::lakehouse::writes::StagedWrite;
 use datafusion::catalog::TableProvider;
@@ -21,7 +25,9 @@ use datafusion::functions_aggregate::count::count_all;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col};
 use datafusion::physical_plan::collect;
 use osprey_engine::WriteFormat;
-use osprey_iceberg::{FILE_COLUMN, IcebergTable, NewDataFile, POSITION_COLUMN, PositionDeleteFile};
+use osprey_iceberg::{
+    FILE_COLUMN, IcebergTable, NewDataFile, POSITION_COLUMN, PositionDeleteFile, row_lineage_values,
+};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -43,29 +49,13 @@ impl RemovalMode {
     pub(super) fn of(opened: &OpenedTable, property: &str) -> Result<Self, QueryError> {
         match opened.metadata.properties.get(property).map(String::as_str) {
             None | Some("merge-on-read") => Ok(RemovalMode::MergeOnRead),
-            Some("copy-on-write") => {
-                refuse_rewrites_of_v3(opened, "copy-on-write")?;
-                Ok(RemovalMode::CopyOnWrite)
-            }
+            Some("copy-on-write") => Ok(RemovalMode::CopyOnWrite),
             Some(other) => Err(QueryError::InvalidData(format!(
                 "{}: the table property {property} is {other:?}; it takes 'merge-on-read' or \
                  'copy-on-write' (ALTER TABLE ... SET PROPERTIES \"{property}\" = '...')",
                 opened.subject
             ))),
         }
-    }
-}
-
-/// Refuses `what`, which copies rows into new files, on a format-3 table: a copied row must
-/// keep its row id (row lineage), which Osprey does not write yet.
-pub(super) fn refuse_rewrites_of_v3(opened: &OpenedTable, what: &str) -> Result<(), QueryError> {
-    match opened.metadata.format_version >= 3 {
-        true => Err(QueryError::NotSupported(format!(
-            "{what} on {}, a format 3 table: rewritten rows must keep their row ids (row \
-             lineage), which Osprey does not write yet; merge-on-read deletes work",
-            opened.subject
-        ))),
-        false => Ok(()),
     }
 }
 
@@ -136,9 +126,14 @@ pub(super) async fn remove_rows(
     if files.is_empty() {
         return Ok(RemovedRows::default());
     }
-    // Pass 2: the other rows of those files, written again.
-    let only = scan.table.clone().with_only_files(files.clone());
-    let own_columns: Vec<Expr> = TableProvider::schema(&scan.table)
+    // Pass 2: the other rows of those files, written again; on a format 3 table with the ids
+    // they had.
+    let lineage = keeps_lineage(opened);
+    let mut only = scan.table.clone().with_only_files(files.clone());
+    if lineage {
+        only = only.with_row_lineage().map_err(|err| opened.failed(err))?;
+    }
+    let mut own_columns: Vec<Expr> = TableProvider::schema(&scan.table)
         .fields()
         .iter()
         .map(|field| field.name())
@@ -150,6 +145,9 @@ pub(super) async fn remove_rows(
             ))
         })
         .collect();
+    if lineage {
+        own_columns.extend(row_lineage_values());
+    }
     let changed_positions = LogicalPlanBuilder::from(changed)
         .project(vec![
             col(FILE_COLUMN).alias(CHANGED_FILE),
@@ -169,7 +167,7 @@ pub(super) async fn remove_rows(
             )?
             .project(own_columns)?
             .build()?;
-    let (kept, _) = write_data(write, state, opened, kept).await?;
+    let (kept, _) = write_copied_data(write, state, opened, kept).await?;
     Ok(RemovedRows {
         kept,
         rewritten: files.into_iter().collect(),

@@ -262,25 +262,58 @@ pub(super) async fn insert(
 }
 
 /// Writes the rows of `input` (the table's columns) as data files of `opened`'s table through
-/// `write`; returns them, ready to commit, and the rows written.
+/// `write`; returns them, ready to commit, and the rows written. The rows are new: on a
+/// format 3 table the commit gives them row ids.
 pub(super) async fn write_data(
     write: &StagedWrite,
     state: &SessionState,
     opened: &OpenedTable,
     input: LogicalPlan,
 ) -> Result<(Vec<osprey_iceberg::NewDataFile>, u64), QueryError> {
+    write_data_files(write, state, opened, input, false).await
+}
+
+/// Writes rows copied from the table's files (copy-on-write, `optimize`), as
+/// [`write_data`] does. On a format 3 table `input` ends with the rows'
+/// [`osprey_iceberg::row_lineage_values`], which the files store: a copied row keeps its id
+/// (spec: "Row Lineage").
+pub(super) async fn write_copied_data(
+    write: &StagedWrite,
+    state: &SessionState,
+    opened: &OpenedTable,
+    input: LogicalPlan,
+) -> Result<(Vec<osprey_iceberg::NewDataFile>, u64), QueryError> {
+    write_data_files(write, state, opened, input, keeps_lineage(opened)).await
+}
+
+/// Whether rows copied from the table must carry their lineage: a format 3 table's do.
+pub(super) fn keeps_lineage(opened: &OpenedTable) -> bool {
+    opened.metadata.format_version >= 3
+}
+
+async fn write_data_files(
+    write: &StagedWrite,
+    state: &SessionState,
+    opened: &OpenedTable,
+    input: LogicalPlan,
+    lineage: bool,
+) -> Result<(Vec<osprey_iceberg::NewDataFile>, u64), QueryError> {
     let metadata = &opened.metadata;
     // The files' schema is the table's, field ids included, whatever the plan keeps: each
     // batch is cast to it as it is written. Its top-level columns are optional, so that a
     // null in a required column reaches the commit, which refuses it by name from the files'
-    // null counts.
+    // null counts. Copied rows of a format 3 table add their lineage.
     let table_schema = metadata.current_schema().to_arrow();
+    let mut file_fields: Vec<datafusion::arrow::datatypes::FieldRef> = table_schema
+        .fields()
+        .iter()
+        .map(|field| Arc::new(field.as_ref().clone().with_nullable(true)))
+        .collect();
+    if lineage {
+        file_fields.extend(osprey_iceberg::row_lineage_fields());
+    }
     let file_schema = datafusion::arrow::datatypes::Schema::new_with_metadata(
-        table_schema
-            .fields()
-            .iter()
-            .map(|field| field.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
+        file_fields,
         table_schema.metadata().clone(),
     );
     // A partitioned table's rows carry their partition values, computed by the executors

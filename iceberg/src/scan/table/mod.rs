@@ -7,7 +7,10 @@
 mod deletes;
 mod row_ids;
 
-pub use row_ids::{FILE_COLUMN, POSITION_COLUMN};
+pub use row_ids::{
+    FILE_COLUMN, LAST_UPDATED_COLUMN, LAST_UPDATED_FIELD_ID, POSITION_COLUMN, ROW_ID_COLUMN,
+    ROW_ID_FIELD_ID, row_lineage_fields, row_lineage_values,
+};
 
 use super::deletes::DeleteKind;
 use super::field_ids::FieldIdAdapterFactory;
@@ -54,6 +57,8 @@ pub struct IcebergTable {
     manifest_cache: Option<Arc<ManifestCache>>,
     /// Whether each row says where it is (`_file`, `_pos`; see [`IcebergTable::with_row_ids`]).
     row_ids: bool,
+    /// Whether rows also carry their lineage (see [`IcebergTable::with_row_lineage`]).
+    lineage: bool,
     /// The only data files scans read, when set (see [`IcebergTable::with_only_files`]).
     only_files: Option<Arc<BTreeSet<String>>>,
 }
@@ -88,6 +93,7 @@ impl IcebergTable {
             definition: None,
             manifest_cache: None,
             row_ids: false,
+            lineage: false,
             only_files: None,
         })
     }
@@ -331,7 +337,7 @@ impl IcebergTable {
             sizes[smallest] += size;
             let mut partitioned = PartitionedFile::new(path.to_string(), size);
             if self.row_ids {
-                partitioned = partitioned.with_partition_values(Self::file_values(file));
+                partitioned = partitioned.with_partition_values(self.file_values(file));
             }
             groups[smallest].push(partitioned);
         }
