@@ -84,6 +84,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../migrations/0009_iceberg_tables.sql")),
                 false,
             ),
+            Migration::new(
+                10,
+                Cow::Borrowed("privileges"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0010_privileges.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }

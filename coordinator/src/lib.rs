@@ -371,6 +371,7 @@ impl Coordinator {
             locations.clone(),
         )
         .await?;
+        let governance = osprey_service::Governance::load(lakehouse.store().clone()).await?;
         let engine = QueryEngine::new(
             ctx,
             osprey_service::EngineParts {
@@ -382,6 +383,7 @@ impl Coordinator {
                 workgroups,
                 locations,
                 catalogs,
+                governance,
             },
         )?
         .with_retry_policy(config.retry)
@@ -390,6 +392,11 @@ impl Coordinator {
         if let Some(scale_factor) = config.tpch_scale_factor {
             let dir = osprey_service::ensure_dataset(&config.data_dir, scale_factor, 4).await?;
             osprey_service::register_dataset(&engine, &dir, "tpch").await?;
+            // The demo data is every user's to read.
+            engine
+                .governance()
+                .grant_to_everyone(DEFAULT_CATALOG, "tpch")
+                .await?;
         }
         // The default schema must exist so unqualified CREATE TABLE has somewhere to go.
         if !engine.lakehouse().schema_exists(&config.default_schema) {

@@ -191,6 +191,16 @@ impl QueryError {
         }
     }
 
+    /// The table a [`QueryError::TableNotFound`] names (`table X does not exist`).
+    pub fn missing_table(&self) -> Option<&str> {
+        let QueryError::TableNotFound(message) = self else {
+            return None;
+        };
+        message
+            .strip_prefix("table ")
+            .and_then(|rest| rest.strip_suffix(" does not exist"))
+    }
+
     /// A stable code for the kind of failure, as the query history stores it.
     pub fn code(&self) -> &'static str {
         match self {

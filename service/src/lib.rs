@@ -34,6 +34,7 @@ mod error;
 mod error_text;
 mod events;
 mod expiring;
+mod governance;
 mod history;
 mod immediate;
 mod lakehouse;
@@ -71,6 +72,7 @@ pub use discovery::{DiscoveryConfig, ExecutorHealth, ExecutorRegistry};
 pub use error::{QueryError, SourceLocation};
 pub use events::{StatementEvents, StatementListener};
 pub use expiring::{ExpiringStore, HandleLimitReached};
+pub use governance::{Governance, Privilege, RoleSelection};
 pub use history::{QueryHistory, QuerySummary, QueueClock};
 pub use lakehouse::Lakehouse;
 pub use lakehouse::committed::CommittedCatalog;
@@ -87,7 +89,7 @@ pub use osprey_iceberg::{
     CommittedTable as CommittedIcebergTable, TableRequirement as IcebergTableRequirement,
     TableUpdate as IcebergTableUpdate,
 };
-pub use policy::{AllowAll, StatementPolicy};
+pub use policy::{AllowAll, PolicySubject, StatementPolicy};
 pub use query::{Description, EngineParts, QueryEngine};
 pub use query_runtime::QueryRuntime;
 pub use retry::RetryPolicy;

@@ -43,6 +43,9 @@ pub(crate) enum ParsedStatement {
     Location(LocationStatement),
     /// `CREATE | DROP CATALOG`, `SHOW CATALOGS`, `SHOW CREATE CATALOG`.
     Catalog(CatalogStatement),
+    /// Roles and privileges: `CREATE | DROP ROLE`, `GRANT`, `REVOKE`, `SHOW GRANTS | ROLES |
+    /// CURRENT ROLES`, `SET ROLE`.
+    Governance(crate::governance::GovernanceStatement),
     /// `ALTER TABLE t EXECUTE procedure(...)`: table maintenance.
     TableProcedure(TableProcedure),
     /// `EXECUTE IMMEDIATE 'statement' [USING ...]`: the statement inside is parsed in its turn.
@@ -73,6 +76,9 @@ pub(crate) fn parse_statement(
     }
     if let Some(statement) = parse_catalog_statement(&significant)? {
         return Ok(ParsedStatement::Catalog(statement));
+    }
+    if let Some(statement) = crate::governance::parse_governance_statement(&significant)? {
+        return Ok(ParsedStatement::Governance(statement));
     }
     if let Some(statement) = parse_table_procedure(&significant)? {
         return Ok(ParsedStatement::TableProcedure(statement));

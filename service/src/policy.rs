@@ -7,37 +7,139 @@
 //! DataFusion plans. Osprey's own statements (users, workgroups, locations) check their
 //! rights themselves, and the listings they answer are built by the service.
 //!
-//! Today's policy, [`AllowAll`], allows everything. Governance (privileges, row filters and
-//! column masks) is a policy of its own. Note for it: a view's query is planned when the view
-//! is scanned (`lakehouse::tables`), so a rewrite that must reach inside views has to inline
-//! them first.
+//! The service's policy is [`crate::Governance`] (roles, privileges, owners); [`AllowAll`]
+//! allows everything. Note for rewrites (row filters, column masks): a view's query is planned
+//! when the view is scanned (`lakehouse::tables`), so a rewrite that must reach inside views
+//! has to inline them first.
 
 use crate::auth::Principal;
 use crate::error::QueryError;
 use datafusion::catalog::CatalogProviderList;
+use datafusion::common::TableReference;
 use datafusion::logical_expr::LogicalPlan;
+use osprey_catalog::SecuredObject;
 use std::sync::Arc;
+
+/// The catalog and schema unqualified names resolve in.
+#[derive(Debug, Clone)]
+pub struct NameDefaults {
+    /// The current catalog.
+    pub catalog: String,
+    /// The current schema.
+    pub schema: String,
+}
+
+impl NameDefaults {
+    /// The table `name` stands for.
+    pub fn table(&self, name: &TableReference) -> SecuredObject {
+        let (catalog, schema) = (
+            name.catalog().unwrap_or(&self.catalog),
+            name.schema().unwrap_or(&self.schema),
+        );
+        SecuredObject::Table(catalog.into(), schema.into(), name.table().into())
+    }
+
+    /// The schema `name` (`s` or `c.s`, as DataFusion writes a schema's name) stands for. A
+    /// name whose dots do not make two plain parts is one schema's (and is refused by name
+    /// later if it cannot be one).
+    pub fn schema(&self, name: &str) -> SecuredObject {
+        let plain = |part: &str| !part.is_empty() && !part.contains(['/', '\\', '.']);
+        match name.split_once('.') {
+            Some((catalog, schema)) if plain(catalog) && plain(schema) => {
+                SecuredObject::Schema(catalog.into(), schema.into())
+            }
+            _ => SecuredObject::Schema(self.catalog.clone(), name.into()),
+        }
+    }
+}
+
+/// Which of its roles a session acts with (`SET ROLE`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RoleSelection {
+    /// Every role the user holds (`SET ROLE ALL`, the default).
+    #[default]
+    All,
+    /// One role, and the roles it holds (`SET ROLE r`).
+    One(String),
+    /// None but `public` (`SET ROLE NONE`).
+    None,
+}
+
+/// Who runs a statement, as a policy sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicySubject<'a> {
+    /// The principal; `None` for the coordinator itself, which has every right.
+    pub principal: Option<&'a Principal>,
+    /// The roles its session acts with (`SET ROLE`).
+    pub role: &'a RoleSelection,
+    /// The session's current catalog, where unqualified names resolve.
+    pub catalog: &'a str,
+    /// The session's current schema.
+    pub schema: &'a str,
+}
+
+impl PolicySubject<'_> {
+    /// Where unqualified names resolve.
+    pub fn defaults(&self) -> NameDefaults {
+        NameDefaults {
+            catalog: self.catalog.to_string(),
+            schema: self.schema.to_string(),
+        }
+    }
+}
 
 /// Decides what a principal may run and see (see the [crate documentation](crate)).
 pub trait StatementPolicy: std::fmt::Debug + Send + Sync {
-    /// The plan to run for `principal` (`None`: the coordinator itself, which has every
-    /// right): `plan` unchanged, or rewritten (a row filter over a scan, a masked column).
-    /// An error refuses the statement, typically [`QueryError::PermissionDenied`].
+    /// The plan to run for `subject`: `plan` unchanged, or rewritten (a row filter over a
+    /// scan, a masked column). An error refuses the statement, typically
+    /// [`QueryError::PermissionDenied`].
     fn check_plan(
         &self,
-        principal: Option<&Principal>,
+        subject: &PolicySubject<'_>,
         plan: LogicalPlan,
     ) -> Result<LogicalPlan, QueryError>;
 
-    /// The catalogs `principal` sees, for planning and listings alike, given the server's.
+    /// The catalogs `subject` sees, for planning and listings alike, given the server's.
     /// Returning `catalogs` itself (the default) costs a statement nothing.
     fn visible_catalogs(
         &self,
-        principal: Option<&Principal>,
+        subject: &PolicySubject<'_>,
         catalogs: Arc<dyn CatalogProviderList>,
     ) -> Arc<dyn CatalogProviderList> {
-        let _ = principal;
+        let _ = subject;
         catalogs
+    }
+
+    /// The error `subject` gets for a statement that failed to plan with `err`: a policy that
+    /// hides tables may answer a hidden name's "not found" with the refusal a visible one
+    /// gets, so errors never tell what exists. `err` itself by default.
+    fn refusal(&self, subject: &PolicySubject<'_>, err: QueryError) -> QueryError {
+        let _ = subject;
+        err
+    }
+}
+
+/// A session's policy and subject, carried in its planning state, so that every place a
+/// statement's missing table is reported asks the policy ([`StatementPolicy::refusal`]).
+pub(crate) struct PolicyRefusal {
+    /// The policy.
+    pub policy: Arc<dyn StatementPolicy>,
+    /// Who runs the statement.
+    pub principal: Option<Principal>,
+    /// Its session's roles.
+    pub role: RoleSelection,
+}
+
+impl PolicyRefusal {
+    /// `err` as the policy answers it, names resolved in `catalog.schema`.
+    pub fn refuse(&self, catalog: &str, schema: &str, err: QueryError) -> QueryError {
+        let subject = PolicySubject {
+            principal: self.principal.as_ref(),
+            role: &self.role,
+            catalog,
+            schema,
+        };
+        self.policy.refusal(&subject, err)
     }
 }
 
@@ -48,7 +150,7 @@ pub struct AllowAll;
 impl StatementPolicy for AllowAll {
     fn check_plan(
         &self,
-        _principal: Option<&Principal>,
+        _subject: &PolicySubject<'_>,
         plan: LogicalPlan,
     ) -> Result<LogicalPlan, QueryError> {
         Ok(plan)
@@ -67,7 +169,7 @@ mod tests {
     impl StatementPolicy for NoSecrets {
         fn check_plan(
             &self,
-            _principal: Option<&Principal>,
+            _subject: &PolicySubject<'_>,
             plan: LogicalPlan,
         ) -> Result<LogicalPlan, QueryError> {
             let text = plan.display_indent().to_string();
@@ -87,13 +189,23 @@ mod tests {
             let ctx = ctx.clone();
             async move { ctx.state().create_logical_plan(sql).await.unwrap() }
         };
-        let allowed = NoSecrets.check_plan(None, plan("SELECT a FROM open").await);
+        let role = RoleSelection::All;
+        let coordinator = PolicySubject {
+            principal: None,
+            role: &role,
+            catalog: "datafusion",
+            schema: "public",
+        };
+        let allowed = NoSecrets.check_plan(&coordinator, plan("SELECT a FROM open").await);
         assert!(allowed.is_ok());
         let refused = NoSecrets
-            .check_plan(None, plan("SELECT a FROM open JOIN secret USING (a)").await)
+            .check_plan(
+                &coordinator,
+                plan("SELECT a FROM open JOIN secret USING (a)").await,
+            )
             .unwrap_err();
         assert_eq!(refused.code(), "PERMISSION_DENIED");
-        let everything = AllowAll.check_plan(None, plan("SELECT a FROM secret").await);
+        let everything = AllowAll.check_plan(&coordinator, plan("SELECT a FROM secret").await);
         assert!(everything.is_ok());
     }
 }

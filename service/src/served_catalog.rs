@@ -16,12 +16,22 @@
 //!   is ever vended beyond what a user may read;
 //! - a dropped table's files are deleted with it (`purgeRequested` or not), as DROP TABLE of
 //!   a managed table does in SQL.
+//!
+//! Governance holds here as in SQL, for the same user (see [`crate::Governance`]): listings
+//! show what the user may see; loading a table needs `SELECT` on all of it; a commit that adds
+//! an append needs `INSERT`, any other snapshot `INSERT` and `DELETE`, and a change of the
+//! table's schema, spec, order, properties or history its owner; creating and registering
+//! need `CREATE` on the namespace (and make the user the owner), dropping and renaming the
+//! owner. A table the user may not see answers `403`, whether it exists or not.
 
 use crate::auth::Principal;
 use crate::catalogs::{AttachedCatalogs, WarehouseCatalog};
+use crate::governance::{Governance, OwnershipChange, Privilege, RoleSelection};
 use crate::lakehouse::committed::CommittedCatalog;
+use crate::policy::PolicySubject;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::ObjectStoreExt;
+use osprey_catalog::SecuredObject;
 use osprey_iceberg::{
     CommittedTable, IcebergCatalog, IcebergError, StoreLocation, TableRequirement, TableUpdate,
 };
@@ -64,13 +74,15 @@ pub enum ServedCatalogError {
 }
 
 /// Osprey's catalog as an Iceberg REST catalog (see the module docs). Every call takes the
-/// user it is made for: governance checks its privileges there. Until then every user may use
-/// every table, as in SQL.
+/// user it is made for, whose privileges it checks.
 #[derive(Clone)]
 pub struct ServedCatalog {
     warehouse: WarehouseCatalog,
     committed: CommittedCatalog,
     runtime: Arc<RuntimeEnv>,
+    governance: Governance,
+    /// The name of Osprey's catalog, which privileges name.
+    catalog: String,
 }
 
 impl std::fmt::Debug for ServedCatalog {
@@ -91,12 +103,62 @@ impl ServedCatalog {
         attached: &AttachedCatalogs,
         committed: CommittedCatalog,
         runtime: Arc<RuntimeEnv>,
+        governance: Governance,
+        catalog: String,
     ) -> Option<Self> {
         Some(Self {
             warehouse: attached.warehouse()?.clone(),
             committed,
             runtime,
+            governance,
+            catalog,
         })
+    }
+
+    fn schema_object(&self, namespace: &str) -> SecuredObject {
+        SecuredObject::Schema(self.catalog.clone(), namespace.to_string())
+    }
+
+    fn table_object(&self, name: TableName<'_>) -> SecuredObject {
+        SecuredObject::Table(self.catalog.clone(), name.0.to_string(), name.1.to_string())
+    }
+
+    /// Whether `user` sees `object`.
+    fn sees(&self, user: &Principal, object: &SecuredObject) -> bool {
+        let model = self.governance.model();
+        model.sees(&model.subject(user, &RoleSelection::All), object)
+    }
+
+    /// Checks that `user` holds `needed` on `object` (or owns it, for `None`); a table it may
+    /// not see at all is refused the same way whether it exists or not.
+    fn require(
+        &self,
+        user: &Principal,
+        action: &str,
+        needed: Option<Privilege>,
+        object: &SecuredObject,
+    ) -> Result<(), ServedCatalogError> {
+        let subject = PolicySubject {
+            principal: Some(user),
+            role: &RoleSelection::All,
+            catalog: &self.catalog,
+            schema: "",
+        };
+        self.governance
+            .authorize(&subject, action, needed, object)
+            .map_err(|err| ServedCatalogError::Forbidden(err.to_string()))
+    }
+
+    /// Records what a call changed for owners.
+    async fn record(
+        &self,
+        user: &Principal,
+        change: OwnershipChange,
+    ) -> Result<(), ServedCatalogError> {
+        self.governance
+            .record(Some(user), Some(change))
+            .await
+            .map_err(|err| ServedCatalogError::Unavailable(err.to_string()))
     }
 
     /// The warehouse every table is under (a URL ending in `/`).
@@ -106,14 +168,15 @@ impl ServedCatalog {
 
     /// Every namespace.
     pub async fn namespaces(&self, user: &Principal) -> Result<Vec<String>, ServedCatalogError> {
-        let _ = user;
-        self.warehouse.namespaces().await.map_err(failed)
+        let mut namespaces = self.warehouse.namespaces().await.map_err(failed)?;
+        namespaces.retain(|namespace| self.sees(user, &self.schema_object(namespace)));
+        Ok(namespaces)
     }
 
-    /// Whether `namespace` exists.
+    /// Whether `namespace` exists, for `user` (who sees only what it may).
     pub fn namespace_exists(&self, user: &Principal, namespace: &str) -> bool {
-        let _ = user;
-        self.committed.persistent_schema_exists(namespace)
+        self.sees(user, &self.schema_object(namespace))
+            && self.committed.persistent_schema_exists(namespace)
     }
 
     /// Creates `namespace`.
@@ -122,7 +185,13 @@ impl ServedCatalog {
         user: &Principal,
         namespace: &str,
     ) -> Result<(), ServedCatalogError> {
-        let _ = user;
+        let catalog = SecuredObject::Catalog(self.catalog.clone());
+        self.require(
+            user,
+            "creating a namespace in",
+            Some(Privilege::Create),
+            &catalog,
+        )?;
         // Built-in schemas (`system`, the TPC-H data) count too: their names are taken.
         if self.committed.schema_exists(namespace) {
             return Err(ServedCatalogError::AlreadyExists(format!(
@@ -132,7 +201,12 @@ impl ServedCatalog {
         self.warehouse
             .create_namespace(namespace)
             .await
-            .map_err(failed)
+            .map_err(failed)?;
+        self.record(
+            user,
+            OwnershipChange::Created(self.schema_object(namespace)),
+        )
+        .await
     }
 
     /// Drops the empty `namespace`.
@@ -142,6 +216,7 @@ impl ServedCatalog {
         namespace: &str,
     ) -> Result<(), ServedCatalogError> {
         self.require_namespace(user, namespace)?;
+        self.require(user, "DROP", None, &self.schema_object(namespace))?;
         if !self.committed.table_names(namespace).is_empty() {
             return Err(ServedCatalogError::NamespaceNotEmpty(format!(
                 "namespace {namespace} is not empty: drop its tables first"
@@ -151,7 +226,12 @@ impl ServedCatalog {
             .drop_namespace(namespace)
             .await
             .map(drop)
-            .map_err(failed)
+            .map_err(failed)?;
+        self.record(
+            user,
+            OwnershipChange::Dropped(self.schema_object(namespace)),
+        )
+        .await
     }
 
     /// The Iceberg tables of `namespace`.
@@ -161,7 +241,13 @@ impl ServedCatalog {
         namespace: &str,
     ) -> Result<Vec<String>, ServedCatalogError> {
         self.require_namespace(user, namespace)?;
-        self.warehouse.table_names(namespace).await.map_err(failed)
+        let mut tables = self
+            .warehouse
+            .table_names(namespace)
+            .await
+            .map_err(failed)?;
+        tables.retain(|table| self.sees(user, &self.table_object((namespace, table))));
+        Ok(tables)
     }
 
     /// The table `name` as it is now.
@@ -170,6 +256,12 @@ impl ServedCatalog {
         user: &Principal,
         name: TableName<'_>,
     ) -> Result<CommittedTable, ServedCatalogError> {
+        self.require(
+            user,
+            "loading",
+            Some(Privilege::Select),
+            &self.table_object(name),
+        )?;
         let location = self.metadata_location(user, name).await?;
         let store = self.store(&location)?;
         let path = StoreLocation::parse(&location)
@@ -204,6 +296,13 @@ impl ServedCatalog {
         request: NewServedTable,
     ) -> Result<CommittedTable, ServedCatalogError> {
         self.require_namespace(user, name.0)?;
+        let schema = self.schema_object(name.0);
+        self.require(
+            user,
+            "creating a table in",
+            Some(Privilege::Create),
+            &schema,
+        )?;
         osprey_catalog::check_name("table", name.1)
             .map_err(|err| ServedCatalogError::BadRequest(err.to_string()))?;
         if let Some(location) = request.location {
@@ -232,9 +331,12 @@ impl ServedCatalog {
                 .object_store(&url)
                 .map_err(|err| IcebergError::Invalid(err.to_string()))
         };
-        osprey_iceberg::create_requested(&self.warehouse, name, &definition, store)
+        let created = osprey_iceberg::create_requested(&self.warehouse, name, &definition, store)
             .await
-            .map_err(failed)
+            .map_err(failed)?;
+        self.record(user, OwnershipChange::Created(self.table_object(name)))
+            .await?;
+        Ok(created)
     }
 
     /// Applies a client's commit to the table `name`.
@@ -245,6 +347,10 @@ impl ServedCatalog {
         requirements: &[TableRequirement],
         updates: &[TableUpdate],
     ) -> Result<CommittedTable, ServedCatalogError> {
+        let table = self.table_object(name);
+        for needed in commit_needs(updates) {
+            self.require(user, "changing the metadata of", needed, &table)?;
+        }
         let location = self.metadata_location(user, name).await?;
         let store = self.store(&location)?;
         osprey_iceberg::commit_requested(&self.warehouse, name, &store, requirements, updates)
@@ -259,6 +365,7 @@ impl ServedCatalog {
         name: TableName<'_>,
     ) -> Result<(), ServedCatalogError> {
         self.require_namespace(user, name.0)?;
+        self.require(user, "DROP", None, &self.table_object(name))?;
         let entry = self
             .warehouse
             .entry(name.0, name.1)
@@ -272,7 +379,8 @@ impl ServedCatalog {
             crate::lakehouse::formats::delete_owned_table_files(&self.runtime, &table, location)
                 .await;
         }
-        Ok(())
+        self.record(user, OwnershipChange::Dropped(self.table_object(name)))
+            .await
     }
 
     /// Renames the table `from` to `to`.
@@ -284,13 +392,21 @@ impl ServedCatalog {
     ) -> Result<(), ServedCatalogError> {
         self.require_namespace(user, from.0)?;
         self.require_namespace(user, to.0)?;
+        self.require(user, "RENAME", None, &self.table_object(from))?;
+        let target = self.schema_object(to.0);
+        self.require(user, "renaming into", Some(Privilege::Create), &target)?;
         self.warehouse
             .entry(from.0, from.1)
             .ok_or_else(|| no_such_table(from))?;
         osprey_catalog::check_name("table", to.1)
             .map_err(|err| ServedCatalogError::BadRequest(err.to_string()))?;
         self.require_free_name(to)?;
-        self.warehouse.rename_table(from, to).await.map_err(failed)
+        self.warehouse
+            .rename_table(from, to)
+            .await
+            .map_err(failed)?;
+        let change = OwnershipChange::Renamed(self.table_object(from), self.table_object(to));
+        self.record(user, change).await
     }
 
     /// Registers the table whose metadata file is `metadata_location` as `name`: the file and
@@ -302,6 +418,13 @@ impl ServedCatalog {
         metadata_location: &str,
     ) -> Result<CommittedTable, ServedCatalogError> {
         self.require_namespace(user, name.0)?;
+        let schema = self.schema_object(name.0);
+        self.require(
+            user,
+            "registering a table in",
+            Some(Privilege::Create),
+            &schema,
+        )?;
         osprey_catalog::check_name("table", name.1)
             .map_err(|err| ServedCatalogError::BadRequest(err.to_string()))?;
         self.require_free_name(name)?;
@@ -316,6 +439,8 @@ impl ServedCatalog {
             .register_table(name.0, name.1, metadata_location)
             .await
             .map_err(failed)?;
+        self.record(user, OwnershipChange::Created(self.table_object(name)))
+            .await?;
         self.load_table(user, name).await
     }
 
@@ -404,6 +529,34 @@ impl ServedCatalog {
             .object_store(&url)
             .map_err(|err| ServedCatalogError::Unavailable(err.to_string()))
     }
+}
+
+/// What a commit of `updates` needs: `INSERT` for an append, `INSERT` and `DELETE` for any
+/// other snapshot, and the owner (`None`) for anything else it changes.
+fn commit_needs(updates: &[TableUpdate]) -> Vec<Option<Privilege>> {
+    let mut needs = Vec::new();
+    for update in updates {
+        let wanted: &[Option<Privilege>] = match update {
+            TableUpdate::AddSnapshot { snapshot } => {
+                match snapshot
+                    .pointer("/summary/operation")
+                    .and_then(|o| o.as_str())
+                {
+                    Some("append") => &[Some(Privilege::Insert)],
+                    _ => &[Some(Privilege::Insert), Some(Privilege::Delete)],
+                }
+            }
+            // Moving a branch to a snapshot the commit adds is part of writing.
+            TableUpdate::SetSnapshotRef { .. } => &[Some(Privilege::Insert)],
+            _ => &[None],
+        };
+        for need in wanted {
+            if !needs.contains(need) {
+                needs.push(*need);
+            }
+        }
+    }
+    needs
 }
 
 /// What a client asks a new table to be.

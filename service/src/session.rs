@@ -30,6 +30,8 @@ pub struct SessionSettings {
     /// SQL type names in upper case); a front door whose clients expect another engine's sets
     /// its own.
     pub metadata: Option<MetadataFlavor>,
+    /// Which of its user's roles the session acts with (`SET ROLE`; all by default).
+    pub role: crate::policy::RoleSelection,
 }
 
 impl SessionSettings {

@@ -114,6 +114,8 @@ impl StatementService {
             self.engine.attached_catalogs(),
             self.engine.lakehouse().committed().clone(),
             self.engine.session().runtime_env(),
+            self.engine.governance().clone(),
+            self.engine.lakehouse().catalog_name().to_string(),
         )
     }
 

@@ -163,11 +163,42 @@ def test_a_stale_commit_is_refused_by_its_requirements(osprey, osprey_http):
 def test_credentials_are_osprey_users(osprey, osprey_http):
     from pyiceberg.exceptions import OAuthError
 
-    # Any Osprey user logs in with their own password.
+    # Any Osprey user logs in with their own password, and sees what it is granted: nothing
+    # at first.
     run(osprey, "CREATE USER rest_ana PASSWORD 'rest-ana-password-1'")
     ana = rest_catalog(osprey_http, credential="rest_ana:rest-ana-password-1")
-    assert ("public",) in ana.list_namespaces()
+    assert ana.list_namespaces() == []
+    run(osprey, "CREATE SCHEMA IF NOT EXISTS rest_gov")
+    run(osprey, "CREATE TABLE rest_gov.shown (id BIGINT)")
+    run(osprey, "CREATE TABLE rest_gov.hidden (id BIGINT)")
+    run(osprey, "GRANT SELECT ON rest_gov.shown TO rest_ana")
+    assert ana.list_namespaces() == [("rest_gov",)]
+    assert ana.list_tables("rest_gov") == [("rest_gov", "shown")]
+    assert ana.load_table("rest_gov.shown").scan().to_arrow().num_rows == 0
+    # A table not granted is refused, whether it exists or not; so is a write without INSERT.
+    from pyiceberg.exceptions import ForbiddenError
+    for name in ("rest_gov.hidden", "rest_gov.nothing_here"):
+        with pytest.raises(ForbiddenError, match="permission denied"):
+            ana.load_table(name)
+    shown = ana.load_table("rest_gov.shown")
+    rows = pa.table({"id": pa.array([1], pa.int64())})
+    with pytest.raises(ForbiddenError, match="INSERT"):
+        shown.append(rows)
+    run(osprey, "GRANT INSERT ON rest_gov.shown TO rest_ana")
+    shown.append(rows)
+    assert column(run(osprey, "SELECT id FROM rest_gov.shown"), "id") == [1]
+    # Creating needs CREATE on the namespace; the creator owns what it made.
+    with pytest.raises(ForbiddenError, match="CREATE"):
+        ana.create_table("rest_gov.anas", schema=rows.schema)
+    run(osprey, "GRANT CREATE ON SCHEMA rest_gov TO rest_ana")
+    ana.create_table("rest_gov.anas", schema=rows.schema)
+    # SHOW GRANTS ON a table lists the grants that cover it: the schema's too.
+    grants = run(osprey, "SHOW GRANTS ON rest_gov.shown").to_pylist()
+    assert sorted((g["object_type"], g["privilege"]) for g in grants) == [
+        ("SCHEMA", "CREATE"), ("TABLE", "INSERT"), ("TABLE", "SELECT")]
+    ana.drop_table("rest_gov.anas")
     run(osprey, "DROP USER rest_ana")
+    assert run(osprey, "SHOW GRANTS ON rest_gov.shown").num_rows == 0
     # Dropping the user revokes the token the catalog holds: its call is refused, and the
     # client's new login with the same credentials fails.
     with pytest.raises(OAuthError, match="invalid username or password"):

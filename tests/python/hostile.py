@@ -90,7 +90,7 @@ def alive(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One `osprey local` (2 executors, no TPC-H) for the module, and mallory, an ordinary
-    user. The data directory sits a few levels below its own temporary root, so a name that
+    user granted CREATE on the catalog. The data directory sits a few levels below its own temporary root, so a name that
     climbs out of the warehouse with `..` still lands somewhere this module can see."""
     root = tmp_path_factory.mktemp("hostile")
     data_dir = root / "deep" / "deeper" / "data"
@@ -102,6 +102,9 @@ def server(tmp_path_factory):
                  "root": root, "data_dir": data_dir, "pid": coordinator_pid(data_dir)}
         with adbc(state, "admin", PASSWORD) as conn, conn.cursor() as cur:
             cur.execute(f"CREATE USER {MALLORY} PASSWORD '{MALLORY_PASSWORD}'")
+            cur.fetchall()
+            # An ordinary user who may make schemas and tables of her own.
+            cur.execute(f"GRANT CREATE ON CATALOG osprey TO {MALLORY}")
             cur.fetchall()
         yield state
 

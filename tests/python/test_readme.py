@@ -512,6 +512,14 @@ def check_locations_file(cluster):
     assert "config" in rows[0], rows
 
 
+def check_grants(out: Outcome):
+    # ben's column grant and the role's privileges, INSERT no longer grantable; public's role.
+    assert "id, region" in out.stdout and "analysts" in out.stdout, out.stdout
+    assert re.search(r"analysts +\| TABLE +\| osprey.shop.orders +\| INSERT +\| +\| false",
+                     out.stdout), out.stdout
+    assert "every user" in out.stdout, out.stdout
+
+
 def check_shell(out: Outcome):
     assert "150000" in out.stdout.replace(",", ""), out.stdout  # SELECT count(*) FROM tpch.orders
     report = (out.directory / "report.csv").read_text().splitlines()
@@ -534,6 +542,7 @@ CHECKS = {
     "import sqlalchemy": check_trino_sqlalchemy,
     "CREATE USER ana": check_users,
     "CREATE LOCATION raw": check_locations,
+    "CREATE ROLE analysts": check_grants,
     "[[locations]]": check_locations_file,
     "osprey shell -c": check_shell,
 }

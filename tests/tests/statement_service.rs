@@ -20,8 +20,8 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col, lit};
 use futures::TryStreamExt;
 use osprey_coordinator::TrinoMetadata;
 use osprey_service::{
-    MetadataFlavor, Principal, QueryError, QueryRecord, SessionSettings, StatementListener,
-    StatementPolicy, StatementRequest, StatementService,
+    MetadataFlavor, PolicySubject, Principal, QueryError, QueryRecord, SessionSettings,
+    StatementListener, StatementPolicy, StatementRequest, StatementService,
 };
 use std::sync::{Arc, Mutex};
 
@@ -221,13 +221,13 @@ struct TestPolicy {
 impl StatementPolicy for TestPolicy {
     fn check_plan(
         &self,
-        principal: Option<&Principal>,
+        subject: &PolicySubject<'_>,
         plan: LogicalPlan,
     ) -> Result<LogicalPlan, QueryError> {
         self.principals
             .lock()
             .unwrap()
-            .push(principal.map(|p| p.user.clone()));
+            .push(subject.principal.map(|p| p.user.clone()));
         let mut reads_secret = false;
         plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node
@@ -256,10 +256,10 @@ impl StatementPolicy for TestPolicy {
 
     fn visible_catalogs(
         &self,
-        principal: Option<&Principal>,
+        subject: &PolicySubject<'_>,
         catalogs: Arc<dyn CatalogProviderList>,
     ) -> Arc<dyn CatalogProviderList> {
-        if principal.is_some_and(|p| p.user == "nobody") {
+        if subject.principal.is_some_and(|p| p.user == "nobody") {
             let only = MemoryCatalogProviderList::new();
             only.register_catalog("empty".to_string(), Arc::new(MemoryCatalogProvider::new()));
             return Arc::new(only);

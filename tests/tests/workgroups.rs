@@ -192,6 +192,8 @@ async fn workgroup_limits_fire_and_other_queries_keep_running() {
         "ALTER USER fred SET WORKGROUP frugal",
         "CREATE USER tom PASSWORD 'pw' WORKGROUP tight",
         "CREATE SCHEMA scratch",
+        // fred writes there (a user may create tables only where it is granted).
+        "GRANT CREATE ON SCHEMA scratch TO fred",
     ] {
         rows(&mut admin, statement).await;
     }

@@ -17,8 +17,119 @@ impl QueryEngine {
         let DFStatement::Statement(statement) = statement else {
             return Ok(None);
         };
+        let change = self.authorize_catalog_statement(state, session, statement.as_ref())?;
+        let done = self
+            .run_unplanned_statement(state, session, statement.as_ref())
+            .await?;
+        if done.is_some() {
+            self.governance
+                .record(session.principal.as_ref(), change)
+                .await?;
+        }
+        Ok(done)
+    }
+
+    /// Checks a statement handled on the AST for the session's principal: `CREATE SCHEMA`
+    /// needs `CREATE` on the catalog, `DROP SCHEMA` and `ALTER TABLE` the object's owner.
+    /// Answers what it will change for owners.
+    fn authorize_catalog_statement(
+        &self,
+        state: &SessionState,
+        session: &SessionSettings,
+        statement: &ast::Statement,
+    ) -> Result<Option<crate::governance::OwnershipChange>, QueryError> {
+        use crate::governance::{OwnershipChange, Privilege};
+        use osprey_catalog::SecuredObject;
+        let _ = state;
+        let (default_catalog, default_schema) = self.current_schema(session);
+        let schema_of = |name: &ast::ObjectName| match name_parts(name).as_slice() {
+            [catalog, schema] => SecuredObject::Schema(catalog.clone(), schema.clone()),
+            parts => SecuredObject::Schema(default_catalog.clone(), parts.join(".")),
+        };
+        let table_of = |name: &ast::ObjectName| -> Result<SecuredObject, QueryError> {
+            let name = table_reference(name)?.resolve(&default_catalog, &default_schema);
+            Ok(SecuredObject::Table(
+                name.catalog.to_string(),
+                name.schema.to_string(),
+                name.table.to_string(),
+            ))
+        };
+        match statement {
+            ast::Statement::CreateSchema {
+                schema_name: ast::SchemaName::Simple(name),
+                ..
+            }
+            | ast::Statement::CreateDatabase { db_name: name, .. } => {
+                let schema = schema_of(name);
+                let SecuredObject::Schema(catalog, _) = &schema else {
+                    return Ok(None);
+                };
+                let catalog = SecuredObject::Catalog(catalog.clone());
+                self.authorize(
+                    session,
+                    "CREATE SCHEMA in",
+                    Some(Privilege::Create),
+                    &catalog,
+                )?;
+                Ok(Some(OwnershipChange::Created(schema)))
+            }
+            ast::Statement::Drop {
+                object_type: ast::ObjectType::Schema | ast::ObjectType::Database,
+                names,
+                ..
+            } => {
+                for name in names {
+                    self.authorize(session, "DROP", None, &schema_of(name))?;
+                }
+                Ok(names
+                    .first()
+                    .map(|n| OwnershipChange::Dropped(schema_of(n))))
+            }
+            ast::Statement::AlterTable(alter) => {
+                let from = table_of(&alter.name)?;
+                self.authorize(session, "ALTER", None, &from)?;
+                let [ast::AlterTableOperation::RenameTable { table_name }] =
+                    alter.operations.as_slice()
+                else {
+                    return Ok(None);
+                };
+                let new_name = match table_name {
+                    ast::RenameTableNameKind::As(name) | ast::RenameTableNameKind::To(name) => name,
+                };
+                let mut parts = name_parts(new_name);
+                let SecuredObject::Table(catalog, schema, _) = &from else {
+                    return Ok(None);
+                };
+                // An unqualified new name stays in the table's schema.
+                if parts.len() == 1 {
+                    parts.insert(0, schema.clone());
+                }
+                if parts.len() == 2 {
+                    parts.insert(0, catalog.clone());
+                }
+                let to = match parts.as_slice() {
+                    [c, s, t] => SecuredObject::Table(c.clone(), s.clone(), t.clone()),
+                    _ => return Ok(None),
+                };
+                if let SecuredObject::Table(c, s, _) = &to {
+                    let target = SecuredObject::Schema(c.clone(), s.clone());
+                    self.authorize(session, "RENAME into", Some(Privilege::Create), &target)?;
+                }
+                Ok(Some(OwnershipChange::Renamed(from, to)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// [`QueryEngine::run_catalog_statement`] once checked.
+    async fn run_unplanned_statement(
+        &self,
+        state: &mut SessionState,
+        session: &SessionSettings,
+        statement: &ast::Statement,
+    ) -> Result<Option<PreparedStatement>, QueryError> {
         let lakehouse = &self.lakehouse;
-        match statement.as_ref() {
+        match statement {
             ast::Statement::CreateSchema {
                 schema_name,
                 if_not_exists,
@@ -148,9 +259,15 @@ impl QueryEngine {
                     (None, None) => return Err(unload_needs_query()),
                 };
                 let statement = ast::Statement::Query(query.clone());
-                let input = state
+                let input = match state
                     .statement_to_plan(DFStatement::Statement(Box::new(statement)))
-                    .await?;
+                    .await
+                {
+                    Ok(input) => input,
+                    Err(err) => {
+                        return Err(super::listings::suggest_table(state, err.into()).await);
+                    }
+                };
                 let input = self.check_plan(session, input)?;
                 let slot = self.admit_write(state, session).await?;
                 let state = &*state;

@@ -31,6 +31,9 @@ impl QueryEngine {
             parameters: Arc::clone(&no_parameters),
         };
         let statement = match parse_statement(&state, sql)? {
+            ParsedStatement::Governance(statement) => {
+                return Ok(listing_or_ddl(statement.listing_schema()));
+            }
             ParsedStatement::User(statement) => {
                 let show = matches!(statement, UserStatement::Show);
                 return Ok(listing_or_ddl(show.then(users::listing_schema)));

@@ -193,15 +193,19 @@ async fn find_table(
 /// tables the session can see (its current schema's by their bare name, others qualified).
 /// Any other error is returned as it is.
 pub(super) async fn suggest_table(state: &SessionState, err: QueryError) -> QueryError {
-    let QueryError::TableNotFound(message) = &err else {
+    // A name the policy hides is refused as a visible one would be, whether it exists or not.
+    let defaults = &state.config_options().catalog;
+    let err = match state
+        .config()
+        .get_extension::<crate::policy::PolicyRefusal>()
+    {
+        Some(policy) => policy.refuse(&defaults.default_catalog, &defaults.default_schema, err),
+        None => err,
+    };
+    let Some(missing) = err.missing_table() else {
         return err;
     };
-    let Some(missing) = message
-        .strip_prefix("table ")
-        .and_then(|rest| rest.strip_suffix(" does not exist"))
-    else {
-        return err;
-    };
+    let message = format!("table {missing} does not exist");
     let mut parts = missing.rsplit('.');
     let wanted = parts.next().unwrap_or(missing).to_lowercase();
     // The schema the name was looked for in: a table there is the likeliest meant.

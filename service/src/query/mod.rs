@@ -19,6 +19,7 @@ mod file_queries;
 mod listings;
 mod own_statements;
 mod parse;
+mod planned;
 mod prepared;
 mod run;
 mod table_alter;
@@ -45,7 +46,7 @@ use crate::locations_sql::{
 };
 use crate::nesting::TooDeeplyNested;
 use crate::parser::{ParsedStatement, parse_statement};
-use crate::policy::{AllowAll, StatementPolicy};
+use crate::policy::StatementPolicy;
 use crate::query_runtime::{plan_on, stream_on};
 use crate::retry::{QueryTimedOut, Rerun, RetryLog, RetryPolicy, retry_on_executor_loss};
 use crate::session::SessionSettings;
@@ -98,6 +99,8 @@ pub struct EngineParts {
     pub locations: Locations,
     /// The attached catalogs (`CREATE CATALOG`, `[[catalogs]]`).
     pub catalogs: AttachedCatalogs,
+    /// Roles, privileges and owners: the policy every statement passes.
+    pub governance: crate::governance::Governance,
 }
 
 /// Plans and runs statements against the coordinator's catalog.
@@ -117,6 +120,8 @@ pub struct QueryEngine {
     query_timeout: Option<std::time::Duration>,
     /// What each principal may run and see (see [`StatementPolicy`]).
     policy: Arc<dyn StatementPolicy>,
+    /// Roles, privileges and owners (the policy, unless another is set).
+    governance: crate::governance::Governance,
 }
 
 impl QueryEngine {
@@ -135,6 +140,7 @@ impl QueryEngine {
             workgroups,
             locations,
             catalogs,
+            governance,
         } = parts;
         catalogs.serve_warehouse(lakehouse.committed().clone());
         let catalog = lakehouse.catalog_provider();
@@ -161,7 +167,8 @@ impl QueryEngine {
             registry,
             retry_policy: RetryPolicy::default(),
             query_timeout: None,
-            policy: Arc::new(AllowAll),
+            policy: Arc::new(governance.clone()),
+            governance,
         })
     }
 
@@ -178,8 +185,8 @@ impl QueryEngine {
         self
     }
 
-    /// The policy every statement's plan passes (see [`StatementPolicy`]); [`AllowAll`] until
-    /// one is set.
+    /// The policy every statement's plan passes (see [`StatementPolicy`]); the engine's
+    /// [`crate::Governance`] until another is set ([`AllowAll`] allows everything).
     pub fn with_policy(mut self, policy: Arc<dyn StatementPolicy>) -> Self {
         self.policy = policy;
         self
@@ -191,7 +198,28 @@ impl QueryEngine {
         session: &SessionSettings,
         plan: LogicalPlan,
     ) -> Result<LogicalPlan, QueryError> {
-        self.policy.check_plan(session.principal.as_ref(), plan)
+        let (catalog, schema) = self.current_schema(session);
+        let subject = policy_subject(session, &catalog, &schema);
+        self.policy.check_plan(&subject, plan)
+    }
+
+    /// Roles, privileges and owners.
+    pub fn governance(&self) -> &crate::governance::Governance {
+        &self.governance
+    }
+
+    /// Checks that `session`'s principal holds `needed` on `object`, or owns it when `needed`
+    /// is `None` (`action` names what it does, for the error).
+    fn authorize(
+        &self,
+        session: &SessionSettings,
+        action: &str,
+        needed: Option<crate::governance::Privilege>,
+        object: &osprey_catalog::SecuredObject,
+    ) -> Result<(), QueryError> {
+        let (catalog, schema) = self.current_schema(session);
+        let subject = policy_subject(session, &catalog, &schema);
+        self.governance.authorize(&subject, action, needed, object)
     }
 
     /// The session shared by every query (its catalog holds every registered table).
@@ -379,9 +407,10 @@ impl QueryEngine {
         state
             .config_mut()
             .set_extension(Arc::new(self.catalogs.clone()));
+        let (catalog, schema) = self.current_schema(session);
         let visible = self
             .policy
-            .visible_catalogs(session.principal.as_ref(), catalogs);
+            .visible_catalogs(&policy_subject(session, &catalog, &schema), catalogs);
         // Only a changed list costs a rebuild of the state.
         if !Arc::ptr_eq(&shared, &visible) {
             state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
@@ -389,6 +418,14 @@ impl QueryEngine {
                 .build();
         }
         session.apply(&mut state)?;
+        // Every report of a missing table asks the policy first (`listings::suggest_table`).
+        state
+            .config_mut()
+            .set_extension(Arc::new(crate::policy::PolicyRefusal {
+                policy: Arc::clone(&self.policy),
+                principal: session.principal.clone(),
+                role: session.role.clone(),
+            }));
         Ok(state)
     }
 
@@ -419,6 +456,11 @@ impl QueryEngine {
             ParsedStatement::Sql(statement) => *statement,
             ParsedStatement::TableProcedure(call) => {
                 return self.run_table_procedure(&state, session, call).await;
+            }
+            ParsedStatement::Governance(statement) => {
+                return self
+                    .run_governance_statement(&state, session, statement)
+                    .await;
             }
             own => return self.run_own_statement(&state, principal, own).await,
         };
@@ -472,121 +514,39 @@ impl QueryEngine {
         };
         let plan = bind_parameters(plan, parameters)?;
         let plan = self.check_plan(session, plan)?;
-        match &plan {
-            LogicalPlan::Statement(Statement::SetVariable(set)) => {
-                session.set(self.ctx.state().config_options(), &set.variable, &set.value)?;
-                return Ok(PreparedStatement::ddl_done("SET SESSION"));
-            }
-            LogicalPlan::Statement(Statement::ResetVariable(reset)) => {
-                session.reset(&reset.variable);
-                return Ok(PreparedStatement::ddl_done("RESET SESSION"));
-            }
-            _ => {}
-        }
-        refuse_session_statements(&plan)?;
-        // Tables of attached catalogs are created, written and dropped by their catalog.
-        if let Some(done) = self
-            .attached_write(&plan, &mut state, session, create_has_query, &properties)
-            .await
-        {
-            return done;
-        }
-        if !properties.is_empty() {
-            return Err(QueryError::NotSupported(
-                "table properties (WITH ...) on Osprey's own tables: they apply to the Iceberg \
-                 tables of attached catalogs so far"
-                    .to_string(),
-            ));
-        }
-        let lakehouse = &self.lakehouse;
-        match plan {
-            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
-                for location in &cmd.locations {
-                    self.locations
-                        .check(session.principal.as_ref(), location, Access::Read)?;
-                }
-                lakehouse.create_external_table(&state, &cmd).await?;
-                Ok(PreparedStatement::ddl_done("CREATE TABLE"))
-            }
-            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
-                if cmd.temporary {
-                    return Err(QueryError::NotSupported("TEMPORARY tables".to_string()));
-                }
-                let schema = cmd.input.schema().as_arrow().clone();
-                let input = create_has_query.then(|| cmd.input.as_ref().clone());
-                let slot = match create_has_query {
-                    true => Some(self.admit_write(&mut state, session).await?),
-                    false => None,
-                };
-                let create = async {
-                    lakehouse
-                        .create_managed_table(
-                            &state,
-                            &cmd.name,
-                            input,
-                            &schema,
-                            cmd.if_not_exists,
-                            cmd.or_replace,
-                        )
-                        .await
-                };
-                let rows = match &slot {
-                    Some(slot) => self.within_time_limit(slot, create).await?,
-                    None => create.await?,
-                };
-                Ok(if create_has_query {
-                    PreparedStatement::done("CREATE TABLE", rows)
-                } else {
-                    PreparedStatement::ddl_done("CREATE TABLE")
-                })
-            }
-            LogicalPlan::Ddl(DdlStatement::CreateView(cmd)) => {
-                if cmd.temporary {
-                    return Err(QueryError::NotSupported("TEMPORARY views".to_string()));
-                }
-                let view_sql = view_query.unwrap_or_else(|| sql.to_string());
-                lakehouse
-                    .create_view(&state, &cmd.name, &cmd.input, &view_sql, cmd.or_replace)
-                    .await?;
-                Ok(PreparedStatement::ddl_done("CREATE VIEW"))
-            }
-            LogicalPlan::Ddl(DdlStatement::DropTable(cmd)) => {
-                lakehouse
-                    .drop_relation(&state, &cmd.name, cmd.if_exists, false)
-                    .await?;
-                Ok(PreparedStatement::ddl_done("DROP TABLE"))
-            }
-            LogicalPlan::Ddl(DdlStatement::DropView(cmd)) => {
-                lakehouse
-                    .drop_relation(&state, &cmd.name, cmd.if_exists, true)
-                    .await?;
-                Ok(PreparedStatement::ddl_done("DROP VIEW"))
-            }
-            LogicalPlan::Ddl(other) => Err(QueryError::NotSupported(format!(
-                "{}: Osprey does not support this statement",
-                other.name()
-            ))),
-            LogicalPlan::Dml(dml) => match dml.op {
-                WriteOp::Insert(InsertOp::Append) => {
-                    let slot = self.admit_write(&mut state, session).await?;
-                    let insert = async {
-                        lakehouse
-                            .insert(&state, &dml.table_name, dml.input.as_ref().clone())
-                            .await
-                    };
-                    let rows = self.within_time_limit(&slot, insert).await?;
-                    Ok(PreparedStatement::done("INSERT", rows))
-                }
-                other => Err(QueryError::NotSupported(format!(
-                    "{other}: managed tables take INSERT INTO ... SELECT / VALUES; \
-                     to rewrite a table use CREATE OR REPLACE TABLE ... AS SELECT"
-                ))),
-            },
-            LogicalPlan::Copy(_) => Err(QueryError::NotSupported(
-                "COPY: export query results with UNLOAD (SELECT ...) TO 'location' WITH (format = 'PARQUET')"
-                    .to_string(),
-            )),
-            plan => Ok(PreparedStatement::Query(plan)),
-        }
+        let (catalog, schema) = self.current_schema(session);
+        let change = crate::governance::ownership_change(
+            &plan,
+            &crate::governance::NameDefaults { catalog, schema },
+        );
+        // Boxed: the statement's future stays small wherever it is moved (a thread's stack).
+        let prepared = Box::pin(self.run_planned(
+            plan,
+            state,
+            session,
+            sql,
+            create_has_query,
+            properties,
+            view_query,
+        ))
+        .await?;
+        self.governance
+            .record(session.principal.as_ref(), change)
+            .await?;
+        Ok(prepared)
+    }
+}
+
+/// Who runs `session`'s statements, as the policy sees them.
+fn policy_subject<'a>(
+    session: &'a SessionSettings,
+    catalog: &'a str,
+    schema: &'a str,
+) -> crate::policy::PolicySubject<'a> {
+    crate::policy::PolicySubject {
+        principal: session.principal.as_ref(),
+        role: &session.role,
+        catalog,
+        schema,
     }
 }

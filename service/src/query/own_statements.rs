@@ -5,6 +5,42 @@ use super::*;
 use crate::auth::Principal;
 
 impl QueryEngine {
+    /// Runs a governance statement (roles, privileges, `SET ROLE`) for `session`.
+    pub(super) async fn run_governance_statement(
+        &self,
+        state: &SessionState,
+        session: &mut SessionSettings,
+        statement: crate::governance::GovernanceStatement,
+    ) -> Result<PreparedStatement, QueryError> {
+        use crate::governance::{GovernanceResult, GovernanceStatement, NameDefaults};
+        if let GovernanceStatement::SetRole(selection) = statement {
+            self.governance
+                .check_role_selection(session.principal.as_ref(), &selection)?;
+            session.role = selection;
+            return Ok(PreparedStatement::ddl_done("SET ROLE"));
+        }
+        let (catalog, schema) = self.current_schema(session);
+        let subject = super::policy_subject(session, &catalog, &schema);
+        let defaults = NameDefaults {
+            catalog: catalog.clone(),
+            schema: schema.clone(),
+        };
+        let kind = statement.kind();
+        match self
+            .governance
+            .execute(
+                &subject,
+                &defaults,
+                state.catalog_list().as_ref(),
+                statement,
+            )
+            .await?
+        {
+            GovernanceResult::Done(_) => Ok(PreparedStatement::ddl_done(kind)),
+            GovernanceResult::Listing(plan) => Ok(PreparedStatement::Listing(plan)),
+        }
+    }
+
     /// Runs one of Osprey's own statements for `principal`.
     pub(super) async fn run_own_statement(
         &self,
@@ -15,11 +51,21 @@ impl QueryEngine {
         match statement {
             ParsedStatement::User(statement) => {
                 let kind = user_statement_kind(&statement);
+                // A dropped user's privileges and ownerships go with it.
+                let dropped = match &statement {
+                    UserStatement::Drop { names, .. } => names.clone(),
+                    _ => Vec::new(),
+                };
                 Ok(
                     match execute_user_statement(&self.auth, &self.workgroups, principal, statement)
                         .await?
                     {
-                        UserStatementResult::Done => PreparedStatement::ddl_done(kind),
+                        UserStatementResult::Done => {
+                            for user in &dropped {
+                                self.governance.forget_user(user).await?;
+                            }
+                            PreparedStatement::ddl_done(kind)
+                        }
                         UserStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
                     },
                 )
@@ -61,6 +107,7 @@ impl QueryEngine {
                 )
             }
             ParsedStatement::Immediate(_)
+            | ParsedStatement::Governance(_)
             | ParsedStatement::Sql(_)
             | ParsedStatement::TableProcedure(_) => Err(QueryError::Execution(
                 "internal: SQL routed as one of Osprey's own statements".to_string(),

@@ -20,6 +20,16 @@ impl QueryEngine {
         let defaults = &state.config_options().catalog;
         let name = table_reference_from_parts(&call.table)?
             .resolve(&defaults.default_catalog, &defaults.default_schema);
+        self.authorize(
+            session,
+            &format!("ALTER TABLE ... EXECUTE {label} on"),
+            None,
+            &osprey_catalog::SecuredObject::Table(
+                name.catalog.to_string(),
+                name.schema.to_string(),
+                name.table.to_string(),
+            ),
+        )?;
         let attached = self.attached_catalogs();
         if !(attached.is_attached(&name.catalog) || attached.is_owned_iceberg(&name)) {
             return Err(QueryError::NotSupported(format!(

@@ -1,0 +1,280 @@
+//! What a plan needs, checked for a principal who is not an admin.
+//!
+//! Every catalog table in the plan of such a principal came through its filtered catalogs
+//! as a [`GovernedTable`] (see `visible`), so the uses checked here are every use:
+//!
+//! - a scan needs `SELECT` on the columns it reads (found with DataFusion's own projection
+//!   pruning on a copy of the plan; a scan in a subquery needs every column);
+//! - a write needs `INSERT` (`INSERT OVERWRITE` also `DELETE`), `DELETE` (`DELETE`,
+//!   `TRUNCATE`), `UPDATE`, or for `MERGE` each privilege its clauses use; the rows it reads
+//!   need `SELECT` as any scan;
+//! - `CREATE TABLE | VIEW` needs `CREATE` on the schema; `DROP` needs ownership.
+//!
+//! Then the marks are taken off: the plan that runs holds the tables themselves.
+
+use super::model::{AccessModel, Privilege, Subject};
+use super::visible::GovernedTable;
+use crate::error::QueryError;
+use crate::policy::NameDefaults;
+use datafusion::common::TableReference;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{
+    DdlStatement, DmlStatement, LogicalPlan, MergeIntoAction, TableScan, TableSource, WriteOp,
+};
+use datafusion::optimizer::optimize_projections::OptimizeProjections;
+use datafusion::optimizer::{OptimizerContext, OptimizerRule};
+use osprey_catalog::SecuredObject;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The schema that holds `table`.
+pub fn schema_of(table: &SecuredObject) -> SecuredObject {
+    match table {
+        SecuredObject::Table(c, s, _) => SecuredObject::Schema(c.clone(), s.clone()),
+        other => other.clone(),
+    }
+}
+
+/// One thing a plan needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Need {
+    /// A privilege on an object; for `SELECT`, of these columns (`None`: all).
+    Privilege(Privilege, SecuredObject, Option<Vec<String>>),
+    /// Ownership, to drop it.
+    Owner(&'static str, SecuredObject),
+}
+
+/// Checks `plan` for `subject`, and answers it with its tables unmarked.
+pub(super) fn check(
+    model: &AccessModel,
+    subject: &Subject,
+    defaults: &NameDefaults,
+    plan: LogicalPlan,
+) -> Result<LogicalPlan, QueryError> {
+    for need in needs(&plan, defaults)? {
+        let allowed = match &need {
+            Need::Privilege(privilege, object, columns) => {
+                model.allows(subject, *privilege, object, columns.as_deref())
+            }
+            Need::Owner(_, object) => model.owns(subject, object),
+        };
+        if !allowed {
+            return Err(denied(&need));
+        }
+    }
+    unmark(plan)
+}
+
+fn denied(need: &Need) -> QueryError {
+    let message = match need {
+        Need::Privilege(privilege, object, Some(columns))
+            if *privilege == Privilege::Select && !columns.is_empty() =>
+        {
+            format!(
+                "permission denied: SELECT ({}) on {}",
+                columns.join(", "),
+                describe(object)
+            )
+        }
+        Need::Privilege(privilege, object, _) => {
+            format!(
+                "permission denied: {} on {}",
+                privilege.name(),
+                describe(object)
+            )
+        }
+        Need::Owner(action, object) => format!(
+            "permission denied: {action} {} needs its owner or an admin",
+            describe(object)
+        ),
+    };
+    QueryError::PermissionDenied(message)
+}
+
+/// `table c.s.t`, `schema c.s`, `catalog c`.
+pub fn describe(object: &SecuredObject) -> String {
+    match object {
+        SecuredObject::Catalog(c) => format!("catalog {c}"),
+        SecuredObject::Schema(c, s) => format!("schema {c}.{s}"),
+        SecuredObject::Table(c, s, t) => format!("table {c}.{s}.{t}"),
+    }
+}
+
+fn governed(source: &Arc<dyn TableSource>) -> Option<Arc<dyn datafusion::catalog::TableProvider>> {
+    let provider = source_as_provider(source).ok()?;
+    provider
+        .as_ref()
+        .downcast_ref::<GovernedTable>()
+        .map(|table| Arc::clone(&table.inner))
+}
+
+fn governed_object(source: &Arc<dyn TableSource>) -> Option<SecuredObject> {
+    let provider = source_as_provider(source).ok()?;
+    provider
+        .as_ref()
+        .downcast_ref::<GovernedTable>()
+        .map(|table| table.object.clone())
+}
+
+/// What `plan` needs.
+fn needs(plan: &LogicalPlan, defaults: &NameDefaults) -> Result<Vec<Need>, QueryError> {
+    let mut needs = Vec::new();
+    // The columns each scan reads, from a copy pruned as the optimizer would prune it.
+    let pruned = OptimizeProjections::new()
+        .rewrite(plan.clone(), &OptimizerContext::new())
+        .map(|t| t.data)
+        .unwrap_or_else(|_| plan.clone());
+    let mut reads: BTreeMap<SecuredObject, Option<Vec<String>>> = BTreeMap::new();
+    pruned.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Some(object) = governed_object(&scan.source)
+        {
+            let columns = scan_columns(scan);
+            let entry = reads.entry(object).or_insert_with(|| Some(Vec::new()));
+            match (entry.as_mut(), columns) {
+                (Some(all), Some(columns)) => {
+                    for column in columns {
+                        if !all.contains(&column) {
+                            all.push(column);
+                        }
+                    }
+                }
+                _ => *entry = None,
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    for (object, columns) in reads {
+        needs.push(Need::Privilege(Privilege::Select, object, columns));
+    }
+    plan.apply_with_subqueries(|node| {
+        match node {
+            LogicalPlan::Dml(dml) => needs.extend(write_needs(dml, defaults)),
+            LogicalPlan::Ddl(ddl) => needs.extend(ddl_needs(ddl, defaults)),
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(needs)
+}
+
+/// The columns `scan` reads: `Some(vec![])` for none (`count(*)`).
+fn scan_columns(scan: &TableScan) -> Option<Vec<String>> {
+    let schema = scan.source.schema();
+    let names = |indices: &[usize]| {
+        indices
+            .iter()
+            .map(|i| schema.field(*i).name().clone())
+            .collect::<Vec<_>>()
+    };
+    match &scan.projection {
+        Some(projection) => Some(names(projection)),
+        None => Some(names(&(0..schema.fields().len()).collect::<Vec<_>>())),
+    }
+}
+
+fn write_needs(dml: &DmlStatement, defaults: &NameDefaults) -> Vec<Need> {
+    let target = governed_object(&dml.target);
+    let privileges: Vec<Privilege> = match &dml.op {
+        WriteOp::Insert(InsertOp::Append) => vec![Privilege::Insert],
+        WriteOp::Insert(_) => vec![Privilege::Insert, Privilege::Delete],
+        WriteOp::Delete | WriteOp::Truncate => vec![Privilege::Delete],
+        WriteOp::Update => vec![Privilege::Update],
+        WriteOp::MergeInto(merge) => {
+            let mut used: Vec<Privilege> = merge
+                .clauses
+                .iter()
+                .map(|clause| match clause.action {
+                    MergeIntoAction::Update(_) => Privilege::Update,
+                    MergeIntoAction::Insert { .. } => Privilege::Insert,
+                    MergeIntoAction::Delete => Privilege::Delete,
+                })
+                .collect();
+            used.sort();
+            used.dedup();
+            used
+        }
+        WriteOp::Ctas => {
+            return vec![Need::Privilege(
+                Privilege::Create,
+                schema_of(&defaults.table(&dml.table_name)),
+                None,
+            )];
+        }
+        // A write Osprey does not know yet is the admins'.
+        _ => {
+            return vec![Need::Owner(
+                "running",
+                SecuredObject::Catalog(format!("(for {})", dml.op.name())),
+            )];
+        }
+    };
+    match target {
+        Some(object) => privileges
+            .into_iter()
+            .map(|p| Need::Privilege(p, object.clone(), None))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+fn ddl_needs(ddl: &DdlStatement, defaults: &NameDefaults) -> Vec<Need> {
+    let create_in = |name: &TableReference| {
+        vec![Need::Privilege(
+            Privilege::Create,
+            schema_of(&defaults.table(name)),
+            None,
+        )]
+    };
+    match ddl {
+        DdlStatement::CreateExternalTable(cmd) => create_in(&cmd.name),
+        DdlStatement::CreateMemoryTable(cmd) => create_in(&cmd.name),
+        DdlStatement::CreateView(cmd) => create_in(&cmd.name),
+        DdlStatement::DropTable(cmd) => vec![Need::Owner("DROP", defaults.table(&cmd.name))],
+        DdlStatement::DropView(cmd) => vec![Need::Owner("DROP", defaults.table(&cmd.name))],
+        DdlStatement::CreateCatalogSchema(cmd) => {
+            let schema = defaults.schema(&cmd.schema_name);
+            let SecuredObject::Schema(catalog, _) = &schema else {
+                return Vec::new();
+            };
+            vec![Need::Privilege(
+                Privilege::Create,
+                SecuredObject::Catalog(catalog.clone()),
+                None,
+            )]
+        }
+        DdlStatement::DropCatalogSchema(cmd) => {
+            vec![Need::Owner("DROP", defaults.schema(&cmd.name.to_string()))]
+        }
+        // Catalogs, functions and indexes are the admins'.
+        other => vec![Need::Owner(
+            "running",
+            SecuredObject::Catalog(format!("(for {})", other.name())),
+        )],
+    }
+}
+
+/// `plan` with every marked table replaced by the table itself.
+fn unmark(plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+    Ok(plan
+        .transform_up_with_subqueries(|node| match node {
+            LogicalPlan::TableScan(mut scan) => match governed(&scan.source) {
+                Some(inner) => {
+                    scan.source = provider_as_source(inner);
+                    Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                }
+                None => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
+            },
+            LogicalPlan::Dml(mut dml) => match governed(&dml.target) {
+                Some(inner) => {
+                    dml.target = provider_as_source(inner);
+                    Ok(Transformed::yes(LogicalPlan::Dml(dml)))
+                }
+                None => Ok(Transformed::no(LogicalPlan::Dml(dml))),
+            },
+            other => Ok(Transformed::no(other)),
+        })?
+        .data)
+}

@@ -1,0 +1,202 @@
+"""Governance, first part (issue 24): roles, privileges and owners, enforced in the statement
+service's one policy hook, so every front door gives the same answers. Users reach only what is
+granted to them, through ADBC (Flight SQL), the HTTP API and the trino client, and every way
+around a missing privilege this file tries is refused with PERMISSION_DENIED."""
+
+import adbc_driver_manager
+import pytest
+import trino
+
+from conftest import PASSWORD
+from hostile import (  # noqa: F401 (server is a fixture)
+    adbc, adbc_run, http_query, server, trino_run)
+
+ANA, ANA_PASSWORD = "gov_ana", "gov-ana-password-1"
+BEN, BEN_PASSWORD = "gov_ben", "gov-ben-password-1"
+
+
+def admin(server, sql):
+    return adbc_run(server, sql, "admin", PASSWORD)
+
+
+def as_ben(server, sql):
+    return adbc_run(server, sql, BEN, BEN_PASSWORD)
+
+
+def refused(server, sql, user=BEN, password=BEN_PASSWORD):
+    """The error message of SQL run as USER through ADBC, which must be PERMISSION_DENIED."""
+    with pytest.raises(adbc_driver_manager.Error) as failed:
+        adbc_run(server, sql, user, password)
+    message = str(failed.value)
+    assert "PermissionDenied" in message or "PERMISSION_DENIED" in message, (sql, message)
+    return message
+
+
+@pytest.fixture(scope="module")
+def governed(server):
+    """A schema `gov` with `orders (id, region, ssn)` and `secret (x)`, both Iceberg tables of
+    Osprey's own; ana holds the role analysts (SELECT on orders), ben SELECT (id, region) on
+    orders and CREATE on his own schema `ben_s`."""
+    for sql in [
+        f"CREATE USER {ANA} PASSWORD '{ANA_PASSWORD}'",
+        f"CREATE USER {BEN} PASSWORD '{BEN_PASSWORD}'",
+        "CREATE SCHEMA gov",
+        "CREATE TABLE gov.orders AS SELECT * FROM (VALUES (1, 'eu', '111-11-1111'), "
+        "(2, 'us', '222-22-2222')) AS t (id, region, ssn)",
+        "CREATE TABLE gov.secret AS SELECT 42 AS x",
+        "CREATE ROLE analysts",
+        f"GRANT analysts TO USER {ANA}",
+        "GRANT SELECT ON gov.orders TO ROLE analysts",
+        f"GRANT SELECT (id, region) ON gov.orders TO {BEN}",
+        "CREATE SCHEMA ben_s",
+        f"GRANT CREATE ON SCHEMA ben_s TO {BEN}",
+    ]:
+        admin(server, sql)
+    return server
+
+
+def test_every_door_gives_what_is_granted_and_refuses_the_rest(governed):
+    server = governed
+    # ADBC: the granted columns, count(*), and a refusal naming privilege and columns.
+    assert sorted(as_ben(server, "SELECT id, region FROM gov.orders")) == [(1, "eu"), (2, "us")]
+    assert as_ben(server, "SELECT count(*) FROM gov.orders") == [(2,)]
+    message = refused(server, "SELECT * FROM gov.orders")
+    assert "SELECT (id, region, ssn) on table osprey.gov.orders" in message
+    # A table not granted at all, and one that does not exist, fail alike.
+    hidden = refused(server, "SELECT x FROM gov.secret")
+    missing = refused(server, "SELECT x FROM gov.no_such_table")
+    assert "no privilege on table osprey.gov.secret" in hidden
+    assert "no privilege on table osprey.gov.no_such_table" in missing
+
+    # HTTP: the same error, code and all.
+    answer = http_query(server, "SELECT ssn FROM gov.orders", BEN, BEN_PASSWORD)
+    assert answer["error"]["code"] == "PERMISSION_DENIED", answer
+    assert "SELECT (ssn)" in answer["error"]["message"]
+    answer = http_query(server, "SELECT id FROM gov.orders ORDER BY id", BEN, BEN_PASSWORD)
+    assert answer.get("error") is None and answer["result"]["rows"] == [[1], [2]], answer
+
+    # Trino: its error name.
+    with pytest.raises(trino.exceptions.TrinoUserError) as failed:
+        trino_run(server, "SELECT x FROM gov.secret", user=BEN, password=BEN_PASSWORD)
+    assert failed.value.error_name == "PERMISSION_DENIED"
+    assert trino_run(server, "SELECT region FROM gov.orders WHERE id = 1",
+                     user=BEN, password=BEN_PASSWORD) == [["eu"]]
+
+    # Listings show only what is granted, on every door.
+    assert as_ben(server, "SHOW TABLES FROM gov") == [("orders",)]
+    tables = as_ben(server, "SELECT table_schema, table_name FROM information_schema.tables "
+                            "WHERE table_schema IN ('gov', 'ben_s')")
+    assert tables == [("gov", "orders")]
+    with adbc(server, BEN, BEN_PASSWORD) as conn:
+        objects = conn.adbc_get_objects(depth="tables", catalog_filter="osprey").read_all()
+    listed = {(schema["db_schema_name"], table["table_name"])
+              for catalog in objects.to_pylist()
+              for schema in catalog["catalog_db_schemas"] or []
+              for table in schema["db_schema_tables"] or []}
+    assert ("gov", "orders") in listed and ("gov", "secret") not in listed
+    schemas = {row[0] for row in trino_run(server, "SHOW SCHEMAS", user=BEN,
+                                           password=BEN_PASSWORD)}
+    assert {"gov", "ben_s", "tpch"} <= schemas or {"gov", "ben_s"} <= schemas
+
+
+BYPASSES = [
+    # Columns not granted, however they are reached.
+    "WITH c AS (SELECT ssn FROM gov.orders) SELECT * FROM c",
+    "SELECT id, (SELECT max(ssn) FROM gov.orders) FROM gov.orders",
+    "SELECT a.id FROM gov.orders a JOIN gov.orders b ON a.ssn = b.ssn",
+    "SELECT id FROM gov.orders UNION ALL SELECT x FROM gov.secret",
+    "SELECT id, row_number() OVER (ORDER BY ssn) FROM gov.orders",
+    "SELECT id FROM gov.orders WHERE ssn LIKE '111%'",
+    "SELECT id FROM gov.orders WHERE id IN (SELECT id FROM gov.orders WHERE ssn = '1')",
+    "SELECT min(ssn), max(ssn) FROM gov.orders",
+    "SELECT CAST(ssn AS INT) FROM gov.orders",
+    "EXPLAIN SELECT ssn FROM gov.orders",
+    "EXPLAIN ANALYZE SELECT ssn FROM gov.orders",
+    # Statistics of a table not granted.
+    "SELECT count(*) FROM gov.secret",
+    "SELECT * FROM \"gov\".\"secret$snapshots\"",
+    "SELECT * FROM gov.secret FOR TIMESTAMP AS OF TIMESTAMP '2099-01-01 00:00:00'",
+    # Copies into what ben owns.
+    "CREATE TABLE ben_s.copy AS SELECT ssn FROM gov.orders",
+    "CREATE VIEW ben_s.v AS SELECT ssn FROM gov.orders",
+    "INSERT INTO ben_s.mine SELECT x FROM gov.secret",
+    # Changes without the privilege.
+    "INSERT INTO gov.orders VALUES (3, 'eu', 'x')",
+    "DELETE FROM gov.orders WHERE id = 1",
+    "UPDATE gov.orders SET region = 'x'",
+    "DROP TABLE gov.orders",
+    "ALTER TABLE gov.orders ADD COLUMN extra INT",
+    "ALTER TABLE gov.orders EXECUTE expire_snapshots(retention_threshold => '7d')",
+    "CREATE TABLE gov.mine (a INT)",
+    "CREATE SCHEMA bens_other",
+    "DROP SCHEMA gov CASCADE",
+    "GRANT SELECT ON gov.orders TO gov_ana",
+]
+
+
+def test_bypass_attempts_are_refused(governed):
+    server = governed
+    as_ben(server, "CREATE TABLE ben_s.mine (x INT)")
+    for sql in BYPASSES:
+        refused(server, sql)
+    # Nothing leaked into ben's schema, and the tables are as they were.
+    assert as_ben(server, "SHOW TABLES FROM ben_s") == [("mine",)]
+    assert sorted(admin(server, "SELECT id FROM gov.orders")) == [(1,), (2,)]
+    # What ben may do still works: he owns what he creates.
+    as_ben(server, "INSERT INTO ben_s.mine SELECT id FROM gov.orders")
+    assert sorted(as_ben(server, "SELECT x FROM ben_s.mine")) == [(1,), (2,)]
+    as_ben(server, "DROP TABLE ben_s.mine")
+    # system.queries shows ben his own statements only.
+    users = {row[0] for row in as_ben(server, "SELECT user_name FROM system.queries")}
+    assert users == {BEN}
+
+
+def test_grants_and_roles_take_effect_at_the_next_statement(governed):
+    server = governed
+    with adbc(server, ANA, ANA_PASSWORD) as conn, conn.cursor() as cur:
+        def run(sql):
+            cur.execute(sql)
+            return cur.fetchall()
+
+        assert len(run("SELECT ssn FROM gov.orders")) == 2  # through the role analysts
+        assert run("SHOW CURRENT ROLES") == [("analysts",), ("public",)]
+        run("SET ROLE NONE")
+        with pytest.raises(adbc_driver_manager.Error, match="(?i)permission denied"):
+            run("SELECT ssn FROM gov.orders")
+        run("SET ROLE analysts")
+        assert len(run("SELECT ssn FROM gov.orders")) == 2
+        # A grant, then a revoke, in another session: this one sees each at once.
+        with pytest.raises(adbc_driver_manager.Error, match="(?i)permission denied"):
+            run("SELECT x FROM gov.secret")
+        admin(server, f"GRANT SELECT ON gov.secret TO {ANA}")
+        assert run("SELECT x FROM gov.secret") == [(42,)]
+        admin(server, "REVOKE SELECT ON gov.orders FROM ROLE analysts")
+        with pytest.raises(adbc_driver_manager.Error, match="(?i)permission denied"):
+            run("SELECT ssn FROM gov.orders")
+        admin(server, "GRANT SELECT ON gov.orders TO ROLE analysts")
+        assert len(run("SELECT ssn FROM gov.orders")) == 2
+    grants = admin(server, f"SHOW GRANTS FOR {ANA}")
+    assert [(g[2], g[3], g[4]) for g in grants] == [("TABLE", "osprey.gov.secret", "SELECT")]
+    # A dropped user's grants go with it: a new user of the same name starts with none.
+    admin(server, f"DROP USER {ANA}")
+    assert admin(server, f"SHOW GRANTS FOR {ANA}") == []
+    admin(server, f"CREATE USER {ANA} PASSWORD '{ANA_PASSWORD}'")
+    refused(server, "SELECT x FROM gov.secret", ANA, ANA_PASSWORD)
+    admin(server, f"GRANT analysts TO USER {ANA}")
+
+
+def test_owners_grant_what_they_own(governed):
+    server = governed
+    as_ben(server, "CREATE TABLE ben_s.shared AS SELECT 7 AS n")
+    refused(server, "SELECT n FROM ben_s.shared", ANA, ANA_PASSWORD)
+    as_ben(server, f"GRANT SELECT ON ben_s.shared TO {ANA}")
+    assert adbc_run(server, "SELECT n FROM ben_s.shared", ANA, ANA_PASSWORD) == [(7,)]
+    # ana may read it, not drop it or pass it on.
+    refused(server, "DROP TABLE ben_s.shared", ANA, ANA_PASSWORD)
+    refused(server, f"GRANT SELECT ON ben_s.shared TO {BEN}", ANA, ANA_PASSWORD)
+    # Renamed, the table keeps its grants; dropped, they go with it.
+    as_ben(server, "ALTER TABLE ben_s.shared RENAME TO shared2")
+    assert adbc_run(server, "SELECT n FROM ben_s.shared2", ANA, ANA_PASSWORD) == [(7,)]
+    as_ben(server, "DROP TABLE ben_s.shared2")
+    as_ben(server, "CREATE TABLE ben_s.shared2 AS SELECT 8 AS n")
+    refused(server, "SELECT n FROM ben_s.shared2", ANA, ANA_PASSWORD)
