@@ -200,3 +200,19 @@ def test_owners_grant_what_they_own(governed):
     as_ben(server, "DROP TABLE ben_s.shared2")
     as_ben(server, "CREATE TABLE ben_s.shared2 AS SELECT 8 AS n")
     refused(server, "SELECT n FROM ben_s.shared2", ANA, ANA_PASSWORD)
+
+
+def test_changes_that_read_rows_need_select(governed):
+    """A DELETE's WHERE and a MERGE's matching read the target: with INSERT, UPDATE and DELETE
+    but no SELECT, ben adds rows and nothing else."""
+    server = governed
+    admin(server, "CREATE TABLE gov.ledger AS SELECT 1 AS k")
+    admin(server, f"GRANT INSERT, UPDATE, DELETE ON gov.ledger TO {BEN}")
+    merge = ("MERGE INTO gov.ledger AS t USING (SELECT 1 AS k) AS s ON t.k = s.k "
+             "WHEN MATCHED THEN DELETE")
+    assert "SELECT" in refused(server, merge)
+    assert "SELECT (k)" in refused(server, "DELETE FROM gov.ledger WHERE k = 1")
+    as_ben(server, "INSERT INTO gov.ledger VALUES (2)")
+    admin(server, f"GRANT SELECT ON gov.ledger TO {BEN}")
+    as_ben(server, merge)
+    assert as_ben(server, "SELECT k FROM gov.ledger") == [(2,)]

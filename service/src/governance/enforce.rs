@@ -6,8 +6,8 @@
 //! - a scan needs `SELECT` on the columns it reads (found with DataFusion's own projection
 //!   pruning on a copy of the plan; a scan in a subquery needs every column);
 //! - a write needs `INSERT` (`INSERT OVERWRITE` also `DELETE`), `DELETE` (`DELETE`,
-//!   `TRUNCATE`), `UPDATE`, or for `MERGE` each privilege its clauses use; the rows it reads
-//!   need `SELECT` as any scan;
+//!   `TRUNCATE`), `UPDATE`, or for `MERGE` each privilege its clauses use and `SELECT` on the
+//!   target (matching reads it); the rows it reads need `SELECT` as any scan;
 //! - `CREATE TABLE | VIEW` needs `CREATE` on the schema; `DROP` needs ownership.
 //!
 //! Then the marks are taken off: the plan that runs holds the tables themselves.
@@ -192,6 +192,8 @@ fn write_needs(dml: &DmlStatement, defaults: &NameDefaults) -> Vec<Need> {
                     MergeIntoAction::Delete => Privilege::Delete,
                 })
                 .collect();
+            // Which target rows match tells what the target holds: a MERGE reads it.
+            used.push(Privilege::Select);
             used.sort();
             used.dedup();
             used
