@@ -216,3 +216,26 @@ def test_changes_that_read_rows_need_select(governed):
     admin(server, f"GRANT SELECT ON gov.ledger TO {BEN}")
     as_ben(server, merge)
     assert as_ben(server, "SELECT k FROM gov.ledger") == [(2,)]
+
+
+def test_a_trino_session_keeps_its_role(governed):
+    """`SET ROLE` through the trino client: the answer's X-Trino-Set-Role is carried back with
+    the client's next statements, as Trino does."""
+    server = governed
+    assert trino_run(server, "SHOW CURRENT ROLES", user=ANA, password=ANA_PASSWORD) == [
+        ["analysts"], ["public"]]
+    from hostile import trino_connect
+    with trino_connect(server, ANA, ANA_PASSWORD) as conn:
+        cur = conn.cursor()
+        cur.execute("SET ROLE NONE")
+        cur.fetchall()
+        cur.execute("SHOW CURRENT ROLES")
+        assert cur.fetchall() == [["public"]]
+        with pytest.raises(trino.exceptions.TrinoUserError) as failed:
+            cur.execute("SELECT ssn FROM gov.orders")
+            cur.fetchall()
+        assert failed.value.error_name == "PERMISSION_DENIED"
+        cur.execute("SET ROLE analysts")
+        cur.fetchall()
+        cur.execute("SELECT count(ssn) FROM gov.orders")
+        assert cur.fetchall() == [[2]]

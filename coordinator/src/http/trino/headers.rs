@@ -3,7 +3,7 @@
 
 use crate::http::{ApiError, HttpState};
 use axum::http::{HeaderMap, StatusCode};
-use osprey_service::SessionSettings;
+use osprey_service::{RoleSelection, SessionSettings};
 
 /// The headers that carry a statement's session changes back to the client.
 pub(super) fn session_changes(
@@ -33,7 +33,56 @@ pub(super) fn session_changes(
             headers.push(("x-trino-clear-session", key.clone()));
         }
     }
+    if after.role != before.role {
+        let role = match &after.role {
+            RoleSelection::All => "ALL".to_string(),
+            RoleSelection::None => "NONE".to_string(),
+            RoleSelection::One(role) => format!("ROLE{{{role}}}"),
+        };
+        let role = percent_encoding::utf8_percent_encode(&role, percent_encoding::NON_ALPHANUMERIC);
+        headers.push(("x-trino-set-role", format!("system={role}")));
+    }
     headers
+}
+
+/// `X-Trino-Role: system=ROLE{r}` (or `ALL`, `NONE`; values percent-encoded): the roles the
+/// client's session enabled with `SET ROLE`. Roles of other catalogs are Trino connectors'
+/// and have no meaning here.
+pub(super) fn role_selection(header: Option<&str>) -> Result<Option<RoleSelection>, ApiError> {
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    for entry in header.split(',') {
+        let Some((catalog, value)) = entry.trim().split_once('=') else {
+            continue;
+        };
+        if catalog.trim() != "system" {
+            continue;
+        }
+        let value = percent_encoding::percent_decode_str(value.trim())
+            .decode_utf8()
+            .map_err(|_| bad_role(entry))?;
+        return Ok(Some(match value.as_ref() {
+            "ALL" => RoleSelection::All,
+            "NONE" => RoleSelection::None,
+            other => match other
+                .strip_prefix("ROLE{")
+                .and_then(|r| r.strip_suffix('}'))
+            {
+                Some(role) => RoleSelection::One(role.to_string()),
+                None => RoleSelection::One(other.to_string()),
+            },
+        }));
+    }
+    Ok(None)
+}
+
+fn bad_role(entry: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+        format!("X-Trino-Role: {entry:?} is not system=ROLE{{name}}, ALL or NONE"),
+    )
 }
 
 /// `X-Trino-Session: key=value,key=value` (values percent-encoded).
@@ -105,6 +154,19 @@ pub(super) fn base_uri(state: &HttpState, headers: &HeaderMap) -> Result<String,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_are_decoded() {
+        assert_eq!(
+            role_selection(Some("system=ROLE%7Banalysts%7D")).unwrap(),
+            Some(RoleSelection::One("analysts".into()))
+        );
+        assert_eq!(
+            role_selection(Some("hive=ALL, system=NONE")).unwrap(),
+            Some(RoleSelection::None)
+        );
+        assert_eq!(role_selection(Some("hive=ALL")).unwrap(), None);
+    }
 
     #[test]
     fn session_properties_are_decoded() {

@@ -13,8 +13,9 @@
 //! - Headers: `X-Trino-Catalog`, `X-Trino-Schema` and `X-Trino-Session` (DataFusion settings,
 //!   `key=value`) set the session; `USE`, `SET` and `RESET` answer with `X-Trino-Set-Catalog`,
 //!   `X-Trino-Set-Schema`, `X-Trino-Set-Session` and `X-Trino-Clear-Session` so the client
-//!   carries them to its next statement. `X-Trino-User`, when sent, must name the
-//!   authenticated user (impersonation is refused).
+//!   carries them to its next statement; `SET ROLE` likewise answers `X-Trino-Set-Role`, and
+//!   `X-Trino-Role` (`system=ROLE{r}`, `ALL`, `NONE`) carries it back. `X-Trino-User`, when
+//!   sent, must name the authenticated user (impersonation is refused).
 //! - Parameters arrive as `EXECUTE IMMEDIATE '...' USING ...`, which the statement service
 //!   unwraps for every front door; the session sees Trino's `information_schema` and `system`
 //!   tables (see [`crate::trino::TrinoMetadata`]).
@@ -83,6 +84,7 @@ pub async fn submit(
         schema: header(&headers, "x-trino-schema")?.map(str::to_string),
         principal: Some(principal.clone()),
         metadata: Some(MetadataFlavor(Arc::new(TrinoMetadata))),
+        role: headers::role_selection(header(&headers, "x-trino-role")?)?.unwrap_or_default(),
         ..SessionSettings::default()
     };
     let defaults = state
