@@ -7,13 +7,12 @@
 //!   its name, so that the policy checks each use of it in a plan and then unwraps it
 //!   (`governance::enforce`).
 //! - One rule for names the principal may not see: whether the table exists or not, and in
-//!   a schema or catalog that may not exist, naming it is `PERMISSION_DENIED`
+//!   a schema that may not exist (of a catalog that does), naming it is `PERMISSION_DENIED`
 //!   ([`super::Governance::refusal`] turns the planner's "not found" into it), so an error
 //!   never tells whether something hidden exists. Within what a principal sees, a missing
 //!   table is "not found" as usual.
 
 use super::model::{AccessModel, Subject};
-use crate::error::QueryError;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{
@@ -22,7 +21,7 @@ use datafusion::catalog::{
 };
 use datafusion::common::{Constraints, DFSchemaRef, Statistics};
 use datafusion::datasource::TableType;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, LogicalPlan, MergeIntoClause, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
@@ -81,43 +80,29 @@ impl CatalogProviderList for VisibleCatalogs {
     }
 
     fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
-        let inner = self.inner.catalog(name);
-        let seen = self.viewer.model.sees(
-            &self.viewer.subject,
-            &SecuredObject::Catalog(name.to_string()),
-        );
-        match (inner, seen) {
-            (Some(inner), _) => Some(Arc::new(VisibleCatalog {
-                inner: Some(inner),
-                name: name.to_string(),
-                viewer: self.viewer.clone(),
-            })),
-            (None, true) => None,
-            // A catalog it may not see answers as if it existed: its tables are denied.
-            (None, false) => Some(Arc::new(VisibleCatalog {
-                inner: None,
-                name: name.to_string(),
-                viewer: self.viewer.clone(),
-            })),
-        }
+        // Catalogs are few and named by admins: a missing one is missing to everyone (names
+        // decide statement routing, `USE` and Spark's branch names). What is in them is not
+        // shown.
+        let inner = self.inner.catalog(name)?;
+        Some(Arc::new(VisibleCatalog {
+            inner,
+            name: name.to_string(),
+            viewer: self.viewer.clone(),
+        }))
     }
 }
 
 #[derive(Debug)]
 struct VisibleCatalog {
-    /// `None` for a catalog that does not exist, named by a principal who may not see it.
-    inner: Option<Arc<dyn CatalogProvider>>,
+    inner: Arc<dyn CatalogProvider>,
     name: String,
     viewer: Viewer,
 }
 
 impl CatalogProvider for VisibleCatalog {
     fn schema_names(&self) -> Vec<String> {
-        let Some(inner) = &self.inner else {
-            return Vec::new();
-        };
         let viewer = &self.viewer;
-        inner
+        self.inner
             .schema_names()
             .into_iter()
             .filter(|schema| {
@@ -132,7 +117,7 @@ impl CatalogProvider for VisibleCatalog {
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         let object = SecuredObject::Schema(self.name.clone(), name.to_string());
         let seen = self.viewer.model.sees(&self.viewer.subject, &object);
-        let inner = self.inner.as_ref().and_then(|c| c.schema(name));
+        let inner = self.inner.schema(name);
         match (inner, seen) {
             (None, true) => None,
             (inner, _) => Some(Arc::new(VisibleSchema {
@@ -149,10 +134,7 @@ impl CatalogProvider for VisibleCatalog {
         name: &str,
         schema: Arc<dyn SchemaProvider>,
     ) -> Result<Option<Arc<dyn SchemaProvider>>> {
-        match &self.inner {
-            Some(inner) => inner.register_schema(name, schema),
-            None => Err(denied_catalog(&self.name)),
-        }
+        self.inner.register_schema(name, schema)
     }
 
     fn deregister_schema(
@@ -160,17 +142,8 @@ impl CatalogProvider for VisibleCatalog {
         name: &str,
         cascade: bool,
     ) -> Result<Option<Arc<dyn SchemaProvider>>> {
-        match &self.inner {
-            Some(inner) => inner.deregister_schema(name, cascade),
-            None => Err(denied_catalog(&self.name)),
-        }
+        self.inner.deregister_schema(name, cascade)
     }
-}
-
-fn denied_catalog(name: &str) -> DataFusionError {
-    DataFusionError::External(Box::new(QueryError::PermissionDenied(format!(
-        "permission denied: no privilege on catalog {name}"
-    ))))
 }
 
 #[derive(Debug)]
