@@ -371,7 +371,8 @@ impl Coordinator {
             locations.clone(),
         )
         .await?;
-        let governance = osprey_service::Governance::load(lakehouse.store().clone()).await?;
+        let governance =
+            osprey_service::Governance::load(lakehouse.store().clone(), DEFAULT_CATALOG).await?;
         let engine = QueryEngine::new(
             ctx,
             osprey_service::EngineParts {

@@ -43,6 +43,8 @@ pub struct Governance {
 struct Inner {
     store: CatalogStore,
     model: RwLock<Arc<AccessModel>>,
+    /// Osprey's own catalog.
+    own_catalog: String,
 }
 
 impl std::fmt::Debug for Governance {
@@ -83,13 +85,14 @@ fn failed(err: CatalogError) -> QueryError {
 }
 
 impl Governance {
-    /// The governance of the catalog in `store`.
-    pub async fn load(store: CatalogStore) -> Result<Self, QueryError> {
+    /// The governance of the catalog in `store`, Osprey's own catalog being `own_catalog`.
+    pub async fn load(store: CatalogStore, own_catalog: &str) -> Result<Self, QueryError> {
         let records = store.access_records().await.map_err(failed)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
-                model: RwLock::new(Arc::new(AccessModel::new(records))),
+                model: RwLock::new(Arc::new(AccessModel::new(records, own_catalog))),
+                own_catalog: own_catalog.to_string(),
             }),
         })
     }
@@ -102,7 +105,7 @@ impl Governance {
     async fn reload(&self) -> Result<(), QueryError> {
         let records = self.inner.store.access_records().await.map_err(failed)?;
         *self.inner.model.write().unwrap_or_else(|e| e.into_inner()) =
-            Arc::new(AccessModel::new(records));
+            Arc::new(AccessModel::new(records, &self.inner.own_catalog));
         Ok(())
     }
 

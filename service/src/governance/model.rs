@@ -21,9 +21,13 @@ use std::collections::{BTreeSet, HashMap};
 /// The role every user holds.
 pub const PUBLIC_ROLE: &str = "public";
 
-/// Schemas every user reads and lists, whatever the grants: their tables show each user
-/// only what it may see.
-const OPEN_SCHEMAS: [&str; 2] = ["information_schema", "system"];
+/// The schema every catalog's listings are in, every user's to read: it lists what each user
+/// may see.
+const INFORMATION_SCHEMA: &str = "information_schema";
+
+/// Osprey's `system` schema (in its own catalog), every user's to read: its tables show each
+/// user what it may see (`system.queries`: its own statements).
+const SYSTEM_SCHEMA: &str = "system";
 
 /// A privilege on a table, schema or catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,11 +94,13 @@ pub struct AccessModel {
     role_roles: HashMap<String, BTreeSet<String>>,
     grants: Vec<PrivilegeGrant>,
     owners: HashMap<SecuredObject, String>,
+    /// Osprey's own catalog, whose `system` schema is open.
+    own_catalog: String,
 }
 
 impl AccessModel {
-    /// The model of `records`.
-    pub fn new(records: AccessRecords) -> Self {
+    /// The model of `records`, for the catalog named `own_catalog` and those attached to it.
+    pub fn new(records: AccessRecords, own_catalog: &str) -> Self {
         let mut user_roles: HashMap<String, BTreeSet<String>> = HashMap::new();
         let mut role_roles: HashMap<String, BTreeSet<String>> = HashMap::new();
         for membership in records.memberships {
@@ -110,6 +116,7 @@ impl AccessModel {
             role_roles,
             grants: records.grants,
             owners: records.owners.into_iter().collect(),
+            own_catalog: own_catalog.to_string(),
         }
     }
 
@@ -214,6 +221,17 @@ impl AccessModel {
             .filter(move |grant| covers(&grant.object, object) && Self::holds(subject, grant))
     }
 
+    /// Whether `object` is in a schema every user reads: any catalog's `information_schema`,
+    /// Osprey's `system` (an attached catalog's namespace of that name is not).
+    fn is_open(&self, object: &SecuredObject) -> bool {
+        match object {
+            SecuredObject::Catalog(_) => false,
+            SecuredObject::Schema(c, s) | SecuredObject::Table(c, s, _) => {
+                s == INFORMATION_SCHEMA || (s == SYSTEM_SCHEMA && *c == self.own_catalog)
+            }
+        }
+    }
+
     /// Whether `subject` owns `object` or the schema that holds it.
     pub fn owns(&self, subject: &Subject, object: &SecuredObject) -> bool {
         if subject.admin {
@@ -238,7 +256,7 @@ impl AccessModel {
         object: &SecuredObject,
         columns: Option<&[String]>,
     ) -> bool {
-        if subject.admin || self.owns(subject, object) || is_open(object) {
+        if subject.admin || self.owns(subject, object) || self.is_open(object) {
             return true;
         }
         let mut granted_columns: BTreeSet<&str> = BTreeSet::new();
@@ -278,7 +296,7 @@ impl AccessModel {
     /// Whether `subject` sees `object` in listings: it holds a privilege on it (or on what
     /// holds it), owns it, or, for a schema or catalog, sees something in it.
     pub fn sees(&self, subject: &Subject, object: &SecuredObject) -> bool {
-        if subject.admin || is_open(object) || self.owns(subject, object) {
+        if subject.admin || self.is_open(object) || self.owns(subject, object) {
             return true;
         }
         if self.held_on(subject, object).next().is_some() {
@@ -305,16 +323,6 @@ pub(super) fn covers(outer: &SecuredObject, inner: &SecuredObject) -> bool {
         (Schema(c, s), Schema(d, t)) | (Schema(c, s), Table(d, t, _)) => c == d && s == t,
         (Table(..), Table(..)) => outer == inner,
         _ => false,
-    }
-}
-
-/// Whether `object` is in a schema every user reads.
-fn is_open(object: &SecuredObject) -> bool {
-    match object {
-        SecuredObject::Catalog(_) => false,
-        SecuredObject::Schema(_, s) | SecuredObject::Table(_, s, _) => {
-            OPEN_SCHEMAS.contains(&s.as_str())
-        }
     }
 }
 
@@ -354,34 +362,37 @@ mod tests {
     }
 
     fn model() -> AccessModel {
-        AccessModel::new(AccessRecords {
-            roles: vec!["analysts".into(), "readers".into()],
-            memberships: vec![
-                RoleMembership {
-                    role: "analysts".into(),
-                    member: Grantee::User("ana".into()),
-                },
-                RoleMembership {
-                    role: "readers".into(),
-                    member: Grantee::Role("analysts".into()),
-                },
-            ],
-            grants: vec![
-                grant(
-                    Grantee::Role("readers".into()),
-                    SecuredObject::Schema("osprey".into(), "sales".into()),
-                    "SELECT",
-                    &[],
-                ),
-                grant(
-                    Grantee::User("ben".into()),
-                    table("orders"),
-                    "SELECT",
-                    &["id", "region"],
-                ),
-            ],
-            owners: vec![(table("mine"), "ben".into())],
-        })
+        AccessModel::new(
+            AccessRecords {
+                roles: vec!["analysts".into(), "readers".into()],
+                memberships: vec![
+                    RoleMembership {
+                        role: "analysts".into(),
+                        member: Grantee::User("ana".into()),
+                    },
+                    RoleMembership {
+                        role: "readers".into(),
+                        member: Grantee::Role("analysts".into()),
+                    },
+                ],
+                grants: vec![
+                    grant(
+                        Grantee::Role("readers".into()),
+                        SecuredObject::Schema("osprey".into(), "sales".into()),
+                        "SELECT",
+                        &[],
+                    ),
+                    grant(
+                        Grantee::User("ben".into()),
+                        table("orders"),
+                        "SELECT",
+                        &["id", "region"],
+                    ),
+                ],
+                owners: vec![(table("mine"), "ben".into())],
+            },
+            "osprey",
+        )
     }
 
     #[test]
