@@ -351,19 +351,25 @@ impl CatalogStore {
         Ok(removed)
     }
 
-    /// Makes `owner` the owner of `object`.
+    /// Makes `owner` the owner of `object`, unless it has one already (a `CREATE ... IF NOT
+    /// EXISTS` of an existing table changes nothing).
     pub async fn set_owner(&self, object: &SecuredObject, owner: &str) -> Result<(), CatalogError> {
         let failed = || db("recording an owner");
         let (kind, catalog, schema, table) = object.parts();
         let mut tx = self.pool.begin().await.map_err(failed())?;
-        sqlx::query(&format!("DELETE FROM osprey_owners WHERE {OBJECT_MATCH}"))
-            .bind(kind)
-            .bind(catalog)
-            .bind(schema)
-            .bind(table)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed())?;
+        let existing = sqlx::query(&format!(
+            "SELECT owner_name FROM osprey_owners WHERE {OBJECT_MATCH}"
+        ))
+        .bind(kind)
+        .bind(catalog)
+        .bind(schema)
+        .bind(table)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed())?;
+        if existing.is_some() {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO osprey_owners (object_kind, catalog_name, schema_name, table_name, \
              owner_name) VALUES ($1, $2, $3, $4, $5)",

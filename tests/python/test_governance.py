@@ -200,6 +200,13 @@ def test_owners_grant_what_they_own(governed):
     as_ben(server, "DROP TABLE ben_s.shared2")
     as_ben(server, "CREATE TABLE ben_s.shared2 AS SELECT 8 AS n")
     refused(server, "SELECT n FROM ben_s.shared2", ANA, ANA_PASSWORD)
+    # CREATE in ben's schema does not make ana the owner of what is there: IF NOT EXISTS of
+    # ben's table changes nothing, and replacing it needs its owner.
+    admin(server, f"GRANT CREATE ON SCHEMA ben_s TO {ANA}")
+    adbc_run(server, "CREATE TABLE IF NOT EXISTS ben_s.shared2 (n INT)", ANA, ANA_PASSWORD)
+    refused(server, "DROP TABLE ben_s.shared2", ANA, ANA_PASSWORD)
+    refused(server, "CREATE OR REPLACE TABLE ben_s.shared2 AS SELECT 1 AS n", ANA, ANA_PASSWORD)
+    assert as_ben(server, "SELECT n FROM ben_s.shared2") == [(8,)]
 
 
 def test_changes_that_read_rows_need_select(governed):

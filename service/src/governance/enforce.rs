@@ -230,10 +230,18 @@ fn ddl_needs(ddl: &DdlStatement, defaults: &NameDefaults) -> Vec<Need> {
             None,
         )]
     };
+    // Replacing drops what was there: the owner's (or the schema owner's) to do.
+    let replacing = |name: &TableReference, or_replace: bool| {
+        let mut needs = create_in(name);
+        if or_replace {
+            needs.push(Need::Owner("CREATE OR REPLACE", defaults.table(name)));
+        }
+        needs
+    };
     match ddl {
-        DdlStatement::CreateExternalTable(cmd) => create_in(&cmd.name),
-        DdlStatement::CreateMemoryTable(cmd) => create_in(&cmd.name),
-        DdlStatement::CreateView(cmd) => create_in(&cmd.name),
+        DdlStatement::CreateExternalTable(cmd) => replacing(&cmd.name, cmd.or_replace),
+        DdlStatement::CreateMemoryTable(cmd) => replacing(&cmd.name, cmd.or_replace),
+        DdlStatement::CreateView(cmd) => replacing(&cmd.name, cmd.or_replace),
         DdlStatement::DropTable(cmd) => vec![Need::Owner("DROP", defaults.table(&cmd.name))],
         DdlStatement::DropView(cmd) => vec![Need::Owner("DROP", defaults.table(&cmd.name))],
         DdlStatement::CreateCatalogSchema(cmd) => {
