@@ -203,6 +203,19 @@ impl QueryEngine {
         self.policy.check_plan(&subject, plan)
     }
 
+    /// Whether the table `catalog.schema.table` exists, whoever may see it.
+    fn table_exists(&self, catalog: &str, schema: &str, table: &str) -> bool {
+        let shared = Arc::clone(self.ctx.state().catalog_list());
+        let catalogs = match self.catalogs.is_empty() {
+            true => shared,
+            false => self.catalogs.overlay(shared),
+        };
+        catalogs
+            .catalog(catalog)
+            .and_then(|c| c.schema(schema))
+            .is_some_and(|s| s.table_exist(table))
+    }
+
     /// Roles, privileges and owners.
     pub fn governance(&self) -> &crate::governance::Governance {
         &self.governance
@@ -519,6 +532,14 @@ impl QueryEngine {
             &plan,
             &crate::governance::NameDefaults { catalog, schema },
         );
+        // A table that is there already keeps its owner, or its lack of one (an admins'
+        // table): a `CREATE ... IF NOT EXISTS` that finds it creates nothing.
+        let change = match change {
+            Some(crate::governance::OwnershipChange::Created(
+                osprey_catalog::SecuredObject::Table(c, s, t),
+            )) if self.table_exists(&c, &s, &t) => None,
+            other => other,
+        };
         // Boxed: the statement's future stays small wherever it is moved (a thread's stack).
         let prepared = Box::pin(self.run_planned(
             plan,
