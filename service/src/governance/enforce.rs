@@ -102,20 +102,13 @@ pub fn describe(object: &SecuredObject) -> String {
     }
 }
 
-fn governed(source: &Arc<dyn TableSource>) -> Option<Arc<dyn datafusion::catalog::TableProvider>> {
+/// The marked table a plan's `source` is, as (which table, the table itself).
+fn governed(
+    source: &Arc<dyn TableSource>,
+) -> Option<(SecuredObject, Arc<dyn datafusion::catalog::TableProvider>)> {
     let provider = source_as_provider(source).ok()?;
-    provider
-        .as_ref()
-        .downcast_ref::<GovernedTable>()
-        .map(|table| Arc::clone(&table.inner))
-}
-
-fn governed_object(source: &Arc<dyn TableSource>) -> Option<SecuredObject> {
-    let provider = source_as_provider(source).ok()?;
-    provider
-        .as_ref()
-        .downcast_ref::<GovernedTable>()
-        .map(|table| table.object.clone())
+    let table = provider.as_ref().downcast_ref::<GovernedTable>()?;
+    Some((table.object.clone(), Arc::clone(&table.inner)))
 }
 
 /// What `plan` needs.
@@ -129,7 +122,7 @@ fn needs(plan: &LogicalPlan, defaults: &NameDefaults) -> Result<Vec<Need>, Query
     let mut reads: BTreeMap<SecuredObject, Option<Vec<String>>> = BTreeMap::new();
     pruned.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node
-            && let Some(object) = governed_object(&scan.source)
+            && let Some((object, _)) = governed(&scan.source)
         {
             let columns = scan_columns(scan);
             let entry = reads.entry(object).or_insert_with(|| Some(Vec::new()));
@@ -176,7 +169,7 @@ fn scan_columns(scan: &TableScan) -> Option<Vec<String>> {
 }
 
 fn write_needs(dml: &DmlStatement, defaults: &NameDefaults) -> Vec<Need> {
-    let target = governed_object(&dml.target);
+    let target = governed(&dml.target).map(|(object, _)| object);
     let privileges: Vec<Privilege> = match &dml.op {
         WriteOp::Insert(InsertOp::Append) => vec![Privilege::Insert],
         WriteOp::Insert(_) => vec![Privilege::Insert, Privilege::Delete],
@@ -271,14 +264,14 @@ fn unmark(plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
     Ok(plan
         .transform_up_with_subqueries(|node| match node {
             LogicalPlan::TableScan(mut scan) => match governed(&scan.source) {
-                Some(inner) => {
+                Some((_, inner)) => {
                     scan.source = provider_as_source(inner);
                     Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
                 }
                 None => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
             },
             LogicalPlan::Dml(mut dml) => match governed(&dml.target) {
-                Some(inner) => {
+                Some((_, inner)) => {
                     dml.target = provider_as_source(inner);
                     Ok(Transformed::yes(LogicalPlan::Dml(dml)))
                 }

@@ -19,20 +19,8 @@ impl Governance {
         catalogs: &dyn CatalogProviderList,
         change: PrivilegeChange,
     ) -> Result<(), QueryError> {
-        let object = resolve(&change.object, defaults);
-        let change = PrivilegeChange {
-            privileges: applicable(&change.privileges, &object),
-            ..change
-        };
+        let (object, change) = checked(model, who, defaults, change, "granting")?;
         for privilege in &change.privileges {
-            if !model.may_grant(who, *privilege, &object) {
-                return Err(QueryError::PermissionDenied(format!(
-                    "permission denied: granting {} on {} needs its owner, an admin, or the \
-                     privilege WITH GRANT OPTION",
-                    privilege.name(),
-                    describe(&object)
-                )));
-            }
             if *privilege == Privilege::Create && matches!(object, SecuredObject::Table(..)) {
                 return Err(QueryError::InvalidStatement(
                     "CREATE is granted on a schema or a catalog, not on a table".into(),
@@ -49,12 +37,9 @@ impl Governance {
                     Privilege::Select => merged_columns(model, grantee, &object, &change.columns),
                     _ => Vec::new(),
                 };
-                let held_option = model.grants().iter().any(|g| {
-                    g.grantee == *grantee
-                        && g.object == object
-                        && g.privilege == privilege.name()
-                        && g.grant_option
-                });
+                let held_option = model
+                    .held_grant(grantee, &object, *privilege)
+                    .is_some_and(|g| g.grant_option);
                 let grant = PrivilegeGrant {
                     grantee: grantee.clone(),
                     object: object.clone(),
@@ -81,27 +66,11 @@ impl Governance {
         defaults: &NameDefaults,
         change: PrivilegeChange,
     ) -> Result<(), QueryError> {
-        let object = resolve(&change.object, defaults);
-        let change = PrivilegeChange {
-            privileges: applicable(&change.privileges, &object),
-            ..change
-        };
+        let (object, change) = checked(model, who, defaults, change, "revoking")?;
         let store = &self.inner.store;
-        for privilege in &change.privileges {
-            if !model.may_grant(who, *privilege, &object) {
-                return Err(QueryError::PermissionDenied(format!(
-                    "permission denied: revoking {} on {} needs its owner, an admin, or the \
-                     privilege WITH GRANT OPTION",
-                    privilege.name(),
-                    describe(&object)
-                )));
-            }
-        }
         for grantee in &change.grantees {
             for privilege in &change.privileges {
-                let held = model.grants().iter().find(|g| {
-                    g.grantee == *grantee && g.object == object && g.privilege == privilege.name()
-                });
+                let held = model.held_grant(grantee, &object, *privilege);
                 let Some(held) = held else {
                     // `ALL PRIVILEGES` revokes what is there.
                     if change.privileges.len() == 1 {
@@ -148,6 +117,33 @@ impl Governance {
     }
 }
 
+/// The object `change` names, and the change with the privileges that apply to it, once
+/// `who` may grant (or revoke, `verb`) each of them there.
+fn checked(
+    model: &AccessModel,
+    who: &Subject,
+    defaults: &NameDefaults,
+    change: PrivilegeChange,
+    verb: &str,
+) -> Result<(SecuredObject, PrivilegeChange), QueryError> {
+    let object = resolve(&change.object, defaults);
+    let change = PrivilegeChange {
+        privileges: applicable(&change.privileges, &object),
+        ..change
+    };
+    for privilege in &change.privileges {
+        if !model.may_grant(who, *privilege, &object) {
+            return Err(QueryError::PermissionDenied(format!(
+                "permission denied: {verb} {} on {} needs its owner, an admin, or the \
+                 privilege WITH GRANT OPTION",
+                privilege.name(),
+                describe(&object)
+            )));
+        }
+    }
+    Ok((object, change))
+}
+
 /// The columns a column-level `SELECT` grant holds after granting `columns` too; empty (the
 /// whole table) when either is.
 fn merged_columns(
@@ -156,9 +152,7 @@ fn merged_columns(
     object: &SecuredObject,
     columns: &[String],
 ) -> Vec<String> {
-    let held = model.grants().iter().find(|g| {
-        g.grantee == *grantee && g.object == *object && g.privilege == Privilege::Select.name()
-    });
+    let held = model.held_grant(grantee, object, Privilege::Select);
     match held {
         Some(held) if held.columns.is_empty() => Vec::new(),
         _ if columns.is_empty() => Vec::new(),

@@ -135,6 +135,18 @@ impl AccessModel {
         &self.grants
     }
 
+    /// `grantee`'s grant of `privilege` on exactly `object`, if it holds one.
+    pub fn held_grant(
+        &self,
+        grantee: &Grantee,
+        object: &SecuredObject,
+        privilege: Privilege,
+    ) -> Option<&PrivilegeGrant> {
+        self.grants.iter().find(|g| {
+            g.grantee == *grantee && g.object == *object && g.privilege == privilege.name()
+        })
+    }
+
     /// The owner of `object`, if it has one.
     pub fn owner(&self, object: &SecuredObject) -> Option<&str> {
         self.owners.get(object).map(String::as_str)

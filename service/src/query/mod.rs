@@ -203,14 +203,21 @@ impl QueryEngine {
         self.policy.check_plan(&subject, plan)
     }
 
-    /// Whether the table `catalog.schema.table` exists, whoever may see it.
-    fn table_exists(&self, catalog: &str, schema: &str, table: &str) -> bool {
-        let shared = Arc::clone(self.ctx.state().catalog_list());
-        let catalogs = match self.catalogs.is_empty() {
+    /// `shared` (the coordinator's catalogs) with the attached catalogs added: every catalog,
+    /// before the policy chooses what a principal sees.
+    fn server_catalogs(
+        &self,
+        shared: Arc<dyn datafusion::catalog::CatalogProviderList>,
+    ) -> Arc<dyn datafusion::catalog::CatalogProviderList> {
+        match self.catalogs.is_empty() {
             true => shared,
             false => self.catalogs.overlay(shared),
-        };
-        catalogs
+        }
+    }
+
+    /// Whether the table `catalog.schema.table` exists, whoever may see it.
+    fn table_exists(&self, catalog: &str, schema: &str, table: &str) -> bool {
+        self.server_catalogs(Arc::clone(self.ctx.state().catalog_list()))
             .catalog(catalog)
             .and_then(|c| c.schema(schema))
             .is_some_and(|s| s.table_exist(table))
@@ -412,10 +419,7 @@ impl QueryEngine {
         // flavor the session applies next (Trino's information_schema) lists only what the
         // policy shows.
         let shared = Arc::clone(state.catalog_list());
-        let catalogs = match self.catalogs.is_empty() {
-            true => Arc::clone(&shared),
-            false => self.catalogs.overlay(Arc::clone(&shared)),
-        };
+        let catalogs = self.server_catalogs(Arc::clone(&shared));
         // Listings ask the attached catalogs for their names again (metadata_tables).
         state
             .config_mut()
