@@ -66,6 +66,10 @@ pub struct TableDefinition {
     /// The catalog and schema unqualified names in a view's query resolve in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view_search_path: Option<(String, String)>,
+    /// `INVOKER` for a view whose query runs with its reader's rights; absent for one that
+    /// runs with its owner's (`SECURITY DEFINER`, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_security: Option<String>,
 }
 
 /// A schema (DATABASE is a synonym).

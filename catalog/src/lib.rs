@@ -25,6 +25,7 @@
 //! ```
 
 mod attached;
+mod data_filters;
 mod entries;
 mod error;
 mod history;
@@ -39,6 +40,7 @@ mod workgroups;
 mod writes;
 
 pub use attached::AttachedCatalogRecord;
+pub use data_filters::{DataFilter, DataFilterKind};
 pub use entries::{CatalogContents, DataFile, SchemaEntry, TableDefinition, TableEntry, TableKind};
 pub use error::CatalogError;
 pub use history::{HistoryCursor, QueryRecord, QueryState};

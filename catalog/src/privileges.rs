@@ -16,14 +16,14 @@ pub enum Grantee {
 }
 
 impl Grantee {
-    fn parts(&self) -> (&'static str, &str) {
+    pub(crate) fn parts(&self) -> (&'static str, &str) {
         match self {
             Grantee::User(name) => ("USER", name),
             Grantee::Role(name) => ("ROLE", name),
         }
     }
 
-    fn from_parts(kind: &str, name: String) -> Self {
+    pub(crate) fn from_parts(kind: &str, name: String) -> Self {
         match kind {
             "ROLE" => Grantee::Role(name),
             _ => Grantee::User(name),
@@ -43,7 +43,7 @@ pub enum SecuredObject {
 }
 
 impl SecuredObject {
-    fn parts(&self) -> (&'static str, &str, &str, &str) {
+    pub(crate) fn parts(&self) -> (&'static str, &str, &str, &str) {
         match self {
             SecuredObject::Catalog(c) => ("CATALOG", c, "", ""),
             SecuredObject::Schema(c, s) => ("SCHEMA", c, s, ""),
@@ -51,7 +51,7 @@ impl SecuredObject {
         }
     }
 
-    fn from_row(row: &AnyRow, first: usize) -> Result<Self, CatalogError> {
+    pub(crate) fn from_row(row: &AnyRow, first: usize) -> Result<Self, CatalogError> {
         let read = || db("reading a privilege's object");
         let kind: String = row.try_get(first).map_err(read())?;
         let catalog: String = row.try_get(first + 1).map_err(read())?;
@@ -104,6 +104,8 @@ pub struct AccessRecords {
     pub grants: Vec<PrivilegeGrant>,
     /// The owner (a user name) of each schema and table that has one.
     pub owners: Vec<(SecuredObject, String)>,
+    /// The row filters and column masks.
+    pub data_filters: Vec<crate::DataFilter>,
 }
 
 const GRANT_COLUMNS: &str = "grantee_kind, grantee_name, object_kind, catalog_name, \
@@ -190,6 +192,7 @@ impl CatalogStore {
             memberships,
             grants,
             owners,
+            data_filters: self.data_filters().await?,
         })
     }
 
@@ -240,6 +243,7 @@ impl CatalogStore {
             "DELETE FROM osprey_role_grants WHERE role_name = $1",
             "DELETE FROM osprey_role_grants WHERE grantee_kind = 'ROLE' AND grantee_name = $1",
             "DELETE FROM osprey_privileges WHERE grantee_kind = 'ROLE' AND grantee_name = $1",
+            "DELETE FROM osprey_data_filters WHERE grantee_kind = 'ROLE' AND grantee_name = $1",
         ] {
             sqlx::query(statement)
                 .bind(name)
@@ -403,7 +407,7 @@ impl CatalogStore {
         };
         let _ = kind;
         let mut tx = self.pool.begin().await.map_err(failed())?;
-        for from in ["osprey_owners", "osprey_privileges"] {
+        for from in ["osprey_owners", "osprey_privileges", "osprey_data_filters"] {
             let sql = format!("DELETE FROM {from} WHERE {condition}");
             let mut query = sqlx::query(&sql).bind(catalog);
             if !matches!(object, SecuredObject::Catalog(_)) {
@@ -427,7 +431,7 @@ impl CatalogStore {
         let (_, catalog, schema, table) = to.parts();
         let (kind, old_catalog, old_schema, old_table) = from.parts();
         let mut tx = self.pool.begin().await.map_err(failed())?;
-        for within in ["osprey_owners", "osprey_privileges"] {
+        for within in ["osprey_owners", "osprey_privileges", "osprey_data_filters"] {
             sqlx::query(&format!(
                 "UPDATE {within} SET catalog_name = $5, schema_name = $6, table_name = $7 \
                  WHERE {OBJECT_MATCH}"

@@ -91,6 +91,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../migrations/0010_privileges.sql")),
                 false,
             ),
+            Migration::new(
+                11,
+                Cow::Borrowed("data filters"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0011_data_filters.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }

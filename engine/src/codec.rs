@@ -3,6 +3,7 @@
 //! ([`osprey_iceberg::ScanCodec`]). Registered on both sides. Each node is encoded as a
 //! one-byte tag and the node's own payload.
 
+use crate::policy_boundary::PolicyBoundaryExec;
 use crate::probe_slices::ProbeSliceExec;
 use crate::write::{StagedWriteExec, WriteCodec};
 use datafusion::common::{DataFusionError, Result};
@@ -14,6 +15,7 @@ use std::sync::Arc;
 const WRITE: u8 = b'W';
 const PROBE_SLICES: u8 = b'P';
 const ICEBERG_SCAN: u8 = b'I';
+const POLICY_BOUNDARY: u8 = b'B';
 
 /// Encodes and decodes Osprey's plan nodes (see the module docs).
 #[derive(Debug, Default)]
@@ -32,6 +34,12 @@ impl PhysicalExtensionCodec for OspreyCodec {
             Some((&ICEBERG_SCAN, payload)) => {
                 osprey_iceberg::ScanCodec::decode(payload, ctx, self, proto_converter)
             }
+            Some((&POLICY_BOUNDARY, [])) => match inputs {
+                [input] => Ok(Arc::new(PolicyBoundaryExec::new(Arc::clone(input)))),
+                _ => Err(DataFusionError::Internal(
+                    "PolicyBoundaryExec takes exactly one input".to_string(),
+                )),
+            },
             Some((&PROBE_SLICES, payload)) => {
                 let rows = <[u8; 8]>::try_from(payload).map_err(|_| {
                     DataFusionError::Internal("undecodable ProbeSliceExec".to_string())
@@ -66,6 +74,10 @@ impl PhysicalExtensionCodec for OspreyCodec {
         if osprey_iceberg::ScanCodec::handles(node.as_ref()) {
             buf.push(ICEBERG_SCAN);
             return osprey_iceberg::ScanCodec::encode(node.as_ref(), buf, self, proto_converter);
+        }
+        if node.downcast_ref::<PolicyBoundaryExec>().is_some() {
+            buf.push(POLICY_BOUNDARY);
+            return Ok(());
         }
         if let Some(slices) = node.downcast_ref::<ProbeSliceExec>() {
             buf.push(PROBE_SLICES);

@@ -15,6 +15,7 @@ mod cooperative;
 mod csv_errors;
 mod distributed;
 mod functions;
+mod policy_boundary;
 mod probe_slices;
 mod progress;
 mod runtime;
@@ -32,6 +33,7 @@ pub use distributed::{
 };
 pub use functions::with_osprey_functions;
 pub use osprey_proto::progress::ExecutorStatusResponse;
+pub use policy_boundary::PolicyBoundaryExec;
 pub use progress::{ProgressSnapshot, QueryProgress, ReadFigures, read_figures};
 pub use runtime::{
     QueryMemoryPool, RuntimeLimits, build_runtime_env, build_runtime_env_with_storage,

@@ -30,7 +30,7 @@ use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::dialect::{Dialect, dialect_from_str};
 use datafusion::sql::sqlparser::parser::ParserError;
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 
 /// A statement, parsed once.
 #[derive(Debug)]
@@ -99,6 +99,7 @@ pub(crate) fn parse_statement(
     };
     let tokens = crate::time_travel::branch_names(tokens, &known);
     let tokens = set_properties_as_tblproperties(tokens);
+    let tokens = view_security_first(tokens);
     let mut statement = parse_sql_tokens(state, dialect.as_ref(), tokens, nesting)
         .map_err(|err| located_at_end(err, sql))?;
     crate::time_travel::refuse_parsed_versions(&statement)?;
@@ -132,6 +133,59 @@ fn set_properties_as_tblproperties(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenW
     };
     tokens.insert(end, TokenWithSpan::new(Token::RParen, span));
     tokens.insert(properties + 1, TokenWithSpan::new(Token::LParen, span));
+    tokens
+}
+
+/// Trino's `CREATE [OR REPLACE] VIEW v SECURITY DEFINER | INVOKER AS ...` as MySQL's
+/// `CREATE [OR REPLACE] SQL SECURITY ... VIEW v AS ...`, which sqlparser reads: the same
+/// statement, one spelling for the planner.
+fn view_security_first(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let positions: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let word = |i: usize, expected: &str| matches!(&tokens[i].token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(expected));
+    let view_at = match positions.as_slice() {
+        [c, v, ..] if word(*c, "CREATE") && word(*v, "VIEW") => 1,
+        [c, o, r, v, ..]
+            if word(*c, "CREATE") && word(*o, "OR") && word(*r, "REPLACE") && word(*v, "VIEW") =>
+        {
+            3
+        }
+        _ => return tokens,
+    };
+    // `SECURITY X AS` before the query's first parenthesis: the view's clause, not a name.
+    let Some(at) = positions.windows(3).position(|w| {
+        word(w[0], "SECURITY")
+            && (word(w[1], "DEFINER") || word(w[1], "INVOKER"))
+            && word(w[2], "AS")
+    }) else {
+        return tokens;
+    };
+    if positions[..at]
+        .iter()
+        .any(|&i| tokens[i].token == Token::LParen)
+    {
+        return tokens;
+    }
+    let (security, mode) = (positions[at], positions[at + 1]);
+    let mode_token = tokens[mode].clone();
+    let span = tokens[security].span;
+    // Remove the clause (mode first: it comes later), then insert it before VIEW.
+    tokens.remove(mode);
+    tokens.remove(security);
+    let view = positions[view_at];
+    let space = TokenWithSpan::new(Token::Whitespace(Whitespace::Space), span);
+    tokens.splice(
+        view..view,
+        [
+            TokenWithSpan::new(Token::make_keyword("SQL"), span),
+            space.clone(),
+            TokenWithSpan::new(Token::make_keyword("SECURITY"), span),
+            space.clone(),
+            mode_token,
+            space,
+        ],
+    );
     tokens
 }
 

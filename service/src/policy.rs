@@ -8,9 +8,9 @@
 //! rights themselves, and the listings they answer are built by the service.
 //!
 //! The service's policy is [`crate::Governance`] (roles, privileges, owners); [`AllowAll`]
-//! allows everything. Note for rewrites (row filters, column masks): a view's query is planned
-//! when the view is scanned (`lakehouse::tables`), so a rewrite that must reach inside views
-//! has to inline them first.
+//! allows everything. A view's query is planned when the view is scanned (`lakehouse::tables`):
+//! it is planned and checked there, for the principal it runs as, with the policy the
+//! statement's planning state carries ([`PolicyContext`]).
 
 use crate::auth::Principal;
 use crate::error::QueryError;
@@ -89,6 +89,7 @@ impl PolicySubject<'_> {
 }
 
 /// Decides what a principal may run and see (see the [crate documentation](crate)).
+#[async_trait::async_trait]
 pub trait StatementPolicy: std::fmt::Debug + Send + Sync {
     /// The plan to run for `subject`: `plan` unchanged, or rewritten (a row filter over a
     /// scan, a masked column). An error refuses the statement, typically
@@ -117,20 +118,48 @@ pub trait StatementPolicy: std::fmt::Debug + Send + Sync {
         let _ = subject;
         err
     }
+
+    /// The principal the query of `view` runs as when `reader` reads it: its owner for a
+    /// `SECURITY DEFINER` view (the default), `reader` for `SECURITY INVOKER`. `reader` itself
+    /// by default.
+    async fn view_principal(
+        &self,
+        reader: Option<&Principal>,
+        view: &SecuredObject,
+        security: ViewSecurity,
+    ) -> Result<Option<Principal>, QueryError> {
+        let _ = (view, security);
+        Ok(reader.cloned())
+    }
+}
+
+/// Whose rights a view's query runs with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ViewSecurity {
+    /// Its owner's (`SECURITY DEFINER`, the default, as in Trino): a view can show a slice of
+    /// a table its readers may not read.
+    #[default]
+    Definer,
+    /// The reader's (`SECURITY INVOKER`).
+    Invoker,
 }
 
 /// A session's policy and subject, carried in its planning state, so that every place a
-/// statement's missing table is reported asks the policy ([`StatementPolicy::refusal`]).
-pub(crate) struct PolicyRefusal {
+/// statement's missing table is reported asks the policy ([`StatementPolicy::refusal`]), and
+/// a view's query, planned when the view is scanned, is planned and checked for the principal
+/// it runs as ([`StatementPolicy::view_principal`]).
+pub(crate) struct PolicyContext {
     /// The policy.
     pub policy: Arc<dyn StatementPolicy>,
-    /// Who runs the statement.
+    /// Who runs the statement (or, inside a view, its query).
     pub principal: Option<Principal>,
     /// Its session's roles.
     pub role: RoleSelection,
+    /// Every catalog of the server, before the policy chose what the principal sees.
+    pub server_catalogs: Arc<dyn CatalogProviderList>,
 }
 
-impl PolicyRefusal {
+impl PolicyContext {
     /// `err` as the policy answers it, names resolved in `catalog.schema`.
     pub fn refuse(&self, catalog: &str, schema: &str, err: QueryError) -> QueryError {
         let subject = PolicySubject {
@@ -147,6 +176,7 @@ impl PolicyRefusal {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AllowAll;
 
+#[async_trait::async_trait]
 impl StatementPolicy for AllowAll {
     fn check_plan(
         &self,
@@ -166,6 +196,7 @@ mod tests {
     #[derive(Debug)]
     struct NoSecrets;
 
+    #[async_trait::async_trait]
     impl StatementPolicy for NoSecrets {
         fn check_plan(
             &self,

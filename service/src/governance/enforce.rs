@@ -12,6 +12,7 @@
 //!
 //! Then the marks are taken off: the plan that runs holds the tables themselves.
 
+use super::data_filters::{self, ExpressionPlanner};
 use super::model::{AccessModel, Privilege, Subject};
 use super::visible::GovernedTable;
 use crate::error::QueryError;
@@ -46,9 +47,11 @@ enum Need {
     Owner(&'static str, SecuredObject),
 }
 
-/// Checks `plan` for `subject`, and answers it with its tables unmarked.
+/// Checks `plan` for `subject`, and answers it with its tables unmarked, and the row filters
+/// and column masks that apply to `subject` put over their scans (`data_filters`).
 pub(super) fn check(
     model: &AccessModel,
+    planner: &ExpressionPlanner,
     subject: &Subject,
     defaults: &NameDefaults,
     plan: LogicalPlan,
@@ -64,7 +67,82 @@ pub(super) fn check(
             return Err(denied(&need));
         }
     }
-    unmark(plan)
+    refuse_filtered_changes(model, subject, &plan)?;
+    unmark(plan, &|object, scan| {
+        let columns = data_filters::column_names(&scan.source.schema());
+        let policy = data_filters::scan_policy(model, subject, object, &columns)?;
+        match policy.is_empty() {
+            true => Ok(None),
+            false => data_filters::apply(planner, subject, &policy, scan).map(Some),
+        }
+    })
+}
+
+/// Refuses what row filters and masks cannot narrow for `subject`: a change other than an
+/// append to a table they apply to (it would touch rows or values `subject` cannot see), and
+/// a metadata table of such a table (its files' statistics tell hidden values).
+fn refuse_filtered_changes(
+    model: &AccessModel,
+    subject: &Subject,
+    plan: &LogicalPlan,
+) -> Result<(), QueryError> {
+    let narrowed = |source: &Arc<dyn TableSource>| -> Result<Option<SecuredObject>, QueryError> {
+        let Some((object, inner)) = governed(source) else {
+            return Ok(None);
+        };
+        let columns = data_filters::column_names(&inner.schema());
+        // A metadata table's columns are not the table's: any filter or mask on the table
+        // narrows it.
+        let applies = !data_filters::scan_policy(model, subject, &object, &columns)?.is_empty()
+            || (is_metadata(source)
+                && !data_filters::scan_policy(model, subject, &object, &[])?.is_empty());
+        Ok(applies.then_some(object))
+    };
+    // The writes and metadata scans in the plan, then each checked.
+    let mut uses: Vec<(Arc<dyn TableSource>, Option<String>, String)> = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        match node {
+            LogicalPlan::Dml(dml) if dml.op != WriteOp::Insert(InsertOp::Append) => uses.push((
+                Arc::clone(&dml.target),
+                Some(dml.op.name().to_string()),
+                String::new(),
+            )),
+            LogicalPlan::TableScan(scan) if is_metadata(&scan.source) => {
+                uses.push((Arc::clone(&scan.source), None, scan.table_name.to_string()))
+            }
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    for (source, write, name) in uses {
+        let Some(object) = narrowed(&source)? else {
+            continue;
+        };
+        return Err(QueryError::PermissionDenied(match write {
+            Some(write) => format!(
+                "permission denied: {write} on {}: a row filter or column mask applies to you \
+                 there, so only INSERT is allowed",
+                describe(&object)
+            ),
+            None => format!(
+                "permission denied: {name} is a metadata table of {}, where a row filter or \
+                 column mask applies to you",
+                describe(&object)
+            ),
+        }));
+    }
+    Ok(())
+}
+
+fn is_metadata(source: &Arc<dyn TableSource>) -> bool {
+    source_as_provider(source)
+        .ok()
+        .and_then(|p| {
+            p.as_ref()
+                .downcast_ref::<GovernedTable>()
+                .map(|t| t.metadata)
+        })
+        .unwrap_or(false)
 }
 
 fn denied(need: &Need) -> QueryError {
@@ -259,14 +337,31 @@ fn ddl_needs(ddl: &DdlStatement, defaults: &NameDefaults) -> Vec<Need> {
     }
 }
 
-/// `plan` with every marked table replaced by the table itself.
-fn unmark(plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
-    Ok(plan
+/// A scan's replacement, given its table and the scan of the table itself: `None` keeps
+/// the scan.
+type ScanRewrite<'a> =
+    dyn Fn(&SecuredObject, TableScan) -> Result<Option<LogicalPlan>, QueryError> + 'a;
+
+/// `plan` with every marked table replaced by the table itself, and each scan of one by what
+/// `rewrite` makes of it. The plans above a rewritten scan have their schemas recomputed (a
+/// masked column may hold nulls where the column held none).
+fn unmark(plan: LogicalPlan, rewrite: &ScanRewrite<'_>) -> Result<LogicalPlan, QueryError> {
+    let mut rewritten = false;
+    let plan = plan
         .transform_up_with_subqueries(|node| match node {
             LogicalPlan::TableScan(mut scan) => match governed(&scan.source) {
-                Some((_, inner)) => {
+                Some((object, inner)) => {
                     scan.source = provider_as_source(inner);
-                    Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                    match rewrite(&object, scan.clone()) {
+                        Ok(Some(plan)) => {
+                            rewritten = true;
+                            Ok(Transformed::yes(plan))
+                        }
+                        Ok(None) => Ok(Transformed::yes(LogicalPlan::TableScan(scan))),
+                        Err(err) => {
+                            Err(datafusion::error::DataFusionError::External(Box::new(err)))
+                        }
+                    }
                 }
                 None => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
             },
@@ -279,5 +374,11 @@ fn unmark(plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
             },
             other => Ok(Transformed::no(other)),
         })?
+        .data;
+    if !rewritten {
+        return Ok(plan);
+    }
+    Ok(plan
+        .transform_up_with_subqueries(|node| node.recompute_schema().map(Transformed::yes))?
         .data)
 }

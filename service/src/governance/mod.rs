@@ -12,9 +12,13 @@
 //!
 //! Admins are superusers, and the coordinator itself (no principal) has every right.
 
+mod data_filters;
 mod enforce;
+mod filter_admin;
+mod filter_statements;
 mod grants;
 mod model;
+mod policy_table;
 mod show;
 mod statements;
 mod visible;
@@ -28,10 +32,12 @@ pub use statements::{GovernanceStatement, parse_governance_statement};
 
 use crate::auth::Principal;
 use crate::error::QueryError;
-use crate::policy::{PolicySubject, StatementPolicy};
+use crate::policy::{PolicySubject, StatementPolicy, ViewSecurity};
 use datafusion::catalog::CatalogProviderList;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
-use osprey_catalog::{CatalogError, CatalogStore, Grantee, PrivilegeGrant, SecuredObject, now_ms};
+use osprey_catalog::{
+    CatalogError, CatalogStore, DataFilterKind, Grantee, PrivilegeGrant, SecuredObject, now_ms,
+};
 use std::sync::{Arc, RwLock};
 
 /// Roles, privileges and owners, and the policy they make (see the module documentation).
@@ -45,6 +51,8 @@ struct Inner {
     model: RwLock<Arc<AccessModel>>,
     /// Osprey's own catalog.
     own_catalog: String,
+    /// Plans row filters' and masks' expressions.
+    planner: data_filters::ExpressionPlanner,
 }
 
 impl std::fmt::Debug for Governance {
@@ -93,6 +101,7 @@ impl Governance {
                 store,
                 model: RwLock::new(Arc::new(AccessModel::new(records, own_catalog))),
                 own_catalog: own_catalog.to_string(),
+                planner: data_filters::ExpressionPlanner::new(),
             }),
         })
     }
@@ -202,6 +211,7 @@ impl Governance {
                 user: "osprey".into(),
                 roles: Default::default(),
                 admin: true,
+                role: None,
             },
         };
         let store = &self.inner.store;
@@ -291,6 +301,33 @@ impl Governance {
                 self.revoke(&model, &who, defaults, change).await?;
                 "REVOKE"
             }
+            GovernanceStatement::ShowDataFilters { kind, on } => {
+                let on = on.map(|t| grants::resolve(&statements::NamedObject::Table(t), defaults));
+                return show::data_filters(&model, &who, kind, on.as_ref())
+                    .map(GovernanceResult::Listing);
+            }
+            GovernanceStatement::CreateDataFilter(definition) => {
+                let tag = match definition.kind {
+                    DataFilterKind::RowFilter => "CREATE ROW FILTER",
+                    DataFilterKind::ColumnMask => "CREATE COLUMN MASK",
+                };
+                self.create_data_filter(&model, &who, defaults, catalogs, definition)
+                    .await?;
+                tag
+            }
+            GovernanceStatement::DropDataFilter {
+                kind,
+                name,
+                table,
+                if_exists,
+            } => {
+                self.drop_data_filter(&model, &who, defaults, (kind, name, table, if_exists))
+                    .await?;
+                match kind {
+                    DataFilterKind::RowFilter => "DROP ROW FILTER",
+                    DataFilterKind::ColumnMask => "DROP COLUMN MASK",
+                }
+            }
         };
         self.reload().await?;
         Ok(GovernanceResult::Done(tag))
@@ -378,6 +415,7 @@ pub fn ownership_change(plan: &LogicalPlan, defaults: &NameDefaults) -> Option<O
     }
 }
 
+#[async_trait::async_trait]
 impl StatementPolicy for Governance {
     fn check_plan(
         &self,
@@ -389,7 +427,7 @@ impl StatementPolicy for Governance {
         };
         let model = self.model();
         let who = model.subject(principal, subject.role);
-        enforce::check(&model, &who, &subject.defaults(), plan)
+        enforce::check(&model, &self.inner.planner, &who, &subject.defaults(), plan)
     }
 
     fn visible_catalogs(
@@ -403,6 +441,35 @@ impl StatementPolicy for Governance {
         let model = self.model();
         let who = model.subject(principal, subject.role);
         visible::visible_catalogs(catalogs, model, who)
+    }
+
+    /// A definer view runs as its owner, as the owner is now (an admin, or not); a view with
+    /// no owner (made before governance, or its owner dropped) runs as its reader, so it never
+    /// lends rights no one holds.
+    async fn view_principal(
+        &self,
+        reader: Option<&Principal>,
+        view: &SecuredObject,
+        security: ViewSecurity,
+    ) -> Result<Option<Principal>, QueryError> {
+        if security == ViewSecurity::Invoker {
+            return Ok(reader.cloned());
+        }
+        let Some(owner) = self.model().owner(view).map(str::to_string) else {
+            return Ok(reader.cloned());
+        };
+        if reader.is_some_and(|r| r.user == owner) {
+            return Ok(reader.cloned());
+        }
+        match self.inner.store.user(&owner).await.map_err(failed)? {
+            Some(record) => Ok(Some(Principal {
+                user: record.name,
+                user_id: record.id,
+                is_admin: record.is_admin,
+                session_id: None,
+            })),
+            None => Ok(reader.cloned()),
+        }
     }
 
     /// A table `subject` may not see is "not found" to the planner, and `PERMISSION_DENIED`

@@ -15,7 +15,7 @@
 
 use crate::auth::Principal;
 use crate::policy::RoleSelection;
-use osprey_catalog::{AccessRecords, Grantee, PrivilegeGrant, SecuredObject};
+use osprey_catalog::{AccessRecords, DataFilter, Grantee, PrivilegeGrant, SecuredObject};
 use std::collections::{BTreeSet, HashMap};
 
 /// The role every user holds.
@@ -82,6 +82,9 @@ pub struct Subject {
     pub roles: BTreeSet<String>,
     /// Admins hold every privilege.
     pub admin: bool,
+    /// The role chosen with `SET ROLE r` (`current_role` in row filters and masks); `None`
+    /// when the session acts with all its roles, or none.
+    pub role: Option<String>,
 }
 
 /// The decisions (see the module documentation).
@@ -94,6 +97,8 @@ pub struct AccessModel {
     role_roles: HashMap<String, BTreeSet<String>>,
     grants: Vec<PrivilegeGrant>,
     owners: HashMap<SecuredObject, String>,
+    /// The row filters and column masks.
+    data_filters: Vec<DataFilter>,
     /// Osprey's own catalog, whose `system` schema is open.
     own_catalog: String,
 }
@@ -116,6 +121,7 @@ impl AccessModel {
             role_roles,
             grants: records.grants,
             owners: records.owners.into_iter().collect(),
+            data_filters: records.data_filters,
             own_catalog: own_catalog.to_string(),
         }
     }
@@ -201,17 +207,22 @@ impl AccessModel {
     pub fn subject(&self, principal: &Principal, selection: &RoleSelection) -> Subject {
         let held = self.roles_of_user(&principal.user);
         let roles = match selection {
-            RoleSelection::All => held,
+            RoleSelection::All => held.clone(),
             RoleSelection::None => BTreeSet::from([PUBLIC_ROLE.to_string()]),
             RoleSelection::One(role) if held.contains(role) => {
                 self.closure(BTreeSet::from([role.clone()]))
             }
             RoleSelection::One(_) => BTreeSet::from([PUBLIC_ROLE.to_string()]),
         };
+        let role = match selection {
+            RoleSelection::One(role) if held.contains(role) => Some(role.clone()),
+            _ => None,
+        };
         Subject {
             user: principal.user.clone(),
             roles,
             admin: principal.is_admin,
+            role,
         }
     }
 
@@ -286,6 +297,40 @@ impl AccessModel {
             Some(columns) => columns.iter().all(|c| granted_columns.contains(c.as_str())),
             None => false,
         }
+    }
+
+    /// Every row filter and column mask, as stored.
+    pub fn data_filters(&self) -> &[DataFilter] {
+        &self.data_filters
+    }
+
+    /// Who among `subject`'s user and roles may read `table`, and which of its columns
+    /// (`None`: every column): the user if it owns the table (or its schema), and each grantee
+    /// of a `SELECT` that covers it. Row filters and masks narrow what each of them gives.
+    pub fn readers(
+        &self,
+        subject: &Subject,
+        table: &SecuredObject,
+    ) -> Vec<(Grantee, Option<BTreeSet<String>>)> {
+        let mut readers: Vec<(Grantee, Option<BTreeSet<String>>)> = Vec::new();
+        if self.owns(subject, table) {
+            readers.push((Grantee::User(subject.user.clone()), None));
+        }
+        for grant in self.held_on(subject, table) {
+            if Privilege::parse(&grant.privilege) != Some(Privilege::Select) {
+                continue;
+            }
+            let columns: Option<BTreeSet<String>> =
+                (!grant.columns.is_empty()).then(|| grant.columns.iter().cloned().collect());
+            match readers.iter_mut().find(|(g, _)| *g == grant.grantee) {
+                Some((_, held)) => match (held.as_mut(), columns) {
+                    (Some(held), Some(columns)) => held.extend(columns),
+                    _ => *held = None,
+                },
+                None => readers.push((grant.grantee.clone(), columns)),
+            }
+        }
+        readers
     }
 
     /// Whether `subject` may grant `privilege` on `object` to others: it owns it, or holds the
@@ -402,6 +447,7 @@ mod tests {
                     ),
                 ],
                 owners: vec![(table("mine"), "ben".into())],
+                data_filters: Vec::new(),
             },
             "osprey",
         )

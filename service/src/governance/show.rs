@@ -9,7 +9,7 @@ use crate::error::QueryError;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
-use osprey_catalog::{Grantee, PrivilegeGrant, SecuredObject};
+use osprey_catalog::{DataFilter, DataFilterKind, Grantee, PrivilegeGrant, SecuredObject};
 use std::sync::Arc;
 
 /// `USER ana`, `ROLE analysts`.
@@ -134,6 +134,54 @@ pub(super) fn grants_schema() -> SchemaRef {
         Field::new("columns", DataType::Utf8, false),
         Field::new("is_grantable", DataType::Boolean, false),
         Field::new("grantor", DataType::Utf8, false),
+    ]))
+}
+
+/// `SHOW ROW FILTERS | COLUMN MASKS [ON table]`: an admin sees every one, others those on
+/// the tables they own.
+pub(super) fn data_filters(
+    model: &AccessModel,
+    who: &Subject,
+    kind: DataFilterKind,
+    on: Option<&SecuredObject>,
+) -> Result<LogicalPlan, QueryError> {
+    let rows: Vec<&DataFilter> = model
+        .data_filters()
+        .iter()
+        .filter(|f| f.kind == kind && on.is_none_or(|t| f.table == *t))
+        .filter(|f| model.owns(who, &f.table))
+        .collect();
+    let text = |f: &dyn Fn(&DataFilter) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| f(r))))
+    };
+    let table_name = |f: &DataFilter| describe(&f.table).trim_start_matches("table ").to_string();
+    listing_plan(
+        "data_filters",
+        filters_schema(),
+        vec![
+            text(&|f| f.name.clone()),
+            text(&table_name),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|f| f.column.clone()),
+            )),
+            text(&|f| match &f.grantee {
+                Grantee::Role(role) | Grantee::User(role) => role.clone(),
+            }),
+            text(&|f| f.expression.clone()),
+            text(&|f| f.created_by.clone()),
+        ],
+    )
+}
+
+/// The columns of `SHOW ROW FILTERS` and `SHOW COLUMN MASKS`.
+pub(super) fn filters_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("column_name", DataType::Utf8, true),
+        Field::new("role", DataType::Utf8, false),
+        Field::new("expression", DataType::Utf8, false),
+        Field::new("created_by", DataType::Utf8, false),
     ]))
 }
 

@@ -185,9 +185,21 @@ impl SchemaProvider for VisibleSchema {
         if !self.sees(base) {
             return Ok(None);
         }
+        // `t$version=...` is the table's data at a version; `t$files` describes it.
+        let metadata = name.split_once('$').is_some_and(|(_, suffix)| {
+            !["version=", "ref=", "timestamp="]
+                .iter()
+                .any(|version| suffix.starts_with(version))
+        });
+        let object = self.object(base);
+        let owned = self.viewer.model.owns(&self.viewer.subject, &object);
         Ok(self.inner.table(name).await?.map(|table| {
+            // A view's text names what it reads: its owner's to see, not its readers'.
+            let definition_shown = owned || table.table_type() != TableType::View;
             Arc::new(GovernedTable {
-                object: self.object(base),
+                object,
+                metadata,
+                definition_shown,
                 inner: table,
             }) as Arc<dyn TableProvider>
         }))
@@ -218,6 +230,11 @@ impl SchemaProvider for VisibleSchema {
 pub(super) struct GovernedTable {
     /// Which table.
     pub object: SecuredObject,
+    /// Whether this is one of its metadata tables (`t$files`), which row filters and masks
+    /// cannot narrow.
+    pub metadata: bool,
+    /// Whether its definition (`SHOW CREATE`, `information_schema.views`) is shown.
+    pub definition_shown: bool,
     /// The table.
     pub inner: Arc<dyn TableProvider>,
 }
@@ -237,7 +254,10 @@ impl TableProvider for GovernedTable {
     }
 
     fn get_table_definition(&self) -> Option<&str> {
-        self.inner.get_table_definition()
+        match self.definition_shown {
+            true => self.inner.get_table_definition(),
+            false => None,
+        }
     }
 
     fn get_logical_plan(&'_ self) -> Option<Cow<'_, LogicalPlan>> {

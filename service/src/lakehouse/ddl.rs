@@ -230,7 +230,7 @@ impl Lakehouse {
         state: &SessionState,
         name: &TableReference,
         input: &LogicalPlan,
-        sql: &str,
+        (sql, security): (&str, crate::policy::ViewSecurity),
         or_replace: bool,
     ) -> Result<(), QueryError> {
         let name = self.resolve(name, state)?;
@@ -257,6 +257,8 @@ impl Lakehouse {
                     defaults.default_catalog.clone(),
                     defaults.default_schema.clone(),
                 )),
+                view_security: (security == crate::policy::ViewSecurity::Invoker)
+                    .then(|| "INVOKER".to_string()),
                 ..TableDefinition::default()
             },
             created_at_ms: now_ms(),

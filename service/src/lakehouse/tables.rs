@@ -2,6 +2,9 @@
 //! over a location), managed tables (Parquet files the catalog lists) and views (stored SQL,
 //! planned when a query reads them).
 
+use crate::auth::Principal;
+use crate::error::QueryError;
+use crate::policy::{PolicyContext, PolicySubject, RoleSelection, ViewSecurity};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
@@ -19,14 +22,17 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::Result;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown};
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
-use osprey_catalog::{DataFile, TableDefinition, TableEntry, TableKind};
+use osprey_catalog::{DataFile, SecuredObject, TableDefinition, TableEntry, TableKind};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -248,6 +254,10 @@ pub struct SqlView {
     search_path: (String, String),
     name: String,
     definition: String,
+    /// Which view it is, for governance.
+    object: SecuredObject,
+    /// Whose rights its query runs with.
+    security: ViewSecurity,
 }
 
 impl SqlView {
@@ -263,6 +273,15 @@ impl SqlView {
                 .unwrap_or_else(|| (entry.catalog.clone(), entry.schema.clone())),
             name: entry.qualified_name(),
             definition: show_create(entry),
+            object: SecuredObject::Table(
+                entry.catalog.clone(),
+                entry.schema.clone(),
+                entry.name.clone(),
+            ),
+            security: match definition.view_security.as_deref() {
+                Some("INVOKER") => ViewSecurity::Invoker,
+                _ => ViewSecurity::Definer,
+            },
         })
     }
 }
@@ -304,7 +323,13 @@ impl TableProvider for SqlView {
         let options = state.config_mut().options_mut();
         options.catalog.default_catalog = self.search_path.0.clone();
         options.catalog.default_schema = self.search_path.1.clone();
-        let plan = state.create_logical_plan(&self.sql).await?;
+        let (state, plan) = match state.config().get_extension::<PolicyContext>() {
+            Some(policy) => self.plan_governed(state, &policy).await?,
+            None => {
+                let plan = state.create_logical_plan(&self.sql).await?;
+                (state, plan)
+            }
+        };
         let columns: Vec<(&str, &DataType)> = plan
             .schema()
             .fields()
@@ -355,6 +380,59 @@ impl TableProvider for SqlView {
     }
 }
 
+impl SqlView {
+    /// The view's query, planned against what the principal it runs as may see (its owner, or
+    /// for `SECURITY INVOKER` its reader: [`crate::policy::StatementPolicy::view_principal`])
+    /// and checked for that principal, and the state to plan the rest with: the views it
+    /// reads run on from there.
+    async fn plan_governed(
+        &self,
+        state: SessionState,
+        policy: &PolicyContext,
+    ) -> Result<(SessionState, LogicalPlan)> {
+        let refused = |err: QueryError| DataFusionError::External(Box::new(err));
+        let runner = policy
+            .policy
+            .view_principal(policy.principal.as_ref(), &self.object, self.security)
+            .await
+            .map_err(refused)?;
+        let same =
+            |a: Option<&Principal>, b: Option<&Principal>| a.map(|p| &p.user) == b.map(|p| &p.user);
+        // The reader keeps its session's roles; an owner acts with all of its own.
+        let role = match same(runner.as_ref(), policy.principal.as_ref()) {
+            true => policy.role.clone(),
+            false => RoleSelection::All,
+        };
+        let subject = PolicySubject {
+            principal: runner.as_ref(),
+            role: &role,
+            catalog: &self.search_path.0,
+            schema: &self.search_path.1,
+        };
+        let visible = policy
+            .policy
+            .visible_catalogs(&subject, Arc::clone(&policy.server_catalogs));
+        let mut state = SessionStateBuilder::new_from_existing(state)
+            .with_catalog_list(visible)
+            .build();
+        state.config_mut().set_extension(Arc::new(PolicyContext {
+            policy: Arc::clone(&policy.policy),
+            principal: runner.clone(),
+            role: role.clone(),
+            server_catalogs: Arc::clone(&policy.server_catalogs),
+        }));
+        let plan = match state.create_logical_plan(&self.sql).await {
+            Ok(plan) => plan,
+            Err(err) => {
+                let err = policy.policy.refusal(&subject, err.into());
+                return Err(refused(err));
+            }
+        };
+        let plan = policy.policy.check_plan(&subject, plan).map_err(refused)?;
+        Ok((state, plan))
+    }
+}
+
 fn describe_columns(columns: &[(&str, &DataType)]) -> String {
     let parts: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
     format!("({})", parts.join(", "))
@@ -389,8 +467,12 @@ pub fn show_create(entry: &TableEntry) -> String {
     );
     let definition: &TableDefinition = &entry.definition;
     if entry.kind == TableKind::View {
+        let security = match definition.view_security.as_deref() {
+            Some("INVOKER") => " SECURITY INVOKER",
+            _ => "",
+        };
         return format!(
-            "CREATE VIEW {name} AS {}",
+            "CREATE VIEW {name}{security} AS {}",
             definition.view_sql.as_deref().unwrap_or_default()
         );
     }

@@ -197,7 +197,7 @@ pub(super) async fn suggest_table(state: &SessionState, err: QueryError) -> Quer
     let defaults = &state.config_options().catalog;
     let err = match state
         .config()
-        .get_extension::<crate::policy::PolicyRefusal>()
+        .get_extension::<crate::policy::PolicyContext>()
     {
         Some(policy) => policy.refuse(&defaults.default_catalog, &defaults.default_schema, err),
         None => err,

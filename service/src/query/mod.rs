@@ -420,6 +420,7 @@ impl QueryEngine {
         // policy shows.
         let shared = Arc::clone(state.catalog_list());
         let catalogs = self.server_catalogs(Arc::clone(&shared));
+        let catalogs_for_views = Arc::clone(&catalogs);
         // Listings ask the attached catalogs for their names again (metadata_tables).
         state
             .config_mut()
@@ -438,10 +439,11 @@ impl QueryEngine {
         // Every report of a missing table asks the policy first (`listings::suggest_table`).
         state
             .config_mut()
-            .set_extension(Arc::new(crate::policy::PolicyRefusal {
+            .set_extension(Arc::new(crate::policy::PolicyContext {
                 policy: Arc::clone(&self.policy),
                 principal: session.principal.clone(),
                 role: session.role.clone(),
+                server_catalogs: catalogs_for_views,
             }));
         Ok(state)
     }
@@ -525,6 +527,21 @@ impl QueryEngine {
             }
             _ => None,
         };
+        // Whose rights its query runs with (`SECURITY INVOKER | DEFINER`, Trino's spelling,
+        // moved where sqlparser reads MySQL's `SQL SECURITY` by `crate::parser`).
+        let view = view_query.map(|query| {
+            let security = match ast_statement {
+                Some(ast::Statement::CreateView(view)) => {
+                    view.params.as_ref().and_then(|p| p.security.as_ref())
+                }
+                _ => None,
+            };
+            let security = match security {
+                Some(ast::CreateViewSecurity::Invoker) => crate::policy::ViewSecurity::Invoker,
+                _ => crate::policy::ViewSecurity::Definer,
+            };
+            (query, security)
+        });
         let plan = match state.statement_to_plan(statement).await {
             Ok(plan) => plan,
             Err(err) => return Err(listings::suggest_table(&state, err.into()).await),
@@ -552,7 +569,7 @@ impl QueryEngine {
             sql,
             create_has_query,
             properties,
-            view_query,
+            view,
         ))
         .await?;
         self.governance

@@ -15,7 +15,7 @@ impl QueryEngine {
         sql: &str,
         create_has_query: bool,
         properties: table_properties::TableProperties,
-        view_query: Option<String>,
+        view: Option<(String, crate::policy::ViewSecurity)>,
     ) -> Result<PreparedStatement, QueryError> {
         match &plan {
             LogicalPlan::Statement(Statement::SetVariable(set)) => {
@@ -89,9 +89,16 @@ impl QueryEngine {
                 if cmd.temporary {
                     return Err(QueryError::NotSupported("TEMPORARY views".to_string()));
                 }
-                let view_sql = view_query.unwrap_or_else(|| sql.to_string());
+                let (view_sql, security) =
+                    view.unwrap_or_else(|| (sql.to_string(), Default::default()));
                 lakehouse
-                    .create_view(&state, &cmd.name, &cmd.input, &view_sql, cmd.or_replace)
+                    .create_view(
+                        &state,
+                        &cmd.name,
+                        &cmd.input,
+                        (&view_sql, security),
+                        cmd.or_replace,
+                    )
                     .await?;
                 Ok(PreparedStatement::ddl_done("CREATE VIEW"))
             }
