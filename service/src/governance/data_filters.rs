@@ -22,7 +22,7 @@
 use super::model::{AccessModel, Subject};
 use super::policy_table::PolicyTable;
 use crate::error::QueryError;
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::{provider_as_source, source_as_provider};
@@ -163,7 +163,13 @@ impl ExpressionPlanner {
         table: &Schema,
         subject: &Subject,
     ) -> Result<Expr, QueryError> {
-        let schema = DFSchema::try_from(table.clone())?;
+        // `current_role` without parentheses is a name to SQL, not a call: it is planned as a
+        // column the table lacks, then replaced as the function is.
+        let mut fields: Vec<Field> = table.fields().iter().map(|f| f.as_ref().clone()).collect();
+        if table.field_with_name(CURRENT_ROLE).is_err() {
+            fields.push(Field::new(CURRENT_ROLE, DataType::Utf8, true));
+        }
+        let schema = DFSchema::try_from(Schema::new(fields))?;
         let expr = self
             .state
             .create_logical_expr(&filter.expression, &schema)
@@ -239,18 +245,29 @@ fn session_functions() -> Vec<ScalarUDF> {
     ]
 }
 
+/// The role chosen with `SET ROLE`, or NULL.
+fn current_role(subject: &Subject) -> Expr {
+    match &subject.role {
+        Some(role) => lit(role.clone()),
+        None => lit(ScalarValue::Utf8(None)),
+    }
+}
+
 /// `expr` with the session functions replaced by their values for `subject`.
 fn bind_session(expr: Expr, subject: &Subject) -> Result<Expr, String> {
     let bound = expr.transform_up(|expr| {
+        if let Expr::Column(column) = &expr
+            && column.name == CURRENT_ROLE
+            && column.relation.is_none()
+        {
+            return Ok(Transformed::yes(current_role(subject)));
+        }
         let Expr::ScalarFunction(ScalarFunction { func, args }) = &expr else {
             return Ok(Transformed::no(expr));
         };
         let value = match func.name() {
             CURRENT_USER => lit(subject.user.clone()),
-            CURRENT_ROLE => match &subject.role {
-                Some(role) => lit(role.clone()),
-                None => lit(ScalarValue::Utf8(None)),
-            },
+            CURRENT_ROLE => current_role(subject),
             IS_ROLE_IN_SESSION => match args.as_slice() {
                 [Expr::Literal(ScalarValue::Utf8(Some(role)), _)] => {
                     lit(subject.roles.contains(role))
@@ -326,4 +343,160 @@ pub(super) fn check_definition(
         role: None,
     };
     planner.plan(filter, table, &probe).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Principal;
+    use crate::policy::RoleSelection;
+    use osprey_catalog::{AccessRecords, PrivilegeGrant, RoleMembership};
+
+    fn table() -> SecuredObject {
+        SecuredObject::Table("osprey".into(), "s".into(), "people".into())
+    }
+
+    fn filter(name: &str, role: &str, column: Option<&str>, expression: &str) -> DataFilter {
+        DataFilter {
+            name: name.into(),
+            table: table(),
+            kind: match column {
+                Some(_) => DataFilterKind::ColumnMask,
+                None => DataFilterKind::RowFilter,
+            },
+            column: column.map(Into::into),
+            grantee: Grantee::Role(role.into()),
+            expression: expression.into(),
+            created_by: "admin".into(),
+            created_at_ms: 0,
+        }
+    }
+
+    /// ana holds `eu` (rows of region eu, ssn masked) and `rich` (rows of salary > 5000,
+    /// ssn masked otherwise); ben holds `eu` and `all` (no filter or mask).
+    fn model(filters: Vec<DataFilter>) -> AccessModel {
+        let roles = ["eu", "rich", "all"];
+        let member = |role: &str, user: &str| RoleMembership {
+            role: role.into(),
+            member: Grantee::User(user.into()),
+        };
+        let grant = |role: &str| PrivilegeGrant {
+            grantee: Grantee::Role(role.into()),
+            object: table(),
+            privilege: "SELECT".into(),
+            columns: Vec::new(),
+            grant_option: false,
+            granted_by: "admin".into(),
+            granted_at_ms: 0,
+        };
+        AccessModel::new(
+            AccessRecords {
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+                memberships: vec![
+                    member("eu", "ana"),
+                    member("rich", "ana"),
+                    member("eu", "ben"),
+                    member("all", "ben"),
+                ],
+                grants: roles.iter().map(|r| grant(r)).collect(),
+                owners: Vec::new(),
+                data_filters: filters,
+            },
+            "osprey",
+        )
+    }
+
+    fn subject(model: &AccessModel, user: &str, role: RoleSelection) -> Subject {
+        let principal = Principal {
+            user: user.into(),
+            user_id: user.into(),
+            is_admin: false,
+            session_id: None,
+        };
+        model.subject(&principal, &role)
+    }
+
+    fn columns() -> Vec<String> {
+        vec!["region".into(), "ssn".into(), "salary".into()]
+    }
+
+    #[test]
+    fn rows_are_the_union_of_what_each_role_gives() {
+        let model = model(vec![
+            filter("eu_only", "eu", None, "region = 'eu'"),
+            filter("well_paid", "rich", None, "salary > 5000"),
+        ]);
+        let ana = subject(&model, "ana", RoleSelection::All);
+        let policy = scan_policy(&model, &ana, &table(), &columns()).unwrap();
+        let names: Vec<&str> = policy
+            .rows
+            .unwrap()
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(names, ["eu_only", "well_paid"]);
+        // A role with SELECT and no filter gives every row.
+        let ben = subject(&model, "ben", RoleSelection::All);
+        assert!(
+            scan_policy(&model, &ben, &table(), &columns())
+                .unwrap()
+                .is_empty()
+        );
+        // SET ROLE narrows to that role's filters.
+        let ben_eu = subject(&model, "ben", RoleSelection::One("eu".into()));
+        let policy = scan_policy(&model, &ben_eu, &table(), &columns()).unwrap();
+        assert_eq!(policy.rows.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_column_is_masked_only_where_every_role_giving_it_masks_it() {
+        let model = model(vec![
+            filter("tail", "eu", Some("ssn"), "substr(ssn, 8)"),
+            filter("hidden", "rich", Some("ssn"), "NULL"),
+            filter("band", "rich", Some("salary"), "salary / 1000"),
+        ]);
+        // ana: two different masks on ssn, one per role: which applies is hers to choose.
+        let ana = subject(&model, "ana", RoleSelection::All);
+        let err = scan_policy(&model, &ana, &table(), &columns()).unwrap_err();
+        assert!(err.to_string().contains("SET ROLE"), "{err}");
+        let ana_eu = subject(&model, "ana", RoleSelection::One("eu".into()));
+        let policy = scan_policy(&model, &ana_eu, &table(), &columns()).unwrap();
+        let masked: Vec<&str> = policy.masks.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(masked, ["ssn"]);
+        // ben's role `all` gives ssn in clear.
+        let ben = subject(&model, "ben", RoleSelection::All);
+        assert!(
+            scan_policy(&model, &ben, &table(), &columns())
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn session_functions_become_the_principals_values() {
+        let model = model(vec![]);
+        let ana = subject(&model, "ana", RoleSelection::One("eu".into()));
+        let planner = ExpressionPlanner::new();
+        let schema = Schema::new(vec![datafusion::arrow::datatypes::Field::new(
+            "region",
+            DataType::Utf8,
+            true,
+        )]);
+        let rule = filter(
+            "f",
+            "eu",
+            None,
+            "region = current_user OR current_role = 'eu' AND is_role_in_session('rich')",
+        );
+        let expr = planner.plan(&rule, &schema, &ana).unwrap().to_string();
+        assert!(
+            expr.contains("Utf8(\"ana\")") && expr.contains("Utf8(\"eu\")"),
+            "{expr}"
+        );
+        assert!(expr.contains("Boolean(false)"), "{expr}");
+        let bad = filter("g", "eu", None, "is_role_in_session(region)");
+        assert!(planner.plan(&bad, &schema, &ana).is_err());
+        let not_boolean = filter("h", "eu", None, "region");
+        assert!(planner.plan(&not_boolean, &schema, &ana).is_err());
+    }
 }

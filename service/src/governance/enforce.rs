@@ -68,13 +68,22 @@ pub(super) fn check(
         }
     }
     refuse_filtered_changes(model, subject, &plan)?;
+    let analyzed = matches!(plan, LogicalPlan::Analyze(_));
     unmark(plan, &|object, scan| {
         let columns = data_filters::column_names(&scan.source.schema());
         let policy = data_filters::scan_policy(model, subject, object, &columns)?;
-        match policy.is_empty() {
-            true => Ok(None),
-            false => data_filters::apply(planner, subject, &policy, scan).map(Some),
+        if policy.is_empty() {
+            return Ok(None);
         }
+        // Its metrics count what each operator read, hidden rows included.
+        if analyzed {
+            return Err(QueryError::PermissionDenied(format!(
+                "permission denied: EXPLAIN ANALYZE reads {}, where a row filter or column \
+                 mask applies to you; its metrics would count what they hide. Use EXPLAIN",
+                describe(object)
+            )));
+        }
+        data_filters::apply(planner, subject, &policy, scan).map(Some)
     })
 }
 

@@ -25,7 +25,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub(super) struct PolicyTable {
     inner: Arc<dyn TableProvider>,
-    /// The table's schema, masked columns nullable (a mask may give NULL).
+    /// The table's schema, masked columns nullable (a mask may give NULL) and without the
+    /// stored column's metadata.
     schema: SchemaRef,
     /// The rows seen: the union of the filters that apply; `None`: all.
     rows: Option<Expr>,
@@ -46,7 +47,12 @@ impl PolicyTable {
             .iter()
             .enumerate()
             .map(|(i, field)| match masks.iter().any(|(m, _)| *m == i) {
-                true => field.as_ref().clone().with_nullable(true),
+                // Computed, a masked value keeps none of the stored column's metadata.
+                true => field
+                    .as_ref()
+                    .clone()
+                    .with_nullable(true)
+                    .with_metadata(Default::default()),
                 false => field.as_ref().clone(),
             })
             .collect();
