@@ -520,6 +520,18 @@ def check_grants(out: Outcome):
     assert "every user" in out.stdout, out.stdout
 
 
+def check_data_filters(out: Outcome):
+    # The filter replaced and dropped, the mask listed with its expression as stored.
+    assert re.search(r"eu_only +\| osprey.shop.orders +\| +(NULL)? *\| analysts", out.stdout), \
+        out.stdout
+    assert "mine" not in out.stdout, out.stdout
+    assert "'***-' || substr ( ssn , 8 )" in out.stdout, out.stdout
+
+
+def check_views(out: Outcome):
+    assert out.stdout.split() == ["OK", "OK"], out.stdout
+
+
 def check_shell(out: Outcome):
     assert "150000" in out.stdout.replace(",", ""), out.stdout  # SELECT count(*) FROM tpch.orders
     report = (out.directory / "report.csv").read_text().splitlines()
@@ -543,6 +555,8 @@ CHECKS = {
     "CREATE USER ana": check_users,
     "CREATE LOCATION raw": check_locations,
     "CREATE ROLE analysts": check_grants,
+    "CREATE ROW FILTER eu_only": check_data_filters,
+    "CREATE VIEW shop.eu_ids": check_views,
     "[[locations]]": check_locations_file,
     "osprey shell -c": check_shell,
 }
