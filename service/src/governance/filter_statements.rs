@@ -13,7 +13,6 @@
 //! The expression is kept as SQL text and planned against the table's columns each time it
 //! applies (see `data_filters`).
 
-use super::statements::GovernanceStatement;
 use crate::admin_sql::{Tokens, syntax};
 use crate::error::QueryError;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -41,8 +40,53 @@ pub struct DataFilterDefinition {
     pub if_not_exists: bool,
 }
 
+/// A row filter or column mask statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataFilterStatement {
+    /// `CREATE [OR REPLACE] ROW FILTER | COLUMN MASK ...`.
+    Create(DataFilterDefinition),
+    /// `DROP ROW FILTER | COLUMN MASK [IF EXISTS] name ON table`.
+    Drop {
+        /// Filter or mask.
+        kind: DataFilterKind,
+        /// Its name.
+        name: String,
+        /// Its table, as written.
+        table: Vec<String>,
+        /// `IF EXISTS`.
+        if_exists: bool,
+    },
+    /// `SHOW ROW FILTERS | COLUMN MASKS [ON table]`.
+    Show {
+        /// Filters or masks.
+        kind: DataFilterKind,
+        /// `ON table`.
+        on: Option<Vec<String>>,
+    },
+}
+
+impl DataFilterStatement {
+    /// Its statement tag.
+    pub fn tag(&self) -> &'static str {
+        let kind = match self {
+            DataFilterStatement::Create(definition) => definition.kind,
+            DataFilterStatement::Drop { kind, .. } | DataFilterStatement::Show { kind, .. } => {
+                *kind
+            }
+        };
+        match (self, kind) {
+            (DataFilterStatement::Create(_), DataFilterKind::RowFilter) => "CREATE ROW FILTER",
+            (DataFilterStatement::Create(_), DataFilterKind::ColumnMask) => "CREATE COLUMN MASK",
+            (DataFilterStatement::Drop { .. }, DataFilterKind::RowFilter) => "DROP ROW FILTER",
+            (DataFilterStatement::Drop { .. }, DataFilterKind::ColumnMask) => "DROP COLUMN MASK",
+            (DataFilterStatement::Show { .. }, DataFilterKind::RowFilter) => "SHOW ROW FILTERS",
+            (DataFilterStatement::Show { .. }, DataFilterKind::ColumnMask) => "SHOW COLUMN MASKS",
+        }
+    }
+}
+
 /// Recognizes a row filter or column mask statement; `None` for anything else.
-pub(super) fn parse(tokens: &[Token]) -> Result<Option<GovernanceStatement>, QueryError> {
+pub(super) fn parse(tokens: &[Token]) -> Result<Option<DataFilterStatement>, QueryError> {
     let mut parser = Tokens::new(tokens);
     let statement = parse_at(&mut parser)?;
     if statement.is_some() {
@@ -51,7 +95,7 @@ pub(super) fn parse(tokens: &[Token]) -> Result<Option<GovernanceStatement>, Que
     Ok(statement)
 }
 
-fn parse_at(parser: &mut Tokens<'_>) -> Result<Option<GovernanceStatement>, QueryError> {
+fn parse_at(parser: &mut Tokens<'_>) -> Result<Option<DataFilterStatement>, QueryError> {
     let kind_at = |parser: &mut Tokens<'_>| {
         if parser.words(&["ROW", "FILTER"]) {
             Some(DataFilterKind::RowFilter)
@@ -98,7 +142,7 @@ fn parse_at(parser: &mut Tokens<'_>) -> Result<Option<GovernanceStatement>, Quer
             )));
         }
         let table = table_name(parser)?;
-        return Ok(Some(GovernanceStatement::DropDataFilter {
+        return Ok(Some(DataFilterStatement::Drop {
             kind,
             name,
             table,
@@ -116,14 +160,14 @@ fn parse_at(parser: &mut Tokens<'_>) -> Result<Option<GovernanceStatement>, Quer
         true => Some(table_name(parser)?),
         false => None,
     };
-    Ok(Some(GovernanceStatement::ShowDataFilters { kind, on }))
+    Ok(Some(DataFilterStatement::Show { kind, on }))
 }
 
 fn create(
     parser: &mut Tokens<'_>,
     kind: DataFilterKind,
     or_replace: bool,
-) -> Result<GovernanceStatement, QueryError> {
+) -> Result<DataFilterStatement, QueryError> {
     let if_not_exists = parser.keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
     let name = parser.identifier(&format!("a {} name", kind.name_lowercase()))?;
     if !parser.word("ON") {
@@ -158,18 +202,16 @@ fn create(
         return Err(create_syntax());
     }
     let expression = balanced_text(parser)?;
-    Ok(GovernanceStatement::CreateDataFilter(
-        DataFilterDefinition {
-            kind,
-            name,
-            table,
-            column,
-            grantee,
-            expression,
-            or_replace,
-            if_not_exists,
-        },
-    ))
+    Ok(DataFilterStatement::Create(DataFilterDefinition {
+        kind,
+        name,
+        table,
+        column,
+        grantee,
+        expression,
+        or_replace,
+        if_not_exists,
+    }))
 }
 
 fn table_name(parser: &mut Tokens<'_>) -> Result<Vec<String>, QueryError> {
@@ -241,19 +283,19 @@ mod tests {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::tokenizer::Tokenizer;
 
-    fn parse_sql(sql: &str) -> Result<Option<GovernanceStatement>, QueryError> {
+    fn parse_sql(sql: &str) -> Result<Option<DataFilterStatement>, QueryError> {
         let tokens: Vec<Token> = Tokenizer::new(&GenericDialect {}, sql)
             .tokenize()
             .unwrap()
             .into_iter()
             .filter(|t| !matches!(t, Token::Whitespace(_)))
             .collect();
-        super::super::parse_governance_statement(&tokens)
+        parse(&tokens)
     }
 
     #[test]
     fn filters_and_masks_parse_with_their_expressions() {
-        let Some(GovernanceStatement::CreateDataFilter(mask)) = parse_sql(
+        let Some(DataFilterStatement::Create(mask)) = parse_sql(
             "CREATE OR REPLACE COLUMN MASK ssn_mask ON sales.orders (ssn) FOR ROLE analysts \
              USING ('it''s-' || substr(ssn, (8)))",
         )
@@ -265,7 +307,7 @@ mod tests {
         assert!(mask.or_replace);
         assert_eq!(mask.grantee, Grantee::Role("analysts".into()));
         assert_eq!(mask.expression, "'it''s-' || substr ( ssn , ( 8 ) )");
-        let Some(GovernanceStatement::CreateDataFilter(filter)) =
+        let Some(DataFilterStatement::Create(filter)) =
             parse_sql("CREATE ROW FILTER eu ON orders FOR PUBLIC USING (region = 'eu')").unwrap()
         else {
             panic!("not a filter");
@@ -277,7 +319,7 @@ mod tests {
         );
         assert!(matches!(
             parse_sql("DROP COLUMN MASK IF EXISTS m ON s.t").unwrap(),
-            Some(GovernanceStatement::DropDataFilter {
+            Some(DataFilterStatement::Drop {
                 kind: DataFilterKind::ColumnMask,
                 if_exists: true,
                 ..
@@ -285,7 +327,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_sql("SHOW ROW FILTERS ON t").unwrap(),
-            Some(GovernanceStatement::ShowDataFilters { .. })
+            Some(DataFilterStatement::Show { .. })
         ));
         assert_eq!(parse_sql("DROP TABLE t").unwrap(), None);
     }

@@ -28,16 +28,14 @@ pub use crate::policy::RoleSelection;
 pub use enforce::describe;
 pub use model::{AccessModel, PUBLIC_ROLE, Privilege, Subject};
 
-pub use statements::{GovernanceStatement, parse_governance_statement};
+pub use statements::{DataFilterStatement, GovernanceStatement, parse_governance_statement};
 
 use crate::auth::Principal;
 use crate::error::QueryError;
 use crate::policy::{PolicySubject, StatementPolicy, ViewSecurity};
 use datafusion::catalog::CatalogProviderList;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
-use osprey_catalog::{
-    CatalogError, CatalogStore, DataFilterKind, Grantee, PrivilegeGrant, SecuredObject, now_ms,
-};
+use osprey_catalog::{CatalogError, CatalogStore, Grantee, PrivilegeGrant, SecuredObject, now_ms};
 use std::sync::{Arc, RwLock};
 
 /// Roles, privileges and owners, and the policy they make (see the module documentation).
@@ -301,32 +299,35 @@ impl Governance {
                 self.revoke(&model, &who, defaults, change).await?;
                 "REVOKE"
             }
-            GovernanceStatement::ShowDataFilters { kind, on } => {
-                let on = on.map(|t| grants::resolve(&statements::NamedObject::Table(t), defaults));
-                return show::data_filters(&model, &who, kind, on.as_ref())
-                    .map(GovernanceResult::Listing);
-            }
-            GovernanceStatement::CreateDataFilter(definition) => {
-                let tag = match definition.kind {
-                    DataFilterKind::RowFilter => "CREATE ROW FILTER",
-                    DataFilterKind::ColumnMask => "CREATE COLUMN MASK",
-                };
-                self.create_data_filter(&model, &who, defaults, catalogs, definition)
-                    .await?;
-                tag
-            }
-            GovernanceStatement::DropDataFilter {
-                kind,
-                name,
-                table,
-                if_exists,
-            } => {
-                self.drop_data_filter(&model, &who, defaults, (kind, name, table, if_exists))
-                    .await?;
-                match kind {
-                    DataFilterKind::RowFilter => "DROP ROW FILTER",
-                    DataFilterKind::ColumnMask => "DROP COLUMN MASK",
+            GovernanceStatement::DataFilter(statement) => {
+                let tag = statement.tag();
+                match statement {
+                    DataFilterStatement::Show { kind, on } => {
+                        let on = on
+                            .map(|t| grants::resolve(&statements::NamedObject::Table(t), defaults));
+                        return show::data_filters(&model, &who, kind, on.as_ref())
+                            .map(GovernanceResult::Listing);
+                    }
+                    DataFilterStatement::Create(definition) => {
+                        self.create_data_filter(&model, &who, defaults, catalogs, definition)
+                            .await?
+                    }
+                    DataFilterStatement::Drop {
+                        kind,
+                        name,
+                        table,
+                        if_exists,
+                    } => {
+                        self.drop_data_filter(
+                            &model,
+                            &who,
+                            defaults,
+                            (kind, name, table, if_exists),
+                        )
+                        .await?
+                    }
                 }
+                tag
             }
         };
         self.reload().await?;

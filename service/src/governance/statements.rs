@@ -18,14 +18,14 @@
 //! user holds. Only admins create, drop and grant roles. Privileges are granted by an admin,
 //! the object's owner, or a holder of the privilege `WITH GRANT OPTION`.
 
-pub use super::filter_statements::DataFilterDefinition;
+pub use super::filter_statements::DataFilterStatement;
 use super::model::Privilege;
 use crate::admin_sql::{Tokens, syntax};
 use crate::error::QueryError;
 use crate::policy::RoleSelection;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::Token;
-use osprey_catalog::{DataFilterKind, Grantee};
+use osprey_catalog::Grantee;
 
 /// An object as a statement names it (resolved against the session's defaults later).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,26 +86,8 @@ pub enum GovernanceStatement {
     ShowCurrentRoles,
     /// `SET ROLE r | ALL | NONE`.
     SetRole(RoleSelection),
-    /// `CREATE [OR REPLACE] ROW FILTER | COLUMN MASK ...`.
-    CreateDataFilter(DataFilterDefinition),
-    /// `DROP ROW FILTER | COLUMN MASK [IF EXISTS] name ON table`.
-    DropDataFilter {
-        /// Filter or mask.
-        kind: DataFilterKind,
-        /// Its name.
-        name: String,
-        /// Its table, as written.
-        table: Vec<String>,
-        /// `IF EXISTS`.
-        if_exists: bool,
-    },
-    /// `SHOW ROW FILTERS | COLUMN MASKS [ON table]`.
-    ShowDataFilters {
-        /// Filters or masks.
-        kind: DataFilterKind,
-        /// `ON table`.
-        on: Option<Vec<String>>,
-    },
+    /// `CREATE | DROP ROW FILTER | COLUMN MASK`, `SHOW ROW FILTERS | COLUMN MASKS`.
+    DataFilter(DataFilterStatement),
 }
 
 impl GovernanceStatement {
@@ -115,7 +97,9 @@ impl GovernanceStatement {
             GovernanceStatement::ShowGrants { .. } => Some(super::show::grants_schema()),
             GovernanceStatement::ShowRoles => Some(super::show::roles_schema()),
             GovernanceStatement::ShowCurrentRoles => Some(super::show::current_roles_schema()),
-            GovernanceStatement::ShowDataFilters { .. } => Some(super::show::filters_schema()),
+            GovernanceStatement::DataFilter(DataFilterStatement::Show { .. }) => {
+                Some(super::show::filters_schema())
+            }
             _ => None,
         }
     }
@@ -133,18 +117,7 @@ impl GovernanceStatement {
             GovernanceStatement::ShowRoles => "SHOW ROLES",
             GovernanceStatement::ShowCurrentRoles => "SHOW CURRENT ROLES",
             GovernanceStatement::SetRole(_) => "SET ROLE",
-            GovernanceStatement::CreateDataFilter(definition) => match definition.kind {
-                DataFilterKind::RowFilter => "CREATE ROW FILTER",
-                DataFilterKind::ColumnMask => "CREATE COLUMN MASK",
-            },
-            GovernanceStatement::DropDataFilter { kind, .. } => match kind {
-                DataFilterKind::RowFilter => "DROP ROW FILTER",
-                DataFilterKind::ColumnMask => "DROP COLUMN MASK",
-            },
-            GovernanceStatement::ShowDataFilters { kind, .. } => match kind {
-                DataFilterKind::RowFilter => "SHOW ROW FILTERS",
-                DataFilterKind::ColumnMask => "SHOW COLUMN MASKS",
-            },
+            GovernanceStatement::DataFilter(statement) => statement.tag(),
         }
     }
 }
@@ -154,7 +127,7 @@ pub fn parse_governance_statement(
     tokens: &[Token],
 ) -> Result<Option<GovernanceStatement>, QueryError> {
     if let Some(statement) = super::filter_statements::parse(tokens)? {
-        return Ok(Some(statement));
+        return Ok(Some(GovernanceStatement::DataFilter(statement)));
     }
     let mut parser = Tokens::new(tokens);
     let statement = if parser.words(&["CREATE", "ROLE"]) {
