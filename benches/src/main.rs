@@ -6,6 +6,7 @@ mod answers;
 mod engines;
 mod memory;
 mod micro;
+mod policy;
 mod report;
 mod suite;
 
@@ -36,6 +37,7 @@ Examples:
   osprey-benches latency                            # SELECT 1 p50/p99 through Flight SQL
   osprey-benches exchange                           # GB/s of one executor exchange stream
   osprey-benches planning                           # distributed planner time, TPC-DS
+  osprey-benches policy --scale 1                   # row filter and masks vs none, TPC-H
   osprey-benches smoke                              # seconds-long check that the harness works
 
 Results go to --out-dir (default target/bench-results) as <name>.json, .md and (suites) .svg."
@@ -86,6 +88,19 @@ enum Command {
         executors: usize,
         /// Measured plannings per query, after one warm-up.
         #[arg(long, default_value_t = 5)]
+        iterations: usize,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// What row filters and column masks cost: TPC-H as a user whose `lineitem` has a row
+    /// filter and two masks (that keep every row and value) against one with none, on the
+    /// same cluster; answers checked equal.
+    Policy {
+        /// TPC-H scale factor.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Timed runs per query and user, after one warm-up each.
+        #[arg(long, default_value_t = 3)]
         iterations: usize,
         #[command(flatten)]
         common: CommonArgs,
@@ -191,6 +206,7 @@ fn main() -> Result<()> {
         Command::Latency { common, .. }
         | Command::Exchange { common, .. }
         | Command::Planning { common, .. }
+        | Command::Policy { common, .. }
         | Command::Smoke { common } => common,
     };
     // Before any thread exists, so that every thread and child process inherits it.
@@ -245,6 +261,29 @@ fn main() -> Result<()> {
                 write_outputs(
                     &common.out_dir,
                     &format!("planning-{}", suite.name()),
+                    &report.markdown(),
+                    &serde_json::to_string_pretty(&report)?,
+                )
+            }
+            Command::Policy {
+                scale,
+                iterations,
+                common,
+            } => {
+                let dataset =
+                    suite::ensure_dataset(Suite::Tpch, &common.data_dir, scale, &common.python())
+                        .await?;
+                let report = policy::policy_overhead(
+                    &dataset,
+                    scale,
+                    &common.out_dir,
+                    common.threads(),
+                    iterations,
+                )
+                .await?;
+                write_outputs(
+                    &common.out_dir,
+                    &format!("policy-tpch-sf{scale}"),
                     &report.markdown(),
                     &serde_json::to_string_pretty(&report)?,
                 )
