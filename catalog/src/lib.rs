@@ -25,6 +25,7 @@
 //! ```
 
 mod attached;
+mod audit;
 mod data_filters;
 mod entries;
 mod error;
@@ -40,6 +41,7 @@ mod workgroups;
 mod writes;
 
 pub use attached::AttachedCatalogRecord;
+pub use audit::{AUDIT_RETENTION_MS, AuditRecord};
 pub use data_filters::{DataFilter, DataFilterKind};
 pub use entries::{CatalogContents, DataFile, SchemaEntry, TableDefinition, TableEntry, TableKind};
 pub use error::CatalogError;

@@ -98,6 +98,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../migrations/0011_data_filters.sql")),
                 false,
             ),
+            Migration::new(
+                12,
+                Cow::Borrowed("audit"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0012_audit.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }

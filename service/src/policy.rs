@@ -76,6 +76,8 @@ pub struct PolicySubject<'a> {
     pub catalog: &'a str,
     /// The session's current schema.
     pub schema: &'a str,
+    /// The statement's query id, for the audit trail; `None` outside a tracked statement.
+    pub statement_id: Option<&'a str>,
 }
 
 impl PolicySubject<'_> {
@@ -93,8 +95,9 @@ impl PolicySubject<'_> {
 pub trait StatementPolicy: std::fmt::Debug + Send + Sync {
     /// The plan to run for `subject`: `plan` unchanged, or rewritten (a row filter over a
     /// scan, a masked column). An error refuses the statement, typically
-    /// [`QueryError::PermissionDenied`].
-    fn check_plan(
+    /// [`QueryError::PermissionDenied`]. A policy that audits records its decision before it
+    /// answers, and refuses a statement whose decision it cannot record.
+    async fn check_plan(
         &self,
         subject: &PolicySubject<'_>,
         plan: LogicalPlan,
@@ -114,7 +117,7 @@ pub trait StatementPolicy: std::fmt::Debug + Send + Sync {
     /// The error `subject` gets for a statement that failed to plan with `err`: a policy that
     /// hides tables may answer a hidden name's "not found" with the refusal a visible one
     /// gets, so errors never tell what exists. `err` itself by default.
-    fn refusal(&self, subject: &PolicySubject<'_>, err: QueryError) -> QueryError {
+    async fn refusal(&self, subject: &PolicySubject<'_>, err: QueryError) -> QueryError {
         let _ = subject;
         err
     }
@@ -148,6 +151,7 @@ pub enum ViewSecurity {
 /// statement's missing table is reported asks the policy ([`StatementPolicy::refusal`]), and
 /// a view's query, planned when the view is scanned, is planned and checked for the principal
 /// it runs as ([`StatementPolicy::view_principal`]).
+#[derive(Clone)]
 pub(crate) struct PolicyContext {
     /// The policy.
     pub policy: Arc<dyn StatementPolicy>,
@@ -157,18 +161,21 @@ pub(crate) struct PolicyContext {
     pub role: RoleSelection,
     /// Every catalog of the server, before the policy chose what the principal sees.
     pub server_catalogs: Arc<dyn CatalogProviderList>,
+    /// The statement's query id.
+    pub statement_id: Option<String>,
 }
 
 impl PolicyContext {
     /// `err` as the policy answers it, names resolved in `catalog.schema`.
-    pub fn refuse(&self, catalog: &str, schema: &str, err: QueryError) -> QueryError {
+    pub async fn refuse(&self, catalog: &str, schema: &str, err: QueryError) -> QueryError {
         let subject = PolicySubject {
             principal: self.principal.as_ref(),
             role: &self.role,
             catalog,
             schema,
+            statement_id: self.statement_id.as_deref(),
         };
-        self.policy.refusal(&subject, err)
+        self.policy.refusal(&subject, err).await
     }
 }
 
@@ -178,7 +185,7 @@ pub struct AllowAll;
 
 #[async_trait::async_trait]
 impl StatementPolicy for AllowAll {
-    fn check_plan(
+    async fn check_plan(
         &self,
         _subject: &PolicySubject<'_>,
         plan: LogicalPlan,
@@ -198,7 +205,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl StatementPolicy for NoSecrets {
-        fn check_plan(
+        async fn check_plan(
             &self,
             _subject: &PolicySubject<'_>,
             plan: LogicalPlan,
@@ -226,17 +233,23 @@ mod tests {
             role: &role,
             catalog: "datafusion",
             schema: "public",
+            statement_id: None,
         };
-        let allowed = NoSecrets.check_plan(&coordinator, plan("SELECT a FROM open").await);
+        let allowed = NoSecrets
+            .check_plan(&coordinator, plan("SELECT a FROM open").await)
+            .await;
         assert!(allowed.is_ok());
         let refused = NoSecrets
             .check_plan(
                 &coordinator,
                 plan("SELECT a FROM open JOIN secret USING (a)").await,
             )
+            .await
             .unwrap_err();
         assert_eq!(refused.code(), "PERMISSION_DENIED");
-        let everything = AllowAll.check_plan(&coordinator, plan("SELECT a FROM secret").await);
+        let everything = AllowAll
+            .check_plan(&coordinator, plan("SELECT a FROM secret").await)
+            .await;
         assert!(everything.is_ok());
     }
 }

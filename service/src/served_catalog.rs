@@ -131,7 +131,7 @@ impl ServedCatalog {
 
     /// Checks that `user` holds `needed` on `object` (or owns it, for `None`); a table it may
     /// not see at all is refused the same way whether it exists or not.
-    fn require(
+    async fn require(
         &self,
         user: &Principal,
         action: &str,
@@ -143,9 +143,11 @@ impl ServedCatalog {
             role: &RoleSelection::All,
             catalog: &self.catalog,
             schema: "",
+            statement_id: None,
         };
         self.governance
             .authorize(&subject, action, needed, object)
+            .await
             .map_err(|err| ServedCatalogError::Forbidden(err.to_string()))
     }
 
@@ -191,7 +193,8 @@ impl ServedCatalog {
             "creating a namespace in",
             Some(Privilege::Create),
             &catalog,
-        )?;
+        )
+        .await?;
         // Built-in schemas (`system`, the TPC-H data) count too: their names are taken.
         if self.committed.schema_exists(namespace) {
             return Err(ServedCatalogError::AlreadyExists(format!(
@@ -216,7 +219,8 @@ impl ServedCatalog {
         namespace: &str,
     ) -> Result<(), ServedCatalogError> {
         self.require_namespace(user, namespace)?;
-        self.require(user, "DROP", None, &self.schema_object(namespace))?;
+        self.require(user, "DROP", None, &self.schema_object(namespace))
+            .await?;
         if !self.committed.table_names(namespace).is_empty() {
             return Err(ServedCatalogError::NamespaceNotEmpty(format!(
                 "namespace {namespace} is not empty: drop its tables first"
@@ -261,7 +265,8 @@ impl ServedCatalog {
             "loading",
             Some(Privilege::Select),
             &self.table_object(name),
-        )?;
+        )
+        .await?;
         let location = self.metadata_location(user, name).await?;
         let store = self.store(&location)?;
         let path = StoreLocation::parse(&location)
@@ -302,7 +307,8 @@ impl ServedCatalog {
             "creating a table in",
             Some(Privilege::Create),
             &schema,
-        )?;
+        )
+        .await?;
         osprey_catalog::check_name("table", name.1)
             .map_err(|err| ServedCatalogError::BadRequest(err.to_string()))?;
         if let Some(location) = request.location {
@@ -349,7 +355,8 @@ impl ServedCatalog {
     ) -> Result<CommittedTable, ServedCatalogError> {
         let table = self.table_object(name);
         for needed in commit_needs(updates) {
-            self.require(user, "changing the metadata of", needed, &table)?;
+            self.require(user, "changing the metadata of", needed, &table)
+                .await?;
         }
         let location = self.metadata_location(user, name).await?;
         let store = self.store(&location)?;
@@ -365,7 +372,8 @@ impl ServedCatalog {
         name: TableName<'_>,
     ) -> Result<(), ServedCatalogError> {
         self.require_namespace(user, name.0)?;
-        self.require(user, "DROP", None, &self.table_object(name))?;
+        self.require(user, "DROP", None, &self.table_object(name))
+            .await?;
         let entry = self
             .warehouse
             .entry(name.0, name.1)
@@ -392,9 +400,11 @@ impl ServedCatalog {
     ) -> Result<(), ServedCatalogError> {
         self.require_namespace(user, from.0)?;
         self.require_namespace(user, to.0)?;
-        self.require(user, "RENAME", None, &self.table_object(from))?;
+        self.require(user, "RENAME", None, &self.table_object(from))
+            .await?;
         let target = self.schema_object(to.0);
-        self.require(user, "renaming into", Some(Privilege::Create), &target)?;
+        self.require(user, "renaming into", Some(Privilege::Create), &target)
+            .await?;
         self.warehouse
             .entry(from.0, from.1)
             .ok_or_else(|| no_such_table(from))?;
@@ -424,7 +434,8 @@ impl ServedCatalog {
             "registering a table in",
             Some(Privilege::Create),
             &schema,
-        )?;
+        )
+        .await?;
         osprey_catalog::check_name("table", name.1)
             .map_err(|err| ServedCatalogError::BadRequest(err.to_string()))?;
         self.require_free_name(name)?;

@@ -3,7 +3,8 @@
 
 use crate::discovery::{ExecutorHealth, ExecutorRegistry};
 use datafusion::arrow::array::{
-    ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
+    ArrayRef, ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
+    UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{Session, TableProvider};
@@ -183,5 +184,91 @@ impl SystemTableSource for ExecutorsTable {
         _limit: Option<usize>,
     ) -> Result<RecordBatch, DataFusionError> {
         self.snapshot_now()
+    }
+}
+
+/// The most decisions `system.audit` shows (the latest).
+const AUDIT_ROWS: usize = 10_000;
+
+/// `system.audit`: the latest access decisions, allowed and denied, newest first. Only admins
+/// read it (governance keeps it out of everyone else's `system`).
+#[derive(Debug)]
+pub struct AuditTable {
+    governance: crate::governance::Governance,
+}
+
+impl AuditTable {
+    /// The table of `governance`'s decisions.
+    pub fn new(governance: crate::governance::Governance) -> Self {
+        Self { governance }
+    }
+}
+
+#[async_trait::async_trait]
+impl SystemTableSource for AuditTable {
+    fn schema(&self) -> SchemaRef {
+        let text = |name: &str| Field::new(name, DataType::Utf8, false);
+        let list = |name: &str| {
+            Field::new(
+                name,
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                false,
+            )
+        };
+        Arc::new(Schema::new(vec![
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+            text("statement_id"),
+            text("user_name"),
+            list("roles"),
+            text("decision"),
+            text("action"),
+            list("objects"),
+            list("filters"),
+            list("masks"),
+            text("message"),
+        ]))
+    }
+
+    async fn snapshot(
+        &self,
+        _session: &dyn Session,
+        limit: Option<usize>,
+    ) -> Result<RecordBatch, DataFusionError> {
+        let records = self
+            .governance
+            .recent_audit(limit.unwrap_or(AUDIT_ROWS).min(AUDIT_ROWS))
+            .await
+            .map_err(|err| DataFusionError::External(Box::new(err)))?;
+        let text = |f: &dyn Fn(&osprey_catalog::AuditRecord) -> String| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(records.iter().map(f)))
+        };
+        let list = |f: &dyn Fn(&osprey_catalog::AuditRecord) -> &Vec<String>| -> ArrayRef {
+            let mut builder = ListBuilder::new(StringBuilder::new());
+            for record in &records {
+                for value in f(record) {
+                    builder.values().append_value(value);
+                }
+                builder.append(true);
+            }
+            Arc::new(builder.finish())
+        };
+        let at: TimestampMillisecondArray = records.iter().map(|r| Some(r.at_ms)).collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(at.with_timezone("UTC")),
+            text(&|r| r.statement_id.clone()),
+            text(&|r| r.user_name.clone()),
+            list(&|r| &r.roles),
+            text(&|r| if r.allowed { "ALLOWED" } else { "DENIED" }.to_string()),
+            text(&|r| r.action.clone()),
+            list(&|r| &r.objects),
+            list(&|r| &r.filters),
+            list(&|r| &r.masks),
+            text(&|r| r.message.clone()),
+        ];
+        Ok(RecordBatch::try_new(self.schema(), columns)?)
     }
 }

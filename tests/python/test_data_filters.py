@@ -271,3 +271,46 @@ def test_filters_and_masks_are_the_owners_to_make(filtered):
     assert len(run_as(server, "df_ana", "SELECT id FROM df.people")) == len(PEOPLE)
     admin(server, "CREATE ROW FILTER eu_only ON df.people FOR ROLE df_analysts "
                   "USING (region = 'eu')")
+
+
+def test_every_decision_is_audited_before_its_statement_runs(filtered):
+    """Allowed and denied decisions go to system.audit (admins only) with the statement's id,
+    the roles, the privileges needed and the filters and masks applied; a statement whose
+    record cannot be written does not run."""
+    server = filtered
+    answer = http_query(server, "SELECT id, ssn FROM df.people", "df_ana", USER_PASSWORD)
+    assert answer["state"] == "SUCCEEDED", answer
+    rows = admin(server, "SELECT user_name, roles, decision, objects, filters, masks "
+                         f"FROM system.audit WHERE statement_id = '{answer['query_id']}'")
+    assert rows == [("df_ana", ["df_analysts", "public"], "ALLOWED",
+                     ["SELECT (id, ssn) on table osprey.df.people"],
+                     ["eu_only on table osprey.df.people"],
+                     ["ssn_tail on table osprey.df.people (ssn)"])], rows
+    # Denials: a missing privilege, and a table hidden from the user (the audit trail itself).
+    answer = http_query(server, "DROP TABLE df.people", "df_ana", USER_PASSWORD)
+    assert answer["error"]["code"] == "PERMISSION_DENIED", answer
+    rows = admin(server, "SELECT decision, objects, message FROM system.audit "
+                         f"WHERE statement_id = '{answer['query_id']}'")
+    assert rows == [("DENIED", ["DROP: owner of table osprey.df.people"],
+                     answer["error"]["message"])], rows
+    refused(server, "df_ana", "SELECT * FROM system.audit")
+    denied = admin(server, "SELECT objects FROM system.audit WHERE user_name = 'df_ana' "
+                           "AND decision = 'DENIED' ORDER BY at DESC LIMIT 1")
+    assert denied == [(["any privilege on table osprey.system.audit"],)], denied
+
+    # The catalog database refuses audit records (a trigger stands for a full disk): a
+    # statement that reads a table does not run, one that reads none still does.
+    import sqlite3
+    catalog = sqlite3.connect(server["data_dir"] / "catalog.db")
+    catalog.execute("CREATE TRIGGER audit_full BEFORE INSERT ON osprey_audit "
+                    "BEGIN SELECT RAISE(FAIL, 'disk full'); END")
+    catalog.commit()
+    try:
+        with pytest.raises(adbc_driver_manager.Error, match="audit record"):
+            run_as(server, "df_bob", "SELECT count(*) FROM df.people")
+        assert run_as(server, "df_bob", "SELECT 1") == [(1,)]
+    finally:
+        catalog.execute("DROP TRIGGER audit_full")
+        catalog.commit()
+        catalog.close()
+    assert run_as(server, "df_bob", "SELECT count(*) FROM df.people") == [(len(PEOPLE),)]

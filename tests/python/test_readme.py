@@ -532,6 +532,11 @@ def check_views(out: Outcome):
     assert out.stdout.split() == ["OK", "OK"], out.stdout
 
 
+def check_audit(out: Outcome):
+    # ana has run nothing in the README: the query answers, with its columns and no rows.
+    assert "user_name" in out.stdout and "(0 rows)" in out.stdout, out.stdout
+
+
 def check_shell(out: Outcome):
     assert "150000" in out.stdout.replace(",", ""), out.stdout  # SELECT count(*) FROM tpch.orders
     report = (out.directory / "report.csv").read_text().splitlines()
@@ -557,6 +562,7 @@ CHECKS = {
     "CREATE ROLE analysts": check_grants,
     "CREATE ROW FILTER eu_only": check_data_filters,
     "CREATE VIEW shop.eu_ids": check_views,
+    "SELECT at, user_name": check_audit,
     "[[locations]]": check_locations_file,
     "osprey shell -c": check_shell,
 }

@@ -218,8 +218,9 @@ struct TestPolicy {
     principals: Mutex<Vec<Option<String>>>,
 }
 
+#[async_trait::async_trait]
 impl StatementPolicy for TestPolicy {
-    fn check_plan(
+    async fn check_plan(
         &self,
         subject: &PolicySubject<'_>,
         plan: LogicalPlan,

@@ -12,6 +12,7 @@
 //!
 //! Then the marks are taken off: the plan that runs holds the tables themselves.
 
+use super::audit::AccessFacts;
 use super::data_filters::{self, ExpressionPlanner};
 use super::model::{AccessModel, Privilege, Subject};
 use super::visible::GovernedTable;
@@ -27,6 +28,7 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::optimize_projections::OptimizeProjections;
 use datafusion::optimizer::{OptimizerContext, OptimizerRule};
 use osprey_catalog::SecuredObject;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -48,15 +50,30 @@ enum Need {
 }
 
 /// Checks `plan` for `subject`, and answers it with its tables unmarked, and the row filters
-/// and column masks that apply to `subject` put over their scans (`data_filters`).
+/// and column masks that apply to `subject` put over their scans (`data_filters`); with what
+/// was checked and applied, for the audit trail, whatever the answer.
 pub(super) fn check(
     model: &AccessModel,
     planner: &ExpressionPlanner,
     subject: &Subject,
     defaults: &NameDefaults,
     plan: LogicalPlan,
+) -> (Result<LogicalPlan, QueryError>, AccessFacts) {
+    let facts = RefCell::new(AccessFacts::default());
+    let checked = check_gathering(model, planner, subject, defaults, plan, &facts);
+    (checked, facts.into_inner())
+}
+
+fn check_gathering(
+    model: &AccessModel,
+    planner: &ExpressionPlanner,
+    subject: &Subject,
+    defaults: &NameDefaults,
+    plan: LogicalPlan,
+    facts: &RefCell<AccessFacts>,
 ) -> Result<LogicalPlan, QueryError> {
     for need in needs(&plan, defaults)? {
+        facts.borrow_mut().objects.push(need_text(&need));
         let allowed = match &need {
             Need::Privilege(privilege, object, columns) => {
                 model.allows(subject, *privilege, object, columns.as_deref())
@@ -83,8 +100,65 @@ pub(super) fn check(
                 describe(object)
             )));
         }
+        let mut facts = facts.borrow_mut();
+        for filter in policy.rows.iter().flatten() {
+            facts
+                .filters
+                .push(format!("{} on {}", filter.name, describe(object)));
+        }
+        for (column, mask) in &policy.masks {
+            facts
+                .masks
+                .push(format!("{} on {} ({column})", mask.name, describe(object)));
+        }
         data_filters::apply(planner, subject, &policy, scan).map(Some)
     })
+}
+
+/// A need as the audit trail shows it: `SELECT (a, b) on table c.s.t`, `owner of table ...`.
+fn need_text(need: &Need) -> String {
+    match need {
+        Need::Privilege(privilege, object, Some(columns))
+            if *privilege == Privilege::Select && !columns.is_empty() =>
+        {
+            format!("SELECT ({}) on {}", columns.join(", "), describe(object))
+        }
+        Need::Privilege(privilege, object, _) => {
+            format!("{} on {}", privilege.name(), describe(object))
+        }
+        Need::Owner(action, object) => format!("{action}: owner of {}", describe(object)),
+    }
+}
+
+/// What a plan of an admin reads and changes, for the audit trail: every table its scans
+/// and writes name, and what its DDL creates or drops.
+pub(super) fn admin_facts(plan: &LogicalPlan, defaults: &NameDefaults) -> AccessFacts {
+    let mut objects: Vec<String> = Vec::new();
+    let mut add = |text: String| {
+        if !objects.contains(&text) {
+            objects.push(text);
+        }
+    };
+    let _ = plan.apply_with_subqueries(|node| {
+        match node {
+            LogicalPlan::TableScan(scan) => add(format!(
+                "SELECT on {}",
+                describe(&defaults.table(&scan.table_name))
+            )),
+            LogicalPlan::Dml(dml) => add(format!(
+                "{} on {}",
+                dml.op.name(),
+                describe(&defaults.table(&dml.table_name))
+            )),
+            LogicalPlan::Ddl(ddl) => add(ddl.name().to_string()),
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    AccessFacts {
+        objects,
+        ..AccessFacts::default()
+    }
 }
 
 /// Refuses what row filters and masks cannot narrow for `subject`: a change other than an

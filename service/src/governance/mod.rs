@@ -12,6 +12,7 @@
 //!
 //! Admins are superusers, and the coordinator itself (no principal) has every right.
 
+mod audit;
 mod data_filters;
 mod enforce;
 mod filter_admin;
@@ -51,6 +52,8 @@ struct Inner {
     own_catalog: String,
     /// Plans row filters' and masks' expressions.
     planner: data_filters::ExpressionPlanner,
+    /// Where decisions are recorded.
+    audit: audit::AuditTrail,
 }
 
 impl std::fmt::Debug for Governance {
@@ -96,6 +99,7 @@ impl Governance {
         let records = store.access_records().await.map_err(failed)?;
         Ok(Self {
             inner: Arc::new(Inner {
+                audit: audit::AuditTrail::new(store.clone()),
                 store,
                 model: RwLock::new(Arc::new(AccessModel::new(records, own_catalog))),
                 own_catalog: own_catalog.to_string(),
@@ -156,6 +160,14 @@ impl Governance {
         self.reload().await
     }
 
+    /// The latest `limit` access decisions, newest first (`system.audit`).
+    pub async fn recent_audit(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<osprey_catalog::AuditRecord>, QueryError> {
+        self.inner.store.recent_audit(limit).await.map_err(failed)
+    }
+
     /// Forgets a dropped user's roles, privileges and ownerships.
     pub async fn forget_user(&self, user: &str) -> Result<(), QueryError> {
         self.inner.store.forget_user(user).await.map_err(failed)?;
@@ -163,34 +175,61 @@ impl Governance {
     }
 
     /// Checks a statement DataFusion does not plan: `needs` ownership (`DROP SCHEMA`,
-    /// `ALTER TABLE`, maintenance) or a privilege on `object`.
-    pub fn authorize(
+    /// `ALTER TABLE`, maintenance) or a privilege on `object`, and records the decision.
+    pub async fn authorize(
         &self,
         subject: &PolicySubject<'_>,
         action: &str,
         needed: Option<Privilege>,
         object: &SecuredObject,
     ) -> Result<(), QueryError> {
-        let Some(principal) = subject.principal.filter(|p| !p.is_admin) else {
+        let Some(principal) = subject.principal else {
             return Ok(());
         };
         let model = self.model();
         let who = model.subject(principal, subject.role);
-        let allowed = match needed {
-            Some(privilege) => model.allows(&who, privilege, object, None),
-            None => model.owns(&who, object),
+        let allowed = principal.is_admin
+            || match needed {
+                Some(privilege) => model.allows(&who, privilege, object, None),
+                None => model.owns(&who, object),
+            };
+        let (outcome, fact) = match needed {
+            Some(privilege) => (
+                QueryError::PermissionDenied(format!(
+                    "permission denied: {} on {}",
+                    privilege.name(),
+                    describe(object)
+                )),
+                format!("{} on {}", privilege.name(), describe(object)),
+            ),
+            None => (
+                QueryError::PermissionDenied(format!(
+                    "permission denied: {action} {} needs its owner or an admin",
+                    describe(object)
+                )),
+                format!("{action}: owner of {}", describe(object)),
+            ),
         };
-        match (allowed, needed) {
-            (true, _) => Ok(()),
-            (false, Some(privilege)) => Err(QueryError::PermissionDenied(format!(
-                "permission denied: {} on {}",
-                privilege.name(),
-                describe(object)
-            ))),
-            (false, None) => Err(QueryError::PermissionDenied(format!(
-                "permission denied: {action} {} needs its owner or an admin",
-                describe(object)
-            ))),
+        let facts = audit::AccessFacts {
+            objects: vec![fact],
+            ..Default::default()
+        };
+        let roles = who.roles.iter().cloned().collect();
+        match allowed {
+            true => {
+                self.inner
+                    .audit
+                    .record(subject, roles, action, facts, Ok(()))
+                    .await
+            }
+            false => {
+                let _ = self
+                    .inner
+                    .audit
+                    .record(subject, roles, action, facts, Err(&outcome))
+                    .await;
+                Err(outcome)
+            }
         }
     }
 
@@ -418,17 +457,54 @@ pub fn ownership_change(plan: &LogicalPlan, defaults: &NameDefaults) -> Option<O
 
 #[async_trait::async_trait]
 impl StatementPolicy for Governance {
-    fn check_plan(
+    async fn check_plan(
         &self,
         subject: &PolicySubject<'_>,
         plan: LogicalPlan,
     ) -> Result<LogicalPlan, QueryError> {
-        let Some(principal) = subject.principal.filter(|p| !p.is_admin) else {
+        // The coordinator's own statements are not decisions.
+        let Some(principal) = subject.principal else {
             return Ok(plan);
         };
         let model = self.model();
         let who = model.subject(principal, subject.role);
-        enforce::check(&model, &self.inner.planner, &who, &subject.defaults(), plan)
+        let roles: Vec<String> = who.roles.iter().cloned().collect();
+        let defaults = subject.defaults();
+        if principal.is_admin {
+            let facts = enforce::admin_facts(&plan, &defaults);
+            // A statement that reads no table (`SELECT 1`) decides nothing.
+            if !facts.objects.is_empty() {
+                self.inner
+                    .audit
+                    .record(subject, roles, "query", facts, Ok(()))
+                    .await?;
+            }
+            return Ok(plan);
+        }
+        let (checked, facts) = enforce::check(&model, &self.inner.planner, &who, &defaults, plan);
+        if facts.objects.is_empty() && checked.is_ok() {
+            return checked;
+        }
+        match &checked {
+            Ok(_) => {
+                self.inner
+                    .audit
+                    .record(subject, roles, "query", facts, Ok(()))
+                    .await?
+            }
+            // The refusal stands whether or not it is recorded (a failure is logged).
+            Err(err) => {
+                if let Err(unrecorded) = self
+                    .inner
+                    .audit
+                    .record(subject, roles, "query", facts, Err(err))
+                    .await
+                {
+                    tracing::warn!(target: "audit", "a denial was not recorded: {unrecorded}");
+                }
+            }
+        }
+        checked
     }
 
     fn visible_catalogs(
@@ -474,8 +550,8 @@ impl StatementPolicy for Governance {
     }
 
     /// A table `subject` may not see is "not found" to the planner, and `PERMISSION_DENIED`
-    /// to the user, whether it exists or not.
-    fn refusal(&self, subject: &PolicySubject<'_>, err: QueryError) -> QueryError {
+    /// to the user, whether it exists or not; the denial is recorded.
+    async fn refusal(&self, subject: &PolicySubject<'_>, err: QueryError) -> QueryError {
         let Some(principal) = subject.principal.filter(|p| !p.is_admin) else {
             return err;
         };
@@ -485,12 +561,27 @@ impl StatementPolicy for Governance {
         let name = datafusion::common::TableReference::from(missing);
         let object = subject.defaults().table(&name);
         let model = self.model();
-        match model.sees(&model.subject(principal, subject.role), &object) {
-            true => err,
-            false => QueryError::PermissionDenied(format!(
-                "permission denied: no privilege on {}",
-                describe(&object)
-            )),
+        let who = model.subject(principal, subject.role);
+        if model.sees(&who, &object) {
+            return err;
         }
+        let denied = QueryError::PermissionDenied(format!(
+            "permission denied: no privilege on {}",
+            describe(&object)
+        ));
+        let facts = audit::AccessFacts {
+            objects: vec![format!("any privilege on {}", describe(&object))],
+            ..Default::default()
+        };
+        let roles = who.roles.iter().cloned().collect();
+        if let Err(unrecorded) = self
+            .inner
+            .audit
+            .record(subject, roles, "query", facts, Err(&denied))
+            .await
+        {
+            tracing::warn!(target: "audit", "a denial was not recorded: {unrecorded}");
+        }
+        denied
     }
 }

@@ -29,6 +29,9 @@ const INFORMATION_SCHEMA: &str = "information_schema";
 /// user what it may see (`system.queries`: its own statements).
 const SYSTEM_SCHEMA: &str = "system";
 
+/// `system.audit`, the one table of `system` only admins read.
+const AUDIT_TABLE: &str = "audit";
+
 /// A privilege on a table, schema or catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Privilege {
@@ -249,6 +252,12 @@ impl AccessModel {
     fn is_open(&self, object: &SecuredObject) -> bool {
         match object {
             SecuredObject::Catalog(_) => false,
+            // The audit trail is the admins' alone.
+            SecuredObject::Table(c, s, t)
+                if s == SYSTEM_SCHEMA && *c == self.own_catalog && t == AUDIT_TABLE =>
+            {
+                false
+            }
             SecuredObject::Schema(c, s) | SecuredObject::Table(c, s, _) => {
                 s == INFORMATION_SCHEMA || (s == SYSTEM_SCHEMA && *c == self.own_catalog)
             }

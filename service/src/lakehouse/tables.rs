@@ -408,6 +408,7 @@ impl SqlView {
             role: &role,
             catalog: &self.search_path.0,
             schema: &self.search_path.1,
+            statement_id: policy.statement_id.as_deref(),
         };
         let visible = policy
             .policy
@@ -420,15 +421,20 @@ impl SqlView {
             principal: runner.clone(),
             role: role.clone(),
             server_catalogs: Arc::clone(&policy.server_catalogs),
+            statement_id: policy.statement_id.clone(),
         }));
         let plan = match state.create_logical_plan(&self.sql).await {
             Ok(plan) => plan,
             Err(err) => {
-                let err = policy.policy.refusal(&subject, err.into());
+                let err = policy.policy.refusal(&subject, err.into()).await;
                 return Err(refused(err));
             }
         };
-        let plan = policy.policy.check_plan(&subject, plan).map_err(refused)?;
+        let plan = policy
+            .policy
+            .check_plan(&subject, plan)
+            .await
+            .map_err(refused)?;
         Ok((state, plan))
     }
 }

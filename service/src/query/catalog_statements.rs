@@ -17,7 +17,9 @@ impl QueryEngine {
         let DFStatement::Statement(statement) = statement else {
             return Ok(None);
         };
-        let change = self.authorize_catalog_statement(state, session, statement.as_ref())?;
+        let change = self
+            .authorize_catalog_statement(state, session, statement.as_ref())
+            .await?;
         let done = self
             .run_unplanned_statement(state, session, statement.as_ref())
             .await?;
@@ -32,7 +34,7 @@ impl QueryEngine {
     /// Checks a statement handled on the AST for the session's principal: `CREATE SCHEMA`
     /// needs `CREATE` on the catalog, `DROP SCHEMA` and `ALTER TABLE` the object's owner.
     /// Answers what it will change for owners.
-    fn authorize_catalog_statement(
+    async fn authorize_catalog_statement(
         &self,
         state: &SessionState,
         session: &SessionSettings,
@@ -70,7 +72,8 @@ impl QueryEngine {
                     "CREATE SCHEMA in",
                     Some(Privilege::Create),
                     &catalog,
-                )?;
+                )
+                .await?;
                 Ok(Some(OwnershipChange::Created(schema)))
             }
             ast::Statement::Drop {
@@ -79,7 +82,8 @@ impl QueryEngine {
                 ..
             } => {
                 for name in names {
-                    self.authorize(session, "DROP", None, &schema_of(name))?;
+                    self.authorize(session, "DROP", None, &schema_of(name))
+                        .await?;
                 }
                 Ok(names
                     .first()
@@ -87,7 +91,7 @@ impl QueryEngine {
             }
             ast::Statement::AlterTable(alter) => {
                 let from = table_of(&alter.name)?;
-                self.authorize(session, "ALTER", None, &from)?;
+                self.authorize(session, "ALTER", None, &from).await?;
                 let [ast::AlterTableOperation::RenameTable { table_name }] =
                     alter.operations.as_slice()
                 else {
@@ -113,7 +117,8 @@ impl QueryEngine {
                 };
                 if let SecuredObject::Table(c, s, _) = &to {
                     let target = SecuredObject::Schema(c.clone(), s.clone());
-                    self.authorize(session, "RENAME into", Some(Privilege::Create), &target)?;
+                    self.authorize(session, "RENAME into", Some(Privilege::Create), &target)
+                        .await?;
                 }
                 Ok(Some(OwnershipChange::Renamed(from, to)))
             }
@@ -268,7 +273,7 @@ impl QueryEngine {
                         return Err(super::listings::suggest_table(state, err.into()).await);
                     }
                 };
-                let input = self.check_plan(session, input)?;
+                let input = self.check_plan(state, session, input).await?;
                 let slot = self.admit_write(state, session).await?;
                 let state = &*state;
                 let unload = async { lakehouse.unload(state, input, &to.value, format).await };

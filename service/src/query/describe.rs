@@ -89,7 +89,7 @@ impl QueryEngine {
             Ok(plan) => plan,
             Err(err) => return Err(super::listings::suggest_table(&state, err.into()).await),
         };
-        let plan = self.check_plan(session, plan)?;
+        let plan = self.check_plan(&state, session, plan).await?;
         let mut fields: Vec<(usize, Field)> = Vec::new();
         for (name, field) in plan.get_parameter_fields()? {
             let position = name

@@ -199,7 +199,11 @@ pub(super) async fn suggest_table(state: &SessionState, err: QueryError) -> Quer
         .config()
         .get_extension::<crate::policy::PolicyContext>()
     {
-        Some(policy) => policy.refuse(&defaults.default_catalog, &defaults.default_schema, err),
+        Some(policy) => {
+            policy
+                .refuse(&defaults.default_catalog, &defaults.default_schema, err)
+                .await
+        }
         None => err,
     };
     let Some(missing) = err.missing_table() else {

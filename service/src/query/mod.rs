@@ -154,6 +154,12 @@ impl QueryEngine {
             "queries".to_string(),
             Arc::new(SystemTable(QueriesTable::new(history.clone()))) as Arc<dyn TableProvider>,
         )?;
+        system.register_table(
+            "audit".to_string(),
+            Arc::new(SystemTable(crate::system_tables::AuditTable::new(
+                governance.clone(),
+            ))) as Arc<dyn TableProvider>,
+        )?;
         catalog.register_schema("system", Arc::new(system))?;
         Ok(Self {
             ctx,
@@ -192,15 +198,19 @@ impl QueryEngine {
         self
     }
 
-    /// The plan to run for `session`'s principal, as the policy decides.
-    fn check_plan(
+    /// The plan to run for `session`'s principal, as the policy decides, for the statement
+    /// `state` plans.
+    async fn check_plan(
         &self,
+        state: &SessionState,
         session: &SessionSettings,
         plan: LogicalPlan,
     ) -> Result<LogicalPlan, QueryError> {
         let (catalog, schema) = self.current_schema(session);
-        let subject = policy_subject(session, &catalog, &schema);
-        self.policy.check_plan(&subject, plan)
+        let id = statement_id(state);
+        let mut subject = policy_subject(session, &catalog, &schema);
+        subject.statement_id = id.as_deref();
+        self.policy.check_plan(&subject, plan).await
     }
 
     /// `shared` (the coordinator's catalogs) with the attached catalogs added: every catalog,
@@ -229,8 +239,8 @@ impl QueryEngine {
     }
 
     /// Checks that `session`'s principal holds `needed` on `object`, or owns it when `needed`
-    /// is `None` (`action` names what it does, for the error).
-    fn authorize(
+    /// is `None` (`action` names what it does, for the error), and records the decision.
+    async fn authorize(
         &self,
         session: &SessionSettings,
         action: &str,
@@ -239,7 +249,9 @@ impl QueryEngine {
     ) -> Result<(), QueryError> {
         let (catalog, schema) = self.current_schema(session);
         let subject = policy_subject(session, &catalog, &schema);
-        self.governance.authorize(&subject, action, needed, object)
+        self.governance
+            .authorize(&subject, action, needed, object)
+            .await
     }
 
     /// The session shared by every query (its catalog holds every registered table).
@@ -396,6 +408,19 @@ impl QueryEngine {
         let mut state = self.state_for(session)?;
         let stats = Arc::new(StatementStats::new(tracked.cloned()));
         state.config_mut().set_extension(Arc::clone(&stats));
+        // The views the statement reads record their decisions under its id too.
+        if let (Some(tracked), Some(context)) = (
+            tracked,
+            state
+                .config()
+                .get_extension::<crate::policy::PolicyContext>(),
+        ) {
+            let context = crate::policy::PolicyContext {
+                statement_id: Some(tracked.id()),
+                ..context.as_ref().clone()
+            };
+            state.config_mut().set_extension(Arc::new(context));
+        }
         let mut prepared = self.prepare_in(state, session, sql, parameters).await?;
         if let PreparedStatement::Done { bytes_scanned, .. } = &mut prepared {
             *bytes_scanned = stats.bytes_scanned();
@@ -444,6 +469,7 @@ impl QueryEngine {
                 principal: session.principal.clone(),
                 role: session.role.clone(),
                 server_catalogs: catalogs_for_views,
+                statement_id: None,
             }));
         Ok(state)
     }
@@ -547,7 +573,7 @@ impl QueryEngine {
             Err(err) => return Err(listings::suggest_table(&state, err.into()).await),
         };
         let plan = bind_parameters(plan, parameters)?;
-        let plan = self.check_plan(session, plan)?;
+        let plan = self.check_plan(&state, session, plan).await?;
         let (catalog, schema) = self.current_schema(session);
         let change = crate::governance::ownership_change(
             &plan,
@@ -590,5 +616,15 @@ fn policy_subject<'a>(
         role: &session.role,
         catalog,
         schema,
+        statement_id: None,
     }
+}
+
+/// The query id of the statement `state` plans, if it is tracked.
+fn statement_id(state: &SessionState) -> Option<String> {
+    state
+        .config()
+        .get_extension::<StatementStats>()
+        .and_then(|stats| stats.tracked())
+        .map(|tracked| tracked.id())
 }

@@ -29,7 +29,8 @@ impl QueryEngine {
                 name.schema.to_string(),
                 name.table.to_string(),
             ),
-        )?;
+        )
+        .await?;
         let attached = self.attached_catalogs();
         if !(attached.is_attached(&name.catalog) || attached.is_owned_iceberg(&name)) {
             return Err(QueryError::NotSupported(format!(
