@@ -89,6 +89,9 @@ pub async fn policy_overhead(
         "GRANT filtered TO USER filtered".to_string(),
         "GRANT SELECT ON SCHEMA bench TO ROLE plain".to_string(),
         "GRANT SELECT ON SCHEMA bench TO ROLE filtered".to_string(),
+        // q15 makes a view.
+        "GRANT CREATE ON SCHEMA bench TO ROLE plain".to_string(),
+        "GRANT CREATE ON SCHEMA bench TO ROLE filtered".to_string(),
         "CREATE ROW FILTER all_rows ON lineitem FOR ROLE filtered USING (l_quantity >= 0)"
             .to_string(),
         "CREATE COLUMN MASK mode ON lineitem (l_shipmode) FOR ROLE filtered \

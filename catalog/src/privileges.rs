@@ -40,6 +40,8 @@ pub enum SecuredObject {
     Schema(String, String),
     /// A table or view: catalog, schema, table.
     Table(String, String, String),
+    /// A storage location (`CREATE LOCATION`), by name.
+    Location(String),
 }
 
 impl SecuredObject {
@@ -48,6 +50,7 @@ impl SecuredObject {
             SecuredObject::Catalog(c) => ("CATALOG", c, "", ""),
             SecuredObject::Schema(c, s) => ("SCHEMA", c, s, ""),
             SecuredObject::Table(c, s, t) => ("TABLE", c, s, t),
+            SecuredObject::Location(name) => ("LOCATION", name, "", ""),
         }
     }
 
@@ -60,6 +63,7 @@ impl SecuredObject {
         Ok(match kind.as_str() {
             "CATALOG" => SecuredObject::Catalog(catalog),
             "SCHEMA" => SecuredObject::Schema(catalog, schema),
+            "LOCATION" => SecuredObject::Location(catalog),
             _ => SecuredObject::Table(catalog, schema, table),
         })
     }
@@ -396,9 +400,10 @@ impl CatalogStore {
         let failed = || db("forgetting a dropped object's privileges");
         let (kind, catalog, schema, table) = object.parts();
         let condition = match object {
-            SecuredObject::Catalog(_) => "catalog_name = $1",
+            SecuredObject::Location(_) => "catalog_name = $1 AND object_kind = 'LOCATION'",
+            SecuredObject::Catalog(_) => "catalog_name = $1 AND object_kind <> 'LOCATION'",
             SecuredObject::Schema(..) => {
-                "catalog_name = $1 AND schema_name = $2 AND object_kind <> 'CATALOG'"
+                "catalog_name = $1 AND schema_name = $2 AND object_kind NOT IN ('CATALOG', 'LOCATION')"
             }
             SecuredObject::Table(..) => {
                 "catalog_name = $1 AND schema_name = $2 AND table_name = $3 \
@@ -410,7 +415,10 @@ impl CatalogStore {
         for from in ["osprey_owners", "osprey_privileges", "osprey_data_filters"] {
             let sql = format!("DELETE FROM {from} WHERE {condition}");
             let mut query = sqlx::query(&sql).bind(catalog);
-            if !matches!(object, SecuredObject::Catalog(_)) {
+            if !matches!(
+                object,
+                SecuredObject::Catalog(_) | SecuredObject::Location(_)
+            ) {
                 query = query.bind(schema);
             }
             if matches!(object, SecuredObject::Table(..)) {

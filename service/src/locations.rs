@@ -124,12 +124,15 @@ impl Locations {
     }
 
     /// Checks that `principal` (`None`: the coordinator itself) may `access` `location`, and
-    /// returns the location as the normalized URL that was checked.
+    /// returns the location as the normalized URL that was checked. `usage` tells whether
+    /// the principal holds `USAGE` on a location (by name) through governance
+    /// (`GRANT USAGE ON LOCATION`), besides the users a location names itself.
     pub fn check(
         &self,
         principal: Option<&Principal>,
         location: &str,
         access: Access,
+        usage: &dyn Fn(&str) -> bool,
     ) -> Result<String, QueryError> {
         let url = normalize(location)?;
         // The coordinator registers its own datasets (TPC-H) under the data directory.
@@ -143,7 +146,7 @@ impl Locations {
         let grants = self.grants();
         let granted: Vec<&LocationRecord> = grants
             .values()
-            .filter(|grant| granted_to(grant, &principal.user))
+            .filter(|grant| granted_to(grant, &principal.user) || usage(&grant.name))
             .collect();
         let covering = granted
             .iter()
@@ -163,7 +166,7 @@ impl Locations {
             };
             return Err(QueryError::PermissionDenied(format!(
                 "{url} is not under a location granted to user {}: {yours}. An admin grants \
-                 one with CREATE LOCATION name URL 'prefix' FOR USERS {}",
+                 one with GRANT USAGE ON LOCATION name TO USER {} (or ROLE r)",
                 principal.user, principal.user
             )));
         }
@@ -373,33 +376,39 @@ mod tests {
         let ana = user("ana", false);
         let ben = user("ben", false);
         let raw = format!("{}/raw/2024/", dir.display());
-        locations.check(Some(&ana), &raw, Access::Read).unwrap();
+        locations
+            .check(Some(&ana), &raw, Access::Read, &|_| false)
+            .unwrap();
         assert!(matches!(
-            locations.check(Some(&ben), &raw, Access::Read),
+            locations.check(Some(&ben), &raw, Access::Read, &|_| false),
             Err(QueryError::PermissionDenied(m)) if m.contains("lake (s3://lake/shared/)")
         ));
         assert!(matches!(
-            locations.check(Some(&ana), &raw, Access::Write),
+            locations.check(Some(&ana), &raw, Access::Write, &|_| false),
             Err(QueryError::PermissionDenied(m)) if m.contains("read-only")
         ));
         locations
-            .check(Some(&ben), "s3://lake/shared/out/", Access::Write)
+            .check(Some(&ben), "s3://lake/shared/out/", Access::Write, &|_| {
+                false
+            })
             .unwrap();
         // A prefix must end at a segment: s3://lake/shared-other is not under s3://lake/shared/.
         assert!(
             locations
-                .check(Some(&ben), "s3://lake/shared-other/", Access::Read)
+                .check(Some(&ben), "s3://lake/shared-other/", Access::Read, &|_| {
+                    false
+                })
                 .is_err()
         );
         assert!(
             locations
-                .check(Some(&ben), "s3://other/", Access::Read)
+                .check(Some(&ben), "s3://other/", Access::Read, &|_| false)
                 .is_err()
         );
         // Admins reach anything but Osprey's own storage.
         let admin = user("root", true);
         locations
-            .check(Some(&admin), "/etc/", Access::Read)
+            .check(Some(&admin), "/etc/", Access::Read, &|_| false)
             .unwrap();
         for own in [
             format!("{}/warehouse/t/", dir.display()),
@@ -408,7 +417,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    locations.check(Some(&admin), &own, Access::Read),
+                    locations.check(Some(&admin), &own, Access::Read, &|_| false),
                     Err(QueryError::PermissionDenied(m)) if m.contains("never reachable")
                 ),
                 "{own}"
@@ -427,14 +436,16 @@ mod tests {
             "s3://lake/shared/../private/".to_string(),
         ] {
             assert!(
-                locations.check(Some(&ana), &sneaky, Access::Read).is_err(),
+                locations
+                    .check(Some(&ana), &sneaky, Access::Read, &|_| false)
+                    .is_err(),
                 "{sneaky}"
             );
         }
         std::os::unix::fs::symlink("/etc", dir.join("raw/etc")).unwrap();
         let linked = format!("{}/raw/etc/", dir.display());
         assert!(matches!(
-            locations.check(Some(&ana), &linked, Access::Read),
+            locations.check(Some(&ana), &linked, Access::Read, &|_| false),
             Err(QueryError::PermissionDenied(_))
         ));
     }

@@ -314,3 +314,37 @@ def test_every_decision_is_audited_before_its_statement_runs(filtered):
         catalog.commit()
         catalog.close()
     assert run_as(server, "df_bob", "SELECT count(*) FROM df.people") == [(len(PEOPLE),)]
+
+
+def test_locations_are_granted_to_roles(filtered):
+    """GRANT USAGE ON LOCATION: only admins and holders create external tables over a
+    location; local paths outside every location stay refused."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    server = filtered
+    lake = server["root"] / "lake"
+    lake.mkdir()
+    pq.write_table(pa.table({"k": [1, 2, 3]}), lake / "part-0.parquet")
+    admin(server, f"CREATE LOCATION df_lake URL '{lake}/'")
+    external = f"CREATE EXTERNAL TABLE df_ana_s.ext STORED AS PARQUET LOCATION '{lake}/'"
+    assert "not under a location granted" in refused(server, "df_ana", external)
+    admin(server, "GRANT USAGE ON LOCATION df_lake TO ROLE df_analysts")
+    run_as(server, "df_ana", external)
+    assert run_as(server, "df_ana", "SELECT sum(k) FROM df_ana_s.ext") == [(6,)]
+    grants = admin(server, "SHOW GRANTS ON LOCATION df_lake")
+    assert [(g[1], g[2], g[3], g[4]) for g in grants] == [
+        ("df_analysts", "LOCATION", "df_lake", "USAGE")], grants
+    # Revoked, then granted by URL; a privilege a location does not take is refused.
+    admin(server, "REVOKE USAGE ON LOCATION df_lake FROM ROLE df_analysts")
+    again = f"CREATE EXTERNAL TABLE df_ana_s.ext2 STORED AS PARQUET LOCATION '{lake}/'"
+    refused(server, "df_ana", again)
+    admin(server, f"GRANT USAGE ON LOCATION '{lake}/' TO ROLE df_analysts")
+    run_as(server, "df_ana", again)
+    with pytest.raises(adbc_driver_manager.Error, match="USAGE"):
+        admin(server, "GRANT SELECT ON LOCATION df_lake TO df_ana")
+    with pytest.raises(adbc_driver_manager.Error, match="does not exist"):
+        admin(server, "GRANT USAGE ON LOCATION no_such TO df_ana")
+    # Any other local path is still refused, and a dropped location's grants go with it.
+    refused(server, "df_ana", "CREATE EXTERNAL TABLE df_ana_s.etc STORED AS CSV LOCATION '/etc/'")
+    admin(server, "DROP LOCATION df_lake")
+    assert not any(g[2] == "LOCATION" for g in admin(server, "SHOW GRANTS FOR df_analysts"))

@@ -260,6 +260,7 @@ pub fn describe(object: &SecuredObject) -> String {
         SecuredObject::Catalog(c) => format!("catalog {c}"),
         SecuredObject::Schema(c, s) => format!("schema {c}.{s}"),
         SecuredObject::Table(c, s, t) => format!("table {c}.{s}.{t}"),
+        SecuredObject::Location(name) => format!("location {name}"),
     }
 }
 

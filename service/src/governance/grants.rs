@@ -26,6 +26,14 @@ impl Governance {
                     "CREATE is granted on a schema or a catalog, not on a table".into(),
                 ));
             }
+            let on_location = matches!(object, SecuredObject::Location(_));
+            if on_location != (*privilege == Privilege::Usage) {
+                return Err(QueryError::InvalidStatement(
+                    "USAGE is granted on a location (GRANT USAGE ON LOCATION name TO ...), and \
+                     a location takes USAGE only"
+                        .into(),
+                ));
+            }
         }
         exists(catalogs, &object).await?;
         for grantee in &change.grantees {
@@ -174,6 +182,7 @@ fn merged_columns(
 pub(super) fn resolve(object: &NamedObject, defaults: &NameDefaults) -> SecuredObject {
     match object {
         NamedObject::Catalog(c) => SecuredObject::Catalog(c.clone()),
+        NamedObject::Location(name) => SecuredObject::Location(name.clone()),
         NamedObject::Schema(parts) => match parts.as_slice() {
             [c, s] => SecuredObject::Schema(c.clone(), s.clone()),
             _ => SecuredObject::Schema(defaults.catalog.clone(), parts.join(".")),
@@ -197,6 +206,9 @@ async fn exists(
 ) -> Result<(), QueryError> {
     let missing = || QueryError::InvalidStatement(format!("{} does not exist", describe(object)));
     let (catalog, schema, table) = match object {
+        // The statement's runner resolved the location's name (`QueryEngine`), which is what
+        // knows the locations.
+        SecuredObject::Location(_) => return Ok(()),
         SecuredObject::Catalog(c) => (c, None, None),
         SecuredObject::Schema(c, s) => (c, Some(s), None),
         SecuredObject::Table(c, s, t) => (c, Some(s), Some(t)),

@@ -29,7 +29,9 @@ pub use crate::policy::RoleSelection;
 pub use enforce::describe;
 pub use model::{AccessModel, PUBLIC_ROLE, Privilege, Subject};
 
-pub use statements::{DataFilterStatement, GovernanceStatement, parse_governance_statement};
+pub use statements::{
+    DataFilterStatement, GovernanceStatement, NamedObject, parse_governance_statement,
+};
 
 use crate::auth::Principal;
 use crate::error::QueryError;
@@ -158,6 +160,21 @@ impl Governance {
         }
         .map_err(failed)?;
         self.reload().await
+    }
+
+    /// Whether `subject` holds `USAGE` on the location `name` (an admin always does).
+    pub fn holds_usage(&self, subject: &PolicySubject<'_>, name: &str) -> bool {
+        let Some(principal) = subject.principal else {
+            return true;
+        };
+        let model = self.model();
+        let who = model.subject(principal, subject.role);
+        model.allows(
+            &who,
+            Privilege::Usage,
+            &SecuredObject::Location(name.to_string()),
+            None,
+        )
     }
 
     /// The latest `limit` access decisions, newest first (`system.audit`).

@@ -45,10 +45,13 @@ pub enum Privilege {
     Delete,
     /// Create tables in a schema, or schemas in a catalog.
     Create,
+    /// Use a storage location: external tables over it, `UNLOAD` into it.
+    Usage,
 }
 
 impl Privilege {
-    /// Every privilege: what `ALL PRIVILEGES` grants.
+    /// Every privilege on catalogs, schemas and tables: what `ALL PRIVILEGES` grants
+    /// (`USAGE` is a location's alone).
     pub const ALL: [Privilege; 5] = [
         Privilege::Select,
         Privilege::Insert,
@@ -65,6 +68,7 @@ impl Privilege {
             Privilege::Update => "UPDATE",
             Privilege::Delete => "DELETE",
             Privilege::Create => "CREATE",
+            Privilege::Usage => "USAGE",
         }
     }
 
@@ -72,6 +76,7 @@ impl Privilege {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
+            .chain([Privilege::Usage])
             .find(|p| p.name().eq_ignore_ascii_case(name))
     }
 }
@@ -251,7 +256,7 @@ impl AccessModel {
     /// Osprey's `system` (an attached catalog's namespace of that name is not).
     fn is_open(&self, object: &SecuredObject) -> bool {
         match object {
-            SecuredObject::Catalog(_) => false,
+            SecuredObject::Catalog(_) | SecuredObject::Location(_) => false,
             // The audit trail is the admins' alone.
             SecuredObject::Table(c, s, t)
                 if s == SYSTEM_SCHEMA && *c == self.own_catalog && t == AUDIT_TABLE =>
@@ -271,7 +276,7 @@ impl AccessModel {
         }
         let owned = |o: &SecuredObject| self.owners.get(o).is_some_and(|u| *u == subject.user);
         match object {
-            SecuredObject::Catalog(_) => false,
+            SecuredObject::Catalog(_) | SecuredObject::Location(_) => false,
             SecuredObject::Schema(..) => owned(object),
             SecuredObject::Table(c, s, _) => {
                 owned(object) || owned(&SecuredObject::Schema(c.clone(), s.clone()))
@@ -387,7 +392,7 @@ pub(super) fn covers(outer: &SecuredObject, inner: &SecuredObject) -> bool {
         (Catalog(c), Catalog(d)) => c == d,
         (Catalog(c), Schema(d, _)) | (Catalog(c), Table(d, _, _)) => c == d,
         (Schema(c, s), Schema(d, t)) | (Schema(c, s), Table(d, t, _)) => c == d && s == t,
-        (Table(..), Table(..)) => outer == inner,
+        (Table(..), Table(..)) | (Location(_), Location(_)) => outer == inner,
         _ => false,
     }
 }

@@ -3,15 +3,16 @@
 //!
 //! It takes the place of the table in the principal's logical plan (`data_filters::apply`),
 //! and its scan is the table's scan under a `FilterExec` (the filters' union) and a
-//! `ProjectionExec` (the masks), under an [`osprey_engine::PolicyBoundaryExec`]. It accepts
-//! none of the query's predicates: they stay above the boundary and never run on a row the
-//! principal may not see. The table's statistics are not passed on either, so no `count(*)`
+//! `ProjectionExec` (the masks), under an [`osprey_engine::PolicyBoundaryExec`]. The query's
+//! predicates stay above the boundary and never run on a row the principal may not see; the
+//! table gets them for pruning only. The table's statistics are not passed on either, so no `count(*)`
 //! or `min`/`max` is answered from them.
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DFSchema, DataFusionError, Result};
 use datafusion::datasource::TableType;
+use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::expressions::Column as PhysicalColumn;
@@ -66,6 +67,65 @@ impl PolicyTable {
     }
 }
 
+impl PolicyTable {
+    /// Adds to `pushed` the query's `filters` the table may use to skip files and row groups:
+    /// those over unmasked columns only (a predicate on a masked column means the masked
+    /// value, which the table's statistics do not describe), that the table takes as
+    /// `Inexact`. They are
+    /// used for pruning only, never evaluated on rows: the state the table is scanned with
+    /// (returned) has Parquet's row-level filter pushdown off, so a predicate that fails on a
+    /// row never runs below the boundary. Statistics pruning tells nothing to the query: it
+    /// only skips data. `None` (and nothing added) when the session is not a full state.
+    fn pruning_filters(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+        pushed: &mut Vec<Expr>,
+    ) -> Result<Option<SessionState>> {
+        let Some(full) = state.as_any().downcast_ref::<SessionState>() else {
+            return Ok(None);
+        };
+        let table = self.inner.schema();
+        let masked: Vec<&str> = self
+            .masks
+            .iter()
+            .map(|(i, _)| table.field(*i).name().as_str())
+            .collect();
+        let candidates: Vec<&Expr> = filters
+            .iter()
+            .filter(|f| {
+                f.column_refs()
+                    .iter()
+                    .all(|c| !masked.contains(&c.name.as_str()))
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let support = self.inner.supports_filters_pushdown(&candidates)?;
+        let taken: Vec<Expr> = candidates
+            .into_iter()
+            .zip(support)
+            // `Exact` ones the table answers itself (a listing table's partition columns,
+            // evaluated on every partition's values): not for pruning only.
+            .filter(|(_, s)| *s == TableProviderFilterPushDown::Inexact)
+            .map(|(f, _)| f.clone())
+            .collect();
+        if taken.is_empty() {
+            return Ok(None);
+        }
+        pushed.extend(taken);
+        let mut pruning = full.clone();
+        pruning
+            .config_mut()
+            .options_mut()
+            .execution
+            .parquet
+            .pushdown_filters = false;
+        Ok(Some(pruning))
+    }
+}
+
 #[async_trait::async_trait]
 impl TableProvider for PolicyTable {
     fn schema(&self) -> SchemaRef {
@@ -76,21 +136,20 @@ impl TableProvider for PolicyTable {
         self.inner.table_type()
     }
 
+    /// The query's predicates stay above the boundary (`Inexact`), and are also offered to the
+    /// table for pruning only (see [`PolicyTable::pruning_filters`]).
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![
-            TableProviderFilterPushDown::Unsupported;
-            filters.len()
-        ])
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let table = self.inner.schema();
@@ -116,17 +175,24 @@ impl TableProvider for PolicyTable {
             }
         }
         let needed: Vec<usize> = needed.into_iter().collect();
-        // The filter helps the table prune what it reads, where it can take it.
-        let pushed: Vec<Expr> = match &self.rows {
-            Some(rows)
-                if self.inner.supports_filters_pushdown(&[rows])?
-                    != vec![TableProviderFilterPushDown::Unsupported] =>
-            {
-                vec![rows.clone()]
-            }
-            _ => Vec::new(),
+        // The filter helps the table prune what it reads, where it can take it; so do the
+        // query's predicates, for pruning only.
+        let mut pushed: Vec<Expr> = Vec::new();
+        if let Some(rows) = &self.rows
+            && self.inner.supports_filters_pushdown(&[rows])?
+                != vec![TableProviderFilterPushDown::Unsupported]
+        {
+            pushed.push(rows.clone());
+        }
+        let pruning_state = self.pruning_filters(state, filters, &mut pushed)?;
+        let scan_state: &dyn Session = match &pruning_state {
+            Some(pruning) => pruning,
+            None => state,
         };
-        let mut plan = self.inner.scan(state, Some(&needed), &pushed, None).await?;
+        let mut plan = self
+            .inner
+            .scan(scan_state, Some(&needed), &pushed, None)
+            .await?;
         let read_schema = DFSchema::try_from(plan.schema().as_ref().clone())?;
         if let Some(rows) = &self.rows {
             let predicate = state.create_physical_expr(rows.clone(), &read_schema)?;

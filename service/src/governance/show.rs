@@ -26,6 +26,7 @@ fn object_parts(object: &SecuredObject) -> (&'static str, String) {
     let kind = match kind {
         "catalog" => "CATALOG",
         "schema" => "SCHEMA",
+        "location" => "LOCATION",
         _ => "TABLE",
     };
     (kind, name.to_string())

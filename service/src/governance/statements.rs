@@ -8,6 +8,8 @@
 //! GRANT SELECT (id, region) ON sales.orders TO USER ben;           -- columns
 //! GRANT ALL PRIVILEGES ON SCHEMA sales TO USER ana;
 //! GRANT CREATE ON CATALOG osprey TO ROLE engineers;
+//! GRANT USAGE ON LOCATION raw TO ROLE loaders;                     -- or ON LOCATION 's3://..'
+
 //! REVOKE [GRANT OPTION FOR] SELECT ON sales.orders FROM ROLE analysts;
 //! SHOW GRANTS [ON [TABLE | SCHEMA | CATALOG] name | FOR name];
 //! SHOW ROLES;   SHOW CURRENT ROLES;
@@ -32,6 +34,8 @@ use osprey_catalog::Grantee;
 pub enum NamedObject {
     /// `CATALOG c`.
     Catalog(String),
+    /// `LOCATION name` (or its URL, resolved to its name before the statement runs).
+    Location(String),
     /// `SCHEMA [c.]s`.
     Schema(Vec<String>),
     /// `[TABLE] [[c.]s.]t`.
@@ -277,6 +281,11 @@ fn privileges(parser: &mut Tokens<'_>) -> Result<Option<PrivilegeList>, QueryErr
 fn object(parser: &mut Tokens<'_>) -> Result<NamedObject, QueryError> {
     if parser.word("CATALOG") {
         return Ok(NamedObject::Catalog(parser.identifier("a catalog name")?));
+    }
+    if parser.word("LOCATION") {
+        return Ok(NamedObject::Location(
+            parser.identifier("a location's name or 'url'")?,
+        ));
     }
     let is_schema = parser.word("SCHEMA") || parser.word("DATABASE");
     if !is_schema {

@@ -244,8 +244,12 @@ impl QueryEngine {
                     ));
                 }
                 let format = unload_format(with)?;
-                self.locations
-                    .check(session.principal.as_ref(), &to.value, Access::Write)?;
+                self.locations.check(
+                    session.principal.as_ref(),
+                    &to.value,
+                    Access::Write,
+                    &self.location_usage(session),
+                )?;
                 // Redshift's string form, UNLOAD ('SELECT ...'), is parsed here; either way
                 // only a query is accepted.
                 let parsed;

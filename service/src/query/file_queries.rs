@@ -160,8 +160,12 @@ impl QueryEngine {
             if tables.contains_key(&reference.path) {
                 continue;
             }
-            self.locations
-                .check(session.principal.as_ref(), &reference.path, Access::Read)?;
+            self.locations.check(
+                session.principal.as_ref(),
+                &reference.path,
+                Access::Read,
+                &self.location_usage(session),
+            )?;
             let table = open_files(state, &reference).await?;
             tables.insert(reference.path, table);
         }

@@ -254,6 +254,16 @@ impl QueryEngine {
             .await
     }
 
+    /// Whether `session`'s principal holds `USAGE` on a location, by name, for
+    /// [`crate::locations::Locations::check`].
+    fn location_usage<'a>(&'a self, session: &'a SessionSettings) -> impl Fn(&str) -> bool + 'a {
+        move |name| {
+            let (catalog, schema) = self.current_schema(session);
+            let subject = policy_subject(session, &catalog, &schema);
+            self.governance.holds_usage(&subject, name)
+        }
+    }
+
     /// The session shared by every query (its catalog holds every registered table).
     pub fn session(&self) -> &SessionContext {
         &self.ctx

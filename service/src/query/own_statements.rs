@@ -26,6 +26,7 @@ impl QueryEngine {
             schema: schema.clone(),
         };
         let kind = statement.kind();
+        let statement = self.resolve_locations(statement)?;
         match self
             .governance
             .execute(
@@ -39,6 +40,49 @@ impl QueryEngine {
             GovernanceResult::Done(_) => Ok(PreparedStatement::ddl_done(kind)),
             GovernanceResult::Listing(plan) => Ok(PreparedStatement::Listing(plan)),
         }
+    }
+
+    /// `statement` with a location it names by URL named by its name; a location that does
+    /// not exist is refused here, where the locations are known.
+    fn resolve_locations(
+        &self,
+        statement: crate::governance::GovernanceStatement,
+    ) -> Result<crate::governance::GovernanceStatement, QueryError> {
+        use crate::governance::{GovernanceStatement, NamedObject};
+        let resolve = |object: NamedObject| -> Result<NamedObject, QueryError> {
+            let NamedObject::Location(given) = object else {
+                return Ok(object);
+            };
+            let url = crate::locations::normalize(&given).ok();
+            self.locations
+                .list()
+                .into_iter()
+                .find(|l| l.name == given || url.as_deref() == Some(l.url.as_str()))
+                .map(|l| NamedObject::Location(l.name))
+                .ok_or_else(|| {
+                    QueryError::InvalidStatement(format!(
+                        "location {given} does not exist (SHOW LOCATIONS lists them)"
+                    ))
+                })
+        };
+        Ok(match statement {
+            GovernanceStatement::Grant(mut change) => {
+                change.object = resolve(change.object)?;
+                GovernanceStatement::Grant(change)
+            }
+            GovernanceStatement::Revoke(mut change) => {
+                change.object = resolve(change.object)?;
+                GovernanceStatement::Revoke(change)
+            }
+            GovernanceStatement::ShowGrants {
+                on: Some(on),
+                holder,
+            } => GovernanceStatement::ShowGrants {
+                on: Some(resolve(on)?),
+                holder,
+            },
+            other => other,
+        })
     }
 
     /// Runs one of Osprey's own statements for `principal`.
@@ -83,6 +127,23 @@ impl QueryEngine {
             }
             ParsedStatement::Location(statement) => {
                 let kind = location_statement_kind(&statement);
+                // A dropped location's grants go with it.
+                if let crate::locations_sql::LocationStatement::Drop { name, .. } = &statement {
+                    let dropped = osprey_catalog::SecuredObject::Location(name.clone());
+                    let result =
+                        execute_location_statement(&self.locations, principal, statement.clone())
+                            .await?;
+                    self.governance
+                        .record(
+                            principal,
+                            Some(crate::governance::OwnershipChange::Dropped(dropped)),
+                        )
+                        .await?;
+                    return Ok(match result {
+                        LocationStatementResult::Done => PreparedStatement::ddl_done(kind),
+                        LocationStatementResult::Listing(plan) => PreparedStatement::Listing(plan),
+                    });
+                }
                 Ok(
                     match execute_location_statement(&self.locations, principal, statement).await? {
                         LocationStatementResult::Done => PreparedStatement::ddl_done(kind),

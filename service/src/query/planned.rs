@@ -48,7 +48,12 @@ impl QueryEngine {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
                 for location in &cmd.locations {
                     self.locations
-                        .check(session.principal.as_ref(), location, Access::Read)?;
+                        .check(
+                        session.principal.as_ref(),
+                        location,
+                        Access::Read,
+                        &self.location_usage(session),
+                    )?;
                 }
                 lakehouse.create_external_table(&state, &cmd).await?;
                 Ok(PreparedStatement::ddl_done("CREATE TABLE"))
