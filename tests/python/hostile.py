@@ -129,10 +129,11 @@ def adbc_run(server, sql, user=MALLORY, password=MALLORY_PASSWORD):
         return cur.fetchall()
 
 
-def trino_connect(server, user=MALLORY, password=MALLORY_PASSWORD):
+def trino_connect(server, user=MALLORY, password=MALLORY_PASSWORD, session=None):
     """The `trino` client over plain HTTP on loopback, one attempt per request (a retry would
-    hide a coordinator that died), EXECUTE IMMEDIATE for parameters."""
-    session = requests.Session()
+    hide a coordinator that died), EXECUTE IMMEDIATE for parameters. With SESSION, its HTTP
+    connections are the caller's to close."""
+    session = session or requests.Session()
     session.trust_env = False
     return trino.dbapi.connect(
         host=server["host"], port=server["port"], user=user,
@@ -146,7 +147,10 @@ def trino_run(server, sql, params=None, user=MALLORY, password=MALLORY_PASSWORD,
     the server says RUNNING, so the call runs on a daemon thread and fails the test (after
     cancelling the statement) if it has no answer within SECONDS."""
     outcome = {}
-    with trino_connect(server, user, password) as conn:
+    # Closed at the end: a kept-alive connection would count against the coordinator's
+    # connections per peer address in the tests that come next (the login flood's 128).
+    session = requests.Session()
+    with trino_connect(server, user, password, session) as conn, session:
         cur = conn.cursor()
 
         def run():

@@ -229,12 +229,16 @@ def test_parameters_are_constants_not_queries(server):
 
 # --- 4. a login flood -----------------------------------------------------------------------------
 
-FLOOD = 128
+# Under the coordinator's 128 open connections per peer address: any other connection this
+# module still holds to it (a client's kept-alive one) counts against the same bound, and a
+# flood of exactly 128 then gets one connection closed unanswered, which is the bound at work,
+# not the login checks this test is about.
+FLOOD = 120
 
 
 def test_a_login_flood_keeps_memory_flat_and_real_users_in(server):
     """Finding 6: 128 concurrent wrong passwords took the coordinator from 3.2 to 5.8 GiB
-    resident (every attempt ran Argon2 at once). Under the same flood, as mallory with wrong
+    resident (every attempt ran Argon2 at once). Under a flood of 120, as mallory with wrong
     passwords, its RSS grows by less than 400 MiB, every attempt gets 401 or 429 (no 5xx, no
     dropped connection), and afterwards the admin and mallory log in and run `SELECT 1`."""
     pid = server["pid"]
