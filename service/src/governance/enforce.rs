@@ -230,22 +230,8 @@ fn is_metadata(source: &Arc<dyn TableSource>) -> bool {
 
 fn denied(need: &Need) -> QueryError {
     let message = match need {
-        Need::Privilege(privilege, object, Some(columns))
-            if *privilege == Privilege::Select && !columns.is_empty() =>
-        {
-            format!(
-                "permission denied: SELECT ({}) on {}",
-                columns.join(", "),
-                describe(object)
-            )
-        }
-        Need::Privilege(privilege, object, _) => {
-            format!(
-                "permission denied: {} on {}",
-                privilege.name(),
-                describe(object)
-            )
-        }
+        // The privilege as the audit trail names it (`need_text`).
+        Need::Privilege(..) => format!("permission denied: {}", need_text(need)),
         Need::Owner(action, object) => format!(
             "permission denied: {action} {} needs its owner or an admin",
             describe(object)
