@@ -2,7 +2,7 @@
 //! keeps them; `osprey-service` loads them whole ([`CatalogStore::access_records`]) and decides
 //! in memory.
 
-use super::{CatalogError, CatalogStore, db};
+use super::{CatalogError, CatalogStore, TagExpression, db};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -42,6 +42,9 @@ pub enum SecuredObject {
     Table(String, String, String),
     /// A storage location (`CREATE LOCATION`), by name.
     Location(String),
+    /// Every catalog, schema, table and column whose tags match (`ON TAGGED domain =
+    /// 'sales'`); grants only.
+    Tagged(TagExpression),
 }
 
 impl SecuredObject {
@@ -51,6 +54,7 @@ impl SecuredObject {
             SecuredObject::Schema(c, s) => ("SCHEMA", c, s, ""),
             SecuredObject::Table(c, s, t) => ("TABLE", c, s, t),
             SecuredObject::Location(name) => ("LOCATION", name, "", ""),
+            SecuredObject::Tagged(expression) => ("TAGGED", expression.stored(), "", ""),
         }
     }
 
@@ -64,6 +68,7 @@ impl SecuredObject {
             "CATALOG" => SecuredObject::Catalog(catalog),
             "SCHEMA" => SecuredObject::Schema(catalog, schema),
             "LOCATION" => SecuredObject::Location(catalog),
+            "TAGGED" => SecuredObject::Tagged(TagExpression::from_stored(&catalog)?),
             _ => SecuredObject::Table(catalog, schema, table),
         })
     }
@@ -110,6 +115,10 @@ pub struct AccessRecords {
     pub owners: Vec<(SecuredObject, String)>,
     /// The row filters and column masks.
     pub data_filters: Vec<crate::DataFilter>,
+    /// The tags.
+    pub tags: Vec<crate::TagDefinition>,
+    /// The tags set on objects and columns.
+    pub tag_assignments: Vec<crate::TagAssignment>,
 }
 
 const GRANT_COLUMNS: &str = "grantee_kind, grantee_name, object_kind, catalog_name, \
@@ -197,6 +206,8 @@ impl CatalogStore {
             grants,
             owners,
             data_filters: self.data_filters().await?,
+            tags: self.tags().await?,
+            tag_assignments: self.tag_assignments().await?,
         })
     }
 
@@ -400,26 +411,34 @@ impl CatalogStore {
         let failed = || db("forgetting a dropped object's privileges");
         let (kind, catalog, schema, table) = object.parts();
         let condition = match object {
-            SecuredObject::Location(_) => "catalog_name = $1 AND object_kind = 'LOCATION'",
-            SecuredObject::Catalog(_) => "catalog_name = $1 AND object_kind <> 'LOCATION'",
+            SecuredObject::Location(_) | SecuredObject::Tagged(_) => {
+                "catalog_name = $1 AND object_kind = $2"
+            }
+            SecuredObject::Catalog(_) => {
+                "catalog_name = $1 AND object_kind NOT IN ('LOCATION', 'TAGGED')"
+            }
             SecuredObject::Schema(..) => {
-                "catalog_name = $1 AND schema_name = $2 AND object_kind NOT IN ('CATALOG', 'LOCATION')"
+                "catalog_name = $1 AND schema_name = $2 \
+                 AND object_kind NOT IN ('CATALOG', 'LOCATION', 'TAGGED')"
             }
             SecuredObject::Table(..) => {
                 "catalog_name = $1 AND schema_name = $2 AND table_name = $3 \
                  AND object_kind = 'TABLE'"
             }
         };
-        let _ = kind;
         let mut tx = self.pool.begin().await.map_err(failed())?;
-        for from in ["osprey_owners", "osprey_privileges", "osprey_data_filters"] {
+        for from in [
+            "osprey_owners",
+            "osprey_privileges",
+            "osprey_data_filters",
+            "osprey_tag_assignments",
+        ] {
             let sql = format!("DELETE FROM {from} WHERE {condition}");
             let mut query = sqlx::query(&sql).bind(catalog);
-            if !matches!(
-                object,
-                SecuredObject::Catalog(_) | SecuredObject::Location(_)
-            ) {
-                query = query.bind(schema);
+            match object {
+                SecuredObject::Catalog(_) => {}
+                SecuredObject::Location(_) | SecuredObject::Tagged(_) => query = query.bind(kind),
+                _ => query = query.bind(schema),
             }
             if matches!(object, SecuredObject::Table(..)) {
                 query = query.bind(table);
@@ -439,7 +458,12 @@ impl CatalogStore {
         let (_, catalog, schema, table) = to.parts();
         let (kind, old_catalog, old_schema, old_table) = from.parts();
         let mut tx = self.pool.begin().await.map_err(failed())?;
-        for within in ["osprey_owners", "osprey_privileges", "osprey_data_filters"] {
+        for within in [
+            "osprey_owners",
+            "osprey_privileges",
+            "osprey_data_filters",
+            "osprey_tag_assignments",
+        ] {
             sqlx::query(&format!(
                 "UPDATE {within} SET catalog_name = $5, schema_name = $6, table_name = $7 \
                  WHERE {OBJECT_MATCH}"

@@ -105,6 +105,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../migrations/0012_audit.sql")),
                 false,
             ),
+            Migration::new(
+                13,
+                Cow::Borrowed("tags"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0013_tags.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }

@@ -247,3 +247,147 @@ def test_a_trino_session_keeps_its_role(governed):
         cur.fetchall()
         cur.execute("SELECT count(ssn) FROM gov.orders")
         assert cur.fetchall() == [[2]]
+
+
+# --- tags (Lake Formation's tag-based access control) -------------------------------------------
+
+TAG_USER, TAG_PASSWORD = "tg_user", "tg-user-password-1"
+SALES_PUBLIC = "tg_domain = 'sales' AND tg_pii = 'false'"
+
+
+@pytest.fixture(scope="module")
+def tagged(governed):
+    """Tags tg_domain (sales, hr) and tg_pii (true, false). Schema tg_sales carries
+    domain sales and pii false, and its customers' ssn column pii true; tg_hr.staff carries
+    domain hr, its dept column domain sales. tg_user holds the role tg_analysts, granted SELECT
+    on what is tagged domain sales and pii false, and nothing else."""
+    server = governed
+    for sql in [
+        "CREATE TAG tg_domain VALUES ('sales', 'hr')",
+        "CREATE TAG tg_pii VALUES ('true', 'false')",
+        "CREATE SCHEMA tg_sales",
+        "ALTER SCHEMA tg_sales SET TAG tg_domain = 'sales', tg_pii = 'false'",
+        "CREATE TABLE tg_sales.customers AS SELECT * FROM (VALUES (1, 'ann', '111-11-1111'), "
+        "(2, 'bo', '222-22-2222'), (3, 'cy', '333-33-3333')) AS t (id, name, ssn)",
+        "ALTER TABLE tg_sales.customers ALTER COLUMN ssn SET TAG tg_pii = 'true'",
+        "CREATE SCHEMA tg_hr",
+        "CREATE TABLE tg_hr.staff AS SELECT * FROM (VALUES (1, 'ops', 100), (2, 'it', 200)) "
+        "AS t (id, dept, pay)",
+        "ALTER TABLE tg_hr.staff SET TAG tg_domain = 'hr'",
+        "ALTER TABLE tg_hr.staff ALTER COLUMN dept SET TAG tg_domain = 'sales', tg_pii = 'false'",
+        "CREATE ROLE tg_analysts",
+        f"GRANT SELECT ON TAGGED {SALES_PUBLIC} TO ROLE tg_analysts",
+        f"CREATE USER {TAG_USER} PASSWORD '{TAG_PASSWORD}'",
+        f"GRANT tg_analysts TO USER {TAG_USER}",
+    ]:
+        admin(server, sql)
+    return server
+
+
+def as_tagged(server, sql):
+    return adbc_run(server, sql, TAG_USER, TAG_PASSWORD)
+
+
+def test_a_grant_on_tags_covers_what_carries_them_on_every_door(tagged):
+    server = tagged
+    rows = [(1, "ann"), (2, "bo"), (3, "cy")]
+    assert sorted(as_tagged(server, "SELECT id, name FROM tg_sales.customers")) == rows
+    answer = http_query(server, "SELECT id, name FROM tg_sales.customers ORDER BY id",
+                        TAG_USER, TAG_PASSWORD)
+    assert answer["result"]["rows"] == [list(r) for r in rows], answer
+    assert trino_run(server, "SELECT count(name) FROM tg_sales.customers",
+                     user=TAG_USER, password=TAG_PASSWORD) == [[3]]
+    # The column tagged pii = 'true' is not covered, by any door.
+    assert "ssn" in refused(server, "SELECT ssn FROM tg_sales.customers", TAG_USER, TAG_PASSWORD)
+    refused(server, "SELECT * FROM tg_sales.customers", TAG_USER, TAG_PASSWORD)
+    with pytest.raises(trino.exceptions.TrinoUserError) as failed:
+        trino_run(server, "SELECT ssn FROM tg_sales.customers", user=TAG_USER,
+                  password=TAG_PASSWORD)
+    assert failed.value.error_name == "PERMISSION_DENIED"
+    # Within a table of another domain, the column tagged to match, and no other.
+    assert sorted(as_tagged(server, "SELECT dept FROM tg_hr.staff")) == [("it",), ("ops",)]
+    refused(server, "SELECT pay FROM tg_hr.staff", TAG_USER, TAG_PASSWORD)
+    # SELECT only: no other privilege comes with it.
+    refused(server, "INSERT INTO tg_sales.customers VALUES (4, 'di', '4')", TAG_USER,
+            TAG_PASSWORD)
+    # Listings show what the tags cover, and nothing else.
+    schemas = {row[0] for row in as_tagged(server, "SHOW SCHEMAS")}
+    assert {"tg_sales", "tg_hr"} <= schemas and "gov" not in schemas, schemas
+    assert as_tagged(server, "SHOW TABLES FROM tg_hr") == [("staff",)]
+    # A new table carrying the right tags (its schema's) is covered with no new grant.
+    admin(server, "CREATE TABLE tg_sales.orders AS SELECT 10 AS order_id")
+    assert as_tagged(server, "SELECT order_id FROM tg_sales.orders") == [(10,)]
+    # So is an owner's table that its owner tags (the owner could grant it anyway).
+    as_ben(server, "CREATE TABLE ben_s.leads AS SELECT 'lead' AS who")
+    refused(server, "SELECT who FROM ben_s.leads", TAG_USER, TAG_PASSWORD)
+    as_ben(server, f"ALTER TABLE ben_s.leads SET TAG {SALES_PUBLIC.replace(' AND', ',')}")
+    assert as_tagged(server, "SELECT who FROM ben_s.leads") == [("lead",)]
+    # A row filter for the role applies to what it reads through its grant on tags.
+    admin(server, "CREATE ROW FILTER tg_low ON tg_sales.customers FOR ROLE tg_analysts "
+                  "USING (id < 3)")
+    assert sorted(as_tagged(server, "SELECT id FROM tg_sales.customers")) == [(1,), (2,)]
+    admin(server, "DROP ROW FILTER tg_low ON tg_sales.customers")
+
+
+def test_tags_change_what_is_covered_at_the_next_statement(tagged):
+    server = tagged
+    with adbc(server, TAG_USER, TAG_PASSWORD) as conn, conn.cursor() as cur:
+        def run(sql):
+            cur.execute(sql)
+            return cur.fetchall()
+
+        with pytest.raises(adbc_driver_manager.Error, match="(?i)permission denied"):
+            run("SELECT ssn FROM tg_sales.customers")
+        # Unset on the column, ssn carries its schema's pii = 'false' again.
+        admin(server, "ALTER TABLE tg_sales.customers ALTER COLUMN ssn UNSET TAG tg_pii")
+        assert len(run("SELECT ssn FROM tg_sales.customers")) == 3
+        admin(server, "ALTER TABLE tg_sales.customers ALTER COLUMN ssn SET TAG tg_pii = 'true'")
+        with pytest.raises(adbc_driver_manager.Error, match="(?i)permission denied"):
+            run("SELECT ssn FROM tg_sales.customers")
+        # Revoked (the expression written in another order), nothing is covered.
+        admin(server, "REVOKE SELECT ON TAGGED tg_pii IN ('false') AND tg_domain = 'sales' "
+                      "FROM ROLE tg_analysts")
+        with pytest.raises(adbc_driver_manager.Error, match="(?i)permission denied"):
+            run("SELECT id FROM tg_sales.customers")
+        admin(server, f"GRANT SELECT ON TAGGED {SALES_PUBLIC} TO ROLE tg_analysts")
+        assert len(run("SELECT id FROM tg_sales.customers")) == 3
+
+
+def test_tags_are_made_by_admins_set_by_owners_and_shown_with_their_source(tagged):
+    server = tagged
+    assert ("tg_domain", "'hr', 'sales'") in as_tagged(server, "SHOW TAGS")
+    shown = admin(server, "SHOW TAGS ON TABLE tg_sales.customers")
+    assert (None, "tg_domain", "sales", "schema osprey.tg_sales") in shown, shown
+    assert ("ssn", "tg_pii", "true", "column ssn") in shown, shown
+    assert ("name", "tg_pii", "false", "schema osprey.tg_sales") in shown, shown
+    grants = admin(server, "SHOW GRANTS ON TABLE tg_sales.customers")
+    assert ("ROLE", "tg_analysts", "TAGGED", SALES_PUBLIC, "SELECT") in [g[:5] for g in grants]
+    # Who may do what.
+    refused(server, "CREATE TAG tg_other VALUES ('x')", TAG_USER, TAG_PASSWORD)
+    refused(server, "ALTER TABLE gov.orders SET TAG tg_domain = 'sales'")  # ben owns not
+    refused(server, f"GRANT SELECT ON TAGGED {SALES_PUBLIC} TO {BEN}", TAG_USER, TAG_PASSWORD)
+    # Mistakes are named.
+    for sql, expected in [
+        ("ALTER TABLE tg_sales.customers SET TAG tg_domain = 'ops'", "'hr', 'sales'"),
+        ("ALTER TABLE tg_sales.customers SET TAG tg_nope = 'x'", "CREATE TAG tg_nope"),
+        ("ALTER TABLE tg_sales.customers ALTER COLUMN nope SET TAG tg_pii = 'true'",
+         "column nope does not exist"),
+        ("GRANT SELECT ON TAGGED tg_domain = 'ops' TO ROLE tg_analysts", "not 'ops'"),
+        ("GRANT SELECT (id) ON TAGGED tg_domain = 'hr' TO ROLE tg_analysts", "tag the columns"),
+        ("DROP TAG tg_domain", "revoke them"),
+    ]:
+        with pytest.raises(adbc_driver_manager.Error, match=expected):
+            admin(server, sql)
+    # A value added to a tag can be set; a tag no grant names can be dropped, with its uses.
+    admin(server, "ALTER TAG tg_domain ADD VALUES ('ops')")
+    admin(server, "CREATE TAG tg_tier VALUES ('gold')")
+    admin(server, "ALTER TABLE tg_hr.staff SET TAG tg_domain = 'ops', tg_tier = 'gold'")
+    admin(server, "DROP TAG tg_tier")
+    assert "tg_tier" not in {row[1] for row in admin(server, "SHOW TAGS ON TABLE tg_hr.staff")}
+    admin(server, "ALTER TABLE tg_hr.staff SET TAG tg_domain = 'hr'")
+    # Governance statements are in the audit trail, allowed and denied.
+    audit = admin(server, "SELECT user_name, decision, action, objects FROM system.audit "
+                          "WHERE action IN ('GRANT', 'CREATE TAG') ORDER BY at")
+    assert ("admin", "ALLOWED", "GRANT",
+            [f"SELECT ON TAGGED {SALES_PUBLIC} TO role tg_analysts"]) in audit, audit
+    assert (TAG_USER, "DENIED", "CREATE TAG", ["tag tg_other"]) in audit, audit

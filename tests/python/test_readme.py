@@ -528,6 +528,12 @@ def check_data_filters(out: Outcome):
     assert "'***-' || substr ( ssn , 8 )" in out.stdout, out.stdout
 
 
+def check_tags(out: Outcome):
+    # SHOW TAGS ON TABLE: the column's own tag, and the schema's passed down to the table.
+    assert re.search(r"ssn +\| pii +\| true +\| column ssn", out.stdout), out.stdout
+    assert re.search(r"\| domain +\| sales +\| schema osprey.shop", out.stdout), out.stdout
+
+
 def check_views(out: Outcome):
     assert out.stdout.split() == ["OK", "OK"], out.stdout
 
@@ -562,6 +568,7 @@ CHECKS = {
     "CREATE ROLE analysts": check_grants,
     "CREATE ROW FILTER eu_only": check_data_filters,
     "CREATE VIEW shop.eu_ids": check_views,
+    "CREATE TAG domain": check_tags,
     "SELECT at, user_name": check_audit,
     "[[locations]]": check_locations_file,
     "osprey shell -c": check_shell,

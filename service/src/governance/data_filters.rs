@@ -100,7 +100,7 @@ pub(super) fn scan_policy<'a>(
     for column in columns {
         let giving: Vec<&Grantee> = readers
             .iter()
-            .filter(|(_, cols)| cols.as_ref().is_none_or(|c| c.contains(column)))
+            .filter(|(_, scope)| scope.contains(column))
             .map(|(g, _)| g)
             .collect();
         let mut applying: Vec<&DataFilter> = Vec::new();
@@ -399,8 +399,8 @@ mod tests {
                     member("all", "ben"),
                 ],
                 grants: roles.iter().map(|r| grant(r)).collect(),
-                owners: Vec::new(),
                 data_filters: filters,
+                ..Default::default()
             },
             "osprey",
         )

@@ -247,6 +247,7 @@ pub fn describe(object: &SecuredObject) -> String {
         SecuredObject::Schema(c, s) => format!("schema {c}.{s}"),
         SecuredObject::Table(c, s, t) => format!("table {c}.{s}.{t}"),
         SecuredObject::Location(name) => format!("location {name}"),
+        SecuredObject::Tagged(expression) => format!("tagged {expression}"),
     }
 }
 

@@ -125,7 +125,7 @@ fn check_owner(
 }
 
 /// The columns of `table`, which must exist.
-async fn table_schema(
+pub(super) async fn table_schema(
     catalogs: &dyn CatalogProviderList,
     table: &SecuredObject,
 ) -> Result<SchemaRef, QueryError> {

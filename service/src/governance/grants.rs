@@ -35,6 +35,16 @@ impl Governance {
                 ));
             }
         }
+        if let SecuredObject::Tagged(expression) = &object {
+            super::tags::check_expression(model, expression)?;
+            if !change.columns.is_empty() {
+                return Err(QueryError::InvalidStatement(
+                    "a grant on tags covers the columns that carry them: tag the columns \
+                     (ALTER TABLE t ALTER COLUMN c SET TAG ...) instead of listing them"
+                        .into(),
+                ));
+            }
+        }
         exists(catalogs, &object).await?;
         for grantee in &change.grantees {
             self.check_grantee(model, grantee).await?;
@@ -183,6 +193,7 @@ pub(super) fn resolve(object: &NamedObject, defaults: &NameDefaults) -> SecuredO
     match object {
         NamedObject::Catalog(c) => SecuredObject::Catalog(c.clone()),
         NamedObject::Location(name) => SecuredObject::Location(name.clone()),
+        NamedObject::Tagged(expression) => SecuredObject::Tagged(expression.clone()),
         NamedObject::Schema(parts) => match parts.as_slice() {
             [c, s] => SecuredObject::Schema(c.clone(), s.clone()),
             _ => SecuredObject::Schema(defaults.catalog.clone(), parts.join(".")),
@@ -200,7 +211,7 @@ pub(super) fn resolve(object: &NamedObject, defaults: &NameDefaults) -> SecuredO
 }
 
 /// Refuses a grant on what does not exist.
-async fn exists(
+pub(super) async fn exists(
     catalogs: &dyn CatalogProviderList,
     object: &SecuredObject,
 ) -> Result<(), QueryError> {
@@ -209,6 +220,8 @@ async fn exists(
         // The statement's runner resolved the location's name (`QueryEngine`), which is what
         // knows the locations.
         SecuredObject::Location(_) => return Ok(()),
+        // Its tags are checked against their definitions (`Governance::grant`).
+        SecuredObject::Tagged(_) => return Ok(()),
         SecuredObject::Catalog(c) => (c, None, None),
         SecuredObject::Schema(c, s) => (c, Some(s), None),
         SecuredObject::Table(c, s, t) => (c, Some(s), Some(t)),

@@ -10,9 +10,12 @@
 //!   owner are the admins'.
 //! - A column-level `SELECT` covers a read of those columns only; a read of no column at all
 //!   (`count(*)`) needs `SELECT` on at least one.
+//! - A privilege on a tag expression covers what carries matching tags (see
+//!   [`super::tagging`]), down to the columns.
 //! - What a principal sees (listings) is what it holds any privilege on, owns, or may create
 //!   in, and the schemas and catalogs that hold such objects.
 
+use super::tagging::{ColumnScope, TagIndex};
 use crate::auth::Principal;
 use crate::policy::RoleSelection;
 use osprey_catalog::{AccessRecords, DataFilter, Grantee, PrivilegeGrant, SecuredObject};
@@ -107,6 +110,8 @@ pub struct AccessModel {
     owners: HashMap<SecuredObject, String>,
     /// The row filters and column masks.
     data_filters: Vec<DataFilter>,
+    /// The tags and where they are set.
+    tags: TagIndex,
     /// Osprey's own catalog, whose `system` schema is open.
     own_catalog: String,
 }
@@ -130,6 +135,7 @@ impl AccessModel {
             grants: records.grants,
             owners: records.owners.into_iter().collect(),
             data_filters: records.data_filters,
+            tags: TagIndex::new(records.tags, records.tag_assignments),
             own_catalog: own_catalog.to_string(),
         }
     }
@@ -159,6 +165,11 @@ impl AccessModel {
         self.grants.iter().find(|g| {
             g.grantee == *grantee && g.object == *object && g.privilege == privilege.name()
         })
+    }
+
+    /// The tags and where they are set.
+    pub fn tags(&self) -> &TagIndex {
+        &self.tags
     }
 
     /// The owner of `object`, if it has one.
@@ -241,22 +252,35 @@ impl AccessModel {
         }
     }
 
-    /// The grants `subject` holds on `object` or on what holds it.
+    /// The grants `subject` holds that cover `object` (on it, on what holds it, or on tags it
+    /// carries), each with the columns it covers there.
     fn held_on<'a>(
         &'a self,
         subject: &'a Subject,
         object: &'a SecuredObject,
-    ) -> impl Iterator<Item = &'a PrivilegeGrant> + 'a {
+    ) -> impl Iterator<Item = (&'a PrivilegeGrant, ColumnScope)> + 'a {
         self.grants
             .iter()
-            .filter(move |grant| covers(&grant.object, object) && Self::holds(subject, grant))
+            .filter(move |grant| Self::holds(subject, grant))
+            .filter_map(move |grant| {
+                let scope = match &grant.object {
+                    SecuredObject::Tagged(expression) if grant.object != *object => {
+                        self.tags.coverage(expression, object)
+                    }
+                    _ if covers(&grant.object, object) => ColumnScope::of_grant(&grant.columns),
+                    _ => return None,
+                };
+                (!scope.is_nothing()).then_some((grant, scope))
+            })
     }
 
     /// Whether `object` is in a schema every user reads: any catalog's `information_schema`,
     /// Osprey's `system` (an attached catalog's namespace of that name is not).
     fn is_open(&self, object: &SecuredObject) -> bool {
         match object {
-            SecuredObject::Catalog(_) | SecuredObject::Location(_) => false,
+            SecuredObject::Catalog(_) | SecuredObject::Location(_) | SecuredObject::Tagged(_) => {
+                false
+            }
             // The audit trail is the admins' alone.
             SecuredObject::Table(c, s, t)
                 if s == SYSTEM_SCHEMA && *c == self.own_catalog && t == AUDIT_TABLE =>
@@ -276,7 +300,9 @@ impl AccessModel {
         }
         let owned = |o: &SecuredObject| self.owners.get(o).is_some_and(|u| *u == subject.user);
         match object {
-            SecuredObject::Catalog(_) | SecuredObject::Location(_) => false,
+            SecuredObject::Catalog(_) | SecuredObject::Location(_) | SecuredObject::Tagged(_) => {
+                false
+            }
             SecuredObject::Schema(..) => owned(object),
             SecuredObject::Table(c, s, _) => {
                 owned(object) || owned(&SecuredObject::Schema(c.clone(), s.clone()))
@@ -296,20 +322,14 @@ impl AccessModel {
         if subject.admin || self.owns(subject, object) || self.is_open(object) {
             return true;
         }
-        let mut granted_columns: BTreeSet<&str> = BTreeSet::new();
-        for grant in self.held_on(subject, object) {
-            if Privilege::parse(&grant.privilege) != Some(privilege) {
-                continue;
-            }
-            if grant.columns.is_empty() {
-                return true;
-            }
-            granted_columns.extend(grant.columns.iter().map(String::as_str));
-        }
+        let granted = self
+            .held_on(subject, object)
+            .filter(|(grant, _)| Privilege::parse(&grant.privilege) == Some(privilege))
+            .fold(ColumnScope::nothing(), |held, (_, scope)| held.union(scope));
         match columns {
-            _ if granted_columns.is_empty() => false,
-            Some(columns) => columns.iter().all(|c| granted_columns.contains(c.as_str())),
-            None => false,
+            _ if granted.is_nothing() => false,
+            Some(columns) => columns.iter().all(|c| granted.contains(c)),
+            None => granted == ColumnScope::All,
         }
     }
 
@@ -318,30 +338,21 @@ impl AccessModel {
         &self.data_filters
     }
 
-    /// Who among `subject`'s user and roles may read `table`, and which of its columns
-    /// (`None`: every column): the user if it owns the table (or its schema), and each grantee
-    /// of a `SELECT` that covers it. Row filters and masks narrow what each of them gives.
-    pub fn readers(
-        &self,
-        subject: &Subject,
-        table: &SecuredObject,
-    ) -> Vec<(Grantee, Option<BTreeSet<String>>)> {
-        let mut readers: Vec<(Grantee, Option<BTreeSet<String>>)> = Vec::new();
+    /// Who among `subject`'s user and roles may read `table`, and which of its columns: the
+    /// user if it owns the table (or its schema), and each grantee of a `SELECT` that covers
+    /// it. Row filters and masks narrow what each of them gives.
+    pub fn readers(&self, subject: &Subject, table: &SecuredObject) -> Vec<(Grantee, ColumnScope)> {
+        let mut readers: Vec<(Grantee, ColumnScope)> = Vec::new();
         if self.owns(subject, table) {
-            readers.push((Grantee::User(subject.user.clone()), None));
+            readers.push((Grantee::User(subject.user.clone()), ColumnScope::All));
         }
-        for grant in self.held_on(subject, table) {
+        for (grant, scope) in self.held_on(subject, table) {
             if Privilege::parse(&grant.privilege) != Some(Privilege::Select) {
                 continue;
             }
-            let columns: Option<BTreeSet<String>> =
-                (!grant.columns.is_empty()).then(|| grant.columns.iter().cloned().collect());
             match readers.iter_mut().find(|(g, _)| *g == grant.grantee) {
-                Some((_, held)) => match (held.as_mut(), columns) {
-                    (Some(held), Some(columns)) => held.extend(columns),
-                    _ => *held = None,
-                },
-                None => readers.push((grant.grantee.clone(), columns)),
+                Some((_, held)) => *held = std::mem::replace(held, ColumnScope::All).union(scope),
+                None => readers.push((grant.grantee.clone(), scope)),
             }
         }
         readers
@@ -357,9 +368,9 @@ impl AccessModel {
     ) -> bool {
         subject.admin
             || self.owns(subject, object)
-            || self.held_on(subject, object).any(|grant| {
+            || self.held_on(subject, object).any(|(grant, scope)| {
                 grant.grant_option
-                    && grant.columns.is_empty()
+                    && scope == ColumnScope::All
                     && Privilege::parse(&grant.privilege) == Some(privilege)
             })
     }
@@ -375,9 +386,13 @@ impl AccessModel {
         }
         // Something inside: a grant or an ownership below it.
         let inside = |o: &SecuredObject| covers(object, o) && o != object;
+        let covers_inside = |grant: &PrivilegeGrant| match &grant.object {
+            SecuredObject::Tagged(expression) => self.tags.covers_inside(expression, object),
+            other => inside(other),
+        };
         self.grants
             .iter()
-            .any(|grant| inside(&grant.object) && Self::holds(subject, grant))
+            .any(|grant| covers_inside(grant) && Self::holds(subject, grant))
             || self
                 .owners
                 .iter()
@@ -392,7 +407,9 @@ pub(super) fn covers(outer: &SecuredObject, inner: &SecuredObject) -> bool {
         (Catalog(c), Catalog(d)) => c == d,
         (Catalog(c), Schema(d, _)) | (Catalog(c), Table(d, _, _)) => c == d,
         (Schema(c, s), Schema(d, t)) | (Schema(c, s), Table(d, t, _)) => c == d && s == t,
-        (Table(..), Table(..)) | (Location(_), Location(_)) => outer == inner,
+        (Table(..), Table(..)) | (Location(_), Location(_)) | (Tagged(_), Tagged(_)) => {
+            outer == inner
+        }
         _ => false,
     }
 }
@@ -461,7 +478,7 @@ mod tests {
                     ),
                 ],
                 owners: vec![(table("mine"), "ben".into())],
-                data_filters: Vec::new(),
+                ..Default::default()
             },
             "osprey",
         )
@@ -512,5 +529,83 @@ mod tests {
             &ben,
             &SecuredObject::Table("osprey".into(), "system".into(), "queries".into())
         ));
+    }
+
+    #[test]
+    fn grants_on_tags_cover_what_carries_them_down_to_columns() {
+        use osprey_catalog::{TagAssignment, TagExpression};
+        let sales = SecuredObject::Schema("osprey".into(), "sales".into());
+        let tag =
+            |object: SecuredObject, column: Option<&str>, key: &str, value: &str| TagAssignment {
+                object,
+                column: column.map(str::to_string),
+                key: key.into(),
+                value: value.into(),
+            };
+        let expression = TagExpression::new(
+            [
+                ("domain".to_string(), ["sales".to_string()].into()),
+                ("pii".to_string(), ["false".to_string()].into()),
+            ]
+            .into(),
+        )
+        .unwrap();
+        let model = AccessModel::new(
+            AccessRecords {
+                grants: vec![grant(
+                    Grantee::User("ana".into()),
+                    SecuredObject::Tagged(expression),
+                    "SELECT",
+                    &[],
+                )],
+                tag_assignments: vec![
+                    tag(sales.clone(), None, "domain", "sales"),
+                    tag(sales.clone(), None, "pii", "false"),
+                    tag(table("orders"), Some("ssn"), "pii", "true"),
+                    tag(
+                        SecuredObject::Table("osprey".into(), "hr".into(), "staff".into()),
+                        Some("dept"),
+                        "domain",
+                        "sales",
+                    ),
+                    tag(
+                        SecuredObject::Table("osprey".into(), "hr".into(), "staff".into()),
+                        Some("dept"),
+                        "pii",
+                        "false",
+                    ),
+                ],
+                ..Default::default()
+            },
+            "osprey",
+        );
+        let ana = model.subject(&principal("ana"), &RoleSelection::All);
+        let cols = |c: &[&str]| c.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        // A table with no tags of its own is covered through its schema's.
+        assert!(model.allows(&ana, Privilege::Select, &table("new_table"), None));
+        assert!(!model.allows(&ana, Privilege::Insert, &table("new_table"), None));
+        // The column tagged pii = 'true' is not.
+        assert!(model.allows(
+            &ana,
+            Privilege::Select,
+            &table("orders"),
+            Some(&cols(&["id"]))
+        ));
+        assert!(!model.allows(
+            &ana,
+            Privilege::Select,
+            &table("orders"),
+            Some(&cols(&["ssn"]))
+        ));
+        assert!(!model.allows(&ana, Privilege::Select, &table("orders"), None));
+        // Elsewhere only the column tagged to match, which makes its schema visible.
+        let staff = SecuredObject::Table("osprey".into(), "hr".into(), "staff".into());
+        assert!(model.allows(&ana, Privilege::Select, &staff, Some(&cols(&["dept"]))));
+        assert!(!model.allows(&ana, Privilege::Select, &staff, Some(&cols(&["name"]))));
+        assert!(model.sees(&ana, &SecuredObject::Schema("osprey".into(), "hr".into())));
+        assert!(!model.sees(&ana, &SecuredObject::Schema("osprey".into(), "ops".into())));
+        let readers = model.readers(&ana, &table("orders"));
+        assert_eq!(readers.len(), 1);
+        assert!(!readers[0].1.contains("ssn") && readers[0].1.contains("id"));
     }
 }

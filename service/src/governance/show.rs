@@ -27,6 +27,7 @@ fn object_parts(object: &SecuredObject) -> (&'static str, String) {
         "catalog" => "CATALOG",
         "schema" => "SCHEMA",
         "location" => "LOCATION",
+        "tagged" => "TAGGED",
         _ => "TABLE",
     };
     (kind, name.to_string())
@@ -47,7 +48,15 @@ pub(super) fn grants(
         .grants()
         .iter()
         .filter(|g| who.admin || holds(g) || model.owns(who, &g.object))
-        .filter(|g| on.is_none_or(|object| covers(&g.object, object)))
+        .filter(|g| {
+            on.is_none_or(|object| match &g.object {
+                // A grant on tags is listed on what it covers, and on its own expression.
+                SecuredObject::Tagged(expression) if g.object != *object => {
+                    !model.tags().coverage(expression, object).is_nothing()
+                }
+                _ => covers(&g.object, object),
+            })
+        })
         .filter(|g| {
             holder.is_none_or(|name| match &g.grantee {
                 Grantee::User(user) | Grantee::Role(user) => user == name,

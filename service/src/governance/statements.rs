@@ -9,6 +9,7 @@
 //! GRANT ALL PRIVILEGES ON SCHEMA sales TO USER ana;
 //! GRANT CREATE ON CATALOG osprey TO ROLE engineers;
 //! GRANT USAGE ON LOCATION raw TO ROLE loaders;                     -- or ON LOCATION 's3://..'
+//! GRANT SELECT ON TAGGED domain = 'sales' AND pii = 'false' TO ROLE analysts;   -- tags
 
 //! REVOKE [GRANT OPTION FOR] SELECT ON sales.orders FROM ROLE analysts;
 //! SHOW GRANTS [ON [TABLE | SCHEMA | CATALOG] name | FOR name];
@@ -22,12 +23,13 @@
 
 pub use super::filter_statements::DataFilterStatement;
 use super::model::Privilege;
+pub use super::tag_statements::TagStatement;
 use crate::admin_sql::{Tokens, syntax};
 use crate::error::QueryError;
 use crate::policy::RoleSelection;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::Token;
-use osprey_catalog::Grantee;
+use osprey_catalog::{Grantee, TagExpression};
 
 /// An object as a statement names it (resolved against the session's defaults later).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub enum NamedObject {
     Schema(Vec<String>),
     /// `[TABLE] [[c.]s.]t`.
     Table(Vec<String>),
+    /// `TAGGED domain = 'sales' AND ...`: what carries those tags.
+    Tagged(TagExpression),
 }
 
 /// What a grant or revoke of privileges names.
@@ -92,6 +96,8 @@ pub enum GovernanceStatement {
     SetRole(RoleSelection),
     /// `CREATE | DROP ROW FILTER | COLUMN MASK`, `SHOW ROW FILTERS | COLUMN MASKS`.
     DataFilter(DataFilterStatement),
+    /// `CREATE | ALTER | DROP TAG`, `SHOW TAGS`, `ALTER ... SET | UNSET TAG`.
+    Tag(TagStatement),
 }
 
 impl GovernanceStatement {
@@ -103,6 +109,12 @@ impl GovernanceStatement {
             GovernanceStatement::ShowCurrentRoles => Some(super::show::current_roles_schema()),
             GovernanceStatement::DataFilter(DataFilterStatement::Show { .. }) => {
                 Some(super::show::filters_schema())
+            }
+            GovernanceStatement::Tag(TagStatement::Show(None)) => {
+                Some(super::tags::definitions_schema())
+            }
+            GovernanceStatement::Tag(TagStatement::Show(Some(_))) => {
+                Some(super::tags::assignments_schema())
             }
             _ => None,
         }
@@ -122,7 +134,91 @@ impl GovernanceStatement {
             GovernanceStatement::ShowCurrentRoles => "SHOW CURRENT ROLES",
             GovernanceStatement::SetRole(_) => "SET ROLE",
             GovernanceStatement::DataFilter(statement) => statement.tag(),
+            GovernanceStatement::Tag(statement) => statement.tag(),
         }
+    }
+}
+
+/// What `statement` is about, in a few words, for the audit trail: `SELECT (id) ON TABLE
+/// sales.orders TO role analysts`.
+pub fn summary(statement: &GovernanceStatement) -> String {
+    let grantees = |grantees: &[Grantee]| -> String {
+        let names: Vec<String> = grantees.iter().map(super::show::grantee_text).collect();
+        names.join(", ")
+    };
+    let privileges = |change: &PrivilegeChange| -> String {
+        let names: Vec<&str> = change.privileges.iter().map(|p| p.name()).collect();
+        match change.columns.is_empty() {
+            true => names.join(", "),
+            false => format!("{} ({})", names.join(", "), change.columns.join(", ")),
+        }
+    };
+    match statement {
+        GovernanceStatement::CreateRole(role) => format!("role {role}"),
+        GovernanceStatement::DropRole { name, .. } => format!("role {name}"),
+        GovernanceStatement::GrantRoles(roles, to) => {
+            format!("role {} TO {}", roles.join(", "), grantees(to))
+        }
+        GovernanceStatement::RevokeRoles(roles, from) => {
+            format!("role {} FROM {}", roles.join(", "), grantees(from))
+        }
+        GovernanceStatement::Grant(change) => format!(
+            "{} ON {} TO {}",
+            privileges(change),
+            object_text(&change.object),
+            grantees(&change.grantees)
+        ),
+        GovernanceStatement::Revoke(change) => format!(
+            "{} ON {} FROM {}",
+            privileges(change),
+            object_text(&change.object),
+            grantees(&change.grantees)
+        ),
+        GovernanceStatement::SetRole(_)
+        | GovernanceStatement::ShowGrants { .. }
+        | GovernanceStatement::ShowRoles
+        | GovernanceStatement::ShowCurrentRoles => statement.kind().to_string(),
+        GovernanceStatement::DataFilter(DataFilterStatement::Create(definition)) => format!(
+            "{} {} ON TABLE {}",
+            definition.kind.name(),
+            definition.name,
+            definition.table.join(".")
+        ),
+        GovernanceStatement::DataFilter(DataFilterStatement::Drop {
+            kind, name, table, ..
+        }) => format!("{} {name} ON TABLE {}", kind.name(), table.join(".")),
+        GovernanceStatement::DataFilter(DataFilterStatement::Show { .. }) => {
+            statement.kind().to_string()
+        }
+        GovernanceStatement::Tag(tag) => match tag {
+            TagStatement::Create { key, .. }
+            | TagStatement::AddValues { key, .. }
+            | TagStatement::Drop { key, .. } => format!("tag {key}"),
+            TagStatement::Show(_) => statement.kind().to_string(),
+            TagStatement::Assign {
+                object,
+                column,
+                tags,
+            } => {
+                let keys: Vec<&str> = tags.iter().map(|(k, _)| k.as_str()).collect();
+                let column = column
+                    .as_ref()
+                    .map(|c| format!(" COLUMN {c}"))
+                    .unwrap_or_default();
+                format!("tag {} ON {}{column}", keys.join(", "), object_text(object))
+            }
+        },
+    }
+}
+
+/// `TABLE sales.orders`, `TAGGED domain = 'sales'`, as a statement named it.
+fn object_text(object: &NamedObject) -> String {
+    match object {
+        NamedObject::Catalog(c) => format!("CATALOG {c}"),
+        NamedObject::Location(l) => format!("LOCATION {l}"),
+        NamedObject::Schema(parts) => format!("SCHEMA {}", parts.join(".")),
+        NamedObject::Table(parts) => format!("TABLE {}", parts.join(".")),
+        NamedObject::Tagged(expression) => format!("TAGGED {expression}"),
     }
 }
 
@@ -132,6 +228,9 @@ pub fn parse_governance_statement(
 ) -> Result<Option<GovernanceStatement>, QueryError> {
     if let Some(statement) = super::filter_statements::parse(tokens)? {
         return Ok(Some(GovernanceStatement::DataFilter(statement)));
+    }
+    if let Some(statement) = super::tag_statements::parse(tokens)? {
+        return Ok(Some(GovernanceStatement::Tag(statement)));
     }
     let mut parser = Tokens::new(tokens);
     let statement = if parser.words(&["CREATE", "ROLE"]) {
@@ -278,7 +377,13 @@ fn privileges(parser: &mut Tokens<'_>) -> Result<Option<PrivilegeList>, QueryErr
     Ok(Some((privileges, columns)))
 }
 
-fn object(parser: &mut Tokens<'_>) -> Result<NamedObject, QueryError> {
+/// `[TABLE | SCHEMA | CATALOG | LOCATION] name` or `TAGGED expression`.
+pub(super) fn object(parser: &mut Tokens<'_>) -> Result<NamedObject, QueryError> {
+    if parser.word("TAGGED") {
+        return Ok(NamedObject::Tagged(super::tag_statements::expression(
+            parser,
+        )?));
+    }
     if parser.word("CATALOG") {
         return Ok(NamedObject::Catalog(parser.identifier("a catalog name")?));
     }
@@ -336,15 +441,17 @@ fn names(parser: &mut Tokens<'_>, what: &str) -> Result<Vec<String>, QueryError>
 
 fn grant_syntax() -> QueryError {
     syntax(
-        "write GRANT privilege [, ...] | ALL PRIVILEGES ON [TABLE | SCHEMA | CATALOG] name TO \
-         [USER | ROLE] name [WITH GRANT OPTION], or GRANT role TO [USER | ROLE] name",
+        "write GRANT privilege [, ...] | ALL PRIVILEGES ON [TABLE | SCHEMA | CATALOG] name | \
+         TAGGED tag = 'value' [AND ...] TO [USER | ROLE] name [WITH GRANT OPTION], or GRANT \
+         role TO [USER | ROLE] name",
     )
 }
 
 fn revoke_syntax() -> QueryError {
     syntax(
         "write REVOKE [GRANT OPTION FOR] privilege [, ...] ON [TABLE | SCHEMA | CATALOG] name \
-         FROM [USER | ROLE] name, or REVOKE role FROM [USER | ROLE] name",
+         | TAGGED tag = 'value' [AND ...] FROM [USER | ROLE] name, or REVOKE role FROM \
+         [USER | ROLE] name",
     )
 }
 
