@@ -90,6 +90,15 @@ pub struct ClusterSection {
     pub secret: Option<String>,
     /// A file holding the cluster secret (a Kubernetes Secret mount, say).
     pub secret_file: Option<PathBuf>,
+    /// This process's certificate for mutual TLS with the rest of the cluster
+    /// (`--cluster-tls-cert`).
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (`--cluster-tls-key`).
+    pub tls_key: Option<PathBuf>,
+    /// The CA the cluster's certificates are signed by (`--cluster-tls-ca`).
+    pub tls_ca: Option<PathBuf>,
+    /// The name executors' certificates hold (`--cluster-tls-server-name`).
+    pub tls_server_name: Option<String>,
 }
 
 /// `[coordinator]`.

@@ -1,11 +1,13 @@
 //! `osprey`: the one binary. `osprey local` runs a whole cluster on this machine;
 //! `osprey coordinator` and `osprey executor` run the two halves separately.
 
+mod cluster_tls_args;
 mod config_file;
 mod local;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use cluster_tls_args::ClusterTlsArgs;
 use config_file::{ByteSize, FileConfig, MemorySize};
 use osprey_coordinator::{CoordinatorConfig, TlsFiles};
 use osprey_engine::ExchangeCompression;
@@ -231,6 +233,9 @@ struct CoordinatorArgs {
 
     #[command(flatten)]
     common: CoordinatorCommon,
+
+    #[command(flatten)]
+    cluster_tls: ClusterTlsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -267,11 +272,14 @@ struct ExecutorArgs {
     #[arg(long, env = "OSPREY_EXECUTOR_HEALTH_LISTEN", value_name = "ADDR")]
     health_listen: Option<SocketAddr>,
 
-    /// Serve plaintext gRPC on a non-loopback --listen. Executors have no TLS of their own:
-    /// only on a network that encrypts (a service mesh with mutual TLS) or that admits only
-    /// the coordinator and executors (a network policy).
+    /// Serve plaintext gRPC on a non-loopback --listen, without --cluster-tls-cert: only on a
+    /// network that encrypts (a service mesh with mutual TLS) or that admits only the
+    /// coordinator and executors (a network policy).
     #[arg(long, env = "OSPREY_ALLOW_INSECURE_REMOTE")]
     allow_insecure_remote: bool,
+
+    #[command(flatten)]
+    cluster_tls: ClusterTlsArgs,
 }
 
 fn main() -> std::process::ExitCode {
@@ -541,6 +549,7 @@ async fn run_coordinator(args: CoordinatorArgs, file: FileConfig) -> Result<()> 
         args.executors.clone()
     };
     config.discovery.static_executors = parse_executor_urls(&executors)?;
+    config.cluster_tls = args.cluster_tls.resolve(&file.cluster)?;
     config.discovery.dns_names = if args.executor_dns.is_empty() {
         file.coordinator.executor_dns.clone().unwrap_or_default()
     } else {
@@ -586,6 +595,7 @@ async fn run_executor(args: ExecutorArgs, file: FileConfig) -> Result<()> {
     config.allow_insecure_remote =
         args.allow_insecure_remote || section.allow_insecure_remote.unwrap_or(false);
     config.storage = file.storage_locations()?;
+    config.cluster_tls = args.cluster_tls.resolve(&file.cluster)?;
     osprey_executor::run_executor(
         config,
         |addr| announce(EXECUTOR_READY_PREFIX, addr),

@@ -88,6 +88,9 @@ pub struct CoordinatorConfig {
     pub discovery: DiscoveryConfig,
     /// The secret presented to executors.
     pub cluster_secret: ClusterSecret,
+    /// Mutual TLS with the executors: the coordinator's certificate and key, and the CA that
+    /// signed the cluster's certificates; `None` speaks plaintext gRPC to them.
+    pub cluster_tls: Option<osprey_engine::ClusterTlsFiles>,
     /// Users and token lifetimes.
     pub auth: AuthConfig,
     /// How many statements users hold open, across every front door (`[limits]`).
@@ -142,6 +145,7 @@ impl CoordinatorConfig {
             allow_insecure_remote: false,
             discovery: DiscoveryConfig::default(),
             cluster_secret,
+            cluster_tls: None,
             auth: AuthConfig::default(),
             statement_limits: osprey_service::StatementLimits::default(),
             flight_limits: FlightSqlLimits::default(),
@@ -187,6 +191,9 @@ pub enum CoordinatorError {
     /// The storage configuration is invalid.
     #[error("storage configuration: {0}")]
     Storage(#[from] osprey_engine::StorageError),
+    /// The cluster TLS files are missing or invalid.
+    #[error(transparent)]
+    ClusterTls(#[from] osprey_engine::ClusterTlsError),
     /// The data directory is unusable.
     #[error("data directory {path}: {source}")]
     DataDir {
@@ -263,7 +270,15 @@ impl Coordinator {
     pub async fn start(config: &CoordinatorConfig) -> Result<Self, CoordinatorError> {
         let dispatch = ExecutorDispatchCounter::default();
         let storage = Arc::new(StorageRegistry::new(config.storage.clone())?);
+        let tls = match &config.cluster_tls {
+            Some(files) => Some(osprey_engine::ClusterTls::load(files.clone())?),
+            None => None,
+        };
+        if let Some(tls) = &tls {
+            tls.spawn_reloader();
+        }
         let channels = ClusterChannels::new(config.cluster_secret.clone())
+            .with_tls(tls)
             .with_dispatch_counter(dispatch.clone())
             .with_vended_credentials(Arc::clone(&storage));
         let (registry, discovery_task) =

@@ -7,9 +7,11 @@
 //! - `write`: distributed writes, where each task writes its own files under a staging prefix.
 //! - `progress`: live progress of running queries (rows and bytes read, stages done), measured
 //!   by executors from their tasks' metrics and gathered by the coordinator when a client asks.
+//! - `cluster_tls`: mutual TLS between the cluster's processes, its files reloaded on change.
 //! - `distributed`: the one module in Osprey that touches `datafusion-distributed`. The library
 //!   changes its API often; keeping every call behind this folder keeps an upgrade to it.
 
+mod cluster_tls;
 mod codec;
 mod cooperative;
 mod csv_errors;
@@ -22,6 +24,7 @@ mod runtime;
 mod storage;
 mod write;
 
+pub use cluster_tls::{ClusterTls, ClusterTlsError, ClusterTlsFiles, RELOAD_INTERVAL};
 pub use cooperative::yield_inside_joins;
 pub use csv_errors::with_named_csv_errors;
 pub use distributed::{

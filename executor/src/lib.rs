@@ -51,7 +51,11 @@ pub struct ExecutorConfig {
     /// Listen on a non-loopback address. Executors speak plaintext gRPC (the cluster secret
     /// authenticates but does not encrypt), so this is for a network that encrypts or that is
     /// private to the cluster (a service mesh with mutual TLS, a Kubernetes network policy).
+    /// Not needed with [`Self::cluster_tls`].
     pub allow_insecure_remote: bool,
+    /// Mutual TLS with the coordinator and the other executors: this executor's certificate
+    /// and key, and the CA that signed the cluster's certificates.
+    pub cluster_tls: Option<osprey_engine::ClusterTlsFiles>,
 }
 
 impl ExecutorConfig {
@@ -68,6 +72,7 @@ impl ExecutorConfig {
             storage: Vec::new(),
             health_listen: None,
             allow_insecure_remote: false,
+            cluster_tls: None,
         }
     }
 }
@@ -94,12 +99,16 @@ pub enum ExecutorError {
     Server(#[from] tonic::transport::Error),
     /// A non-loopback listen address without `allow_insecure_remote`.
     #[error(
-        "refusing to serve plaintext gRPC on {0}, which other hosts can reach: executors have \
-         no TLS of their own. Keep --listen on loopback, or, on a network that encrypts or is \
+        "refusing to serve plaintext gRPC on {0}, which other hosts can reach. Give the \
+         executor its cluster certificate (--cluster-tls-cert, --cluster-tls-key, \
+         --cluster-tls-ca), keep --listen on loopback, or, on a network that encrypts or is \
          private to the cluster (a service mesh with mutual TLS, a network policy that admits \
          only the coordinator and executors), pass --allow-insecure-remote"
     )]
     InsecureRemote(SocketAddr),
+    /// The cluster TLS files are missing or invalid.
+    #[error(transparent)]
+    ClusterTls(#[from] osprey_engine::ClusterTlsError),
     /// Running tasks did not finish within the grace period after shutdown was requested.
     #[error("running tasks did not finish within {0:?} of the shutdown request")]
     ShutdownTimedOut(Duration),
@@ -115,8 +124,15 @@ pub async fn run_executor(
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ExecutorError> {
-    if !config.listen.ip().is_loopback() && !config.allow_insecure_remote {
+    let tls = match &config.cluster_tls {
+        Some(files) => Some(osprey_engine::ClusterTls::load(files.clone())?),
+        None => None,
+    };
+    if !config.listen.ip().is_loopback() && !config.allow_insecure_remote && tls.is_none() {
         return Err(ExecutorError::InsecureRemote(config.listen));
+    }
+    if let Some(tls) = &tls {
+        tls.spawn_reloader();
     }
     let storage = Arc::new(StorageRegistry::new(config.storage.clone())?);
     let runtime = build_runtime_env_with_storage(
@@ -159,7 +175,7 @@ pub async fn run_executor(
     let _health = health.map(AbortOnDrop);
     let server = serve_executor(
         listener,
-        &config.cluster_secret,
+        (&config.cluster_secret, tls),
         runtime,
         storage,
         env!("CARGO_PKG_VERSION"),

@@ -119,6 +119,22 @@ def test_overlays_render_with_the_promised_invariants(overlay):
     coordinator_policy = objects[("NetworkPolicy", "osprey-coordinator-ingress")]["spec"]
     assert {p["port"] for r in coordinator_policy["ingress"] for p in r["ports"]} == {50051, 8080}
 
+    # Mutual TLS inside the cluster, from a cert-manager certificate both pods mount: for
+    # server and client authentication, naming what executors are checked for.
+    certificate = objects[("Certificate", "osprey-cluster-tls")]["spec"]
+    assert {"server auth", "client auth"} <= set(certificate["usages"])
+    assert certificate["issuerRef"]["name"] == "osprey-cluster-ca"
+    assert objects[("Certificate", "osprey-cluster-ca")]["spec"]["isCA"] is True
+    assert "--allow-insecure-remote" not in args
+    flags = dict(a.split("=", 1) for a in args if a.startswith("--cluster-tls-"))
+    assert set(flags) == {"--cluster-tls-cert", "--cluster-tls-key", "--cluster-tls-ca",
+                          "--cluster-tls-server-name"}, flags
+    assert flags["--cluster-tls-server-name"] in certificate["dnsNames"]
+    assert f'tls_server_name = "{flags["--cluster-tls-server-name"]}"' in config
+    for deployment in (executor, coordinator):
+        mounted = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert mounted["cluster-tls"]["secret"]["secretName"] == certificate["secretName"]
+
 
 def test_dev_generates_its_secrets_and_prod_leaves_them_to_the_operator():
     dev = render("dev")
@@ -141,8 +157,16 @@ def test_compose_runs_a_laptop_cluster():
     # Client ports are published on the host's loopback only.
     assert all(port.startswith("127.0.0.1:") for port in services["coordinator"]["ports"])
     config = (ROOT / "deploy" / "compose" / "osprey.toml").read_text()
+    # Mutual TLS between them, with one certificate naming each of them.
+    certs = services["cluster-certs"]
+    san = " ".join(certs["command"])
     for executor in executors:
-        assert f"http://{executor}:50061" in config
+        assert f"https://{executor}:50061" in config
+        assert f"DNS:{executor}" in san
+        assert services[executor]["depends_on"]["cluster-certs"]["condition"] == \
+            "service_completed_successfully"
+    assert "[cluster]" in config and "tls_ca" in config
+    assert "allow_insecure_remote" not in config.split("[executor]")[1]
     assert "s3://lake" in config
     sample = (ROOT / "deploy" / "compose" / "sample-data.sql").read_text()
     assert "UNLOAD" in sample and "CREATE EXTERNAL TABLE" in sample

@@ -63,6 +63,9 @@ NOT_RUN = {
         "pyiceberg lives in the Iceberg tests' venv, not this one; "
         "tests/iceberg/test_rest_server.py connects RestCatalog to /iceberg exactly so, "
         "credentials and oauth2-server-uri included",
+    "scripts/make-cluster-certs.sh certs executor-1":
+        "serves an executor until Ctrl-C; tests/tests/cluster_tls.rs runs executors with "
+        "certificates the same script makes, and the multi-host test does across hosts",
     "cargo build --release --workspace --bins":
         "a release build and a benchmark run of minutes; scripts/test.sh runs the harness's "
         "smoke test",

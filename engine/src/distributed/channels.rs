@@ -5,6 +5,7 @@
 //! with it (`credentials`).
 
 use super::credentials::CredentialSharing;
+use crate::cluster_tls::ClusterTls;
 use crate::progress::{ProgressSource, QueryProgress};
 use crate::runtime::QueryMemoryLimit;
 use crate::storage::StorageRegistry;
@@ -73,6 +74,7 @@ pub struct ClusterChannels {
     channels: Arc<Mutex<HashMap<Url, BoxCloneSyncChannel>>>,
     dispatch: Option<ExecutorDispatchCounter>,
     credentials: Option<CredentialSharing>,
+    tls: Option<ClusterTls>,
 }
 
 impl ClusterChannels {
@@ -83,7 +85,15 @@ impl ClusterChannels {
             channels: Arc::default(),
             dispatch: None,
             credentials: None,
+            tls: None,
         }
+    }
+
+    /// Connects over mutual TLS with `tls` (whatever the URL's scheme), presenting this
+    /// process's certificate and checking the executor's; `None` connects in plaintext.
+    pub fn with_tls(mut self, tls: Option<ClusterTls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Shares the storage credentials catalogs vended (kept in the coordinator's `storage`)
@@ -104,7 +114,13 @@ impl ClusterChannels {
         if let Some(channel) = channels.get(url) {
             return Ok(channel.clone());
         }
-        let endpoint = Endpoint::from_shared(url.to_string())
+        // With cluster TLS the connector makes the TLS connection; tonic, which would refuse an
+        // https URL it has no TLS settings for, is given the address only.
+        let mut target = url.clone();
+        if self.tls.is_some() && target.scheme() == "https" {
+            let _ = target.set_scheme("http");
+        }
+        let endpoint = Endpoint::from_shared(target.to_string())
             .map_err(|err| {
                 DataFusionError::Configuration(format!("invalid executor URL '{url}': {err}"))
             })?
@@ -116,7 +132,23 @@ impl ClusterChannels {
             .initial_stream_window_size(EXCHANGE_STREAM_WINDOW)
             .initial_connection_window_size(EXCHANGE_CONNECTION_WINDOW)
             .max_frame_size(EXCHANGE_MAX_FRAME);
-        let channel: Channel = endpoint.connect_lazy();
+        let channel: Channel = match &self.tls {
+            Some(tls) => {
+                let tls = tls.clone();
+                endpoint.connect_with_connector_lazy(tower::service_fn(move |uri: http::Uri| {
+                    let tls = tls.clone();
+                    async move {
+                        let host = uri.host().unwrap_or_default();
+                        let host = host.trim_start_matches('[').trim_end_matches(']');
+                        let port = uri.port_u16().unwrap_or(443);
+                        tls.connect(host, port)
+                            .await
+                            .map(hyper_util::rt::TokioIo::new)
+                    }
+                }))
+            }
+            None => endpoint.connect_lazy(),
+        };
         let header_value = self.secret.header_value();
         let with_secret = tower::ServiceBuilder::new()
             .map_request(move |mut request: http::Request<tonic::body::Body>| {

@@ -5,6 +5,7 @@ use super::channels::{
     ClusterChannels, EXCHANGE_CONNECTION_WINDOW, EXCHANGE_MAX_FRAME, EXCHANGE_STREAM_WINDOW,
     QUERY_MEMORY_HEADER, TASK_HEADER, tcp_incoming,
 };
+use crate::cluster_tls::ClusterTls;
 use crate::progress::RunningTasks;
 use crate::runtime::{QueryMemoryPool, runtime_with_pool};
 use crate::storage::StorageRegistry;
@@ -224,17 +225,18 @@ pub const DRAIN_NOTICE: Duration = Duration::from_secs(2);
 /// `drain_notice` (see [`DRAIN_NOTICE`]) has passed and no task of any query is left, the listener closes, open
 /// requests finish, and this returns. Callers bound the whole drain with a timeout. The
 /// executor's own outgoing calls (shuffle reads from peer executors) present the same secret
-/// through [`ClusterChannels`].
+/// through [`ClusterChannels`]. With `tls`, every connection, in and out, is mutual TLS (see
+/// [`ClusterTls`]).
 pub async fn serve_executor(
     listener: tokio::net::TcpListener,
-    secret: &ClusterSecret,
+    (secret, tls): (&ClusterSecret, Option<ClusterTls>),
     runtime: Arc<RuntimeEnv>,
     storage: Arc<StorageRegistry>,
     version: &str,
     drain_notice: Duration,
     drain: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let channels = ClusterChannels::new(secret.clone());
+    let channels = ClusterChannels::new(secret.clone()).with_tls(tls.clone());
     let running = RunningTasks::default();
     let running_for_sessions = running.clone();
     let query_pools = QueryPools::default();
@@ -322,7 +324,7 @@ pub async fn serve_executor(
             tracing::info!("drained: no task left");
         }
     };
-    let served = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .layer(tower::layer::layer_fn(move |inner| DrainGate {
             inner,
             draining: Arc::clone(&draining),
@@ -338,9 +340,19 @@ pub async fn serve_executor(
                 storage,
             },
             secret.interceptor(),
-        ))
-        .serve_with_incoming_shutdown(tcp_incoming(listener), stop)
-        .await;
+        ));
+    let served = match tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls.accept(tcp_incoming(listener)), stop)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(tcp_incoming(listener), stop)
+                .await
+        }
+    };
     sweeper.abort();
     served
 }
