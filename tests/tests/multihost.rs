@@ -1,19 +1,25 @@
 //! Osprey across hosts over a real network: the coordinator and two executors each in their
 //! own Linux network namespace, with their own address on veth links joined by a bridge (a
 //! fourth namespace, the "switch"); the test client reaches the coordinator from the root
-//! namespace through the same bridge. All 22 TPC-H SF0.1 queries must match single-process
-//! DataFusion, and the interface counters must show the work crossing the links: between the
-//! coordinator and the executors, and between the executors themselves (shuffles).
+//! namespace through the same bridge. The cluster's processes speak mutual TLS with
+//! certificates for their addresses (`scripts/make-cluster-certs.sh`). All 22 TPC-H SF0.1
+//! queries must match single-process DataFusion, and the interface counters must show the work
+//! crossing the links: between the coordinator and the executors, and between the executors
+//! themselves (shuffles). A capture (tcpdump) on an executor's link while a query runs must
+//! hold TLS records and none of the query's text, column names or file paths, which the same
+//! capture on the client's plaintext link does show.
 //!
-//! Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and iproute2, which `.ci/run` provides; where
-//! namespaces cannot be made the test says so and does nothing else. These machines lack the
-//! netem qdisc, so no latency is added.
+//! Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), iproute2 and tcpdump, which `.ci/run` provides;
+//! where namespaces cannot be made the test says so and does nothing else. These machines lack
+//! the netem qdisc, so no latency is added.
 
 use osprey_tests::{
     ADMIN_PASSWORD, Process, SqlClient, TEST_SECRET, spawn_osprey_in_netns, tpch_mismatches,
     tpch_reference,
 };
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The test network: namespaces and the links between them, removed on drop.
 struct Network {
@@ -50,6 +56,81 @@ impl Network {
             })
             .sum()
     }
+}
+
+/// A packet capture of one switch port, written to a file by tcpdump.
+struct Capture {
+    tcpdump: Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    /// Stops the capture and returns its file's bytes (pcap).
+    fn finish(mut self) -> Vec<u8> {
+        // Time for the last packets to reach tcpdump; then SIGINT: it flushes and closes its
+        // file.
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: plain kill(2) on a child we own and have not reaped.
+        unsafe {
+            libc::kill(self.tcpdump.id() as libc::pid_t, libc::SIGINT);
+        }
+        let _ = self.tcpdump.wait();
+        std::fs::read(&self.file).expect("read the capture")
+    }
+}
+
+impl Network {
+    /// Starts capturing every packet through the switch port of `host` into `file`.
+    fn capture(&self, host: &str, file: &Path) -> Capture {
+        let tcpdump = Command::new("ip")
+            .args(["netns", "exec", &self.namespace("sw"), "tcpdump", "-i"])
+            .arg(self.switch_port(host))
+            // Each packet handed over and written at once (not a ring buffer's block at a time),
+            // whole packets, no name lookups, and root keeps writing the file.
+            .args(["--immediate-mode", "-U", "-s", "0", "-n", "-Z", "root", "-w"])
+            .arg(file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("tcpdump is needed for the capture (.ci/run installs it)");
+        // The file appears, with its pcap header, once tcpdump listens.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(file).map(|m| m.len()).unwrap_or(0) < 24 {
+            assert!(Instant::now() < deadline, "tcpdump did not start capturing {host}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        Capture {
+            tcpdump,
+            file: file.to_path_buf(),
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The certificate of `name` for mutual TLS, naming `ip`, from the CA in `dir`.
+fn cluster_cert(dir: &Path, name: &str, ip: &str) -> [String; 6] {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-cluster-certs.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg(dir)
+        .arg(name)
+        .arg(format!("IP:{ip}"))
+        .status()
+        .expect("run make-cluster-certs.sh");
+    assert!(status.success(), "{} failed", script.display());
+    let path = |file: String| dir.join(file).display().to_string();
+    [
+        "--cluster-tls-cert".into(),
+        path(format!("{name}.pem")),
+        "--cluster-tls-key".into(),
+        path(format!("{name}.key")),
+        "--cluster-tls-ca".into(),
+        path("ca.pem".into()),
+    ]
 }
 
 impl Drop for Network {
@@ -145,30 +226,27 @@ async fn tpch_across_three_network_namespaces() {
         }
     };
     let secret = [("OSPREY_CLUSTER_SECRET", TEST_SECRET)];
-    let executors: Vec<Process> = [("e1", "10.77.0.2:50061"), ("e2", "10.77.0.3:50061")]
+    let certs = tempfile::tempdir().unwrap();
+    let executors: Vec<Process> = [("e1", "10.77.0.2"), ("e2", "10.77.0.3")]
         .iter()
-        .map(|(host, listen)| {
+        .map(|(host, ip)| {
+            let listen = format!("{ip}:50061");
+            let tls = cluster_cert(certs.path(), host, ip);
+            let mut args = vec!["executor", "--listen", &listen, "--memory", "1GiB"];
+            args.extend(tls.iter().map(String::as_str));
             spawn_osprey_in_netns(
                 &network.namespace(host),
-                &[
-                    "executor",
-                    "--listen",
-                    listen,
-                    "--memory",
-                    "1GiB",
-                    "--allow-insecure-remote",
-                ],
+                &args,
                 &secret,
                 "OSPREY_EXECUTOR_LISTENING ",
             )
         })
         .collect();
+    let coordinator_tls = cluster_cert(certs.path(), "c", "10.77.0.1");
     let data_dir = tempfile::tempdir().unwrap();
     let data_path = data_dir.path().display().to_string();
-    let _coordinator = spawn_osprey_in_netns(
-        &network.namespace("c"),
-        &[
-            "coordinator",
+    let mut coordinator_args = vec![
+        "coordinator",
             "--flight-listen",
             "10.77.0.1:50051",
             "--http-listen",
@@ -184,8 +262,12 @@ async fn tpch_across_three_network_namespaces() {
             "--bytes-per-task",
             "1MiB",
             "--executor",
-            "http://10.77.0.2:50061,http://10.77.0.3:50061",
-        ],
+            "https://10.77.0.2:50061,https://10.77.0.3:50061",
+    ];
+    coordinator_args.extend(coordinator_tls.iter().map(String::as_str));
+    let _coordinator = spawn_osprey_in_netns(
+        &network.namespace("c"),
+        &coordinator_args,
         &[
             ("OSPREY_CLUSTER_SECRET", TEST_SECRET),
             ("OSPREY_ADMIN_PASSWORD", ADMIN_PASSWORD),
@@ -241,4 +323,39 @@ async fn tpch_across_three_network_namespaces() {
     assert!(executor1 > 1 << 20 && executor2 > 1 << 20, "{moved:?}");
     assert!(coordinator_to_executors > 1 << 20, "{moved:?}");
     assert!(between_executors > 100 << 10, "{moved:?}");
+
+    // What a capture on the links shows while a query runs: the client's link is plaintext
+    // (the test asked for it), so its capture holds the query's text; the link of executor 1,
+    // which carries its traffic with the coordinator and with executor 2, holds TLS records
+    // and none of the plan's text, column names or file paths.
+    const CANARY: &str = "osprey-capture-canary-7f3a9";
+    let captures = tempfile::tempdir().unwrap();
+    let executor_link = network.capture("e1", &captures.path().join("e1.pcap"));
+    let client_link = network.capture("r", &captures.path().join("r.pcap"));
+    let sql = format!(
+        "SELECT l_returnflag, count(*) FROM lineitem JOIN orders ON l_orderkey = o_orderkey \
+         WHERE l_comment <> '{CANARY}' GROUP BY l_returnflag"
+    );
+    let (_, batches) = client.query(&sql).await.expect("the query over TLS");
+    assert!(!batches.is_empty());
+    let executor_bytes = executor_link.finish();
+    let client_bytes = client_link.finish();
+    println!(
+        "captured {} bytes on executor 1's link, {} on the client's",
+        executor_bytes.len(),
+        client_bytes.len()
+    );
+    assert!(
+        contains(&client_bytes, CANARY.as_bytes()),
+        "the plaintext client link shows the query: the capture sees what crosses a link"
+    );
+    assert!(executor_bytes.len() > 10 << 10, "{}", executor_bytes.len());
+    // TLS 1.3 application data records (content type 23, legacy version 3.3).
+    assert!(contains(&executor_bytes, &[0x17, 0x03, 0x03]));
+    for plaintext in [CANARY, "l_comment", "lineitem", ".parquet", TEST_SECRET] {
+        assert!(
+            !contains(&executor_bytes, plaintext.as_bytes()),
+            "{plaintext:?} crossed executor 1's link in the clear"
+        );
+    }
 }
