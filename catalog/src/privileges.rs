@@ -58,6 +58,21 @@ impl SecuredObject {
         }
     }
 
+    /// Whether a privilege on this object covers `inner`: a catalog its schemas and tables, a
+    /// schema its tables, anything else itself.
+    pub fn covers(&self, inner: &SecuredObject) -> bool {
+        use SecuredObject::*;
+        match (self, inner) {
+            (Catalog(c), Catalog(d)) => c == d,
+            (Catalog(c), Schema(d, _)) | (Catalog(c), Table(d, _, _)) => c == d,
+            (Schema(c, s), Schema(d, t)) | (Schema(c, s), Table(d, t, _)) => c == d && s == t,
+            (Table(..), Table(..)) | (Location(_), Location(_)) | (Tagged(_), Tagged(_)) => {
+                self == inner
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn from_row(row: &AnyRow, first: usize) -> Result<Self, CatalogError> {
         let read = || db("reading a privilege's object");
         let kind: String = row.try_get(first).map_err(read())?;

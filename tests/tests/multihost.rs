@@ -87,7 +87,16 @@ impl Network {
             .arg(self.switch_port(host))
             // Each packet handed over and written at once (not a ring buffer's block at a time),
             // whole packets, no name lookups, and root keeps writing the file.
-            .args(["--immediate-mode", "-U", "-s", "0", "-n", "-Z", "root", "-w"])
+            .args([
+                "--immediate-mode",
+                "-U",
+                "-s",
+                "0",
+                "-n",
+                "-Z",
+                "root",
+                "-w",
+            ])
             .arg(file)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -96,7 +105,10 @@ impl Network {
         // The file appears, with its pcap header, once tcpdump listens.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::fs::metadata(file).map(|m| m.len()).unwrap_or(0) < 24 {
-            assert!(Instant::now() < deadline, "tcpdump did not start capturing {host}");
+            assert!(
+                Instant::now() < deadline,
+                "tcpdump did not start capturing {host}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -247,22 +259,22 @@ async fn tpch_across_three_network_namespaces() {
     let data_path = data_dir.path().display().to_string();
     let mut coordinator_args = vec![
         "coordinator",
-            "--flight-listen",
-            "10.77.0.1:50051",
-            "--http-listen",
-            "127.0.0.1:0",
-            // A private test network: plaintext beyond loopback is asked for explicitly.
-            "--allow-insecure-remote",
-            "--data-dir",
-            &data_path,
-            "--tpch-scale",
-            "0.1",
-            "--default-schema",
-            "tpch",
-            "--bytes-per-task",
-            "1MiB",
-            "--executor",
-            "https://10.77.0.2:50061,https://10.77.0.3:50061",
+        "--flight-listen",
+        "10.77.0.1:50051",
+        "--http-listen",
+        "127.0.0.1:0",
+        // A private test network: plaintext beyond loopback is asked for explicitly.
+        "--allow-insecure-remote",
+        "--data-dir",
+        &data_path,
+        "--tpch-scale",
+        "0.1",
+        "--default-schema",
+        "tpch",
+        "--bytes-per-task",
+        "1MiB",
+        "--executor",
+        "https://10.77.0.2:50061,https://10.77.0.3:50061",
     ];
     coordinator_args.extend(coordinator_tls.iter().map(String::as_str));
     let _coordinator = spawn_osprey_in_netns(

@@ -36,7 +36,7 @@ impl Governance {
             }
         }
         if let SecuredObject::Tagged(expression) = &object {
-            super::tags::check_expression(model, expression)?;
+            model.tags().check(expression)?;
             if !change.columns.is_empty() {
                 return Err(QueryError::InvalidStatement(
                     "a grant on tags covers the columns that carry them: tag the columns \

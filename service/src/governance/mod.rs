@@ -20,6 +20,7 @@ mod filter_admin;
 mod filter_statements;
 mod grants;
 mod model;
+mod object_names;
 mod policy_impl;
 mod policy_table;
 mod show;

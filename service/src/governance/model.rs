@@ -267,7 +267,7 @@ impl AccessModel {
                     SecuredObject::Tagged(expression) if grant.object != *object => {
                         self.tags.coverage(expression, object)
                     }
-                    _ if covers(&grant.object, object) => ColumnScope::of_grant(&grant.columns),
+                    _ if grant.object.covers(object) => ColumnScope::of_grant(&grant.columns),
                     _ => return None,
                 };
                 (!scope.is_nothing()).then_some((grant, scope))
@@ -385,7 +385,7 @@ impl AccessModel {
             return true;
         }
         // Something inside: a grant or an ownership below it.
-        let inside = |o: &SecuredObject| covers(object, o) && o != object;
+        let inside = |o: &SecuredObject| object.covers(o) && o != object;
         let covers_inside = |grant: &PrivilegeGrant| match &grant.object {
             SecuredObject::Tagged(expression) => self.tags.covers_inside(expression, object),
             other => inside(other),
@@ -397,20 +397,6 @@ impl AccessModel {
                 .owners
                 .iter()
                 .any(|(o, owner)| inside(o) && *owner == subject.user)
-    }
-}
-
-/// Whether a privilege on `outer` covers `inner`.
-pub(super) fn covers(outer: &SecuredObject, inner: &SecuredObject) -> bool {
-    use SecuredObject::*;
-    match (outer, inner) {
-        (Catalog(c), Catalog(d)) => c == d,
-        (Catalog(c), Schema(d, _)) | (Catalog(c), Table(d, _, _)) => c == d,
-        (Schema(c, s), Schema(d, t)) | (Schema(c, s), Table(d, t, _)) => c == d && s == t,
-        (Table(..), Table(..)) | (Location(_), Location(_)) | (Tagged(_), Tagged(_)) => {
-            outer == inner
-        }
-        _ => false,
     }
 }
 

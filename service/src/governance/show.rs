@@ -1,9 +1,9 @@
-//! The listings of governance: `SHOW GRANTS`, `SHOW ROLES`, `SHOW CURRENT ROLES`. A
-//! principal who is not an admin sees the grants it holds (itself or through its roles) and
-//! those on what it owns, and the roles it holds.
+//! The listings of governance: `SHOW GRANTS`, `SHOW ROLES`, `SHOW CURRENT ROLES` (and the columns of
+//! `SHOW ROW FILTERS` and `SHOW TAGS`). A principal who is not an admin sees the grants it holds (itself
+//! or through its roles) and those on what it owns, and the roles it holds.
 
 use super::enforce::describe;
-use super::model::{AccessModel, Subject, covers};
+use super::model::{AccessModel, Subject};
 use crate::admin_sql::listing_plan;
 use crate::error::QueryError;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray};
@@ -54,7 +54,7 @@ pub(super) fn grants(
                 SecuredObject::Tagged(expression) if g.object != *object => {
                     !model.tags().coverage(expression, object).is_nothing()
                 }
-                _ => covers(&g.object, object),
+                _ => g.object.covers(object),
             })
         })
         .filter(|g| {
@@ -206,4 +206,22 @@ pub(super) fn roles_schema() -> SchemaRef {
 /// The columns of `SHOW CURRENT ROLES`.
 pub(super) fn current_roles_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("role", DataType::Utf8, false)]))
+}
+
+/// The columns of `SHOW TAGS`.
+pub(super) fn tag_definitions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("tag", DataType::Utf8, false),
+        Field::new("allowed_values", DataType::Utf8, false),
+    ]))
+}
+
+/// The columns of `SHOW TAGS ON object`.
+pub(super) fn tag_assignments_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("column_name", DataType::Utf8, true),
+        Field::new("tag", DataType::Utf8, false),
+        Field::new("value", DataType::Utf8, false),
+        Field::new("set_on", DataType::Utf8, false),
+    ]))
 }

@@ -23,28 +23,15 @@
 
 pub use super::filter_statements::DataFilterStatement;
 use super::model::Privilege;
+pub use super::object_names::NamedObject;
+use super::object_names::{object, object_text};
 pub use super::tag_statements::TagStatement;
 use crate::admin_sql::{Tokens, syntax};
 use crate::error::QueryError;
 use crate::policy::RoleSelection;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::Token;
-use osprey_catalog::{Grantee, TagExpression};
-
-/// An object as a statement names it (resolved against the session's defaults later).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NamedObject {
-    /// `CATALOG c`.
-    Catalog(String),
-    /// `LOCATION name` (or its URL, resolved to its name before the statement runs).
-    Location(String),
-    /// `SCHEMA [c.]s`.
-    Schema(Vec<String>),
-    /// `[TABLE] [[c.]s.]t`.
-    Table(Vec<String>),
-    /// `TAGGED domain = 'sales' AND ...`: what carries those tags.
-    Tagged(TagExpression),
-}
+use osprey_catalog::Grantee;
 
 /// What a grant or revoke of privileges names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,10 +98,10 @@ impl GovernanceStatement {
                 Some(super::show::filters_schema())
             }
             GovernanceStatement::Tag(TagStatement::Show(None)) => {
-                Some(super::tags::definitions_schema())
+                Some(super::show::tag_definitions_schema())
             }
             GovernanceStatement::Tag(TagStatement::Show(Some(_))) => {
-                Some(super::tags::assignments_schema())
+                Some(super::show::tag_assignments_schema())
             }
             _ => None,
         }
@@ -208,17 +195,6 @@ pub fn summary(statement: &GovernanceStatement) -> String {
                 format!("tag {} ON {}{column}", keys.join(", "), object_text(object))
             }
         },
-    }
-}
-
-/// `TABLE sales.orders`, `TAGGED domain = 'sales'`, as a statement named it.
-fn object_text(object: &NamedObject) -> String {
-    match object {
-        NamedObject::Catalog(c) => format!("CATALOG {c}"),
-        NamedObject::Location(l) => format!("LOCATION {l}"),
-        NamedObject::Schema(parts) => format!("SCHEMA {}", parts.join(".")),
-        NamedObject::Table(parts) => format!("TABLE {}", parts.join(".")),
-        NamedObject::Tagged(expression) => format!("TAGGED {expression}"),
     }
 }
 
@@ -375,39 +351,6 @@ fn privileges(parser: &mut Tokens<'_>) -> Result<Option<PrivilegeList>, QueryErr
         }
     }
     Ok(Some((privileges, columns)))
-}
-
-/// `[TABLE | SCHEMA | CATALOG | LOCATION] name` or `TAGGED expression`.
-pub(super) fn object(parser: &mut Tokens<'_>) -> Result<NamedObject, QueryError> {
-    if parser.word("TAGGED") {
-        return Ok(NamedObject::Tagged(super::tag_statements::expression(
-            parser,
-        )?));
-    }
-    if parser.word("CATALOG") {
-        return Ok(NamedObject::Catalog(parser.identifier("a catalog name")?));
-    }
-    if parser.word("LOCATION") {
-        return Ok(NamedObject::Location(
-            parser.identifier("a location's name or 'url'")?,
-        ));
-    }
-    let is_schema = parser.word("SCHEMA") || parser.word("DATABASE");
-    if !is_schema {
-        parser.word("TABLE");
-    }
-    let mut parts = vec![parser.identifier("an object name")?];
-    while parser.consume(&Token::Period) {
-        parts.push(parser.identifier("an object name")?);
-    }
-    match (is_schema, parts.len()) {
-        (true, 1 | 2) => Ok(NamedObject::Schema(parts)),
-        (false, 1..=3) => Ok(NamedObject::Table(parts)),
-        _ => Err(syntax(&format!(
-            "{} is not a schema or table name",
-            parts.join(".")
-        ))),
-    }
 }
 
 fn grantees(parser: &mut Tokens<'_>) -> Result<Vec<Grantee>, QueryError> {

@@ -15,13 +15,12 @@
 //!
 //! `TAGS` and `TAG` are both accepted after `SET` and `UNSET`.
 
-use super::statements::NamedObject;
+use super::object_names::{NamedObject, dotted, object, quoted, value_list};
 use crate::admin_sql::{Tokens, syntax};
 use crate::error::QueryError;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::Token;
-use osprey_catalog::TagExpression;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// Tag keys, each with the value to set (`SET TAG`) or none (`UNSET TAG`).
 pub type TagValues = Vec<(String, Option<String>)>;
@@ -113,7 +112,7 @@ pub fn parse(tokens: &[Token]) -> Result<Option<TagStatement>, QueryError> {
         }
     } else if parser.words(&["SHOW", "TAGS"]) {
         match parser.word("ON") {
-            true => TagStatement::Show(Some(super::statements::object(&mut parser)?)),
+            true => TagStatement::Show(Some(object(&mut parser)?)),
             false => TagStatement::Show(None),
         }
     } else if parser.word("ALTER") {
@@ -179,65 +178,6 @@ fn assignment(parser: &mut Tokens<'_>) -> Result<Option<TagStatement>, QueryErro
         column,
         tags,
     }))
-}
-
-/// `key = 'v' | key IN ('a', 'b') [AND ...]`, after `ON TAGGED`.
-pub(super) fn expression(parser: &mut Tokens<'_>) -> Result<TagExpression, QueryError> {
-    let mut terms: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    loop {
-        let key = parser.identifier("a tag name")?;
-        let values = if parser.consume(&Token::Eq) {
-            BTreeSet::from([quoted(parser)?])
-        } else if parser.keywords(&[Keyword::IN]) {
-            value_list(parser)?
-        } else {
-            return Err(syntax(
-                "write ON TAGGED name = 'value' [AND name IN ('a', 'b') ...]",
-            ));
-        };
-        if terms.insert(key.clone(), values).is_some() {
-            return Err(syntax(&format!(
-                "tag {key} appears twice in the expression: list its values once, with IN \
-                 ('a', 'b')"
-            )));
-        }
-        if !parser.keywords(&[Keyword::AND]) {
-            break;
-        }
-    }
-    TagExpression::new(terms).ok_or_else(|| syntax("a tag expression needs a value per tag"))
-}
-
-/// `('a', 'b')`.
-fn value_list(parser: &mut Tokens<'_>) -> Result<BTreeSet<String>, QueryError> {
-    if !parser.consume(&Token::LParen) {
-        return Err(syntax("expected a list of values: ('a', 'b')"));
-    }
-    let mut values = BTreeSet::new();
-    loop {
-        values.insert(quoted(parser)?);
-        if !parser.consume(&Token::Comma) {
-            break;
-        }
-    }
-    if !parser.consume(&Token::RParen) {
-        return Err(syntax("expected ) after the values"));
-    }
-    Ok(values)
-}
-
-fn quoted(parser: &mut Tokens<'_>) -> Result<String, QueryError> {
-    parser
-        .string()
-        .ok_or_else(|| syntax("expected a tag value in single quotes: 'sales'"))
-}
-
-fn dotted(parser: &mut Tokens<'_>) -> Result<Vec<String>, QueryError> {
-    let mut parts = vec![parser.identifier("an object name")?];
-    while parser.consume(&Token::Period) {
-        parts.push(parser.identifier("an object name")?);
-    }
-    Ok(parts)
 }
 
 #[cfg(test)]
@@ -307,6 +247,7 @@ mod tests {
 
     #[test]
     fn tag_expressions_parse_in_any_order() {
+        use super::super::object_names::expression;
         let expr = |sql: &str| expression(&mut Tokens::new(&tokens(sql)));
         let one = expr("domain = 'sales' AND pii IN ('false', 'low')").unwrap();
         let other = expr("PII in ('low', 'false') and domain = 'sales'").unwrap();

@@ -11,6 +11,7 @@
 //! So a new table that carries the right tags (its own, or its schema's) is covered at once,
 //! with no new grant.
 
+use crate::error::QueryError;
 use osprey_catalog::{SecuredObject, TagAssignment, TagDefinition, TagExpression};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -124,6 +125,20 @@ impl TagIndex {
                 .any(|tags| tags.contains_key(key))
     }
 
+    /// Refuses an expression that names a tag or value that does not exist.
+    pub fn check(&self, expression: &TagExpression) -> Result<(), QueryError> {
+        for (key, values) in expression.terms() {
+            let allowed = self.definitions.get(key).ok_or_else(|| no_such_tag(key))?;
+            if let Some(value) = values.iter().find(|v| !allowed.contains(*v)) {
+                return Err(QueryError::InvalidStatement(format!(
+                    "tag {key} takes {}, not '{value}'",
+                    quoted_list(allowed)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// `object`'s tags with where each was set: its own, and those of what holds it.
     pub fn effective_with_source(&self, object: &SecuredObject) -> BTreeMap<String, TagSource> {
         let mut tags = BTreeMap::new();
@@ -191,13 +206,26 @@ impl TagIndex {
             return true;
         }
         // What inside could differ carries tags of its own (or has columns that do).
-        let inside = |o: &SecuredObject| super::model::covers(object, o) && o != object;
+        let inside = |o: &SecuredObject| object.covers(o) && o != object;
         self.on_objects
             .keys()
             .chain(self.on_columns.keys())
             .filter(|o| inside(o))
             .any(|o| !self.coverage(expression, o).is_nothing())
     }
+}
+
+/// The error for tag `key`, which does not exist.
+pub fn no_such_tag(key: &str) -> QueryError {
+    QueryError::NotFound(format!(
+        "tag {key} does not exist: an admin makes it with CREATE TAG {key} VALUES ('...')"
+    ))
+}
+
+/// `'a', 'b'`.
+pub fn quoted_list(values: &BTreeSet<String>) -> String {
+    let quoted: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+    quoted.join(", ")
 }
 
 /// `object` and what holds it, outermost first.

@@ -6,18 +6,15 @@ use super::grants::{exists, resolve};
 use super::model::{AccessModel, Subject};
 use super::statements::{NamedObject, TagStatement};
 use super::tag_statements::TagValues;
+use super::tagging::{no_such_tag, quoted_list};
 use super::{Governance, describe, failed};
 use crate::admin_sql::listing_plan;
 use crate::error::QueryError;
 use crate::policy::NameDefaults;
 use datafusion::arrow::array::{ArrayRef, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::CatalogProviderList;
 use datafusion::logical_expr::LogicalPlan;
-use osprey_catalog::{
-    CatalogError, SecuredObject, TagAssignment, TagDefinition, TagExpression, now_ms,
-};
-use std::collections::BTreeSet;
+use osprey_catalog::{CatalogError, SecuredObject, TagAssignment, TagDefinition, now_ms};
 use std::sync::Arc;
 
 impl Governance {
@@ -178,38 +175,6 @@ impl Governance {
     }
 }
 
-/// Refuses a grant on an expression that names a tag or value that does not exist.
-pub(super) fn check_expression(
-    model: &AccessModel,
-    expression: &TagExpression,
-) -> Result<(), QueryError> {
-    for (key, values) in expression.terms() {
-        let allowed = model
-            .tags()
-            .definitions()
-            .get(key)
-            .ok_or_else(|| no_such_tag(key))?;
-        if let Some(value) = values.iter().find(|v| !allowed.contains(*v)) {
-            return Err(QueryError::InvalidStatement(format!(
-                "tag {key} takes {}, not '{value}'",
-                quoted_list(allowed)
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn no_such_tag(key: &str) -> QueryError {
-    QueryError::NotFound(format!(
-        "tag {key} does not exist: an admin makes it with CREATE TAG {key} VALUES ('...')"
-    ))
-}
-
-fn quoted_list(values: &BTreeSet<String>) -> String {
-    let quoted: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
-    quoted.join(", ")
-}
-
 async fn column_names(
     catalogs: &dyn CatalogProviderList,
     table: &SecuredObject,
@@ -223,7 +188,7 @@ fn definitions(model: &AccessModel) -> Result<LogicalPlan, QueryError> {
     let tags = model.tags().definitions();
     listing_plan(
         "tags",
-        definitions_schema(),
+        super::show::tag_definitions_schema(),
         vec![
             Arc::new(StringArray::from_iter_values(tags.keys().cloned())),
             Arc::new(StringArray::from_iter_values(
@@ -276,7 +241,7 @@ fn assignments(
     };
     listing_plan(
         "tag_assignments",
-        assignments_schema(),
+        super::show::tag_assignments_schema(),
         vec![
             Arc::new(StringArray::from_iter(rows.iter().map(|r| r.0.clone()))),
             text(&|r| r.1.clone()),
@@ -284,22 +249,4 @@ fn assignments(
             text(&|r| r.3.clone()),
         ],
     )
-}
-
-/// The columns of `SHOW TAGS`.
-pub(super) fn definitions_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("tag", DataType::Utf8, false),
-        Field::new("allowed_values", DataType::Utf8, false),
-    ]))
-}
-
-/// The columns of `SHOW TAGS ON object`.
-pub(super) fn assignments_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("column_name", DataType::Utf8, true),
-        Field::new("tag", DataType::Utf8, false),
-        Field::new("value", DataType::Utf8, false),
-        Field::new("set_on", DataType::Utf8, false),
-    ]))
 }
