@@ -1,6 +1,7 @@
-//! The listings of governance: `SHOW GRANTS`, `SHOW ROLES`, `SHOW CURRENT ROLES` (and the columns of
-//! `SHOW ROW FILTERS` and `SHOW TAGS`). A principal who is not an admin sees the grants it holds (itself
-//! or through its roles) and those on what it owns, and the roles it holds.
+//! The listings of governance: `SHOW GRANTS`, `SHOW ROLES`, `SHOW CURRENT ROLES` (and the
+//! columns of `SHOW ROW FILTERS` and `SHOW TAGS`). A principal who is not an admin sees the
+//! grants it holds (itself or through its roles) and those on what it owns, and the roles it
+//! holds.
 
 use super::enforce::describe;
 use super::model::{AccessModel, Subject};
