@@ -34,12 +34,30 @@ impl PhysicalExtensionCodec for OspreyCodec {
             Some((&ICEBERG_SCAN, payload)) => {
                 osprey_iceberg::ScanCodec::decode(payload, ctx, self, proto_converter)
             }
-            Some((&POLICY_BOUNDARY, [])) => match inputs {
-                [input] => Ok(Arc::new(PolicyBoundaryExec::new(Arc::clone(input)))),
-                _ => Err(DataFusionError::Internal(
-                    "PolicyBoundaryExec takes exactly one input".to_string(),
-                )),
-            },
+            Some((&POLICY_BOUNDARY, payload)) => {
+                let [input] = inputs else {
+                    return Err(DataFusionError::Internal(
+                        "PolicyBoundaryExec takes exactly one input".to_string(),
+                    ));
+                };
+                // The unmasked columns, each a little-endian u32.
+                let unmasked = payload
+                    .chunks(4)
+                    .map(|bytes| {
+                        <[u8; 4]>::try_from(bytes)
+                            .map(|b| u32::from_le_bytes(b) as usize)
+                            .map_err(|_| {
+                                DataFusionError::Internal(
+                                    "undecodable PolicyBoundaryExec".to_string(),
+                                )
+                            })
+                    })
+                    .collect::<Result<Vec<usize>>>()?;
+                Ok(Arc::new(PolicyBoundaryExec::new(
+                    Arc::clone(input),
+                    unmasked,
+                )))
+            }
             Some((&PROBE_SLICES, payload)) => {
                 let rows = <[u8; 8]>::try_from(payload).map_err(|_| {
                     DataFusionError::Internal("undecodable ProbeSliceExec".to_string())
@@ -75,8 +93,11 @@ impl PhysicalExtensionCodec for OspreyCodec {
             buf.push(ICEBERG_SCAN);
             return osprey_iceberg::ScanCodec::encode(node.as_ref(), buf, self, proto_converter);
         }
-        if node.downcast_ref::<PolicyBoundaryExec>().is_some() {
+        if let Some(boundary) = node.downcast_ref::<PolicyBoundaryExec>() {
             buf.push(POLICY_BOUNDARY);
+            for column in boundary.unmasked() {
+                buf.extend_from_slice(&(*column as u32).to_le_bytes());
+            }
             return Ok(());
         }
         if let Some(slices) = node.downcast_ref::<ProbeSliceExec>() {

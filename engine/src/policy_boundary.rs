@@ -5,28 +5,77 @@
 //! query's own predicates down into the filters and scans below them (a `FilterExec` absorbs
 //! the predicates of its parents), where they would run on rows the principal may not see, and
 //! their errors (a failed cast names its value) would tell what those rows hold. This node
-//! passes its input on unchanged and takes nothing from above: no predicate, projection or
-//! limit is pushed through it.
+//! passes its input on unchanged and takes almost nothing from above: no predicate of the
+//! query, projection or limit is pushed through it.
+//!
+//! The one exception is the filters DataFusion derives while a query runs (the keys a hash
+//! join's build side holds, a TopK's threshold; `DynamicFilterPhysicalExpr`), over columns the
+//! table gives unmasked. They only compare values, so they cannot fail; they drop only rows
+//! the operator above would drop; and their values come from what the principal sees. Let
+//! through, the table skips files, row groups and rows no join would keep, as it does
+//! without a policy.
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
+use datafusion::config::ConfigOptions;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildFilterDescription, FilterDescription, FilterPushdownPhase,
+};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use std::fmt;
 use std::sync::Arc;
 
-/// Passes its input on; nothing above it is pushed below it (see the module docs).
+/// Passes its input on; nothing of the query above it is pushed below it (see the module
+/// docs).
 #[derive(Debug)]
 pub struct PolicyBoundaryExec {
     input: Arc<dyn ExecutionPlan>,
+    /// The input's partitioning and ordering, without what the optimizer derived from the
+    /// filters below (constants, equivalences): see [`boundary_properties`].
+    properties: Arc<PlanProperties>,
+    /// The output columns that are the table's own values (not masked), over which runtime
+    /// filters may pass.
+    unmasked: Vec<usize>,
 }
 
 impl PolicyBoundaryExec {
-    /// The boundary over `input`.
-    pub fn new(input: Arc<dyn ExecutionPlan>) -> Self {
-        Self { input }
+    /// The boundary over `input`, whose columns at `unmasked` are the table's own values.
+    pub fn new(input: Arc<dyn ExecutionPlan>, unmasked: Vec<usize>) -> Self {
+        let properties = boundary_properties(&input);
+        Self {
+            input,
+            properties,
+            unmasked,
+        }
     }
+
+    /// The output columns that are the table's own values.
+    pub fn unmasked(&self) -> &[usize] {
+        &self.unmasked
+    }
+}
+
+/// The input's partitioning, ordering and execution properties, but none of the constants and
+/// equivalences its filters imply (`region = 'eu'` makes `region` constant below). The query
+/// above is planned as if it knew nothing of the policy's filters; and DataFusion's sort
+/// enforcement, which took a row filter's constant as the order a query needed and then lost
+/// it through a join's projection, leaves its sort in place.
+fn boundary_properties(input: &Arc<dyn ExecutionPlan>) -> Arc<PlanProperties> {
+    let inner = input.properties();
+    let ordering = inner.output_ordering().cloned();
+    let equivalences = EquivalenceProperties::new_with_orderings(input.schema(), ordering);
+    let mut properties = PlanProperties::new(
+        equivalences,
+        inner.output_partitioning().clone(),
+        inner.emission_type,
+        inner.boundedness,
+    );
+    properties.evaluation_type = inner.evaluation_type;
+    properties.scheduling_type = inner.scheduling_type;
+    Arc::new(properties)
 }
 
 impl DisplayAs for PolicyBoundaryExec {
@@ -41,7 +90,7 @@ impl ExecutionPlan for PolicyBoundaryExec {
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
+        &self.properties
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -55,8 +104,10 @@ impl ExecutionPlan for PolicyBoundaryExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
+    /// `false`, so that no sort of the query is pushed below the boundary either: a sort the
+    /// query needs runs above it, on the rows the principal sees.
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
+        vec![false]
     }
 
     fn with_new_children(
@@ -68,7 +119,35 @@ impl ExecutionPlan for PolicyBoundaryExec {
                 "PolicyBoundaryExec takes exactly one input".to_string(),
             ));
         }
-        Ok(Arc::new(Self::new(children.remove(0))))
+        Ok(Arc::new(Self::new(
+            children.remove(0),
+            self.unmasked.clone(),
+        )))
+    }
+
+    /// Runtime filters (only, and only when every filter offered is one) over unmasked
+    /// columns go down; everything else stays above.
+    fn gather_filters_for_pushdown(
+        &self,
+        phase: FilterPushdownPhase,
+        parent_filters: Vec<Arc<dyn PhysicalExpr>>,
+        _config: &ConfigOptions,
+    ) -> Result<FilterDescription> {
+        let all_runtime = parent_filters
+            .iter()
+            .all(|f| f.downcast_ref::<DynamicFilterPhysicalExpr>().is_some());
+        if phase != FilterPushdownPhase::Post || !all_runtime || self.unmasked.is_empty() {
+            return Ok(FilterDescription::all_unsupported(
+                &parent_filters,
+                &self.children(),
+            ));
+        }
+        let child = ChildFilterDescription::from_child_with_allowed_indices(
+            &parent_filters,
+            self.unmasked.iter().copied().collect(),
+            &self.input,
+        )?;
+        Ok(FilterDescription::new().with_child(child))
     }
 
     fn execute(

@@ -66,6 +66,13 @@ CORPUS = [
     "SELECT id FROM df.people UNION SELECT id + 100 FROM df.people ORDER BY 1",
     "SELECT id, rank() OVER (ORDER BY salary DESC) FROM df.people ORDER BY id",
     "SELECT id FROM df.people WHERE ssn = '222-22-2222' OR ssn LIKE '%-1111' ORDER BY id",
+    # Joins and a TopK, whose runtime filters reach the table's scan over unmasked columns
+    # only: a join on a masked column matches the masked value, never the stored one.
+    "SELECT p.id FROM df.people p JOIN (SELECT '***-1111' AS s UNION ALL SELECT '111-11-1111') "
+    "k ON p.ssn = k.s ORDER BY 1",
+    "SELECT p.name FROM df.people p JOIN (SELECT 3 AS id UNION ALL SELECT 7) k ON p.id = k.id "
+    "ORDER BY 1",
+    "SELECT id, salary FROM df.people ORDER BY salary DESC, id LIMIT 3",
 ]
 
 

@@ -199,11 +199,13 @@ impl TableProvider for PolicyTable {
             plan = Arc::new(FilterExec::try_new(predicate, plan)?);
         }
         let mut columns = Vec::with_capacity(wanted.len());
-        for index in &wanted {
+        let mut unmasked = Vec::new();
+        for (at_output, index) in wanted.iter().enumerate() {
             let name = table.field(*index).name().clone();
             let expr = match self.masks.iter().find(|(m, _)| m == index) {
                 Some((_, mask)) => state.create_physical_expr(mask.clone(), &read_schema)?,
                 None => {
+                    unmasked.push(at_output);
                     let at = plan.schema().index_of(&name).map_err(|_| {
                         DataFusionError::Internal(format!("column {name} was not read"))
                     })?;
@@ -213,6 +215,6 @@ impl TableProvider for PolicyTable {
             columns.push((expr, name));
         }
         let plan = Arc::new(ProjectionExec::try_new(columns, plan)?);
-        Ok(Arc::new(PolicyBoundaryExec::new(plan)))
+        Ok(Arc::new(PolicyBoundaryExec::new(plan, unmasked)))
     }
 }
