@@ -16,7 +16,7 @@
 //! without a policy.
 
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::{DataFusionError, Result, Statistics};
 use datafusion::config::ConfigOptions;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
@@ -24,7 +24,9 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::filter_pushdown::{
     ChildFilterDescription, FilterDescription, FilterPushdownPhase,
 };
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, StatisticsArgs,
+};
 use std::fmt;
 use std::sync::Arc;
 
@@ -123,6 +125,36 @@ impl ExecutionPlan for PolicyBoundaryExec {
             children.remove(0),
             self.unmasked.clone(),
         )))
+    }
+
+    /// The input's statistics as estimates only (inexact), and none for masked columns: joins
+    /// are planned on sizes and bounds as without a policy (which side to build, whether to
+    /// broadcast), while no exact figure answers a query (`count(*)`, `min`, `max` from
+    /// statistics) and nothing describes the stored values of a masked column. Users cannot
+    /// show statistics in `EXPLAIN` (`datafusion.explain.show_statistics` is an admin's).
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        let schema = self.schema();
+        let Some(input) = input_stats.first() else {
+            return Ok(Arc::new(Statistics::new_unknown(&schema)));
+        };
+        let unknown = Statistics::unknown_column(&schema);
+        let column_statistics = unknown
+            .into_iter()
+            .enumerate()
+            .map(|(i, unknown)| match input.column_statistics.get(i) {
+                Some(known) if self.unmasked.contains(&i) => known.clone().to_inexact(),
+                _ => unknown,
+            })
+            .collect();
+        Ok(Arc::new(Statistics {
+            num_rows: input.num_rows.to_inexact(),
+            total_byte_size: input.total_byte_size.to_inexact(),
+            column_statistics,
+        }))
     }
 
     /// Runtime filters (only, and only when every filter offered is one) over unmasked

@@ -147,7 +147,16 @@ pub const USER_SETTINGS: &[&str] = &[
 /// The largest `batch_size` a user may set (DataFusion's default is 8,192).
 pub const MAX_USER_BATCH_SIZE: usize = 65_536;
 
+/// Settings under a `USER_SETTINGS` prefix that stay an admin's: statistics in `EXPLAIN` are
+/// estimates over every row of a table, those a row filter hides included.
+const ADMIN_ONLY_SETTINGS: &[&str] = &["datafusion.explain.show_statistics"];
+
 fn check_user_setting(defaults: &ConfigOptions, key: &str, value: &str) -> Result<(), QueryError> {
+    if ADMIN_ONLY_SETTINGS.contains(&key) {
+        return Err(QueryError::PermissionDenied(format!(
+            "SET {key} needs an admin: statistics count rows a row filter may hide from you"
+        )));
+    }
     let allowed = USER_SETTINGS
         .iter()
         .any(|setting| match setting.ends_with('.') {

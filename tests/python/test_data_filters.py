@@ -188,6 +188,9 @@ def test_ways_around_a_filter_fail_or_show_only_permitted_rows(filtered):
                                         "EXPLAIN ANALYZE SELECT * FROM df.people")
     plan = run_as(server, "df_ana", "EXPLAIN SELECT * FROM df.people")
     assert "PolicyBoundaryExec" in str(plan)
+    # The optimizer's estimates count every row: users cannot show them in EXPLAIN.
+    assert "statistics" in refused(server, "df_ana",
+                                   "SET datafusion.explain.show_statistics = true")
     # Metadata tables describe every file: refused under a filter.
     refused(server, "df_ana", 'SELECT * FROM df."people$files"')
     # Changes other than appends would touch hidden rows: refused though ana holds DELETE.
