@@ -5,15 +5,20 @@
 //! and its scan is the table's scan under a `FilterExec` (the filters' union) and a
 //! `ProjectionExec` (the masks), under an [`osprey_engine::PolicyBoundaryExec`]. The query's
 //! predicates stay above the boundary and never run on a row the principal may not see; the
-//! table gets them for pruning only. The table's statistics are not passed on either, so no `count(*)`
-//! or `min`/`max` is answered from them.
+//! table gets them for pruning only. The boundary passes the table's statistics on as
+//! estimates only, so no `count(*)` or `min`/`max` is answered from them. The filters and
+//! masks are simplified as DataFusion simplifies a query's expressions (constants folded,
+//! casts moved off columns), so they prune and estimate as well as the same predicate would
+//! in a query, and cost less per row.
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DFSchema, DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::expressions::Column as PhysicalColumn;
 use datafusion::physical_plan::filter::FilterExec;
@@ -153,6 +158,23 @@ impl TableProvider for PolicyTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let table = self.inner.schema();
+        let table_schema = Arc::new(DFSchema::try_from(table.as_ref().clone())?);
+        let simplifier = ExprSimplifier::new(
+            SimplifyContext::builder()
+                .with_schema(Arc::clone(&table_schema))
+                .build(),
+        );
+        // Coerced first (as the planner would), so that the simplifier sees the casts it can
+        // take off columns.
+        let simplified = |expr: Expr| -> Result<Expr> {
+            simplifier.simplify(simplifier.coerce(expr, &table_schema)?)
+        };
+        let rows = self.rows.clone().map(simplified).transpose()?;
+        let masks = self
+            .masks
+            .iter()
+            .map(|(index, mask)| Ok((*index, simplified(mask.clone())?)))
+            .collect::<Result<Vec<(usize, Expr)>>>()?;
         let wanted: Vec<usize> = match projection {
             Some(projection) => projection.clone(),
             None => (0..table.fields().len()).collect(),
@@ -166,10 +188,10 @@ impl TableProvider for PolicyTable {
             }
             Ok(())
         };
-        if let Some(rows) = &self.rows {
+        if let Some(rows) = &rows {
             read(rows)?;
         }
-        for (index, mask) in &self.masks {
+        for (index, mask) in &masks {
             if wanted.contains(index) {
                 read(mask)?;
             }
@@ -178,7 +200,7 @@ impl TableProvider for PolicyTable {
         // The filter helps the table prune what it reads, where it can take it; so do the
         // query's predicates, for pruning only.
         let mut pushed: Vec<Expr> = Vec::new();
-        if let Some(rows) = &self.rows
+        if let Some(rows) = &rows
             && self.inner.supports_filters_pushdown(&[rows])?
                 != vec![TableProviderFilterPushDown::Unsupported]
         {
@@ -194,7 +216,7 @@ impl TableProvider for PolicyTable {
             .scan(scan_state, Some(&needed), &pushed, None)
             .await?;
         let read_schema = DFSchema::try_from(plan.schema().as_ref().clone())?;
-        if let Some(rows) = &self.rows {
+        if let Some(rows) = &rows {
             let predicate = state.create_physical_expr(rows.clone(), &read_schema)?;
             plan = Arc::new(FilterExec::try_new(predicate, plan)?);
         }
@@ -202,7 +224,7 @@ impl TableProvider for PolicyTable {
         let mut unmasked = Vec::new();
         for (at_output, index) in wanted.iter().enumerate() {
             let name = table.field(*index).name().clone();
-            let expr = match self.masks.iter().find(|(m, _)| m == index) {
+            let expr = match masks.iter().find(|(m, _)| m == index) {
                 Some((_, mask)) => state.create_physical_expr(mask.clone(), &read_schema)?,
                 None => {
                     unmasked.push(at_output);
