@@ -3,6 +3,8 @@
 //! `Arrow error: Parser error:`, `Schema error:`, `External error:`), and where a syntax
 //! error is.
 
+use crate::sql_types::{TypeNameCase, sql_type_name};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::DataFusionError;
 use datafusion::sql::sqlparser::parser::ParserError;
@@ -16,8 +18,77 @@ pub struct SourceLocation {
     pub column: u64,
 }
 
-/// The message of `err` without engine prefixes, for people.
+/// The message of `err` without engine prefixes, for people, its Arrow type names in SQL
+/// (`Int64` → `BIGINT`, `Decimal128(15, 2)` → `DECIMAL(15,2)`).
 pub(crate) fn plain_message(err: &DataFusionError) -> String {
+    with_sql_type_names(&engine_message(err))
+}
+
+/// The Arrow types that an engine message names: those whose name alone is the type, and
+/// those with parameters in parentheses.
+const ARROW_TYPE_NAMES: &[&str] = &[
+    "Boolean",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "UInt8",
+    "UInt16",
+    "UInt32",
+    "UInt64",
+    "Float16",
+    "Float32",
+    "Float64",
+    "Utf8",
+    "Utf8View",
+    "LargeUtf8",
+    "Binary",
+    "BinaryView",
+    "LargeBinary",
+    "Date32",
+    "Date64",
+];
+const ARROW_TYPES_WITH_PARAMETERS: &[&str] = &[
+    "Decimal32(",
+    "Decimal64(",
+    "Decimal128(",
+    "Decimal256(",
+    "Timestamp(",
+    "Time32(",
+    "Time64(",
+];
+
+/// `text` with every Arrow type name it holds as a word (parsed back by Arrow itself, so a
+/// word that only looks like one stays) written as the SQL name every door shows.
+fn with_sql_type_names(text: &str) -> String {
+    let is_word_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, c)) = rest.char_indices().next() {
+        let starts_word = out.chars().last().is_none_or(|prev| !is_word_char(prev));
+        if starts_word && c.is_ascii_uppercase() {
+            let with_parameters = ARROW_TYPES_WITH_PARAMETERS
+                .iter()
+                .find(|head| rest.starts_with(**head))
+                .and_then(|_| rest.find(')').map(|end| &rest[..=end]));
+            let word_end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
+            let plain = Some(&rest[..word_end]).filter(|w| ARROW_TYPE_NAMES.contains(w));
+            if let Some(candidate) = with_parameters.or(plain)
+                && let Ok(data_type) = candidate.parse::<DataType>()
+            {
+                out.push_str(&sql_type_name(&data_type, TypeNameCase::Upper));
+                rest = &rest[candidate.len()..];
+                continue;
+            }
+        }
+        out.push(c);
+        rest = &rest[at + c.len_utf8()..];
+    }
+    out
+}
+
+/// The message of `err` without engine prefixes, its type names as the engine wrote them.
+fn engine_message(err: &DataFusionError) -> String {
     match err {
         DataFusionError::ArrowError(arrow, _) => arrow_message(arrow),
         DataFusionError::SQL(parser, _) => {
@@ -27,21 +98,25 @@ pub(crate) fn plain_message(err: &DataFusionError) -> String {
         DataFusionError::SchemaError(schema, _) => schema.to_string(),
         DataFusionError::External(inner) => {
             if let Some(inner) = inner.downcast_ref::<DataFusionError>() {
-                plain_message(inner)
+                engine_message(inner)
             } else if let Some(arrow) = inner.downcast_ref::<ArrowError>() {
                 arrow_message(arrow)
             } else {
                 inner.to_string()
             }
         }
-        DataFusionError::Context(context, inner) => {
-            format!("{context}: {}", plain_message(inner))
+        // Which optimizer rule met the error is the engine's business, not the user's.
+        DataFusionError::Context(context, inner) if context.starts_with("Optimizer rule") => {
+            engine_message(inner)
         }
-        DataFusionError::Diagnostic(_, inner) => plain_message(inner),
-        DataFusionError::Shared(inner) => plain_message(inner),
+        DataFusionError::Context(context, inner) => {
+            format!("{context}: {}", engine_message(inner))
+        }
+        DataFusionError::Diagnostic(_, inner) => engine_message(inner),
+        DataFusionError::Shared(inner) => engine_message(inner),
         DataFusionError::Collection(errors) => errors
             .first()
-            .map(plain_message)
+            .map(engine_message)
             .unwrap_or_else(|| err.message().into_owned()),
         DataFusionError::Internal(message) => {
             format!("internal error in the query engine: {message}")
@@ -73,7 +148,7 @@ fn arrow_message(err: &ArrowError) -> String {
         | ArrowError::AvroError(text)
         | ArrowError::CDataInterface(text) => text.clone(),
         ArrowError::ExternalError(inner) => match inner.downcast_ref::<DataFusionError>() {
-            Some(inner) => plain_message(inner),
+            Some(inner) => engine_message(inner),
             None => inner.to_string(),
         },
         ArrowError::IoError(text, _) => text.clone(),
@@ -175,9 +250,31 @@ mod tests {
         );
         assert_eq!(
             plain_message(&err),
-            "Cannot cast string 'x' to value of Int64 type"
+            "Cannot cast string 'x' to value of BIGINT type"
         );
         let err = DataFusionError::External(Box::new(DataFusionError::Execution("boom".into())));
         assert_eq!(plain_message(&err), "boom");
+        let err = DataFusionError::Context(
+            "Optimizer rule 'simplify_expressions' failed".into(),
+            Box::new(DataFusionError::Execution("boom".into())),
+        );
+        assert_eq!(plain_message(&err), "boom");
+    }
+
+    #[test]
+    fn arrow_type_names_become_sql_names() {
+        assert_eq!(
+            with_sql_type_names(
+                "Cannot coerce arithmetic expression Utf8View + Int64 to valid types; \
+                 Decimal128(15, 2) vs Timestamp(µs, \"UTC\")"
+            ),
+            "Cannot coerce arithmetic expression VARCHAR + BIGINT to valid types; \
+             DECIMAL(15,2) vs TIMESTAMP(6) WITH TIME ZONE"
+        );
+        // Words that only look like types, and names in other words, stay.
+        assert_eq!(
+            with_sql_type_names("column Int64x, MyInt64 and Decimal128(x) and 'Null'"),
+            "column Int64x, MyInt64 and Decimal128(x) and 'Null'"
+        );
     }
 }
