@@ -253,6 +253,22 @@ async fn lakehouse_on_s3() {
     assert!(plan.contains("year=2024"), "{plan}");
     assert!(!plan.contains("year=2023"), "{plan}");
 
+    // Files queried directly on object storage: a glob, as a name and through read_parquet.
+    let source = rows(
+        &mut c,
+        "SELECT count(*), sum(l_quantity) FROM tpch.lineitem WHERE l_linenumber <= 2",
+    )
+    .await;
+    for sql in [
+        format!("SELECT count(*), sum(l_quantity) FROM 's3://{BUCKET}/events/year=2023/*.parquet'"),
+        format!(
+            "SELECT count(*), sum(l_quantity) FROM \
+             read_parquet('s3://{BUCKET}/events/year=2023/*.parquet')"
+        ),
+    ] {
+        assert_eq!(rows(&mut c, &sql).await, source, "{sql}");
+    }
+
     // Managed tables in an S3 warehouse: CTAS, INSERT, read back, DROP deletes the data.
     assert_eq!(
         rows(

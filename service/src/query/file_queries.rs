@@ -183,6 +183,24 @@ impl QueryEngine {
     }
 }
 
+/// The files `path` names. DataFusion reads a glob in a local path only; in an object
+/// storage URL (`s3://lake/events/*.parquet`) the glob is split off here: the part up to the
+/// last `/` before it is listed, and what follows is matched against what is found there.
+fn listing_url(path: &str) -> datafusion::error::Result<ListingTableUrl> {
+    let glob_at = path.find(['*', '?', '[']);
+    let (Some(glob_at), true) = (glob_at, path.contains("://")) else {
+        return ListingTableUrl::parse(path);
+    };
+    let Some(slash) = path[..glob_at].rfind('/') else {
+        return ListingTableUrl::parse(path);
+    };
+    let (base, pattern) = path.split_at(slash + 1);
+    let url = url::Url::parse(base).map_err(|err| DataFusionError::External(Box::new(err)))?;
+    let pattern =
+        glob::Pattern::new(pattern).map_err(|err| DataFusionError::External(Box::new(err)))?;
+    ListingTableUrl::try_new(url, Some(pattern))
+}
+
 /// The files at `reference` as a table, their schema inferred as for external tables.
 async fn open_files(
     state: &SessionState,
@@ -195,7 +213,7 @@ async fn open_files(
             crate::error_text::plain_message(&err)
         ))
     };
-    let url = ListingTableUrl::parse(path).map_err(storage)?;
+    let url = listing_url(path).map_err(storage)?;
     let format = file_format(
         reference.format,
         &Default::default(),
