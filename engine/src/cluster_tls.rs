@@ -84,10 +84,9 @@ pub struct ClusterTls {
 
 struct Inner {
     files: ClusterTlsFiles,
-    current: RwLock<Loaded>,
+    current: RwLock<Arc<Loaded>>,
 }
 
-#[derive(Clone)]
 struct Loaded {
     /// The files' contents, to tell a change.
     contents: [Vec<u8>; 3],
@@ -110,7 +109,7 @@ impl ClusterTls {
         Ok(Self {
             inner: Arc::new(Inner {
                 files,
-                current: RwLock::new(loaded),
+                current: RwLock::new(Arc::new(loaded)),
             }),
         })
     }
@@ -160,16 +159,13 @@ impl ClusterTls {
             .inner
             .current
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = loaded;
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
         Ok(true)
     }
 
-    fn loaded(&self) -> Loaded {
-        self.inner
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// The settings in use (shared, not copied: each connection takes them).
+    fn loaded(&self) -> Arc<Loaded> {
+        Arc::clone(&self.inner.current.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Dials `host:port` and completes a TLS handshake that presents this process's
@@ -185,7 +181,7 @@ impl ClusterTls {
             .map_err(|err| format!("{expected} is not a name a certificate can hold: {err}"))?;
         let tcp = TcpStream::connect((host, port)).await?;
         tcp.set_nodelay(true)?;
-        let connector = tokio_rustls::TlsConnector::from(self.loaded().client);
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&self.loaded().client));
         Ok(connector.connect(name, tcp).await?)
     }
 
@@ -215,7 +211,7 @@ impl ClusterTls {
                         continue;
                     }
                 };
-                let acceptor = tokio_rustls::TlsAcceptor::from(tls.loaded().server);
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.loaded().server));
                 let sender = sender.clone();
                 tokio::spawn(async move {
                     let _permit = permit;

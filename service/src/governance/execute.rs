@@ -67,12 +67,7 @@ impl Governance {
         statement: GovernanceStatement,
     ) -> Result<GovernanceResult, QueryError> {
         let store = &self.inner.store;
-        let require_admin = |statement: &str| match who.admin {
-            true => Ok(()),
-            false => Err(QueryError::PermissionDenied(format!(
-                "permission denied: {statement} needs an admin"
-            ))),
-        };
+        let require_admin = |statement: &str| require_admin(who, statement);
         let tag = match statement {
             GovernanceStatement::ShowGrants { on, holder } => {
                 let on = on.map(|o| grants::resolve(&o, defaults));
@@ -240,6 +235,16 @@ impl Governance {
                 ))),
             },
         }
+    }
+}
+
+/// Refuses `statement` to `who` unless an admin.
+pub(super) fn require_admin(who: &Subject, statement: &str) -> Result<(), QueryError> {
+    match who.admin {
+        true => Ok(()),
+        false => Err(QueryError::PermissionDenied(format!(
+            "permission denied: {statement} needs an admin"
+        ))),
     }
 }
 

@@ -29,12 +29,7 @@ impl Governance {
         statement: TagStatement,
     ) -> Result<Option<LogicalPlan>, QueryError> {
         let store = &self.inner.store;
-        let require_admin = |what: &str| match who.admin {
-            true => Ok(()),
-            false => Err(QueryError::PermissionDenied(format!(
-                "permission denied: {what} needs an admin"
-            ))),
-        };
+        let require_admin = |what: &str| super::execute::require_admin(who, what);
         match statement {
             TagStatement::Show(None) => return definitions(model).map(Some),
             TagStatement::Show(Some(object)) => {
@@ -209,32 +204,30 @@ fn assignments(
     columns: &[String],
 ) -> Result<LogicalPlan, QueryError> {
     let index = model.tags();
-    let inherited = index.effective_with_source(object);
+    // Each tag the object carries, with where it was set.
+    let inherited: Vec<(String, String, String)> = index
+        .effective_with_source(object)
+        .into_iter()
+        .map(|(key, (value, source))| (key, value, describe(&source)))
+        .collect();
     let mut rows: Vec<AssignmentRow> = inherited
         .iter()
-        .map(|(key, (value, source))| (None, key.clone(), value.clone(), describe(source)))
+        .map(|(key, value, set_on)| (None, key.clone(), value.clone(), set_on.clone()))
         .collect();
-    let own_columns = index.column_tags(object);
     for column in columns {
-        let mut tags = inherited.clone();
-        let own = own_columns
-            .and_then(|c| c.get(column))
-            .into_iter()
-            .flatten();
-        for (key, value) in own {
-            tags.insert(key.clone(), (value.clone(), object.clone()));
+        let own = index.column_tags(object).and_then(|c| c.get(column));
+        let mut tags: std::collections::BTreeMap<&str, (String, String)> = inherited
+            .iter()
+            .map(|(key, value, set_on)| (key.as_str(), (value.clone(), set_on.clone())))
+            .collect();
+        for (key, value) in own.into_iter().flatten() {
+            tags.insert(key, (value.clone(), format!("column {column}")));
         }
-        let column_source = format!("column {column}");
-        rows.extend(tags.into_iter().map(|(key, (value, source))| {
-            let set_on = match own_columns
-                .and_then(|c| c.get(column))
-                .is_some_and(|own| own.contains_key(&key))
-            {
-                true => column_source.clone(),
-                false => describe(&source),
-            };
-            (Some(column.clone()), key, value, set_on)
-        }));
+        rows.extend(
+            tags.into_iter().map(|(key, (value, set_on))| {
+                (Some(column.clone()), key.to_string(), value, set_on)
+            }),
+        );
     }
     let text = |f: &dyn Fn(&AssignmentRow) -> String| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
