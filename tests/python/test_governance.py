@@ -67,6 +67,14 @@ def test_every_door_gives_what_is_granted_and_refuses_the_rest(governed):
     missing = refused(server, "SELECT x FROM gov.no_such_table")
     assert "no privilege on table osprey.gov.secret" in hidden
     assert "no privilege on table osprey.gov.no_such_table" in missing
+    # A misspelt name gets "did you mean" from the names the user sees, never a hidden one.
+    assert "no privilege on table osprey.gov.order. Did you mean gov.orders?" in refused(
+        server, "SELECT id FROM gov.order")
+    slip = refused(server, "SELECT x FROM gov.secre")
+    assert "secret" not in slip, slip
+    with pytest.raises(adbc_driver_manager.Error) as failed:
+        admin(server, "SELECT x FROM gov.secre")
+    assert "Did you mean gov.secret?" in str(failed.value)
 
     # HTTP: the same error, code and all.
     answer = http_query(server, "SELECT ssn FROM gov.orders", BEN, BEN_PASSWORD)

@@ -237,6 +237,15 @@ def test_interactive_prompt_multiline_completion_and_cancel(server):
     child.sendline("SELECT 12345678901234567 AS big, repeat('x', 300) AS text;")
     child.expect(r"12345678901234567 \| x{100,}\r\n\s+\| x{100,}\r\n")
     child.expect(PROMPT)
+    # So are a date and a timestamp beside it.
+    child.sendline("SELECT DATE '2026-12-07' AS day, TIMESTAMP '2026-12-07 10:11:12' AS at, "
+                   "repeat('y', 300) AS text;")
+    child.expect(r"2026-12-07 \| 2026-12-07[ T]10:11:12 +\| y{50,}\r\n")
+    child.expect(PROMPT)
+    # A syntax error shows its line with a caret under the spot, as psql does.
+    child.sendline("SELECT * FROM nation WHERE = 1;")
+    child.expect_exact("LINE 1: SELECT * FROM nation WHERE = 1\r\n" + " " * 35 + "^")
+    child.expect(PROMPT)
     child.sendline("\\q")
     child.expect(pexpect.EOF)
     history = (server["home"] / "history").read_text()

@@ -60,3 +60,104 @@ pub fn trino_error(err: &QueryError) -> Value {
     }
     error
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osprey_service::SourceLocation;
+
+    /// Trino's `io.trino.spi.StandardErrorCode` entries this door can answer, as Trino 4xx
+    /// releases define them (name, code).
+    const TRINO_STANDARD_CODES: &[(&str, i64)] = &[
+        ("GENERIC_USER_ERROR", 0),
+        ("SYNTAX_ERROR", 1),
+        ("USER_CANCELED", 3),
+        ("PERMISSION_DENIED", 4),
+        ("NOT_FOUND", 5),
+        ("INVALID_FUNCTION_ARGUMENT", 7),
+        ("NOT_SUPPORTED", 13),
+        ("TRANSACTION_CONFLICT", 17),
+        ("TABLE_NOT_FOUND", 46),
+        ("COLUMN_NOT_FOUND", 47),
+        ("GENERIC_INTERNAL_ERROR", 65536),
+        ("NO_NODES_AVAILABLE", 65541),
+        ("REMOTE_TASK_ERROR", 65542),
+        ("GENERIC_INSUFFICIENT_RESOURCES", 131072),
+        ("QUERY_QUEUE_FULL", 131074),
+        ("EXCEEDED_TIME_LIMIT", 131075),
+        ("EXCEEDED_LOCAL_MEMORY_LIMIT", 131079),
+        ("EXCEEDED_SCAN_LIMIT", 131081),
+    ];
+
+    fn every_kind() -> Vec<QueryError> {
+        let text = || "x".to_string();
+        vec![
+            QueryError::SyntaxError {
+                message: text(),
+                location: Some(SourceLocation { line: 2, column: 7 }),
+            },
+            QueryError::TableNotFound(text()),
+            QueryError::ColumnNotFound(text()),
+            QueryError::InvalidStatement(text()),
+            QueryError::NotFound(text()),
+            QueryError::NotSupported(text()),
+            QueryError::NoExecutors(text()),
+            QueryError::ResourcesExhausted(text()),
+            QueryError::ResultTooLarge(text()),
+            QueryError::Cancelled(text()),
+            QueryError::InvalidData(text()),
+            QueryError::PermissionDenied(text()),
+            QueryError::ExecutorLost(text()),
+            QueryError::CatalogUnavailable(text()),
+            QueryError::CommitConflict(text()),
+            QueryError::TimedOut(text()),
+            QueryError::QueueFull(text()),
+            QueryError::ScanLimitExceeded(text()),
+            QueryError::Execution(text()),
+        ]
+    }
+
+    /// Every kind gets a name and code Trino defines together, and the type Trino gives that
+    /// code's range (user errors below 0x10000, then internal, resources, external).
+    #[test]
+    fn every_kind_has_trinos_name_code_and_type() {
+        for err in every_kind() {
+            let error = trino_error(&err);
+            let name = error["errorName"].as_str().unwrap_or_default();
+            let code = error["errorCode"].as_i64().unwrap_or(-1);
+            let kind = error["errorType"].as_str().unwrap_or_default();
+            let expected_kind = match code >> 16 {
+                0 => "USER_ERROR",
+                1 => "INTERNAL_ERROR",
+                2 => "INSUFFICIENT_RESOURCES",
+                _ => "EXTERNAL",
+            };
+            assert_eq!(kind, expected_kind, "{err:?}");
+            if kind == "EXTERNAL" {
+                // Connector codes: Trino's are from 0x0100_0000 on.
+                assert!(code >= 0x0100_0000, "{err:?}");
+                continue;
+            }
+            assert!(
+                TRINO_STANDARD_CODES.contains(&(name, code)),
+                "{err:?}: {name} {code} is not one of Trino's standard codes"
+            );
+            assert_eq!(
+                error["failureInfo"]["type"],
+                format!("osprey.{}", err.code())
+            );
+        }
+    }
+
+    /// A syntax error carries where it is, as Trino's `errorLocation`; other errors do not.
+    #[test]
+    fn syntax_errors_carry_their_location() {
+        let kinds = every_kind();
+        let error = trino_error(&kinds[0]);
+        assert_eq!(
+            error["errorLocation"],
+            json!({"lineNumber": 2, "columnNumber": 7})
+        );
+        assert!(trino_error(&kinds[1]).get("errorLocation").is_none());
+    }
+}

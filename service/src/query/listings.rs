@@ -191,9 +191,13 @@ async fn find_table(
 
 /// A [`QueryError::TableNotFound`] with "did you mean" added: the closest names among the
 /// tables the session can see (its current schema's by their bare name, others qualified).
-/// Any other error is returned as it is.
+/// A name the policy hides is refused as `PERMISSION_DENIED` (whether it exists or not), and
+/// the refusal gets the same hint, drawn from what the principal sees only, so it reads the
+/// same whether the hidden table exists. Any other error is returned as it is.
 pub(super) async fn suggest_table(state: &SessionState, err: QueryError) -> QueryError {
-    // A name the policy hides is refused as a visible one would be, whether it exists or not.
+    let Some(missing) = err.missing_table().map(str::to_string) else {
+        return err;
+    };
     let defaults = &state.config_options().catalog;
     let err = match state
         .config()
@@ -206,10 +210,24 @@ pub(super) async fn suggest_table(state: &SessionState, err: QueryError) -> Quer
         }
         None => err,
     };
-    let Some(missing) = err.missing_table() else {
-        return err;
-    };
-    let message = format!("table {missing} does not exist");
+    let closest = closest_table(state, &missing);
+    match (err, closest) {
+        (QueryError::TableNotFound(message), Some(name)) => {
+            QueryError::TableNotFound(format!("{message}. Did you mean {name}?"))
+        }
+        (QueryError::TableNotFound(message), None) => {
+            QueryError::TableNotFound(format!("{message}: SHOW TABLES lists them"))
+        }
+        (QueryError::PermissionDenied(message), Some(name)) => {
+            QueryError::PermissionDenied(format!("{message}. Did you mean {name}?"))
+        }
+        (other, _) => other,
+    }
+}
+
+/// The table the session can see whose name is closest to `missing` (a name as the planner
+/// reported it, qualified or not), written as the user would name it from the current schema.
+fn closest_table(state: &SessionState, missing: &str) -> Option<String> {
     let mut parts = missing.rsplit('.');
     let wanted = parts.next().unwrap_or(missing).to_lowercase();
     // The schema the name was looked for in: a table there is the likeliest meant.
@@ -252,10 +270,7 @@ pub(super) async fn suggest_table(state: &SessionState, err: QueryError) -> Quer
             }
         }
     }
-    match best {
-        Some((_, _, name)) => QueryError::TableNotFound(format!("{message}. Did you mean {name}?")),
-        None => QueryError::TableNotFound(format!("{message}: SHOW TABLES lists them")),
-    }
+    best.map(|(_, _, name)| name)
 }
 
 /// The name after `FROM`/`IN` of a `SHOW` statement, as its parts.
