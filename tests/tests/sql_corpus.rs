@@ -9,6 +9,9 @@
 //! protocol carry `skipif <door>` with that reason (labels: `in-process`, `flight-sql`, `http`,
 //! `trino`).
 //!
+//! A record `\connect USER PASSWORD` turns its connection into that user's, through the same
+//! door (`corpus_doors::login`): `policies.slt` shows what each user sees.
+//!
 //! Run one file: `cargo test -p osprey-tests --test sql_corpus -- --nocapture` with
 //! `OSPREY_SLT=basics` (a file name without `.slt`).
 
@@ -17,6 +20,7 @@ mod in_process;
 
 use corpus_doors::flight::FlightSqlSession;
 use corpus_doors::http::HttpSession;
+use corpus_doors::login::{Login, LoginFn};
 use corpus_doors::trino::TrinoSession;
 use corpus_doors::{column_type, text_rows};
 use datafusion::arrow::array::RecordBatch;
@@ -27,6 +31,7 @@ use osprey_tests::{
 };
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One session of the coordinator's statement service, as sqllogictest drives it.
@@ -154,19 +159,28 @@ async fn the_sql_corpus_passes_through_every_front_door() {
     });
     let flight = coordinator.addr;
     let http = coordinator.http_addr();
+    let flight_login: LoginFn<FlightSqlSession> = Arc::new(move |user, password| {
+        Box::pin(async move { FlightSqlSession::connect(flight, &user, &password).await })
+    });
+    let http_login: LoginFn<HttpSession> = Arc::new(move |user, password| {
+        Box::pin(async move { Ok(HttpSession::new(http, &user, &password)) })
+    });
+    let trino_login: LoginFn<TrinoSession> = Arc::new(move |user, password| {
+        Box::pin(async move { TrinoSession::connect(http, &user, &password) })
+    });
     let mut failures = run_corpus("flight-sql", move || {
-        FlightSqlSession::connect(flight, "admin", ADMIN_PASSWORD)
+        Login::open(flight_login.clone(), "admin", ADMIN_PASSWORD)
     })
     .await;
     failures.extend(
-        run_corpus("http", move || async move {
-            Ok(HttpSession::new(http, "admin", ADMIN_PASSWORD))
+        run_corpus("http", move || {
+            Login::open(http_login.clone(), "admin", ADMIN_PASSWORD)
         })
         .await,
     );
     failures.extend(
-        run_corpus("trino", move || async move {
-            TrinoSession::connect(http, "admin", ADMIN_PASSWORD)
+        run_corpus("trino", move || {
+            Login::open(trino_login.clone(), "admin", ADMIN_PASSWORD)
         })
         .await,
     );
@@ -179,19 +193,28 @@ async fn the_sql_corpus_passes_in_process() {
     let (coordinator, _executors) = in_process::start_coordinator(data_dir.path()).await;
     let service = StatementService::new(coordinator.engine.clone());
     let admin = in_process::admin(&service).await;
-    let failures = run_corpus("in-process", move || {
+    let session_of = |service: StatementService, principal: Principal| EngineSession {
+        service,
+        principal: principal.clone(),
+        session: SessionSettings {
+            principal: Some(principal),
+            ..SessionSettings::default()
+        },
+    };
+    let login: LoginFn<EngineSession> = {
         let service = service.clone();
-        let admin = admin.clone();
-        async move {
-            Ok(EngineSession {
-                service,
-                principal: admin.clone(),
-                session: SessionSettings {
-                    principal: Some(admin),
-                    ..SessionSettings::default()
-                },
+        Arc::new(move |user, password| {
+            let service = service.clone();
+            Box::pin(async move {
+                let principal = in_process::log_in(&service, &user, &password).await?;
+                Ok(session_of(service, principal))
             })
-        }
+        })
+    };
+    let failures = run_corpus("in-process", move || {
+        let session = session_of(service.clone(), admin.clone());
+        let login = login.clone();
+        async move { Ok(Login::new(session, login)) }
     })
     .await;
     assert_passed(failures, "in process");

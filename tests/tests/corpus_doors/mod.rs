@@ -4,6 +4,7 @@
 
 pub mod flight;
 pub mod http;
+pub mod login;
 pub mod trino;
 
 use datafusion::arrow::array::RecordBatch;

@@ -3,7 +3,7 @@
 
 use osprey_coordinator::{Coordinator, CoordinatorConfig};
 use osprey_proto::ClusterSecret;
-use osprey_service::{ExecutorHealth, Principal, StatementService, UserCredential};
+use osprey_service::{ExecutorHealth, Principal, QueryError, StatementService, UserCredential};
 use osprey_tests::{ADMIN_PASSWORD, Process, TEST_SECRET, spawn_executor};
 use std::path::Path;
 use std::time::Duration;
@@ -52,10 +52,21 @@ pub async fn start_coordinator(data_dir: &Path) -> (Coordinator, Vec<Process>) {
 /// The admin, as a front door would authenticate it (the coordinator's own internal
 /// statements, with no principal, skip the checks a user's pass).
 pub async fn admin(service: &StatementService) -> Principal {
+    log_in(service, "admin", ADMIN_PASSWORD)
+        .await
+        .expect("the admin logs in")
+}
+
+/// `user`, as a front door would authenticate it.
+pub async fn log_in(
+    service: &StatementService,
+    user: &str,
+    password: &str,
+) -> Result<Principal, QueryError> {
     service
         .engine()
         .auth()
-        .check_password("admin", ADMIN_PASSWORD, None)
+        .check_password(user, password, None)
         .await
-        .expect("the admin logs in")
+        .map_err(|err| QueryError::PermissionDenied(err.to_string()))
 }
