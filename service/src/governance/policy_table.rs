@@ -27,6 +27,9 @@ use osprey_engine::PolicyBoundaryExec;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+/// The percentage of rows a row filter DataFusion cannot bound is estimated to keep.
+const UNBOUNDED_FILTER_SELECTIVITY: u8 = 100;
+
 /// A table with its row filter and masks applied (see the module docs).
 #[derive(Debug)]
 pub(super) struct PolicyTable {
@@ -218,7 +221,14 @@ impl TableProvider for PolicyTable {
         let read_schema = DFSchema::try_from(plan.schema().as_ref().clone())?;
         if let Some(rows) = &rows {
             let predicate = state.create_physical_expr(rows.clone(), &read_schema)?;
-            plan = Arc::new(FilterExec::try_new(predicate, plan)?);
+            // A filter DataFusion cannot bound (a `DECIMAL` or text comparison, a function) is
+            // estimated to keep every row, not DataFusion's default fifth: the query above is
+            // planned on the table's size, as without a policy, and never broadcasts a large
+            // table taken for a small one.
+            plan = Arc::new(
+                FilterExec::try_new(predicate, plan)?
+                    .with_default_selectivity(UNBOUNDED_FILTER_SELECTIVITY)?,
+            );
         }
         let mut columns = Vec::with_capacity(wanted.len());
         let mut unmasked = Vec::new();
