@@ -7,8 +7,9 @@
 //! - `sum` of a `DECIMAL(p,s)` is a `DECIMAL(38,s)`, as in Trino, Athena and DuckDB.
 //!   DataFusion's is `DECIMAL(p+10,s)` (Spark's rule): a Trino client would see another type
 //!   for the same query. The sum is DataFusion's; only the result's precision differs.
-//!   (`avg` of a decimal keeps DataFusion's `DECIMAL(p+4,s+4)`: Trino's `DECIMAL(p,s)` would
-//!   cut the digits DataFusion truncates, where Trino rounds; more digits are the honest answer.)
+//!   (`avg` of a decimal keeps DataFusion's `DECIMAL(p+4,s+4)`. Given Trino's `DECIMAL(p,s)`,
+//!   DataFusion would truncate the average where Trino rounds it half up: another answer.
+//!   Four more digits of the true average is the better one.)
 //! - `iceberg_transform('<transform>', value)` computes Iceberg partition values in the
 //!   executors that write a partitioned Iceberg table (`osprey_iceberg::partition_transform_udf`).
 

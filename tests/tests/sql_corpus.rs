@@ -12,8 +12,8 @@
 //! A record `\connect USER PASSWORD` turns its connection into that user's, through the same
 //! door (`corpus_doors::login`): `policies.slt` shows what each user sees.
 //!
-//! Run one file: `cargo test -p osprey-tests --test sql_corpus -- --nocapture` with
-//! `OSPREY_SLT=basics` (a file name without `.slt`).
+//! Run one file: `cargo build --workspace --bins`, then `cargo test --workspace --test
+//! sql_corpus -- --nocapture` with `OSPREY_SLT=basics` (a file name without `.slt`).
 
 mod corpus_doors;
 mod in_process;
