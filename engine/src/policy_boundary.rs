@@ -201,37 +201,41 @@ impl ExecutionPlan for PolicyBoundaryExec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::common::stats::Precision;
-    use datafusion::datasource::memory::MemorySourceConfig;
+    use datafusion::common::ScalarValue;
+    use datafusion::common::stats::{ColumnStatistics, Precision};
     use datafusion::physical_plan::StatisticsContext;
+    use datafusion::physical_plan::test::exec::StatisticsExec;
 
     /// Joins above a governed table are planned on its size: the boundary reports its input's
     /// row count and unmasked columns' bounds as estimates, never as exact figures, and says
     /// nothing of a masked column.
     #[test]
     fn estimates_pass_exact_figures_and_masked_columns_do_not() -> Result<()> {
-        let schema = Arc::new(Schema::new(vec![
+        let schema = Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("ssn", DataType::Utf8, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(Int64Array::from(vec![3, 1, 2])),
-                Arc::new(StringArray::from(vec!["a", "b", "c"])),
+        ]);
+        let bounded = |max: ScalarValue| ColumnStatistics {
+            max_value: Precision::Exact(max),
+            ..ColumnStatistics::new_unknown()
+        };
+        let exact = Statistics {
+            num_rows: Precision::Exact(3),
+            total_byte_size: Precision::Exact(96),
+            column_statistics: vec![
+                bounded(ScalarValue::Int64(Some(3))),
+                bounded(ScalarValue::Utf8(Some("333-33-3333".to_string()))),
             ],
-        )?;
-        let table = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
-        let exact = StatisticsContext::new().compute(table.as_ref(), &StatisticsArgs::new())?;
-        assert_eq!(exact.num_rows, Precision::Exact(3));
+        };
+        let table = Arc::new(StatisticsExec::new(exact, schema));
         let boundary = PolicyBoundaryExec::new(table, vec![0]);
         let seen = StatisticsContext::new().compute(&boundary, &StatisticsArgs::new())?;
         assert_eq!(seen.num_rows, Precision::Inexact(3));
+        assert_eq!(seen.total_byte_size, Precision::Inexact(96));
         assert_eq!(
             seen.column_statistics[0].max_value,
-            exact.column_statistics[0].max_value.clone().to_inexact()
+            Precision::Inexact(ScalarValue::Int64(Some(3)))
         );
         assert_eq!(seen.column_statistics[1].max_value, Precision::Absent);
         Ok(())
